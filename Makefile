@@ -1,0 +1,47 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+PORT ?= 8000
+
+# Test configuration: the suite makes its own database and roles from these.
+PG_HOST ?= 127.0.0.1
+PG_PORT ?= 5432
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
+TEST_ENV := DEBUG=1 SECRET_KEY=test-only-not-secret SECURE_SSL_REDIRECT=0 \
+	DATABASE_URL=postgresql://coditect_test_app@$(PG_HOST):$(PG_PORT)/coditect_test \
+	DATABASE_OPERATOR_URL=postgresql://coditect_test_operator@$(PG_HOST):$(PG_PORT)/coditect_test \
+	TEST_DATABASE_ADMIN_URL=postgresql://postgres@$(PG_HOST):$(PG_PORT)/postgres \
+	REDIS_URL=$(REDIS_TEST_URL)
+EMBEDDED_ENV := env -u DATABASE_URL -u DATABASE_OPERATOR_URL -u REDIS_URL -u SEAT_LEDGER \
+	DEBUG=1 SECURE_SSL_REDIRECT=0 CODITECT_VAR_DIR=$(CURDIR)/var/test-embedded
+
+.PHONY: install run test lint format clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" bin/run-embedded
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install lint
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+	$(EMBEDDED_ENV) $(BIN)/pytest -m embedded $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var

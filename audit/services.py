@@ -1,0 +1,121 @@
+"""The audit service: the one way anything writes to the audit log.
+
+Call it inside the transaction of the change it records, so the two commit or
+vanish together. Rows form a hash chain per tenant (the null tenant is the
+operator chain): each row's `hash` covers its content and the previous row's
+hash, so an edited or deleted row breaks the chain where `audit_verify` looks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from audit.models import AuditLog
+from tenants.models import check_write_scope
+from tenants.scope import operator_scope
+
+
+def _canonical(row: AuditLog) -> bytes:
+    payload = {
+        "tenant_id": str(row.tenant_id) if row.tenant_id else None,
+        "user_id": str(row.user_id) if row.user_id else None,
+        "actor": row.actor,
+        "action": row.action,
+        "target_type": row.target_type,
+        "target_id": row.target_id,
+        "details": row.details,
+        "ip_address": row.ip_address,
+        "request_id": row.request_id,
+        "created_at": row.created_at.isoformat(),
+        "prev_hash": row.prev_hash,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def audit_row_hash(row: AuditLog) -> str:
+    return hashlib.sha256(_canonical(row)).hexdigest()
+
+
+def _lock_chain(tenant_id: uuid.UUID | None, using: str) -> None:
+    """Serialise appends to one chain (a transaction-scoped advisory lock)."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return  # SQLite writes are serialised by its IMMEDIATE transactions
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            [f"audit:{tenant_id or 'operator'}"],
+        )
+
+
+def _client_ip(request) -> str | None:
+    if request is None:
+        return None
+    return getattr(request, "client_ip", None) or request.META.get("REMOTE_ADDR")
+
+
+def audit_record(
+    *,
+    action: str,
+    tenant_id: uuid.UUID | str | None = None,
+    user: Any = None,
+    actor: str = "",
+    target: Any = None,
+    target_type: str = "",
+    target_id: str = "",
+    details: dict[str, Any] | None = None,
+    request: Any = None,
+) -> AuditLog:
+    """Append one event. `target` may be a model instance (its type and pk are kept)."""
+    if tenant_id is not None and not isinstance(tenant_id, uuid.UUID):
+        tenant_id = uuid.UUID(str(tenant_id))
+    if tenant_id is None:
+        # Events of no tenant belong to the operator chain, which only the
+        # operator path can write (the app role cannot insert a null tenant).
+        with operator_scope(), transaction.atomic(using=router.db_for_write(AuditLog)):
+            return _append(
+                _new_row(action, None, user, actor, target, target_type, target_id, details, request)
+            )
+    check_write_scope(tenant_id)
+    return _append(_new_row(action, tenant_id, user, actor, target, target_type, target_id, details, request))
+
+
+def _new_row(action, tenant_id, user, actor, target, target_type, target_id, details, request) -> AuditLog:
+    if target is not None:
+        target_type = target_type or target._meta.label_lower
+        target_id = target_id or str(target.pk)
+    row = AuditLog(
+        tenant_id=tenant_id,
+        user_id=getattr(user, "pk", None) if user is not None else None,
+        actor=actor or (getattr(user, "email", "") if user is not None else ""),
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        details=details or {},
+        ip_address=_client_ip(request),
+        request_id=getattr(request, "request_id", "") if request is not None else "",
+        created_at=timezone.now(),
+    )
+    return row
+
+
+def _append(row: AuditLog) -> AuditLog:
+    using = router.db_for_write(AuditLog)
+    _lock_chain(row.tenant_id, using)
+    previous = (
+        AuditLog.unscoped.using(using)
+        .filter(tenant_id=row.tenant_id)
+        .order_by("-id")
+        .values_list("hash", flat=True)
+        .first()
+    )
+    row.prev_hash = previous or ""
+    row.hash = audit_row_hash(row)
+    row.save(using=using, force_insert=True)
+    return row

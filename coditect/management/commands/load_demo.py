@@ -1,0 +1,92 @@
+"""A small, idempotent demo: one tenant, its admin, an operator, one license.
+
+The generated passwords and the license key are kept in var/demo.json (never
+in the repository) so that running it again prints the same login.
+"""
+
+import json
+import os
+import secrets
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import Role, User
+from accounts.services import tenant_create_with_audit
+from licenses.keys import license_key_digest
+from licenses.models import License
+from licenses.services import license_create
+from tenants.models import Tenant
+from tenants.scope import operator_scope, tenant_scope
+
+DEMO_SLUG = "demo"
+ADMIN_EMAIL = "admin@demo.example"
+OPERATOR_EMAIL = "operator@demo.example"
+
+
+class Command(BaseCommand):
+    help = "Load the demo tenant, tenant admin, operator and license (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    def handle(self, *args, **options):
+        if not settings.DEBUG:
+            self.stderr.write("load_demo only runs with DEBUG on; it creates known logins.")
+            return
+        state_path = settings.VAR_DIR / "demo.json"
+        state = json.loads(state_path.read_text()) if state_path.exists() else {}
+        state.setdefault("admin_password", secrets.token_urlsafe(12))
+        state.setdefault("operator_password", secrets.token_urlsafe(12))
+
+        with operator_scope():
+            tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+            operator_exists = User.objects.filter(email=OPERATOR_EMAIL).exists()
+        if tenant is None:
+            tenant = tenant_create_with_audit(name="Demo Company", slug=DEMO_SLUG)
+        if not operator_exists:
+            with operator_scope(), transaction.atomic(using=settings.OPERATOR_DATABASE):
+                User.objects.create_superuser(
+                    OPERATOR_EMAIL, state["operator_password"], full_name="Demo Operator"
+                )
+
+        with tenant_scope(tenant.id):
+            if not User.objects.filter(email=ADMIN_EMAIL).exists():
+                User.objects.create_user(
+                    ADMIN_EMAIL,
+                    state["admin_password"],
+                    tenant=tenant,
+                    role=Role.TENANT_ADMIN,
+                    full_name="Demo Admin",
+                )
+            key = state.get("license_key")
+            has_license = key and License.objects.filter(key_digest=license_key_digest(key)).exists()
+        if not has_license:
+            _, state["license_key"] = license_create(
+                tenant=tenant,
+                max_seats=5,
+                name="CODITECT Pro (demo)",
+                entitlements={"pro": True, "export": True},
+            )
+
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        state_path.write_text(json.dumps(state, indent=2))
+        os.chmod(state_path, 0o600)
+
+        base = options["base_url"].rstrip("/")
+        self.stdout.write(
+            f"""
+CODITECT License Server (embedded default: SQLite, database seat ledger)
+  Admin site (operators):   {base}/admin/      {OPERATOR_EMAIL} / {state["operator_password"]}
+  Dashboard (tenant admin): {base}/dashboard/  {ADMIN_EMAIL} / {state["admin_password"]}
+  API docs:                 {base}/api/docs/
+  Demo license key:         {state["license_key"]}   (kept in {state_path})
+
+Try it:
+  TOKEN=$(curl -s {base}/api/v1/auth/login -H 'Content-Type: application/json' \\
+    -d '{{"email": "{ADMIN_EMAIL}", "password": "{state["admin_password"]}"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s {base}/api/v1/licenses/acquire -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+    -d '{{"license_key": "{state["license_key"]}", "hardware_fingerprint": "demo-machine-1"}}'
+"""
+        )

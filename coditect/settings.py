@@ -1,0 +1,243 @@
+"""Settings for the CODITECT license server.
+
+Every value comes from the environment (documented in `.env.example`). With no
+variables set, the server runs on the embedded default: a SQLite file, the
+database seat ledger, no Redis and no broker.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("CODITECT_VAR_DIR", BASE_DIR / "var"))
+
+env = environ.Env()
+
+
+def secret(name: str, default: str | None = None) -> str | None:
+    """Read NAME, or the contents of the file named by NAME_FILE (mounted secrets)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {exc}") from exc
+    return os.environ.get(name, default)
+
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = secret("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("Set SECRET_KEY (or SECRET_KEY_FILE); DEBUG is off.")
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_prometheus",
+    "tenants",
+    "audit",
+    "accounts",
+    "licenses",
+    "analytics",
+    "coditect",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "tenants.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "tenants.middleware.OperatorSiteMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "coditect.urls"
+WSGI_APPLICATION = "coditect.wsgi.application"
+ASGI_APPLICATION = "coditect.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases -------------------------------------------------------------
+# `default` is the application role: not the tables' owner, no BYPASSRLS, so
+# PostgreSQL row-level security applies to every request. `operator` is the
+# one separately named path that sees every tenant (admin site, system tasks);
+# it connects as a role with BYPASSRLS. Migrations run as the owner role: the
+# process that migrates is given the owner's URL as DATABASE_URL.
+SQLITE_PATH = VAR_DIR / "coditect.sqlite3"
+CONN_MAX_AGE = env.int("DATABASE_CONN_MAX_AGE", default=60)
+
+
+def _database(url: str | None) -> dict:
+    if not url:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        config = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(SQLITE_PATH),
+            # IMMEDIATE takes the write lock at BEGIN, so the database ledger's
+            # read-then-write runs serialised on SQLite as it does under row
+            # locks on PostgreSQL.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    else:
+        config = environ.Env.db_url_config(url)
+        config["CONN_MAX_AGE"] = CONN_MAX_AGE
+        config["CONN_HEALTH_CHECKS"] = True
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
+        sslmode = os.environ.get("DATABASE_SSLMODE")
+        if sslmode:
+            options["sslmode"] = sslmode
+        sslrootcert = os.environ.get("DATABASE_SSLROOTCERT")
+        if sslrootcert:
+            options["sslrootcert"] = sslrootcert
+    config["ATOMIC_REQUESTS"] = False
+    return config
+
+
+DATABASE_URL = secret("DATABASE_URL")
+DATABASE_OPERATOR_URL = secret("DATABASE_OPERATOR_URL")
+DATABASES = {"default": _database(DATABASE_URL)}
+if DATABASE_OPERATOR_URL:
+    DATABASES["operator"] = _database(DATABASE_OPERATOR_URL)
+# The alias operator work uses; on a single-role install (SQLite) it is default.
+OPERATOR_DATABASE = "operator" if DATABASE_OPERATOR_URL else "default"
+DATABASE_ROUTERS = ["tenants.routers.OperatorRouter"]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Redis -------------------------------------------------------------------
+REDIS_URL = secret("REDIS_URL")
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="coditect")
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_KEY_PREFIX,
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+SEAT_LEDGER = env.str("SEAT_LEDGER", default="redis" if REDIS_URL else "database")
+if SEAT_LEDGER not in {"redis", "database"}:
+    raise ImproperlyConfigured("SEAT_LEDGER must be 'redis' or 'database'.")
+if SEAT_LEDGER == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("SEAT_LEDGER=redis needs REDIS_URL.")
+
+# --- Licensing defaults --------------------------------------------------------
+LICENSE_DEFAULT_LEASE_TTL = env.int("LICENSE_DEFAULT_LEASE_TTL", default=360)
+LICENSE_DEFAULT_OFFLINE_GRACE = env.int("LICENSE_DEFAULT_OFFLINE_GRACE", default=24 * 3600)
+LICENSE_DEFAULT_BORROW_LIMIT_HOURS = env.int("LICENSE_DEFAULT_BORROW_LIMIT_HOURS", default=72)
+LICENSE_TOKEN_ISSUER = env.str("LICENSE_TOKEN_ISSUER", default="coditect-license-server")
+
+# --- API -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "tenants.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CODITECT License Server API",
+    "DESCRIPTION": "Floating license seats: acquire, heartbeat, release, borrow.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Static files, i18n ---------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security ----------------------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging -------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "tenants.logging.RequestIdFilter"}},
+    "formatters": {"json": {"()": "tenants.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}
+ADMIN_URL = env.str("ADMIN_URL", default="admin/")

@@ -1,0 +1,230 @@
+"""The shared test base: databases, roles, Redis namespace, personas.
+
+On PostgreSQL the suite builds its own database and roles as they are in
+production: tables owned by an owner role that ran the migrations, requests
+served as an app role that row-level security applies to, and an operator
+role with BYPASSRLS. Nothing depends on state left by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from django.conf import settings
+
+TEST_ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _test_roles():
+    from tenants.dbroles import RoleNames
+
+    return RoleNames(owner="coditect_test_owner", app="coditect_test_app", operator="coditect_test_operator")
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker):
+    from django.core.management import call_command
+    from django.db import connections
+    from django.test.utils import setup_databases, teardown_databases
+
+    if connections["default"].vendor == "sqlite":
+        # A file, not :memory:, so that threads racing in tests share one database.
+        test_name = str(settings.VAR_DIR / f"test-{_worker()}-{os.getpid()}.sqlite3")
+        connections.settings["default"]["TEST"]["NAME"] = test_name
+        with django_db_blocker.unblock():
+            old_config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+        yield
+        with django_db_blocker.unblock():
+            teardown_databases(old_config, verbosity=0)
+        return
+
+    from tenants.dbroles import drop_database, ensure_database, ensure_roles
+
+    roles = _test_roles()
+    name = f"coditect_test_{_worker()}_{os.getpid()}"
+    ensure_roles(TEST_ADMIN_URL, roles)
+    drop_database(TEST_ADMIN_URL, name)
+    ensure_database(TEST_ADMIN_URL, name, roles)
+
+    aliases = {"default": roles.app}
+    if "operator" in connections.settings:
+        aliases["operator"] = roles.operator
+    for alias, role in aliases.items():
+        connections[alias].close()
+        connections.settings[alias].update(NAME=name, USER=role, PASSWORD="")
+        connections[alias].settings_dict.update(NAME=name, USER=role, PASSWORD="")
+
+    with django_db_blocker.unblock():
+        # Migrations run as the owner role, as in production.
+        default = connections["default"]
+        default.settings_dict["USER"] = roles.owner
+        call_command("migrate", verbosity=0, interactive=False)
+        default.close()
+        default.settings_dict["USER"] = roles.app
+        connections.settings["default"]["USER"] = roles.app
+    yield
+    for alias in aliases:
+        connections[alias].close()
+    drop_database(TEST_ADMIN_URL, name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_namespace():
+    """Each test session keeps its Redis keys apart from any other's."""
+    settings.REDIS_KEY_PREFIX = f"coditect-test-{uuid.uuid4().hex[:8]}"
+    yield
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(f"*{settings.REDIS_KEY_PREFIX}*", count=1000):
+            client.delete(key)
+        client.close()
+
+
+def owner_connection_url() -> str:
+    """A libpq URL for the test database as its owner (for checks the app role must fail)."""
+    from django.db import connections
+
+    params = connections["default"].settings_dict
+    host = params.get("HOST") or "127.0.0.1"
+    port = params.get("PORT") or 5432
+    return f"postgresql://{_test_roles().owner}@{host}:{port}/{params['NAME']}"
+
+
+def admin_connection_url() -> str:
+    from django.db import connections
+
+    params = connections["default"].settings_dict
+    host = params.get("HOST") or "127.0.0.1"
+    port = params.get("PORT") or 5432
+    user = os.environ.get("TEST_DATABASE_ADMIN_USER", "postgres")
+    return f"postgresql://{user}@{host}:{port}/{params['NAME']}"
+
+
+@pytest.fixture
+def committed_db(django_db_setup, django_db_blocker):
+    """Real commits, for tests whose threads or processes must see each other's
+    writes. Every table is emptied afterwards through a superuser connection,
+    because the app role rightly holds no TRUNCATE."""
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        yield
+        for conn in connections.all():
+            conn.close()
+        if connections["default"].vendor == "postgresql":
+            import psycopg
+
+            with psycopg.connect(admin_connection_url(), autocommit=True) as conn:
+                tables = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'django_migrations'"
+                    )
+                ]
+                if tables:
+                    conn.execute(
+                        "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                    )
+        else:
+            from django.core.management import call_command
+
+            call_command("flush", verbosity=0, interactive=False)
+
+
+@pytest.fixture
+def tenant_a(db):
+    from tenants.tests.factories import TenantFactory
+
+    return TenantFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def tenant_b(db):
+    from tenants.tests.factories import TenantFactory
+
+    return TenantFactory(name="Globex", slug="globex")
+
+
+class TcpProxy:
+    """A loopback TCP forwarder a test can cut and restore, to make a real
+    dependency (PostgreSQL, Redis) unreachable from the app and bring it back."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.target = (target_host, target_port)
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self._connections: list = []
+        self._lock = threading.Lock()
+        self.accepting = True
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self.accepting:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._connections += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones."""
+        import socket
+
+        self.accepting = False
+        with self._lock:
+            for sock in self._connections:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
+                except OSError:
+                    pass
+            self._connections.clear()
+
+    def restore(self) -> None:
+        self.accepting = True
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()

@@ -1,0 +1,66 @@
+import pytest
+from django.db import connections
+
+from coditect.testing import TcpProxy
+
+
+def test_health_answers_without_touching_dependencies(client):
+    # No database access is allowed in this test: a query would raise.
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert response["X-Request-ID"]
+
+
+@pytest.mark.django_db
+def test_ready_answers_when_dependencies_answer(client, settings):
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert "database" in response.json()["checks"]
+    if settings.REDIS_URL:
+        assert "redis" in response.json()["checks"]
+
+
+def test_ready_answers_503_while_postgresql_is_unreachable_and_200_when_back(committed_db, client):
+    default = connections["default"]
+    if default.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    proxy = TcpProxy(
+        default.settings_dict.get("HOST") or "127.0.0.1", int(default.settings_dict.get("PORT") or 5432)
+    )
+    original = dict(default.settings_dict)
+    default.close()
+    default.settings_dict.update(HOST="127.0.0.1", PORT=str(proxy.port))
+    try:
+        assert client.get("/ready").status_code == 200
+
+        proxy.cut()
+        response = client.get("/ready")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["error"]["code"] == "service_unavailable"
+        assert "database" in body["error"]["details"]["failed"]
+        assert set(body["error"]) == {"code", "message", "details"}
+
+        proxy.restore()
+        assert client.get("/ready").status_code == 200
+    finally:
+        default.close()
+        default.settings_dict.clear()
+        default.settings_dict.update(original)
+        proxy.close()
+
+
+def test_request_id_is_taken_from_the_load_balancer_when_sane(client):
+    assert client.get("/health", headers={"X-Request-ID": "abc-123"})["X-Request-ID"] == "abc-123"
+    assert client.get("/health", headers={"X-Request-ID": "bad id\n"})["X-Request-ID"] != "bad id\n"
+
+
+@pytest.mark.django_db
+def test_metrics_are_exported(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert (
+        b"django_http_requests_total_by_method_total" in response.content
+        or b"django_http" in response.content
+    )

@@ -1,0 +1,86 @@
+import json
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.dateparse import parse_datetime
+
+from licenses.services import license_create
+from tenants.models import Tenant
+from tenants.scope import operator_scope
+
+
+def _find_tenant(ref: str) -> Tenant:
+    with operator_scope():
+        try:
+            return Tenant.objects.get(id=uuid.UUID(ref))
+        except (ValueError, Tenant.DoesNotExist):
+            pass
+        try:
+            return Tenant.objects.get(slug=ref)
+        except Tenant.DoesNotExist:
+            raise CommandError(f"no tenant with slug or id {ref!r}") from None
+
+
+class Command(BaseCommand):
+    help = "Create a license and print it as one JSON object, with its key (shown this once only)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", required=True, help="Tenant slug or id.")
+        parser.add_argument("--seats", type=int, required=True)
+        parser.add_argument("--name", default="")
+        parser.add_argument("--expires-at", help="ISO 8601; default: perpetual.")
+        parser.add_argument("--lease-ttl", type=int, help="Seconds a seat lives without a heartbeat.")
+        parser.add_argument("--offline-grace", type=int, help="Seconds a license token is valid offline.")
+        parser.add_argument("--borrow-limit-hours", type=int)
+        parser.add_argument("--max-machines", type=int, help="Bind up to this many machines.")
+        parser.add_argument(
+            "--fingerprint", action="append", default=[], help="Node-lock to this fingerprint (repeatable)."
+        )
+        parser.add_argument("--entitlements", default="{}", help="JSON object, e.g. '{\"pro\": true}'.")
+
+    def handle(self, *args, **options):
+        tenant = _find_tenant(options["tenant"])
+        expires_at = None
+        if options.get("expires_at"):
+            expires_at = parse_datetime(options["expires_at"])
+            if expires_at is None or expires_at.tzinfo is None:
+                raise CommandError(
+                    "--expires-at must be an ISO 8601 time with a zone, e.g. 2027-01-31T00:00:00Z"
+                )
+        try:
+            entitlements = json.loads(options["entitlements"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--entitlements is not JSON: {exc}") from exc
+        if not isinstance(entitlements, dict):
+            raise CommandError("--entitlements must be a JSON object")
+        try:
+            license, key = license_create(
+                tenant=tenant,
+                max_seats=options["seats"],
+                name=options["name"],
+                expires_at=expires_at,
+                lease_ttl=options.get("lease_ttl"),
+                offline_grace=options.get("offline_grace"),
+                borrow_limit_hours=options.get("borrow_limit_hours"),
+                max_machines=options.get("max_machines"),
+                fingerprints=options["fingerprint"],
+                entitlements=entitlements,
+            )
+        except (ValueError, ValidationError) as exc:
+            raise CommandError(f"cannot create license: {exc}") from exc
+        self.stdout.write(
+            json.dumps(
+                {
+                    "id": str(license.id),
+                    "tenant": {"id": str(tenant.id), "slug": tenant.slug},
+                    "license_key": key,
+                    "key_prefix": license.key_prefix,
+                    "max_seats": license.max_seats,
+                    "expires_at": license.expires_at.isoformat() if license.expires_at else None,
+                    "lease_ttl": license.lease_ttl,
+                    "hardware_fingerprints": license.hardware_fingerprints,
+                    "entitlements": license.entitlements,
+                }
+            )
+        )

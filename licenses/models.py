@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from tenants.models import TenantOwnedModel
+
+
+def default_lease_ttl() -> int:
+    return settings.LICENSE_DEFAULT_LEASE_TTL
+
+
+def default_offline_grace() -> int:
+    return settings.LICENSE_DEFAULT_OFFLINE_GRACE
+
+
+def default_borrow_limit_hours() -> int:
+    return settings.LICENSE_DEFAULT_BORROW_LIMIT_HOURS
+
+
+class License(TenantOwnedModel):
+    """A pool of floating seats for one tenant.
+
+    Fingerprints: with `max_machines` unset, a non-empty
+    `hardware_fingerprints` node-locks the license to exactly those machines;
+    with `max_machines` set, new machines are bound into the list until it
+    holds that many, and the next is refused. An empty list and no limit lets
+    any machine in.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, blank=True, default="")
+    # The SHA-256 hex digest of the key (column name from the seed schema).
+    key_digest = models.CharField(max_length=64, unique=True, db_column="license_key", editable=False)
+    key_prefix = models.CharField(max_length=16, editable=False)
+    max_seats = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: perpetual.")
+    hardware_fingerprints = models.JSONField(default=list, blank=True)
+    max_machines = models.PositiveIntegerField(null=True, blank=True)
+    entitlements = models.JSONField(default=dict, blank=True)
+    suspended = models.BooleanField(default=False)
+    lease_ttl = models.PositiveIntegerField(
+        default=default_lease_ttl,
+        validators=[MinValueValidator(1)],
+        help_text="Seconds a seat lives without a heartbeat.",
+    )
+    offline_grace = models.PositiveIntegerField(
+        default=default_offline_grace,
+        validators=[MinValueValidator(1)],
+        help_text="Seconds a license token stays valid offline.",
+    )
+    borrow_limit_hours = models.PositiveIntegerField(
+        default=default_borrow_limit_hours, help_text="0: no borrowing."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "licenses"
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(max_seats__gte=1), name="licenses_max_seats_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'License'} {self.key_prefix}…"
+
+    @property
+    def heartbeat_interval(self) -> int:
+        # Room for two missed beats before the lease expires (invariant 5).
+        return max(1, self.lease_ttl // 3)
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())

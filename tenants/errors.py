@@ -1,0 +1,116 @@
+"""One error shape for the whole API: {"error": {"code", "message", "details"}}.
+
+Business code raises `ApplicationError` (or a subclass naming a stable code);
+the DRF exception handler below renders it, and turns DRF's own exceptions
+into the same shape so that clients only ever parse one format.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+# The stable codes of DESIGN.md, with their HTTP status.
+ERROR_STATUS: dict[str, int] = {
+    "invalid_request": 400,
+    "not_authenticated": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "license_not_found": 404,
+    "license_expired": 403,
+    "license_suspended": 403,
+    "fingerprint_not_allowed": 403,
+    "no_seats_available": 409,
+    "session_not_found": 404,
+    "method_not_allowed": 405,
+    "rate_limited": 429,
+    "service_unavailable": 503,
+}
+
+
+class ApplicationError(Exception):
+    code = "invalid_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        if self.code not in ERROR_STATUS:
+            raise ValueError(f"unknown error code {self.code!r}")
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+    @property
+    def status(self) -> int:
+        return ERROR_STATUS[self.code]
+
+
+class ServiceUnavailable(ApplicationError):
+    code = "service_unavailable"
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(code: str, message: str, details: dict[str, Any] | None = None) -> JsonResponse:
+    """The error shape outside DRF (health checks, Django's own error views)."""
+    return JsonResponse(error_body(code, message, details), status=ERROR_STATUS[code])
+
+
+def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, dict[str, Any]]:
+    if isinstance(exc, drf_exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return "invalid_request", "The request is not valid.", {"fields": detail}
+    if isinstance(exc, drf_exceptions.ParseError):
+        return "invalid_request", str(exc.detail), {}
+    if isinstance(exc, drf_exceptions.UnsupportedMediaType):
+        return "invalid_request", str(exc.detail), {}
+    if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+        return "not_authenticated", str(exc.detail), {}
+    if isinstance(exc, drf_exceptions.PermissionDenied):
+        return "permission_denied", str(exc.detail), {}
+    if isinstance(exc, drf_exceptions.NotFound):
+        return "not_found", str(exc.detail), {}
+    if isinstance(exc, drf_exceptions.MethodNotAllowed):
+        return "method_not_allowed", str(exc.detail), {}
+    if isinstance(exc, drf_exceptions.Throttled):
+        return "rate_limited", str(exc.detail), {"retry_after": exc.wait}
+    return "invalid_request", str(exc.detail), {}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+
+    if isinstance(exc, ApplicationError):
+        response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        for name, value in exc.headers.items():
+            response[name] = value
+        return response
+    if isinstance(exc, drf_exceptions.APIException):
+        code, message, details = _drf_error(exc)
+        response = Response(error_body(code, message, details), status=ERROR_STATUS[code])
+        if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
+            response["Retry-After"] = str(int(exc.wait) + 1)
+        if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+            response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
+    return None  # a bug: let Django log it and answer 500

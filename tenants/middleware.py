@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import re
+import uuid
+
+from tenants.logging import request_id_var
+from tenants.scope import operator_scope
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Take X-Request-ID from the load balancer when sane, else make one; echo it back."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class OperatorSiteMiddleware:
+    """The admin site is operator work: it runs on the operator database path.
+
+    The path is chosen by the URL configuration, never by anything the client
+    sends, and every admin view still requires a staff login.
+    """
+
+    def __init__(self, get_response):
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.prefix = "/" + settings.ADMIN_URL.strip("/") + "/"
+
+    def __call__(self, request):
+        if request.path_info.startswith(self.prefix):
+            with operator_scope():
+                return self.get_response(request)
+        return self.get_response(request)

@@ -1,0 +1,62 @@
+"""The ORM layer of isolation alone: it holds on SQLite, where there is no RLS."""
+
+import pytest
+
+from licenses.models import License
+from licenses.tests.factories import LicenseFactory
+from tenants.models import Tenant
+from tenants.scope import ScopeError, operator_scope, tenant_scope
+from tenants.tests.factories import TenantFactory
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture
+def licenses(tenant_a, tenant_b):
+    return LicenseFactory(tenant=tenant_a), LicenseFactory(tenant=tenant_b)
+
+
+@pytest.mark.django_db
+def test_it_returns_only_the_scoped_tenants_rows(licenses, tenant_a):
+    mine, theirs = licenses
+    with tenant_scope(tenant_a.id):
+        assert list(License.objects.all()) == [mine]
+        assert not License.objects.filter(id=theirs.id).exists()
+        assert list(Tenant.objects.all()) == [tenant_a]
+
+
+@pytest.mark.django_db
+def test_it_returns_nothing_without_a_tenant(licenses):
+    assert License.objects.count() == 0
+    assert Tenant.objects.count() == 0
+
+
+def test_operator_scope_sees_every_tenant(committed_db):
+    # The operator path is its own connection: it sees committed rows only.
+    LicenseFactory(tenant=TenantFactory())
+    LicenseFactory(tenant=TenantFactory())
+    with operator_scope():
+        assert License.objects.count() == 2
+        assert Tenant.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_it_refuses_to_write_another_tenants_row(licenses, tenant_a):
+    _, theirs = licenses
+    with tenant_scope(tenant_a.id):
+        theirs.max_seats = 99
+        with pytest.raises(ScopeError):
+            theirs.save()
+
+
+@pytest.mark.django_db
+def test_it_refuses_to_write_outside_any_scope(tenant_a):
+    with pytest.raises(ScopeError):
+        License(tenant=tenant_a, key_digest="0" * 64, key_prefix="CDT-X", max_seats=1).save()
+
+
+@pytest.mark.django_db
+def test_the_scope_ends_with_its_block(licenses, tenant_a):
+    with tenant_scope(tenant_a.id):
+        pass
+    assert License.objects.count() == 0

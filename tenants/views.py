@@ -1,0 +1,39 @@
+"""The tenant-safe base view every tenant API view stands on.
+
+`dispatch` opens the request's transaction and a scope boundary; the
+authentication class (configured in DRF settings, so this module never imports
+`accounts`) activates the caller's tenant inside it; `initial` refuses a
+request that reached a tenant view without a tenant. On exit the scope is reset
+in `finally` and the transaction-local database setting ends with the
+transaction.
+"""
+
+from __future__ import annotations
+
+from rest_framework.views import APIView
+
+from tenants.errors import ApplicationError
+from tenants.scope import current_tenant_id, scope_boundary, scoped_transaction
+
+
+class TenantAPIView(APIView):
+    def dispatch(self, request, *args, **kwargs):
+        with scoped_transaction():
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if current_tenant_id() is None:
+            # Operators (staff without a tenant) use the admin site, not this API.
+            raise ApplicationError("This endpoint is for members of a tenant.", code="permission_denied")
+
+
+class PublicAPIView(APIView):
+    """Endpoints that need no caller (register, login, JWKS)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def dispatch(self, request, *args, **kwargs):
+        with scope_boundary():
+            return super().dispatch(request, *args, **kwargs)
