@@ -17,7 +17,7 @@ TEST_ENV := DEBUG=1 SECRET_KEY=test-only-not-secret SECURE_SSL_REDIRECT=0 \
 EMBEDDED_ENV := env -u DATABASE_URL -u DATABASE_OPERATOR_URL -u REDIS_URL -u SEAT_LEDGER \
 	DEBUG=1 SECURE_SSL_REDIRECT=0 CODITECT_VAR_DIR=$(CURDIR)/var/test-embedded
 
-.PHONY: install run test lint format clean
+.PHONY: install run test test-pg test-embedded lint format clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,8 +39,14 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install lint
+test: install lint test-pg test-embedded
+
+# The whole suite against the real PostgreSQL and Redis.
+test-pg: install
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The tests marked `embedded` again on the embedded default (SQLite, no Redis).
+test-embedded: install
 	$(EMBEDDED_ENV) $(BIN)/pytest -m embedded $(PYTEST_ARGS)
 
 clean:

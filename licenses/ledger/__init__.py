@@ -1,0 +1,46 @@
+"""The seat ledger: who holds which seat of which license, until when.
+
+`get_seat_ledger()` returns the backend that settings.SEAT_LEDGER names.
+"""
+
+from licenses.ledger.base import (
+    AcquireResult,
+    ExpiredLease,
+    Lease,
+    LedgerUnavailable,
+    NoSeatsAvailable,
+    SeatLedger,
+    SessionNotFound,
+)
+
+__all__ = [
+    "AcquireResult",
+    "ExpiredLease",
+    "Lease",
+    "LedgerUnavailable",
+    "NoSeatsAvailable",
+    "SeatLedger",
+    "SessionNotFound",
+    "get_seat_ledger",
+]
+
+_ledgers: dict[str, SeatLedger] = {}
+
+
+def get_seat_ledger(name: str | None = None) -> SeatLedger:
+    """The configured backend (one instance per process and backend)."""
+    from django.conf import settings
+
+    name = name or settings.SEAT_LEDGER
+    if name not in _ledgers:
+        if name == "redis":
+            from licenses.ledger.redis import RedisSeatLedger
+
+            _ledgers[name] = RedisSeatLedger.from_settings()
+        elif name == "database":
+            from licenses.ledger.database import DatabaseSeatLedger
+
+            _ledgers[name] = DatabaseSeatLedger()
+        else:
+            raise ValueError(f"unknown seat ledger {name!r}")
+    return _ledgers[name]

@@ -1,0 +1,140 @@
+"""The one interface both seat-ledger backends implement, and its invariants.
+
+(From DESIGN.md, "Seat ledger: invariants".)
+1. Never oversell: live leases <= max_seats at every instant.
+2. Acquire is idempotent per (license, fingerprint): a machine holding a live
+   lease gets that lease back (its expiry extended) and uses no second seat.
+3. Release is idempotent: an unknown, expired or released session frees
+   nothing and raises SessionNotFound.
+4. Expiry heals itself within the TTL plus one second, with no call and no
+   background task; the ledger's own clock decides (Redis TIME, database now()).
+5. A heartbeat extends only a live lease.
+6. Lowering max_seats never kills live leases; acquire refuses until under.
+7. (Redis) every script touches one license's keys, under a {license_id} tag.
+8. What prunes an expired lease leaves its record for the sweep
+   (`expired_pending` / `expired_ack`).
+
+Every method takes the license's id; the caller has already checked the
+license (exists in the tenant, not suspended or expired, fingerprint allowed).
+Times are timezone-aware UTC datetimes read from the ledger's clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Lease:
+    session_id: str
+    license_id: uuid.UUID
+    tenant_id: uuid.UUID
+    fingerprint: str
+    user_id: str | None
+    created_at: datetime
+    expires_at: datetime
+    borrowed_until: datetime | None = None
+    client_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_borrowed(self) -> bool:
+        return self.borrowed_until is not None
+
+
+@dataclass(frozen=True)
+class AcquireResult:
+    lease: Lease
+    created: bool  # False: the fingerprint's existing live lease came back
+    used: int  # live leases of the license after this acquire
+
+
+@dataclass(frozen=True)
+class ExpiredLease:
+    """A lease that ended by expiry, kept for the sweep to record (invariant 8)."""
+
+    lease: Lease
+    expired_at: datetime
+
+
+class LedgerError(Exception):
+    pass
+
+
+class NoSeatsAvailable(LedgerError):
+    def __init__(self, used: int, max_seats: int) -> None:
+        super().__init__(f"all {max_seats} seats are in use")
+        self.used = used
+        self.max_seats = max_seats
+
+
+class SessionNotFound(LedgerError):
+    """Unknown, expired or already released session."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger's store does not answer (the API turns this into 503)."""
+
+
+class SeatLedger(ABC):
+    name: str
+
+    @abstractmethod
+    def now(self) -> datetime:
+        """The ledger's clock."""
+
+    @abstractmethod
+    def acquire(
+        self,
+        *,
+        license_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        max_seats: int,
+        fingerprint: str,
+        user_id: str | None,
+        ttl: int,
+        client_info: dict[str, Any] | None = None,
+    ) -> AcquireResult:
+        """Take a seat for `fingerprint`, or return its live lease (expiry
+        extended to at least now + ttl). Raises NoSeatsAvailable."""
+
+    @abstractmethod
+    def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
+        """Extend a live lease to at least now + ttl. Raises SessionNotFound."""
+
+    @abstractmethod
+    def release(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
+        """End a live lease, freeing its seat. Raises SessionNotFound."""
+
+    @abstractmethod
+    def borrow(self, *, license_id: uuid.UUID, session_id: str, seconds: int) -> Lease:
+        """Keep a live lease until now + seconds (offline use); release ends
+        it early. Raises SessionNotFound."""
+
+    @abstractmethod
+    def get(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
+        """A live lease. Raises SessionNotFound."""
+
+    @abstractmethod
+    def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
+        """Live leases, oldest first."""
+
+    @abstractmethod
+    def used(self, *, license_id: uuid.UUID) -> int:
+        """How many live leases."""
+
+    @abstractmethod
+    def release_all(self, *, license_id: uuid.UUID) -> list[Lease]:
+        """End every live lease (a license deleted or its key revoked)."""
+
+    @abstractmethod
+    def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:
+        """Leases that ended by expiry and are not yet acknowledged, pruning
+        any expired lease still counted as live first."""
+
+    @abstractmethod
+    def expired_ack(self, *, license_id: uuid.UUID, session_ids: list[str]) -> None:
+        """Forget expired leases the sweep has recorded."""
