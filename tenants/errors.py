@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError, connections
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -95,6 +96,13 @@ def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, dict[str, An
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database went away mid-request: a dependency is down, not a bug.
+        logger.warning("database unavailable", extra={"error": type(exc).__name__})
+        for connection in connections.all(initialized_only=True):
+            if connection.in_atomic_block:
+                connection.set_rollback(True)
+        exc = ServiceUnavailable("The database does not answer; try again shortly.", headers={"Retry-After": "5"})
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

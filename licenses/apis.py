@@ -1,0 +1,262 @@
+"""The license API: one class per operation, thin; the rules live in services."""
+
+from __future__ import annotations
+
+import re
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from accounts.permissions import IsTenantMember, ReadOnlyOrWriter
+from licenses import leases, selectors
+from licenses.authentication import LicenseTokenAuthentication
+from tenants.views import TenantAPIView
+
+FINGERPRINT = re.compile(r"^[A-Za-z0-9._:+/=-]{8,128}$")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = inline_serializer(
+        "ErrorBody",
+        {
+            "code": serializers.CharField(),
+            "message": serializers.CharField(),
+            "details": serializers.DictField(),
+        },
+    )
+
+
+def errors(*codes: str) -> dict:
+    from tenants.errors import ERROR_STATUS
+
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(ERROR_STATUS[code], []).append(code)
+    return {
+        http_status: OpenApiResponse(ErrorSerializer, description="Error codes: " + ", ".join(names))
+        for http_status, names in by_status.items()
+    }
+
+
+class SeatsSerializer(serializers.Serializer):
+    used = serializers.IntegerField()
+    max = serializers.IntegerField()
+
+
+class LicenseSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    entitlements = serializers.DictField()
+
+
+def _checkout_body(checkout: leases.Checkout) -> dict:
+    lease, license = checkout.lease, checkout.license
+    return {
+        "session_id": lease.session_id,
+        "token": checkout.token,
+        "token_expires_at": checkout.token_expires_at,
+        "expires_at": lease.expires_at,
+        "borrowed_until": lease.borrowed_until,
+        "heartbeat_interval": license.heartbeat_interval,
+        "seats": {"used": checkout.used, "max": license.max_seats},
+        "license": {"id": license.id, "expires_at": license.expires_at, "entitlements": license.entitlements},
+    }
+
+
+class CheckoutSerializer(serializers.Serializer):
+    session_id = serializers.CharField()
+    token = serializers.CharField(
+        help_text="The signed license token (compact JWS); its exp is the offline grace."
+    )
+    token_expires_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(help_text="When the lease ends without a heartbeat.")
+    borrowed_until = serializers.DateTimeField(allow_null=True)
+    heartbeat_interval = serializers.IntegerField(help_text="Seconds between heartbeats.")
+    seats = SeatsSerializer()
+    license = LicenseSummarySerializer()
+
+
+class LicenseAcquireApi(TenantAPIView):
+    permission_classes = [IsAuthenticated, IsTenantMember, ReadOnlyOrWriter]
+
+    class InputSerializer(serializers.Serializer):
+        license_key = serializers.CharField(max_length=64, trim_whitespace=True)
+        hardware_fingerprint = serializers.RegexField(
+            FINGERPRINT, error_messages={"invalid": "8 to 128 characters of a client-side hash."}
+        )
+        client_info = serializers.DictField(
+            child=serializers.CharField(max_length=200, allow_blank=True), required=False, default=dict
+        )
+
+        def validate_client_info(self, value):
+            if len(value) > 20:
+                raise serializers.ValidationError("At most 20 entries.")
+            return value
+
+    @extend_schema(
+        operation_id="licenses_acquire",
+        request=InputSerializer,
+        responses={
+            201: CheckoutSerializer,
+            200: OpenApiResponse(CheckoutSerializer, description="This machine's existing lease, renewed."),
+            **errors(
+                "invalid_request",
+                "not_authenticated",
+                "permission_denied",
+                "license_not_found",
+                "license_expired",
+                "license_suspended",
+                "fingerprint_not_allowed",
+                "no_seats_available",
+                "rate_limited",
+                "service_unavailable",
+            ),
+        },
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        checkout = leases.lease_acquire(
+            user=request.user,
+            license_key=data.validated_data["license_key"],
+            fingerprint=data.validated_data["hardware_fingerprint"],
+            client_info=data.validated_data["client_info"],
+            request=request,
+        )
+        return Response(
+            CheckoutSerializer(_checkout_body(checkout)).data,
+            status=status.HTTP_201_CREATED if checkout.created else status.HTTP_200_OK,
+        )
+
+
+class LicenseTokenAPIView(TenantAPIView):
+    authentication_classes = [LicenseTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+
+class LicenseHeartbeatApi(LicenseTokenAPIView):
+    class OutputSerializer(serializers.Serializer):
+        session_id = serializers.CharField()
+        expires_at = serializers.DateTimeField()
+        heartbeat_interval = serializers.IntegerField()
+
+    @extend_schema(
+        operation_id="licenses_heartbeat",
+        request=None,
+        responses={
+            200: OutputSerializer,
+            **errors(
+                "not_authenticated",
+                "session_not_found",
+                "license_suspended",
+                "license_expired",
+                "rate_limited",
+                "service_unavailable",
+            ),
+        },
+    )
+    def post(self, request):
+        license, lease = leases.lease_heartbeat(claims=request.auth, request=request)
+        body = {
+            "session_id": lease.session_id,
+            "expires_at": lease.expires_at,
+            "heartbeat_interval": license.heartbeat_interval,
+        }
+        return Response(self.OutputSerializer(body).data)
+
+
+class LicenseReleaseApi(LicenseTokenAPIView):
+    class OutputSerializer(serializers.Serializer):
+        session_id = serializers.CharField()
+        released = serializers.BooleanField()
+
+    @extend_schema(
+        operation_id="licenses_release",
+        request=None,
+        responses={
+            200: OutputSerializer,
+            **errors("not_authenticated", "session_not_found", "rate_limited", "service_unavailable"),
+        },
+    )
+    def delete(self, request):
+        lease = leases.lease_release(claims=request.auth, request=request)
+        return Response(self.OutputSerializer({"session_id": lease.session_id, "released": True}).data)
+
+
+class LicenseBorrowApi(LicenseTokenAPIView):
+    class InputSerializer(serializers.Serializer):
+        hours = serializers.IntegerField(min_value=1)
+
+    @extend_schema(
+        operation_id="licenses_borrow",
+        request=InputSerializer,
+        responses={
+            200: CheckoutSerializer,
+            **errors(
+                "invalid_request",
+                "not_authenticated",
+                "permission_denied",
+                "session_not_found",
+                "license_suspended",
+                "license_expired",
+                "rate_limited",
+                "service_unavailable",
+            ),
+        },
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        checkout = leases.lease_borrow(
+            claims=request.auth, hours=data.validated_data["hours"], request=request
+        )
+        return Response(CheckoutSerializer(_checkout_body(checkout)).data)
+
+
+class LeaseSerializer(serializers.Serializer):
+    session_id = serializers.CharField()
+    fingerprint = serializers.CharField()
+    user_id = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    borrowed_until = serializers.DateTimeField(allow_null=True)
+
+
+class LicenseStatusSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    key_prefix = serializers.CharField()
+    state = serializers.ChoiceField(choices=["active", "suspended", "expired"])
+    expires_at = serializers.DateTimeField(allow_null=True)
+    entitlements = serializers.DictField()
+    seats = SeatsSerializer()
+    leases = LeaseSerializer(many=True)
+
+
+class LicenseStatusApi(TenantAPIView):
+    permission_classes = [IsAuthenticated, IsTenantMember]
+
+    class OutputSerializer(serializers.Serializer):
+        licenses = LicenseStatusSerializer(many=True)
+
+    @extend_schema(
+        operation_id="licenses_status",
+        parameters=[
+            OpenApiParameter(
+                "license_key",
+                str,
+                required=False,
+                description="One license; default: every license of the tenant.",
+            )
+        ],
+        responses={
+            200: OutputSerializer,
+            **errors("not_authenticated", "permission_denied", "license_not_found", "service_unavailable"),
+        },
+    )
+    def get(self, request):
+        license_key = request.query_params.get("license_key")
+        statuses = selectors.license_status_list(user=request.user, license_key=license_key)
+        return Response(self.OutputSerializer({"licenses": statuses}).data)

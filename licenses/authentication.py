@@ -1,0 +1,47 @@
+"""Heartbeat, release and borrow authenticate with the license token itself.
+
+The token is verified locally (no KMS call, no database read); its signed
+`tid` claim opens the tenant scope, and its `sid` names the session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from licenses.signing import license_token_verify
+from tenants.errors import ApplicationError
+from tenants.scope import activate_tenant
+
+
+@dataclass(frozen=True)
+class LicenseSession:
+    """The caller of a license-token endpoint: one session of one license."""
+
+    claims: dict[str, Any]
+    is_authenticated: bool = True
+
+    @property
+    def session_id(self) -> str:
+        return self.claims["sid"]
+
+
+class LicenseTokenAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise ApplicationError(
+                "Send the license token as 'Authorization: Bearer <token>'.", code="not_authenticated"
+            )
+        claims = license_token_verify(parts[1].decode("latin-1"))
+        activate_tenant(claims["tid"])
+        return LicenseSession(claims=claims), claims
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="license"'

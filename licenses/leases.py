@@ -1,0 +1,351 @@
+"""Seats: acquire, heartbeat, release, borrow, and the expiry sweep.
+
+The ledger keeps the seats; these services put the license's rules in front
+of it, sign the token, and leave an audit event for every acquire, denial,
+release, borrow, rejected heartbeat and expiry (DESIGN.md invariant 8).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.db import connections
+from django.utils import timezone
+
+from audit.models import AuditLog
+from audit.services import audit_record
+from licenses import metrics
+from licenses.ledger import Lease, LedgerUnavailable, NoSeatsAvailable, SessionNotFound, get_seat_ledger
+from licenses.models import License
+from licenses.selectors import LicenseNotFound, license_get, license_get_by_key
+from licenses.signing import license_token_issue
+from tenants.errors import ApplicationError, ServiceUnavailable
+from tenants.scope import operator_scope, tenant_scope
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What acquire and borrow hand back: the lease and its signed token."""
+
+    license: License
+    lease: Lease
+    created: bool
+    used: int
+    token: str
+    token_expires_at: datetime
+
+
+def _ledger_call(call, *args, **kwargs):
+    try:
+        return call(*args, **kwargs)
+    except LedgerUnavailable as exc:
+        raise ServiceUnavailable(
+            "The seat ledger does not answer; try again shortly.", headers={"Retry-After": "5"}
+        ) from exc
+
+
+def _license_state_error(license: License) -> ApplicationError | None:
+    if license.suspended:
+        return ApplicationError("This license is suspended.", code="license_suspended")
+    if license.is_expired():
+        return ApplicationError(
+            "This license has expired.",
+            code="license_expired",
+            details={"expired_at": license.expires_at.isoformat()},
+        )
+    return None
+
+
+def _denied(
+    error: ApplicationError, *, tenant_id, license: License | None, user, fingerprint: str, request
+) -> ApplicationError:
+    """Record a refused acquire (audit and metrics) and hand the error back to raise."""
+    audit_record(
+        action="lease.denied",
+        tenant_id=tenant_id,
+        user=user,
+        target=license,
+        details={"code": error.code, "fingerprint": fingerprint},
+        request=request,
+    )
+    metrics.record_acquire_outcome(error.code)
+    return error
+
+
+def _token_expiry(license: License, lease: Lease, now: datetime) -> datetime:
+    """`exp` is the offline grace, never past the license's own end; a borrowed
+    lease's token lasts to the borrow's end."""
+    expires = now + timedelta(seconds=license.offline_grace)
+    if lease.borrowed_until is not None:
+        expires = max(expires, lease.borrowed_until)
+    if license.expires_at is not None:
+        expires = min(expires, license.expires_at)
+    return expires
+
+
+def _checkout(license: License, lease: Lease, *, created: bool, used: int) -> Checkout:
+    now = timezone.now()
+    expires = _token_expiry(license, lease, now)
+    token = license_token_issue(license=license, lease=lease, expires_at=expires, now=now)
+    return Checkout(
+        license=license, lease=lease, created=created, used=used, token=token, token_expires_at=expires
+    )
+
+
+def lease_acquire(
+    *,
+    user,
+    license_key: str,
+    fingerprint: str,
+    client_info: dict[str, Any] | None = None,
+    request=None,
+) -> Checkout:
+    """Check out a seat, in DESIGN.md's order: the key exists in the caller's
+    tenant, the license is not suspended, not expired, the machine is allowed,
+    then a seat. Idempotent per fingerprint: its live lease comes back."""
+    tenant_id = user.tenant_id
+    deny = partial(_denied, tenant_id=tenant_id, user=user, fingerprint=fingerprint, request=request)
+    try:
+        license = license_get_by_key(license_key=license_key)
+    except LicenseNotFound as error:
+        raise deny(error, license=None) from None
+    if error := _license_state_error(license):
+        raise deny(error, license=license)
+
+    binds_machine = False
+    if fingerprint not in license.hardware_fingerprints:
+        if license.max_machines is None and license.hardware_fingerprints:
+            raise deny(
+                ApplicationError("This machine is not licensed.", code="fingerprint_not_allowed"),
+                license=license,
+            )
+        if license.max_machines is not None:
+            # Binding a new machine: the row lock serialises concurrent binds,
+            # so the machine limit holds under any interleaving.
+            license = license_get(license_id=license.id, for_update=True)
+            if fingerprint not in license.hardware_fingerprints:
+                if len(license.hardware_fingerprints) >= license.max_machines:
+                    raise deny(
+                        ApplicationError(
+                            "This license is bound to its maximum number of machines.",
+                            code="fingerprint_not_allowed",
+                            details={"max_machines": license.max_machines},
+                        ),
+                        license=license,
+                    )
+                binds_machine = True
+
+    ledger = get_seat_ledger()
+    try:
+        with metrics.observe_ledger(ledger.name, "acquire"):
+            result = _ledger_call(
+                ledger.acquire,
+                license_id=license.id,
+                tenant_id=license.tenant_id,
+                max_seats=license.max_seats,
+                fingerprint=fingerprint,
+                user_id=str(user.pk),
+                ttl=license.lease_ttl,
+                client_info=client_info or {},
+            )
+    except NoSeatsAvailable as exc:
+        raise deny(
+            ApplicationError(
+                "All seats of this license are in use.",
+                code="no_seats_available",
+                details={"used": exc.used, "max": exc.max_seats},
+            ),
+            license=license,
+        ) from None
+
+    if binds_machine:
+        license.hardware_fingerprints = [*license.hardware_fingerprints, fingerprint]
+        license.save(update_fields=["hardware_fingerprints", "updated_at"])
+        audit_record(
+            action="license.machine_bound",
+            tenant_id=tenant_id,
+            user=user,
+            target=license,
+            details={"fingerprint": fingerprint},
+            request=request,
+        )
+    audit_record(
+        action="lease.acquired",
+        tenant_id=tenant_id,
+        user=user,
+        target=license,
+        details={
+            "session_id": result.lease.session_id,
+            "fingerprint": fingerprint,
+            "created": result.created,
+        },
+        request=request,
+    )
+    metrics.record_acquire_outcome("granted" if result.created else "existing")
+    return _checkout(license, result.lease, created=result.created, used=result.used)
+
+
+def _leased_license(claims: dict[str, Any]) -> License:
+    try:
+        return license_get(license_id=claims["sub"])
+    except LicenseNotFound:
+        raise ApplicationError("This session is not live.", code="session_not_found") from None
+
+
+def _end_if_license_ended(license: License, session_id: str, request) -> None:
+    """Suspending or expiring a license ends its leases at their next heartbeat."""
+    error = _license_state_error(license)
+    if error is None:
+        return
+    ledger = get_seat_ledger()
+    try:
+        _ledger_call(ledger.release, license_id=license.id, session_id=session_id)
+    except SessionNotFound:
+        pass
+    else:
+        audit_record(
+            action="lease.ended",
+            tenant_id=license.tenant_id,
+            target=license,
+            details={"session_id": session_id, "reason": error.code},
+            request=request,
+        )
+    raise error
+
+
+def lease_heartbeat(*, claims: dict[str, Any], request=None) -> tuple[License, Lease]:
+    license = _leased_license(claims)
+    _end_if_license_ended(license, claims["sid"], request)
+    ledger = get_seat_ledger()
+    try:
+        with metrics.observe_ledger(ledger.name, "heartbeat"):
+            lease = _ledger_call(
+                ledger.heartbeat, license_id=license.id, session_id=claims["sid"], ttl=license.lease_ttl
+            )
+    except SessionNotFound:
+        audit_record(
+            action="lease.heartbeat_rejected",
+            tenant_id=license.tenant_id,
+            target=license,
+            details={"session_id": claims["sid"], "fingerprint": claims.get("fp", "")},
+            request=request,
+        )
+        raise ApplicationError(
+            "This session is not live (expired or released); acquire again.", code="session_not_found"
+        ) from None
+    return license, lease
+
+
+def lease_release(*, claims: dict[str, Any], request=None) -> Lease:
+    license = _leased_license(claims)
+    ledger = get_seat_ledger()
+    try:
+        with metrics.observe_ledger(ledger.name, "release"):
+            lease = _ledger_call(ledger.release, license_id=license.id, session_id=claims["sid"])
+    except SessionNotFound:
+        raise ApplicationError(
+            "This session is not live (expired or already released).", code="session_not_found"
+        ) from None
+    audit_record(
+        action="lease.released",
+        tenant_id=license.tenant_id,
+        target=license,
+        details={"session_id": lease.session_id, "fingerprint": lease.fingerprint},
+        request=request,
+    )
+    return lease
+
+
+def lease_borrow(*, claims: dict[str, Any], hours: int, request=None) -> Checkout:
+    license = _leased_license(claims)
+    _end_if_license_ended(license, claims["sid"], request)
+    if license.borrow_limit_hours == 0:
+        raise ApplicationError("This license does not allow borrowing.", code="permission_denied")
+    if hours > license.borrow_limit_hours:
+        raise ApplicationError(
+            f"This license lets a seat be borrowed for at most {license.borrow_limit_hours} hours.",
+            code="invalid_request",
+            details={"max_hours": license.borrow_limit_hours},
+        )
+    ledger = get_seat_ledger()
+    try:
+        with metrics.observe_ledger(ledger.name, "borrow"):
+            lease = _ledger_call(
+                ledger.borrow, license_id=license.id, session_id=claims["sid"], seconds=hours * 3600
+            )
+    except SessionNotFound:
+        raise ApplicationError("This session is not live; acquire again.", code="session_not_found") from None
+    audit_record(
+        action="lease.borrowed",
+        tenant_id=license.tenant_id,
+        target=license,
+        details={"session_id": lease.session_id, "hours": hours, "until": lease.borrowed_until.isoformat()},
+        request=request,
+    )
+    used = _ledger_call(ledger.used, license_id=license.id)
+    return _checkout(license, lease, created=False, used=used)
+
+
+# --- Expiry sweep (invariant 8) -------------------------------------------------------
+
+
+def lease_expiry_sweep_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
+    """Record each lease of one license that ended by expiry, exactly once.
+
+    A per-license lock keeps two sweepers apart; the audit log is checked
+    before writing, so a sweep that died between recording and acknowledging
+    does not record twice when it runs again.
+    """
+    ledger = get_seat_ledger()
+    with tenant_scope(tenant_id):
+        if not _try_sweep_lock(license_id):
+            return 0
+        pending = _ledger_call(ledger.expired_pending, license_id=license_id)
+        if not pending:
+            return 0
+        session_ids = [item.lease.session_id for item in pending]
+        already = set(
+            AuditLog.objects.filter(action="lease.expired", target_id=str(license_id))
+            .filter(details__session_id__in=session_ids)
+            .values_list("details__session_id", flat=True)
+        )
+        recorded = 0
+        for item in pending:
+            if item.lease.session_id in already:
+                continue
+            audit_record(
+                action="lease.expired",
+                tenant_id=tenant_id,
+                target_type="licenses.license",
+                target_id=str(license_id),
+                details={
+                    "session_id": item.lease.session_id,
+                    "fingerprint": item.lease.fingerprint,
+                    "user_id": item.lease.user_id,
+                    "acquired_at": item.lease.created_at.isoformat(),
+                    "expired_at": item.expired_at.isoformat(),
+                },
+            )
+            recorded += 1
+    _ledger_call(ledger.expired_ack, license_id=license_id, session_ids=session_ids)
+    return recorded
+
+
+def _try_sweep_lock(license_id: uuid.UUID) -> bool:
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        return True  # SQLite's IMMEDIATE transactions already run one at a time
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [f"sweep:{license_id}"])
+        return cursor.fetchone()[0]
+
+
+def lease_expiry_sweep() -> int:
+    """Sweep every license of every tenant (operator work); returns events recorded."""
+    with operator_scope():
+        targets = list(License.objects.values_list("id", "tenant_id"))
+    return sum(lease_expiry_sweep_license(license_id=lid, tenant_id=tid) for lid, tid in targets)
