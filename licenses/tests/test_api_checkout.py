@@ -1,0 +1,139 @@
+"""Acquire, heartbeat, release, borrow and status over HTTP, on both ledgers."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils.dateparse import parse_datetime
+
+from audit.models import AuditLog
+from licenses.signing import license_token_verify
+from licenses.tests.conftest import acquire, bearer_client, error_code, live_sessions
+from tenants.scope import tenant_scope
+
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+
+
+def audit_actions(tenant) -> list[str]:
+    with tenant_scope(tenant.id):
+        return list(AuditLog.objects.order_by("id").values_list("action", flat=True))
+
+
+def test_acquire_answers_the_contract_and_a_verifiable_token(ledger, member, license):
+    response = acquire(member, license)
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert {"session_id", "token", "expires_at", "heartbeat_interval", "seats", "license"} <= set(body)
+    assert body["seats"] == {"used": 1, "max": 2}
+    assert body["license"]["id"] == str(license.id)
+    assert body["license"]["entitlements"] == {"pro": True}
+    assert body["heartbeat_interval"] == license.lease_ttl // 3
+    claims = license_token_verify(body["token"])
+    assert claims["sid"] == body["session_id"]
+    assert claims["sub"] == str(license.id)
+    assert claims["tid"] == str(license.tenant_id)
+    assert claims["fp"] == "machine-0001"
+    assert claims["ent"] == {"pro": True}
+    assert live_sessions(ledger, license) == [body["session_id"]]
+    assert "lease.acquired" in audit_actions(license.tenant)
+
+
+def test_acquire_is_idempotent_per_fingerprint(ledger, member, license):
+    first = acquire(member, license)
+    again = acquire(member, license)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["session_id"] == first.json()["session_id"]
+    assert again.json()["seats"]["used"] == 1
+    assert live_sessions(ledger, license) == [first.json()["session_id"]]
+
+
+def test_heartbeat_extends_and_release_frees_the_seat(ledger, member, license):
+    checkout = acquire(member, license).json()
+    seat = bearer_client(checkout["token"])
+
+    beat = seat.post("/api/v1/licenses/heartbeat")
+    assert beat.status_code == 200, beat.content
+    assert parse_datetime(beat.json()["expires_at"]) >= parse_datetime(checkout["expires_at"])
+
+    released = seat.delete("/api/v1/licenses/release")
+    assert released.status_code == 200
+    assert released.json() == {"session_id": checkout["session_id"], "released": True}
+    assert live_sessions(ledger, license) == []
+
+    # Release is idempotent: the second frees nothing and says so.
+    again = seat.delete("/api/v1/licenses/release")
+    assert (again.status_code, error_code(again)) == (404, "session_not_found")
+    after_release = seat.post("/api/v1/licenses/heartbeat")
+    assert (after_release.status_code, error_code(after_release)) == (404, "session_not_found")
+    assert audit_actions(license.tenant)[-2:] == ["lease.released", "lease.heartbeat_rejected"]
+
+
+def test_borrow_keeps_the_seat_until_the_borrow_ends(ledger, member, license):
+    checkout = acquire(member, license).json()
+    seat = bearer_client(checkout["token"])
+
+    response = seat.post("/api/v1/licenses/borrow", {"hours": 24}, format="json")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    until = parse_datetime(body["borrowed_until"])
+    claims = license_token_verify(body["token"])
+    assert abs(claims["exp"] - until.timestamp()) <= 1
+    assert parse_datetime(body["expires_at"]) >= until
+    assert live_sessions(ledger, license) == [checkout["session_id"]]
+    # Returning it early frees the seat.
+    assert bearer_client(body["token"]).delete("/api/v1/licenses/release").status_code == 200
+    assert live_sessions(ledger, license) == []
+
+
+def test_borrow_beyond_the_license_limit_is_refused(ledger, member, license):
+    seat = bearer_client(acquire(member, license).json()["token"])
+    response = seat.post("/api/v1/licenses/borrow", {"hours": 49}, format="json")
+    assert (response.status_code, error_code(response)) == (400, "invalid_request")
+    assert response.json()["error"]["details"] == {"max_hours": 48}
+
+
+def test_status_shows_seats_and_leases_by_role(ledger, admin, member, license):
+    acquire(admin, license, "admin-machine-1")
+    acquire(member, license, "member-machine-1")
+
+    as_admin = admin.client.get("/api/v1/licenses/status").json()["licenses"]
+    as_member = member.client.get("/api/v1/licenses/status", {"license_key": license.key}).json()["licenses"]
+
+    assert as_admin[0]["seats"] == as_member[0]["seats"] == {"used": 2, "max": 2}
+    assert sorted(lease["fingerprint"] for lease in as_admin[0]["leases"]) == [
+        "admin-machine-1",
+        "member-machine-1",
+    ]
+    assert [lease["fingerprint"] for lease in as_member[0]["leases"]] == ["member-machine-1"]
+    assert as_admin[0]["state"] == "active"
+
+
+def test_lowering_max_seats_keeps_live_leases_and_refuses_new_ones(ledger, member, license):
+    first = acquire(member, license, "machine-0001").json()
+    acquire(member, license, "machine-0002")
+    with tenant_scope(license.tenant_id):
+        license.max_seats = 1
+        license.save()
+
+    refused = acquire(member, license, "machine-0003")
+    assert (refused.status_code, error_code(refused)) == (409, "no_seats_available")
+    assert len(live_sessions(ledger, license)) == 2
+    assert bearer_client(first["token"]).post("/api/v1/licenses/heartbeat").status_code == 200
+
+    bearer_client(first["token"]).delete("/api/v1/licenses/release")
+    still_full = acquire(member, license, "machine-0003")
+    assert (still_full.status_code, error_code(still_full)) == (409, "no_seats_available")
+
+
+def test_suspending_a_license_ends_its_leases_at_their_next_heartbeat(ledger, member, license):
+    seat = bearer_client(acquire(member, license).json()["token"])
+    with tenant_scope(license.tenant_id):
+        license.suspended = True
+        license.save()
+
+    response = seat.post("/api/v1/licenses/heartbeat")
+
+    assert (response.status_code, error_code(response)) == (403, "license_suspended")
+    assert live_sessions(ledger, license) == []
