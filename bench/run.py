@@ -1,0 +1,328 @@
+"""Benchmark the license server as production runs it, side by side with a
+bare Django JSON view, in one run.
+
+    .venv/bin/python bench/run.py [--duration 10] [--clients 16] [--rate 400]
+        [--workers 2] [--threads 1] [--worker-class sync]
+
+It builds its own PostgreSQL database and roles (as `make test` does), seeds a
+tenant, a user and licenses, starts gunicorn (DEBUG off, PostgreSQL as the app
+role, the Redis seat ledger, generated signing keys), and measures:
+
+- baseline: GET /health, a bare Django JSON view through the same middleware;
+- heartbeat: POST /api/v1/licenses/heartbeat over 200 live sessions;
+- acquire+release: POST acquire with a new fingerprint, then DELETE release;
+- status: GET /api/v1/licenses/status for one license.
+
+Each scenario runs closed-loop (16 clients sending as fast as answers come:
+the saturation throughput), then open-loop at --rate operations/s (latency
+from each request's due time). A checker polls the ledger throughout the
+acquire+release runs and counts oversells (live leases above max_seats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import loadgen  # noqa: E402
+
+ADMIN_URL = os.environ.get("BENCH_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+DB_NAME = "coditect_bench"
+PASSWORD = "bench-password-not-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_keys(directory: Path) -> dict[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    paths = {}
+    for name in ("license", "auth"):
+        key = ed25519.Ed25519PrivateKey.generate()
+        path = directory / f"{name}.pem"
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        paths[name] = str(path)
+    return paths
+
+
+def server_env(keys: dict[str, str], prefix: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "REDIS", "SEAT_"))}
+    env.update(
+        DEBUG="0",
+        SECRET_KEY="bench-" + os.urandom(16).hex(),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="0",
+        DATABASE_URL=f"postgresql://coditect_bench_app@127.0.0.1:5432/{DB_NAME}",
+        DATABASE_OPERATOR_URL=f"postgresql://coditect_bench_operator@127.0.0.1:5432/{DB_NAME}",
+        REDIS_URL=REDIS_URL,
+        REDIS_KEY_PREFIX=prefix,
+        SEAT_LEDGER="redis",
+        LICENSE_SIGNING_KEY_FILE=keys["license"],
+        AUTH_SIGNING_KEY_FILE=keys["auth"],
+        # One load generator is one client IP: the per-IP limit would be the
+        # thing measured. Limits are measured separately, not here.
+        RATE_LIMIT_PER_IP="0",
+        RATE_LIMIT_PER_USER="0",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def prepare_database(env: dict[str, str]) -> None:
+    from tenants.dbroles import RoleNames, drop_database, ensure_database, ensure_roles
+
+    roles = RoleNames("coditect_bench_owner", "coditect_bench_app", "coditect_bench_operator")
+    ensure_roles(ADMIN_URL, roles)
+    drop_database(ADMIN_URL, DB_NAME)
+    ensure_database(ADMIN_URL, DB_NAME, roles)
+    owner_env = dict(env, DATABASE_URL=f"postgresql://coditect_bench_owner@127.0.0.1:5432/{DB_NAME}")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=owner_env, check=True)
+
+
+SEED = """
+import json
+from accounts.models import Role, User
+from licenses.services import license_create
+from tenants.scope import tenant_scope
+from accounts.services import tenant_create_with_audit
+tenant = tenant_create_with_audit(name="Bench Co")
+with tenant_scope(tenant.id):
+    User.objects.create_user("bench@bench.test", "%s", tenant=tenant, role=Role.TENANT_ADMIN)
+_, beat_key = license_create(tenant=tenant, max_seats=1000, name="heartbeat pool")
+_, churn_key = license_create(tenant=tenant, max_seats=%d, name="acquire/release pool")
+print(json.dumps({"beat_key": beat_key, "churn_key": churn_key}))
+"""
+
+
+def seed(env: dict[str, str], churn_seats: int) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", SEED % (PASSWORD, churn_seats)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def post_json(base: str, path: str, body: dict, token: str | None = None) -> dict:
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def start_server(env: dict[str, str], port: int, args) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "gunicorn", "coditect.wsgi:application",
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(args.workers),
+        "--worker-class", args.worker_class,
+        "--threads", str(args.threads),
+        "--log-level", "warning",
+        "--backlog", "2048",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.3)
+    server.kill()
+    raise SystemExit("server did not become ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=400.0, help="open-loop operations per second")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--worker-class", default="sync")
+    parser.add_argument("--sessions", type=int, default=200, help="live sessions the heartbeats cycle over")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    prefix = f"bench-{os.getpid()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        keys = make_keys(Path(tmp))
+        env = server_env(keys, prefix)
+        prepare_database(env)
+        seeded = seed(env, churn_seats=args.clients)
+        port = free_port()
+        server = start_server(env, port, args)
+        try:
+            results = measure(port, seeded, args)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        cleanup_redis(prefix)
+
+    report(results, args)
+
+
+def measure(port: int, seeded: dict[str, str], args) -> list[dict]:
+    base = f"http://127.0.0.1:{port}"
+    access = post_json(base, "/api/v1/auth/login", {"email": "bench@bench.test", "password": PASSWORD})[
+        "access_token"
+    ]
+    user_auth = {"Authorization": f"Bearer {access}"}
+    tokens = [
+        post_json(
+            base,
+            "/api/v1/licenses/acquire",
+            {"license_key": seeded["beat_key"], "hardware_fingerprint": f"bench-beat-{i:06d}"},
+            access,
+        )["token"]
+        for i in range(args.sessions)
+    ]
+    beat_headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
+    acquire_body = {"license_key": seeded["churn_key"]}
+    status_path = "/api/v1/licenses/status?license_key=" + seeded["churn_key"]
+
+    async def baseline(conn, i):
+        return (await conn.request("GET", "/health")).status == 200
+
+    async def heartbeat(conn, i):
+        return (
+            await conn.request(
+                "POST", "/api/v1/licenses/heartbeat", headers=beat_headers[i % len(beat_headers)]
+            )
+        ).status == 200
+
+    counter = iter(range(10**9))
+
+    async def acquire_release(conn, i):
+        body = json.dumps(
+            dict(acquire_body, hardware_fingerprint=f"bench-churn-{next(counter):09d}")
+        ).encode()
+        got = await conn.request("POST", "/api/v1/licenses/acquire", body=body, headers=user_auth)
+        if got.status != 201:
+            return False
+        token = got.json()["token"]
+        return (
+            await conn.request(
+                "DELETE", "/api/v1/licenses/release", headers={"Authorization": f"Bearer {token}"}
+            )
+        ).status == 200
+
+    async def status(conn, i):
+        return (await conn.request("GET", status_path, headers=user_auth)).status == 200
+
+    scenarios = [
+        ("baseline /health", baseline),
+        ("heartbeat", heartbeat),
+        ("acquire+release", acquire_release),
+        ("status", status),
+    ]
+    results = []
+    for name, operation in scenarios:
+        checker = OversellChecker(base, status_path, access) if name == "acquire+release" else None
+        for rate in (None, args.rate):
+            if checker:
+                checker.start()
+            result = loadgen.run(
+                name, "127.0.0.1", port, operation, clients=args.clients, duration=args.duration, rate=rate
+            )
+            summary = result.summary()
+            if checker:
+                summary["oversells"], summary["ledger_samples"] = checker.stop()
+            print(json.dumps(summary), flush=True)
+            results.append(summary)
+    return results
+
+
+class OversellChecker:
+    """Polls the seat count while acquire+release runs; counts samples above max."""
+
+    def __init__(self, base: str, path: str, token: str) -> None:
+        self.url, self.token = base + path, token
+
+    def start(self) -> None:
+        self.running, self.samples, self.oversells = True, 0, 0
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while self.running:
+            request = urllib.request.Request(self.url, headers={"Authorization": f"Bearer {self.token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    seats = json.loads(response.read())["licenses"][0]["seats"]
+                self.samples += 1
+                if seats["used"] > seats["max"]:
+                    self.oversells += 1
+            except OSError:
+                pass
+            time.sleep(0.05)
+
+    def stop(self) -> tuple[int, int]:
+        self.running = False
+        self.thread.join()
+        return self.oversells, self.samples
+
+
+def cleanup_redis(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"*{prefix}*", count=1000):
+        client.delete(key)
+
+
+def report(results: list[dict], args) -> None:
+    print()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"server: gunicorn --worker-class {args.worker_class} --workers {args.workers} --threads {args.threads}"
+    )
+    print(f"clients: {args.clients}, duration: {args.duration}s per run, open-loop rate: {args.rate}/s")
+    print()
+    print("| scenario | mode | ops/s | p50 ms | p95 ms | p99 ms | errors | oversells |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        mode = "closed (saturation)" if r["mode"] == "closed" else f"open @ {r['target_rate']:.0f}/s"
+        over = r.get("oversells", "")
+        print(
+            f"| {r['scenario']} | {mode} | {r['throughput']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {over} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
