@@ -154,6 +154,21 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # --- Redis -------------------------------------------------------------------
 REDIS_URL = secret("REDIS_URL")
+# TLS (Memorystore in-transit encryption): a rediss:// URL verifies the server
+# against REDIS_SSL_CA_CERTS. The options ride in the URL itself, so every
+# client built from it (cache, ledger, probes, Celery) speaks the same TLS.
+REDIS_SSL_CA_CERTS = env.str("REDIS_SSL_CA_CERTS", default="")
+REDIS_SSL_CHECK_HOSTNAME = env.bool("REDIS_SSL_CHECK_HOSTNAME", default=True)
+if REDIS_URL and REDIS_URL.startswith("rediss://"):
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    _parts = urlsplit(REDIS_URL)
+    _query = dict(parse_qsl(_parts.query))
+    _query.setdefault("ssl_cert_reqs", "required")
+    _query.setdefault("ssl_check_hostname", "true" if REDIS_SSL_CHECK_HOSTNAME else "false")
+    if REDIS_SSL_CA_CERTS:
+        _query.setdefault("ssl_ca_certs", REDIS_SSL_CA_CERTS)
+    REDIS_URL = urlunsplit(_parts._replace(query=urlencode(_query)))
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="coditect")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 if REDIS_URL:
@@ -223,6 +238,27 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Kubelet probes and Prometheus reach a pod by its IP, which the Downward API
+# hands over as POD_IP: those requests pass the host check, nothing else does.
+POD_IP = env.str("POD_IP", default="")
+if POD_IP:
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, POD_IP]
+# Content security policy for every HTML page (dashboard, admin). Everything is
+# served from this origin; inline styles stay allowed because the admin's
+# widgets set style attributes. The API docs page loads Swagger UI from a CDN
+# and is left out rather than widening the policy for every page.
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+CONTENT_SECURITY_POLICY_REPORT_ONLY = env.bool("CONTENT_SECURITY_POLICY_REPORT_ONLY", default=False)
+CONTENT_SECURITY_POLICY_EXEMPT = env.list("CONTENT_SECURITY_POLICY_EXEMPT", default=[r"^api/docs/"])
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "tenants.middleware.ContentSecurityPolicyMiddleware",
+)
 
 # --- Logging -------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -241,3 +277,38 @@ LOGGING = {
     },
 }
 ADMIN_URL = env.str("ADMIN_URL", default="admin/")
+
+# --- Operations: metrics, Celery ------------------------------------------------------
+# Seats per license are read from the ledger at scrape time (licenses.metrics):
+# at most this many licenses, the answer kept this many seconds.
+METRICS_SEAT_LICENSES_MAX = env.int("METRICS_SEAT_LICENSES_MAX", default=500)
+METRICS_SEAT_CACHE_SECONDS = env.float("METRICS_SEAT_CACHE_SECONDS", default=15.0)
+# Celery (coditect/celery.py reads every CELERY_* setting). Redis is broker and
+# result store when REDIS_URL is set; without it (the embedded default) tasks
+# run eagerly in the caller's process and no broker is needed.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or "") or None
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="coditect")
+# Tasks are idempotent: acknowledge after the work, so a worker lost mid-task
+# (a Cloud Run instance stopped) leaves the task for another.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", default=24 * 3600)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE: dict = {}
+# The port a worker or beat process serves its own /metrics on (Cloud Run also
+# needs each service to listen on $PORT); 0 serves none.
+CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=0)
+if REDIS_URL and REDIS_URL.startswith("rediss://"):
+    import ssl
+
+    # Kombu and Celery's result store take TLS as options, not from the URL.
+    CELERY_BROKER_USE_SSL = CELERY_REDIS_BACKEND_USE_SSL = {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        "ssl_ca_certs": REDIS_SSL_CA_CERTS or None,
+        "ssl_check_hostname": REDIS_SSL_CHECK_HOSTNAME,
+    }

@@ -46,3 +46,34 @@ class OperatorSiteMiddleware:
             with operator_scope():
                 return self.get_response(request)
         return self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Send settings.CONTENT_SECURITY_POLICY on HTML responses (dashboard, admin).
+
+    Django 5.2 has no CSP of its own; one fixed policy for the whole site needs
+    no nonces, so a dependency would add nothing. JSON answers need no policy.
+    """
+
+    def __init__(self, get_response):
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.policy = settings.CONTENT_SECURITY_POLICY
+        self.header = (
+            "Content-Security-Policy-Report-Only"
+            if settings.CONTENT_SECURITY_POLICY_REPORT_ONLY
+            else "Content-Security-Policy"
+        )
+        self.exempt = [re.compile(pattern) for pattern in settings.CONTENT_SECURITY_POLICY_EXEMPT]
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            self.policy
+            and self.header not in response
+            and response.get("Content-Type", "").startswith("text/html")
+            and not any(pattern.match(request.path_info.lstrip("/")) for pattern in self.exempt)
+        ):
+            response[self.header] = self.policy
+        return response

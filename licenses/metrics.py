@@ -1,0 +1,248 @@
+"""The Prometheus metrics the license server exports about licensing.
+
+What code calls:
+- `record_acquire_outcome(code)`: once per acquire, with "granted" (a new
+  lease), "existing" (the fingerprint's live lease came back) or the error code
+  that refused it.
+- `observe_ledger(backend, operation)`: a context manager (and decorator)
+  around one seat-ledger call; it times the call and counts the failures that
+  mean the ledger's store did not answer.
+
+Seats in use are not counted here on acquire and release: leases also end by
+expiry, with no call at all (invariant 4), so a gauge kept up by the API would
+drift. `SeatCollector` reads the ledger itself at scrape time instead, through
+the operator path, for at most `METRICS_SEAT_LICENSES_MAX` licenses, and keeps
+the answer for `METRICS_SEAT_CACHE_SECONDS` so that several scrapers (or
+workers) cost the ledger one read each period.
+
+Every label takes values from a fixed set, so no client input can grow the
+number of series: unknown codes and operations are counted as "other".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ContextDecorator
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from licenses.ledger.base import NoSeatsAvailable, SessionNotFound
+
+logger = logging.getLogger(__name__)
+
+ACQUIRE_OUTCOMES = frozenset(
+    {
+        "granted",
+        "existing",
+        "invalid_request",
+        "not_authenticated",
+        "permission_denied",
+        "license_not_found",
+        "license_expired",
+        "license_suspended",
+        "fingerprint_not_allowed",
+        "no_seats_available",
+        "rate_limited",
+        "service_unavailable",
+    }
+)
+LEDGER_BACKENDS = frozenset({"redis", "database"})
+LEDGER_OPERATIONS = frozenset(
+    {
+        "acquire",
+        "heartbeat",
+        "release",
+        "borrow",
+        "get",
+        "live_leases",
+        "used",
+        "release_all",
+        "expired_pending",
+        "expired_ack",
+        "now",
+    }
+)
+# A seat-ledger call is a Redis script or a short row-locking transaction:
+# milliseconds, with the tail that matters between 5 and 250 ms.
+LEDGER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+ACQUIRES = Counter(
+    "coditect_license_acquire",
+    "License acquires by outcome: granted, existing, or the error code that refused them.",
+    ["outcome"],
+)
+LEDGER_SECONDS = Histogram(
+    "coditect_ledger_operation_seconds",
+    "Time spent in one seat-ledger call, by backend and operation.",
+    ["backend", "operation"],
+    buckets=LEDGER_BUCKETS,
+)
+LEDGER_ERRORS = Counter(
+    "coditect_ledger_errors",
+    "Seat-ledger calls that failed for a reason other than the business answers "
+    "(no seats, unknown session): the store did not answer, or a bug.",
+    ["backend", "operation"],
+)
+
+# Answers of the ledger that are business outcomes, not failures.
+_BUSINESS_ANSWERS = (NoSeatsAvailable, SessionNotFound)
+
+
+def _bounded(value: str, allowed: frozenset[str]) -> str:
+    return value if value in allowed else "other"
+
+
+def record_acquire_outcome(code: str) -> None:
+    """Count one acquire: "granted", "existing", or the error code that refused it."""
+    ACQUIRES.labels(outcome=_bounded(code, ACQUIRE_OUTCOMES)).inc()
+
+
+class observe_ledger(ContextDecorator):  # a lower-case name: it reads as a function where used
+    """Time one seat-ledger call: `with observe_ledger(ledger.name, "acquire"): ...`.
+
+    Also usable as a decorator. A failure other than the ledger's business
+    answers (no seats, unknown session) is counted in `coditect_ledger_errors`.
+    """
+
+    def __init__(self, backend: str, operation: str) -> None:
+        self.backend = _bounded(backend, LEDGER_BACKENDS)
+        self.operation = _bounded(operation, LEDGER_OPERATIONS)
+
+    def __enter__(self) -> observe_ledger:
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        LEDGER_SECONDS.labels(backend=self.backend, operation=self.operation).observe(
+            time.perf_counter() - self._started
+        )
+        if exc_type is not None and not issubclass(exc_type, _BUSINESS_ANSWERS):
+            LEDGER_ERRORS.labels(backend=self.backend, operation=self.operation).inc()
+        return False
+
+
+# Pre-create the series dashboards and alerts name, so that a quiet server
+# exports zeros rather than nothing (an absent series hides a broken rate()).
+for _outcome in ("granted", "existing", "no_seats_available"):
+    ACQUIRES.labels(outcome=_outcome)
+
+
+@dataclass(frozen=True)
+class SeatUsage:
+    tenant: str
+    license: str
+    used: int | None  # None: the ledger did not answer for this license
+    max_seats: int
+
+
+class SeatCollector(Collector):
+    """Seats in use and seats sold per license, read from the ledger at scrape time."""
+
+    def __init__(self, *, max_licenses: int, cache_seconds: float) -> None:
+        self.max_licenses = max_licenses
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached_at = float("-inf")
+        self._cached: tuple[list[SeatUsage], bool, bool] = ([], False, True)
+
+    def describe(self) -> Iterator:
+        # Registering must not touch the database; the families are described empty.
+        return iter(())
+
+    def read(self) -> tuple[list[SeatUsage], bool, bool]:
+        """(usage per license, truncated, every read succeeded), cached."""
+        with self._lock:
+            if time.monotonic() - self._cached_at >= self.cache_seconds:
+                self._cached = self._read_now()
+                self._cached_at = time.monotonic()
+            return self._cached
+
+    def _read_now(self) -> tuple[list[SeatUsage], bool, bool]:
+        from django.utils import timezone
+
+        from licenses.ledger import get_seat_ledger
+        from licenses.models import License
+        from tenants.scope import operator_scope
+
+        usage: list[SeatUsage] = []
+        ok = True
+        try:
+            with operator_scope():
+                now = timezone.now()
+                rows = list(
+                    License.unscoped.filter(suspended=False)
+                    .exclude(expires_at__lte=now)
+                    .order_by("created_at")
+                    .values_list("id", "tenant__slug", "max_seats")[: self.max_licenses + 1]
+                )
+        except Exception:  # a scrape must answer even while the database does not
+            logger.warning("seat metrics: licenses could not be read", exc_info=True)
+            return [], False, False
+        truncated = len(rows) > self.max_licenses
+        rows = rows[: self.max_licenses]
+        try:
+            ledger = get_seat_ledger()
+        except Exception:
+            logger.warning("seat metrics: no seat ledger", exc_info=True)
+            ledger, ok = None, False
+        for license_id, tenant_slug, max_seats in rows:
+            used = None
+            if ledger is not None:
+                try:
+                    with observe_ledger(ledger.name, "used"):
+                        used = ledger.used(license_id=license_id)
+                except Exception:
+                    ok = False
+            usage.append(
+                SeatUsage(tenant=tenant_slug, license=str(license_id), used=used, max_seats=max_seats)
+            )
+        if not ok:
+            logger.warning("seat metrics: the ledger did not answer for every license")
+        return usage, truncated, ok
+
+    def collect(self) -> Iterator:
+        usage, truncated, ok = self.read()
+        used = GaugeMetricFamily(
+            "coditect_license_seats_used", "Live leases per license.", labels=["tenant", "license"]
+        )
+        sold = GaugeMetricFamily(
+            "coditect_license_seats_max", "Seats sold per license (max_seats).", labels=["tenant", "license"]
+        )
+        for row in usage:
+            sold.add_metric([row.tenant, row.license], row.max_seats)
+            if row.used is not None:
+                used.add_metric([row.tenant, row.license], row.used)
+        yield used
+        yield sold
+        yield GaugeMetricFamily(
+            "coditect_license_seat_metrics_truncated",
+            "1 when more active licenses exist than METRICS_SEAT_LICENSES_MAX exports.",
+            value=1 if truncated else 0,
+        )
+        yield GaugeMetricFamily(
+            "coditect_license_seat_metrics_ok",
+            "1 when the last read of seats answered for every license.",
+            value=1 if ok else 0,
+        )
+
+
+_seat_collector: SeatCollector | None = None
+
+
+def seat_collector() -> SeatCollector:
+    """The process's one seat collector, configured from settings."""
+    global _seat_collector
+    if _seat_collector is None:
+        from django.conf import settings
+
+        _seat_collector = SeatCollector(
+            max_licenses=settings.METRICS_SEAT_LICENSES_MAX,
+            cache_seconds=settings.METRICS_SEAT_CACHE_SECONDS,
+        )
+    return _seat_collector
