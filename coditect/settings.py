@@ -278,6 +278,19 @@ LOGGING = {
 }
 ADMIN_URL = env.str("ADMIN_URL", default="admin/")
 
+# --- License token signing ---------------------------------------------------------
+# One signer: local PEM files (the first key signs, the others only verify until
+# removed) or a Cloud KMS key version. LICENSE_VERIFY_KEYS_FILE publishes and
+# accepts retired keys (public or private PEMs) without ever signing with them.
+# With DEBUG on and no signer set, a development key is made under VAR_DIR;
+# with DEBUG off the server refuses to start (licenses.apps).
+LICENSE_SIGNING_KEY_FILE = env.list("LICENSE_SIGNING_KEY_FILE", default=[])
+LICENSE_SIGNING_KMS_KEY = env.str("LICENSE_SIGNING_KMS_KEY", default="")
+LICENSE_VERIFY_KEYS_FILE = env.list("LICENSE_VERIFY_KEYS_FILE", default=[])
+LICENSE_SIGNING_KMS_TIMEOUT = env.float("LICENSE_SIGNING_KMS_TIMEOUT", default=3.0)
+LICENSE_SIGNING_DEV_KEY_FILE = VAR_DIR / "license-signing-dev-ed25519.pem"
+LICENSE_JWKS_MAX_AGE = env.int("LICENSE_JWKS_MAX_AGE", default=300)
+
 # --- Operations: metrics, Celery ------------------------------------------------------
 # Seats per license are read from the ledger at scrape time (licenses.metrics):
 # at most this many licenses, the answer kept this many seconds.

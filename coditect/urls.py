@@ -4,12 +4,16 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from coditect import health
+from licenses.jwks import JwksApi
 
-api_v1 = []
+api_v1 = [
+    path(".well-known/jwks.json", JwksApi.as_view(), name="jwks"),
+]
 
 urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
+    path(".well-known/jwks.json", JwksApi.as_view(), name="jwks"),
     path("", include("django_prometheus.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
