@@ -19,9 +19,13 @@ def production_env(tmp_path, **extra) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("LICENSE_", "DATABASE_", "REDIS_", "SEAT_LEDGER", "PYTEST", "DJANGO_"))
+        if not name.startswith(
+            ("LICENSE_", "AUTH_", "DATABASE_", "REDIS_", "SEAT_LEDGER", "PYTEST", "DJANGO_")
+        )
     }
     env.update(DEBUG="0", SECRET_KEY="startup-test-not-secret", CODITECT_VAR_DIR=str(tmp_path / "var"))
+    # The access-token key has its own startup check (accounts); it is not what these tests are about.
+    env["AUTH_SIGNING_KEY_FILE"] = write_pem(tmp_path / "auth-signing.pem", ed25519_key(8))
     env.update(extra)
     return env
 
