@@ -1,0 +1,195 @@
+"""Typed exceptions: one class per error code of the server's contract, under
+one base class, plus the few failures that happen on the client side.
+
+The server answers every error as `{"error": {"code", "message", "details"}}`;
+`error_from_response` turns that into the matching class, so applications
+can write `except NoSeatsAvailable:` instead of comparing strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LicenseError(Exception):
+    """Base class of everything this SDK raises on purpose."""
+
+    code = "license_error"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message or self.code)
+        if code is not None:
+            self.code = code
+        self.message = message or self.code
+        self.status = status
+        self.details = details or {}
+        self.retry_after = retry_after
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+# --- The server's codes (DESIGN.md, "API contract") --------------------------------
+
+
+class InvalidRequest(LicenseError):
+    code = "invalid_request"
+
+
+class NotAuthenticated(LicenseError):
+    code = "not_authenticated"
+
+
+class PermissionDenied(LicenseError):
+    code = "permission_denied"
+
+
+class LicenseNotFound(LicenseError):
+    code = "license_not_found"
+
+
+class LicenseExpired(LicenseError):
+    code = "license_expired"
+
+
+class LicenseSuspended(LicenseError):
+    code = "license_suspended"
+
+
+class FingerprintNotAllowed(LicenseError):
+    code = "fingerprint_not_allowed"
+
+
+class NoSeatsAvailable(LicenseError):
+    code = "no_seats_available"
+
+
+class SessionNotFound(LicenseError):
+    code = "session_not_found"
+
+
+class RateLimited(LicenseError):
+    code = "rate_limited"
+
+
+class ServiceUnavailable(LicenseError):
+    code = "service_unavailable"
+
+
+class ServerError(LicenseError):
+    """A 5xx without the contract's error body (a proxy, or a server bug)."""
+
+    code = "server_error"
+
+
+# --- Client-side failures ---------------------------------------------------------
+
+
+class ConnectionFailed(LicenseError):
+    """The server could not be reached (after the retries the policy allows)."""
+
+    code = "connection_failed"
+
+
+class ProtocolError(LicenseError):
+    """The server answered something this SDK does not understand."""
+
+    code = "protocol_error"
+
+
+class TokenInvalid(LicenseError):
+    """A license token that fails verification: bad signature, unknown key,
+    wrong algorithm, missing or mismatched claims."""
+
+    code = "token_invalid"
+
+
+class TokenExpired(TokenInvalid):
+    code = "token_expired"
+
+
+class ClockSetBack(TokenInvalid):
+    """The system clock reads earlier than a time this machine has already
+    seen (the token's issue time or the cache's last-seen time)."""
+
+    code = "clock_set_back"
+
+
+class CacheTampered(TokenInvalid):
+    """The offline cache file was changed outside this SDK (or is corrupt)."""
+
+    code = "cache_tampered"
+
+
+class NotLicensed(LicenseError):
+    """No lease and no usable cached token."""
+
+    code = "not_licensed"
+
+
+SERVER_ERRORS: dict[str, type[LicenseError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidRequest,
+        NotAuthenticated,
+        PermissionDenied,
+        LicenseNotFound,
+        LicenseExpired,
+        LicenseSuspended,
+        FingerprintNotAllowed,
+        NoSeatsAvailable,
+        SessionNotFound,
+        RateLimited,
+        ServiceUnavailable,
+    )
+}
+
+_BY_STATUS: dict[int, type[LicenseError]] = {
+    400: InvalidRequest,
+    401: NotAuthenticated,
+    403: PermissionDenied,
+    429: RateLimited,
+    503: ServiceUnavailable,
+}
+
+
+def error_from_response(
+    status: int,
+    body: Any,
+    *,
+    retry_after: float | None = None,
+    request_id: str | None = None,
+) -> LicenseError:
+    """The typed exception for an error answer. An unknown code keeps its
+    name on the base class, so a newer server never breaks an older SDK."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        code = error["code"]
+        message = str(error.get("message") or code)
+        details = error.get("details") if isinstance(error.get("details"), dict) else {}
+        cls = SERVER_ERRORS.get(code, LicenseError)
+        return cls(
+            message,
+            code=code,
+            status=status,
+            details=details,
+            retry_after=retry_after,
+            request_id=request_id,
+        )
+    cls = _BY_STATUS.get(status, ServerError if status >= 500 else ProtocolError)
+    return cls(
+        f"HTTP {status} without an error body",
+        status=status,
+        retry_after=retry_after,
+        request_id=request_id,
+    )
