@@ -19,10 +19,11 @@ EMBEDDED_ENV := env -u DATABASE_URL -u DATABASE_OPERATOR_URL -u REDIS_URL -u SEA
 
 .PHONY: install run test test-pg test-embedded lint format clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt sdk/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q -e sdk
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

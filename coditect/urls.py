@@ -3,10 +3,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.urls import invite_urlpatterns
 from coditect import health
 from licenses.jwks import JwksApi
 
 api_v1 = [
+    path("auth/", include("accounts.urls")),
+    *invite_urlpatterns,
     path(".well-known/jwks.json", JwksApi.as_view(), name="jwks"),
 ]
 

@@ -7,8 +7,8 @@ import pytest
 from django.apps import apps
 from django.db import DatabaseError, connection, transaction
 
-from accounts.models import User
-from accounts.tests.factories import UserFactory
+from accounts.models import Invite, RefreshToken, User
+from accounts.tests.factories import InviteFactory, RefreshTokenFactory, UserFactory
 from audit.models import AuditLog
 from audit.tests.factories import AuditLogFactory
 from licenses.models import License
@@ -19,7 +19,13 @@ from tenants.scope import tenant_scope
 # Every tenant-owned model, with a factory to make its rows. A new model with a
 # tenant foreign key fails `test_every_tenant_owned_model_is_covered` until it
 # is added here, and then every test below tries to break into it.
-FACTORIES = {User: UserFactory, License: LicenseFactory, AuditLog: AuditLogFactory}
+FACTORIES = {
+    User: UserFactory,
+    License: LicenseFactory,
+    AuditLog: AuditLogFactory,
+    Invite: InviteFactory,
+    RefreshToken: RefreshTokenFactory,
+}
 
 pytestmark = pytest.mark.django_db
 
