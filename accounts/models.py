@@ -7,7 +7,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
 
-from tenants.models import Tenant, TenantScopedManager, check_write_scope
+from tenants.models import Tenant, TenantOwnedModel, TenantScopedManager, check_write_scope
 from tenants.scope import ScopeError, in_operator_scope
 
 
@@ -84,3 +84,74 @@ class User(AbstractBaseUser, PermissionsMixin):
         else:
             check_write_scope(self.tenant_id)
         super().save(*args, **kwargs)
+
+
+class Invite(TenantOwnedModel):
+    """A single-use code a tenant admin hands out to let someone join the tenant.
+    The code itself is shown once; the database keeps its SHA-256 digest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code_digest = models.CharField(max_length=64, unique=True, editable=False)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.USER)
+    # When set, only this address may use the code.
+    email = models.EmailField(blank=True, default="")
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "invites"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"invite {self.id} ({self.role})"
+
+    def status(self, now=None) -> str:
+        if self.used_at:
+            return "used"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= (now or timezone.now()):
+            return "expired"
+        return "pending"
+
+
+class RefreshToken(TenantOwnedModel):
+    """One refresh token. Tokens of one sign-in share a family: each refresh
+    marks the presented token used and issues the next; a used token presented
+    again means two parties hold the family, and the whole family is revoked."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    family_id = models.UUIDField(db_index=True)
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "refresh_tokens"
+
+    def __str__(self) -> str:
+        return f"refresh token {self.id} (family {self.family_id})"
+
+
+class RateLimitHit(models.Model):
+    """The rate limiter's fallback store where there is no Redis: one row per
+    counted request, kept for one window. Not tenant-owned: keys are client
+    addresses and user ids, checked before any tenant is known."""
+
+    id = models.BigAutoField(primary_key=True)
+    key = models.CharField(max_length=200)
+    hit_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "rate_limit_hits"
+        indexes = [models.Index(fields=["key", "hit_at"], name="rate_limit_key_hit_at")]
+
+    def __str__(self) -> str:
+        return f"{self.key} at {self.hit_at:%H:%M:%S}"

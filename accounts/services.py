@@ -1,13 +1,64 @@
-"""Writes for accounts: tenants as seen from their members, users."""
+"""Writes for accounts: registration, sign-in sessions, invites.
+
+Every change writes its audit row inside its own transaction. Failures that
+must leave a trace (a failed login, a reused refresh token) commit their audit
+row and the revocation first, and only then raise the error the client sees.
+"""
 
 from __future__ import annotations
 
-from django.db import transaction
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.identity import Identity, IdentityTokenInvalid, IdentityUnavailable, identity_token_verify
+from accounts.models import Invite, RefreshToken, Role, User
+from accounts.selectors import (
+    SignInCandidate,
+    user_sign_in_candidate_by_email_across_tenants,
+    user_sign_in_candidate_by_identity_across_tenants,
+)
+from accounts.tokens import access_token_issue, tenant_secret_digest, tenant_secret_new, tenant_secret_parse
 from audit.services import audit_record
+from tenants.errors import ApplicationError, ServiceUnavailable
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 from tenants.services import tenant_create
+
+logger = logging.getLogger(__name__)
+
+# One message for every way a password login can fail, so the answer never
+# tells whether an email has an account.
+LOGIN_FAILED = "The email or password is not correct."
+REFRESH_FAILED = "The refresh token is not valid. Sign in again."
+ID_TOKEN_FAILED = "The ID token is not valid."
+INVITE_INVALID = "This invite code is not valid or no longer valid."
+
+
+class NotAuthenticated(ApplicationError):
+    code = "not_authenticated"
+
+
+def _field_error(field: str, *messages: str) -> ApplicationError:
+    """A 400 shaped like DRF's validation errors, so clients parse one format."""
+    return ApplicationError("The request is not valid.", details={"fields": {field: list(messages)}})
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
 
 
 def tenant_create_with_audit(*, name: str, slug: str | None = None, actor=None) -> Tenant:
@@ -15,3 +66,423 @@ def tenant_create_with_audit(*, name: str, slug: str | None = None, actor=None) 
     with tenant_scope(tenant.id), transaction.atomic():
         audit_record(action="tenant.created", tenant_id=tenant.id, user=actor, target=tenant)
     return tenant
+
+
+# --- identity ---------------------------------------------------------------------------
+
+
+def identity_verify(*, id_token: str) -> Identity:
+    """An Identity Platform ID token as our errors: 401 when invalid, 503 when
+    Identity Platform cannot be reached."""
+    try:
+        return identity_token_verify(id_token)
+    except IdentityTokenInvalid as exc:
+        logger.info("ID token refused", extra={"reason": str(exc)[:200]})
+        raise NotAuthenticated(ID_TOKEN_FAILED) from exc
+    except IdentityUnavailable as exc:
+        raise ServiceUnavailable("Identity Platform is not reachable; try again shortly.") from exc
+
+
+def user_resolve_identity(*, identity: Identity, request: Any = None) -> SignInCandidate | None:
+    """The tenant member an identity signs in as: the user linked to it, or else
+    the user whose email the identity provider has verified (linked now, once).
+    None when there is none; accounts are never made here (see user_register)."""
+    candidate = user_sign_in_candidate_by_identity_across_tenants(
+        provider=identity.provider, subject=identity.subject
+    )
+    if candidate is None and identity.email and identity.email_verified:
+        by_email = user_sign_in_candidate_by_email_across_tenants(email=identity.email)
+        if by_email is None or by_email.tenant_id is None:
+            return None
+        if by_email.oauth_subject and by_email.oauth_subject != identity.subject:
+            # The email's account is linked to another identity: taking it over
+            # on the strength of an email claim would be an account takeover.
+            logger.warning("identity conflicts with the account's linked identity")
+            return None
+        if not by_email.oauth_subject:
+            with tenant_scope(by_email.tenant_id):
+                linked = User.objects.filter(pk=by_email.id, oauth_subject="").update(
+                    oauth_provider=identity.provider, oauth_subject=identity.subject
+                )
+                if linked:
+                    audit_record(
+                        action="user.identity_linked",
+                        tenant_id=by_email.tenant_id,
+                        actor=identity.email,
+                        target_type="accounts.user",
+                        target_id=str(by_email.id),
+                        details={"provider": identity.provider},
+                        request=request,
+                    )
+        candidate = by_email
+    if candidate is None or candidate.tenant_id is None:
+        return None
+    return candidate
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+def _password_check(*, password: str, email: str) -> None:
+    try:
+        validate_password(password, user=User(email=email))
+    except ValidationError as exc:
+        raise _field_error("password", *exc.messages) from exc
+
+
+def _user_create(
+    *,
+    tenant_id: uuid.UUID,
+    email: str,
+    role: str,
+    full_name: str,
+    password: str | None,
+    identity: Identity | None,
+) -> User:
+    user = User(tenant_id=tenant_id, email=email, role=role, full_name=full_name)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    if identity is not None:
+        user.oauth_provider, user.oauth_subject = identity.provider, identity.subject
+    try:
+        with transaction.atomic():
+            user.save(force_insert=True)
+    except IntegrityError as exc:
+        if "email" in str(exc):
+            # Said plainly: the person needs to know to sign in instead. Registration
+            # is rate limited per address, which bounds what this tells a prober.
+            raise _field_error("email", "An account with this email already exists.") from exc
+        raise _field_error("id_token", "This sign-in already belongs to an account.") from exc
+    return user
+
+
+def user_register(
+    *,
+    email: str = "",
+    password: str = "",
+    id_token: str = "",
+    tenant_name: str = "",
+    invite_code: str = "",
+    full_name: str = "",
+    request: Any = None,
+) -> tuple[User, Tenant]:
+    """Create a user: with `tenant_name`, a new tenant with this user as its
+    admin; with `invite_code`, a member of the inviting tenant in the invite's
+    role. Credentials are a password, or an Identity Platform ID token whose
+    email the provider has verified. Anything else in the request (a tenant, a
+    role) is not an input: the tenant and role come from here."""
+    if bool(tenant_name) == bool(invite_code):
+        raise _field_error("non_field_errors", "Give either tenant_name or invite_code.")
+    identity = None
+    if id_token:
+        identity = identity_verify(id_token=id_token)
+        if not (identity.email and identity.email_verified):
+            raise _field_error("id_token", "The sign-in must come with an email the provider has verified.")
+        email = identity.email
+        if user_sign_in_candidate_by_identity_across_tenants(
+            provider=identity.provider, subject=identity.subject
+        ):
+            raise _field_error("id_token", "This sign-in already belongs to an account.")
+    elif not password:
+        raise _field_error("password", "Give a password or an id_token.")
+    email = email.strip().lower()
+    if not email:
+        raise _field_error("email", "This field is required.")
+    if password:
+        _password_check(password=password, email=email)
+
+    details = {"method": "identity_platform" if identity else "password"}
+    if tenant_name:
+        with transaction.atomic():
+            tenant = tenant_create(name=tenant_name)
+            with tenant_scope(tenant.id):
+                user = _user_create(
+                    tenant_id=tenant.id,
+                    email=email,
+                    role=Role.TENANT_ADMIN,
+                    full_name=full_name,
+                    password=password,
+                    identity=identity,
+                )
+                audit_record(
+                    action="tenant.created", tenant_id=tenant.id, user=user, target=tenant, request=request
+                )
+                audit_record(
+                    action="user.registered",
+                    tenant_id=tenant.id,
+                    user=user,
+                    target=user,
+                    details={**details, "role": user.role},
+                    request=request,
+                )
+        return user, tenant
+
+    parsed = tenant_secret_parse(invite_code)
+    if parsed is None:
+        raise _field_error("invite_code", INVITE_INVALID)
+    tenant_id, digest = parsed
+    with tenant_scope(tenant_id):
+        invite = Invite.objects.select_for_update().filter(code_digest=digest).first()
+        tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
+        if (
+            invite is None
+            or tenant is None
+            or invite.status() != "pending"
+            or (invite.email and invite.email != email)
+        ):
+            raise _field_error("invite_code", INVITE_INVALID)
+        user = _user_create(
+            tenant_id=tenant_id,
+            email=email,
+            role=invite.role,
+            full_name=full_name,
+            password=password,
+            identity=identity,
+        )
+        invite.used_at, invite.used_by = timezone.now(), user
+        invite.save(update_fields=["used_at", "used_by"])
+        audit_record(action="invite.redeemed", tenant_id=tenant_id, user=user, target=invite, request=request)
+        audit_record(
+            action="user.registered",
+            tenant_id=tenant_id,
+            user=user,
+            target=user,
+            details={**details, "role": user.role, "invite_id": str(invite.id)},
+            request=request,
+        )
+    return user, tenant
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+def _refresh_token_create(*, user: User, family_id: uuid.UUID) -> str:
+    token = tenant_secret_new(user.tenant_id)
+    RefreshToken.objects.create(
+        tenant_id=user.tenant_id,
+        user=user,
+        family_id=family_id,
+        token_digest=tenant_secret_digest(token),
+        expires_at=timezone.now() + timedelta(seconds=settings.REFRESH_TOKEN_LIFETIME),
+    )
+    return token
+
+
+def _token_pair(*, user: User, refresh_token: str) -> TokenPair:
+    return TokenPair(
+        access_token=access_token_issue(user_id=user.id, tenant_id=user.tenant_id, role=user.role),
+        refresh_token=refresh_token,
+        expires_in=settings.ACCESS_TOKEN_LIFETIME,
+    )
+
+
+def _session_start(*, user: User, method: str, request: Any) -> TokenPair:
+    """A new token family for a user who just proved who they are. Runs in the
+    user's tenant scope."""
+    now = timezone.now()
+    family_id = uuid.uuid4()
+    refresh_token = _refresh_token_create(user=user, family_id=family_id)
+    # Tokens long past expiry are no use even for reuse detection.
+    RefreshToken.objects.filter(user=user, expires_at__lt=now - timedelta(days=1)).delete()
+    User.objects.filter(pk=user.pk).update(last_login=now)
+    audit_record(
+        action="auth.login",
+        tenant_id=user.tenant_id,
+        user=user,
+        target=user,
+        details={"method": method, "family_id": str(family_id)},
+        request=request,
+    )
+    return _token_pair(user=user, refresh_token=refresh_token)
+
+
+def _login_failed(*, reason: str, method: str, email: str, tenant_id=None, user=None, request=None) -> None:
+    audit_record(
+        action="auth.login_failed",
+        tenant_id=tenant_id,
+        user=user,
+        actor=email[:254],
+        details={"reason": reason, "method": method},
+        request=request,
+    )
+
+
+def auth_login_password(*, email: str, password: str, request: Any = None) -> TokenPair:
+    if not settings.PASSWORD_LOGIN_ENABLED:
+        raise ApplicationError(
+            "Password sign-in is turned off on this server; sign in with your identity provider "
+            "and send its ID token as id_token.",
+            code="permission_denied",
+            details={"password_login_enabled": False},
+        )
+    email = email.strip().lower()
+    candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
+    if candidate is None or candidate.tenant_id is None:
+        # As slow as a real check, so timing does not tell either. Operators
+        # (no tenant) never sign in here: the admin site is their door.
+        make_password(password)
+        reason = "unknown_email" if candidate is None else "operator_account"
+        _login_failed(reason=reason, method="password", email=email, request=request)
+        raise NotAuthenticated(LOGIN_FAILED)
+
+    tenant_inactive = False
+    with tenant_scope(candidate.tenant_id):
+        user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
+        if user is not None and user.is_active and user.check_password(password):
+            if user.tenant.is_active:
+                return _session_start(user=user, method="password", request=request)
+            tenant_inactive = True
+            reason = "tenant_inactive"
+        else:
+            reason = "bad_password" if user is not None and user.is_active else "inactive_user"
+        _login_failed(
+            reason=reason,
+            method="password",
+            email=email,
+            tenant_id=candidate.tenant_id,
+            user=user,
+            request=request,
+        )
+    if tenant_inactive:
+        raise ApplicationError("This tenant is deactivated.", code="permission_denied")
+    raise NotAuthenticated(LOGIN_FAILED)
+
+
+def auth_login_id_token(*, id_token: str, request: Any = None) -> TokenPair:
+    try:
+        identity = identity_verify(id_token=id_token)
+    except NotAuthenticated:
+        _login_failed(reason="invalid_id_token", method="identity_platform", email="", request=request)
+        raise
+    candidate = user_resolve_identity(identity=identity, request=request)
+    if candidate is None:
+        _login_failed(reason="no_account", method="identity_platform", email=identity.email, request=request)
+        raise NotAuthenticated(
+            "No account is linked to this sign-in. Register with an invite code or a tenant name first."
+        )
+    with tenant_scope(candidate.tenant_id):
+        user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
+        if user is not None and user.is_active and user.tenant.is_active:
+            return _session_start(user=user, method="identity_platform", request=request)
+        _login_failed(
+            reason="inactive_user",
+            method="identity_platform",
+            email=identity.email,
+            tenant_id=candidate.tenant_id,
+            user=user,
+            request=request,
+        )
+    raise NotAuthenticated("This account is deactivated.")
+
+
+def auth_refresh(*, refresh_token: str, request: Any = None) -> TokenPair:
+    """Rotate: the presented token is used up and the next one of its family is
+    issued. A used token presented again revokes the whole family, so a thief
+    and the owner both lose it and the owner signs in again."""
+    parsed = tenant_secret_parse(refresh_token)
+    if parsed is None:
+        raise NotAuthenticated(REFRESH_FAILED)
+    tenant_id, digest = parsed
+    now = timezone.now()
+    with tenant_scope(tenant_id):
+        token = RefreshToken.objects.select_for_update().filter(token_digest=digest).first()
+        if token is None or token.revoked_at is not None or token.expires_at <= now:
+            raise NotAuthenticated(REFRESH_FAILED)
+        if token.used_at is not None:
+            revoked = RefreshToken.objects.filter(family_id=token.family_id, revoked_at__isnull=True).update(
+                revoked_at=now
+            )
+            audit_record(
+                action="auth.refresh_reused",
+                tenant_id=tenant_id,
+                user=token.user,
+                target=token,
+                details={"family_id": str(token.family_id), "revoked": revoked},
+                request=request,
+            )
+        else:
+            user = User.objects.select_related("tenant").filter(pk=token.user_id).first()
+            token.used_at = now
+            token.save(update_fields=["used_at"])
+            if user is not None and user.is_active and user.tenant.is_active:
+                next_token = _refresh_token_create(user=user, family_id=token.family_id)
+                return _token_pair(user=user, refresh_token=next_token)
+    # Outside the transaction: the revocation and its audit row are committed.
+    raise NotAuthenticated(REFRESH_FAILED)
+
+
+def auth_logout(*, refresh_token: str, request: Any = None) -> None:
+    """Revoke the presented token's family. Unknown tokens are ignored: logging
+    out twice is not an error."""
+    parsed = tenant_secret_parse(refresh_token)
+    if parsed is None:
+        return
+    tenant_id, digest = parsed
+    with tenant_scope(tenant_id):
+        token = RefreshToken.objects.select_for_update().filter(token_digest=digest).first()
+        if token is None:
+            return
+        revoked = RefreshToken.objects.filter(family_id=token.family_id, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        audit_record(
+            action="auth.logout",
+            tenant_id=tenant_id,
+            user=token.user,
+            target=token,
+            details={"family_id": str(token.family_id), "revoked": revoked},
+            request=request,
+        )
+
+
+# --- invites ------------------------------------------------------------------------------------
+
+
+def invite_create(
+    *,
+    created_by: User,
+    role: str = Role.USER,
+    email: str = "",
+    lifetime_hours: int | None = None,
+    request=None,
+) -> tuple[Invite, str]:
+    """An invite to the creator's tenant; returns it and its code, which exists
+    only in this return value."""
+    if role not in Role.values:
+        raise _field_error("role", f"Choose one of {', '.join(Role.values)}.")
+    hours = lifetime_hours or settings.INVITE_LIFETIME_HOURS
+    code = tenant_secret_new(created_by.tenant_id)
+    with transaction.atomic():
+        invite = Invite(
+            tenant_id=created_by.tenant_id,
+            code_digest=tenant_secret_digest(code),
+            role=role,
+            email=email.strip().lower(),
+            created_by=created_by,
+            expires_at=timezone.now() + timedelta(hours=hours),
+        )
+        invite.save(force_insert=True)
+        audit_record(
+            action="invite.created",
+            tenant_id=created_by.tenant_id,
+            user=created_by,
+            target=invite,
+            details={"role": role, "email": invite.email, "expires_at": invite.expires_at.isoformat()},
+            request=request,
+        )
+    return invite, code
+
+
+def invite_revoke(*, invite: Invite, actor: User, request=None) -> Invite:
+    """Withdraw a pending invite; used, expired or revoked ones stay as they are."""
+    if invite.status() != "pending":
+        return invite
+    with transaction.atomic():
+        invite.revoked_at = timezone.now()
+        invite.save(update_fields=["revoked_at"])
+        audit_record(
+            action="invite.revoked", tenant_id=invite.tenant_id, user=actor, target=invite, request=request
+        )
+    return invite

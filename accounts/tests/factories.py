@@ -1,6 +1,11 @@
-import factory
+import uuid
+from datetime import timedelta
 
-from accounts.models import Role, User
+import factory
+from django.utils import timezone
+
+from accounts.models import Invite, RefreshToken, Role, User
+from accounts.tokens import tenant_secret_digest, tenant_secret_new
 from tenants.tests.factories import TenantOwnedFactory
 
 TEST_PASSWORD = "correct-horse-battery-staple"
@@ -17,3 +22,40 @@ class UserFactory(TenantOwnedFactory):
 
 class TenantAdminFactory(UserFactory):
     role = Role.TENANT_ADMIN
+
+
+class ReadOnlyUserFactory(UserFactory):
+    role = Role.READ_ONLY
+
+
+class InviteFactory(TenantOwnedFactory):
+    """The plaintext code is kept on the returned instance as `.code`, for tests only."""
+
+    class Meta:
+        model = Invite
+
+    role = Role.USER
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=1))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        code = tenant_secret_new(kwargs["tenant"].id)
+        kwargs["code_digest"] = tenant_secret_digest(code)
+        invite = super()._create(model_class, *args, **kwargs)
+        invite.code = code
+        return invite
+
+    @classmethod
+    def _build(cls, model_class, *args, **kwargs):
+        kwargs.setdefault("code_digest", tenant_secret_digest(tenant_secret_new(kwargs["tenant"].id)))
+        return super()._build(model_class, *args, **kwargs)
+
+
+class RefreshTokenFactory(TenantOwnedFactory):
+    class Meta:
+        model = RefreshToken
+
+    user = factory.SubFactory(UserFactory, tenant=factory.SelfAttribute("..tenant"))
+    family_id = factory.LazyFunction(uuid.uuid4)
+    token_digest = factory.LazyFunction(lambda: tenant_secret_digest(uuid.uuid4().hex))
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))

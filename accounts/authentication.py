@@ -1,0 +1,77 @@
+"""The API's authentication: `Authorization: Bearer <token>`.
+
+The token is the server's own access token (EdDSA, see accounts.tokens) or an
+Identity Platform ID token (RS256, verified by firebase-admin). Either way the
+caller's tenant is activated first, inside the transaction and scope boundary
+the tenant-safe base view has opened, and only then is the user loaded,
+through the scoped manager, as the app role: a token naming a user of another
+tenant finds nobody. Every failure is the same 401 `not_authenticated`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+
+from accounts.identity import looks_like_identity_token
+from accounts.models import User
+from accounts.services import NotAuthenticated, identity_verify, user_resolve_identity
+from accounts.tokens import InvalidToken, access_token_verify
+from tenants.scope import activate_tenant
+
+logger = logging.getLogger(__name__)
+
+INVALID_TOKEN = "The access token is not valid or has expired."
+
+
+class BearerAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise AuthenticationFailed("The Authorization header must be `Bearer <token>`.")
+        try:
+            token = parts[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise AuthenticationFailed(INVALID_TOKEN) from exc
+
+        if looks_like_identity_token(token):
+            return self._from_identity_token(token, request)
+        return self._from_access_token(token)
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+    def _from_access_token(self, token: str):
+        try:
+            claims = access_token_verify(token)
+        except InvalidToken as exc:
+            logger.info("access token refused", extra={"reason": str(exc)[:200]})
+            raise AuthenticationFailed(INVALID_TOKEN) from exc
+        activate_tenant(claims.tenant_id)
+        return (self._member(claims.user_id), claims)
+
+    def _from_identity_token(self, token: str, request):
+        try:
+            identity = identity_verify(id_token=token)  # or 503 when Identity Platform is down
+        except NotAuthenticated as exc:
+            raise AuthenticationFailed(exc.message) from exc
+        candidate = user_resolve_identity(identity=identity, request=request)
+        if candidate is None:
+            raise AuthenticationFailed("No account is linked to this sign-in.")
+        activate_tenant(candidate.tenant_id)
+        return (self._member(candidate.id), identity)
+
+    @staticmethod
+    def _member(user_id) -> User:
+        # The role comes from the database, not the token: a demotion takes
+        # effect at once, not when the token expires.
+        user = User.objects.select_related("tenant").filter(pk=user_id).first()
+        if user is None or not user.is_active or not user.tenant.is_active:
+            raise AuthenticationFailed(INVALID_TOKEN)
+        return user

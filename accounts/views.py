@@ -1,0 +1,184 @@
+"""The accounts API: one class per operation, thin, each with its own small
+serializers. Rules live in accounts.services; roles in accounts.permissions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from accounts import selectors, services
+from accounts.models import Role
+from accounts.permissions import TENANT_ADMIN_ONLY, TENANT_MEMBERS
+from tenants.views import PublicAPIView, TenantAPIView
+
+
+class UserOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    role = serializers.CharField()
+
+
+class TenantOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    slug = serializers.CharField()
+
+
+class TokenPairOutput(serializers.Serializer):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    expires_in = serializers.IntegerField()
+    token_type = serializers.CharField()
+
+
+class RegisterApi(PublicAPIView):
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(required=False, max_length=254)
+        password = serializers.CharField(required=False, trim_whitespace=False, max_length=256)
+        id_token = serializers.CharField(required=False, max_length=8192)
+        tenant_name = serializers.CharField(required=False, max_length=200)
+        invite_code = serializers.CharField(required=False, max_length=200)
+        full_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    class OutputSerializer(serializers.Serializer):
+        user = UserOutput()
+        tenant = TenantOutput()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user, tenant = services.user_register(**data.validated_data, request=request)
+        return Response(self.OutputSerializer({"user": user, "tenant": tenant}).data, status=201)
+
+
+class LoginApi(PublicAPIView):
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(required=False, max_length=254)
+        password = serializers.CharField(required=False, trim_whitespace=False, max_length=256)
+        id_token = serializers.CharField(required=False, max_length=8192)
+
+        def validate(self, attrs):
+            if attrs.get("id_token"):
+                return attrs
+            if not (attrs.get("email") and attrs.get("password")):
+                raise serializers.ValidationError("Give email and password, or id_token.")
+            return attrs
+
+    @extend_schema(request=InputSerializer, responses={200: TokenPairOutput})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if values.get("id_token"):
+            pair = services.auth_login_id_token(id_token=values["id_token"], request=request)
+        else:
+            pair = services.auth_login_password(
+                email=values["email"], password=values["password"], request=request
+            )
+        return Response(TokenPairOutput(pair).data)
+
+
+class RefreshInput(serializers.Serializer):
+    refresh_token = serializers.CharField(max_length=200)
+
+
+class RefreshApi(PublicAPIView):
+    @extend_schema(request=RefreshInput, responses={200: TokenPairOutput})
+    def post(self, request):
+        data = RefreshInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        pair = services.auth_refresh(refresh_token=data.validated_data["refresh_token"], request=request)
+        return Response(TokenPairOutput(pair).data)
+
+
+class LogoutApi(PublicAPIView):
+    @extend_schema(request=RefreshInput, responses={204: None})
+    def post(self, request):
+        data = RefreshInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.auth_logout(refresh_token=data.validated_data["refresh_token"], request=request)
+        return Response(status=204)
+
+
+class MeApi(TenantAPIView):
+    permission_classes = TENANT_MEMBERS
+
+    class OutputSerializer(serializers.Serializer):
+        user = UserOutput()
+        tenant = TenantOutput()
+
+    @extend_schema(responses={200: OutputSerializer})
+    def get(self, request):
+        return Response(self.OutputSerializer({"user": request.user, "tenant": request.user.tenant}).data)
+
+
+class InviteOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    role = serializers.CharField()
+    email = serializers.EmailField()
+    status = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    used_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField()
+
+    def get_status(self, invite) -> str:
+        return invite.status()
+
+
+class InvitesApi(TenantAPIView):
+    """GET lists the tenant's invites; POST makes one (its code is shown once)."""
+
+    permission_classes = TENANT_ADMIN_ONLY
+
+    class InputSerializer(serializers.Serializer):
+        role = serializers.ChoiceField(choices=Role.choices, default=Role.USER)
+        email = serializers.EmailField(required=False, default="", allow_blank=True)
+        expires_in_hours = serializers.IntegerField(required=False, min_value=1, max_value=30 * 24)
+
+    class CreatedOutput(InviteOutput):
+        code = serializers.CharField()
+
+    @extend_schema(responses={200: inline_serializer("InviteList", {"results": InviteOutput(many=True)})})
+    def get(self, request):
+        return Response({"results": InviteOutput(selectors.invite_list(), many=True).data})
+
+    @extend_schema(request=InputSerializer, responses={201: CreatedOutput})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        invite, code = services.invite_create(
+            created_by=request.user,
+            role=values["role"],
+            email=values["email"],
+            lifetime_hours=values.get("expires_in_hours") or settings.INVITE_LIFETIME_HOURS,
+            request=request,
+        )
+        invite.code = code
+        return Response(self.CreatedOutput(invite).data, status=201)
+
+
+class InviteDetailApi(TenantAPIView):
+    """GET shows one invite; DELETE withdraws it (a used invite stays as it was)."""
+
+    permission_classes = TENANT_ADMIN_ONLY
+
+    def _invite(self, invite_id):
+        invite = selectors.invite_get(invite_id=invite_id)
+        if invite is None:
+            raise NotFound("No such invite.")
+        return invite
+
+    @extend_schema(responses={200: InviteOutput})
+    def get(self, request, invite_id):
+        return Response(InviteOutput(self._invite(invite_id)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, invite_id):
+        services.invite_revoke(invite=self._invite(invite_id), actor=request.user, request=request)
+        return Response(status=204)
