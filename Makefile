@@ -9,13 +9,14 @@ PORT ?= 8000
 PG_HOST ?= 127.0.0.1
 PG_PORT ?= 5432
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
-TEST_ENV := DEBUG=1 SECRET_KEY=test-only-not-secret SECURE_SSL_REDIRECT=0 \
+# Rate limits are off for the suite (every test client is 127.0.0.1); their own tests turn them on.
+TEST_ENV := DEBUG=1 SECRET_KEY=test-only-not-secret SECURE_SSL_REDIRECT=0 RATE_LIMIT_PER_IP=0 RATE_LIMIT_PER_USER=0 \
 	DATABASE_URL=postgresql://coditect_test_app@$(PG_HOST):$(PG_PORT)/coditect_test \
 	DATABASE_OPERATOR_URL=postgresql://coditect_test_operator@$(PG_HOST):$(PG_PORT)/coditect_test \
 	TEST_DATABASE_ADMIN_URL=postgresql://postgres@$(PG_HOST):$(PG_PORT)/postgres \
 	REDIS_URL=$(REDIS_TEST_URL)
 EMBEDDED_ENV := env -u DATABASE_URL -u DATABASE_OPERATOR_URL -u REDIS_URL -u SEAT_LEDGER \
-	DEBUG=1 SECURE_SSL_REDIRECT=0 CODITECT_VAR_DIR=$(CURDIR)/var/test-embedded
+	DEBUG=1 SECURE_SSL_REDIRECT=0 RATE_LIMIT_PER_IP=0 RATE_LIMIT_PER_USER=0 CODITECT_VAR_DIR=$(CURDIR)/var/test-embedded
 
 .PHONY: install run test test-pg test-embedded lint format clean
 

@@ -1,11 +1,185 @@
-"""Rate limits: per client IP (middleware) and per user (a DRF throttle).
+"""Rate limits: per client address (middleware, every request but the probes)
+and per user (a DRF throttle, after authentication has said who is calling).
 
-placeholder while the limiter is built: lets every request through.
+Both count requests in a sliding window: in Redis by a Lua script over a sorted
+set (ratelimit.lua, loaded once, run by EVALSHA), or, where there is no Redis
+(the embedded default), in a database table under a lock. A refused request
+answers 429 `rate_limited` with Retry-After; every counted request carries
+RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (the tighter limit
+speaks).
+
+When the limiter's store is down, requests go through (fail open) and a
+warning is logged: a limiter protects the service, it must not become the
+outage. Redis is then left alone for a few seconds rather than waited on by
+every request.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connections, transaction
+from django.db.models import Count, Min
+from django.utils import timezone
 from rest_framework.throttling import BaseThrottle
+
+from accounts.models import RateLimitHit
+from tenants.errors import ApplicationError, error_response
+from tenants.scope import DEFAULT_DB
+
+logger = logging.getLogger(__name__)
+
+UNLIMITED_PATHS = frozenset({"/health", "/ready", "/metrics"})
+REDIS_RETRY_AFTER_FAILURE_SECONDS = 5.0
+_SCRIPT_SOURCE = (Path(__file__).parent / "ratelimit.lua").read_text()
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float  # seconds until the oldest counted request leaves the window
+
+    def headers(self) -> dict[str, str]:
+        reset = max(0, math.ceil(self.reset_after))
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(0, self.remaining)),
+            "RateLimit-Reset": str(reset),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, reset))
+        return headers
+
+
+def rate_limit_hit(*, key: str, limit: int, window: int | None = None) -> Decision | None:
+    """Count one request against `key` if it fits in the window. None: no
+    decision could be made (the store is down), so let the request through."""
+    window = window or settings.RATE_LIMIT_WINDOW_SECONDS
+    if settings.RATE_LIMIT_BACKEND == "redis":
+        return _redis_hit(key, limit, window)
+    return _database_hit(key, limit, window)
+
+
+# --- Redis ------------------------------------------------------------------------------
+
+_redis_lock = threading.Lock()
+_redis_clients: dict[str, tuple[redis.Redis, redis.commands.core.Script]] = {}
+_redis_down_until = 0.0
+
+
+def _redis_script(url: str):
+    with _redis_lock:
+        entry = _redis_clients.get(url)
+        if entry is None:
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                client_name="coditect-rate-limit",
+            )
+            # EVALSHA from here on; redis-py loads the script again on NOSCRIPT.
+            entry = _redis_clients[url] = (client, client.register_script(_SCRIPT_SOURCE))
+        return entry[1]
+
+
+def _redis_hit(key: str, limit: int, window: int) -> Decision | None:
+    global _redis_down_until
+    if time.monotonic() < _redis_down_until:
+        return None
+    script = _redis_script(settings.REDIS_URL)
+    try:
+        allowed, remaining, reset_ms = script(
+            keys=[f"{settings.REDIS_KEY_PREFIX}:ratelimit:{key}"],
+            args=[limit, window * 1000, uuid.uuid4().hex],
+        )
+    except redis.RedisError as exc:
+        _redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_FAILURE_SECONDS
+        logger.warning(
+            "rate limiter cannot reach Redis; letting requests through", extra={"error": repr(exc)}
+        )
+        return None
+    return Decision(bool(allowed), limit, int(remaining), int(reset_ms) / 1000)
+
+
+# --- database (no Redis) -------------------------------------------------------------------
+
+
+def _database_hit(key: str, limit: int, window: int) -> Decision | None:
+    connection = connections[DEFAULT_DB]
+    # In its own transaction (the per-address check, before the view) a lock per
+    # key makes count-then-insert exact. Inside a request's transaction (the
+    # per-user check) a lock would be held for the whole request, so none is
+    # taken: SQLite serialises writers anyway; on PostgreSQL without Redis a few
+    # concurrent requests may slip past the per-user limit.
+    lock = connection.vendor == "postgresql" and not connection.in_atomic_block
+    try:
+        with transaction.atomic(using=DEFAULT_DB):
+            if lock:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"ratelimit:{key}"]
+                    )
+            now = timezone.now()
+            start = now - timedelta(seconds=window)
+            hits = RateLimitHit.objects.using(DEFAULT_DB)
+            if random.random() < 0.01:  # noqa: S311 - sampling, not security
+                hits.filter(hit_at__lte=start).delete()  # keys that went quiet
+            else:
+                hits.filter(key=key, hit_at__lte=start).delete()
+            seen = hits.filter(key=key).aggregate(count=Count("id"), oldest=Min("hit_at"))
+            count, oldest = seen["count"], seen["oldest"]
+            allowed = count < limit
+            if allowed:
+                hits.create(key=key, hit_at=now)
+                count += 1
+                oldest = oldest or now
+    except DatabaseError as exc:
+        logger.warning(
+            "rate limiter cannot use the database; letting the request through", extra={"error": repr(exc)}
+        )
+        return None
+    reset_after = (oldest + timedelta(seconds=window) - now).total_seconds()
+    return Decision(allowed, limit, limit - count, reset_after)
+
+
+# --- who is calling --------------------------------------------------------------------------
+
+
+def _normalized_ip(value: str) -> str | None:
+    try:
+        return ipaddress.ip_address(value.strip()).compressed
+    except ValueError:
+        return None
+
+
+def client_ip(request) -> str:
+    """The peer address, or, behind TRUSTED_PROXY_COUNT proxies of ours, the
+    X-Forwarded-For entry the outermost of them wrote (entries left of it are
+    whatever the client chose to send)."""
+    remote = _normalized_ip(request.META.get("REMOTE_ADDR", "")) or "unknown"
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted > 0:
+        hops = [hop for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        if len(hops) >= trusted:
+            return _normalized_ip(hops[-trusted]) or remote
+    return remote
+
+
+def _refusal(message: str, decision: Decision):
+    return message, {"retry_after": int(decision.headers()["Retry-After"])}
 
 
 class PerIpRateLimitMiddleware:
@@ -13,9 +187,39 @@ class PerIpRateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        return self.get_response(request)
+        request.client_ip = client_ip(request)
+        limit = settings.RATE_LIMIT_PER_IP
+        decision = None
+        if limit > 0 and request.path_info not in UNLIMITED_PATHS:
+            decision = rate_limit_hit(key=f"ip:{request.client_ip}", limit=limit)
+            if decision is not None and not decision.allowed:
+                message, details = _refusal("Too many requests from this address; slow down.", decision)
+                response = error_response("rate_limited", message, details)
+                for name, value in decision.headers().items():
+                    response[name] = value
+                return response
+        response = self.get_response(request)
+        decisions = [d for d in (decision, getattr(request, "rate_limit_user", None)) if d is not None]
+        if decisions and "RateLimit-Limit" not in response:
+            tightest = min(decisions, key=lambda d: d.remaining)
+            for name, value in tightest.headers().items():
+                response[name] = value
+        return response
 
 
 class PerUserRateLimit(BaseThrottle):
+    """The per-user limit, as a DRF throttle so it runs after authentication."""
+
     def allow_request(self, request, view) -> bool:
+        limit = settings.RATE_LIMIT_PER_USER
+        user_id = getattr(request.user, "pk", None)
+        if limit <= 0 or user_id is None:
+            return True
+        decision = rate_limit_hit(key=f"user:{user_id}", limit=limit)
+        if decision is None:
+            return True
+        request._request.rate_limit_user = decision
+        if not decision.allowed:
+            message, details = _refusal("Too many requests for this account; slow down.", decision)
+            raise ApplicationError(message, code="rate_limited", details=details, headers=decision.headers())
         return True

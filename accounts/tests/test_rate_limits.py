@@ -1,0 +1,199 @@
+"""Rate limits: per address and per user, a sliding window shared by every
+process, 429 in the error shape with Retry-After and RateLimit-* headers.
+
+Each test speaks from an address of its own, so the session's shared Redis
+namespace never carries one test's count into the next."""
+
+import logging
+import random
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from django.test import RequestFactory
+
+from accounts import ratelimit
+from accounts.ratelimit import client_ip
+from accounts.tests.conftest import bearer
+from accounts.tests.factories import UserFactory
+from coditect.testing import LiveServer, TcpProxy
+
+pytestmark = pytest.mark.embedded
+
+ANY_ROUTE = "/api/v1/auth/me"  # 401 without a token: cheap, and still counted
+
+
+@pytest.fixture(params=["database", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request, settings, monkeypatch):
+    if request.param == "redis" and not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    settings.RATE_LIMIT_BACKEND = request.param
+    settings.RATE_LIMIT_PER_IP = 0
+    settings.RATE_LIMIT_PER_USER = 0
+    settings.RATE_LIMIT_WINDOW_SECONDS = 60
+    monkeypatch.setattr(ratelimit, "_redis_down_until", 0.0)
+    return request.param
+
+
+@pytest.fixture
+def address():
+    return f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+def get(client, address, path=ANY_ROUTE, **headers):
+    return client.get(path, REMOTE_ADDR=address, headers=headers)
+
+
+@pytest.mark.django_db
+def test_request_n_plus_one_is_429_with_retry_after(backend, settings, client, address):
+    settings.RATE_LIMIT_PER_IP = 3
+    answers = [get(client, address) for _ in range(3)]
+    assert [a.status_code for a in answers] == [401, 401, 401]
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    assert all(a.headers["RateLimit-Limit"] == "3" for a in answers)
+    assert 0 < int(answers[-1].headers["RateLimit-Reset"]) <= 60
+
+    refused = get(client, address)
+    assert refused.status_code == 429
+    body = refused.json()["error"]
+    assert body["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert body["details"]["retry_after"] == int(refused.headers["Retry-After"])
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert (
+        get(client, "192.0.2.1" if backend == "database" else f"192.0.2.{random.randint(1, 254)}").status_code
+        == 401
+    )
+
+
+@pytest.mark.django_db
+def test_the_window_slides_and_lets_requests_through_again(backend, settings, client, address):
+    settings.RATE_LIMIT_PER_IP = 3
+    settings.RATE_LIMIT_WINDOW_SECONDS = 2
+    start = time.monotonic()
+    assert [get(client, address).status_code for _ in range(2)] == [401, 401]
+    time.sleep(1.1)
+    assert get(client, address).status_code == 401  # the third, one second later
+    assert get(client, address).status_code == 429
+    time.sleep(max(0, start + 2.15 - time.monotonic()))
+    # The first two have left the window, the third has not: two get in, not three,
+    # where a fixed window would have started again from zero.
+    assert [get(client, address).status_code for _ in range(3)] == [401, 401, 429]
+
+
+@pytest.mark.django_db
+def test_probes_are_not_limited(backend, settings, client, address):
+    settings.RATE_LIMIT_PER_IP = 1
+    for path in ("/health", "/health", "/ready", "/ready"):
+        response = get(client, address, path)
+        assert response.status_code == 200, path
+        assert "RateLimit-Limit" not in response.headers
+    assert get(client, address).status_code == 401
+    assert get(client, address).status_code == 429
+
+
+@pytest.mark.django_db
+def test_the_per_user_limit_counts_each_user_apart(backend, settings, client, address, tenant_a):
+    settings.RATE_LIMIT_PER_USER = 2
+    ada, bob = UserFactory(tenant=tenant_a), UserFactory(tenant=tenant_a)
+    assert [get(client, address, **bearer(ada)).status_code for _ in range(2)] == [200, 200]
+    refused = get(client, address, **bearer(ada))
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert get(client, address, **bearer(bob)).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_tighter_limit_speaks_in_the_headers(backend, settings, client, address, tenant_a):
+    settings.RATE_LIMIT_PER_IP = 50
+    settings.RATE_LIMIT_PER_USER = 5
+    response = get(client, address, **bearer(UserFactory(tenant=tenant_a)))
+    assert (response.headers["RateLimit-Limit"], response.headers["RateLimit-Remaining"]) == ("5", "4")
+
+
+@pytest.mark.django_db
+def test_a_forwarded_for_header_is_ignored_unless_proxies_are_trusted(backend, settings, client, address):
+    settings.RATE_LIMIT_PER_IP = 1
+    assert get(client, address).status_code == 401
+    spoofed = get(client, address, **{"X-Forwarded-For": "203.0.113.9"})
+    assert spoofed.status_code == 429
+
+
+def test_client_ip_takes_the_hop_our_outermost_proxy_wrote(settings):
+    def ip(remote, forwarded=None):
+        meta = {"REMOTE_ADDR": remote}
+        if forwarded is not None:
+            meta["HTTP_X_FORWARDED_FOR"] = forwarded
+        return client_ip(RequestFactory().get("/", **meta))
+
+    settings.TRUSTED_PROXY_COUNT = 0
+    assert ip("10.0.0.2", "198.51.100.7") == "10.0.0.2"
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert ip("10.0.0.2", "6.6.6.6, 198.51.100.7") == "198.51.100.7"
+    assert ip("10.0.0.2") == "10.0.0.2"
+    assert ip("10.0.0.2", "not-an-address") == "10.0.0.2"
+    settings.TRUSTED_PROXY_COUNT = 2  # e.g. Google's load balancer: "<client>, <lb>"
+    assert ip("10.0.0.2", "6.6.6.6, 198.51.100.7, 130.211.0.1") == "198.51.100.7"
+    assert ip("10.0.0.2", "130.211.0.1") == "10.0.0.2"
+    assert ip("0:0:0:0:0:0:0:1") == "::1"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_redis_down_lets_requests_through_with_a_warning(backend, settings, client, address, caplog):
+    if backend != "redis":
+        pytest.skip("the Redis store")
+    host, port = settings.REDIS_URL.split("//", 1)[1].split("/", 1)[0].split(":")
+    proxy = TcpProxy(host, int(port))
+    try:
+        settings.REDIS_URL = f"redis://127.0.0.1:{proxy.port}/0"
+        settings.RATE_LIMIT_PER_IP = 2
+        assert get(client, address).status_code == 401
+        proxy.cut()
+        with caplog.at_level(logging.WARNING, logger="accounts.ratelimit"):
+            assert [get(client, address).status_code for _ in range(3)] == [401, 401, 401]
+        assert "cannot reach Redis" in caplog.text
+        proxy.restore()
+        ratelimit._redis_down_until = 0.0
+        assert [get(client, address).status_code for _ in range(2)] == [401, 429]
+    finally:
+        proxy.close()
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_two_app_processes_share_one_limit_through_redis(django_db_setup, settings, tmp_path):
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    servers = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            server = LiveServer(tmp_path / name)
+            server.env.update(
+                GUNICORN_WORKERS="1",
+                RATE_LIMIT_PER_IP="4",
+                RATE_LIMIT_WINDOW_SECONDS="60",
+                REDIS_KEY_PREFIX=f"{settings.REDIS_KEY_PREFIX}:two-processes-{uuid.uuid4().hex[:6]}",
+            )
+            servers.append(server)
+        servers[1].env["REDIS_KEY_PREFIX"] = servers[0].env["REDIS_KEY_PREFIX"]
+        for server in servers:
+            server.start()
+        a, b = (f"{server.url}{ANY_ROUTE}" for server in servers)
+        assert [_status(url) for url in (a, b, a, b)] == [401, 401, 401, 401]
+        assert [_status(a), _status(b)] == [429, 429]
+    finally:
+        for server in servers:
+            server.stop()
