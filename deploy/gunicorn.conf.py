@@ -1,0 +1,88 @@
+"""Gunicorn for the license server: `gunicorn -c deploy/gunicorn.conf.py coditect.wsgi:application`.
+
+The image's entry command (deploy/Dockerfile) and the test that runs it
+(deploy/tests/test_entrypoint.py) use this file. Every value can be overridden
+from the environment (GUNICORN_*), so a benchmark or an overlay can change
+the worker setup without a new image.
+
+Worker setup: gthread, 2 processes per CPU the container may use, 4 threads
+each. The CPU count comes from the cgroup's quota, not the node's cores: a pod
+limited to 0.5 CPU on a 16-core node must not start 32 workers in 512 MiB.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def _container_cpus() -> int:
+    """CPUs this container may use: the cgroup v2 (or v1) quota, else the machine's."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota > 0:
+            return max(1, math.ceil(quota / period))
+    except (OSError, ValueError):
+        pass
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+workers = int(os.environ.get("GUNICORN_WORKERS", 2 * _container_cpus()))
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+# Longer than the ingress controller's upstream keep-alive (60 s), so that
+# nginx, not gunicorn, closes an idle connection: no request lost in the race.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 75))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+# Within the pod's terminationGracePeriodSeconds (30 s) after the preStop pause.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
+# Recycle workers now and then, so that a slow leak never reaches the memory limit.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 5000))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", 500))
+# The heartbeat file on a memory filesystem: the root filesystem is read-only.
+_SHM = "/dev/shm"  # noqa: S108 - gunicorn makes its heartbeat file there with mkstemp
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", _SHM if os.path.isdir(_SHM) else None)
+# Kubernetes manages the process; no runtime control socket is needed (and no
+# home directory is writable to hold one).
+control_socket_disable = True
+# The app logs JSON itself; gunicorn's access log would duplicate each request.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
+proc_name = "coditect"
+
+# Prometheus: each worker is a process, so counters and histograms are kept in
+# files that /metrics adds up (prometheus_client's multiprocess mode). The
+# directory is this master's own and starts empty.
+_metrics_dir_owned = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _metrics_dir_owned:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="coditect-prometheus-")
+
+
+def on_starting(server) -> None:
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.glob("*.db"):
+        leftover.unlink()
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _metrics_dir_owned:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
