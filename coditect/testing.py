@@ -228,3 +228,155 @@ class TcpProxy:
     def close(self) -> None:
         self.cut()
         self._listener.close()
+
+
+class LiveServer:
+    """The real server started as production starts it (gunicorn with
+    deploy/gunicorn.conf.py, PostgreSQL as the app and operator roles, the
+    Redis seat ledger) on a free loopback port, for end-to-end tests that may
+    only speak HTTP to it. `stop()` and `start()` take it down and bring it
+    back on the same port; the test database must be filled through
+    `committed_db` for the server to see the rows."""
+
+    def __init__(self, workdir) -> None:
+        import socket
+        from pathlib import Path
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        from django.db import connections
+
+        self.workdir = Path(workdir)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        keys = {}
+        for name in ("license", "auth"):
+            pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            keys[name] = self.workdir / f"{name}-signing.pem"
+            keys[name].write_bytes(pem)
+        params = connections["default"].settings_dict
+        host, port, name = params.get("HOST") or "127.0.0.1", params.get("PORT") or 5432, params["NAME"]
+        roles = _test_roles()
+        # The server's Redis keys live under a prefix of their own, removed on close.
+        self.redis_key_prefix = f"{settings.REDIS_KEY_PREFIX}-e2e-{uuid.uuid4().hex[:8]}"
+        self.env = {
+            **os.environ,
+            "DEBUG": "1",
+            "SECRET_KEY": "e2e-only-not-secret",
+            "SECURE_SSL_REDIRECT": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": f"postgresql://{roles.app}@{host}:{port}/{name}",
+            "DATABASE_OPERATOR_URL": f"postgresql://{roles.operator}@{host}:{port}/{name}",
+            "REDIS_URL": settings.REDIS_URL or "",
+            "SEAT_LEDGER": "redis",
+            "REDIS_KEY_PREFIX": self.redis_key_prefix,
+            "CODITECT_VAR_DIR": str(self.workdir / "var"),
+            "LICENSE_SIGNING_KEY_FILE": str(keys["license"]),
+            "AUTH_SIGNING_KEY_FILE": str(keys["auth"]),
+            # End-to-end tests beat every second from one address: rate limits have their own tests.
+            "RATE_LIMIT_PER_IP": "0",
+            "RATE_LIMIT_PER_USER": "0",
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": "2",
+            "GUNICORN_THREADS": "4",
+            "GUNICORN_GRACEFUL_TIMEOUT": "2",
+            "GUNICORN_WORKER_TMP_DIR": str(self.workdir),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prometheus"),
+        }
+        self.log_path = self.workdir / "server.log"
+        self.process = None
+
+    def start(self, timeout: float = 30) -> None:
+        import subprocess
+        import sys
+        import time
+        from pathlib import Path
+        from urllib.error import URLError
+        from urllib.request import urlopen
+
+        base_dir = Path(settings.BASE_DIR)
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        config = base_dir / "deploy" / "gunicorn.conf.py"
+        if config.exists():
+            argv = [gunicorn, "--config", str(config), "coditect.wsgi:application"]
+        else:
+            argv = [gunicorn, "coditect.wsgi:application", "--bind", f"127.0.0.1:{self.port}"]
+            argv += ["--workers", "2", "--threads", "4", "--worker-class", "gthread"]
+        (self.workdir / "prometheus").mkdir(exist_ok=True)
+        log = open(self.log_path, "ab")  # the child keeps its own copy of the descriptor
+        self.process = subprocess.Popen(argv, cwd=base_dir, env=self.env, stdout=log, stderr=log)  # noqa: S603 - our own argv
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urlopen(f"{self.url}/ready", timeout=2) as response:  # noqa: S310 - our own http URL
+                    if response.status == 200:
+                        return
+            except (URLError, OSError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the server was not ready within {timeout} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def forget_redis_keys(self) -> None:
+        if not settings.REDIS_URL:
+            return
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            for key in client.scan_iter(f"{self.redis_key_prefix}*", count=1000):
+                client.delete(key)
+        finally:
+            client.close()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="session")
+def live_server_process(django_db_setup, tmp_path_factory):
+    """One real server per test session (see LiveServer); a test that stops it
+    should start it again, and the fixture restarts it if one did not."""
+    server = LiveServer(tmp_path_factory.mktemp("live-server"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        server.forget_redis_keys()
+
+
+@pytest.fixture
+def live_server_e2e(live_server_process, committed_db):
+    if not live_server_process.running:
+        live_server_process.start()
+    yield live_server_process
+    if not live_server_process.running:
+        live_server_process.start()

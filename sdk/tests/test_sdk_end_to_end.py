@@ -1,0 +1,385 @@
+"""End to end: the real server (gunicorn, PostgreSQL, the Redis ledger) on a
+loopback port, driven only through the SDK. Issue 5, items 1 to 8.
+
+Licenses here have a 3-second lease (a heartbeat each second), so expiry and
+recovery take seconds. Rows are committed (`committed_db`) so that the server
+process sees them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+import requests
+from django.conf import settings
+from sdk_testkit import SigningKey
+
+from coditect_license import (
+    CacheTampered,
+    ClockSetBack,
+    LicenseClient,
+    NoSeatsAvailable,
+    PasswordLogin,
+    RetryPolicy,
+    TokenInvalid,
+    fingerprint,
+)
+from coditect_license.cache import OfflineCache
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+TTL = 3  # seconds; the server hands out a heartbeat interval of TTL // 3
+QUICK = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, deadline=2)
+
+
+@dataclass
+class Account:
+    url: str
+    key: str
+    email: str
+    password: str
+    license_id: str
+
+
+@pytest.fixture
+def server(live_server_e2e):
+    probe = requests.post(f"{live_server_e2e.url}/api/v1/licenses/acquire", json={}, timeout=5)
+    if probe.status_code == 404:
+        pytest.skip("the license API is not routed yet")
+    return live_server_e2e
+
+
+@pytest.fixture
+def account(server):
+    def make(*, seats: int = 1, offline_grace: int = 3600, borrow_limit_hours: int = 0) -> Account:
+        from accounts.tests.factories import TEST_PASSWORD, TenantAdminFactory
+        from licenses.services import license_create
+        from tenants.tests.factories import TenantFactory
+
+        tenant = TenantFactory()
+        admin = TenantAdminFactory(tenant=tenant)
+        license, key = license_create(
+            tenant=tenant,
+            max_seats=seats,
+            lease_ttl=TTL,
+            offline_grace=offline_grace,
+            borrow_limit_hours=borrow_limit_hours,
+            entitlements={"modules": ["cad"]},
+        )
+        return Account(server.url, key, admin.email, TEST_PASSWORD, str(license.id))
+
+    return make
+
+
+@pytest.fixture
+def make_client(tmp_path):
+    clients: list[LicenseClient] = []
+
+    def make(
+        account: Account, *, machine: str | None = None, url: str | None = None, **kwargs
+    ) -> LicenseClient:
+        kwargs.setdefault("cache_dir", tmp_path / (machine or "machine-a"))
+        client = LicenseClient(
+            url or account.url,
+            account.key,
+            PasswordLogin(account.email, account.password),
+            fingerprint=fingerprint(raw_machine_id=machine or "machine-a", salt="e2e"),
+            retry=QUICK,
+            release_at_exit=False,
+            **kwargs,
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close(release=False)
+
+
+def seats_used(client: LicenseClient) -> int:
+    return client.status().seats_used
+
+
+def wait_for(condition, timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
+
+
+def dead_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_1_acquire_heartbeats_and_release_take_the_seat_count_0_1_0(account, make_client):
+    acct = account()
+    app, observer = make_client(acct), make_client(acct, machine="observer")
+    assert seats_used(observer) == 0
+
+    lease = app.acquire()
+    assert lease.created and lease.heartbeat_interval == TTL // 3
+    assert lease.entitlements == {"modules": ["cad"]}
+    assert seats_used(observer) == 1
+
+    # Outlive the lease's TTL on heartbeats alone.
+    assert wait_for(lambda: app.heartbeats_sent >= TTL + 1, timeout=TTL + 3)
+    assert seats_used(observer) == 1
+    assert app.is_licensed()
+
+    app.close()
+    assert seats_used(observer) == 0
+
+
+def test_2_a_full_license_refuses_with_the_typed_exception_until_a_seat_is_given_back(account, make_client):
+    acct = account(seats=1)
+    first, second = make_client(acct, machine="one"), make_client(acct, machine="two")
+    first.acquire()
+    with pytest.raises(NoSeatsAvailable) as refused:
+        second.acquire()
+    assert refused.value.details == {"used": 1, "max": 1}
+    first.close()
+    assert second.acquire().created
+
+
+def test_3_a_ledger_that_lost_the_session_is_recovered_and_the_application_told_once(
+    server, account, make_client
+):
+    import redis
+
+    acct = account()
+    told = []
+    app = make_client(acct, on_reacquire=lambda old, new: told.append((old.session_id, new.session_id)))
+    first = app.acquire()
+
+    ledger = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = list(ledger.scan_iter(f"{server.redis_key_prefix}:seats:*{acct.license_id}*"))
+        assert keys
+        ledger.delete(*keys)  # only this license's keys: other runs share this Redis
+    finally:
+        ledger.close()
+
+    assert wait_for(lambda: told, timeout=3 * TTL)
+    time.sleep(2 * TTL // 3)  # a few more beats: no second callback
+    assert len(told) == 1
+    assert told[0][0] == first.session_id != told[0][1]
+    assert app.lease.session_id == told[0][1]
+    assert app.is_licensed()
+    assert seats_used(app) == 1
+
+
+def test_4_with_the_server_down_the_cache_answers_until_exp_and_the_sdk_recovers_after(
+    server, account, make_client
+):
+    acct = account(offline_grace=4)
+    app = make_client(acct)
+    app.acquire()
+    assert wait_for(lambda: app.heartbeats_sent >= 1, timeout=3)
+
+    server.stop()
+    assert app.is_licensed()
+    token_exp = app.verify().expires_at
+    assert wait_for(lambda: time.time() >= token_exp - 0.5, timeout=6)
+    assert app.is_licensed()
+    assert wait_for(lambda: time.time() >= token_exp + 0.1, timeout=2)
+    assert not app.is_licensed()
+    assert app.entitlements() == {}
+
+    # A restarted application, still offline, is refused too.
+    assert not make_client(acct, url=dead_url()).is_licensed()
+
+    server.start()
+    assert wait_for(app.is_licensed, timeout=4 * TTL)
+    assert not app.lease.offline
+    assert seats_used(app) == 1
+
+
+def test_5_a_process_killed_without_release_frees_its_seat_within_the_lease_ttl(
+    account, make_client, tmp_path
+):
+    acct = account()
+    script = textwrap.dedent(
+        """
+        import os, time
+        from coditect_license import LicenseClient, PasswordLogin
+        client = LicenseClient(os.environ["URL"], os.environ["KEY"],
+                               PasswordLogin(os.environ["EMAIL"], os.environ["PASSWORD"]),
+                               fingerprint="killed-process-fingerprint")
+        client.acquire()
+        print("acquired", flush=True)
+        time.sleep(120)
+        """
+    )
+    env = {**os.environ, "URL": acct.url, "KEY": acct.key, "EMAIL": acct.email, "PASSWORD": acct.password}
+    child = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "acquired"
+        observer = make_client(acct, machine="observer")
+        assert seats_used(observer) == 1
+        time.sleep(1.5)  # a heartbeat or so, so that the seat was kept alive by beats
+        child.kill()
+        killed_at = time.monotonic()
+        child.wait()
+        assert wait_for(lambda: seats_used(observer) == 0, timeout=TTL + 2, step=0.2)
+        assert time.monotonic() - killed_at <= TTL + 1.5
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_6_a_tampered_token_a_swapped_key_and_a_clock_set_back_are_each_refused(
+    account, make_client, tmp_path
+):
+    acct = account(seats=2)
+    app = make_client(acct)
+    app.acquire()
+    cache_file = app._cache.path
+    original = cache_file.read_bytes()
+
+    def offline(**kwargs) -> LicenseClient:
+        return make_client(acct, url=dead_url(), **kwargs)
+
+    assert offline().is_licensed()
+
+    # A token edited by hand.
+    data = json.loads(original)
+    header, payload, signature = data["token"].split(".")
+    data["token"] = ".".join([header, payload[:-4] + "AAAA", signature])
+    cache_file.write_text(json.dumps(data))
+    with pytest.raises(CacheTampered):
+        offline().verify()
+
+    # A swapped public key, with a token re-signed by it: by hand, and through a
+    # re-implemented cache writer against a client that pins the server's keys.
+    import jwt
+
+    attacker = SigningKey()
+    claims = jwt.decode(json.loads(original)["token"], options={"verify_signature": False})
+    claims["exp"] += 365 * 86400
+    data = json.loads(original)
+    data.update(token=attacker.token(**claims), jwks=attacker.jwks)
+    cache_file.write_text(json.dumps(data))
+    with pytest.raises(CacheTampered):
+        offline().verify()
+    cache = OfflineCache(cache_file.parent, license_key=acct.key, fingerprint=app.fingerprint)
+    cache_file.write_bytes(original)
+    stored = cache.load()
+    cache.store(type(stored)(**{**stored.__dict__, "token": attacker.token(**claims), "jwks": attacker.jwks}))
+    server_keys = requests.get(f"{acct.url}/.well-known/jwks.json", timeout=5).json()
+    with pytest.raises(TokenInvalid):
+        offline(trusted_jwks=server_keys).verify()
+
+    # The clock set back before the token was issued: offline, and online too.
+    cache_file.write_bytes(original)
+    assert offline().is_licensed()
+    with pytest.raises(ClockSetBack):
+        offline(clock=lambda: time.time() - 3600).verify()
+    with pytest.raises(ClockSetBack):
+        make_client(acct, machine="machine-b", clock=lambda: time.time() - 3600).acquire()
+
+
+def test_7_a_borrowed_seat_stays_taken_offline_until_returned(server, account, make_client):
+    acct = account(seats=1, borrow_limit_hours=1)
+    app = make_client(acct)
+    app.acquire()
+    lease = app.borrow(1)
+    assert lease.is_borrowed
+    borrow_end = lease.token_expires_at.timestamp()
+    assert borrow_end - time.time() > 3500
+    app.close()  # a borrowed seat is kept
+
+    server.stop()
+    time.sleep(TTL + 1)  # past any heartbeat-kept lease
+    assert make_client(acct, url=dead_url(), clock=lambda: time.time() + 1800).is_licensed()
+    assert not make_client(acct, url=dead_url(), clock=lambda: borrow_end + 1).is_licensed()
+    server.start()
+
+    other = make_client(acct, machine="machine-b")
+    assert seats_used(other) == 1
+    with pytest.raises(NoSeatsAvailable):
+        other.acquire()
+
+    assert make_client(acct).release() is True  # returned early, from a new run of the app
+    assert seats_used(other) == 0
+    assert other.acquire().created
+
+
+def test_8_threads_sharing_a_client_and_clients_sharing_a_process_keep_apart(account, make_client):
+    acct = account(seats=2)
+    shared = make_client(acct, machine="shared")
+    failures: list[BaseException] = []
+    sessions: set[str] = set()
+
+    def work() -> None:
+        try:
+            for _ in range(8):
+                sessions.add(shared.acquire().session_id)
+                assert shared.is_licensed()
+                assert shared.entitlements() == {"modules": ["cad"]}
+                assert shared.status().seats_used == 1
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len(sessions) == 1
+
+    other = make_client(acct, machine="other")
+    other_lease = other.acquire()
+    assert other_lease.session_id not in sessions
+    assert seats_used(other) == 2
+    shared.close()
+    beats = other.heartbeats_sent
+    assert wait_for(lambda: other.heartbeats_sent >= beats + 2, timeout=3 * TTL)
+    assert other.is_licensed() and other.lease.session_id == other_lease.session_id
+    assert seats_used(other) == 1
+    other.close()
+    assert seats_used(make_client(acct, machine="observer")) == 0
+
+
+def test_the_command_line_speaks_to_the_real_server(account, tmp_path):
+    acct = account()
+    env = {
+        **os.environ,
+        "CODITECT_LICENSE_SERVER": acct.url,
+        "CODITECT_LICENSE_KEY": acct.key,
+        "CODITECT_LICENSE_EMAIL": acct.email,
+        "CODITECT_LICENSE_PASSWORD": acct.password,
+        "CODITECT_LICENSE_CACHE_DIR": str(tmp_path / "cli"),
+        "CODITECT_LICENSE_MACHINE_ID": f"cli-{uuid.uuid4()}",
+    }
+    cli = str(os.path.join(os.path.dirname(sys.executable), "coditect-license"))
+
+    def run(*args: str) -> dict:
+        done = subprocess.run([cli, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert acct.key not in done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    acquired = run("acquire")
+    assert "token" not in acquired
+    status = run("status")
+    assert status["offline"]["licensed"] is True
+    assert status["server"]["seats"] == {"used": 1, "max": 1}
+    assert run("release") == {"released": True}
+    assert run("status")["server"]["seats"]["used"] == 0
