@@ -203,7 +203,7 @@ def _end_if_license_ended(license: License, session_id: str, request) -> None:
         return
     ledger = get_seat_ledger()
     try:
-        _ledger_call(ledger.release, license_id=license.id, session_id=session_id)
+        lease = _ledger_call(ledger.release, license_id=license.id, session_id=session_id)
     except SessionNotFound:
         pass
     else:
@@ -211,10 +211,21 @@ def _end_if_license_ended(license: License, session_id: str, request) -> None:
             action="lease.ended",
             tenant_id=license.tenant_id,
             target=license,
-            details={"session_id": session_id, "reason": error.code},
+            details={**_lease_end_details(lease), "reason": error.code},
             request=request,
         )
     raise error
+
+
+def _lease_end_details(lease: Lease) -> dict[str, Any]:
+    """What usage rollups need from an event that ends a lease: who held it,
+    and since when (the ledger's clock), so session time needs no other row."""
+    return {
+        "session_id": lease.session_id,
+        "fingerprint": lease.fingerprint,
+        "user_id": lease.user_id,
+        "acquired_at": lease.created_at.isoformat(),
+    }
 
 
 def lease_heartbeat(*, claims: dict[str, Any], request=None) -> tuple[License, Lease]:
@@ -254,9 +265,31 @@ def lease_release(*, claims: dict[str, Any], request=None) -> Lease:
         action="lease.released",
         tenant_id=license.tenant_id,
         target=license,
-        details={"session_id": lease.session_id, "fingerprint": lease.fingerprint},
+        details=_lease_end_details(lease),
         request=request,
     )
+    return lease
+
+
+def lease_force_release(*, license: License, session_id: str, actor=None, request=None) -> Lease:
+    """End a live lease on someone else's behalf (an operator in the admin, a
+    tenant admin on the dashboard). The client finds out at its next heartbeat."""
+    ledger = get_seat_ledger()
+    with tenant_scope(license.tenant_id):
+        try:
+            lease = _ledger_call(ledger.release, license_id=license.id, session_id=session_id)
+        except SessionNotFound:
+            raise ApplicationError(
+                "This session is not live (expired or already released).", code="session_not_found"
+            ) from None
+        audit_record(
+            action="lease.force_released",
+            tenant_id=license.tenant_id,
+            user=actor,
+            target=license,
+            details=_lease_end_details(lease),
+            request=request,
+        )
     return lease
 
 

@@ -9,6 +9,8 @@ from django.db import DatabaseError, connection, transaction
 
 from accounts.models import Invite, RefreshToken, User
 from accounts.tests.factories import InviteFactory, RefreshTokenFactory, UserFactory
+from analytics.models import DailyUsage, HourlyUsage
+from analytics.tests.factories import DailyUsageFactory, HourlyUsageFactory
 from audit.models import AuditLog
 from audit.tests.factories import AuditLogFactory
 from licenses.models import License
@@ -25,6 +27,8 @@ FACTORIES = {
     AuditLog: AuditLogFactory,
     Invite: InviteFactory,
     RefreshToken: RefreshTokenFactory,
+    HourlyUsage: HourlyUsageFactory,
+    DailyUsage: DailyUsageFactory,
 }
 
 pytestmark = pytest.mark.django_db
