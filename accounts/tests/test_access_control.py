@@ -1,0 +1,174 @@
+"""Broken access control, tried on every tenant API route.
+
+ROUTES lists each route once; every test below runs against all that apply.
+A new tenant endpoint joins by adding a TenantRoute (with `make_object` when
+its path names an object), and is then tried for: no token (401), a plain or
+read-only member on an admin route (403), a read-only member writing (403),
+and another tenant's admin asking for this tenant's object (404, no data).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from accounts.models import Invite, Role, User
+from accounts.tests.conftest import access_token, bearer, call
+from accounts.tests.factories import InviteFactory, ReadOnlyUserFactory, TenantAdminFactory, UserFactory
+from tenants.scope import tenant_scope
+
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+
+
+@dataclass(frozen=True)
+class TenantRoute:
+    method: str
+    path: str  # "{id}" stands for the object's id
+    admin_only: bool = False
+    make_object: Callable[[Any], Any] | None = None  # tenant -> an object the path names
+    body: dict | None = None
+
+    @property
+    def writes(self) -> bool:
+        return self.method not in ("GET", "HEAD", "OPTIONS")
+
+    def url(self, obj=None) -> str:
+        return self.path.format(id=obj.pk) if obj is not None else self.path
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def an_invite(tenant):
+    return InviteFactory(tenant=tenant)
+
+
+ROUTES = [
+    TenantRoute("GET", "/api/v1/auth/me"),
+    TenantRoute("GET", "/api/v1/invites", admin_only=True),
+    TenantRoute("POST", "/api/v1/invites", admin_only=True, body={"role": "user"}),
+    TenantRoute("GET", "/api/v1/invites/{id}", admin_only=True, make_object=an_invite),
+    TenantRoute("DELETE", "/api/v1/invites/{id}", admin_only=True, make_object=an_invite),
+]
+
+
+def routes(condition=lambda route: True):
+    return pytest.mark.parametrize("route", [r for r in ROUTES if condition(r)], ids=str)
+
+
+def request(api, route, user=None, obj=None):
+    headers = bearer(user) if user is not None else {}
+    return getattr(api, route.method.lower())(route.url(obj), route.body, format="json", headers=headers)
+
+
+@routes()
+def test_no_token_is_401(api, route, tenant_a):
+    obj = route.make_object(tenant_a) if route.make_object else None
+    response = request(api, route, obj=obj)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+@routes(lambda r: r.admin_only)
+def test_a_plain_or_read_only_member_gets_403_on_admin_routes(api, route, tenant_a):
+    obj = route.make_object(tenant_a) if route.make_object else None
+    for member in (UserFactory(tenant=tenant_a), ReadOnlyUserFactory(tenant=tenant_a)):
+        response = request(api, route, member, obj)
+        assert response.status_code == 403, member.role
+        assert response.json()["error"]["code"] == "permission_denied"
+    assert request(api, route, TenantAdminFactory(tenant=tenant_a), obj).status_code < 300
+
+
+@routes(lambda r: r.writes and not r.admin_only)
+def test_a_read_only_member_cannot_write(api, route, tenant_a):
+    obj = route.make_object(tenant_a) if route.make_object else None
+    response = request(api, route, ReadOnlyUserFactory(tenant=tenant_a), obj)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+
+
+@routes(lambda r: not r.writes and not r.admin_only)
+def test_a_read_only_member_can_read(api, route, tenant_a):
+    obj = route.make_object(tenant_a) if route.make_object else None
+    assert request(api, route, ReadOnlyUserFactory(tenant=tenant_a), obj).status_code == 200
+
+
+@routes(lambda r: r.make_object is not None)
+def test_another_tenants_object_is_404_not_403_not_data(api, route, tenant_a, tenant_b):
+    theirs = route.make_object(tenant_a)
+    outsider = TenantAdminFactory(tenant=tenant_b)  # every permission, in the wrong tenant
+    response = request(api, route, outsider, theirs)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert str(theirs.pk) not in response.content.decode()
+    # And it is untouched.
+    with tenant_scope(tenant_a.id):
+        fresh = type(theirs).objects.get(pk=theirs.pk)
+    assert {f.attname: getattr(fresh, f.attname) for f in fresh._meta.concrete_fields} == {
+        f.attname: getattr(theirs, f.attname) for f in theirs._meta.concrete_fields
+    }
+
+
+def test_tenant_and_creator_in_an_invite_body_are_ignored(api, tenant_a, tenant_b):
+    admin = TenantAdminFactory(tenant=tenant_a)
+    stranger = TenantAdminFactory(tenant=tenant_b)
+    body = {
+        "role": "user",
+        "tenant": str(tenant_b.id),
+        "tenant_id": str(tenant_b.id),
+        "created_by": str(stranger.id),
+    }
+    response = call(api, "POST", "/api/v1/invites", body, token=access_token(admin))
+    assert response.status_code == 201
+    with tenant_scope(tenant_a.id):
+        invite = Invite.objects.get(pk=response.json()["id"])
+    assert (invite.tenant_id, invite.created_by_id) == (tenant_a.id, admin.id)
+
+
+def test_tenant_and_role_in_a_register_body_are_ignored(api, tenant_a, tenant_b):
+    invite = InviteFactory(tenant=tenant_a, role=Role.READ_ONLY)
+    response = call(
+        api,
+        "POST",
+        "/api/v1/auth/register",
+        {
+            "email": "eve@acme.test",
+            "password": "a long enough passphrase 42",
+            "invite_code": invite.code,
+            "role": "admin",
+            "tenant": str(tenant_b.id),
+            "tenant_id": str(tenant_b.id),
+            "is_staff": True,
+            "is_superuser": True,
+        },
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["user"]["role"] == "readonly"
+    assert response.json()["tenant"]["id"] == str(tenant_a.id)
+    with tenant_scope(tenant_a.id):
+        eve = User.objects.get(email="eve@acme.test")
+    assert (eve.tenant_id, eve.role, eve.is_staff, eve.is_superuser) == (
+        tenant_a.id,
+        "readonly",
+        False,
+        False,
+    )
+
+
+def test_a_new_tenants_owner_is_its_admin_whatever_the_body_says(api, tenant_b):
+    response = call(
+        api,
+        "POST",
+        "/api/v1/auth/register",
+        {
+            "email": "zed@new.test",
+            "password": "a long enough passphrase 42",
+            "tenant_name": "New Co",
+            "role": "readonly",
+            "tenant": str(tenant_b.id),
+        },
+    )
+    assert response.status_code == 201
+    assert response.json()["user"]["role"] == "admin"
+    assert response.json()["tenant"]["id"] != str(tenant_b.id)
