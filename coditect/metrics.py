@@ -16,7 +16,7 @@ import time
 import prometheus_client
 from django.conf import settings
 from django.db import connections
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import multiprocess
@@ -140,6 +140,11 @@ class _Scrape:
 @never_cache
 @require_GET
 def metrics_view(request):
+    # Prometheus scrapes pods directly. A request that came through the ingress
+    # controller (which always sets these headers) is from outside: license ids
+    # and tenant names are not for it.
+    if "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_X_REAL_IP" in request.META:
+        raise Http404
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         base = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(base)

@@ -131,6 +131,9 @@ class observe_ledger(ContextDecorator):  # a lower-case name: it reads as a func
 # exports zeros rather than nothing (an absent series hides a broken rate()).
 for _outcome in ("granted", "existing", "no_seats_available"):
     ACQUIRES.labels(outcome=_outcome)
+for _backend in LEDGER_BACKENDS:
+    for _operation in ("acquire", "heartbeat", "release", "borrow"):
+        LEDGER_ERRORS.labels(backend=_backend, operation=_operation)
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,11 @@ class SeatCollector(Collector):
     def describe(self) -> Iterator:
         # Registering must not touch the database; the families are described empty.
         return iter(())
+
+    def forget(self) -> None:
+        """Drop the cached answer: the next scrape reads the ledger again."""
+        with self._lock:
+            self._cached_at = float("-inf")
 
     def read(self) -> tuple[list[SeatUsage], bool, bool]:
         """(usage per license, truncated, every read succeeded), cached."""
