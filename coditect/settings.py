@@ -361,3 +361,30 @@ if RATE_LIMIT_BACKEND == "redis" and not REDIS_URL:
 # many places from the right); 0 trusts no header and uses the peer address.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["accounts.ratelimit.PerUserRateLimit"]
+
+# --- Operator console, analytics, background work ---------------------------------------
+# Periodic work (seconds between runs). Celery beat runs it in production; in
+# the embedded default `manage.py run_periodic` (started by bin/run-embedded)
+# runs the same schedule in-process.
+LEASE_EXPIRY_SWEEP_INTERVAL = env.float("LEASE_EXPIRY_SWEEP_INTERVAL", default=60.0)
+ANALYTICS_ROLLUP_INTERVAL = env.float("ANALYTICS_ROLLUP_INTERVAL", default=600.0)
+# Each rollup recomputes this many past hours (and the whole days they touch),
+# so a late or missed run heals by itself; `manage.py usage_rollup` backfills more.
+ANALYTICS_ROLLUP_LOOKBACK_HOURS = env.int("ANALYTICS_ROLLUP_LOOKBACK_HOURS", default=26)
+AUDIT_EXPORT_INTERVAL = env.float("AUDIT_EXPORT_INTERVAL", default=3600.0)
+# Audit export for retention, one JSON-lines file per tenant per closed UTC day:
+# to a Cloud Storage bucket (under AUDIT_EXPORT_PREFIX) if set, else to a
+# directory if set, else off. Each run also catches up the days it missed.
+AUDIT_EXPORT_BUCKET = env.str("AUDIT_EXPORT_BUCKET", default="")
+AUDIT_EXPORT_PREFIX = env.str("AUDIT_EXPORT_PREFIX", default="audit/")
+AUDIT_EXPORT_DIR = env.str("AUDIT_EXPORT_DIR", default="")
+AUDIT_EXPORT_LOOKBACK_DAYS = env.int("AUDIT_EXPORT_LOOKBACK_DAYS", default=7)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "lease-expiry-sweep": {"task": "licenses.lease_expiry_sweep", "schedule": LEASE_EXPIRY_SWEEP_INTERVAL},
+        "usage-rollup": {"task": "analytics.usage_rollup", "schedule": ANALYTICS_ROLLUP_INTERVAL},
+        "audit-export": {"task": "analytics.audit_export", "schedule": AUDIT_EXPORT_INTERVAL},
+    }
+)
+# The tenant dashboard signs in with its own page; a session lasts a working day.
+DASHBOARD_SESSION_AGE = env.int("DASHBOARD_SESSION_AGE", default=12 * 3600)
