@@ -364,7 +364,10 @@ def lease_expiry_sweep_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -
                 },
             )
             recorded += 1
-    _ledger_call(ledger.expired_ack, license_id=license_id, session_ids=session_ids)
+    # Forget them only once their records are committed; the database ledger
+    # keeps its leases under RLS, so this too runs in the tenant's scope.
+    with tenant_scope(tenant_id):
+        _ledger_call(ledger.expired_ack, license_id=license_id, session_ids=session_ids)
     return recorded
 
 

@@ -1,0 +1,49 @@
+"""The periodic audit export, across tenants, as the beat schedule runs it."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from analytics.tasks import audit_export_task
+from analytics.tests.test_audit_export import MIDNIGHT, audit_at
+from coditect.celery import app as celery_app
+from tenants.tests.factories import TenantFactory
+
+
+def lines(path) -> list[str]:
+    return [json.loads(line)["action"] for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def eager_tasks():
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def test_the_periodic_export_catches_up_every_tenant_and_then_has_nothing_to_do(
+    committed_db, eager_tasks, tmp_path, settings
+):
+    acme, globex = TenantFactory(), TenantFactory()
+    audit_at(MIDNIGHT - timedelta(seconds=1), acme, "test.yesterday")
+    audit_at(MIDNIGHT + timedelta(hours=8), globex, "test.other_tenant")
+    audit_at(MIDNIGHT + timedelta(hours=9), None, "test.operator")
+    settings.AUDIT_EXPORT_DIR = str(tmp_path)
+    settings.AUDIT_EXPORT_LOOKBACK_DAYS = 2
+
+    with mock.patch.object(timezone, "now", return_value=MIDNIGHT + timedelta(days=1, hours=1)):
+        # The closed days of the look-back (the 3rd and the 4th), for two
+        # tenants and the operator chain.
+        assert audit_export_task.delay().get() == 2 * 3
+        assert audit_export_task.delay().get() == 0
+
+    assert lines(tmp_path / str(acme.id) / "2026" / "2026-05-03.jsonl") == ["test.yesterday"]
+    assert lines(tmp_path / str(acme.id) / "2026" / "2026-05-04.jsonl") == []
+    assert lines(tmp_path / str(globex.id) / "2026" / "2026-05-04.jsonl") == ["test.other_tenant"]
+    assert lines(tmp_path / "operator" / "2026" / "2026-05-04.jsonl") == ["test.operator"]

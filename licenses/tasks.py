@@ -1,0 +1,42 @@
+"""Background work for seats: record leases that ended by expiry (invariant 8).
+
+Tasks take ids, call a service and nothing more; the service opens the
+license's tenant scope and is idempotent, so a task run twice, or by two
+workers at once, records each expired lease exactly once.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import shared_task
+from django.db import OperationalError, transaction
+
+from licenses.leases import lease_expiry_sweep_license
+from licenses.models import License
+from tenants.errors import ServiceUnavailable
+from tenants.scope import operator_scope
+
+RETRYABLE = (ServiceUnavailable, OperationalError)
+
+
+@shared_task(
+    name="licenses.lease_expiry_sweep_license",
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    max_retries=3,
+)
+def lease_expiry_sweep_license_task(license_id: str, tenant_id: str) -> int:
+    return lease_expiry_sweep_license(license_id=uuid.UUID(license_id), tenant_id=uuid.UUID(tenant_id))
+
+
+@shared_task(name="licenses.lease_expiry_sweep")
+def lease_expiry_sweep_task() -> int:
+    """Fan out one sweep per license (the periodic entry point); returns how many."""
+    with operator_scope():
+        targets = [(str(lid), str(tid)) for lid, tid in License.objects.values_list("id", "tenant_id")]
+    for license_id, tenant_id in targets:
+        transaction.on_commit(
+            lambda lid=license_id, tid=tenant_id: lease_expiry_sweep_license_task.delay(lid, tid)
+        )
+    return len(targets)

@@ -1,0 +1,125 @@
+"""The expiry sweep (invariant 8) as background work: each lease that ended by
+expiry is recorded exactly once, even with two workers sweeping at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connections
+
+from audit.models import AuditLog
+from coditect.celery import app as celery_app
+from licenses.leases import lease_expiry_sweep_license
+from licenses.ledger import get_seat_ledger
+from licenses.tasks import lease_expiry_sweep_task
+from licenses.tests.factories import LicenseFactory
+from tenants.scope import tenant_scope
+from tenants.tests.factories import TenantFactory
+
+LEDGERS = ["redis", "database"] if django_settings.REDIS_URL else ["database"]
+LEASES = 6
+
+
+@pytest.fixture(params=LEDGERS)
+def ledger_name(request, settings):
+    settings.SEAT_LEDGER = request.param
+    return request.param
+
+
+@pytest.fixture
+def eager_tasks():
+    """Tasks run in the caller, as on the embedded default (no broker)."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def seats_that_lapse(license, count: int) -> list[str]:
+    """Take `count` seats with a one-second TTL (see `let_them_lapse`)."""
+    ledger = get_seat_ledger()
+    with tenant_scope(license.tenant_id):
+        sessions = [
+            ledger.acquire(
+                license_id=license.id,
+                tenant_id=license.tenant_id,
+                max_seats=license.max_seats,
+                fingerprint=f"machine-{n:04d}",
+                user_id=None,
+                ttl=1,
+            ).lease.session_id
+            for n in range(count)
+        ]
+    return sessions
+
+
+def let_them_lapse() -> None:
+    time.sleep(1.3)  # past the one-second TTL on any clock of this machine
+
+
+def expired_records(license) -> Counter:
+    with tenant_scope(license.tenant_id):
+        return Counter(
+            AuditLog.objects.filter(action="lease.expired", target_id=str(license.id)).values_list(
+                "details__session_id", flat=True
+            )
+        )
+
+
+@pytest.mark.postgres
+def test_two_workers_sweeping_at_once_record_each_expired_lease_exactly_once(committed_db, ledger_name):
+    license = LicenseFactory(tenant=TenantFactory(), max_seats=LEASES, lease_ttl=1)
+    sessions = seats_that_lapse(license, LEASES)
+    let_them_lapse()
+    start = threading.Barrier(2)
+    recorded: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker():
+        try:
+            start.wait()
+            for _ in range(5):
+                recorded.append(
+                    lease_expiry_sweep_license(license_id=license.id, tenant_id=license.tenant_id)
+                )
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not errors, errors
+    assert sum(recorded) == LEASES
+    assert expired_records(license) == dict.fromkeys(sessions, 1)
+    with tenant_scope(license.tenant_id):
+        assert get_seat_ledger().expired_pending(license_id=license.id) == []
+
+
+@pytest.mark.postgres
+def test_the_periodic_sweep_fans_out_per_license_and_running_it_again_records_nothing(
+    committed_db, ledger_name, eager_tasks
+):
+    tenant = TenantFactory()
+    first = LicenseFactory(tenant=tenant, max_seats=2, lease_ttl=1)
+    second = LicenseFactory(tenant=TenantFactory(), max_seats=2, lease_ttl=1)
+    sessions = {first.id: seats_that_lapse(first, 2), second.id: seats_that_lapse(second, 1)}
+    let_them_lapse()
+
+    assert lease_expiry_sweep_task.delay().get() == 2
+    lease_expiry_sweep_task.delay().get()
+
+    for license in (first, second):
+        assert expired_records(license) == dict.fromkeys(sessions[license.id], 1)
+        with tenant_scope(license.tenant_id):
+            (event,) = AuditLog.objects.filter(action="lease.expired", target_id=str(license.id))[:1]
+            assert event.tenant_id == license.tenant_id
+            assert {"session_id", "fingerprint", "acquired_at", "expired_at"} <= set(event.details)
