@@ -242,6 +242,7 @@ def test_celery_beat_runs_exactly_one_instance_and_the_worker_the_same_image():
         assert template["metadata"]["annotations"]["run.googleapis.com/cpu-throttling"] == "false"
         app = template["spec"]["containers"][0]
         images.add(app["image"].split("@")[0].replace("PROJECT_ID", "coditect-prod"))
+        assert all(isinstance(word, str) for word in app["command"]), app["command"]
         assert app["command"][:3] == ["celery", "--app", "coditect"]
         assert app["command"][3] == name.removeprefix("celery-")
         env = {e["name"]: e for e in app["env"]}
