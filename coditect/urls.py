@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.urls import invite_urlpatterns
+from analytics.apis import AnalyticsUsageApi
 from coditect import health, metrics
 from licenses.jwks import JwksApi
 
@@ -11,6 +12,7 @@ api_v1 = [
     path("auth/", include("accounts.urls")),
     *invite_urlpatterns,
     path(".well-known/jwks.json", JwksApi.as_view(), name="jwks"),
+    path("analytics/usage", AnalyticsUsageApi.as_view(), name="analytics-usage"),
 ]
 
 urlpatterns = [
@@ -20,6 +22,7 @@ urlpatterns = [
     # django-prometheus's metrics, added up across gunicorn workers, plus seats, backlog, dependencies.
     path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
     path(settings.ADMIN_URL, admin.site.urls),
+    path("dashboard/", include("analytics.urls")),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

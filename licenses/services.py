@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from audit.services import audit_record
@@ -64,3 +66,169 @@ def license_create(
             details={"key_prefix": license.key_prefix, "max_seats": max_seats},
         )
     return license, key
+
+
+# --- Operator actions (admin site and services alike) ------------------------------
+# Each takes the license as loaded by the caller (in whatever scope), opens its
+# tenant's scope, locks the row, changes it and leaves an audit row in the same
+# transaction.
+
+
+def _locked(license: License) -> License:
+    from licenses.selectors import license_get
+
+    return license_get(license_id=license.pk, for_update=True)
+
+
+def license_suspend(*, license: License, actor: Any = None, request: Any = None, reason: str = "") -> License:
+    """Refuse new seats; live leases end at their next heartbeat (invariant 6)."""
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        if not license.suspended:
+            license.suspended = True
+            license.save(update_fields=["suspended", "updated_at"])
+            audit_record(
+                action="license.suspended",
+                tenant_id=license.tenant_id,
+                user=actor,
+                target=license,
+                details={"reason": reason} if reason else {},
+                request=request,
+            )
+    return license
+
+
+def license_resume(*, license: License, actor: Any = None, request: Any = None) -> License:
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        if license.suspended:
+            license.suspended = False
+            license.save(update_fields=["suspended", "updated_at"])
+            audit_record(
+                action="license.resumed",
+                tenant_id=license.tenant_id,
+                user=actor,
+                target=license,
+                request=request,
+            )
+    return license
+
+
+def license_extend(
+    *, license: License, expires_at: datetime | None, actor: Any = None, request: Any = None
+) -> License:
+    """Move the license's end (None: perpetual). An end in the past is refused:
+    expiring a license now is what suspension is for."""
+    from django.utils import timezone
+
+    from tenants.errors import ApplicationError
+
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApplicationError("The new expiry must be in the future.", code="invalid_request")
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        previous = license.expires_at
+        license.expires_at = expires_at
+        license.save(update_fields=["expires_at", "updated_at"])
+        audit_record(
+            action="license.extended",
+            tenant_id=license.tenant_id,
+            user=actor,
+            target=license,
+            details={
+                "from": previous.isoformat() if previous else None,
+                "to": expires_at.isoformat() if expires_at else None,
+            },
+            request=request,
+        )
+    return license
+
+
+def license_unbind_machine(
+    *, license: License, fingerprint: str, actor: Any = None, request: Any = None
+) -> License:
+    """Take a machine off the license, freeing its place for another one; the
+    machine's live lease, if any, ends now (it may no longer hold a seat)."""
+    from licenses.leases import lease_force_release
+    from licenses.ledger import get_seat_ledger
+    from tenants.errors import ApplicationError
+
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        if fingerprint not in license.hardware_fingerprints:
+            raise ApplicationError("This machine is not bound to the license.", code="invalid_request")
+        license.hardware_fingerprints = [fp for fp in license.hardware_fingerprints if fp != fingerprint]
+        license.save(update_fields=["hardware_fingerprints", "updated_at"])
+        audit_record(
+            action="license.machine_unbound",
+            tenant_id=license.tenant_id,
+            user=actor,
+            target=license,
+            details={"fingerprint": fingerprint},
+            request=request,
+        )
+        for lease in get_seat_ledger().live_leases(license_id=license.id):
+            if lease.fingerprint == fingerprint:
+                try:
+                    lease_force_release(
+                        license=license, session_id=lease.session_id, actor=actor, request=request
+                    )
+                except ApplicationError:
+                    pass  # it ended meanwhile
+    return license
+
+
+def license_regenerate_key(
+    *, license: License, actor: Any = None, request: Any = None
+) -> tuple[License, str]:
+    """Replace the key (a leaked one, say); the old key stops working at once.
+    Live leases keep their seats: their tokens name the license, not the key.
+    The new key exists only in this return value."""
+    key = generate_license_key()
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        previous_prefix = license.key_prefix
+        license.key_digest = license_key_digest(key)
+        license.key_prefix = license_key_display_prefix(key)
+        license.save(update_fields=["key_digest", "key_prefix", "updated_at"])
+        audit_record(
+            action="license.key_regenerated",
+            tenant_id=license.tenant_id,
+            user=actor,
+            target=license,
+            details={"previous_prefix": previous_prefix, "key_prefix": license.key_prefix},
+            request=request,
+        )
+    return license, key
+
+
+def license_update(
+    *, license: License, fields: Iterable[str], actor: Any = None, request: Any = None
+) -> License:
+    """Save the named fields of an edited license (the admin's change form) and
+    record what changed. State changes with their own rules (suspension,
+    expiry, machines, the key) go through their own services instead."""
+    guarded = {"tenant", "key_digest", "key_prefix", "suspended", "expires_at", "hardware_fingerprints"}
+    fields = [name for name in fields if name not in guarded]
+    if not fields:
+        return license
+    with tenant_scope(license.tenant_id):
+        current = _locked(license)
+        changes = {}
+        for name in fields:
+            before, after = getattr(current, name), getattr(license, name)
+            if before != after:
+                setattr(current, name, after)
+                changes[name] = {"from": before, "to": after}
+        if changes:
+            current.full_clean(exclude=["tenant", "key_digest"])
+            current.save(update_fields=[*changes, "updated_at"])
+            audit_record(
+                action="license.updated",
+                tenant_id=current.tenant_id,
+                user=actor,
+                target=current,
+                details={"changes": json.loads(json.dumps(changes, cls=DjangoJSONEncoder))},
+                request=request,
+            )
+    return current

@@ -1,0 +1,115 @@
+"""The usage API: GET /api/v1/analytics/usage, for tenant admins."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from accounts.permissions import TENANT_ADMIN_ONLY
+from analytics.selectors import usage_periods, usage_series
+from licenses.apis import errors
+from tenants.views import TenantAPIView
+
+# The longest range one request may ask for, per granularity (in periods).
+MAX_PERIODS = {"hour": 31 * 24, "day": 366}
+DEFAULT_RANGE = {"hour": timedelta(hours=24), "day": timedelta(days=30)}
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    license_id = serializers.UUIDField(
+        required=False, help_text="One license; all of the tenant's if omitted."
+    )
+    # `from` is a Python keyword, hence the class-body locals().
+    locals()["from"] = serializers.DateTimeField(
+        required=False, help_text="Start (ISO 8601, UTC); default: 24 hours or 30 days before `to`."
+    )
+    to = serializers.DateTimeField(required=False, help_text="End, exclusive (ISO 8601, UTC); default: now.")
+    granularity = serializers.ChoiceField(choices=["hour", "day"], default="day")
+
+    def validate(self, attrs):
+        granularity = attrs["granularity"]
+        end = attrs.get("to") or timezone.now()
+        start = attrs.get("from") or end - DEFAULT_RANGE[granularity]
+        if start >= end:
+            raise serializers.ValidationError({"from": "Must be before `to`."})
+        if len(usage_periods(granularity, start, end)) > MAX_PERIODS[granularity]:
+            raise serializers.ValidationError(
+                {"from": f"At most {MAX_PERIODS[granularity]} periods of one {granularity} per request."}
+            )
+        return {**attrs, "from": start, "to": end}
+
+
+class UsagePeriodSerializer(serializers.Serializer):
+    period_start = serializers.DateTimeField()
+    peak_seats = serializers.IntegerField(help_text="Most seats held at one instant.")
+    acquisitions = serializers.IntegerField(help_text="New leases (renewals are not counted).")
+    denials = serializers.IntegerField()
+    denials_by_code = serializers.DictField(child=serializers.IntegerField())
+    distinct_users = serializers.IntegerField()
+    distinct_machines = serializers.IntegerField()
+    sessions_ended = serializers.IntegerField(help_text="Leases that ended in the period.")
+    session_seconds = serializers.FloatField(help_text="Total length of the leases that ended.")
+    avg_session_seconds = serializers.FloatField(allow_null=True)
+
+
+class LicenseUsageSerializer(serializers.Serializer):
+    license_id = serializers.UUIDField(source="license.id")
+    name = serializers.CharField(source="license.name")
+    key_prefix = serializers.CharField(source="license.key_prefix")
+    max_seats = serializers.IntegerField(source="license.max_seats")
+    periods = UsagePeriodSerializer(many=True)
+
+
+class UsageSerializer(serializers.Serializer):
+    granularity = serializers.CharField()
+    locals()["from"] = serializers.DateTimeField()
+    to = serializers.DateTimeField()
+    licenses = LicenseUsageSerializer(many=True)
+
+
+class AnalyticsUsageApi(TenantAPIView):
+    permission_classes = TENANT_ADMIN_ONLY
+
+    @extend_schema(
+        operation_id="analytics_usage",
+        summary="Usage per license per hour or day",
+        description=(
+            "Peak concurrent seats, acquisitions, denials by code, distinct users and machines, "
+            "and session time, per license of the caller's tenant. Periods are UTC hours or days; "
+            "a period with no activity is all zeros. Figures are recomputed in the background "
+            "every few minutes, so the current period may trail the live seat count."
+        ),
+        parameters=[UsageQuerySerializer],
+        responses={
+            200: UsageSerializer,
+            **errors(
+                "invalid_request",
+                "not_authenticated",
+                "permission_denied",
+                "license_not_found",
+                "rate_limited",
+                "service_unavailable",
+            ),
+        },
+    )
+    def get(self, request):
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        series = usage_series(
+            granularity=params["granularity"],
+            start=params["from"],
+            end=params["to"],
+            license_id=params.get("license_id"),
+        )
+        body = {
+            "granularity": params["granularity"],
+            "from": params["from"],
+            "to": params["to"],
+            "licenses": series,
+        }
+        return Response(UsageSerializer(body).data)

@@ -1,0 +1,114 @@
+"""The tenant dashboard's sign-in and the scope every dashboard page runs in.
+
+The users table is under row-level security, so a session cannot load its
+user before a tenant is in scope. Sign-in therefore keeps the tenant's id in
+the session beside Django's own keys, and every dashboard view opens that
+tenant's scope first and only then loads the user, through the scoped
+manager: a session whose user is not of that tenant finds no user at all.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.views import redirect_to_login
+from django.urls import reverse
+
+from accounts.models import User
+from accounts.selectors import user_sign_in_candidate_by_email_across_tenants
+from audit.services import audit_record
+from tenants.scope import tenant_scope
+
+SESSION_TENANT_KEY = "dashboard_tenant_id"
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+class SignInFailed(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+WRONG_CREDENTIALS = "Wrong email or password."
+
+
+def dashboard_sign_in(*, email: str, password: str, request: Any = None) -> User:
+    """The tenant admin with this email and password, or SignInFailed. Every
+    attempt leaves an audit row (in the tenant's log when the tenant is known)."""
+    email = email.strip().lower()
+    candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
+    if candidate is None or candidate.tenant_id is None:
+        make_password(password)  # as slow as a real check, so timing tells nothing
+        reason = "unknown_email" if candidate is None else "operator_account"
+        audit_record(
+            action="auth.login_failed",
+            actor=email[:254],
+            details={"reason": reason, "method": "dashboard"},
+            request=request,
+        )
+        raise SignInFailed(WRONG_CREDENTIALS)
+
+    with tenant_scope(candidate.tenant_id):
+        user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
+        if user is None or not user.is_active or not user.check_password(password):
+            reason, message = "bad_password", WRONG_CREDENTIALS
+        elif not user.tenant.is_active:
+            reason, message = "tenant_inactive", "This tenant is deactivated."
+        elif not user.is_tenant_admin:
+            reason, message = "not_tenant_admin", "The dashboard is for tenant admins."
+        else:
+            audit_record(
+                action="auth.login",
+                tenant_id=user.tenant_id,
+                user=user,
+                target=user,
+                details={"method": "dashboard"},
+                request=request,
+            )
+            return user
+        audit_record(
+            action="auth.login_failed",
+            tenant_id=candidate.tenant_id,
+            user=user,
+            actor=email[:254],
+            details={"reason": reason, "method": "dashboard"},
+            request=request,
+        )
+    raise SignInFailed(message)
+
+
+def dashboard_session_start(request, user: User) -> None:
+    """Log the user in (a new session key) and remember their tenant."""
+    with tenant_scope(user.tenant_id):
+        auth.login(request, user, backend=MODEL_BACKEND)
+    request.session[SESSION_TENANT_KEY] = str(user.tenant_id)
+    request.session.set_expiry(settings.DASHBOARD_SESSION_AGE)
+
+
+def tenant_admin_view(view):
+    """Run a dashboard view in the signed-in tenant admin's scope, or send the
+    browser to the sign-in page. The view's response must be rendered inside
+    (use `render`, not a lazy TemplateResponse)."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        tenant_id = request.session.get(SESSION_TENANT_KEY)
+        if tenant_id:
+            with tenant_scope(tenant_id):
+                user = auth.get_user(request)
+                if (
+                    user.is_authenticated
+                    and user.is_tenant_admin
+                    and str(user.tenant_id) == tenant_id
+                    and user.tenant.is_active
+                ):
+                    request.user = user
+                    request.tenant = user.tenant
+                    return view(request, *args, **kwargs)
+        return redirect_to_login(request.get_full_path(), reverse("dashboard:login"))
+
+    return wrapper

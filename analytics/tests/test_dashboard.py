@@ -1,0 +1,156 @@
+"""The tenant dashboard through Django's test client: sign-in, tenant scope,
+CSRF, releasing a lease, the audit log's pages. (The browser test is
+test_dashboard_browser.py.) Sign-in finds the user's tenant on the operator
+path, so these tests commit their rows."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from accounts.models import Role
+from accounts.tests.factories import TEST_PASSWORD, UserFactory
+from audit.models import AuditLog
+from audit.services import audit_record
+from licenses.ledger import get_seat_ledger
+from licenses.tests.factories import LicenseFactory
+from tenants.scope import tenant_scope
+from tenants.tests.factories import TenantFactory
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def world(committed_db):
+    acme, globex = TenantFactory(name="Acme", slug="acme"), TenantFactory(name="Globex", slug="globex")
+    admin = UserFactory(tenant=acme, role=Role.TENANT_ADMIN, email="admin@acme.test")
+    member = UserFactory(tenant=acme, role=Role.USER, email="member@acme.test")
+    UserFactory(tenant=globex, role=Role.TENANT_ADMIN, email="admin@globex.test")
+    license = LicenseFactory(tenant=acme, name="Acme Pro", max_seats=3)
+    foreign = LicenseFactory(tenant=globex, name="Globex CAD", max_seats=2)
+    seats = {}
+    for lic, user in ((license, member), (foreign, None)):
+        with tenant_scope(lic.tenant_id):
+            seats[lic.id] = (
+                get_seat_ledger()
+                .acquire(
+                    license_id=lic.id,
+                    tenant_id=lic.tenant_id,
+                    max_seats=lic.max_seats,
+                    fingerprint="machine-0001",
+                    user_id=str(user.pk) if user else None,
+                    ttl=600,
+                )
+                .lease.session_id
+            )
+    return {"acme": acme, "admin": admin, "license": license, "foreign": foreign, "seats": seats}
+
+
+def signed_in(email="admin@acme.test", **client_options) -> Client:
+    client = Client(**client_options)
+    response = client.get("/dashboard/login/")
+    token = response.cookies["csrftoken"].value if client_options.get("enforce_csrf_checks") else ""
+    response = client.post(
+        "/dashboard/login/", {"email": email, "password": TEST_PASSWORD, "csrfmiddlewaretoken": token}
+    )
+    assert response.status_code == 302, response.content
+    return client
+
+
+def live(license) -> list[str]:
+    with tenant_scope(license.tenant_id):
+        return [lease.session_id for lease in get_seat_ledger().live_leases(license_id=license.id)]
+
+
+def test_a_tenant_admin_signs_in_and_sees_each_license_with_gauge_and_chart(world):
+    client = signed_in()
+
+    page = client.get("/dashboard/").content.decode()
+
+    assert 'data-testid="seat-gauge" data-used="1" data-max="3"' in page
+    assert 'data-testid="usage-chart"' in page
+    assert "Acme Pro" in page and "Globex CAD" not in page
+    with tenant_scope(world["acme"].id):
+        assert AuditLog.objects.filter(action="auth.login", details__method="dashboard").count() == 1
+
+
+@pytest.mark.parametrize(
+    "email,password,message",
+    [
+        ("member@acme.test", TEST_PASSWORD, "for tenant admins"),
+        ("admin@acme.test", "wrong-password-123", "Wrong email or password"),
+        ("nobody@acme.test", TEST_PASSWORD, "Wrong email or password"),
+    ],
+    ids=["plain-member", "wrong-password", "unknown-email"],
+)
+def test_only_tenant_admins_with_the_right_password_get_in(world, email, password, message):
+    client = Client()
+    response = client.post("/dashboard/login/", {"email": email, "password": password})
+
+    assert response.status_code == 401
+    assert message in response.content.decode()
+    assert client.get("/dashboard/").status_code == 302
+
+
+def test_pages_need_a_signed_in_admin(world):
+    response = Client().get(f"/dashboard/licenses/{world['license'].id}/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/dashboard/login/?next=")
+
+
+def test_another_tenants_license_is_not_there(world):
+    client = signed_in()
+    foreign = world["foreign"]
+
+    assert client.get(f"/dashboard/licenses/{foreign.id}/").status_code == 404
+    release = client.post(
+        f"/dashboard/licenses/{foreign.id}/release/", {"session_id": world["seats"][foreign.id]}
+    )
+    assert release.status_code == 404
+    assert live(foreign) == [world["seats"][foreign.id]]
+
+
+def test_releasing_a_lease_needs_the_csrf_token_and_frees_the_seat(world):
+    client = signed_in(enforce_csrf_checks=True)
+    license, session_id = world["license"], world["seats"][world["license"].id]
+    page = client.get(f"/dashboard/licenses/{license.id}/").content.decode()
+    assert "member@acme.test" in page and f'data-session-id="{session_id}"' in page
+
+    forged = client.post(f"/dashboard/licenses/{license.id}/release/", {"session_id": session_id})
+    assert forged.status_code == 403
+    assert live(license) == [session_id]
+
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = client.post(
+        f"/dashboard/licenses/{license.id}/release/", {"session_id": session_id, "csrfmiddlewaretoken": token}
+    )
+    assert response.status_code == 302
+    assert live(license) == []
+    with tenant_scope(license.tenant_id):
+        event = AuditLog.objects.get(action="lease.force_released")
+    assert (event.actor, event.details["session_id"]) == ("admin@acme.test", session_id)
+    after = client.get(f"/dashboard/licenses/{license.id}/").content.decode()
+    assert 'data-used="0"' in after and "The lease was released" in after
+
+
+def test_the_audit_log_pages_newest_first(world):
+    acme = world["acme"]
+    client = signed_in()
+    with tenant_scope(acme.id):
+        for n in range(60):
+            audit_record(action="test.event", tenant_id=acme.id, details={"n": n})
+
+    first = client.get("/dashboard/audit/").content.decode()
+    older = re.search(r'href="\?before=(\d+)"', first)
+    assert first.count("test.event") == 50 and "n=59" in first and older
+    second = client.get(f"/dashboard/audit/?before={older.group(1)}").content.decode()
+    assert "n=9" in second and "n=10<" not in second and 'href="?after=' in second
+    assert "auth.login" in second  # the sign-in itself is in the log, oldest last

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from analytics import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("login/", views.sign_in, name="login"),
+    path("logout/", views.sign_out, name="logout"),
+    path("licenses/<uuid:license_id>/", views.license_detail, name="license"),
+    path("licenses/<uuid:license_id>/release/", views.lease_release, name="lease-release"),
+    path("audit/", views.audit_log, name="audit"),
+]

@@ -1,0 +1,184 @@
+"""The tenant dashboard: server-rendered pages for tenant admins.
+
+Every page but sign-in runs through `tenant_admin_view`, in the signed-in
+admin's tenant scope; reads go through the same selectors as the API, and the
+one write (releasing a lease) through the same service as the admin site.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.contrib import auth, messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import User
+from analytics.charts import seat_gauge, usage_chart
+from analytics.dashboard import SignInFailed, dashboard_session_start, dashboard_sign_in, tenant_admin_view
+from analytics.selectors import usage_series
+from audit.models import AuditLog
+from licenses.leases import lease_force_release
+from licenses.ledger import LedgerUnavailable, get_seat_ledger
+from licenses.selectors import LicenseNotFound, license_get, license_list, license_state
+from tenants.errors import ApplicationError
+
+CHART_DAYS = 30
+AUDIT_PAGE_SIZE = 50
+
+
+@require_http_methods(["GET", "POST"])
+def sign_in(request):
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
+        next_url = ""
+    error = ""
+    email = ""
+    if request.method == "POST":
+        email = request.POST.get("email", "")[:254]
+        try:
+            user = dashboard_sign_in(email=email, password=request.POST.get("password", ""), request=request)
+        except SignInFailed as failure:
+            error = failure.message
+        else:
+            dashboard_session_start(request, user)
+            return redirect(next_url or "dashboard:overview")
+    return render(
+        request,
+        "dashboard/login.html",
+        {"error": error, "email": email, "next": next_url},
+        status=401 if error else 200,
+    )
+
+
+@require_POST
+def sign_out(request):
+    auth.logout(request)
+    return redirect("dashboard:login")
+
+
+def _chart_window() -> tuple:
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=CHART_DAYS - 1), timezone.now()
+
+
+def _live_leases(license) -> list | None:
+    """The license's live leases, or None when the ledger does not answer."""
+    try:
+        return get_seat_ledger().live_leases(license_id=license.id)
+    except LedgerUnavailable:
+        return None
+
+
+def _card(license, periods: list[dict], leases: list | None) -> dict:
+    return {
+        "license": license,
+        "state": license_state(license),
+        "gauge": seat_gauge(used=len(leases), max_seats=license.max_seats) if leases is not None else None,
+        "chart": usage_chart(periods, max_seats=license.max_seats),
+        "peak_30d": max((p["peak_seats"] for p in periods), default=0),
+        "denials_30d": sum(p["denials"] for p in periods),
+    }
+
+
+@require_GET
+@tenant_admin_view
+def overview(request):
+    start, end = _chart_window()
+    series = {
+        item["license"].id: item["periods"] for item in usage_series(granularity="day", start=start, end=end)
+    }
+    cards = [_card(license, series.get(license.id, []), _live_leases(license)) for license in license_list()]
+    return render(
+        request,
+        "dashboard/overview.html",
+        {"cards": cards, "ledger_down": any(card["gauge"] is None for card in cards)},
+    )
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _license_or_404(license_id):
+    try:
+        return license_get(license_id=license_id)
+    except LicenseNotFound:
+        raise Http404("No such license.") from None
+
+
+@require_GET
+@tenant_admin_view
+def license_detail(request, license_id):
+    license = _license_or_404(license_id)
+    start, end = _chart_window()
+    (item,) = usage_series(granularity="day", start=start, end=end, license_id=license.id)
+    leases = _live_leases(license)
+    holders = {}
+    if leases:
+        user_ids = [lease.user_id for lease in leases if _is_uuid(lease.user_id)]
+        holders = {
+            str(pk): email for pk, email in User.objects.filter(pk__in=user_ids).values_list("pk", "email")
+        }
+    rows = [{"lease": lease, "holder": holders.get(str(lease.user_id), "")} for lease in leases or []]
+    return render(
+        request,
+        "dashboard/license.html",
+        {
+            "card": _card(license, item["periods"], leases),
+            "leases": rows,
+            "ledger_down": leases is None,
+            "days": list(reversed(item["periods"])),
+        },
+    )
+
+
+@require_POST
+@tenant_admin_view
+def lease_release(request, license_id):
+    license = _license_or_404(license_id)
+    session_id = request.POST.get("session_id", "")
+    try:
+        lease_force_release(license=license, session_id=session_id, actor=request.user, request=request)
+    except ApplicationError as error:
+        messages.warning(request, error.message)
+    else:
+        messages.success(request, "The lease was released; its seat is free.")
+    return redirect("dashboard:license", license_id=license.id)
+
+
+@require_GET
+@tenant_admin_view
+def audit_log(request):
+    """The tenant's audit log, newest first, paged by id (no counting)."""
+    rows = AuditLog.objects.all()
+    before, after = request.GET.get("before", ""), request.GET.get("after", "")
+    if after.isdigit():
+        page = list(rows.filter(id__gt=int(after)).order_by("id")[: AUDIT_PAGE_SIZE + 1])
+        has_newer = len(page) > AUDIT_PAGE_SIZE
+        page = list(reversed(page[:AUDIT_PAGE_SIZE]))
+        has_older = bool(page) and rows.filter(id__lt=page[-1].id).exists()
+    else:
+        if before.isdigit():
+            rows = rows.filter(id__lt=int(before))
+        page = list(rows.order_by("-id")[: AUDIT_PAGE_SIZE + 1])
+        has_older = len(page) > AUDIT_PAGE_SIZE
+        page = page[:AUDIT_PAGE_SIZE]
+        has_newer = before.isdigit() and bool(page) and AuditLog.objects.filter(id__gt=page[0].id).exists()
+    return render(
+        request,
+        "dashboard/audit.html",
+        {
+            "events": page,
+            "older": page[-1].id if has_older and page else None,
+            "newer": page[0].id if has_newer and page else None,
+        },
+    )
