@@ -71,7 +71,8 @@ def make_client(fake_server, tmp_path):
 def test_acquire_sends_the_key_and_the_fingerprint_and_returns_a_verified_lease(make_client, fake_server):
     lease = make_client().acquire()
     (call,) = fake_server.stub.calls("POST", "/api/v1/licenses/acquire")
-    assert call.body == {"license_key": KEY, "hardware_fingerprint": FP}
+    assert call.body["license_key"] == KEY and call.body["hardware_fingerprint"] == FP
+    assert set(call.body["client_info"]) == {"sdk", "os"}
     assert call.headers["Authorization"] == "Bearer user-access-token"
     assert lease.created and lease.license_id == fake_server.license_id
     assert lease.entitlements == {"pro": True}
@@ -84,7 +85,8 @@ def test_heartbeats_come_at_the_servers_interval_with_jitter_that_only_shortens_
     assert wait_for(lambda: client.heartbeats_sent >= 4)
     beats = fake_server.stub.calls("POST", "/api/v1/licenses/heartbeat")
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(beats)]
-    assert all(0.2 * 0.9 - 0.01 <= gap <= 0.2 + 0.1 for gap in gaps), gaps
+    assert min(gaps) >= 0.2 * 0.9 - 0.01, gaps  # never earlier than the jitter allows
+    assert sorted(gaps)[len(gaps) // 2] <= 0.3, gaps  # and, load aside, not later than asked
 
 
 def test_a_session_the_server_lost_is_acquired_again_and_the_application_told_once(make_client, fake_server):
@@ -161,6 +163,13 @@ def test_heartbeats_resume_when_the_server_answers_again(make_client, fake_serve
     assert wait_for(lambda: not client.lease.offline)
 
 
+def flip_a_payload_character(token: str) -> str:
+    header, payload, signature = token.split(".")
+    middle = len(payload) // 2
+    changed = "B" if payload[middle] != "B" else "C"
+    return ".".join([header, payload[:middle] + changed + payload[middle + 1 :], signature])
+
+
 def _edit_cache(path, change):
     data = json.loads(path.read_text())
     change(data)
@@ -170,7 +179,7 @@ def _edit_cache(path, change):
 def test_a_token_edited_in_the_cache_is_refused(make_client, fake_server):
     make_client().acquire()
     offline = make_client(dead_url())
-    _edit_cache(offline._cache.path, lambda data: data.update(token=data["token"][:-2] + "AA"))
+    _edit_cache(offline._cache.path, lambda data: data.update(token=flip_a_payload_character(data["token"])))
     with pytest.raises(CacheTampered):
         offline.verify()
     assert not offline.is_licensed()

@@ -236,7 +236,7 @@ def test_5_a_process_killed_without_release_frees_its_seat_within_the_lease_ttl(
         killed_at = time.monotonic()
         child.wait()
         assert wait_for(lambda: seats_used(observer) == 0, timeout=TTL + 2, step=0.2)
-        assert time.monotonic() - killed_at <= TTL + 1.5
+        assert time.monotonic() - killed_at <= TTL + 2
     finally:
         if child.poll() is None:
             child.kill()
@@ -260,7 +260,10 @@ def test_6_a_tampered_token_a_swapped_key_and_a_clock_set_back_are_each_refused(
     # A token edited by hand.
     data = json.loads(original)
     header, payload, signature = data["token"].split(".")
-    data["token"] = ".".join([header, payload[:-4] + "AAAA", signature])
+    middle = len(payload) // 2
+    data["token"] = ".".join(
+        [header, payload[:middle] + chr(ord(payload[middle]) ^ 1) + payload[middle + 1 :], signature]
+    )
     cache_file.write_text(json.dumps(data))
     with pytest.raises(CacheTampered):
         offline().verify()

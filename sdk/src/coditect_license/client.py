@@ -19,6 +19,7 @@ import atexit
 import dataclasses
 import logging
 import os
+import platform
 import random
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any
 
 import jwt
 
+from coditect_license import __version__
 from coditect_license.cache import CacheEntry, OfflineCache, normalize_license_key
 from coditect_license.credentials import Credentials
 from coditect_license.errors import (
@@ -196,7 +198,12 @@ class LicenseClient:
         self._credentials = credentials
         self._on_reacquire = on_reacquire
         self._on_lost = on_lost
-        self._client_info = dict(client_info or {})
+        # What the server may show beside the lease; nothing that identifies the machine.
+        self._client_info = {
+            "sdk": f"coditect-license-python/{__version__}",
+            "os": platform.system() or "unknown",
+            **dict(client_info or {}),
+        }
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._api = HttpApi(self.base_url, timeout=timeout, retry=retry, verify=verify, rng=self._rng)
         self._jitter = heartbeat_jitter
@@ -430,9 +437,11 @@ class LicenseClient:
         raise AssertionError("unreachable")
 
     def _acquire_online(self, **kwargs: Any) -> Lease:
-        body: dict[str, Any] = {"license_key": self.license_key, "hardware_fingerprint": self.fingerprint}
-        if self._client_info:
-            body["client_info"] = self._client_info
+        body: dict[str, Any] = {
+            "license_key": self.license_key,
+            "hardware_fingerprint": self.fingerprint,
+            "client_info": self._client_info,
+        }
         response = self._user_request("POST", ACQUIRE_PATH, json=body, **kwargs)
         lease = self._adopt_checkout(response.body, created=response.status == 201)
         logger.info(
