@@ -261,7 +261,7 @@ def _load_keyset() -> KeySet:
     key_files = _paths(settings.LICENSE_SIGNING_KEY_FILE)
     if key_files:
         signers = [signer for path in key_files for signer in _load_private_keys(path)]
-    elif settings.DEBUG:
+    elif settings.LICENSE_SIGNING_DEV_KEY_FILE:  # set only when DEBUG was on at startup
         signers = [_development_key(Path(settings.LICENSE_SIGNING_DEV_KEY_FILE))]
     else:
         raise ImproperlyConfigured(_MISSING_SIGNER)
@@ -317,7 +317,7 @@ def signing_startup_check() -> None:
             _load_public_keys(path)
         return
     if not _paths(settings.LICENSE_SIGNING_KEY_FILE):
-        if not settings.DEBUG:
+        if not settings.LICENSE_SIGNING_DEV_KEY_FILE:
             raise ImproperlyConfigured(_MISSING_SIGNER)
         return  # the development key is made on first use, not by every command
     signing_keys()

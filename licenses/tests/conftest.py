@@ -8,7 +8,8 @@ from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from accounts.models import Role
-from accounts.tests.factories import TEST_PASSWORD, UserFactory
+from accounts.tests.conftest import access_token
+from accounts.tests.factories import UserFactory
 from licenses.ledger import get_seat_ledger
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import tenant_scope
@@ -30,16 +31,13 @@ def bearer_client(token: str | None = None) -> APIClient:
     return client
 
 
-def login(email: str, password: str = TEST_PASSWORD) -> str:
-    response = APIClient().post("/api/v1/auth/login", {"email": email, "password": password}, format="json")
-    assert response.status_code == 200, response.content
-    return response.json()["access_token"]
-
-
 class Persona:
+    """A member of a tenant with a client carrying their access token (as
+    login issues it; login itself is tested in accounts)."""
+
     def __init__(self, user):
         self.user = user
-        self.client = bearer_client(login(user.email))
+        self.client = bearer_client(access_token(user))
 
 
 @pytest.fixture

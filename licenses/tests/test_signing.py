@@ -447,14 +447,17 @@ def test_the_startup_check_makes_no_development_key(no_signer):
 
 
 def test_with_debug_off_and_no_key_the_startup_check_refuses_naming_both_settings(no_signer):
+    # DEBUG off at startup: settings give no development key path at all.
+    dev_key = no_signer.LICENSE_SIGNING_DEV_KEY_FILE
     no_signer.DEBUG = False
+    no_signer.LICENSE_SIGNING_DEV_KEY_FILE = None
     with pytest.raises(ImproperlyConfigured) as caught:
         signing_startup_check()
     assert "LICENSE_SIGNING_KEY_FILE" in str(caught.value)
     assert "LICENSE_SIGNING_KMS_KEY" in str(caught.value)
     with pytest.raises(ImproperlyConfigured):
         signing_keys()
-    assert not no_signer.LICENSE_SIGNING_DEV_KEY_FILE.exists()
+    assert not dev_key.exists()
 
 
 def test_with_debug_off_a_key_file_satisfies_the_startup_check(no_signer, tmp_path):
