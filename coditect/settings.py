@@ -362,6 +362,14 @@ if RATE_LIMIT_BACKEND == "redis" and not REDIS_URL:
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["accounts.ratelimit.PerUserRateLimit"]
 
+# --- Seat ledger ---------------------------------------------------------------------
+# How long a license's Redis keys outlive its last lease. Leases that expired wait
+# there for the expiry sweep, so this must be far longer than the sweep's period.
+SEAT_LEDGER_REDIS_RETENTION = env.int("SEAT_LEDGER_REDIS_RETENTION", default=7 * 24 * 3600)
+# Redis connections per process for the ledger; a caller waits up to
+# REDIS_SOCKET_TIMEOUT for a free one, then gets 503.
+SEAT_LEDGER_REDIS_MAX_CONNECTIONS = env.int("SEAT_LEDGER_REDIS_MAX_CONNECTIONS", default=64)
+
 # --- Operator console, analytics, background work ---------------------------------------
 # Periodic work (seconds between runs). Celery beat runs it in production; in
 # the embedded default `manage.py run_periodic` (started by bin/run-embedded)

@@ -21,6 +21,7 @@ Times are timezone-aware UTC datetimes read from the ledger's clock.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -58,6 +59,11 @@ class ExpiredLease:
 
     lease: Lease
     expired_at: datetime
+
+
+def new_session_id() -> str:
+    """A fresh session id: 128 random bits, URL-safe (22 characters)."""
+    return secrets.token_urlsafe(16)
 
 
 class LedgerError(Exception):

@@ -1,0 +1,16 @@
+-- Keep a live lease until at least now + seconds, marked as borrowed; nil
+-- when it is not live. ARGV[3] session id, ARGV[4] duration ms.
+-- Returns {record, expiry}.
+local sid, duration = ARGV[3], tonumber(ARGV[4])
+local expiry = redis.call('ZSCORE', live, sid)
+if not expiry then
+  return nil
+end
+local lease = cjson.decode(redis.call('HGET', leases, sid))
+lease.b = now + duration
+local record = cjson.encode(lease)
+expiry = math.max(tonumber(expiry), lease.b)
+redis.call('ZADD', live, expiry, sid)
+redis.call('HSET', leases, sid, record)
+keep()
+return {record, expiry}

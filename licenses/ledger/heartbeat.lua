@@ -1,0 +1,11 @@
+-- Extend a live lease to at least now + ttl; nil when it is not live.
+-- ARGV[3] session id, ARGV[4] ttl ms. Returns {record, expiry}.
+local sid, ttl = ARGV[3], tonumber(ARGV[4])
+local expiry = redis.call('ZSCORE', live, sid)
+if not expiry then
+  return nil
+end
+expiry = math.max(tonumber(expiry), now + ttl)
+redis.call('ZADD', live, expiry, sid)
+keep()
+return {redis.call('HGET', leases, sid), expiry}

@@ -1,0 +1,74 @@
+-- The head of every seat-ledger script; redis.py prepends it to each one.
+--
+-- KEYS are one license's four keys, all under its {license_id} hash tag, so a
+-- script runs in one cluster slot:
+--   KEYS[1] live     ZSET  session id -> expiry, ms on the Redis clock
+--   KEYS[2] leases   HASH  session id -> lease record (JSON), live or expired
+--   KEYS[3] holders  HASH  fingerprint -> session id of its live lease
+--   KEYS[4] expired  ZSET  session id -> when the sweep may take it, ms
+-- ARGV[1] retention, ms: how long the keys outlive their last live lease
+-- ARGV[2] the most expired records kept for the sweep
+-- A script's own arguments start at ARGV[3].
+--
+-- Seats are counted as members of `live`, never by a counter: a member whose
+-- score is past is pruned by whichever script runs next, so expiry frees a
+-- seat with no call, and a double release cannot free two.
+local live, leases, holders, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local retention = tonumber(ARGV[1])
+local expired_cap = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+-- Expired leases leave `live` but keep their record, marked with when they
+-- expired, and wait in `expired` for the sweep to audit them (invariant 8).
+local function prune()
+  local gone = redis.call('ZRANGEBYSCORE', live, '-inf', now, 'WITHSCORES')
+  if #gone == 0 then
+    return
+  end
+  for i = 1, #gone, 2 do
+    local sid, expiry = gone[i], tonumber(gone[i + 1])
+    local raw = redis.call('HGET', leases, sid)
+    if raw then
+      local record = cjson.decode(raw)
+      record.x = expiry
+      redis.call('HSET', leases, sid, cjson.encode(record))
+      redis.call('ZADD', expired, expiry, sid)
+      if redis.call('HGET', holders, record.fp) == sid then
+        redis.call('HDEL', holders, record.fp)
+      end
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
+  -- What just expired waits `retention` for the sweep, even if `expired` was
+  -- only now created (after the last keep()).
+  for _, key in ipairs({leases, expired}) do
+    if redis.call('PTTL', key) < retention then
+      redis.call('PEXPIRE', key, retention)
+    end
+  end
+  local overflow = redis.call('ZCARD', expired) - expired_cap
+  if overflow > 0 then
+    for _, sid in ipairs(redis.call('ZRANGE', expired, 0, overflow - 1)) do
+      redis.call('HDEL', leases, sid)
+      redis.call('ZREM', expired, sid)
+    end
+  end
+end
+
+-- Keys live until the latest expiry plus the retention, so an abandoned
+-- license's keys go away by themselves, but only after the sweep has had
+-- `retention` to drain what expired.
+local function keep()
+  local last = redis.call('ZRANGE', live, -1, -1, 'WITHSCORES')
+  local horizon = now
+  if last[2] and tonumber(last[2]) > horizon then
+    horizon = tonumber(last[2])
+  end
+  horizon = horizon + retention
+  for _, key in ipairs(KEYS) do
+    redis.call('PEXPIREAT', key, horizon)
+  end
+end
+
+prune()

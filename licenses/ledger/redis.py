@@ -1,0 +1,254 @@
+"""The Redis seat ledger (production): one Lua script per operation.
+
+Key layout, per license (the prefix is settings.REDIS_KEY_PREFIX, outside the
+braces; every key carries the `{license_id}` hash tag, so each script touches
+one cluster slot):
+
+    <prefix>:seats:{<license_id>}:live     ZSET session id -> expiry (ms, Redis TIME)
+    <prefix>:seats:{<license_id>}:leases   HASH session id -> lease record (JSON)
+    <prefix>:seats:{<license_id>}:holders  HASH fingerprint -> session id of its live lease
+    <prefix>:seats:{<license_id>}:expired  ZSET session id -> when the sweep may take it (ms)
+
+Every script first moves the members of `live` whose expiry has passed to
+`expired` (their records stay in `leases` until the sweep acknowledges them),
+so a seat frees itself on the Redis clock with no call and no background task.
+Keys expire at the latest lease expiry plus the retention, so an abandoned
+license's keys do not live forever. See prelude.lua.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from licenses.ledger.base import (
+    AcquireResult,
+    ExpiredLease,
+    Lease,
+    LedgerUnavailable,
+    NoSeatsAvailable,
+    SeatLedger,
+    SessionNotFound,
+    new_session_id,
+)
+
+logger = logging.getLogger(__name__)
+
+SCRIPT_DIR = Path(__file__).resolve().parent
+SCRIPT_NAMES = (
+    "acquire",
+    "heartbeat",
+    "borrow",
+    "release",
+    "release_all",
+    "lease",
+    "live",
+    "used",
+    "expired_pending",
+    "expired_ack",
+)
+KEY_NAMES = ("live", "leases", "holders", "expired")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Replies from Redis that mean "not now", as opposed to a bug in a script.
+_UNAVAILABLE_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY")
+
+
+def _ms(seconds: int | float) -> int:
+    return int(seconds * 1000)
+
+
+def _time(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=int(ms))
+
+
+def _script_source(name: str) -> str:
+    prelude = (SCRIPT_DIR / "prelude.lua").read_text()
+    return f"{prelude}\n{(SCRIPT_DIR / f'{name}.lua').read_text()}"
+
+
+class RedisSeatLedger(SeatLedger):
+    name = "redis"
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        retention_seconds: int = 7 * 24 * 3600,
+        expired_cap: int = 100_000,
+        sweep_claim_seconds: int = 300,
+        key_prefix: str | None = None,
+    ) -> None:
+        self.client = client
+        self.retention_seconds = retention_seconds
+        self.expired_cap = expired_cap
+        # An expired lease handed to a sweeper that never acknowledges it comes
+        # back to the next sweeper after this long.
+        self.sweep_claim_seconds = sweep_claim_seconds
+        self._key_prefix = key_prefix
+        # Loaded once; redis-py runs them by EVALSHA and loads them again if
+        # Redis answers NOSCRIPT (a restart, a failover).
+        self.scripts = {name: client.register_script(_script_source(name)) for name in SCRIPT_NAMES}
+
+    @classmethod
+    def from_settings(cls) -> RedisSeatLedger:
+        return cls.from_url(
+            settings.REDIS_URL,
+            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            max_connections=settings.SEAT_LEDGER_REDIS_MAX_CONNECTIONS,
+            retention_seconds=settings.SEAT_LEDGER_REDIS_RETENTION,
+        )
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, socket_timeout: float, max_connections: int = 64, **options: Any
+    ) -> RedisSeatLedger:
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=socket_timeout,  # waiting for a free pooled connection
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            # One quick retry on a broken connection (a stale pooled socket);
+            # none on a timeout, where the script may have run: an answer that
+            # does not come is LedgerUnavailable, not a hang.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            decode_responses=True,
+            client_name="coditect-seat-ledger",
+        )
+        return cls(redis.Redis(connection_pool=pool), **options)
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    @property
+    def key_prefix(self) -> str:
+        return self._key_prefix if self._key_prefix is not None else settings.REDIS_KEY_PREFIX
+
+    def keys(self, license_id: uuid.UUID) -> list[str]:
+        base = f"{self.key_prefix}:seats:{{{license_id}}}"
+        return [f"{base}:{name}" for name in KEY_NAMES]
+
+    def _run(self, script: str, license_id: uuid.UUID, *args: Any) -> Any:
+        try:
+            return self.scripts[script](
+                keys=self.keys(license_id),
+                args=[_ms(self.retention_seconds), self.expired_cap, *args],
+            )
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise LedgerUnavailable(f"Redis does not answer: {exc}") from exc
+        except redis.ResponseError as exc:
+            if str(exc).startswith(_UNAVAILABLE_REPLIES):
+                raise LedgerUnavailable(f"Redis refuses work: {exc}") from exc
+            raise
+
+    @staticmethod
+    def _lease(license_id: uuid.UUID, session_id: str, raw: str, expires_ms: int) -> Lease:
+        record = json.loads(raw)
+        return Lease(
+            session_id=session_id,
+            license_id=license_id,
+            tenant_id=uuid.UUID(record["tid"]),
+            fingerprint=record["fp"],
+            user_id=record["uid"],
+            created_at=_time(record["c"]),
+            expires_at=_time(expires_ms),
+            borrowed_until=_time(record["b"]) if record.get("b") else None,
+            client_info=json.loads(record["ci"]),
+        )
+
+    # --- the interface --------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        try:
+            seconds, micros = self.client.time()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise LedgerUnavailable(f"Redis does not answer: {exc}") from exc
+        return EPOCH + timedelta(seconds=seconds, microseconds=micros)
+
+    def acquire(
+        self,
+        *,
+        license_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        max_seats: int,
+        fingerprint: str,
+        user_id: str | None,
+        ttl: int,
+        client_info: dict[str, Any] | None = None,
+    ) -> AcquireResult:
+        record = json.dumps(
+            {"fp": fingerprint, "uid": user_id, "tid": str(tenant_id), "ci": json.dumps(client_info or {})}
+        )
+        while True:
+            reply = self._run(
+                "acquire", license_id, fingerprint, _ms(ttl), max_seats, new_session_id(), record
+            )
+            if reply[0] != -2:  # -2: the fresh session id was taken; draw again
+                break
+        if reply[0] == -1:
+            raise NoSeatsAvailable(used=reply[1], max_seats=max_seats)
+        created, session_id, raw, expires_ms, used = reply
+        return AcquireResult(
+            lease=self._lease(license_id, session_id, raw, expires_ms), created=created == 1, used=used
+        )
+
+    def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
+        reply = self._run("heartbeat", license_id, session_id, _ms(ttl))
+        if reply is None:
+            raise SessionNotFound(session_id)
+        return self._lease(license_id, session_id, *reply)
+
+    def release(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
+        reply = self._run("release", license_id, session_id)
+        if reply is None:
+            raise SessionNotFound(session_id)
+        return self._lease(license_id, session_id, *reply)
+
+    def borrow(self, *, license_id: uuid.UUID, session_id: str, seconds: int) -> Lease:
+        reply = self._run("borrow", license_id, session_id, _ms(seconds))
+        if reply is None:
+            raise SessionNotFound(session_id)
+        return self._lease(license_id, session_id, *reply)
+
+    def get(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
+        reply = self._run("lease", license_id, session_id)
+        if reply is None:
+            raise SessionNotFound(session_id)
+        return self._lease(license_id, session_id, *reply)
+
+    def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
+        reply = self._run("live", license_id)
+        leases = [self._lease(license_id, *reply[i : i + 3]) for i in range(0, len(reply), 3)]
+        return sorted(leases, key=lambda lease: (lease.created_at, lease.session_id))
+
+    def used(self, *, license_id: uuid.UUID) -> int:
+        return self._run("used", license_id)
+
+    def release_all(self, *, license_id: uuid.UUID) -> list[Lease]:
+        reply = self._run("release_all", license_id)
+        ended_ms = reply[-1]
+        return [
+            self._lease(license_id, reply[i], reply[i + 1], ended_ms) for i in range(0, len(reply) - 1, 2)
+        ]
+
+    def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:
+        reply = self._run("expired_pending", license_id, limit, _ms(self.sweep_claim_seconds))
+        pending = []
+        for i in range(0, len(reply), 2):
+            expired_ms = json.loads(reply[i + 1])["x"]
+            lease = self._lease(license_id, reply[i], reply[i + 1], expired_ms)
+            pending.append(ExpiredLease(lease=lease, expired_at=lease.expires_at))
+        return pending
+
+    def expired_ack(self, *, license_id: uuid.UUID, session_ids: list[str]) -> None:
+        if session_ids:
+            self._run("expired_ack", license_id, *session_ids)

@@ -1,0 +1,2 @@
+-- How many live leases.
+return redis.call('ZCARD', live)
