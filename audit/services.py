@@ -9,8 +9,12 @@ hash, so an edited or deleted row breaks the chain where `audit_verify` looks.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import connections, router, transaction
@@ -55,9 +59,30 @@ def _lock_chain(tenant_id: uuid.UUID | None, using: str) -> None:
 
 
 def _client_ip(request) -> str | None:
+    """The address as PostgreSQL's inet will give it back (compressed), so the
+    hash computed now still matches the row read later."""
     if request is None:
         return None
-    return getattr(request, "client_ip", None) or request.META.get("REMOTE_ADDR")
+    value = getattr(request, "client_ip", None) or request.META.get("REMOTE_ADDR") or ""
+    try:
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        return None
+
+
+_captured: ContextVar[list[AuditLog] | None] = ContextVar("audit_captured", default=None)
+
+
+@contextmanager
+def audit_capture() -> Iterator[list[AuditLog]]:
+    """Collect the rows written inside the block (so a caller that records a
+    change in general, like the admin site, can tell a service already did)."""
+    rows: list[AuditLog] = []
+    token = _captured.set(rows)
+    try:
+        yield rows
+    finally:
+        _captured.reset(token)
 
 
 def audit_record(
@@ -83,7 +108,11 @@ def audit_record(
                 _new_row(action, None, user, actor, target, target_type, target_id, details, request)
             )
     check_write_scope(tenant_id)
-    return _append(_new_row(action, tenant_id, user, actor, target, target_type, target_id, details, request))
+    # A transaction even when the caller has none: the chain's lock lasts as long as it.
+    with transaction.atomic(using=router.db_for_write(AuditLog)):
+        return _append(
+            _new_row(action, tenant_id, user, actor, target, target_type, target_id, details, request)
+        )
 
 
 def _new_row(action, tenant_id, user, actor, target, target_type, target_id, details, request) -> AuditLog:
@@ -118,4 +147,7 @@ def _append(row: AuditLog) -> AuditLog:
     row.prev_hash = previous or ""
     row.hash = audit_row_hash(row)
     row.save(using=using, force_insert=True)
+    captured = _captured.get()
+    if captured is not None:
+        captured.append(row)
     return row
