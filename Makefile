@@ -44,6 +44,15 @@ $(DEPLOY_STAMP): deploy/requirements-tools.txt deploy/install-promtool
 
 deploy-tools: $(DEPLOY_STAMP)
 
+# Debian's Chromium, which the dashboard's browser test drives through Playwright
+# (the Python package, in requirements-dev.txt). Never `playwright install`: no
+# browser is downloaded, the distribution's is used.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
 run: install
 	PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" bin/run-embedded
 
@@ -58,7 +67,7 @@ format: install
 test: install lint test-pg test-embedded
 
 # The whole suite against the real PostgreSQL and Redis.
-test-pg: install deploy-tools
+test-pg: install deploy-tools $(CHROMIUM)
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 # The tests marked `embedded` again on the embedded default (SQLite, no Redis).

@@ -107,7 +107,7 @@ def usage_chart(
             )
         if index % label_every == 0:
             x_ticks.append(Tick(x=round(x0 + slot / 2, 2), y=baseline + 15, label=label))
-    steps = sorted({0, highest // 2, highest})
+    steps = sorted({0, (highest + 1) // 2, highest})
     y_ticks = [Tick(x=left - 6, y=round(y(value) + 4, 2), label=str(value)) for value in steps]
     return Chart(
         width=width,
