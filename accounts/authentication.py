@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -75,3 +76,16 @@ class BearerAuthentication(BaseAuthentication):
         if user is None or not user.is_active or not user.tenant.is_active:
             raise AuthenticationFailed(INVALID_TOKEN)
         return user
+
+
+class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = BearerAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "The access token from /api/v1/auth/login, or an Identity Platform ID token.",
+        }

@@ -27,6 +27,11 @@ class TenantOutput(serializers.Serializer):
     slug = serializers.CharField()
 
 
+class MembershipOutput(serializers.Serializer):
+    user = UserOutput()
+    tenant = TenantOutput()
+
+
 class TokenPairOutput(serializers.Serializer):
     access_token = serializers.CharField()
     refresh_token = serializers.CharField()
@@ -35,7 +40,7 @@ class TokenPairOutput(serializers.Serializer):
 
 
 class RegisterApi(PublicAPIView):
-    class InputSerializer(serializers.Serializer):
+    class RegisterInputSerializer(serializers.Serializer):
         email = serializers.EmailField(required=False, max_length=254)
         password = serializers.CharField(required=False, trim_whitespace=False, max_length=256)
         id_token = serializers.CharField(required=False, max_length=8192)
@@ -43,20 +48,16 @@ class RegisterApi(PublicAPIView):
         invite_code = serializers.CharField(required=False, max_length=200)
         full_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
-    class OutputSerializer(serializers.Serializer):
-        user = UserOutput()
-        tenant = TenantOutput()
-
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(request=RegisterInputSerializer, responses={201: MembershipOutput})
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user, tenant = services.user_register(**data.validated_data, request=request)
-        return Response(self.OutputSerializer({"user": user, "tenant": tenant}).data, status=201)
+        return Response(MembershipOutput({"user": user, "tenant": tenant}).data, status=201)
 
 
 class LoginApi(PublicAPIView):
-    class InputSerializer(serializers.Serializer):
+    class LoginInputSerializer(serializers.Serializer):
         email = serializers.EmailField(required=False, max_length=254)
         password = serializers.CharField(required=False, trim_whitespace=False, max_length=256)
         id_token = serializers.CharField(required=False, max_length=8192)
@@ -68,9 +69,9 @@ class LoginApi(PublicAPIView):
                 raise serializers.ValidationError("Give email and password, or id_token.")
             return attrs
 
-    @extend_schema(request=InputSerializer, responses={200: TokenPairOutput})
+    @extend_schema(request=LoginInputSerializer, responses={200: TokenPairOutput})
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if values.get("id_token"):
@@ -107,13 +108,9 @@ class LogoutApi(PublicAPIView):
 class MeApi(TenantAPIView):
     permission_classes = TENANT_MEMBERS
 
-    class OutputSerializer(serializers.Serializer):
-        user = UserOutput()
-        tenant = TenantOutput()
-
-    @extend_schema(responses={200: OutputSerializer})
+    @extend_schema(responses={200: MembershipOutput})
     def get(self, request):
-        return Response(self.OutputSerializer({"user": request.user, "tenant": request.user.tenant}).data)
+        return Response(MembershipOutput({"user": request.user, "tenant": request.user.tenant}).data)
 
 
 class InviteOutput(serializers.Serializer):
@@ -135,21 +132,26 @@ class InvitesApi(TenantAPIView):
 
     permission_classes = TENANT_ADMIN_ONLY
 
-    class InputSerializer(serializers.Serializer):
+    class InviteInputSerializer(serializers.Serializer):
         role = serializers.ChoiceField(choices=Role.choices, default=Role.USER)
         email = serializers.EmailField(required=False, default="", allow_blank=True)
         expires_in_hours = serializers.IntegerField(required=False, min_value=1, max_value=30 * 24)
 
-    class CreatedOutput(InviteOutput):
+    class InviteCreatedOutput(InviteOutput):
         code = serializers.CharField()
 
-    @extend_schema(responses={200: inline_serializer("InviteList", {"results": InviteOutput(many=True)})})
+    @extend_schema(
+        operation_id="invites_list",
+        responses={200: inline_serializer("InviteList", {"results": InviteOutput(many=True)})},
+    )
     def get(self, request):
         return Response({"results": InviteOutput(selectors.invite_list(), many=True).data})
 
-    @extend_schema(request=InputSerializer, responses={201: CreatedOutput})
+    @extend_schema(
+        operation_id="invites_create", request=InviteInputSerializer, responses={201: InviteCreatedOutput}
+    )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.InviteInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         invite, code = services.invite_create(
@@ -160,7 +162,7 @@ class InvitesApi(TenantAPIView):
             request=request,
         )
         invite.code = code
-        return Response(self.CreatedOutput(invite).data, status=201)
+        return Response(self.InviteCreatedOutput(invite).data, status=201)
 
 
 class InviteDetailApi(TenantAPIView):
@@ -174,11 +176,11 @@ class InviteDetailApi(TenantAPIView):
             raise NotFound("No such invite.")
         return invite
 
-    @extend_schema(responses={200: InviteOutput})
+    @extend_schema(operation_id="invites_retrieve", responses={200: InviteOutput})
     def get(self, request, invite_id):
         return Response(InviteOutput(self._invite(invite_id)).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(operation_id="invites_revoke", responses={204: None})
     def delete(self, request, invite_id):
         services.invite_revoke(invite=self._invite(invite_id), actor=request.user, request=request)
         return Response(status=204)
