@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from coditect_license.errors import LicenseError
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_SALT = "coditect-license-fingerprint-v1"
@@ -26,8 +28,8 @@ MACHINE_ID_ENV = "CODITECT_LICENSE_MACHINE_ID"
 MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 
 
-class MachineIdUnavailable(RuntimeError):
-    pass
+class MachineIdUnavailable(LicenseError, RuntimeError):
+    code = "machine_id_unavailable"
 
 
 def _read_machine_id_file(paths) -> str | None:
