@@ -76,3 +76,39 @@ class License(TenantOwnedModel):
 
     def is_expired(self, now=None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+
+class Lease(TenantOwnedModel):
+    """One seat of the database seat ledger (licenses/ledger/database.py).
+
+    Live while `expires_at` is ahead of the database's clock. A released lease
+    is deleted; an expired one stays until the expiry sweep has recorded it
+    and acknowledged it (invariant 8). Seats are counted from these rows under
+    a lock on the license row, never kept in a counter.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Not indexed alone: the (license, expires_at) index leads with it.
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="leases", db_index=False)
+    session_id = models.CharField(max_length=64, unique=True)
+    fingerprint = models.CharField(max_length=255)
+    # The ledger's user reference, as the API hands it over (the user's id).
+    user_id = models.CharField(max_length=64, null=True, blank=True)
+    client_info = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    borrowed_until = models.DateTimeField(null=True, blank=True)
+    # An expired lease handed to a sweeper is hidden from other sweepers until
+    # then; if that sweeper dies before acknowledging, the next one takes it.
+    sweep_claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "license_leases"
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["license", "expires_at"], name="license_leases_expiry"),
+            models.Index(fields=["license", "fingerprint"], name="license_leases_fingerprint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Lease {self.session_id[:8]}… of {self.license_id}"

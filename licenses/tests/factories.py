@@ -1,7 +1,11 @@
+from datetime import timedelta
+
 import factory
+from django.utils import timezone
 
 from licenses.keys import generate_license_key, license_key_digest, license_key_display_prefix
-from licenses.models import License
+from licenses.ledger.base import new_session_id
+from licenses.models import Lease, License
 from tenants.tests.factories import TenantOwnedFactory
 
 
@@ -23,3 +27,17 @@ class LicenseFactory(TenantOwnedFactory):
         license = super()._create(model_class, *args, **kwargs)
         license.key = key
         return license
+
+
+class LeaseFactory(TenantOwnedFactory):
+    """A row of the database seat ledger, live for an hour by default. Times come
+    from the test's clock; the ledger itself only ever uses the database's."""
+
+    class Meta:
+        model = Lease
+
+    license = factory.SubFactory(LicenseFactory, tenant=factory.SelfAttribute("..tenant"))
+    session_id = factory.LazyFunction(new_session_id)
+    fingerprint = factory.Sequence(lambda n: f"machine-{n:04d}")
+    created_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(lambda lease: lease.created_at + timedelta(hours=1))

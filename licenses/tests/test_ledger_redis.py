@@ -134,7 +134,11 @@ def test_a_license_keeps_four_keys_under_its_hash_tag_that_expire_after_the_rete
 def test_an_expired_lease_leaves_the_sorted_set_and_its_record_waits_for_the_sweep(ledger):
     ledger.expired_cap = 2
     license_id = uuid.uuid4()
-    first, *later = (acquire(ledger, license_id, f"machine-{n}", ttl=1).lease for n in range(3))
+    leases_made = []
+    for n in range(3):
+        leases_made.append(acquire(ledger, license_id, f"machine-{n}", ttl=1).lease)
+        time.sleep(0.005)  # distinct expiries: the scripts' clock ticks in milliseconds
+    first, *later = leases_made
     kept = acquire(ledger, license_id, "machine-kept", ttl=60).lease
     time.sleep(1.1)
 

@@ -13,8 +13,8 @@ from analytics.models import DailyUsage, HourlyUsage
 from analytics.tests.factories import DailyUsageFactory, HourlyUsageFactory
 from audit.models import AuditLog
 from audit.tests.factories import AuditLogFactory
-from licenses.models import License
-from licenses.tests.factories import LicenseFactory
+from licenses.models import Lease, License
+from licenses.tests.factories import LeaseFactory, LicenseFactory
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 
@@ -25,6 +25,7 @@ FACTORIES = {
     User: UserFactory,
     License: LicenseFactory,
     AuditLog: AuditLogFactory,
+    Lease: LeaseFactory,
     Invite: InviteFactory,
     RefreshToken: RefreshTokenFactory,
     HourlyUsage: HourlyUsageFactory,

@@ -1,0 +1,308 @@
+"""The database seat ledger: the embedded default and Redis-less installs.
+
+Leases are rows of `license_leases` (licenses.models.Lease), RLS-protected and
+read through the tenant-scoped manager, so every method runs in the caller's
+tenant scope (or in operator scope, on the operator alias).
+
+Correctness rests on one lock and one clock:
+- Acquire and release_all hold the license row FOR UPDATE; heartbeat, borrow
+  and release hold it FOR KEY SHARE, so nothing that extends or ends a lease
+  interleaves with an acquire counting seats. On SQLite every transaction is
+  IMMEDIATE (see settings), which serialises them all.
+- "Now" is read from the database (PostgreSQL `clock_timestamp()`, after the
+  lock is held; SQLite `'now'`), never from the app server: a lease is live
+  while `expires_at` is ahead of it.
+Each method that writes runs in `transaction.atomic()`, joining the caller's
+transaction when there is one; reads need no more than one statement.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db.models import Count, Min, Q
+
+from licenses.ledger.base import (
+    AcquireResult,
+    ExpiredLease,
+    Lease,
+    LedgerError,
+    LedgerUnavailable,
+    NoSeatsAvailable,
+    SeatLedger,
+    SessionNotFound,
+    new_session_id,
+)
+from licenses.models import Lease as LeaseRow
+from licenses.models import License
+from tenants.scope import ScopeError, current_tenant_id, in_operator_scope
+
+
+def _unavailable_on_database_errors(method):
+    """A database that does not answer (or is locked past its timeout) is the
+    ledger being unavailable, which the API answers with 503."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            raise LedgerUnavailable(f"the database does not answer: {exc}") from exc
+
+    return wrapper
+
+
+def _lease(row: LeaseRow, *, expires_at: datetime | None = None) -> Lease:
+    return Lease(
+        session_id=row.session_id,
+        license_id=row.license_id,
+        tenant_id=row.tenant_id,
+        fingerprint=row.fingerprint,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        expires_at=expires_at or row.expires_at,
+        borrowed_until=row.borrowed_until,
+        client_info=row.client_info,
+    )
+
+
+class DatabaseSeatLedger(SeatLedger):
+    name = "database"
+
+    def __init__(self, *, sweep_claim_seconds: int = 300) -> None:
+        # An expired lease handed to a sweeper that never acknowledges it comes
+        # back to the next sweeper after this long.
+        self.sweep_claim_seconds = sweep_claim_seconds
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    @staticmethod
+    def _using() -> str:
+        # The router sends operator-scope work to the operator alias.
+        return router.db_for_write(LeaseRow)
+
+    @staticmethod
+    def _require_scope() -> None:
+        # Outside any scope the scoped manager (and RLS) see no rows at all, so
+        # every call would quietly find nothing; say so instead.
+        if current_tenant_id() is None and not in_operator_scope():
+            raise ScopeError("the database seat ledger runs in a tenant scope (or operator scope)")
+
+    @staticmethod
+    def _atomic(using: str):
+        # Inside the caller's transaction no savepoint of our own: the outcome
+        # (a refusal, an unknown session) is raised after the block, so the
+        # caller's transaction stays usable, e.g. to audit the refusal.
+        return transaction.atomic(using=using, savepoint=False)
+
+    @staticmethod
+    def _clock(using: str) -> datetime:
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # Not now(): that is the transaction's start, which may be long
+                # before the lock was granted.
+                cursor.execute("SELECT clock_timestamp()")
+                return cursor.fetchone()[0].astimezone(UTC)
+            if connection.vendor == "sqlite":
+                cursor.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
+                return datetime.fromisoformat(cursor.fetchone()[0]).replace(tzinfo=UTC)
+        raise NotImplementedError(f"no database clock for {connection.vendor}")
+
+    @staticmethod
+    def _lock_license(using: str, license_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None) -> None:
+        """FOR UPDATE on the license row (acquire, release_all): excludes every
+        other writer of this license's leases until commit."""
+        owners = list(
+            License.objects.using(using)
+            .select_for_update()
+            .filter(pk=license_id)
+            .values_list("tenant_id", flat=True)
+        )
+        if not owners:
+            raise LedgerError(f"license {license_id} is not visible in the current scope")
+        if tenant_id is not None and owners[0] != tenant_id:
+            raise LedgerError(f"license {license_id} does not belong to tenant {tenant_id}")
+
+    @staticmethod
+    def _share_license(using: str, license_id: uuid.UUID) -> None:
+        """FOR KEY SHARE on the license row (heartbeat, borrow, release): these
+        run side by side, but never while an acquire is counting seats."""
+        connection = connections[using]
+        if connection.vendor != "postgresql":
+            return  # SQLite: the IMMEDIATE transaction already excludes everyone
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM licenses WHERE id = %s FOR KEY SHARE", [license_id])
+
+    @staticmethod
+    def _live(using: str, license_id: uuid.UUID, now: datetime):
+        return LeaseRow.objects.using(using).filter(license_id=license_id, expires_at__gt=now)
+
+    def _live_row(self, using: str, license_id: uuid.UUID, session_id: str, now: datetime) -> LeaseRow | None:
+        return self._live(using, license_id, now).select_for_update().filter(session_id=session_id).first()
+
+    # --- the interface --------------------------------------------------------------------
+
+    @_unavailable_on_database_errors
+    def now(self) -> datetime:
+        return self._clock(self._using())
+
+    @_unavailable_on_database_errors
+    def acquire(
+        self,
+        *,
+        license_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        max_seats: int,
+        fingerprint: str,
+        user_id: str | None,
+        ttl: int,
+        client_info: dict[str, Any] | None = None,
+    ) -> AcquireResult:
+        self._require_scope()
+        using = self._using()
+        with self._atomic(using):
+            self._lock_license(using, license_id, tenant_id=tenant_id)
+            now = self._clock(using)
+            live = self._live(using, license_id, now)
+            seats = live.aggregate(
+                used=Count("pk"), held=Min("session_id", filter=Q(fingerprint=fingerprint))
+            )
+            used = seats["used"]
+            if seats["held"] is not None:
+                held = live.get(session_id=seats["held"])
+                expires_at = max(held.expires_at, now + timedelta(seconds=ttl))
+                if expires_at != held.expires_at:
+                    LeaseRow.objects.using(using).filter(pk=held.pk).update(expires_at=expires_at)
+                    held.expires_at = expires_at
+                return AcquireResult(lease=_lease(held), created=False, used=used)
+            if used < max_seats:
+                row = LeaseRow(
+                    tenant_id=tenant_id,
+                    license_id=license_id,
+                    session_id=new_session_id(),
+                    fingerprint=fingerprint,
+                    user_id=user_id,
+                    client_info=client_info or {},
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=ttl),
+                )
+                row.save(force_insert=True, using=using)
+                return AcquireResult(lease=_lease(row), created=True, used=used + 1)
+        raise NoSeatsAvailable(used=used, max_seats=max_seats)
+
+    @_unavailable_on_database_errors
+    def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
+        self._require_scope()
+        using = self._using()
+        with self._atomic(using):
+            self._share_license(using, license_id)
+            now = self._clock(using)
+            row = self._live_row(using, license_id, session_id, now)
+            if row is not None:
+                expires_at = max(row.expires_at, now + timedelta(seconds=ttl))
+                if expires_at != row.expires_at:
+                    LeaseRow.objects.using(using).filter(pk=row.pk).update(expires_at=expires_at)
+                    row.expires_at = expires_at
+                return _lease(row)
+        raise SessionNotFound(session_id)
+
+    @_unavailable_on_database_errors
+    def release(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
+        self._require_scope()
+        using = self._using()
+        with self._atomic(using):
+            self._share_license(using, license_id)
+            now = self._clock(using)
+            row = self._live_row(using, license_id, session_id, now)
+            if row is not None:
+                LeaseRow.objects.using(using).filter(pk=row.pk).delete()
+                return _lease(row, expires_at=now)
+        raise SessionNotFound(session_id)
+
+    @_unavailable_on_database_errors
+    def borrow(self, *, license_id: uuid.UUID, session_id: str, seconds: int) -> Lease:
+        self._require_scope()
+        using = self._using()
+        with self._atomic(using):
+            self._share_license(using, license_id)
+            now = self._clock(using)
+            row = self._live_row(using, license_id, session_id, now)
+            if row is not None:
+                row.borrowed_until = now + timedelta(seconds=seconds)
+                row.expires_at = max(row.expires_at, row.borrowed_until)
+                LeaseRow.objects.using(using).filter(pk=row.pk).update(
+                    expires_at=row.expires_at, borrowed_until=row.borrowed_until
+                )
+                return _lease(row)
+        raise SessionNotFound(session_id)
+
+    @_unavailable_on_database_errors
+    def get(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
+        self._require_scope()
+        using = self._using()
+        row = self._live(using, license_id, self._clock(using)).filter(session_id=session_id).first()
+        if row is None:
+            raise SessionNotFound(session_id)
+        return _lease(row)
+
+    @_unavailable_on_database_errors
+    def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
+        self._require_scope()
+        using = self._using()
+        rows = list(self._live(using, license_id, self._clock(using)).order_by("created_at", "session_id"))
+        return [_lease(row) for row in rows]
+
+    @_unavailable_on_database_errors
+    def used(self, *, license_id: uuid.UUID) -> int:
+        self._require_scope()
+        using = self._using()
+        return self._live(using, license_id, self._clock(using)).count()
+
+    @_unavailable_on_database_errors
+    def release_all(self, *, license_id: uuid.UUID) -> list[Lease]:
+        self._require_scope()
+        using = self._using()
+        with self._atomic(using):
+            self._lock_license(using, license_id)
+            now = self._clock(using)
+            rows = list(self._live(using, license_id, now).order_by("created_at", "session_id"))
+            LeaseRow.objects.using(using).filter(pk__in=[row.pk for row in rows]).delete()
+        return [_lease(row, expires_at=now) for row in rows]
+
+    @_unavailable_on_database_errors
+    def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:
+        self._require_scope()
+        using = self._using()
+        with self._atomic(using):
+            now = self._clock(using)
+            due = (
+                LeaseRow.objects.using(using)
+                .filter(license_id=license_id, expires_at__lte=now)
+                .filter(Q(sweep_claimed_until__isnull=True) | Q(sweep_claimed_until__lte=now))
+                .order_by("expires_at", "session_id")
+            )
+            # SKIP LOCKED: a sweeper racing this one passes over these rows, and
+            # once this commits they carry a claim it will not match.
+            rows = list(due.select_for_update(skip_locked=True)[:limit])
+            LeaseRow.objects.using(using).filter(pk__in=[row.pk for row in rows]).update(
+                sweep_claimed_until=now + timedelta(seconds=self.sweep_claim_seconds)
+            )
+        return [ExpiredLease(lease=_lease(row), expired_at=row.expires_at) for row in rows]
+
+    @_unavailable_on_database_errors
+    def expired_ack(self, *, license_id: uuid.UUID, session_ids: list[str]) -> None:
+        if not session_ids:
+            return
+        self._require_scope()
+        using = self._using()
+        with self._atomic(using):
+            now = self._clock(using)
+            # Only expired rows: an acknowledgement never ends a live lease.
+            LeaseRow.objects.using(using).filter(
+                license_id=license_id, session_id__in=session_ids, expires_at__lte=now
+            ).delete()

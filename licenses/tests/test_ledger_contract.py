@@ -1,0 +1,389 @@
+"""The seat ledger's contract (DESIGN.md "Seat ledger: invariants"), one suite
+for every backend: Redis, the database on PostgreSQL, the database on SQLite."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from licenses.ledger import NoSeatsAvailable, SessionNotFound
+from licenses.tests import ledger_support
+from licenses.tests.ledger_support import Crew
+
+make_seats = ledger_support.make_seats  # the fixture, one license per backend
+
+ROUNDS = 20
+ACQUIRERS = 200
+
+
+def near(when: datetime, expected: datetime, tolerance: float = 1.0) -> bool:
+    return abs((when - expected).total_seconds()) <= tolerance
+
+
+# --- invariant 1: never oversell ------------------------------------------------------------
+
+
+def test_two_hundred_racing_acquirers_get_exactly_ten_seats_twenty_rounds_running(make_seats):
+    seats = make_seats(max_seats=10, committed=True)
+    threads = seats.concurrency(ACQUIRERS)
+    per_thread = ACQUIRERS // threads
+    started = time.monotonic()
+    with Crew(threads, on_exit=seats.thread_done) as crew:
+        for round_ in range(ROUNDS):
+
+            def acquire_all(index: int, round_: int = round_) -> list:
+                outcomes = []
+                for n in range(per_thread):
+                    try:
+                        outcomes.append(seats.acquire(f"round-{round_}-machine-{index * per_thread + n}"))
+                    except NoSeatsAvailable as refused:
+                        assert refused.max_seats == 10
+                        outcomes.append(None)
+                return outcomes
+
+            outcomes = [outcome for batch in crew.run(acquire_all) for outcome in batch]
+            granted = [outcome for outcome in outcomes if outcome is not None]
+            assert len(outcomes) == ACQUIRERS
+            assert len(granted) == 10, f"round {round_}: {len(granted)} leases for 10 seats"
+            assert all(outcome.created for outcome in granted)
+            assert len({outcome.lease.session_id for outcome in granted}) == 10
+            assert seats.used() == 10
+            assert len(seats.release_all()) == 10
+    print(
+        f"\n{seats.backend}: {ROUNDS} rounds of {ACQUIRERS} acquirers on {threads} threads, "
+        f"10 leases each round, {time.monotonic() - started:.1f}s"
+    )
+
+
+def test_churn_never_holds_more_than_max_seats_nor_a_lease_it_did_not_grant(make_seats):
+    seats = make_seats(max_seats=5, committed=True)
+    workers = seats.concurrency(12)
+    duration = 2.5
+    granted: dict[str, str] = {}  # session id -> fingerprint, as acquire handed it out
+    granted_lock = threading.Lock()
+    counts = {"acquired": 0, "existing": 0, "denied": 0, "heartbeats": 0, "released": 0, "lost": 0}
+    deadline = time.monotonic() + duration
+
+    def churn(index: int) -> dict:
+        rng = random.Random(index)
+        mine: list[str] = []
+        tally = dict.fromkeys(counts, 0)
+        while time.monotonic() < deadline:
+            roll = rng.random()
+            if roll < 0.45 or not mine:
+                # Fingerprints are shared between workers, so acquires also
+                # race for the same machine; a 1 s lease is left to expire.
+                fingerprint = f"machine-{rng.randrange(12)}"
+                try:
+                    result = seats.acquire(fingerprint, ttl=rng.choice([1, 30]))
+                except NoSeatsAvailable:
+                    tally["denied"] += 1
+                    continue
+                with granted_lock:
+                    granted.setdefault(result.lease.session_id, fingerprint)
+                tally["acquired" if result.created else "existing"] += 1
+                mine.append(result.lease.session_id)
+            elif roll < 0.75:
+                session_id = rng.choice(mine)
+                try:
+                    seats.heartbeat(session_id, ttl=30)
+                    tally["heartbeats"] += 1
+                except SessionNotFound:
+                    mine.remove(session_id)
+                    tally["lost"] += 1
+            else:
+                session_id = mine.pop(rng.randrange(len(mine)))
+                try:
+                    seats.release(session_id)
+                    tally["released"] += 1
+                except SessionNotFound:
+                    tally["lost"] += 1
+        return tally
+
+    samples = 0
+    seen: dict[str, str] = {}
+
+    def check(leases: dict[str, str], held: int) -> None:
+        assert len(leases) <= 5 and held <= 5, (held, leases)
+        assert len(set(leases.values())) == len(leases), f"two live leases for one machine: {leases}"
+        seen.update(leases)
+
+    # On SQLite the ledger's reads queue for the one writer's lock, where the
+    # busy workers can starve them for seconds: there the checker reads only
+    # the table while they run, and asks the ledger once they stop.
+    ask_ledger = seats.backend != "sqlite"
+    with Crew(workers, on_exit=seats.thread_done) as crew:
+        crew.start(churn)
+        while time.monotonic() < deadline:
+            check(*reversed(seats.raw_live()))
+            if ask_ledger:
+                check({lease.session_id: lease.fingerprint for lease in seats.live()}, seats.used())
+            samples += 1
+        for tally in crew.collect():
+            for name, value in tally.items():
+                counts[name] += value
+    check({lease.session_id: lease.fingerprint for lease in seats.live()}, seats.used())
+    unknown = {sid: fp for sid, fp in seen.items() if granted.get(sid) != fp}
+    assert not unknown, f"the ledger held leases nobody was granted: {unknown}"
+    assert counts["acquired"] > 20 and counts["denied"] > 0 and samples > 10
+    print(f"\n{seats.backend}: churn {counts}, {samples} samples, {len(seen)} distinct live leases seen")
+
+
+def test_lowering_max_seats_keeps_live_leases_and_refuses_new_ones_until_under_the_limit(make_seats):
+    seats = make_seats(max_seats=3)
+    a, b, c = (seats.acquire(f"machine-{n}").lease for n in "abc")
+
+    with pytest.raises(NoSeatsAvailable) as refused:
+        seats.acquire("machine-d", max_seats=2)
+    assert (refused.value.used, refused.value.max_seats) == (3, 2)
+    for lease in (a, b, c):
+        seats.heartbeat(lease.session_id)
+    again = seats.acquire("machine-c", max_seats=2)
+    assert (again.created, again.lease.session_id, again.used) == (False, c.session_id, 3)
+
+    seats.release(a.session_id)
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("machine-d", max_seats=2)
+    seats.release(b.session_id)
+    assert seats.acquire("machine-d", max_seats=2).used == 2
+
+
+# --- invariant 2: acquire is idempotent per fingerprint --------------------------------------
+
+
+def test_acquiring_again_from_the_same_machine_returns_its_lease_extended(make_seats):
+    seats = make_seats(max_seats=2)
+    first = seats.acquire("machine-a", ttl=30, user_id="user-7", client_info={"app": "cad", "v": [1, 2]})
+    again = seats.acquire("machine-a", ttl=120)
+
+    assert (first.created, first.used) == (True, 1)
+    assert (again.created, again.used) == (False, 1)
+    assert again.lease.session_id == first.lease.session_id
+    assert again.lease.expires_at > first.lease.expires_at + timedelta(seconds=80)
+    assert again.lease.user_id == "user-7"
+    assert again.lease.client_info == {"app": "cad", "v": [1, 2]}
+    assert again.lease.license_id == seats.license_id and again.lease.tenant_id == seats.tenant_id
+    shorter = seats.acquire("machine-a", ttl=5)
+    assert shorter.lease.expires_at >= again.lease.expires_at, "acquire never shortens a lease"
+    assert seats.acquire("machine-b").created
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("machine-c")
+
+
+def test_concurrent_acquires_from_one_machine_make_one_lease(make_seats):
+    seats = make_seats(max_seats=5, committed=True)
+    with Crew(seats.concurrency(50), on_exit=seats.thread_done) as crew:
+        for round_ in range(3):
+            results = crew.run(lambda index, round_=round_: seats.acquire(f"the-machine-{round_}"))
+            assert len({result.lease.session_id for result in results}) == 1
+            assert sum(result.created for result in results) == 1
+            assert seats.used() == 1
+            seats.release_all()
+
+
+# --- invariant 3: release is idempotent -------------------------------------------------------
+
+
+def test_releasing_twice_or_an_unknown_session_frees_nothing(make_seats):
+    seats = make_seats(max_seats=2)
+    kept = seats.acquire("machine-a").lease
+    lease = seats.acquire("machine-b").lease
+
+    released = seats.release(lease.session_id)
+    assert released.session_id == lease.session_id and released.fingerprint == "machine-b"
+    for session_id in (lease.session_id, "no-such-session", kept.session_id + "x"):
+        with pytest.raises(SessionNotFound):
+            seats.release(session_id)
+    assert [live.session_id for live in seats.live()] == [kept.session_id]
+    # The machine gets a new lease, with a new session id.
+    assert seats.acquire("machine-b").lease.session_id != lease.session_id
+
+
+def test_concurrent_double_releases_free_exactly_one_seat(make_seats):
+    seats = make_seats(max_seats=3, committed=True)
+    with Crew(seats.concurrency(50), on_exit=seats.thread_done) as crew:
+        for round_ in range(3):
+            kept = seats.acquire(f"kept-{round_}").lease
+            target = seats.acquire(f"target-{round_}").lease
+
+            def release(index: int, session_id: str = target.session_id) -> bool:
+                try:
+                    seats.release(session_id)
+                    return True
+                except SessionNotFound:
+                    return False
+
+            outcomes = crew.run(release)
+            assert outcomes.count(True) == 1, outcomes.count(True)
+            assert [lease.session_id for lease in seats.live()] == [kept.session_id]
+            seats.release(kept.session_id)
+
+
+def test_release_all_ends_every_live_lease_once(make_seats):
+    seats = make_seats(max_seats=3)
+    leases = [seats.acquire(f"machine-{n}").lease for n in range(3)]
+
+    ended = seats.release_all()
+    assert sorted(lease.session_id for lease in ended) == sorted(lease.session_id for lease in leases)
+    assert seats.used() == 0 and seats.live() == [] and seats.release_all() == []
+    for lease in leases:
+        with pytest.raises(SessionNotFound):
+            seats.heartbeat(lease.session_id)
+    assert seats.expired_pending() == [], "a released lease is not an expired one"
+    assert seats.acquire("machine-0").created
+
+
+# --- invariants 4 and 5: expiry heals itself on the ledger's clock ------------------------------
+
+
+REAL_TIME, REAL_NOW = time.time, timezone.now
+
+
+def shift_app_clock(monkeypatch, seconds: float) -> None:
+    """Move the app server's idea of the time; the ledger must not care."""
+    monkeypatch.setattr(time, "time", lambda: REAL_TIME() + seconds)
+    monkeypatch.setattr(timezone, "now", lambda: REAL_NOW() + timedelta(seconds=seconds))
+
+
+def test_a_lease_whose_heartbeats_stop_is_free_within_three_seconds_whatever_the_app_clock_says(
+    make_seats, monkeypatch
+):
+    seats = make_seats(max_seats=1)
+    real_start = datetime.now(UTC)
+
+    shift_app_clock(monkeypatch, +600)
+    lease = seats.acquire("machine-a", ttl=2).lease
+    assert near(lease.expires_at, real_start + timedelta(seconds=2)), "the app clock leaked in"
+    assert near(seats.ledger.now(), real_start)
+    beat = seats.heartbeat(lease.session_id, ttl=2)
+    last_beat = time.monotonic()
+    assert beat.expires_at >= lease.expires_at
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("machine-b", ttl=2)
+
+    shift_app_clock(monkeypatch, -600)
+    time.sleep(max(0.0, last_beat + 3 - time.monotonic()))  # no call in between
+
+    assert seats.used() == 0 and seats.live() == []
+    with pytest.raises(SessionNotFound):
+        seats.heartbeat(lease.session_id, ttl=2)
+    with pytest.raises(SessionNotFound):
+        seats.release(lease.session_id)
+    with pytest.raises(SessionNotFound):
+        seats.get(lease.session_id)
+    successor = seats.acquire("machine-a", ttl=2)
+    assert successor.created and successor.lease.session_id != lease.session_id
+    (expired,) = seats.expired_pending()
+    assert expired.lease.session_id == lease.session_id
+    assert expired.expired_at == beat.expires_at
+
+
+def test_a_heartbeat_extends_a_live_lease_and_never_shortens_it(make_seats):
+    seats = make_seats(max_seats=1)
+    lease = seats.acquire("machine-a", ttl=60).lease
+
+    longer = seats.heartbeat(lease.session_id, ttl=600)
+    assert near(longer.expires_at, seats.ledger.now() + timedelta(seconds=600))
+    shorter = seats.heartbeat(lease.session_id, ttl=10)
+    assert shorter.expires_at == longer.expires_at
+    assert seats.get(lease.session_id).expires_at == longer.expires_at
+    with pytest.raises(SessionNotFound):
+        seats.heartbeat("no-such-session")
+
+
+# --- borrowing ----------------------------------------------------------------------------------
+
+
+def test_a_borrowed_lease_keeps_its_seat_until_the_borrow_ends_or_it_is_returned(make_seats):
+    seats = make_seats(max_seats=1)
+    lease = seats.acquire("laptop", ttl=60).lease
+    assert not lease.is_borrowed
+
+    borrowed = seats.borrow(lease.session_id, seconds=48 * 3600)
+    until = seats.ledger.now() + timedelta(hours=48)
+    assert borrowed.is_borrowed and near(borrowed.borrowed_until, until)
+    assert borrowed.expires_at >= borrowed.borrowed_until
+    assert seats.heartbeat(lease.session_id, ttl=60).expires_at == borrowed.expires_at
+    assert seats.get(lease.session_id).borrowed_until == borrowed.borrowed_until
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("desktop")
+
+    returned = seats.release(lease.session_id)
+    assert returned.borrowed_until == borrowed.borrowed_until
+    assert seats.acquire("desktop").created
+    with pytest.raises(SessionNotFound):
+        seats.borrow(lease.session_id, seconds=3600)
+
+
+# --- reads ------------------------------------------------------------------------------------------
+
+
+def test_live_leases_come_oldest_first_with_what_acquire_recorded(make_seats):
+    seats = make_seats(max_seats=3)
+    first = seats.acquire("machine-a", ttl=600, user_id="u-1", client_info={"os": "linux"}).lease
+    time.sleep(0.005)  # the clocks of Redis scripts and SQLite tick in milliseconds
+    second = seats.acquire("machine-b", ttl=60, user_id=None).lease
+    seats.heartbeat(second.session_id, ttl=6000)  # later expiry, still the younger lease
+
+    leases = seats.live()
+    assert [lease.session_id for lease in leases] == [first.session_id, second.session_id]
+    assert (leases[0].user_id, leases[0].client_info, leases[0].fingerprint) == (
+        "u-1",
+        {"os": "linux"},
+        "machine-a",
+    )
+    assert leases[1].user_id is None and leases[1].client_info == {}
+    assert leases[0].created_at <= leases[1].created_at
+    assert seats.used() == 2
+    assert seats.get(first.session_id) == leases[0]
+
+
+# --- invariant 8: what expires waits for the sweep -------------------------------------------------
+
+
+def test_each_expired_lease_goes_to_the_sweep_once_and_comes_back_if_not_acknowledged(make_seats):
+    seats = make_seats(max_seats=3, sweep_claim_seconds=1)
+    a, b, released = (seats.acquire(f"machine-{n}", ttl=1).lease for n in "abc")
+    seats.release(released.session_id)
+    time.sleep(1.1)
+
+    pending = seats.expired_pending()
+    assert sorted(item.lease.session_id for item in pending) == sorted([a.session_id, b.session_id])
+    assert all(item.expired_at == item.lease.expires_at for item in pending)
+    assert seats.expired_pending() == [], "handed out once while claimed"
+    seats.expired_ack([a.session_id])
+
+    time.sleep(1.1)  # both claims lapse; b's sweeper died before acknowledging
+    assert [item.lease.session_id for item in seats.expired_pending()] == [b.session_id]
+    seats.expired_ack([b.session_id, "no-such-session"])
+
+
+def test_acknowledging_a_live_session_does_not_end_it(make_seats):
+    seats = make_seats(max_seats=1)
+    lease = seats.acquire("machine-a").lease
+    seats.expired_ack([lease.session_id])
+    assert seats.get(lease.session_id).session_id == lease.session_id
+
+
+def test_two_sweepers_racing_never_get_the_same_expired_lease(make_seats):
+    seats = make_seats(max_seats=40, committed=True)
+    expected = {seats.acquire(f"machine-{n}", ttl=1).lease.session_id for n in range(40)}
+    time.sleep(1.1)
+
+    def sweep(index: int) -> list[str]:
+        taken = []
+        while batch := seats.expired_pending(limit=3):
+            ids = [item.lease.session_id for item in batch]
+            taken += ids
+            seats.expired_ack(ids)
+        return taken
+
+    with Crew(4, on_exit=seats.thread_done) as crew:
+        taken = [session_id for batch in crew.run(sweep) for session_id in batch]
+    assert len(taken) == len(set(taken)) == 40
+    assert set(taken) == expected
