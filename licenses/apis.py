@@ -8,10 +8,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.permissions import IsTenantMember, ReadOnlyOrWriter
 from licenses import leases, selectors
 from licenses.authentication import LicenseTokenAuthentication
+from tenants.scope import scope_boundary
 from tenants.views import TenantAPIView
 
 FINGERPRINT = re.compile(r"^[A-Za-z0-9._:+/=-]{8,128}$")
@@ -131,9 +133,20 @@ class LicenseAcquireApi(TenantAPIView):
         )
 
 
-class LicenseTokenAPIView(TenantAPIView):
+class LicenseTokenAPIView(APIView):
+    """Heartbeat, release and borrow: the caller is a license token, not a user.
+
+    No request-wide transaction: a heartbeat on the Redis ledger touches no
+    database at all, and the services open the token's tenant scope for the
+    work that does (audit rows, the database ledger).
+    """
+
     authentication_classes = [LicenseTokenAuthentication]
     permission_classes = [IsAuthenticated]
+
+    def dispatch(self, request, *args, **kwargs):
+        with scope_boundary():
+            return super().dispatch(request, *args, **kwargs)
 
 
 class LicenseHeartbeatApi(LicenseTokenAPIView):

@@ -1,7 +1,8 @@
 """Heartbeat, release and borrow authenticate with the license token itself.
 
-The token is verified locally (no KMS call, no database read); its signed
-`tid` claim opens the tenant scope, and its `sid` names the session.
+The token is verified locally (no KMS call, no database read). Its signed
+`tid` claim names the tenant whose scope the services open for any database
+work, and its `sid` names the session.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 
 from licenses.signing import license_token_verify
 from tenants.errors import ApplicationError
-from tenants.scope import activate_tenant
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,6 @@ class LicenseTokenAuthentication(BaseAuthentication):
                 "Send the license token as 'Authorization: Bearer <token>'.", code="not_authenticated"
             )
         claims = license_token_verify(parts[1].decode("latin-1"))
-        activate_tenant(claims["tid"])
         return LicenseSession(claims=claims), claims
 
     def authenticate_header(self, request):

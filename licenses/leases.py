@@ -8,6 +8,7 @@ release, borrow, rejected heartbeat and expiry (DESIGN.md invariant 8).
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -21,7 +22,7 @@ from audit.services import audit_record
 from licenses import metrics
 from licenses.ledger import Lease, LedgerUnavailable, NoSeatsAvailable, SessionNotFound, get_seat_ledger
 from licenses.models import License
-from licenses.selectors import LicenseNotFound, license_get, license_get_by_key
+from licenses.selectors import LicenseNotFound, license_get, license_get_by_key, license_get_cached
 from licenses.signing import license_token_issue
 from tenants.errors import ApplicationError, ServiceUnavailable
 from tenants.scope import operator_scope, tenant_scope
@@ -190,10 +191,22 @@ def lease_acquire(
 
 
 def _leased_license(claims: dict[str, Any]) -> License:
+    """The license a token names. The license-token endpoints hold no database
+    transaction of their own (a heartbeat on the Redis ledger needs none), so
+    this reads through the short per-process cache."""
     try:
-        return license_get(license_id=claims["sub"])
+        return license_get_cached(license_id=claims["sub"], tenant_id=claims["tid"])
     except LicenseNotFound:
         raise ApplicationError("This session is not live.", code="session_not_found") from None
+
+
+def _ledger_scope(license: License):
+    """The database ledger's rows belong to the tenant: its calls run in the
+    tenant's scope (nested in the caller's transaction when there is one). The
+    Redis ledger needs no database at all."""
+    if get_seat_ledger().name == "database":
+        return tenant_scope(license.tenant_id)
+    return nullcontext()
 
 
 def _end_if_license_ended(license: License, session_id: str, request) -> None:
@@ -202,18 +215,20 @@ def _end_if_license_ended(license: License, session_id: str, request) -> None:
     if error is None:
         return
     ledger = get_seat_ledger()
-    try:
-        lease = _ledger_call(ledger.release, license_id=license.id, session_id=session_id)
-    except SessionNotFound:
-        pass
-    else:
-        audit_record(
-            action="lease.ended",
-            tenant_id=license.tenant_id,
-            target=license,
-            details={**_lease_end_details(lease), "reason": error.code},
-            request=request,
-        )
+    with _ledger_scope(license):
+        try:
+            lease = _ledger_call(ledger.release, license_id=license.id, session_id=session_id)
+        except SessionNotFound:
+            pass
+        else:
+            with tenant_scope(license.tenant_id):
+                audit_record(
+                    action="lease.ended",
+                    tenant_id=license.tenant_id,
+                    target=license,
+                    details={**_lease_end_details(lease), "reason": error.code},
+                    request=request,
+                )
     raise error
 
 
@@ -233,18 +248,19 @@ def lease_heartbeat(*, claims: dict[str, Any], request=None) -> tuple[License, L
     _end_if_license_ended(license, claims["sid"], request)
     ledger = get_seat_ledger()
     try:
-        with metrics.observe_ledger(ledger.name, "heartbeat"):
+        with _ledger_scope(license), metrics.observe_ledger(ledger.name, "heartbeat"):
             lease = _ledger_call(
                 ledger.heartbeat, license_id=license.id, session_id=claims["sid"], ttl=license.lease_ttl
             )
     except SessionNotFound:
-        audit_record(
-            action="lease.heartbeat_rejected",
-            tenant_id=license.tenant_id,
-            target=license,
-            details={"session_id": claims["sid"], "fingerprint": claims.get("fp", "")},
-            request=request,
-        )
+        with tenant_scope(license.tenant_id):
+            audit_record(
+                action="lease.heartbeat_rejected",
+                tenant_id=license.tenant_id,
+                target=license,
+                details={"session_id": claims["sid"], "fingerprint": claims.get("fp", "")},
+                request=request,
+            )
         raise ApplicationError(
             "This session is not live (expired or released); acquire again.", code="session_not_found"
         ) from None
@@ -254,20 +270,22 @@ def lease_heartbeat(*, claims: dict[str, Any], request=None) -> tuple[License, L
 def lease_release(*, claims: dict[str, Any], request=None) -> Lease:
     license = _leased_license(claims)
     ledger = get_seat_ledger()
-    try:
-        with metrics.observe_ledger(ledger.name, "release"):
-            lease = _ledger_call(ledger.release, license_id=license.id, session_id=claims["sid"])
-    except SessionNotFound:
-        raise ApplicationError(
-            "This session is not live (expired or already released).", code="session_not_found"
-        ) from None
-    audit_record(
-        action="lease.released",
-        tenant_id=license.tenant_id,
-        target=license,
-        details=_lease_end_details(lease),
-        request=request,
-    )
+    with _ledger_scope(license):
+        try:
+            with metrics.observe_ledger(ledger.name, "release"):
+                lease = _ledger_call(ledger.release, license_id=license.id, session_id=claims["sid"])
+        except SessionNotFound:
+            raise ApplicationError(
+                "This session is not live (expired or already released).", code="session_not_found"
+            ) from None
+        with tenant_scope(license.tenant_id):
+            audit_record(
+                action="lease.released",
+                tenant_id=license.tenant_id,
+                target=license,
+                details=_lease_end_details(lease),
+                request=request,
+            )
     return lease
 
 
@@ -305,21 +323,29 @@ def lease_borrow(*, claims: dict[str, Any], hours: int, request=None) -> Checkou
             details={"max_hours": license.borrow_limit_hours},
         )
     ledger = get_seat_ledger()
-    try:
-        with metrics.observe_ledger(ledger.name, "borrow"):
-            lease = _ledger_call(
-                ledger.borrow, license_id=license.id, session_id=claims["sid"], seconds=hours * 3600
+    with _ledger_scope(license):
+        try:
+            with metrics.observe_ledger(ledger.name, "borrow"):
+                lease = _ledger_call(
+                    ledger.borrow, license_id=license.id, session_id=claims["sid"], seconds=hours * 3600
+                )
+        except SessionNotFound:
+            raise ApplicationError(
+                "This session is not live; acquire again.", code="session_not_found"
+            ) from None
+        with tenant_scope(license.tenant_id):
+            audit_record(
+                action="lease.borrowed",
+                tenant_id=license.tenant_id,
+                target=license,
+                details={
+                    "session_id": lease.session_id,
+                    "hours": hours,
+                    "until": lease.borrowed_until.isoformat(),
+                },
+                request=request,
             )
-    except SessionNotFound:
-        raise ApplicationError("This session is not live; acquire again.", code="session_not_found") from None
-    audit_record(
-        action="lease.borrowed",
-        tenant_id=license.tenant_id,
-        target=license,
-        details={"session_id": lease.session_id, "hours": hours, "until": lease.borrowed_until.isoformat()},
-        request=request,
-    )
-    used = _ledger_call(ledger.used, license_id=license.id)
+        used = _ledger_call(ledger.used, license_id=license.id)
     return _checkout(license, lease, created=False, used=used)
 
 

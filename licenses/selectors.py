@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from licenses.keys import license_key_digest
 from licenses.models import License
 from tenants.errors import ApplicationError
+from tenants.scope import tenant_scope
 
 
 class LicenseNotFound(ApplicationError):
@@ -34,6 +41,39 @@ def license_get(*, license_id: uuid.UUID | str, for_update: bool = False) -> Lic
         return queryset.get(id=license_id)
     except (License.DoesNotExist, ValueError):
         raise LicenseNotFound("No such license.") from None
+
+
+# The license-token endpoints (heartbeat above all) read a license's state on
+# every call. A short per-process cache keeps the database off that path; a save
+# in this process forgets the entry at once, and other processes see a change
+# within LICENSE_CACHE_SECONDS, far inside a heartbeat interval.
+_cache: dict[str, tuple[float, License]] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX_ENTRIES = 10_000
+
+
+def license_get_cached(*, license_id: uuid.UUID | str, tenant_id: uuid.UUID | str) -> License:
+    """A license by id, as of at most LICENSE_CACHE_SECONDS ago. Opens its own
+    tenant scope on a miss: the caller (a license-token endpoint) holds none."""
+    key = str(license_id)
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > now and str(hit[1].tenant_id) == str(tenant_id):
+        return hit[1]
+    with tenant_scope(tenant_id):
+        license = license_get(license_id=license_id)
+    ttl = settings.LICENSE_CACHE_SECONDS
+    if ttl > 0:
+        with _cache_lock:
+            if len(_cache) >= _CACHE_MAX_ENTRIES:
+                _cache.clear()
+            _cache[key] = (now + ttl, license)
+    return license
+
+
+@receiver([post_save, post_delete], sender=License, dispatch_uid="licenses.selectors.forget")
+def license_cache_forget(*, instance: License, **kwargs) -> None:
+    _cache.pop(str(instance.pk), None)
 
 
 def license_list() -> list[License]:
