@@ -198,6 +198,9 @@ LICENSE_DEFAULT_LEASE_TTL = env.int("LICENSE_DEFAULT_LEASE_TTL", default=360)
 LICENSE_DEFAULT_OFFLINE_GRACE = env.int("LICENSE_DEFAULT_OFFLINE_GRACE", default=24 * 3600)
 LICENSE_DEFAULT_BORROW_LIMIT_HOURS = env.int("LICENSE_DEFAULT_BORROW_LIMIT_HOURS", default=72)
 LICENSE_TOKEN_ISSUER = env.str("LICENSE_TOKEN_ISSUER", default="coditect-license-server")
+# Seconds a process may use a license's state (suspended, expiry, TTL) without
+# reading it again; heartbeats read it on every call. 0: always read.
+LICENSE_CACHE_SECONDS = env.float("LICENSE_CACHE_SECONDS", default=5.0)
 
 # --- API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -205,7 +208,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerAuthentication"],
     # Every endpoint: a member of the scoped tenant; read-only members may only read.
-    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsTenantMember", "accounts.permissions.ReadOnlyOrWriter"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "accounts.permissions.IsTenantMember",
+        "accounts.permissions.ReadOnlyOrWriter",
+    ],
     "EXCEPTION_HANDLER": "tenants.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -290,8 +296,44 @@ LICENSE_SIGNING_KEY_FILE = env.list("LICENSE_SIGNING_KEY_FILE", default=[])
 LICENSE_SIGNING_KMS_KEY = env.str("LICENSE_SIGNING_KMS_KEY", default="")
 LICENSE_VERIFY_KEYS_FILE = env.list("LICENSE_VERIFY_KEYS_FILE", default=[])
 LICENSE_SIGNING_KMS_TIMEOUT = env.float("LICENSE_SIGNING_KMS_TIMEOUT", default=3.0)
-LICENSE_SIGNING_DEV_KEY_FILE = VAR_DIR / "license-signing-dev-ed25519.pem"
+# The development key is made only when DEBUG was on at startup (tests turn
+# DEBUG off at run time; the decision stays the one made here).
+LICENSE_SIGNING_DEV_KEY_FILE = VAR_DIR / "license-signing-dev-ed25519.pem" if DEBUG else None
 LICENSE_JWKS_MAX_AGE = env.int("LICENSE_JWKS_MAX_AGE", default=300)
+
+# --- Accounts and access -------------------------------------------------------------
+# Access tokens are signed by the server's own Ed25519 key, separate from the
+# license signing key: the first key in AUTH_SIGNING_KEY_FILE signs, the others
+# only verify until removed (rotation). With DEBUG on and none set, a development
+# key is made under VAR_DIR; with DEBUG off the server refuses to start (accounts.apps).
+AUTH_SIGNING_KEY_FILE = env.list("AUTH_SIGNING_KEY_FILE", default=[])
+# Decided once, at startup (test runners turn DEBUG off later, the choice stays).
+AUTH_SIGNING_DEV_KEY_FILE = VAR_DIR / "auth-signing-dev-ed25519.pem" if DEBUG else None
+AUTH_TOKEN_ISSUER = env.str("AUTH_TOKEN_ISSUER", default="coditect-auth")
+AUTH_TOKEN_AUDIENCE = env.str("AUTH_TOKEN_AUDIENCE", default="coditect-api")
+ACCESS_TOKEN_LIFETIME = env.int("ACCESS_TOKEN_LIFETIME", default=3600)
+REFRESH_TOKEN_LIFETIME = env.int("REFRESH_TOKEN_LIFETIME", default=7 * 24 * 3600)
+INVITE_LIFETIME_HOURS = env.int("INVITE_LIFETIME_HOURS", default=72)
+PASSWORD_LOGIN_ENABLED = env.bool("PASSWORD_LOGIN_ENABLED", default=True)
+# Identity Platform (Firebase Auth) sign-in: off while the project id is empty.
+# Credentials: a service-account JSON file, or else application default
+# credentials (Workload Identity on GKE); they are used only for the revocation check.
+IDENTITY_PLATFORM_PROJECT_ID = env.str("IDENTITY_PLATFORM_PROJECT_ID", default="")
+IDENTITY_PLATFORM_CREDENTIALS_FILE = env.str("IDENTITY_PLATFORM_CREDENTIALS_FILE", default="")
+IDENTITY_PLATFORM_HTTP_TIMEOUT = env.float("IDENTITY_PLATFORM_HTTP_TIMEOUT", default=5.0)
+# Requests per window (default a minute); 0 turns that limit off.
+RATE_LIMIT_PER_IP = env.int("RATE_LIMIT_PER_IP", default=100)
+RATE_LIMIT_PER_USER = env.int("RATE_LIMIT_PER_USER", default=600)
+RATE_LIMIT_WINDOW_SECONDS = env.int("RATE_LIMIT_WINDOW_SECONDS", default=60)
+RATE_LIMIT_BACKEND = env.str("RATE_LIMIT_BACKEND", default="redis" if REDIS_URL else "database")
+if RATE_LIMIT_BACKEND not in {"redis", "database"}:
+    raise ImproperlyConfigured("RATE_LIMIT_BACKEND must be 'redis' or 'database'.")
+if RATE_LIMIT_BACKEND == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("RATE_LIMIT_BACKEND=redis needs REDIS_URL.")
+# How many proxies of ours append to X-Forwarded-For (the client is the entry that
+# many places from the right); 0 trusts no header and uses the peer address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["accounts.ratelimit.PerUserRateLimit"]
 
 # --- Operations: metrics, Celery ------------------------------------------------------
 # Seats per license are read from the ledger at scrape time (licenses.metrics):
@@ -328,40 +370,6 @@ if REDIS_URL and REDIS_URL.startswith("rediss://"):
         "ssl_check_hostname": REDIS_SSL_CHECK_HOSTNAME,
     }
 
-# --- Accounts and access -------------------------------------------------------------
-# Access tokens are signed by the server's own Ed25519 key, separate from the
-# license signing key: the first key in AUTH_SIGNING_KEY_FILE signs, the others
-# only verify until removed (rotation). With DEBUG on and none set, a development
-# key is made under VAR_DIR; with DEBUG off the server refuses to start (accounts.apps).
-AUTH_SIGNING_KEY_FILE = env.list("AUTH_SIGNING_KEY_FILE", default=[])
-# Decided once, at startup (test runners turn DEBUG off later, the choice stays).
-AUTH_SIGNING_DEV_KEY_FILE = VAR_DIR / "auth-signing-dev-ed25519.pem" if DEBUG else None
-AUTH_TOKEN_ISSUER = env.str("AUTH_TOKEN_ISSUER", default="coditect-auth")
-AUTH_TOKEN_AUDIENCE = env.str("AUTH_TOKEN_AUDIENCE", default="coditect-api")
-ACCESS_TOKEN_LIFETIME = env.int("ACCESS_TOKEN_LIFETIME", default=3600)
-REFRESH_TOKEN_LIFETIME = env.int("REFRESH_TOKEN_LIFETIME", default=7 * 24 * 3600)
-INVITE_LIFETIME_HOURS = env.int("INVITE_LIFETIME_HOURS", default=72)
-PASSWORD_LOGIN_ENABLED = env.bool("PASSWORD_LOGIN_ENABLED", default=True)
-# Identity Platform (Firebase Auth) sign-in: off while the project id is empty.
-# Credentials: a service-account JSON file, or else application default
-# credentials (Workload Identity on GKE); they are used only for the revocation check.
-IDENTITY_PLATFORM_PROJECT_ID = env.str("IDENTITY_PLATFORM_PROJECT_ID", default="")
-IDENTITY_PLATFORM_CREDENTIALS_FILE = env.str("IDENTITY_PLATFORM_CREDENTIALS_FILE", default="")
-IDENTITY_PLATFORM_HTTP_TIMEOUT = env.float("IDENTITY_PLATFORM_HTTP_TIMEOUT", default=5.0)
-# Requests per window (default a minute); 0 turns that limit off.
-RATE_LIMIT_PER_IP = env.int("RATE_LIMIT_PER_IP", default=100)
-RATE_LIMIT_PER_USER = env.int("RATE_LIMIT_PER_USER", default=600)
-RATE_LIMIT_WINDOW_SECONDS = env.int("RATE_LIMIT_WINDOW_SECONDS", default=60)
-RATE_LIMIT_BACKEND = env.str("RATE_LIMIT_BACKEND", default="redis" if REDIS_URL else "database")
-if RATE_LIMIT_BACKEND not in {"redis", "database"}:
-    raise ImproperlyConfigured("RATE_LIMIT_BACKEND must be 'redis' or 'database'.")
-if RATE_LIMIT_BACKEND == "redis" and not REDIS_URL:
-    raise ImproperlyConfigured("RATE_LIMIT_BACKEND=redis needs REDIS_URL.")
-# How many proxies of ours append to X-Forwarded-For (the client is the entry that
-# many places from the right); 0 trusts no header and uses the peer address.
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["accounts.ratelimit.PerUserRateLimit"]
-
 # --- Seat ledger ---------------------------------------------------------------------
 # How long a license's Redis keys outlive its last lease. Leases that expired wait
 # there for the expiry sweep, so this must be far longer than the sweep's period.
@@ -389,7 +397,10 @@ AUDIT_EXPORT_DIR = env.str("AUDIT_EXPORT_DIR", default="")
 AUDIT_EXPORT_LOOKBACK_DAYS = env.int("AUDIT_EXPORT_LOOKBACK_DAYS", default=7)
 CELERY_BEAT_SCHEDULE.update(
     {
-        "lease-expiry-sweep": {"task": "licenses.lease_expiry_sweep", "schedule": LEASE_EXPIRY_SWEEP_INTERVAL},
+        "lease-expiry-sweep": {
+            "task": "licenses.lease_expiry_sweep",
+            "schedule": LEASE_EXPIRY_SWEEP_INTERVAL,
+        },
         "usage-rollup": {"task": "analytics.usage_rollup", "schedule": ANALYTICS_ROLLUP_INTERVAL},
         "audit-export": {"task": "analytics.audit_export", "schedule": AUDIT_EXPORT_INTERVAL},
     }

@@ -12,6 +12,7 @@ api_v1 = [
     path("auth/", include("accounts.urls")),
     *invite_urlpatterns,
     path(".well-known/jwks.json", JwksApi.as_view(), name="jwks"),
+    path("licenses/", include("licenses.urls")),
     path("analytics/usage", AnalyticsUsageApi.as_view(), name="analytics-usage"),
 ]
 
