@@ -102,7 +102,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         for connection in connections.all(initialized_only=True):
             if connection.in_atomic_block:
                 connection.set_rollback(True)
-        exc = ServiceUnavailable("The database does not answer; try again shortly.", headers={"Retry-After": "5"})
+        exc = ServiceUnavailable(
+            "The database does not answer; try again shortly.", headers={"Retry-After": "5"}
+        )
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
