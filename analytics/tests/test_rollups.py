@@ -178,7 +178,7 @@ def test_a_live_lease_counts_from_the_ledger(acme, acme_member, license_signing_
     with tenant_scope(acme.id):
         checkout = lease_acquire(user=acme_member, license_key=license.key, fingerprint="machine-live-1")
         lease_acquire(user=acme_member, license_key=license.key, fingerprint="machine-live-2")
-        lease_release(claims={"sub": str(license.id), "sid": checkout.lease.session_id})
+        lease_release(claims={"sub": str(license.id), "tid": str(acme.id), "sid": checkout.lease.session_id})
 
     from django.utils import timezone
 
