@@ -20,7 +20,7 @@ from accounts.identity import looks_like_identity_token
 from accounts.models import User
 from accounts.services import NotAuthenticated, identity_verify, user_resolve_identity
 from accounts.tokens import InvalidToken, access_token_verify
-from tenants.scope import activate_tenant
+from tenants.scope import ScopeError, activate_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class BearerAuthentication(BaseAuthentication):
         except InvalidToken as exc:
             logger.info("access token refused", extra={"reason": str(exc)[:200]})
             raise AuthenticationFailed(INVALID_TOKEN) from exc
-        activate_tenant(claims.tenant_id)
+        self._activate(claims.tenant_id)
         return (self._member(claims.user_id), claims)
 
     def _from_identity_token(self, token: str, request):
@@ -65,8 +65,17 @@ class BearerAuthentication(BaseAuthentication):
         candidate = user_resolve_identity(identity=identity, request=request)
         if candidate is None:
             raise AuthenticationFailed("No account is linked to this sign-in.")
-        activate_tenant(candidate.tenant_id)
+        self._activate(candidate.tenant_id)
         return (self._member(candidate.id), identity)
+
+    @staticmethod
+    def _activate(tenant_id) -> None:
+        try:
+            activate_tenant(tenant_id)
+        except ScopeError as exc:
+            # A view outside the tenant-safe base (no request transaction) has no
+            # tenant scope to give the caller: it does not take these credentials.
+            raise AuthenticationFailed("This endpoint does not take tenant credentials.") from exc
 
     @staticmethod
     def _member(user_id) -> User:
