@@ -1,10 +1,12 @@
-"""Broken access control, tried on every tenant API route.
+"""Broken access control, tried on every tenant API route a user's token opens.
 
 ROUTES lists each route once; every test below runs against all that apply.
 A new tenant endpoint joins by adding a TenantRoute (with `make_object` when
-its path names an object), and is then tried for: no token (401), a plain or
-read-only member on an admin route (403), a read-only member writing (403),
-and another tenant's admin asking for this tenant's object (404, no data).
+the request names an object, in its path or its body), and is then tried for:
+no token (401), a plain or read-only member on an admin route (403), a
+read-only member writing (403), and another tenant's admin asking for this
+tenant's object (404, no data, nothing changed). The license-token routes
+(heartbeat, release, borrow) take no user token; their tests live in licenses.
 """
 
 from collections.abc import Callable
@@ -16,6 +18,7 @@ import pytest
 from accounts.models import Invite, Role, User
 from accounts.tests.conftest import access_token, bearer, call
 from accounts.tests.factories import InviteFactory, ReadOnlyUserFactory, TenantAdminFactory, UserFactory
+from licenses.tests.factories import LicenseFactory
 from tenants.scope import tenant_scope
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -24,17 +27,23 @@ pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 @dataclass(frozen=True)
 class TenantRoute:
     method: str
-    path: str  # "{id}" stands for the object's id
+    path: str  # "{id}" and "{key}" stand for the object's id and (license) key
     admin_only: bool = False
-    make_object: Callable[[Any], Any] | None = None  # tenant -> an object the path names
-    body: dict | None = None
+    make_object: Callable[[Any], Any] | None = None  # tenant -> an object the request names
+    body: dict | Callable[[Any], dict] | None = None  # or object -> body
+    not_found_code: str = "not_found"
 
     @property
     def writes(self) -> bool:
         return self.method not in ("GET", "HEAD", "OPTIONS")
 
     def url(self, obj=None) -> str:
-        return self.path.format(id=obj.pk) if obj is not None else self.path
+        if obj is None:
+            return self.path
+        return self.path.format(id=obj.pk, key=getattr(obj, "key", ""))
+
+    def data(self, obj=None):
+        return self.body(obj) if callable(self.body) else self.body
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -44,12 +53,38 @@ def an_invite(tenant):
     return InviteFactory(tenant=tenant)
 
 
+def a_license(tenant):
+    return LicenseFactory(tenant=tenant)
+
+
 ROUTES = [
     TenantRoute("GET", "/api/v1/auth/me"),
     TenantRoute("GET", "/api/v1/invites", admin_only=True),
     TenantRoute("POST", "/api/v1/invites", admin_only=True, body={"role": "user"}),
     TenantRoute("GET", "/api/v1/invites/{id}", admin_only=True, make_object=an_invite),
     TenantRoute("DELETE", "/api/v1/invites/{id}", admin_only=True, make_object=an_invite),
+    TenantRoute(
+        "POST",
+        "/api/v1/licenses/acquire",
+        make_object=a_license,
+        body=lambda license: {"license_key": license.key, "hardware_fingerprint": "fp-access-control-1"},
+        not_found_code="license_not_found",
+    ),
+    TenantRoute("GET", "/api/v1/licenses/status"),
+    TenantRoute(
+        "GET",
+        "/api/v1/licenses/status?license_key={key}",
+        make_object=a_license,
+        not_found_code="license_not_found",
+    ),
+    TenantRoute("GET", "/api/v1/analytics/usage", admin_only=True),
+    TenantRoute(
+        "GET",
+        "/api/v1/analytics/usage?license_id={id}",
+        admin_only=True,
+        make_object=a_license,
+        not_found_code="license_not_found",
+    ),
 ]
 
 
@@ -59,7 +94,7 @@ def routes(condition=lambda route: True):
 
 def request(api, route, user=None, obj=None):
     headers = bearer(user) if user is not None else {}
-    return getattr(api, route.method.lower())(route.url(obj), route.body, format="json", headers=headers)
+    return getattr(api, route.method.lower())(route.url(obj), route.data(obj), format="json", headers=headers)
 
 
 @routes()
@@ -100,7 +135,7 @@ def test_another_tenants_object_is_404_not_403_not_data(api, route, tenant_a, te
     outsider = TenantAdminFactory(tenant=tenant_b)  # every permission, in the wrong tenant
     response = request(api, route, outsider, theirs)
     assert response.status_code == 404
-    assert response.json()["error"]["code"] == "not_found"
+    assert response.json()["error"]["code"] == route.not_found_code
     assert str(theirs.pk) not in response.content.decode()
     # And it is untouched.
     with tenant_scope(tenant_a.id):
