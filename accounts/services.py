@@ -187,6 +187,8 @@ def user_register(
             raise _field_error("id_token", "This sign-in already belongs to an account.")
     elif not password:
         raise _field_error("password", "Give a password or an id_token.")
+    else:
+        _password_login_check()  # an account nobody could sign in to is no use
     email = email.strip().lower()
     if not email:
         raise _field_error("email", "This field is required.")
@@ -309,7 +311,7 @@ def _login_failed(*, reason: str, method: str, email: str, tenant_id=None, user=
     )
 
 
-def auth_login_password(*, email: str, password: str, request: Any = None) -> TokenPair:
+def _password_login_check() -> None:
     if not settings.PASSWORD_LOGIN_ENABLED:
         raise ApplicationError(
             "Password sign-in is turned off on this server; sign in with your identity provider "
@@ -317,6 +319,10 @@ def auth_login_password(*, email: str, password: str, request: Any = None) -> To
             code="permission_denied",
             details={"password_login_enabled": False},
         )
+
+
+def auth_login_password(*, email: str, password: str, request: Any = None) -> TokenPair:
+    _password_login_check()
     email = email.strip().lower()
     candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
     if candidate is None or candidate.tenant_id is None:

@@ -162,6 +162,10 @@ def test_a_disabled_password_login_says_so(api, settings):
     assert error["code"] == "permission_denied"
     assert "Password sign-in is turned off" in error["message"]
     assert error["details"] == {"password_login_enabled": False}
+    # Nor can an account be made that could never sign in.
+    made = register(api, email="ada@acme.test", password=PASSWORD, tenant_name="Acme")
+    assert made.status_code == 403
+    assert made.json()["error"]["code"] == "permission_denied"
 
 
 def test_a_reused_refresh_token_revokes_the_family(committed_db, api):
