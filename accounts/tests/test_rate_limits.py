@@ -197,3 +197,27 @@ def test_two_app_processes_share_one_limit_through_redis(django_db_setup, settin
     finally:
         for server in servers:
             server.stop()
+
+
+def test_concurrent_requests_never_slip_past_the_limit(committed_db, settings):
+    """Racing processes' threads on one key: exactly `limit` get in, on either store."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from accounts.ratelimit import rate_limit_hit
+
+    backends = ["database"] + (["redis"] if settings.REDIS_URL else [])
+    for store in backends:
+        settings.RATE_LIMIT_BACKEND = store
+        key = f"race-{store}-{uuid.uuid4().hex[:8]}"
+
+        def hit(_):
+            try:
+                return rate_limit_hit(key=key, limit=5, window=60).allowed
+            finally:
+                connections.close_all()
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            allowed = list(pool.map(hit, range(24)))
+        assert allowed.count(True) == 5, store
