@@ -1,2 +1,4 @@
-# Fixtures shared by every app's tests live in coditect/testing.py.
+# Fixtures shared by every app's tests live in coditect/testing.py. A star
+# import skips names with a leading underscore, so the autouse ones are named.
 from coditect.testing import *  # noqa: F403
+from coditect.testing import _redis_namespace  # noqa: F401

@@ -212,7 +212,8 @@ def measure(port: int, seeded: dict[str, str], args) -> list[dict]:
     ]
     beat_headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
     acquire_body = {"license_key": seeded["churn_key"]}
-    status_path = "/api/v1/licenses/status?license_key=" + seeded["churn_key"]
+    status_path = "/api/v1/licenses/status"
+    status_headers = {**user_auth, "X-License-Key": seeded["churn_key"]}
 
     async def baseline(conn, i):
         return (await conn.request("GET", "/health")).status == 200
@@ -241,7 +242,7 @@ def measure(port: int, seeded: dict[str, str], args) -> list[dict]:
         ).status == 200
 
     async def status(conn, i):
-        return (await conn.request("GET", status_path, headers=user_auth)).status == 200
+        return (await conn.request("GET", status_path, headers=status_headers)).status == 200
 
     scenarios = [
         ("baseline /health", baseline),
@@ -251,7 +252,7 @@ def measure(port: int, seeded: dict[str, str], args) -> list[dict]:
     ]
     results = []
     for name, operation in scenarios:
-        checker = OversellChecker(base, status_path, access) if name == "acquire+release" else None
+        checker = OversellChecker(base, status_path, status_headers) if name == "acquire+release" else None
         for rate in (None, args.rate):
             if checker:
                 checker.start()
@@ -269,8 +270,8 @@ def measure(port: int, seeded: dict[str, str], args) -> list[dict]:
 class OversellChecker:
     """Polls the seat count while acquire+release runs; counts samples above max."""
 
-    def __init__(self, base: str, path: str, token: str) -> None:
-        self.url, self.token = base + path, token
+    def __init__(self, base: str, path: str, headers: dict[str, str]) -> None:
+        self.url, self.headers = base + path, headers
 
     def start(self) -> None:
         self.running, self.samples, self.oversells = True, 0, 0
@@ -279,7 +280,7 @@ class OversellChecker:
 
     def _loop(self) -> None:
         while self.running:
-            request = urllib.request.Request(self.url, headers={"Authorization": f"Bearer {self.token}"})
+            request = urllib.request.Request(self.url, headers=self.headers)
             try:
                 with urllib.request.urlopen(request, timeout=5) as response:
                     seats = json.loads(response.read())["licenses"][0]["seats"]

@@ -270,6 +270,9 @@ class LicenseStatusApi(TenantAPIView):
         },
     )
     def get(self, request):
-        license_key = request.query_params.get("license_key")
-        statuses = selectors.license_status_list(user=request.user, license_key=license_key)
+        statuses = selectors.license_status_list(
+            user=request.user,
+            license_id=request.query_params.get("license_id"),
+            license_key=request.headers.get("X-License-Key"),
+        )
         return Response(self.OutputSerializer({"licenses": statuses}).data)

@@ -88,13 +88,18 @@ def license_state(license: License) -> str:
     return "active"
 
 
-def license_status_list(*, user, license_key: str | None = None) -> list[dict]:
+def license_status_list(*, user, license_id: str | None = None, license_key: str | None = None) -> list[dict]:
     """Each license's state, seats and live leases: a tenant admin sees every
     lease, anyone else only their own."""
     from licenses.ledger import LedgerUnavailable, get_seat_ledger
     from tenants.errors import ServiceUnavailable
 
-    licenses = [license_get_by_key(license_key=license_key)] if license_key else license_list()
+    if license_key:
+        licenses = [license_get_by_key(license_key=license_key)]
+    elif license_id:
+        licenses = [license_get(license_id=license_id)]
+    else:
+        licenses = license_list()
     ledger = get_seat_ledger()
     sees_all = getattr(user, "is_tenant_admin", False)
     statuses = []

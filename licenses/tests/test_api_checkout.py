@@ -99,7 +99,11 @@ def test_status_shows_seats_and_leases_by_role(ledger, admin, member, license):
     acquire(member, license, "member-machine-1")
 
     as_admin = admin.client.get("/api/v1/licenses/status").json()["licenses"]
-    as_member = member.client.get("/api/v1/licenses/status", {"license_key": license.key}).json()["licenses"]
+    as_member = member.client.get("/api/v1/licenses/status", headers={"X-License-Key": license.key}).json()[
+        "licenses"
+    ]
+    by_id = member.client.get("/api/v1/licenses/status", {"license_id": str(license.id)}).json()["licenses"]
+    assert by_id == as_member
 
     assert as_admin[0]["seats"] == as_member[0]["seats"] == {"used": 2, "max": 2}
     assert sorted(lease["fingerprint"] for lease in as_admin[0]["leases"]) == [

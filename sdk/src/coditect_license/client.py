@@ -308,7 +308,8 @@ class LicenseClient:
     def status(self) -> LicenseStatus:
         """The license's state and seats, as the server sees them now."""
         self._check_open()
-        response = self._user_request("GET", STATUS_PATH, params={"license_key": self.license_key})
+        # The key goes in a header, never the URL: URLs end up in access logs.
+        response = self._user_request("GET", STATUS_PATH, headers={"X-License-Key": self.license_key})
         try:
             item = response.body["licenses"][0]
             return LicenseStatus(

@@ -126,6 +126,7 @@ class HttpApi:
         *,
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         bearer: str | None = None,
         retry: RetryPolicy | None = None,
         interrupt: threading.Event | None = None,
@@ -134,7 +135,9 @@ class HttpApi:
         the typed error of the last answer (ConnectionFailed when none came)."""
         policy = retry or self.retry
         started = time.monotonic()
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        headers = dict(headers or {})
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
         url = f"{self.base_url}{path}"
         attempt = 0
         while True:
