@@ -78,11 +78,12 @@ def _denied(
 
 
 def _token_expiry(license: License, lease: Lease, now: datetime) -> datetime:
-    """`exp` is the offline grace, never past the license's own end; a borrowed
-    lease's token lasts to the borrow's end."""
-    expires = now + timedelta(seconds=license.offline_grace)
+    """`exp` is the offline grace; a borrowed lease's token lasts exactly to the
+    borrow's end (DESIGN.md); neither outlives the license itself."""
     if lease.borrowed_until is not None:
-        expires = max(expires, lease.borrowed_until)
+        expires = lease.borrowed_until
+    else:
+        expires = now + timedelta(seconds=license.offline_grace)
     if license.expires_at is not None:
         expires = min(expires, license.expires_at)
     return expires

@@ -73,7 +73,8 @@ def test_borrow_keeps_the_seat_until_the_borrow_ends(ledger, member, license):
     checkout = acquire(member, license).json()
     seat = bearer_client(checkout["token"])
 
-    response = seat.post("/api/v1/licenses/borrow", {"hours": 24}, format="json")
+    # 6 hours: shorter than the offline grace (24 h), so exp must be the borrow's end.
+    response = seat.post("/api/v1/licenses/borrow", {"hours": 6}, format="json")
 
     assert response.status_code == 200, response.content
     body = response.json()
@@ -141,3 +142,18 @@ def test_suspending_a_license_ends_its_leases_at_their_next_heartbeat(ledger, me
 
     assert (response.status_code, error_code(response)) == (403, "license_suspended")
     assert live_sessions(ledger, license) == []
+
+
+def test_keys_and_tokens_never_reach_the_logs(ledger, member, license, caplog):
+    caplog.set_level("DEBUG")
+    checkout = acquire(member, license).json()
+    seat = bearer_client(checkout["token"])
+    seat.post("/api/v1/licenses/heartbeat")
+    seat.delete("/api/v1/licenses/release")
+    seat.delete("/api/v1/licenses/release")  # an error path too
+    member.client.post(
+        "/api/v1/licenses/acquire", {"license_key": license.key + "X", "hardware_fingerprint": "machine-0001"}
+    )
+    logged = caplog.text + "".join(str(record.__dict__) for record in caplog.records)
+    for secret in (license.key, checkout["token"], checkout["token"].split(".")[2]):
+        assert secret not in logged
