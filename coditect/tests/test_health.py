@@ -64,3 +64,22 @@ def test_metrics_are_exported(client):
         b"django_http_requests_total_by_method_total" in response.content
         or b"django_http" in response.content
     )
+
+
+@pytest.mark.django_db
+def test_ready_answers_503_while_redis_is_unreachable_and_200_when_back(client, settings):
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    proxy = TcpProxy("127.0.0.1", 6379)
+    settings.REDIS_URL = f"redis://127.0.0.1:{proxy.port}/0"
+    try:
+        assert client.get("/ready").status_code == 200
+        proxy.cut()
+        response = client.get("/ready")
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "service_unavailable"
+        assert "redis" in response.json()["error"]["details"]["failed"]
+        proxy.restore()
+        assert client.get("/ready").status_code == 200
+    finally:
+        proxy.close()
