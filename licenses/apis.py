@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
@@ -83,7 +84,7 @@ class CheckoutSerializer(serializers.Serializer):
 class LicenseAcquireApi(TenantAPIView):
     permission_classes = [IsAuthenticated, IsTenantMember, ReadOnlyOrWriter]
 
-    class InputSerializer(serializers.Serializer):
+    class AcquireInputSerializer(serializers.Serializer):
         license_key = serializers.CharField(max_length=64, trim_whitespace=True)
         hardware_fingerprint = serializers.RegexField(
             FINGERPRINT, error_messages={"invalid": "8 to 128 characters of a client-side hash."}
@@ -99,7 +100,7 @@ class LicenseAcquireApi(TenantAPIView):
 
     @extend_schema(
         operation_id="licenses_acquire",
-        request=InputSerializer,
+        request=AcquireInputSerializer,
         responses={
             201: CheckoutSerializer,
             200: OpenApiResponse(CheckoutSerializer, description="This machine's existing lease, renewed."),
@@ -118,7 +119,7 @@ class LicenseAcquireApi(TenantAPIView):
         },
     )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.AcquireInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         checkout = leases.lease_acquire(
             user=request.user,
@@ -150,7 +151,7 @@ class LicenseTokenAPIView(APIView):
 
 
 class LicenseHeartbeatApi(LicenseTokenAPIView):
-    class OutputSerializer(serializers.Serializer):
+    class HeartbeatOutputSerializer(serializers.Serializer):
         session_id = serializers.CharField()
         expires_at = serializers.DateTimeField()
         heartbeat_interval = serializers.IntegerField()
@@ -159,7 +160,7 @@ class LicenseHeartbeatApi(LicenseTokenAPIView):
         operation_id="licenses_heartbeat",
         request=None,
         responses={
-            200: OutputSerializer,
+            200: HeartbeatOutputSerializer,
             **errors(
                 "not_authenticated",
                 "session_not_found",
@@ -177,11 +178,11 @@ class LicenseHeartbeatApi(LicenseTokenAPIView):
             "expires_at": lease.expires_at,
             "heartbeat_interval": license.heartbeat_interval,
         }
-        return Response(self.OutputSerializer(body).data)
+        return Response(self.HeartbeatOutputSerializer(body).data)
 
 
 class LicenseReleaseApi(LicenseTokenAPIView):
-    class OutputSerializer(serializers.Serializer):
+    class ReleaseOutputSerializer(serializers.Serializer):
         session_id = serializers.CharField()
         released = serializers.BooleanField()
 
@@ -189,22 +190,22 @@ class LicenseReleaseApi(LicenseTokenAPIView):
         operation_id="licenses_release",
         request=None,
         responses={
-            200: OutputSerializer,
+            200: ReleaseOutputSerializer,
             **errors("not_authenticated", "session_not_found", "rate_limited", "service_unavailable"),
         },
     )
     def delete(self, request):
         lease = leases.lease_release(claims=request.auth, request=request)
-        return Response(self.OutputSerializer({"session_id": lease.session_id, "released": True}).data)
+        return Response(self.ReleaseOutputSerializer({"session_id": lease.session_id, "released": True}).data)
 
 
 class LicenseBorrowApi(LicenseTokenAPIView):
-    class InputSerializer(serializers.Serializer):
+    class BorrowInputSerializer(serializers.Serializer):
         hours = serializers.IntegerField(min_value=1)
 
     @extend_schema(
         operation_id="licenses_borrow",
-        request=InputSerializer,
+        request=BorrowInputSerializer,
         responses={
             200: CheckoutSerializer,
             **errors(
@@ -220,7 +221,7 @@ class LicenseBorrowApi(LicenseTokenAPIView):
         },
     )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.BorrowInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         checkout = leases.lease_borrow(
             claims=request.auth, hours=data.validated_data["hours"], request=request
@@ -251,7 +252,7 @@ class LicenseStatusSerializer(serializers.Serializer):
 class LicenseStatusApi(TenantAPIView):
     permission_classes = [IsAuthenticated, IsTenantMember]
 
-    class OutputSerializer(serializers.Serializer):
+    class StatusOutputSerializer(serializers.Serializer):
         licenses = LicenseStatusSerializer(many=True)
 
     @extend_schema(
@@ -265,7 +266,7 @@ class LicenseStatusApi(TenantAPIView):
             )
         ],
         responses={
-            200: OutputSerializer,
+            200: StatusOutputSerializer,
             **errors("not_authenticated", "permission_denied", "license_not_found", "service_unavailable"),
         },
     )
@@ -275,4 +276,19 @@ class LicenseStatusApi(TenantAPIView):
             license_id=request.query_params.get("license_id"),
             license_key=request.headers.get("X-License-Key"),
         )
-        return Response(self.OutputSerializer({"licenses": statuses}).data)
+        return Response(self.StatusOutputSerializer({"licenses": statuses}).data)
+
+
+class LicenseTokenScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI name of the license-token bearer scheme."""
+
+    target_class = "licenses.authentication.LicenseTokenAuthentication"
+    name = "licenseToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "The license token that acquire or borrow returned.",
+        }
