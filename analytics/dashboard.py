@@ -39,6 +39,10 @@ WRONG_CREDENTIALS = "Wrong email or password."
 def dashboard_sign_in(*, email: str, password: str, request: Any = None) -> User:
     """The tenant admin with this email and password, or SignInFailed. Every
     attempt leaves an audit row (in the tenant's log when the tenant is known)."""
+    if not settings.PASSWORD_LOGIN_ENABLED:
+        # Identity Platform sign-in needs Google's script in the page; the
+        # dashboard serves no third-party script, so it has no door then.
+        raise SignInFailed("Password sign-in is turned off on this server.")
     email = email.strip().lower()
     candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
     if candidate is None or candidate.tenant_id is None:

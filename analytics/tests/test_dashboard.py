@@ -154,3 +154,12 @@ def test_the_audit_log_pages_newest_first(world):
     second = client.get(f"/dashboard/audit/?before={older.group(1)}").content.decode()
     assert "n=9" in second and "n=10<" not in second and 'href="?after=' in second
     assert "auth.login" in second  # the sign-in itself is in the log, oldest last
+
+
+def test_with_password_sign_in_turned_off_the_dashboard_refuses_passwords(world, settings):
+    settings.PASSWORD_LOGIN_ENABLED = False
+
+    response = Client().post("/dashboard/login/", {"email": "admin@acme.test", "password": TEST_PASSWORD})
+
+    assert response.status_code == 401
+    assert "turned off" in response.content.decode()
