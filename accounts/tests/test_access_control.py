@@ -73,7 +73,7 @@ ROUTES = [
     TenantRoute("GET", "/api/v1/licenses/status"),
     TenantRoute(
         "GET",
-        "/api/v1/licenses/status?license_key={key}",
+        "/api/v1/licenses/status?license_id={id}",
         make_object=a_license,
         not_found_code="license_not_found",
     ),
