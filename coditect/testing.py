@@ -126,7 +126,9 @@ def committed_db(django_db_setup, django_db_blocker):
                 tables = [
                     row[0]
                     for row in conn.execute(
-                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'django_migrations'"
+                        # What migrate itself fills (content types, permissions) stays.
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN "
+                        "('django_migrations', 'django_content_type', 'auth_permission')"
                     )
                 ]
                 if tables:
@@ -136,7 +138,7 @@ def committed_db(django_db_setup, django_db_blocker):
         else:
             from django.core.management import call_command
 
-            call_command("flush", verbosity=0, interactive=False)
+            call_command("flush", verbosity=0, interactive=False, inhibit_post_migrate=False)
 
 
 @pytest.fixture
