@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from accounts import selectors, services
 from accounts.models import Role
 from accounts.permissions import TENANT_ADMIN_ONLY, TENANT_MEMBERS
+from tenants.openapi import error_responses
 from tenants.views import PublicAPIView, TenantAPIView
 
 
@@ -48,7 +49,19 @@ class RegisterApi(PublicAPIView):
         invite_code = serializers.CharField(required=False, max_length=200)
         full_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
-    @extend_schema(request=RegisterInputSerializer, responses={201: MembershipOutput})
+    @extend_schema(
+        request=RegisterInputSerializer,
+        responses={
+            201: MembershipOutput,
+            **error_responses(
+                "invalid_request",
+                "not_authenticated",
+                "permission_denied",
+                "rate_limited",
+                "service_unavailable",
+            ),
+        },
+    )
     def post(self, request):
         data = self.RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -69,7 +82,19 @@ class LoginApi(PublicAPIView):
                 raise serializers.ValidationError("Give email and password, or id_token.")
             return attrs
 
-    @extend_schema(request=LoginInputSerializer, responses={200: TokenPairOutput})
+    @extend_schema(
+        request=LoginInputSerializer,
+        responses={
+            200: TokenPairOutput,
+            **error_responses(
+                "invalid_request",
+                "not_authenticated",
+                "permission_denied",
+                "rate_limited",
+                "service_unavailable",
+            ),
+        },
+    )
     def post(self, request):
         data = self.LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -88,7 +113,13 @@ class RefreshInput(serializers.Serializer):
 
 
 class RefreshApi(PublicAPIView):
-    @extend_schema(request=RefreshInput, responses={200: TokenPairOutput})
+    @extend_schema(
+        request=RefreshInput,
+        responses={
+            200: TokenPairOutput,
+            **error_responses("invalid_request", "not_authenticated", "rate_limited", "service_unavailable"),
+        },
+    )
     def post(self, request):
         data = RefreshInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -97,7 +128,13 @@ class RefreshApi(PublicAPIView):
 
 
 class LogoutApi(PublicAPIView):
-    @extend_schema(request=RefreshInput, responses={204: None})
+    @extend_schema(
+        request=RefreshInput,
+        responses={
+            204: None,
+            **error_responses("invalid_request", "not_authenticated", "rate_limited", "service_unavailable"),
+        },
+    )
     def post(self, request):
         data = RefreshInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -108,7 +145,12 @@ class LogoutApi(PublicAPIView):
 class MeApi(TenantAPIView):
     permission_classes = TENANT_MEMBERS
 
-    @extend_schema(responses={200: MembershipOutput})
+    @extend_schema(
+        responses={
+            200: MembershipOutput,
+            **error_responses("not_authenticated", "permission_denied", "rate_limited"),
+        }
+    )
     def get(self, request):
         return Response(MembershipOutput({"user": request.user, "tenant": request.user.tenant}).data)
 
@@ -142,13 +184,21 @@ class InvitesApi(TenantAPIView):
 
     @extend_schema(
         operation_id="invites_list",
-        responses={200: inline_serializer("InviteList", {"results": InviteOutput(many=True)})},
+        responses={
+            200: inline_serializer("InviteList", {"results": InviteOutput(many=True)}),
+            **error_responses("not_authenticated", "permission_denied", "rate_limited"),
+        },
     )
     def get(self, request):
         return Response({"results": InviteOutput(selectors.invite_list(), many=True).data})
 
     @extend_schema(
-        operation_id="invites_create", request=InviteInputSerializer, responses={201: InviteCreatedOutput}
+        operation_id="invites_create",
+        request=InviteInputSerializer,
+        responses={
+            201: InviteCreatedOutput,
+            **error_responses("invalid_request", "not_authenticated", "permission_denied", "rate_limited"),
+        },
     )
     def post(self, request):
         data = self.InviteInputSerializer(data=request.data)
@@ -176,11 +226,23 @@ class InviteDetailApi(TenantAPIView):
             raise NotFound("No such invite.")
         return invite
 
-    @extend_schema(operation_id="invites_retrieve", responses={200: InviteOutput})
+    @extend_schema(
+        operation_id="invites_retrieve",
+        responses={
+            200: InviteOutput,
+            **error_responses("not_authenticated", "permission_denied", "not_found", "rate_limited"),
+        },
+    )
     def get(self, request, invite_id):
         return Response(InviteOutput(self._invite(invite_id)).data)
 
-    @extend_schema(operation_id="invites_revoke", responses={204: None})
+    @extend_schema(
+        operation_id="invites_revoke",
+        responses={
+            204: None,
+            **error_responses("not_authenticated", "permission_denied", "not_found", "rate_limited"),
+        },
+    )
     def delete(self, request, invite_id):
         services.invite_revoke(invite=self._invite(invite_id), actor=request.user, request=request)
         return Response(status=204)

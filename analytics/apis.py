@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import TENANT_ADMIN_ONLY
 from analytics.selectors import usage_periods, usage_series
-from licenses.apis import errors
+from tenants.openapi import error_responses
 from tenants.views import TenantAPIView
 
 # The longest range one request may ask for, per granularity (in periods).
@@ -86,7 +86,7 @@ class AnalyticsUsageApi(TenantAPIView):
         parameters=[UsageQuerySerializer],
         responses={
             200: UsageSerializer,
-            **errors(
+            **error_responses(
                 "invalid_request",
                 "not_authenticated",
                 "permission_denied",

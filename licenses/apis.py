@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -14,33 +14,11 @@ from rest_framework.views import APIView
 from accounts.permissions import IsTenantMember, ReadOnlyOrWriter
 from licenses import leases, selectors
 from licenses.authentication import LicenseTokenAuthentication
+from tenants.openapi import error_responses
 from tenants.scope import scope_boundary
 from tenants.views import TenantAPIView
 
 FINGERPRINT = re.compile(r"^[A-Za-z0-9._:+/=-]{8,128}$")
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = inline_serializer(
-        "ErrorBody",
-        {
-            "code": serializers.CharField(),
-            "message": serializers.CharField(),
-            "details": serializers.DictField(),
-        },
-    )
-
-
-def errors(*codes: str) -> dict:
-    from tenants.errors import ERROR_STATUS
-
-    by_status: dict[int, list[str]] = {}
-    for code in codes:
-        by_status.setdefault(ERROR_STATUS[code], []).append(code)
-    return {
-        http_status: OpenApiResponse(ErrorSerializer, description="Error codes: " + ", ".join(names))
-        for http_status, names in by_status.items()
-    }
 
 
 class SeatsSerializer(serializers.Serializer):
@@ -104,7 +82,7 @@ class LicenseAcquireApi(TenantAPIView):
         responses={
             201: CheckoutSerializer,
             200: OpenApiResponse(CheckoutSerializer, description="This machine's existing lease, renewed."),
-            **errors(
+            **error_responses(
                 "invalid_request",
                 "not_authenticated",
                 "permission_denied",
@@ -161,7 +139,7 @@ class LicenseHeartbeatApi(LicenseTokenAPIView):
         request=None,
         responses={
             200: HeartbeatOutputSerializer,
-            **errors(
+            **error_responses(
                 "not_authenticated",
                 "session_not_found",
                 "license_suspended",
@@ -191,7 +169,9 @@ class LicenseReleaseApi(LicenseTokenAPIView):
         request=None,
         responses={
             200: ReleaseOutputSerializer,
-            **errors("not_authenticated", "session_not_found", "rate_limited", "service_unavailable"),
+            **error_responses(
+                "not_authenticated", "session_not_found", "rate_limited", "service_unavailable"
+            ),
         },
     )
     def delete(self, request):
@@ -208,7 +188,7 @@ class LicenseBorrowApi(LicenseTokenAPIView):
         request=BorrowInputSerializer,
         responses={
             200: CheckoutSerializer,
-            **errors(
+            **error_responses(
                 "invalid_request",
                 "not_authenticated",
                 "permission_denied",
@@ -267,7 +247,9 @@ class LicenseStatusApi(TenantAPIView):
         ],
         responses={
             200: StatusOutputSerializer,
-            **errors("not_authenticated", "permission_denied", "license_not_found", "service_unavailable"),
+            **error_responses(
+                "not_authenticated", "permission_denied", "license_not_found", "service_unavailable"
+            ),
         },
     )
     def get(self, request):

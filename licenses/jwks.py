@@ -11,8 +11,8 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from licenses.apis import errors
 from licenses.signing import jwks
+from tenants.openapi import error_responses
 from tenants.views import PublicAPIView
 
 _JwkSetSchema = inline_serializer(
@@ -32,7 +32,7 @@ class JwksApi(PublicAPIView):
         operation_id="jwks",
         summary="Public keys for license tokens",
         auth=[],
-        responses={200: _JwkSetSchema, **errors("service_unavailable")},
+        responses={200: _JwkSetSchema, **error_responses("service_unavailable")},
     )
     def get(self, request):
         response = Response(jwks())
