@@ -108,7 +108,9 @@ def _database(url: str | None) -> dict:
     if not url:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         config = {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's SQLite, with a process's threads queued for the write
+            # lock in Python rather than in SQLite's sleeping busy handler.
+            "ENGINE": "tenants.sqlite_backend",
             "NAME": str(SQLITE_PATH),
             # IMMEDIATE takes the write lock at BEGIN, so the database ledger's
             # read-then-write runs serialised on SQLite as it does under row

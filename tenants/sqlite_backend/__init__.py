@@ -1,0 +1,1 @@
+"""SQLite for the embedded default (see base.py)."""
