@@ -1,5 +1,6 @@
 """What the seat-ledger tests share: one license on one backend (`Seats`), the
-fixture that makes it for each backend, and a crew of threads that start
+fixture that makes it for each backend, the few database connections that
+serve a test's threads (`SharedConnections`), and a crew of threads that start
 their calls together."""
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ import queue
 import sqlite3
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, closing, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from typing import Any
 
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from coditect.testing import admin_connection_url
 from licenses.ledger import AcquireResult, ExpiredLease, Lease, SeatLedger
@@ -33,15 +36,97 @@ BACKENDS = [
 ]
 
 
+# As many database connections as the embedded default's server holds (bin/run-embedded:
+# gunicorn, 2 workers of 4 threads), and a production pod with one CPU (deploy/gunicorn.conf.py).
+SERVER_CONNECTIONS = 8
+
+
+class SharedConnections:
+    """A few database connections serving any number of threads, as a server's
+    worker threads serve the requests queued for them. A call borrows one (the
+    alias points at it in the calling thread only) and gives it back, so at
+    most `size` calls are in the database at once and the rest wait their turn,
+    first come first served: a connection given back goes straight to the
+    longest waiter, so a thread that calls in a loop cannot starve the others.
+
+    A Django connection belongs to the thread that made it unless shared
+    (`inc_thread_sharing`); these are, and only one thread holds each at a time."""
+
+    def __init__(self, size: int, alias: str = DEFAULT_DB_ALIAS) -> None:
+        self.size = size
+        self.alias = alias
+        self._wrappers = [connections.create_connection(alias) for _ in range(size)]
+        for wrapper in self._wrappers:
+            wrapper.inc_thread_sharing()
+        self._idle = list(self._wrappers)
+        self._waiting: deque[tuple[threading.Event, list]] = deque()
+        self._lock = threading.Lock()
+        self._lent = 0
+        self.peak = 0  # the most connections lent at once
+        self.waits = 0  # borrowers that found every connection lent
+
+    def _take(self) -> BaseDatabaseWrapper:
+        with self._lock:
+            if self._idle and not self._waiting:
+                self._lent += 1
+                self.peak = max(self.peak, self._lent)
+                return self._idle.pop()
+            self.waits += 1
+            turn: tuple[threading.Event, list] = (threading.Event(), [])
+            self._waiting.append(turn)
+        if not turn[0].wait(timeout=60):
+            with self._lock:
+                if turn in self._waiting:
+                    self._waiting.remove(turn)
+                    raise TimeoutError("no database connection came free within 60 s")
+        return turn[1][0]
+
+    def _give_back(self, wrapper: BaseDatabaseWrapper) -> None:
+        with self._lock:
+            if self._waiting:
+                ready, handed = self._waiting.popleft()
+                handed.append(wrapper)
+                ready.set()
+            else:
+                self._lent -= 1
+                self._idle.append(wrapper)
+
+    @contextmanager
+    def borrow(self) -> Iterator[None]:
+        wrapper = self._take()
+        connections[self.alias] = wrapper
+        try:
+            yield
+        finally:
+            del connections[self.alias]
+            assert not wrapper.in_atomic_block, "a connection came back inside a transaction"
+            self._give_back(wrapper)
+
+    def close(self) -> None:
+        for wrapper in self._wrappers:
+            wrapper.close()
+            wrapper.dec_thread_sharing()
+
+
 class Seats:
     """One license on one backend, called the way the API calls the ledger:
-    the database backend inside the license's tenant scope."""
+    the database backend inside the license's tenant scope, and, when threads
+    share the license (`committed`), on one of `SERVER_CONNECTIONS` shared
+    connections (`self.shared`) from whichever thread calls."""
 
-    def __init__(self, ledger: SeatLedger, license_id: uuid.UUID, tenant_id: uuid.UUID, max_seats: int):
+    def __init__(
+        self,
+        ledger: SeatLedger,
+        license_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        max_seats: int,
+        shared: SharedConnections | None = None,
+    ):
         self.ledger = ledger
         self.license_id = license_id
         self.tenant_id = tenant_id
         self.max_seats = max_seats
+        self.shared = shared
 
     @property
     def backend(self) -> str:
@@ -57,7 +142,7 @@ class Seats:
         return nullcontext() if self.is_redis else tenant_scope(self.tenant_id)
 
     def call(self, method: str, **kwargs: Any) -> Any:
-        with self.scope():
+        with self.shared.borrow() if self.shared else nullcontext(), self.scope():
             return getattr(self.ledger, method)(license_id=self.license_id, **kwargs)
 
     def acquire(
@@ -131,21 +216,6 @@ class Seats:
                 ).fetchall()
         return len(rows), {session_id: fingerprint for session_id, fingerprint, live in rows if live}
 
-    def thread_done(self) -> None:
-        """A worker thread's last act: give back its own database connection."""
-        if not self.is_redis:
-            connections.close_all()
-
-    def concurrency(self, wanted: int) -> int:
-        """How many threads may call at once. Each database thread holds its own
-        connection: the PostgreSQL server allows 100 in all, for every engineer's
-        test run at once. SQLite lets one writer in at a time and makes the
-        others sleep and retry (its busy handler backs off up to 100 ms), so
-        past a handful of threads a round only gets slower, not more racy.
-        Redis takes all comers."""
-        limits = {"postgresql": 20, "sqlite": 8}
-        return min(wanted, limits.get(self.backend, wanted))
-
 
 RAW_REDIS_LIVE = """
 local t = redis.call('TIME')
@@ -168,6 +238,7 @@ def make_seats(request) -> Iterator[Callable[..., Seats]]:
     if backend == "redis" and not settings.REDIS_URL:
         pytest.skip("needs Redis (REDIS_URL)")
     made: list[SeatLedger] = []
+    shared: list[SharedConnections] = []
 
     def make(max_seats: int = 10, *, committed: bool = False, **ledger_options: Any) -> Seats:
         if backend == "redis":
@@ -178,21 +249,32 @@ def make_seats(request) -> Iterator[Callable[..., Seats]]:
             return Seats(ledger, uuid.uuid4(), uuid.uuid4(), max_seats)
         request.getfixturevalue("committed_db" if committed else "db")
         license = LicenseFactory(max_seats=max_seats)
-        return Seats(DatabaseSeatLedger(**ledger_options), license.id, license.tenant_id, max_seats)
+        # Without real commits the test runs in one transaction on its own
+        # connection, which no other thread may use.
+        if committed:
+            shared.append(SharedConnections(SERVER_CONNECTIONS))
+        return Seats(
+            DatabaseSeatLedger(**ledger_options),
+            license.id,
+            license.tenant_id,
+            max_seats,
+            shared[-1] if committed else None,
+        )
 
     yield make
     for ledger in made:
         if isinstance(ledger, RedisSeatLedger):
             ledger.client.connection_pool.disconnect()
+    for pool in shared:
+        pool.close()
 
 
 class Crew:
     """Threads reused from round to round. In each round every thread waits at
     a barrier, so their calls start together, then runs `work(index)`."""
 
-    def __init__(self, size: int, on_exit: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
-        self._on_exit = on_exit
         self._jobs: list[queue.Queue] = [queue.Queue() for _ in range(size)]
         self._results: queue.Queue = queue.Queue()
         self._barrier = threading.Barrier(size, timeout=60)
@@ -201,15 +283,12 @@ class Crew:
             thread.start()
 
     def _loop(self, index: int) -> None:
-        try:
-            while (work := self._jobs[index].get()) is not None:
-                try:
-                    self._barrier.wait()
-                    self._results.put((index, work(index), None))
-                except BaseException as exc:
-                    self._results.put((index, None, exc))
-        finally:
-            self._on_exit()
+        while (work := self._jobs[index].get()) is not None:
+            try:
+                self._barrier.wait()
+                self._results.put((index, work(index), None))
+            except BaseException as exc:
+                self._results.put((index, None, exc))
 
     def start(self, work: Callable[[int], Any]) -> None:
         for jobs in self._jobs:
