@@ -104,25 +104,35 @@ SQLITE_PATH = VAR_DIR / "coditect.sqlite3"
 CONN_MAX_AGE = env.int("DATABASE_CONN_MAX_AGE", default=60)
 
 
+def _sqlite(path: str) -> dict:
+    return {
+        # Django's SQLite, with a process's threads queued for the write
+        # lock in Python rather than in SQLite's sleeping busy handler.
+        "ENGINE": "tenants.sqlite_backend",
+        "NAME": path,
+        # IMMEDIATE takes the write lock at BEGIN, so the database ledger's
+        # read-then-write runs serialised on SQLite as it does under row
+        # locks on PostgreSQL.
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
 def _database(url: str | None) -> dict:
     if not url:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        config = {
-            # Django's SQLite, with a process's threads queued for the write
-            # lock in Python rather than in SQLite's sleeping busy handler.
-            "ENGINE": "tenants.sqlite_backend",
-            "NAME": str(SQLITE_PATH),
-            # IMMEDIATE takes the write lock at BEGIN, so the database ledger's
-            # read-then-write runs serialised on SQLite as it does under row
-            # locks on PostgreSQL.
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
+        config = _sqlite(str(SQLITE_PATH))
     else:
         config = environ.Env.db_url_config(url)
+        if "sqlite" in config["ENGINE"]:
+            # A SQLite file named by URL gets the same serialised transactions:
+            # without them the database ledger could oversell.
+            config = _sqlite(config["NAME"])
+            config["ATOMIC_REQUESTS"] = False
+            return config
         config["CONN_MAX_AGE"] = CONN_MAX_AGE
         config["CONN_HEALTH_CHECKS"] = True
         options = config.setdefault("OPTIONS", {})
