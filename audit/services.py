@@ -108,8 +108,10 @@ def audit_record(
                 _new_row(action, None, user, actor, target, target_type, target_id, details, request)
             )
     check_write_scope(tenant_id)
-    # A transaction even when the caller has none: the chain's lock lasts as long as it.
-    with transaction.atomic(using=router.db_for_write(AuditLog)):
+    # A transaction even when the caller has none: the chain's lock lasts as long
+    # as it. Inside the caller's transaction no savepoint: the row stands or
+    # falls with the change it records (and two round trips are saved).
+    with transaction.atomic(using=router.db_for_write(AuditLog), savepoint=False):
         return _append(
             _new_row(action, tenant_id, user, actor, target, target_type, target_id, details, request)
         )

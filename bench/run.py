@@ -175,6 +175,8 @@ def main() -> None:
     parser.add_argument("--worker-class", default="sync")
     parser.add_argument("--sessions", type=int, default=200, help="live sessions the heartbeats cycle over")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--only", help="run only the scenarios whose name contains this")
+    parser.add_argument("--closed-only", action="store_true", help="skip the open-loop runs")
     args = parser.parse_args()
 
     prefix = f"bench-{os.getpid()}"
@@ -250,21 +252,61 @@ def measure(port: int, seeded: dict[str, str], args) -> list[dict]:
         ("acquire+release", acquire_release),
         ("status", status),
     ]
+    if args.only:
+        scenarios = [(name, op) for name, op in scenarios if args.only in name]
     results = []
     for name, operation in scenarios:
         checker = OversellChecker(base, status_path, status_headers) if name == "acquire+release" else None
-        for rate in (None, args.rate):
+        for rate in (None,) if args.closed_only else (None, args.rate):
             if checker:
                 checker.start()
+            cpu_before = cpu_seconds()
             result = loadgen.run(
                 name, "127.0.0.1", port, operation, clients=args.clients, duration=args.duration, rate=rate
             )
             summary = result.summary()
+            spent = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
+            # CPU per operation, by process kind: where the two cores went.
+            summary["cpu_ms_per_op"] = {
+                k: round(v / max(result.completed, 1) * 1000, 3) for k, v in sorted(spent.items()) if v > 0.01
+            }
             if checker:
                 summary["oversells"], summary["ledger_samples"] = checker.stop()
             print(json.dumps(summary), flush=True)
             results.append(summary)
     return results
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by each kind of process on this machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        used = (int(fields[11]) + int(fields[12])) / ticks
+        comm = stat.split("(", 1)[1].rsplit(")", 1)[0]
+        if int(entry) == me:
+            kind = "loadgen"
+        elif "gunicorn" in cmdline:
+            kind = "gunicorn"
+        elif comm.startswith("postgres"):
+            kind = "postgres"
+        elif comm.startswith("redis"):
+            kind = "redis"
+        else:
+            continue
+        totals[kind] = totals.get(kind, 0.0) + used
+    return totals
 
 
 class OversellChecker:
