@@ -169,7 +169,14 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--rate", type=float, default=400.0, help="open-loop operations per second")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="open-loop operations per second (default: --load of each scenario's saturation)",
+    )
+    parser.add_argument(
+        "--load", type=float, default=0.7, help="open-loop rate as a fraction of the closed-loop throughput"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--worker-class", default="sync")
@@ -257,7 +264,9 @@ def measure(port: int, seeded: dict[str, str], args) -> list[dict]:
     results = []
     for name, operation in scenarios:
         checker = OversellChecker(base, status_path, status_headers) if name == "acquire+release" else None
-        for rate in (None,) if args.closed_only else (None, args.rate):
+        saturation = None
+        for phase in ("closed",) if args.closed_only else ("closed", "open"):
+            rate = None if phase == "closed" else (args.rate or round(saturation * args.load))
             if checker:
                 checker.start()
             cpu_before = cpu_seconds()
@@ -266,6 +275,8 @@ def measure(port: int, seeded: dict[str, str], args) -> list[dict]:
             )
             summary = result.summary()
             spent = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
+            if phase == "closed":
+                saturation = result.throughput
             # CPU per operation, by process kind: where the two cores went.
             summary["cpu_ms_per_op"] = {
                 k: round(v / max(result.completed, 1) * 1000, 3) for k, v in sorted(spent.items()) if v > 0.01
@@ -353,15 +364,25 @@ def report(results: list[dict], args) -> None:
     print(
         f"server: gunicorn --worker-class {args.worker_class} --workers {args.workers} --threads {args.threads}"
     )
-    print(f"clients: {args.clients}, duration: {args.duration}s per run, open-loop rate: {args.rate}/s")
+    rate = f"{args.rate}/s" if args.rate else f"{args.load:.0%} of each scenario's closed-loop throughput"
+    print(f"clients: {args.clients}, duration: {args.duration}s per run, open-loop rate: {rate}")
     print()
-    print("| scenario | mode | ops/s | p50 ms | p95 ms | p99 ms | errors | oversells |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    baseline = next(
+        (r["throughput"] for r in results if r["mode"] == "closed" and "baseline" in r["scenario"]), None
+    )
+    print(
+        "| scenario | mode | ops/s | of baseline | p50 ms | p95 ms | p99 ms | errors | oversells "
+        "| CPU ms/op: gunicorn, postgres, redis, loadgen |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         mode = "closed (saturation)" if r["mode"] == "closed" else f"open @ {r['target_rate']:.0f}/s"
-        over = r.get("oversells", "")
+        share = f"{r['throughput'] / baseline:.0%}" if baseline and r["mode"] == "closed" else ""
+        cpu = r.get("cpu_ms_per_op", {})
+        cpu_text = ", ".join(str(cpu.get(k, 0)) for k in ("gunicorn", "postgres", "redis", "loadgen"))
         print(
-            f"| {r['scenario']} | {mode} | {r['throughput']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {over} |"
+            f"| {r['scenario']} | {mode} | {r['throughput']} | {share} | {r['p50_ms']} | {r['p95_ms']} "
+            f"| {r['p99_ms']} | {r['errors']} | {r.get('oversells', '')} | {cpu_text} |"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
