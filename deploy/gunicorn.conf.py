@@ -5,9 +5,13 @@ The image's entry command (deploy/Dockerfile) and the test that runs it
 from the environment (GUNICORN_*), so a benchmark or an overlay can change
 the worker setup without a new image.
 
-Worker setup: gthread, 2 processes per CPU the container may use, 4 threads
-each. The CPU count comes from the cgroup's quota, not the node's cores: a pod
-limited to 0.5 CPU on a 16-core node must not start 32 workers in 512 MiB.
+Worker setup: sync workers, 2 per CPU the container may use plus one. bench/
+measured it against gthread on this code (bench/RESULTS.md): gthread serves
+bare requests and heartbeats a little faster, but sync serves acquire and
+status 30-100% faster with tighter tails, and the ingress's nginx buffers slow
+clients, which is what sync workers need in front of them. The CPU count comes
+from the cgroup's quota, not the node's cores: a pod limited to 0.5 CPU on a
+16-core node must not start 33 workers in 512 MiB.
 """
 
 from __future__ import annotations
@@ -38,11 +42,12 @@ def _container_cpus() -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-workers = int(os.environ.get("GUNICORN_WORKERS", 2 * _container_cpus()))
-threads = int(os.environ.get("GUNICORN_THREADS", 4))
-# Longer than the ingress controller's upstream keep-alive (60 s), so that
-# nginx, not gunicorn, closes an idle connection: no request lost in the race.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+workers = int(os.environ.get("GUNICORN_WORKERS", 2 * _container_cpus() + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", 1))
+# Used by threaded workers only (sync workers close after each response). Longer
+# than the ingress controller's upstream keep-alive (60 s), so that nginx, not
+# gunicorn, closes an idle connection: no request lost in the race.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 75))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 # Within the pod's terminationGracePeriodSeconds (30 s) after the preStop pause.
