@@ -27,6 +27,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from audit.models import AuditLog
+from audit.services import audit_row_fields
 from tenants.scope import operator_scope, tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -108,22 +109,9 @@ def audit_export_name(*, tenant_id: uuid.UUID | str | None, day: date) -> str:
 
 
 def _line(row: AuditLog) -> str:
+    # The hashed fields, plus what verifying the chain from the file needs.
     return json.dumps(
-        {
-            "id": row.id,
-            "tenant_id": str(row.tenant_id) if row.tenant_id else None,
-            "user_id": str(row.user_id) if row.user_id else None,
-            "actor": row.actor,
-            "action": row.action,
-            "target_type": row.target_type,
-            "target_id": row.target_id,
-            "details": row.details,
-            "ip_address": row.ip_address,
-            "request_id": row.request_id,
-            "created_at": row.created_at.isoformat(),
-            "prev_hash": row.prev_hash,
-            "hash": row.hash,
-        },
+        {**audit_row_fields(row), "id": row.id, "hash": row.hash},
         sort_keys=True,
         separators=(",", ":"),
         default=str,

@@ -25,8 +25,9 @@ from tenants.models import check_write_scope
 from tenants.scope import operator_scope
 
 
-def _canonical(row: AuditLog) -> bytes:
-    payload = {
+def audit_row_fields(row: AuditLog) -> dict[str, Any]:
+    """What a row's hash covers (its content and the previous row's hash)."""
+    return {
         "tenant_id": str(row.tenant_id) if row.tenant_id else None,
         "user_id": str(row.user_id) if row.user_id else None,
         "actor": row.actor,
@@ -39,7 +40,10 @@ def _canonical(row: AuditLog) -> bytes:
         "created_at": row.created_at.isoformat(),
         "prev_hash": row.prev_hash,
     }
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _canonical(row: AuditLog) -> bytes:
+    return json.dumps(audit_row_fields(row), sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 def audit_row_hash(row: AuditLog) -> str:
