@@ -74,6 +74,13 @@ def error_response(code: str, message: str, details: dict[str, Any] | None = Non
     return JsonResponse(error_body(code, message, details), status=ERROR_STATUS[code])
 
 
+def database_unavailable_response() -> JsonResponse:
+    logger.warning("database unavailable outside the view")
+    response = error_response("service_unavailable", "The database does not answer; try again shortly.")
+    response["Retry-After"] = "5"
+    return response
+
+
 def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, dict[str, Any]]:
     if isinstance(exc, drf_exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
@@ -99,9 +106,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The database went away mid-request: a dependency is down, not a bug.
         logger.warning("database unavailable", extra={"error": type(exc).__name__})
-        for connection in connections.all(initialized_only=True):
-            if connection.in_atomic_block:
-                connection.set_rollback(True)
         exc = ServiceUnavailable(
             "The database does not answer; try again shortly.", headers={"Retry-After": "5"}
         )
@@ -110,6 +114,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
 
+    if isinstance(exc, ServiceUnavailable):
+        # Whatever the request wrote is abandoned with it, and a commit is not
+        # attempted on a connection that may be dead.
+        for connection in connections.all(initialized_only=True):
+            if connection.in_atomic_block:
+                connection.set_rollback(True)
     if isinstance(exc, ApplicationError):
         response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
         for name, value in exc.headers.items():

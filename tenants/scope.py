@@ -93,7 +93,9 @@ def scoped_transaction(*, using: str = DEFAULT_DB) -> Iterator[None]:
     nested = connections[using].in_atomic_block
     with scope_boundary(), transaction.atomic(using=using):
         yield
-        if nested and _current_tenant.get() != outer:
+        # After an error the savepoint's rollback restores the setting by itself
+        # (and the broken transaction could not run the query anyway).
+        if nested and _current_tenant.get() != outer and not connections[using].needs_rollback:
             _set_database_tenant(outer, using)
 
 

@@ -10,16 +10,22 @@ transaction.
 
 from __future__ import annotations
 
+from django.db import InterfaceError, OperationalError
 from rest_framework.views import APIView
 
-from tenants.errors import ApplicationError
+from tenants.errors import ApplicationError, database_unavailable_response
 from tenants.scope import current_tenant_id, scope_boundary, scoped_transaction
 
 
 class TenantAPIView(APIView):
     def dispatch(self, request, *args, **kwargs):
-        with scoped_transaction():
-            return super().dispatch(request, *args, **kwargs)
+        try:
+            with scoped_transaction():
+                return super().dispatch(request, *args, **kwargs)
+        except (OperationalError, InterfaceError):
+            # The database failed where DRF's handler does not reach: opening
+            # or committing the request's transaction. A dependency is down.
+            return database_unavailable_response()
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

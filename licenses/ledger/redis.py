@@ -61,6 +61,14 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Replies from Redis that mean "not now", as opposed to a bug in a script.
 _UNAVAILABLE_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY")
+# redis-py turns most of those replies into classes of their own and strips the
+# code from the message, so they are caught by class; the prefix check above
+# covers the rest (BUSY, and any reply a client version leaves as plain text).
+_UNAVAILABLE_ERRORS = tuple(
+    getattr(redis.exceptions, name)
+    for name in ("ReadOnlyError", "OutOfMemoryError", "MasterDownError", "ClusterDownError", "TryAgainError")
+    if hasattr(redis.exceptions, name)
+)
 
 
 def _ms(seconds: int | float) -> int:
@@ -145,6 +153,8 @@ class RedisSeatLedger(SeatLedger):
             )
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise LedgerUnavailable(f"Redis does not answer: {exc}") from exc
+        except _UNAVAILABLE_ERRORS as exc:
+            raise LedgerUnavailable(f"Redis refuses work: {type(exc).__name__}") from exc
         except redis.ResponseError as exc:
             if str(exc).startswith(_UNAVAILABLE_REPLIES):
                 raise LedgerUnavailable(f"Redis refuses work: {exc}") from exc
@@ -172,6 +182,8 @@ class RedisSeatLedger(SeatLedger):
             seconds, micros = self.client.time()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise LedgerUnavailable(f"Redis does not answer: {exc}") from exc
+        except _UNAVAILABLE_ERRORS as exc:
+            raise LedgerUnavailable(f"Redis refuses work: {type(exc).__name__}") from exc
         return EPOCH + timedelta(seconds=seconds, microseconds=micros)
 
     def acquire(
