@@ -62,9 +62,11 @@ class TokenPair:
 
 
 def tenant_create_with_audit(*, name: str, slug: str | None = None, actor=None) -> Tenant:
-    tenant = tenant_create(name=name, slug=slug)
-    with tenant_scope(tenant.id), transaction.atomic():
-        audit_record(action="tenant.created", tenant_id=tenant.id, user=actor, target=tenant)
+    # One transaction: the tenant and the row that records it commit together.
+    with transaction.atomic():
+        tenant = tenant_create(name=name, slug=slug)
+        with tenant_scope(tenant.id):
+            audit_record(action="tenant.created", tenant_id=tenant.id, user=actor, target=tenant)
     return tenant
 
 

@@ -44,6 +44,9 @@ def _check_redis() -> None:
 @require_GET
 def ready(request):
     checks = {"database": lambda: _check_database("default")}
+    if settings.OPERATOR_DATABASE != "default":
+        # Sign-in by email and the admin site go through the operator role.
+        checks["operator_database"] = lambda: _check_database(settings.OPERATOR_DATABASE)
     if settings.REDIS_URL:
         checks["redis"] = _check_redis
     failed = {}
@@ -55,6 +58,8 @@ def ready(request):
             failed[name] = type(exc).__name__
             if name == "database":
                 connections["default"].close()
+            elif name == "operator_database":
+                connections[settings.OPERATOR_DATABASE].close()
     if failed:
         return error_response(
             "service_unavailable",

@@ -150,6 +150,13 @@ def _database(url: str | None) -> dict:
 DATABASE_URL = secret("DATABASE_URL")
 DATABASE_OPERATOR_URL = secret("DATABASE_OPERATOR_URL")
 DATABASES = {"default": _database(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and not DATABASE_OPERATOR_URL:
+    # Under RLS the app role sees no tenant-less rows and no other tenant: sign-in
+    # by email, the admin site and the sweeps need the operator role's path.
+    raise ImproperlyConfigured(
+        "Set DATABASE_OPERATOR_URL (the operator role, BYPASSRLS) beside DATABASE_URL on PostgreSQL; "
+        "see `python manage.py setup_database_roles`."
+    )
 if DATABASE_OPERATOR_URL:
     DATABASES["operator"] = _database(DATABASE_OPERATOR_URL)
 # The alias operator work uses; on a single-role install (SQLite) it is default.

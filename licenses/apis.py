@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
@@ -19,6 +20,7 @@ from tenants.scope import scope_boundary
 from tenants.views import TenantAPIView
 
 FINGERPRINT = re.compile(r"^[A-Za-z0-9._:+/=-]{8,128}$")
+CLIENT_INFO_KEY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class SeatsSerializer(serializers.Serializer):
@@ -74,6 +76,8 @@ class LicenseAcquireApi(TenantAPIView):
         def validate_client_info(self, value):
             if len(value) > 20:
                 raise serializers.ValidationError("At most 20 entries.")
+            if not all(CLIENT_INFO_KEY.match(key) for key in value):
+                raise serializers.ValidationError("Keys are 1 to 64 letters, digits, '.', '_' or '-'.")
             return value
 
     @extend_schema(
@@ -237,27 +241,40 @@ class LicenseStatusApi(TenantAPIView):
     class StatusOutputSerializer(serializers.Serializer):
         licenses = LicenseStatusSerializer(many=True)
 
+    class StatusQuerySerializer(serializers.Serializer):
+        license_id = serializers.UUIDField(required=False)
+
     @extend_schema(
         operation_id="licenses_status",
         parameters=[
             OpenApiParameter(
-                "license_key",
+                "license_id", OpenApiTypes.UUID, required=False, description="One license, by id."
+            ),
+            OpenApiParameter(
+                "X-License-Key",
                 str,
+                location=OpenApiParameter.HEADER,
                 required=False,
-                description="One license; default: every license of the tenant.",
-            )
+                description="One license, by key: a header, so that keys stay out of URLs and access logs.",
+            ),
         ],
         responses={
             200: StatusOutputSerializer,
             **error_responses(
-                "not_authenticated", "permission_denied", "license_not_found", "service_unavailable"
+                "invalid_request",
+                "not_authenticated",
+                "permission_denied",
+                "license_not_found",
+                "service_unavailable",
             ),
         },
     )
     def get(self, request):
+        query = self.StatusQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         statuses = selectors.license_status_list(
             user=request.user,
-            license_id=request.query_params.get("license_id"),
+            license_id=query.validated_data.get("license_id"),
             license_key=request.headers.get("X-License-Key"),
         )
         return Response(self.StatusOutputSerializer({"licenses": statuses}).data)

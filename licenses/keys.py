@@ -1,4 +1,4 @@
-"""License keys: made from 120 random bits, shown once, stored as a SHA-256 digest.
+"""License keys: made from 150 random bits, shown once, stored as a SHA-256 digest.
 
 A key looks like `CDT-7K2QF-M9XAD-P4R8T-WJ6NB-E3HVC`: Crockford base32, no
 ambiguous letters, easy to read over the phone. The database keeps the

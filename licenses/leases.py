@@ -164,6 +164,9 @@ def lease_acquire(
             license=license,
         ) from None
 
+    # Sign first: the audit rows below take the tenant's chain lock, held to
+    # commit, and a KMS signature must not be made while holding it.
+    checkout = _checkout(license, result.lease, created=result.created, used=result.used)
     if binds_machine:
         license.hardware_fingerprints = [*license.hardware_fingerprints, fingerprint]
         license.save(update_fields=["hardware_fingerprints", "updated_at"])
@@ -188,7 +191,7 @@ def lease_acquire(
         request=request,
     )
     metrics.record_acquire_outcome("granted" if result.created else "existing")
-    return _checkout(license, result.lease, created=result.created, used=result.used)
+    return checkout
 
 
 def _leased_license(claims: dict[str, Any]) -> License:

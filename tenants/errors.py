@@ -33,6 +33,7 @@ ERROR_STATUS: dict[str, int] = {
     "method_not_allowed": 405,
     "rate_limited": 429,
     "service_unavailable": 503,
+    "internal_error": 500,
 }
 
 
@@ -134,3 +135,25 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             response["WWW-Authenticate"] = 'Bearer realm="api"'
         return response
     return None  # a bug: let Django log it and answer 500
+
+
+def _is_api(request) -> bool:
+    return request.path_info.startswith("/api/") or request.path_info.startswith("/.well-known/")
+
+
+def handler404(request, exception=None):
+    """Unknown API routes answer in the error shape; pages keep Django's page."""
+    if _is_api(request):
+        return error_response("not_found", "No such endpoint.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    """A bug. API clients still get the error shape, never an HTML page."""
+    if _is_api(request):
+        return error_response("internal_error", "Something went wrong on our side; it has been logged.")
+    from django.views.defaults import server_error
+
+    return server_error(request)

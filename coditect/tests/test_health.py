@@ -12,7 +12,7 @@ def test_health_answers_without_touching_dependencies(client):
     assert response["X-Request-ID"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases="__all__")
 def test_ready_answers_when_dependencies_answer(client, settings):
     response = client.get("/ready")
     assert response.status_code == 200
@@ -56,7 +56,7 @@ def test_request_id_is_taken_from_the_load_balancer_when_sane(client):
     assert client.get("/health", headers={"X-Request-ID": "bad id\n"})["X-Request-ID"] != "bad id\n"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases="__all__")
 def test_metrics_are_exported(client):
     response = client.get("/metrics")
     assert response.status_code == 200
@@ -66,7 +66,7 @@ def test_metrics_are_exported(client):
     )
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases="__all__")
 def test_ready_answers_503_while_redis_is_unreachable_and_200_when_back(client, settings):
     if not settings.REDIS_URL:
         pytest.skip("needs Redis")
@@ -83,3 +83,18 @@ def test_ready_answers_503_while_redis_is_unreachable_and_200_when_back(client, 
         assert client.get("/ready").status_code == 200
     finally:
         proxy.close()
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_ready_checks_the_operator_path_too(client, settings):
+    if settings.OPERATOR_DATABASE == "default":
+        pytest.skip("a single-role install has no operator path of its own")
+    assert "operator_database" in client.get("/ready").json()["checks"]
+
+
+def test_unknown_api_routes_answer_in_the_error_shape(client):
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    # Pages keep Django's own 404 page.
+    assert client.get("/no-such-page").status_code == 404

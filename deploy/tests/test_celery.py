@@ -65,6 +65,7 @@ def celery_env(django_db_setup, tmp_path):
     return production_env(
         tmp_path,
         DATABASE_URL=f"postgresql://{params['USER']}@{host}:{port}/{name}",
+        DATABASE_OPERATOR_URL=f"postgresql://{connections['operator'].settings_dict['USER']}@{host}:{port}/{name}",
         REDIS_URL=settings.REDIS_URL,
         REDIS_KEY_PREFIX=f"{settings.REDIS_KEY_PREFIX}-celery",
         CELERY_TASK_DEFAULT_QUEUE=queue,

@@ -26,6 +26,7 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
     env = production_env(
         tmp_path,
         DATABASE_URL="postgresql://coditect_app@db.internal:5432/coditect",
+        DATABASE_OPERATOR_URL="postgresql://coditect_operator@db.internal:5432/coditect",
         REDIS_URL="rediss://:auth-string@redis.internal:6378/0",
     )
     # Every security check, at every level: nothing at all to report.

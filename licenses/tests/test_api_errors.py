@@ -34,6 +34,8 @@ def unchanged(ledger, license):
         {"license_key": "CDT-X", "hardware_fingerprint": "has spaces in it"},
         {"license_key": "x" * 65, "hardware_fingerprint": "machine-0001"},
         {"license_key": "CDT-X", "hardware_fingerprint": "machine-0001", "client_info": "nope"},
+        {"license_key": "CDT-X", "hardware_fingerprint": "machine-0001", "client_info": {"\u0000": "x"}},
+        {"license_key": "CDT-X", "hardware_fingerprint": "machine-0001", "client_info": {"k" * 65: "x"}},
     ],
 )
 def test_bad_acquire_input_is_invalid_request(ledger, member, license, unchanged, body):
@@ -146,3 +148,15 @@ def test_heartbeat_of_a_released_session_is_session_not_found(ledger, member, li
     response = seat.post("/api/v1/licenses/heartbeat")
     assert (response.status_code, error_code(response)) == (404, "session_not_found")
     assert live_sessions(ledger, license) == before
+
+
+@pytest.mark.parametrize("license_id", ["abc", "1234", "not-a-uuid-at-all"])
+def test_status_of_a_malformed_license_id_is_invalid_request(ledger, member, license_id):
+    response = member.client.get("/api/v1/licenses/status", {"license_id": license_id})
+    assert (response.status_code, error_code(response)) == (400, "invalid_request")
+
+
+def test_status_of_another_tenants_license_id_is_license_not_found(ledger, member, globex):
+    theirs = LicenseFactory(tenant=globex)
+    response = member.client.get("/api/v1/licenses/status", {"license_id": str(theirs.id)})
+    assert (response.status_code, error_code(response)) == (404, "license_not_found")
