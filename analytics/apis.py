@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -10,13 +10,17 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts.permissions import TENANT_ADMIN_ONLY
-from analytics.selectors import usage_periods, usage_series
+from analytics.selectors import usage_period_count, usage_series
 from tenants.openapi import error_responses
 from tenants.views import TenantAPIView
 
 # The longest range one request may ask for, per granularity (in periods).
 MAX_PERIODS = {"hour": 31 * 24, "day": 366}
 DEFAULT_RANGE = {"hour": timedelta(hours=24), "day": timedelta(days=30)}
+# Moments a request may name: far from datetime's own ends, so that the
+# default range, flooring and period steps never overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class UsageQuerySerializer(serializers.Serializer):
@@ -31,12 +35,21 @@ class UsageQuerySerializer(serializers.Serializer):
     granularity = serializers.ChoiceField(choices=["hour", "day"], default="day")
 
     def validate(self, attrs):
+        for name in ("from", "to"):
+            moment = attrs.get(name)
+            if moment is not None and not EARLIEST <= moment < LATEST:
+                raise serializers.ValidationError({name: "Must be in the years 1970 to 8999."})
         granularity = attrs["granularity"]
-        end = attrs.get("to") or timezone.now()
-        start = attrs.get("from") or end - DEFAULT_RANGE[granularity]
-        if start >= end:
-            raise serializers.ValidationError({"from": "Must be before `to`."})
-        if len(usage_periods(granularity, start, end)) > MAX_PERIODS[granularity]:
+        try:
+            end = attrs.get("to") or timezone.now()
+            start = attrs.get("from") or end - DEFAULT_RANGE[granularity]
+            if start >= end:
+                raise serializers.ValidationError({"from": "Must be before `to`."})
+            # Counted, not listed: a range far over the cap costs nothing to refuse.
+            too_many = usage_period_count(granularity, start, end) > MAX_PERIODS[granularity]
+        except (OverflowError, ValueError):
+            raise serializers.ValidationError({"from": "Not a usable range of dates."}) from None
+        if too_many:
             raise serializers.ValidationError(
                 {"from": f"At most {MAX_PERIODS[granularity]} periods of one {granularity} per request."}
             )

@@ -40,10 +40,24 @@ def _figures(row: UsageRollup) -> dict:
     return figures
 
 
+def _first_period(granularity: str, start: datetime) -> datetime:
+    return floor_hour(start) if granularity == "hour" else floor_day(start)
+
+
+def usage_period_count(granularity: str, start: datetime, end: datetime) -> int:
+    """How many periods usage_periods would list, without listing them (a
+    range asked for may be far over the cap)."""
+    _, step = GRANULARITIES[granularity]
+    first = _first_period(granularity, start)
+    if end <= first:
+        return 0
+    return -((first - end) // step)  # ceil((end - first) / step)
+
+
 def usage_periods(granularity: str, start: datetime, end: datetime) -> list[datetime]:
     """The period starts from the one holding `start` up to (not including) `end`."""
     _, step = GRANULARITIES[granularity]
-    moment = floor_hour(start) if granularity == "hour" else floor_day(start)
+    moment = _first_period(granularity, start)
     periods = []
     while moment < end:
         periods.append(moment)

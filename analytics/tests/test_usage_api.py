@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from analytics.selectors import usage_period_count, usage_periods
 from analytics.tests.conftest import api_client
 from analytics.tests.factories import DailyUsageFactory, HourlyUsageFactory
 from licenses.tests.factories import LicenseFactory
@@ -125,6 +128,90 @@ def test_bad_parameters_are_invalid_requests(usage, acme_admin, params):
 
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] == "invalid_request"
+
+
+@contextlib.contextmanager
+def at_most(seconds: float):
+    """Interrupt the block (TimeoutError) if it runs longer than `seconds`."""
+
+    def interrupt(signum, frame):
+        raise TimeoutError(f"took over {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"to": "0001-01-01T00:00:00Z"},
+        {"to": "0001-01-01T00:00:00+01:00"},
+        {"from": "9999-12-31T01:00Z", "to": "9999-12-31T23:00Z"},
+        {"from": "9999-12-31T01:00Z"},
+        {"from": "1000-01-01T00:00Z", "granularity": "hour"},
+        {"from": "1969-12-31T23:00Z", "to": "1970-01-01T01:00Z", "granularity": "hour"},
+    ],
+    ids=[
+        "to-year-1",
+        "to-year-1-ahead-of-utc",
+        "from-year-9999",
+        "from-year-9999-alone",
+        "year-1000",
+        "before-1970",
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_are_invalid_requests(usage, acme_admin, params):
+    with at_most(1.0):
+        response = api_client(acme_admin).get(URL, params)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("granularity", ["hour", "day"])
+def test_a_range_far_over_the_cap_is_refused_without_listing_its_periods(usage, acme_admin, granularity):
+    params = {"from": "1970-01-01T00:00Z", "to": "8999-12-31T00:00Z", "granularity": granularity}
+
+    with at_most(1.0):
+        response = api_client(acme_admin).get(URL, params)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_a_range_of_exactly_the_cap_is_served(usage, acme_admin):
+    params = {"from": "2026-01-01T00:30Z", "to": "2026-02-01T00:30Z", "granularity": "hour"}
+    assert api_client(acme_admin).get(URL, params).status_code == 400  # 745 hours begun
+
+    params.update({"from": "2026-01-01T00:00Z", "to": "2026-02-01T00:00Z"})
+    response = api_client(acme_admin).get(URL, params)
+
+    assert response.status_code == 200, response.content
+    assert len(response.json()["licenses"][0]["periods"]) == 31 * 24
+
+
+@pytest.mark.parametrize(
+    ("granularity", "start", "end"),
+    [
+        ("hour", "2026-06-01T00:00Z", "2026-06-01T00:00Z"),
+        ("hour", "2026-06-01T00:00Z", "2026-06-01T00:00:00.000001Z"),
+        ("hour", "2026-06-01T00:59Z", "2026-06-01T01:00Z"),
+        ("hour", "2026-06-01T00:30Z", "2026-06-01T03:00Z"),
+        ("hour", "2026-06-01T00:30Z", "2026-06-01T03:00:01Z"),
+        ("day", "2026-06-01T12:00Z", "2026-06-01T00:00Z"),
+        ("day", "2026-06-01T12:00Z", "2026-06-03T00:00Z"),
+        ("day", "2026-06-01T12:00+02:00", "2026-06-03T00:00:01Z"),
+    ],
+)
+def test_the_period_count_is_the_length_of_the_period_list(granularity, start, end):
+    start, end = datetime.fromisoformat(start), datetime.fromisoformat(end)
+
+    assert usage_period_count(granularity, start, end) == len(usage_periods(granularity, start, end))
 
 
 def test_the_schema_documents_the_parameters_and_errors(client):
