@@ -39,6 +39,20 @@ from licenses.services import (
 from tenants.errors import ApplicationError
 from tenants.scope import tenant_scope
 
+# Longer than any session id, fingerprint or reason the console takes.
+MAX_POSTED_LENGTH = 1000
+
+
+class UnusableInput(Exception):
+    """A posted field that no service could take (PostgreSQL refuses NUL)."""
+
+
+def _posted(request, name: str) -> str:
+    value = request.POST.get(name, "")
+    if "\x00" in value or len(value) > MAX_POSTED_LENGTH:
+        raise UnusableInput(name)
+    return value
+
 
 def _looks_like_a_key(term: str) -> bool:
     key = normalize_license_key(term)
@@ -210,6 +224,9 @@ class LicenseAdmin(admin.ModelAdmin):
             action()
         except ApplicationError as error:
             messages.error(request, error.message)
+        except UnusableInput as error:
+            label = str(error).replace("_", " ")
+            messages.error(request, f"The {label} given is not usable (too long, or with a NUL character).")
         else:
             messages.success(request, success)
         return self._back(license)
@@ -221,18 +238,22 @@ class LicenseAdmin(admin.ModelAdmin):
             request,
             license,
             lambda: lease_force_release(
-                license=license, session_id=session_id, actor=request.user, request=request
+                license=license,
+                session_id=_posted(request, "session_id"),
+                actor=request.user,
+                request=request,
             ),
             f"Lease {session_id[:8]}… released; its seat is free.",
         )
 
     def suspend_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
-        reason = request.POST.get("reason", "")[:200]
         return self._run(
             request,
             license,
-            lambda: license_suspend(license=license, actor=request.user, request=request, reason=reason),
+            lambda: license_suspend(
+                license=license, actor=request.user, request=request, reason=_posted(request, "reason")[:200]
+            ),
             "License suspended: no new seats; live leases end at their next heartbeat.",
         )
 
@@ -247,22 +268,11 @@ class LicenseAdmin(admin.ModelAdmin):
 
     def extend_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
-        days, exact = request.POST.get("days", "").strip(), request.POST.get("expires_at", "").strip()
-        if days:
-            if not days.isdigit() or not 1 <= int(days) <= 3660:
-                messages.error(request, "Extend by a whole number of days (1 to 3660).")
-                return self._back(license)
-            base = max(license.expires_at or timezone.now(), timezone.now())
-            expires_at = base + timedelta(days=int(days))
-        elif request.POST.get("perpetual"):
-            expires_at = None
-        else:
-            expires_at = parse_datetime(exact) if exact else None
-            if expires_at is None:
-                messages.error(request, "Give a number of days or an expiry (YYYY-MM-DD HH:MM, UTC).")
-                return self._back(license)
-            if timezone.is_naive(expires_at):
-                expires_at = timezone.make_aware(expires_at, timezone.get_current_timezone())
+        try:
+            expires_at = self._posted_expiry(request, license)
+        except ValueError as error:
+            messages.error(request, str(error))
+            return self._back(license)
         return self._run(
             request,
             license,
@@ -274,14 +284,47 @@ class LicenseAdmin(admin.ModelAdmin):
             else "License is now perpetual.",
         )
 
+    @staticmethod
+    def _posted_expiry(request, license: License):
+        """The new expiry the extend form asks for (None: perpetual), or
+        ValueError with what to fix."""
+        days, exact = request.POST.get("days", "").strip(), request.POST.get("expires_at", "").strip()
+        if days:
+            # isdecimal alone takes digits of other scripts, isdigit even "²".
+            if not (days.isascii() and days.isdecimal() and len(days) <= 4 and 1 <= int(days) <= 3660):
+                raise ValueError("Extend by a whole number of days (1 to 3660).")
+            base = max(license.expires_at or timezone.now(), timezone.now())
+            try:
+                return base + timedelta(days=int(days))
+            except OverflowError:
+                raise ValueError("That is past the last date the server can store.") from None
+        if request.POST.get("perpetual"):
+            return None
+        if not exact:
+            raise ValueError("Give a number of days or an expiry (YYYY-MM-DD HH:MM, UTC).")
+        expires_at = None
+        # Python 3.11's fromisoformat() ignores what follows a NUL.
+        if len(exact) <= 40 and "\x00" not in exact:
+            try:
+                expires_at = parse_datetime(exact)
+                if expires_at is not None and timezone.is_naive(expires_at):
+                    expires_at = timezone.make_aware(expires_at, timezone.get_current_timezone())
+            except (ValueError, OverflowError):
+                pass  # well formed, but no such date ("2025-02-30")
+        if expires_at is None:
+            raise ValueError("The expiry given is not a date and time (YYYY-MM-DD HH:MM, UTC).")
+        return expires_at
+
     def unbind_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
-        fingerprint = request.POST.get("fingerprint", "")
         return self._run(
             request,
             license,
             lambda: license_unbind_machine(
-                license=license, fingerprint=fingerprint, actor=request.user, request=request
+                license=license,
+                fingerprint=_posted(request, "fingerprint"),
+                actor=request.user,
+                request=request,
             ),
             "Machine unbound; its place is free for another machine.",
         )

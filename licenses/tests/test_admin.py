@@ -161,6 +161,82 @@ def test_extend_moves_the_expiry_and_is_audited(console, scene):
     assert event.details["to"] == expires.isoformat()
 
 
+def messages_shown(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+@pytest.mark.parametrize(
+    ("posted", "message"),
+    [
+        ({"days": "²"}, "whole number of days"),
+        ({"days": "٣"}, "whole number of days"),
+        ({"days": "9" * 5000}, "whole number of days"),
+        ({"days": "0"}, "whole number of days"),
+        ({"expires_at": "2025-02-30 10:00"}, "is not a date and time"),
+        ({"expires_at": "tomorrow"}, "is not a date and time"),
+        ({"expires_at": "9999-12-31 23:59+00:00\x00"}, "is not a date and time"),
+        ({}, "Give a number of days or an expiry"),
+    ],
+    ids=[
+        "superscript-two",
+        "arabic-indic-three",
+        "5000-digits",
+        "zero",
+        "february-30",
+        "words",
+        "nul",
+        "nothing",
+    ],
+)
+def test_an_unusable_extension_is_a_message_on_the_page_and_changes_nothing(console, scene, posted, message):
+    _, license, _ = scene
+
+    response = console.post(url("extend", license), posted, follow=True)
+
+    assert response.status_code == 200
+    assert any(message in shown for shown in messages_shown(response)), messages_shown(response)
+    assert fresh(license).expires_at == license.expires_at
+    assert audit(license, "license.extended") == []
+
+
+def test_an_extension_past_the_last_storable_date_is_a_message(console, scene):
+    _, license, _ = scene
+    console.post(url("extend", license), {"expires_at": "9999-12-30 00:00"})
+
+    response = console.post(url("extend", license), {"days": "3660"}, follow=True)
+
+    assert any("past the last date" in shown for shown in messages_shown(response))
+    assert fresh(license).expires_at.year == 9999
+
+
+@pytest.fixture
+def database_ledger(settings):
+    # The database ledger hands a session id to PostgreSQL, which refuses NUL.
+    settings.SEAT_LEDGER = "database"
+
+
+@pytest.mark.parametrize(
+    ("action", "field"),
+    [("release", "session_id"), ("suspend", "reason"), ("unbind", "fingerprint")],
+)
+@pytest.mark.parametrize("value", ["fp-aaaa-0001\x00", "x" * 5000], ids=["nul", "too-long"])
+def test_a_nul_or_an_absurd_length_in_a_posted_field_is_a_message_not_an_error(
+    database_ledger, console, scene, action, field, value
+):
+    _, license, sessions = scene
+    if field == "session_id" and value.endswith("\x00"):
+        value = sessions[0] + "\x00"
+
+    response = console.post(url(action, license), {field: value}, follow=True)
+
+    assert response.status_code == 200
+    label = field.replace("_", " ")
+    assert f"The {label} given is not usable" in " ".join(messages_shown(response))
+    assert sorted(live(license)) == sorted(sessions)
+    stored = fresh(license)
+    assert (stored.suspended, stored.hardware_fingerprints) == (False, ["fp-aaaa-0001", "fp-bbbb-0002"])
+
+
 def test_unbind_takes_the_machine_off_and_ends_its_lease(console, scene):
     _, license, sessions = scene
 
