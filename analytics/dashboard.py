@@ -44,6 +44,15 @@ def dashboard_sign_in(*, email: str, password: str, request: Any = None) -> User
         # dashboard serves no third-party script, so it has no door then.
         raise SignInFailed("Password sign-in is turned off on this server.")
     email = email.strip().lower()
+    if "\x00" in email:
+        # No address has one, and PostgreSQL would refuse the lookup outright.
+        audit_record(
+            action="auth.login_failed",
+            actor=email.replace("\x00", "")[:254],
+            details={"reason": "malformed_email", "method": "dashboard"},
+            request=request,
+        )
+        raise SignInFailed(WRONG_CREDENTIALS)
     candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
     if candidate is None or candidate.tenant_id is None:
         make_password(password)  # as slow as a real check, so timing tells nothing

@@ -29,6 +29,13 @@ from tenants.errors import ApplicationError
 
 CHART_DAYS = 30
 AUDIT_PAGE_SIZE = 50
+# Far longer than a session id (22 characters) yet short enough to refuse early.
+MAX_SESSION_ID_LENGTH = 200
+
+
+def _usable(text: str) -> bool:
+    """PostgreSQL stores no NUL character: such input is refused before it gets there."""
+    return "\x00" not in text
 
 
 @require_http_methods(["GET", "POST"])
@@ -44,6 +51,7 @@ def sign_in(request):
             user = dashboard_sign_in(email=email, password=request.POST.get("password", ""), request=request)
         except SignInFailed as failure:
             error = failure.message
+            email = email if _usable(email) else ""
         else:
             dashboard_session_start(request, user)
             return redirect(next_url or "dashboard:overview")
@@ -147,6 +155,8 @@ def lease_release(request, license_id):
     license = _license_or_404(license_id)
     session_id = request.POST.get("session_id", "")
     try:
+        if not _usable(session_id) or len(session_id) > MAX_SESSION_ID_LENGTH:
+            raise ApplicationError("No such session.", code="session_not_found")
         lease_force_release(license=license, session_id=session_id, actor=request.user, request=request)
     except ApplicationError as error:
         messages.warning(request, error.message)
@@ -155,24 +165,32 @@ def lease_release(request, license_id):
     return redirect("dashboard:license", license_id=license.id)
 
 
+def _cursor(value: str | None) -> int | None:
+    """A paging cursor (an audit row id), or None for a missing or unusable
+    one: the page starts from the newest then. isdigit() alone takes "²"."""
+    if value and value.isascii() and value.isdecimal() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 @require_GET
 @tenant_admin_view
 def audit_log(request):
     """The tenant's audit log, newest first, paged by id (no counting)."""
     rows = AuditLog.objects.all()
-    before, after = request.GET.get("before", ""), request.GET.get("after", "")
-    if after.isdigit():
-        page = list(rows.filter(id__gt=int(after)).order_by("id")[: AUDIT_PAGE_SIZE + 1])
+    before, after = _cursor(request.GET.get("before")), _cursor(request.GET.get("after"))
+    if after is not None:
+        page = list(rows.filter(id__gt=after).order_by("id")[: AUDIT_PAGE_SIZE + 1])
         has_newer = len(page) > AUDIT_PAGE_SIZE
         page = list(reversed(page[:AUDIT_PAGE_SIZE]))
         has_older = bool(page) and rows.filter(id__lt=page[-1].id).exists()
     else:
-        if before.isdigit():
-            rows = rows.filter(id__lt=int(before))
+        if before is not None:
+            rows = rows.filter(id__lt=before)
         page = list(rows.order_by("-id")[: AUDIT_PAGE_SIZE + 1])
         has_older = len(page) > AUDIT_PAGE_SIZE
         page = page[:AUDIT_PAGE_SIZE]
-        has_newer = before.isdigit() and bool(page) and AuditLog.objects.filter(id__gt=page[0].id).exists()
+        has_newer = before is not None and bool(page) and AuditLog.objects.filter(id__gt=page[0].id).exists()
     return render(
         request,
         "dashboard/audit.html",

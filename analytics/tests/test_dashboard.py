@@ -17,7 +17,7 @@ from audit.models import AuditLog
 from audit.services import audit_record
 from licenses.ledger import get_seat_ledger
 from licenses.tests.factories import LicenseFactory
-from tenants.scope import tenant_scope
+from tenants.scope import operator_scope, tenant_scope
 from tenants.tests.factories import TenantFactory
 
 pytestmark = pytest.mark.embedded
@@ -155,6 +155,56 @@ def test_the_audit_log_pages_newest_first(world):
     second = client.get(f"/dashboard/audit/?before={older.group(1)}").content.decode()
     assert "n=9" in second and "n=10<" not in second and 'href="?after=' in second
     assert "auth.login" in second  # the sign-in itself is in the log, oldest last
+
+
+@pytest.mark.parametrize("cursor", ["before=²", "after=²", "before=٣", "after=9" + "9" * 40, "before=-1"])
+def test_an_unusable_audit_log_cursor_shows_the_newest_page(world, cursor):
+    acme = world["acme"]
+    client = signed_in()
+    with tenant_scope(acme.id):
+        audit_record(action="test.event", tenant_id=acme.id, details={"n": 1})
+
+    response = client.get(f"/dashboard/audit/?{cursor}")
+
+    assert response.status_code == 200
+    assert "n=1" in response.content.decode()
+
+
+def test_a_nul_character_in_the_sign_in_email_is_wrong_credentials_not_an_error(world):
+    client = Client()
+
+    response = client.post("/dashboard/login/", {"email": "admin@acme.test\x00", "password": TEST_PASSWORD})
+
+    assert response.status_code == 401
+    page = response.content.decode()
+    assert "Wrong email or password" in page and "\x00" not in page
+    assert client.get("/dashboard/").status_code == 302
+    with operator_scope():
+        (event,) = AuditLog.objects.filter(action="auth.login_failed")
+    assert (event.actor, event.details["reason"]) == ("admin@acme.test", "malformed_email")
+
+
+@pytest.fixture
+def database_ledger(settings):
+    # The database ledger hands a session id to the database (PostgreSQL refuses NUL).
+    settings.SEAT_LEDGER = "database"
+
+
+@pytest.mark.parametrize("session_id", ["{live}\x00", "x" * 5000], ids=["nul", "too-long"])
+def test_releasing_an_unusable_session_id_is_a_notice_and_frees_nothing(database_ledger, world, session_id):
+    license = world["license"]
+    client = signed_in()
+    before = live(license)
+
+    response = client.post(
+        f"/dashboard/licenses/{license.id}/release/",
+        {"session_id": session_id.format(live=world["seats"][license.id])},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "No such session" in response.content.decode()
+    assert live(license) == before
 
 
 def test_with_password_sign_in_turned_off_the_dashboard_refuses_passwords(world, settings):
