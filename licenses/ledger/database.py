@@ -114,19 +114,22 @@ class DatabaseSeatLedger(SeatLedger):
         raise NotImplementedError(f"no database clock for {connection.vendor}")
 
     @staticmethod
-    def _lock_license(using: str, license_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None) -> None:
+    def _lock_license(using: str, license_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None) -> int:
         """FOR UPDATE on the license row (acquire, release_all): excludes every
-        other writer of this license's leases until commit."""
-        owners = list(
+        other writer of this license's leases until commit. Returns max_seats
+        as of the lock."""
+        rows = list(
             License.objects.using(using)
             .select_for_update()
             .filter(pk=license_id)
-            .values_list("tenant_id", flat=True)
+            .values_list("tenant_id", "max_seats")
         )
-        if not owners:
+        if not rows:
             raise LedgerError(f"license {license_id} is not visible in the current scope")
-        if tenant_id is not None and owners[0] != tenant_id:
+        owner, max_seats = rows[0]
+        if tenant_id is not None and owner != tenant_id:
             raise LedgerError(f"license {license_id} does not belong to tenant {tenant_id}")
+        return max_seats
 
     @staticmethod
     def _share_license(using: str, license_id: uuid.UUID) -> None:
@@ -166,7 +169,9 @@ class DatabaseSeatLedger(SeatLedger):
         self._require_scope()
         using = self._using()
         with self._atomic(using):
-            self._lock_license(using, license_id, tenant_id=tenant_id)
+            # The caller read max_seats before this lock: a limit lowered since
+            # then counts too (the stricter of the two; never oversell).
+            max_seats = min(max_seats, self._lock_license(using, license_id, tenant_id=tenant_id))
             now = self._clock(using)
             live = self._live(using, license_id, now)
             seats = live.aggregate(

@@ -186,3 +186,36 @@ def test_the_ledger_is_unavailable_while_the_database_is_cut_off(committed_db):
         default.settings_dict.clear()
         default.settings_dict.update(original)
         proxy.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.embedded
+def test_a_limit_lowered_after_the_caller_read_it_still_counts():
+    """The API reads max_seats before the ledger locks the row; an operator may
+    lower it in between. The value under the lock wins when it is stricter."""
+    from licenses.ledger import NoSeatsAvailable, get_seat_ledger
+    from licenses.tests.factories import LicenseFactory
+    from tenants.scope import tenant_scope
+
+    ledger = get_seat_ledger("database")
+    license = LicenseFactory(max_seats=2)
+    with tenant_scope(license.tenant_id):
+        ledger.acquire(
+            license_id=license.id,
+            tenant_id=license.tenant_id,
+            max_seats=2,
+            fingerprint="fp-lower-1",
+            user_id=None,
+            ttl=60,
+        )
+        license.max_seats = 1
+        license.save()
+        with pytest.raises(NoSeatsAvailable):
+            ledger.acquire(
+                license_id=license.id,
+                tenant_id=license.tenant_id,
+                max_seats=2,  # what the caller read a moment ago
+                fingerprint="fp-lower-2",
+                user_id=None,
+                ttl=60,
+            )
