@@ -91,3 +91,16 @@ def child_exit(server, worker) -> None:
 def on_exit(server) -> None:
     if _metrics_dir_owned:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def post_worker_init(worker) -> None:
+    """Load the license signing keys once the worker has forked (a gRPC channel
+    to KMS must not cross a fork), so that the first heartbeat verifies
+    without fetching a public key. If KMS does not answer now, the first call
+    that needs the keys tries again."""
+    try:
+        from licenses.signing import signing_keys
+
+        signing_keys()
+    except Exception as exc:  # the worker still serves; /ready and the next call will tell
+        worker.log.warning("license signing keys not loaded at start: %s", type(exc).__name__)
