@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import OperationalError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -22,12 +22,14 @@ from analytics.audit_export import (
     audit_exportable_days,
 )
 from analytics.services import floor_hour, usage_rollup_license
+from licenses.ledger import LedgerUnavailable
 from licenses.models import License
+from licenses.tasks import task_enqueue_on_commit
 from tenants.errors import ServiceUnavailable
 from tenants.models import Tenant
 from tenants.scope import operator_scope
 
-RETRYABLE = (ServiceUnavailable, OperationalError)
+RETRYABLE = (ServiceUnavailable, LedgerUnavailable, OperationalError)
 
 
 @shared_task(
@@ -50,9 +52,7 @@ def usage_rollup_task(lookback_hours: int | None = None) -> int:
     with operator_scope():
         targets = [(str(lid), str(tid)) for lid, tid in License.objects.values_list("id", "tenant_id")]
     for license_id, tenant_id in targets:
-        transaction.on_commit(
-            lambda lid=license_id, tid=tenant_id: usage_rollup_license_task.delay(lid, tid, start, end)
-        )
+        task_enqueue_on_commit(usage_rollup_license_task, license_id, tenant_id, start, end)
     return len(targets)
 
 
@@ -76,6 +76,6 @@ def audit_export_task() -> int:
         for tenant_id in [*tenants, ""]:
             if destination.exists(audit_export_name(tenant_id=tenant_id, day=day)):
                 continue
-            transaction.on_commit(lambda tid=tenant_id, d=day_iso: audit_export_day_task.delay(tid, d))
+            task_enqueue_on_commit(audit_export_day_task, tenant_id, day_iso)
             enqueued += 1
     return enqueued

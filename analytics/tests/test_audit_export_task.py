@@ -9,6 +9,8 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from analytics import tasks as analytics_tasks
+from analytics.audit_export import audit_export_day
 from analytics.tasks import audit_export_task
 from analytics.tests.test_audit_export import MIDNIGHT, audit_at
 from coditect.celery import app as celery_app
@@ -47,3 +49,29 @@ def test_the_periodic_export_catches_up_every_tenant_and_then_has_nothing_to_do(
     assert lines(tmp_path / str(acme.id) / "2026" / "2026-05-04.jsonl") == []
     assert lines(tmp_path / str(globex.id) / "2026" / "2026-05-04.jsonl") == ["test.other_tenant"]
     assert lines(tmp_path / "operator" / "2026" / "2026-05-04.jsonl") == ["test.operator"]
+
+
+def test_one_export_that_fails_does_not_stop_the_others(
+    committed_db, eager_tasks, tmp_path, settings, monkeypatch
+):
+    acme, globex = TenantFactory(), TenantFactory()
+    audit_at(MIDNIGHT + timedelta(hours=8), acme, "test.acme")
+    audit_at(MIDNIGHT + timedelta(hours=8), globex, "test.globex")
+    settings.AUDIT_EXPORT_DIR = str(tmp_path)
+    settings.AUDIT_EXPORT_LOOKBACK_DAYS = 1
+    attempted = []
+
+    def first_one_fails(*, tenant_id, day):
+        attempted.append(tenant_id)
+        if len(attempted) == 1:
+            raise RuntimeError("this export breaks")
+        return audit_export_day(tenant_id=tenant_id, day=day)
+
+    monkeypatch.setattr(analytics_tasks, "audit_export_day", first_one_fails)
+
+    with mock.patch.object(timezone, "now", return_value=MIDNIGHT + timedelta(days=1, hours=1)):
+        assert audit_export_task.delay().get() == 3
+
+    assert len(attempted) == 3
+    written = {path.parent.parent.name for path in tmp_path.glob("*/2026/2026-05-04.jsonl")}
+    assert written == {str(acme.id), str(globex.id), "operator"} - {attempted[0] or "operator"}

@@ -13,9 +13,10 @@ from django.db import connections
 
 from audit.models import AuditLog
 from coditect.celery import app as celery_app
+from licenses import tasks as licenses_tasks
 from licenses.leases import lease_expiry_sweep_license
-from licenses.ledger import get_seat_ledger
-from licenses.tasks import lease_expiry_sweep_task
+from licenses.ledger import LedgerUnavailable, get_seat_ledger
+from licenses.tasks import lease_expiry_sweep_license_task, lease_expiry_sweep_task
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import tenant_scope
 from tenants.tests.factories import TenantFactory
@@ -123,3 +124,65 @@ def test_the_periodic_sweep_fans_out_per_license_and_running_it_again_records_no
             (event,) = AuditLog.objects.filter(action="lease.expired", target_id=str(license.id))[:1]
             assert event.tenant_id == license.tenant_id
             assert {"session_id", "fingerprint", "acquired_at", "expired_at"} <= set(event.details)
+
+
+@pytest.mark.embedded
+def test_a_license_whose_sweep_fails_does_not_stop_the_sweep_of_the_others(
+    committed_db, eager_tasks, monkeypatch, caplog
+):
+    licenses = [LicenseFactory(tenant=TenantFactory(), max_seats=1, lease_ttl=1) for _ in range(3)]
+    sessions = {license.id: seats_that_lapse(license, 1) for license in licenses}
+    let_them_lapse()
+    attempted = []
+
+    def first_one_fails(*, license_id, tenant_id):
+        attempted.append(license_id)
+        if len(attempted) == 1:
+            raise RuntimeError("this license's sweep breaks")
+        return lease_expiry_sweep_license(license_id=license_id, tenant_id=tenant_id)
+
+    monkeypatch.setattr(licenses_tasks, "lease_expiry_sweep_license", first_one_fails)
+
+    # Outside a transaction, as the embedded default's runner calls it: each
+    # license's task runs at once, in this process.
+    assert lease_expiry_sweep_task.delay().get() == 3
+
+    assert sorted(attempted) == sorted(license.id for license in licenses)
+    broken = attempted[0]
+    for license in licenses:
+        expected = {} if license.id == broken else dict.fromkeys(sessions[license.id], 1)
+        assert expired_records(license) == expected
+    (failure,) = [record for record in caplog.records if record.getMessage() == "background task failed"]
+    assert failure.task_args == [
+        str(broken),
+        str(next(lic.tenant_id for lic in licenses if lic.id == broken)),
+    ]
+
+
+@pytest.mark.embedded
+def test_a_sweep_that_meets_a_ledger_that_does_not_answer_is_tried_again(
+    committed_db, eager_tasks, monkeypatch
+):
+    license = LicenseFactory(tenant=TenantFactory(), max_seats=1, lease_ttl=1)
+    sessions = seats_that_lapse(license, 1)
+    let_them_lapse()
+    calls = []
+
+    def ledger_blinks_once(*, license_id, tenant_id):
+        calls.append(license_id)
+        if len(calls) == 1:
+            raise LedgerUnavailable("Redis does not answer: connection refused")
+        return lease_expiry_sweep_license(license_id=license_id, tenant_id=tenant_id)
+
+    monkeypatch.setattr(licenses_tasks, "lease_expiry_sweep_license", ledger_blinks_once)
+
+    # As a worker runs it (an eager run that propagates errors has Celery raise
+    # Retry instead; the next periodic run is the retry there).
+    result = lease_expiry_sweep_license_task.apply(
+        args=[str(license.id), str(license.tenant_id)], throw=False
+    )
+
+    assert result.get() == 1
+
+    assert len(calls) == 2
+    assert expired_records(license) == dict.fromkeys(sessions, 1)
