@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -190,3 +191,31 @@ def test_a_live_lease_counts_from_the_ledger(acme, acme_member, license_signing_
     (day,) = figures(DailyUsage, license).values()
     assert (day["acquisitions"], day["peak_seats"], day["sessions_ended"]) == (2, 2, 1)
     assert (day["distinct_users"], day["distinct_machines"]) == (1, 2)
+
+
+@pytest.fixture
+def ledger_that_does_not_answer(settings, monkeypatch):
+    """A Redis seat ledger whose port nobody listens on any more."""
+    from licenses import ledger as ledgers
+    from licenses.ledger.redis import RedisSeatLedger
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.SEAT_LEDGER = "redis"
+    monkeypatch.setitem(
+        ledgers._ledgers, "redis", RedisSeatLedger.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.5)
+    )
+
+
+def test_a_rollup_of_the_past_does_not_need_the_ledger(scene, ledger_that_does_not_answer, caplog):
+    license, _, u1, u2, u3 = scene
+    script = EventScript(license)
+    script_day1_morning(script, u1, u2, u3)
+    script_the_rest(script, u1, u2, u3)
+
+    rollup(license, now=DAY2 + timedelta(days=1, hours=1))
+
+    assert figures(HourlyUsage, license) == EXPECTED_HOURS
+    assert figures(DailyUsage, license) == EXPECTED_DAYS
+    assert "the seat ledger does not answer" in caplog.text
