@@ -25,7 +25,7 @@ from licenses.models import License
 from licenses.selectors import LicenseNotFound, license_get, license_get_by_key, license_get_cached
 from licenses.signing import license_token_issue
 from tenants.errors import ApplicationError, ServiceUnavailable
-from tenants.scope import operator_scope, tenant_scope
+from tenants.scope import tenant_scope
 
 
 @dataclass(frozen=True)
@@ -408,10 +408,3 @@ def _try_sweep_lock(license_id: uuid.UUID) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [f"sweep:{license_id}"])
         return cursor.fetchone()[0]
-
-
-def lease_expiry_sweep() -> int:
-    """Sweep every license of every tenant (operator work); returns events recorded."""
-    with operator_scope():
-        targets = list(License.objects.values_list("id", "tenant_id"))
-    return sum(lease_expiry_sweep_license(license_id=lid, tenant_id=tid) for lid, tid in targets)
