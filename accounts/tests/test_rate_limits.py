@@ -83,7 +83,7 @@ def test_the_window_slides_and_lets_requests_through_again(backend, settings, cl
     assert [get(client, address).status_code for _ in range(3)] == [401, 401, 429]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases="__all__")
 def test_probes_are_not_limited(backend, settings, client, address):
     settings.RATE_LIMIT_PER_IP = 1
     for path in ("/health", "/health", "/ready", "/ready"):
