@@ -15,14 +15,9 @@ cross-tenant read. The database keeps only their SHA-256 digest.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import logging
-import os
-import re
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -38,6 +33,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from tenants.keyfiles import LoadedOnce, development_key_file, jwk_thumbprint, pem_blocks
+
 logger = logging.getLogger(__name__)
 
 ALGORITHM = "EdDSA"
@@ -48,7 +45,6 @@ REQUIRED_CLAIMS = ["iss", "aud", "sub", "tid", "role", "iat", "nbf", "exp", "jti
 # valid" on the next.
 CLOCK_SKEW_LEEWAY_SECONDS = 10
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.+?-----END \1-----", re.DOTALL)
 _KEY_SETTINGS = frozenset({"DEBUG", "VAR_DIR", "AUTH_SIGNING_KEY_FILE", "AUTH_SIGNING_DEV_KEY_FILE"})
 
 
@@ -57,15 +53,9 @@ class InvalidToken(Exception):
     logs; callers answer every case with the same 401."""
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def key_id(public_key: ed25519.Ed25519PublicKey) -> str:
     """RFC 7638 thumbprint of the key's JWK."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    members = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)}, separators=(",", ":"))
-    return _b64url(hashlib.sha256(members.encode("ascii")).digest())
+    return jwk_thumbprint(public_key)
 
 
 @dataclass(frozen=True)
@@ -85,45 +75,21 @@ class AuthKeySet:
 
 
 def _load_private_keys(path: str) -> list[AuthKey]:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ImproperlyConfigured(f"AUTH_SIGNING_KEY_FILE={path} cannot be read: {exc}") from exc
     keys = []
-    for block in _PEM_BLOCK.finditer(data):
+    for _label, block in pem_blocks(path, what="auth signing key (AUTH_SIGNING_KEY_FILE)"):
         try:
-            key = serialization.load_pem_private_key(block.group(0), password=None)
+            key = serialization.load_pem_private_key(block, password=None)
         except (TypeError, ValueError) as exc:
             raise ImproperlyConfigured(f"{path}: not an unencrypted PEM private key ({exc}).") from exc
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise ImproperlyConfigured(f"{path}: the auth signing key must be Ed25519.")
         keys.append(AuthKey(kid=key_id(key.public_key()), private_key=key))
-    if not keys:
-        raise ImproperlyConfigured(f"{path}: no PEM private key found.")
     return keys
 
 
 def _development_key(path: Path) -> AuthKey:
-    """The DEBUG key, made once under VAR_DIR (never in the repository). Racing
-    processes agree on one key: each writes its own draft and hard-links it into
-    place, which fails rather than overwrites when another got there first."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(pem)
-            os.link(draft, path)
-            logger.warning("made a development auth signing key", extra={"path": str(path)})
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink(missing_ok=True)
-    return _load_private_keys(str(path))[0]
+    """The DEBUG key, made once under VAR_DIR (never in the repository)."""
+    return _load_private_keys(str(development_key_file(path, what="auth signing key")))[0]
 
 
 _MISSING_KEY = (
@@ -143,26 +109,16 @@ def _load_keyset() -> AuthKeySet:
     return AuthKeySet(signer=keys[0], by_kid={key.kid: key for key in keys})
 
 
-_keyset: AuthKeySet | None = None
-_keyset_lock = threading.Lock()
+_keyset: LoadedOnce[AuthKeySet] = LoadedOnce(lambda: _load_keyset())
 
 
 def auth_keys() -> AuthKeySet:
     """The process's auth keys, loaded once (every request verifies with them)."""
-    global _keyset
-    keyset = _keyset
-    if keyset is None:
-        with _keyset_lock:
-            if _keyset is None:
-                _keyset = _load_keyset()
-            keyset = _keyset
-    return keyset
+    return _keyset.get()
 
 
 def auth_keys_reset() -> None:
-    global _keyset
-    with _keyset_lock:
-        _keyset = None
+    _keyset.reset()
 
 
 @receiver(setting_changed)

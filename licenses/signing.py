@@ -14,14 +14,8 @@ followed anywhere. Each key accepts exactly one algorithm, its own.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
-import os
-import re
-import secrets
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +31,14 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from tenants.errors import ApplicationError
+from tenants.keyfiles import (
+    LoadedOnce,
+    b64url,
+    development_key_file,
+    jwk_required_members,
+    jwk_thumbprint,
+    pem_blocks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,6 @@ CLOCK_SKEW_LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ("exp", "nbf", "iat", "iss", "sub", "sid", "tid")
 MIN_RSA_BITS = 2048
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.+?-----END \1-----", re.DOTALL)
 _KEY_SETTINGS = frozenset(
     {
         "DEBUG",
@@ -75,28 +76,6 @@ class InvalidLicenseToken(ApplicationError):
 
 
 # --- keys -----------------------------------------------------------------------
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_uint(value: int) -> str:
-    return _b64url(value.to_bytes((value.bit_length() + 7) // 8 or 1, "big"))
-
-
-def jwk_required_members(public_key: PublicKey) -> dict[str, str]:
-    """The members RFC 7638 hashes for a thumbprint (and the core of the JWK)."""
-    if isinstance(public_key, ed25519.Ed25519PublicKey):
-        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return {"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)}
-    numbers = public_key.public_numbers()
-    return {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)}
-
-
-def jwk_thumbprint(public_key: PublicKey) -> str:
-    canonical = json.dumps(jwk_required_members(public_key), sort_keys=True, separators=(",", ":"))
-    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
 @dataclass(frozen=True)
@@ -164,20 +143,9 @@ class KeySet:
         return cls(signer=signer, keys=keys, jwks={"keys": [key.jwk for key in keys.values()]})
 
 
-def _pem_blocks(path: str) -> list[tuple[str, bytes]]:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ImproperlyConfigured(f"The license signing key file {path} cannot be read: {exc}") from exc
-    blocks = [(match.group(1).decode(), match.group(0)) for match in _PEM_BLOCK.finditer(data)]
-    if not blocks:
-        raise ImproperlyConfigured(f"The license signing key file {path} holds no PEM key.")
-    return blocks
-
-
 def _load_private_keys(path: str) -> list[LocalSigner]:
     signers = []
-    for label, block in _pem_blocks(path):
+    for label, block in pem_blocks(path, what="license signing key"):
         if "PRIVATE KEY" not in label:
             raise ImproperlyConfigured(f"{path}: expected a PEM private key, found {label}.")
         try:
@@ -191,7 +159,7 @@ def _load_private_keys(path: str) -> list[LocalSigner]:
 
 def _load_public_keys(path: str) -> list[VerificationKey]:
     keys = []
-    for label, block in _pem_blocks(path):
+    for label, block in pem_blocks(path, what="license signing key"):
         try:
             if "PRIVATE KEY" in label:
                 public_key = serialization.load_pem_private_key(block, password=None).public_key()
@@ -214,29 +182,8 @@ def _paths(value: str | Iterable[str] | None) -> list[str]:
 
 
 def _development_key(path: Path) -> LocalSigner:
-    """The DEBUG key, made once and kept under VAR_DIR (never in the repository).
-
-    Racing processes (gunicorn workers, parallel tests) must agree on one key:
-    each writes its own file and hard-links it into place, which fails rather
-    than overwrite when another got there first.
-    """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(pem)
-            os.link(draft, path)
-            logger.warning("made a development license signing key", extra={"path": str(path)})
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink(missing_ok=True)
-    return _load_private_keys(str(path))[0]
+    """The DEBUG key, made once and kept under VAR_DIR (never in the repository)."""
+    return _load_private_keys(str(development_key_file(path, what="license signing key")))[0]
 
 
 def _kms_configured() -> bool:
@@ -274,27 +221,17 @@ _MISSING_SIGNER = (
     "DEBUG is off, so no development key is made."
 )
 
-_keyset: KeySet | None = None
-_keyset_lock = threading.Lock()
+_keyset: LoadedOnce[KeySet] = LoadedOnce(lambda: _load_keyset())
 
 
 def signing_keys() -> KeySet:
     """The process's key set, loaded on first use and kept (the heartbeat path
     verifies on every request, so nothing is re-read per call)."""
-    global _keyset
-    keyset = _keyset
-    if keyset is None:
-        with _keyset_lock:
-            if _keyset is None:
-                _keyset = _load_keyset()
-            keyset = _keyset
-    return keyset
+    return _keyset.get()
 
 
 def signing_keys_reset() -> None:
-    global _keyset
-    with _keyset_lock:
-        _keyset = None
+    _keyset.reset()
 
 
 @receiver(setting_changed)
@@ -327,7 +264,7 @@ def signing_startup_check() -> None:
 
 
 def _segment(value: dict[str, Any]) -> str:
-    return _b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+    return b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
 def _timestamp(moment: datetime, name: str) -> int:
@@ -340,7 +277,7 @@ def jws_sign(claims: dict[str, Any], signer: Signer) -> str:
     header = {"alg": signer.key.alg, "kid": signer.key.kid, "typ": "JWT"}
     signing_input = f"{_segment(header)}.{_segment(claims)}"
     signature = signer.sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{_b64url(signature)}"
+    return f"{signing_input}.{b64url(signature)}"
 
 
 def license_token_issue(*, license: Any, lease: Any, expires_at: datetime, now: datetime) -> str:
