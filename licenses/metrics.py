@@ -33,25 +33,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from licenses.ledger.base import NoSeatsAvailable, SessionNotFound
+from tenants.errors import ERROR_STATUS
 
 logger = logging.getLogger(__name__)
 
-ACQUIRE_OUTCOMES = frozenset(
-    {
-        "granted",
-        "existing",
-        "invalid_request",
-        "not_authenticated",
-        "permission_denied",
-        "license_not_found",
-        "license_expired",
-        "license_suspended",
-        "fingerprint_not_allowed",
-        "no_seats_available",
-        "rate_limited",
-        "service_unavailable",
-    }
-)
+# Granted, the fingerprint's existing lease, or one of the API's error codes:
+# a bounded label set that follows the codes wherever they are defined.
+ACQUIRE_OUTCOMES = frozenset({"granted", "existing", *ERROR_STATUS})
 LEDGER_BACKENDS = frozenset({"redis", "database"})
 LEDGER_OPERATIONS = frozenset(
     {

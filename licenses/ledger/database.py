@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -200,14 +201,21 @@ class DatabaseSeatLedger(SeatLedger):
                 return AcquireResult(lease=_lease(row), created=True, used=used + 1)
         raise NoSeatsAvailable(used=used, max_seats=max_seats)
 
-    @_unavailable_on_database_errors
-    def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
+    @contextmanager
+    def _live_session(self, license_id: uuid.UUID, session_id: str):
+        """What heartbeat, release and borrow share: the caller's scope, one
+        transaction, the shared lock on the license row, the database's clock,
+        and the session's live row (None when it is not live)."""
         self._require_scope()
         using = self._using()
         with self._atomic(using):
             self._share_license(using, license_id)
             now = self._clock(using)
-            row = self._live_row(using, license_id, session_id, now)
+            yield using, now, self._live_row(using, license_id, session_id, now)
+
+    @_unavailable_on_database_errors
+    def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
+        with self._live_session(license_id, session_id) as (using, now, row):
             if row is not None:
                 expires_at = max(row.expires_at, now + timedelta(seconds=ttl))
                 if expires_at != row.expires_at:
@@ -218,12 +226,7 @@ class DatabaseSeatLedger(SeatLedger):
 
     @_unavailable_on_database_errors
     def release(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
-        self._require_scope()
-        using = self._using()
-        with self._atomic(using):
-            self._share_license(using, license_id)
-            now = self._clock(using)
-            row = self._live_row(using, license_id, session_id, now)
+        with self._live_session(license_id, session_id) as (using, now, row):
             if row is not None:
                 LeaseRow.objects.using(using).filter(pk=row.pk).delete()
                 return _lease(row, expires_at=now)
@@ -231,12 +234,7 @@ class DatabaseSeatLedger(SeatLedger):
 
     @_unavailable_on_database_errors
     def borrow(self, *, license_id: uuid.UUID, session_id: str, seconds: int) -> Lease:
-        self._require_scope()
-        using = self._using()
-        with self._atomic(using):
-            self._share_license(using, license_id)
-            now = self._clock(using)
-            row = self._live_row(using, license_id, session_id, now)
+        with self._live_session(license_id, session_id) as (using, now, row):
             if row is not None:
                 row.borrowed_until = now + timedelta(seconds=seconds)
                 row.expires_at = max(row.expires_at, row.borrowed_until)
