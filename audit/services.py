@@ -26,7 +26,7 @@ from tenants.scope import operator_scope
 
 
 def audit_row_fields(row: AuditLog) -> dict[str, Any]:
-    """What a row's hash covers (its content and the previous row's hash)."""
+    """A row's content as exported: every column the chain covers."""
     return {
         "tenant_id": str(row.tenant_id) if row.tenant_id else None,
         "user_id": str(row.user_id) if row.user_id else None,
@@ -42,24 +42,25 @@ def audit_row_fields(row: AuditLog) -> dict[str, Any]:
     }
 
 
-def _canonical(row: AuditLog) -> bytes:
-    return json.dumps(audit_row_fields(row), sort_keys=True, separators=(",", ":"), default=str).encode()
+def audit_content_digest(row: AuditLog) -> str:
+    """SHA-256 of the row's content (everything but the link), as canonical JSON."""
+    fields = audit_row_fields(row)
+    del fields["prev_hash"]
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def audit_link_hash(prev_hash: str, content_digest: str) -> str:
+    """A row's `hash`: SHA-256 of "<previous row's hash>:<content digest>".
+
+    The database computes the same in `audit_append()` (migration 0003), so a
+    row's link is made under the chain's lock without a round trip back here.
+    """
+    return hashlib.sha256(f"{prev_hash}:{content_digest}".encode()).hexdigest()
 
 
 def audit_row_hash(row: AuditLog) -> str:
-    return hashlib.sha256(_canonical(row)).hexdigest()
-
-
-def _lock_chain(tenant_id: uuid.UUID | None, using: str) -> None:
-    """Serialise appends to one chain (a transaction-scoped advisory lock)."""
-    connection = connections[using]
-    if connection.vendor != "postgresql":
-        return  # SQLite writes are serialised by its IMMEDIATE transactions
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-            [f"audit:{tenant_id or 'operator'}"],
-        )
+    return audit_link_hash(row.prev_hash, audit_content_digest(row))
 
 
 def _client_ip(request) -> str | None:
@@ -142,17 +143,44 @@ def _new_row(action, tenant_id, user, actor, target, target_type, target_id, det
 
 def _append(row: AuditLog) -> AuditLog:
     using = router.db_for_write(AuditLog)
-    _lock_chain(row.tenant_id, using)
-    previous = (
-        AuditLog.unscoped.using(using)
-        .filter(tenant_id=row.tenant_id)
-        .order_by("-id")
-        .values_list("hash", flat=True)
-        .first()
-    )
-    row.prev_hash = previous or ""
-    row.hash = audit_row_hash(row)
-    row.save(using=using, force_insert=True)
+    digest = audit_content_digest(row)
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        # One round trip: the function takes the chain's advisory lock (held to
+        # commit), reads the previous hash and inserts, as the calling role,
+        # under row-level security.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, prev_hash, hash FROM audit_append("
+                "%s, %s, %s, %s, %s, %s, %s::jsonb, %s::inet, %s, %s, %s)",
+                [
+                    row.tenant_id,
+                    row.user_id,
+                    row.actor,
+                    row.action,
+                    row.target_type,
+                    row.target_id,
+                    json.dumps(row.details),
+                    row.ip_address,
+                    row.request_id,
+                    row.created_at,
+                    digest,
+                ],
+            )
+            row.id, row.prev_hash, row.hash = cursor.fetchone()
+        row._state.adding, row._state.db = False, using
+    else:
+        # SQLite: the IMMEDIATE transaction already serialises every writer.
+        previous = (
+            AuditLog.unscoped.using(using)
+            .filter(tenant_id=row.tenant_id)
+            .order_by("-id")
+            .values_list("hash", flat=True)
+            .first()
+        )
+        row.prev_hash = previous or ""
+        row.hash = audit_link_hash(row.prev_hash, digest)
+        row.save(using=using, force_insert=True)
     captured = _captured.get()
     if captured is not None:
         captured.append(row)

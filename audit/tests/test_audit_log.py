@@ -292,3 +292,59 @@ def test_audit_verify_names_an_edited_row_on_the_embedded_default(committed_db):
 def test_audit_verify_refuses_an_unknown_tenant(committed_db):
     with pytest.raises(CommandError, match="no tenant"):
         call_command("audit_verify", "--tenant", "nope")
+
+
+@pytest.mark.embedded
+def test_racing_appends_to_one_chain_leave_one_unbroken_chain(committed_db):
+    """Threads appending to the same tenant's chain (and to the operator chain)
+    at once: every row lands, each links to exactly one predecessor, and the
+    hash the database computed is the one Python recomputes."""
+    import threading
+
+    acme = TenantFactory(slug="acme")
+    threads, per_thread = 8, 15
+    start, errors = threading.Barrier(threads), []
+
+    def append(n):
+        try:
+            start.wait()
+            for i in range(per_thread):
+                with tenant_scope(acme.id):
+                    audit_record(action="test.race", tenant_id=acme.id, details={"thread": n, "i": i})
+                if i % 5 == 0:
+                    audit_record(action="test.race", actor="system", details={"thread": n, "i": i})
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    workers = [threading.Thread(target=append, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+
+    with operator_scope():
+        rows = list(AuditLog.objects.filter(tenant_id=acme.id, action="test.race").order_by("id"))
+        links = list(AuditLog.objects.filter(tenant_id=acme.id).values_list("prev_hash", flat=True))
+    assert len(rows) == threads * per_thread
+    assert len(set(links)) == len(links)  # no two rows claim the same predecessor: no fork
+    report = verify()
+    assert report["ok"] is True
+    assert {chain["tenant"]: chain["rows"] for chain in report["chains"]}[None] >= threads * 3
+
+
+@pytest.mark.embedded
+def test_the_returned_row_is_the_stored_row(committed_db):
+    from audit.services import audit_row_hash
+
+    acme = TenantFactory(slug="acme")
+    with tenant_scope(acme.id):
+        first = audit_record(action="test.one", tenant_id=acme.id, details={"a": [1, "x"], "b": None})
+        second = audit_record(action="test.two", tenant_id=acme.id, actor="someone")
+        stored = {row.id: row for row in AuditLog.objects.filter(id__in=[first.id, second.id])}
+    assert second.prev_hash == first.hash
+    for row in (first, second):
+        assert (stored[row.id].prev_hash, stored[row.id].hash) == (row.prev_hash, row.hash)
+        assert audit_row_hash(stored[row.id]) == row.hash

@@ -1,0 +1,135 @@
+"""Profile one scenario in-process, on the same database and settings as
+`bench/run.py`, to see where a request's time goes.
+
+    .venv/bin/python bench/profile_op.py [acquire_release|heartbeat|status|baseline]
+        [--count 500] [--sort tottime] [--limit 40] [--queries]
+
+It builds the bench database, seeds it as `run.py` does, then drives the WSGI
+application through Django's test client (no sockets, no gunicorn) under
+cProfile, with CPU time as the clock. `--queries` prints the SQL statements of
+one operation instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "scenario",
+        nargs="?",
+        default="acquire_release",
+        choices=["acquire_release", "heartbeat", "status", "baseline"],
+    )
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--queries", action="store_true", help="print one operation's SQL instead")
+    args = parser.parse_args()
+
+    prefix = f"bench-profile-{os.getpid()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = run.server_env(run.make_keys(Path(tmp)), prefix)
+        run.prepare_database(env)
+        seeded = run.seed(env, churn_seats=16)
+        os.environ.update(env)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coditect.settings")
+        import django
+
+        django.setup()
+        try:
+            profile(args, seeded)
+        finally:
+            run.cleanup_redis(prefix)
+
+
+def profile(args, seeded: dict[str, str]) -> None:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(REMOTE_ADDR="127.0.0.1", HTTP_HOST="localhost")
+    login = client.post(
+        "/api/v1/auth/login",
+        {"email": "bench@bench.test", "password": run.PASSWORD},
+        content_type="application/json",
+    )
+    user_auth = {"HTTP_AUTHORIZATION": f"Bearer {login.json()['access_token']}"}
+    counter = iter(range(10**9))
+
+    def acquire(key: str) -> str:
+        got = client.post(
+            "/api/v1/licenses/acquire",
+            json.dumps({"license_key": key, "hardware_fingerprint": f"profile-{next(counter):09d}"}),
+            content_type="application/json",
+            **user_auth,
+        )
+        assert got.status_code == 201, got.content
+        return got.json()["token"]
+
+    beat_token = acquire(seeded["beat_key"])
+
+    def acquire_release() -> None:
+        token = acquire(seeded["churn_key"])
+        got = client.delete("/api/v1/licenses/release", HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert got.status_code == 200, got.content
+
+    def heartbeat() -> None:
+        got = client.post("/api/v1/licenses/heartbeat", HTTP_AUTHORIZATION=f"Bearer {beat_token}")
+        assert got.status_code == 200, got.content
+
+    def status() -> None:
+        got = client.get("/api/v1/licenses/status", HTTP_X_LICENSE_KEY=seeded["churn_key"], **user_auth)
+        assert got.status_code == 200, got.content
+
+    def baseline() -> None:
+        assert client.get("/health").status_code == 200
+
+    operation = {
+        "acquire_release": acquire_release,
+        "heartbeat": heartbeat,
+        "status": status,
+        "baseline": baseline,
+    }[args.scenario]
+    for _ in range(50):  # warm caches, connections, the key loaders
+        operation()
+
+    if args.queries:
+        with CaptureQueriesContext(connection) as captured:
+            operation()
+        for query in captured.captured_queries:
+            print(query["sql"][:300])
+        print(f"{len(captured.captured_queries)} statements")
+        return
+
+    started = time.process_time()
+    for _ in range(args.count):
+        operation()
+    plain = (time.process_time() - started) / args.count * 1000
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    for _ in range(args.count):
+        operation()
+    profiler.disable()
+    print(f"{args.scenario}: {plain:.3f} ms of CPU per operation without the profiler")
+    pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.limit)
+
+
+if __name__ == "__main__":
+    main()
