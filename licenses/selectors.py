@@ -7,6 +7,7 @@ import time
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -24,23 +25,27 @@ def license_get_by_key(*, license_key: str, for_update: bool = False) -> License
     """The caller's tenant's license with this key. Another tenant's key is
     `license_not_found`, exactly as an unknown key: the scoped manager (and RLS
     below it) never sees it."""
-    queryset = License.objects.all()
+    digest = license_key_digest(license_key)
     if for_update:
-        queryset = queryset.select_for_update()
-    try:
-        return queryset.get(key_digest=license_key_digest(license_key))
-    except License.DoesNotExist:
-        raise LicenseNotFound("No license with this key.") from None
+        license = License.objects.select_for_update().filter(key_digest=digest).first()
+    else:
+        license = License.objects.fetch(key_digest=digest)
+    if license is None:
+        raise LicenseNotFound("No license with this key.")
+    return license
 
 
 def license_get(*, license_id: uuid.UUID | str, for_update: bool = False) -> License:
-    queryset = License.objects.all()
-    if for_update:
-        queryset = queryset.select_for_update()
     try:
-        return queryset.get(id=license_id)
-    except (License.DoesNotExist, ValueError):
-        raise LicenseNotFound("No such license.") from None
+        if for_update:
+            license = License.objects.select_for_update().filter(id=license_id).first()
+        else:
+            license = License.objects.fetch(id=license_id)
+    except (ValidationError, ValueError):
+        license = None
+    if license is None:
+        raise LicenseNotFound("No such license.")
+    return license
 
 
 # The license-token endpoints (heartbeat above all) read a license's state on

@@ -10,8 +10,9 @@ still sees only what row-level security lets through.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from django.db import models
+from django.db import connections, models, router
 
 from tenants.scope import ScopeError, current_tenant_id, in_operator_scope
 
@@ -31,6 +32,75 @@ class TenantScopedManager(models.Manager.from_queryset(TenantScopedQuerySet)):
         if tenant_id is None:
             return queryset.none()
         return queryset.filter(**{self.tenant_field: tenant_id})
+
+    def fetch(self, **equals: Any):
+        """The one row in scope whose fields equal `equals`, or None.
+
+        The hot paths' equivalent of `get_queryset().filter(**equals).first()`
+        for unique lookups, under the same scope rule: the current tenant's row
+        only, none at all without a tenant, every tenant's on the operator path.
+        The statement and its column converters are built once per model,
+        lookup and connection: compiling a queryset costs more CPU on every
+        call than the query itself does in PostgreSQL.
+        """
+        lookups = list(equals.items())
+        if not in_operator_scope():
+            tenant_id = current_tenant_id()
+            if tenant_id is None:
+                return None
+            lookups.append((self.tenant_field, tenant_id))  # ANDed with the caller's, never replacing it
+        using = self._db or router.db_for_read(self.model)
+        connection = connections[using]
+        statement = _fetch_statement(self.model, tuple(name for name, _ in lookups), connection)
+        params = [
+            field.get_db_prep_value(value, connection)
+            for (_, field), (_, value) in zip(statement.lookups, lookups, strict=True)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(statement.sql, params)
+            rows = cursor.fetchmany(2)
+        if not rows:
+            return None
+        if len(rows) > 1:
+            raise self.model.MultipleObjectsReturned(
+                f"{self.model.__name__}.fetch() matched more than one row"
+            )
+        values = list(rows[0])
+        for position, converters, column in statement.converters:
+            for converter in converters:
+                values[position] = converter(values[position], column, connection)
+        return self.model.from_db(using, statement.attnames, values)
+
+
+class _FetchStatement:
+    def __init__(self, model: type[models.Model], names: tuple[str, ...], connection) -> None:
+        meta, quote = model._meta, connection.ops.quote_name
+        fields = meta.concrete_fields
+        self.lookups = [(name, meta.pk if name == "pk" else meta.get_field(name)) for name in names]
+        where = " AND ".join(f"{quote(field.column)} = %s" for _, field in self.lookups)
+        # Identifiers from the model's own metadata, quoted; values are parameters.
+        self.sql = (
+            f"SELECT {', '.join(quote(field.column) for field in fields)} "  # noqa: S608
+            f"FROM {quote(meta.db_table)} WHERE {where} LIMIT 2"
+        )
+        self.attnames = [field.attname for field in fields]
+        self.converters = []
+        for position, field in enumerate(fields):
+            column = field.get_col(meta.db_table)
+            converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if converters:
+                self.converters.append((position, converters, column))
+
+
+def _fetch_statement(model: type[models.Model], names: tuple[str, ...], connection) -> _FetchStatement:
+    # Kept on the connection object (one per thread and alias): the backend's
+    # converters are bound to it.
+    cache = connection.__dict__.setdefault("_coditect_fetch_statements", {})
+    key = (model, names)
+    statement = cache.get(key)
+    if statement is None:
+        statement = cache[key] = _FetchStatement(model, names, connection)
+    return statement
 
 
 class TenantManager(TenantScopedManager):

@@ -60,3 +60,53 @@ def test_the_scope_ends_with_its_block(licenses, tenant_a):
     with tenant_scope(tenant_a.id):
         pass
     assert License.objects.count() == 0
+
+
+# `fetch`, the hot paths' precompiled lookup, follows the same scope rule.
+
+
+@pytest.mark.django_db
+def test_fetch_finds_only_the_scoped_tenants_row(licenses, tenant_a, tenant_b):
+    mine, theirs = licenses
+    with tenant_scope(tenant_a.id):
+        assert License.objects.fetch(id=mine.id) == mine
+        assert License.objects.fetch(id=theirs.id) is None
+        assert License.objects.fetch(key_digest=theirs.key_digest) is None
+        assert Tenant.objects.fetch(id=tenant_a.id) == tenant_a
+        assert Tenant.objects.fetch(id=tenant_b.id) is None
+
+
+@pytest.mark.django_db
+def test_fetch_finds_nothing_without_a_tenant(licenses):
+    mine, _ = licenses
+    assert License.objects.fetch(id=mine.id) is None
+    assert Tenant.objects.fetch(id=mine.tenant_id) is None
+
+
+def test_fetch_on_the_operator_path_sees_every_tenant(committed_db):
+    first, second = LicenseFactory(tenant=TenantFactory()), LicenseFactory(tenant=TenantFactory())
+    with operator_scope():
+        assert License.objects.fetch(id=first.id) == first
+        assert License.objects.fetch(key_digest=second.key_digest) == second
+
+
+@pytest.mark.django_db
+def test_fetch_gives_the_same_values_as_the_queryset(tenant_a):
+    """Every column type converted back as the ORM would (UUIDs, JSON, times,
+    booleans), on PostgreSQL and on SQLite alike."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    with tenant_scope(tenant_a.id):
+        made = LicenseFactory(
+            tenant=tenant_a,
+            entitlements={"features": ["export", "cloud"], "tier": "pro", "n": 3},
+            hardware_fingerprints=["fp-000001", "fp-000002"],
+            expires_at=timezone.now() + timedelta(days=3),
+            suspended=True,
+        )
+        fetched, queried = License.objects.fetch(pk=made.pk), License.objects.get(pk=made.pk)
+        fields = [field.attname for field in License._meta.concrete_fields]
+        assert {f: getattr(fetched, f) for f in fields} == {f: getattr(queried, f) for f in fields}
+        assert fetched._state.adding is False and fetched._state.db == queried._state.db
