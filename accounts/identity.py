@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import firebase_admin
 import google.auth.exceptions
-import jwt
 from django.conf import settings
 from firebase_admin import auth, credentials
 from firebase_admin import exceptions as firebase_exceptions
+
+from tenants.keyfiles import jws_header
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ def looks_like_identity_token(token: str) -> bool:
     """Routing only, never trust: Identity Platform signs RS256, our access
     tokens EdDSA. Whichever path is chosen verifies the token in full."""
     try:
-        return jwt.get_unverified_header(token).get("alg") == "RS256"
-    except jwt.PyJWTError:
+        return jws_header(token).get("alg") == "RS256"
+    except ValueError:
         return False
 
 

@@ -21,7 +21,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from tenants.keyfiles import LoadedOnce, development_key_file, jwk_thumbprint, pem_blocks
+from tenants.keyfiles import (
+    LoadedOnce,
+    VerifiedTokens,
+    development_key_file,
+    jwk_thumbprint,
+    jws_header,
+    pem_blocks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +52,17 @@ REQUIRED_CLAIMS = ["iss", "aud", "sub", "tid", "role", "iat", "nbf", "exp", "jti
 # valid" on the next.
 CLOCK_SKEW_LEEWAY_SECONDS = 10
 
-_KEY_SETTINGS = frozenset({"DEBUG", "VAR_DIR", "AUTH_SIGNING_KEY_FILE", "AUTH_SIGNING_DEV_KEY_FILE"})
+# Verified tokens are remembered on the key set: what decides a verification resets it.
+_KEY_SETTINGS = frozenset(
+    {
+        "DEBUG",
+        "VAR_DIR",
+        "AUTH_SIGNING_KEY_FILE",
+        "AUTH_SIGNING_DEV_KEY_FILE",
+        "AUTH_TOKEN_ISSUER",
+        "AUTH_TOKEN_AUDIENCE",
+    }
+)
 
 
 class InvalidToken(Exception):
@@ -72,6 +89,7 @@ class AuthKey:
 class AuthKeySet:
     signer: AuthKey
     by_kid: Mapping[str, AuthKey]
+    verified: VerifiedTokens = field(default_factory=VerifiedTokens, repr=False, compare=False)
 
 
 def _load_private_keys(path: str) -> list[AuthKey]:
@@ -168,16 +186,32 @@ def access_token_issue(*, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str) -
 
 
 def access_token_verify(token: str) -> AccessClaims:
+    keyset = auth_keys()
+    claims = keyset.verified.get(token, leeway=CLOCK_SKEW_LEEWAY_SECONDS)
+    if claims is None:
+        claims = _verify_in_full(token, keyset)
+        keyset.verified.put(token, claims)
+    return AccessClaims(
+        user_id=uuid.UUID(claims["sub"]),
+        tenant_id=uuid.UUID(claims["tid"]),
+        role=str(claims["role"]),
+        jti=str(claims["jti"]),
+        expires_at=int(claims["exp"]),
+    )
+
+
+def _verify_in_full(token: str, keyset: AuthKeySet) -> dict[str, Any]:
+    """The claims, checked as `AccessClaims` reads them, or InvalidToken."""
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+        header = jws_header(token)
+    except ValueError as exc:
         raise InvalidToken(f"malformed: {exc}") from exc
     if header.get("alg") != ALGORITHM:
         raise InvalidToken(f"algorithm {header.get('alg')!r} is not accepted")
     if header.get("typ") != ACCESS_TOKEN_TYPE:
         raise InvalidToken(f"type {header.get('typ')!r} is not an access token")
     kid = header.get("kid")
-    key = auth_keys().by_kid.get(kid) if isinstance(kid, str) else None
+    key = keyset.by_kid.get(kid) if isinstance(kid, str) else None
     if key is None:
         raise InvalidToken("unknown kid")
     try:
@@ -190,15 +224,10 @@ def access_token_verify(token: str) -> AccessClaims:
             leeway=CLOCK_SKEW_LEEWAY_SECONDS,
             options={"require": REQUIRED_CLAIMS, "strict_aud": True},
         )
-        return AccessClaims(
-            user_id=uuid.UUID(claims["sub"]),
-            tenant_id=uuid.UUID(claims["tid"]),
-            role=str(claims["role"]),
-            jti=str(claims["jti"]),
-            expires_at=int(claims["exp"]),
-        )
+        uuid.UUID(claims["sub"]), uuid.UUID(claims["tid"])
     except (jwt.PyJWTError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidToken(str(exc)) from exc
+    return claims
 
 
 # --- opaque secrets bound to a tenant (refresh tokens, invite codes) -------------------

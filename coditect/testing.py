@@ -155,6 +155,37 @@ def tenant_b(db):
     return TenantFactory(name="Globex", slug="globex")
 
 
+@pytest.fixture
+def token_clock(monkeypatch):
+    """Moves this process's wall clock as token verification reads it (PyJWT's
+    checks and the memory of verified tokens): `token_clock(3600)` is an hour
+    later."""
+    import datetime as real_datetime
+    import time as real_time
+
+    import jwt.api_jwt
+
+    from tenants import keyfiles
+
+    def shift(seconds: float) -> None:
+        class ShiftedDatetime(real_datetime.datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return real_datetime.datetime.now(tz) + real_datetime.timedelta(seconds=seconds)
+
+        class ShiftedTime:
+            def __getattr__(self, name):
+                return getattr(real_time, name)
+
+            def time(self):
+                return real_time.time() + seconds
+
+        monkeypatch.setattr(jwt.api_jwt, "datetime", ShiftedDatetime)
+        monkeypatch.setattr(keyfiles, "time", ShiftedTime())
+
+    return shift
+
+
 class TcpProxy:
     """A loopback TCP forwarder a test can cut and restore, to make a real
     dependency (PostgreSQL, Redis) unreachable from the app and bring it back."""

@@ -33,10 +33,12 @@ from django.dispatch import receiver
 from tenants.errors import ApplicationError
 from tenants.keyfiles import (
     LoadedOnce,
+    VerifiedTokens,
     b64url,
     development_key_file,
     jwk_required_members,
     jwk_thumbprint,
+    jws_header,
     pem_blocks,
 )
 
@@ -59,6 +61,7 @@ _KEY_SETTINGS = frozenset(
         "LICENSE_VERIFY_KEYS_FILE",
         "LICENSE_SIGNING_KMS_TIMEOUT",
         "LICENSE_SIGNING_DEV_KEY_FILE",
+        "LICENSE_TOKEN_ISSUER",  # verified tokens are remembered on the key set
     }
 )
 
@@ -134,6 +137,7 @@ class KeySet:
     signer: Signer
     keys: Mapping[str, VerificationKey]
     jwks: dict[str, Any] = field(repr=False)
+    verified: VerifiedTokens = field(default_factory=VerifiedTokens, repr=False, compare=False)
 
     @classmethod
     def build(cls, signer: Signer, retired: Iterable[VerificationKey] = ()) -> KeySet:
@@ -301,13 +305,15 @@ def license_token_issue(*, license: Any, lease: Any, expires_at: datetime, now: 
 def license_token_verify(token: str) -> dict[str, Any]:
     """The token's claims, if one of our keys signed it and it is current.
     Local only: no KMS, no database."""
-    keys = signing_keys().keys
+    keyset = signing_keys()
+    if isinstance(token, str) and (claims := keyset.verified.get(token, leeway=CLOCK_SKEW_LEEWAY_SECONDS)):
+        return claims
     try:
-        header = jwt.get_unverified_header(token)
-    except (jwt.PyJWTError, TypeError, ValueError):
+        header = jws_header(token)
+    except ValueError:
         raise InvalidLicenseToken() from None
     kid = header.get("kid")
-    key = keys.get(kid) if isinstance(kid, str) else None
+    key = keyset.keys.get(kid) if isinstance(kid, str) else None
     if key is None:
         raise InvalidLicenseToken()
     try:
@@ -326,6 +332,7 @@ def license_token_verify(token: str) -> dict[str, Any]:
     for name in ("sub", "sid", "tid"):
         if not isinstance(claims[name], str) or not claims[name]:
             raise InvalidLicenseToken()
+    keyset.verified.put(token, claims)
     return claims
 
 

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from accounts.tests.conftest import bearer
 from accounts.tests.factories import UserFactory
-from accounts.tokens import ACCESS_TOKEN_TYPE, auth_keys
+from accounts.tokens import ACCESS_TOKEN_TYPE, CLOCK_SKEW_LEEWAY_SECONDS, auth_keys
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -164,3 +164,31 @@ def test_garbage_is_refused(api, user):
         response = api.get(ME, HTTP_AUTHORIZATION=f"Bearer {token}")
         assert response.status_code == 401
     assert api.get(ME, HTTP_AUTHORIZATION="Bearer two tokens").status_code == 401
+
+
+def test_a_token_used_before_is_refused_once_it_expires(api, user, token_clock):
+    token = signed(claims_for(user))  # ten minutes
+    assert get_me(api, token).status_code == 200
+    assert get_me(api, token).status_code == 200  # remembered
+    token_clock(600 + CLOCK_SKEW_LEEWAY_SECONDS + 1)
+    assert_refused(get_me(api, token))
+
+
+def test_a_token_used_before_is_refused_when_the_audience_changes(api, user, settings):
+    token = signed(claims_for(user))
+    assert get_me(api, token).status_code == 200
+    settings.AUTH_TOKEN_AUDIENCE = "another-api"
+    assert_refused(get_me(api, token))
+
+
+def test_a_user_deactivated_after_the_token_was_used_is_refused_at_once(api, user):
+    """Remembering a verified token never remembers the user: the account is
+    read on every call."""
+    from tenants.scope import tenant_scope
+
+    token = signed(claims_for(user))
+    assert get_me(api, token).status_code == 200
+    with tenant_scope(user.tenant_id):
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+    assert_refused(get_me(api, token))

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ImproperlyConfigured
 
 from licenses.signing import (
+    CLOCK_SKEW_LEEWAY_SECONDS,
     REQUIRED_CLAIMS,
     InvalidLicenseToken,
     LocalSigner,
@@ -464,3 +465,36 @@ def test_with_debug_off_a_key_file_satisfies_the_startup_check(no_signer, tmp_pa
     no_signer.DEBUG = False
     no_signer.LICENSE_SIGNING_KEY_FILE = [write_pem(tmp_path / "k.pem", ed25519_key())]
     signing_startup_check()
+
+
+def test_a_token_verified_before_is_still_refused_once_it_expires(ed25519_file, token_clock):
+    token = issue(expires_in=timedelta(minutes=5))
+    assert license_token_verify(token)
+    assert license_token_verify(token)  # remembered
+    token_clock(5 * 60 + CLOCK_SKEW_LEEWAY_SECONDS + 1)
+    with pytest.raises(InvalidLicenseToken, match="expired"):
+        license_token_verify(token)
+
+
+def test_a_token_verified_before_is_refused_after_its_key_is_removed(tmp_path, settings):
+    settings.LICENSE_SIGNING_KMS_KEY = ""
+    settings.LICENSE_VERIFY_KEYS_FILE = []
+    settings.LICENSE_SIGNING_KEY_FILE = [write_pem(tmp_path / "old.pem", ed25519_key())]
+    token = issue()
+    assert license_token_verify(token)
+    settings.LICENSE_SIGNING_KEY_FILE = [write_pem(tmp_path / "new.pem", ed25519_key(1))]
+    with pytest.raises(InvalidLicenseToken):
+        license_token_verify(token)
+    # An issuer change forgets remembered tokens too.
+    token = issue()
+    assert license_token_verify(token)
+    settings.LICENSE_TOKEN_ISSUER = "someone-else"
+    with pytest.raises(InvalidLicenseToken):
+        license_token_verify(token)
+
+
+def test_a_tampered_copy_of_a_verified_token_is_refused(ed25519_file):
+    token = issue()
+    assert license_token_verify(token)
+    with pytest.raises(InvalidLicenseToken):
+        license_token_verify(tampered(token))
