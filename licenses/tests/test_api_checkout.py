@@ -157,3 +157,31 @@ def test_keys_and_tokens_never_reach_the_logs(ledger, member, license, caplog):
     logged = caplog.text + "".join(str(record.__dict__) for record in caplog.records)
     for secret in (license.key, checkout["token"], checkout["token"].split(".")[2]):
         assert secret not in logged
+
+
+def as_documented(serializer_class, body: dict) -> None:
+    """The answer is exactly what its documented serializer would have written
+    (the token endpoints build plain dicts for speed)."""
+    import json
+
+    from rest_framework.renderers import JSONRenderer
+
+    parsed = serializer_class(data=body)
+    assert parsed.is_valid(), parsed.errors
+    assert set(body) == set(parsed.fields)
+    assert json.loads(JSONRenderer().render(serializer_class(parsed.validated_data).data)) == body
+
+
+def test_the_seat_answers_are_what_the_schema_documents(ledger, member, license):
+    from licenses.apis import CheckoutSerializer, LicenseHeartbeatApi, LicenseReleaseApi
+
+    checkout = acquire(member, license)
+    as_documented(CheckoutSerializer, checkout.json())
+    assert checkout.json()["borrowed_until"] is None
+    as_documented(CheckoutSerializer, acquire(member, license).json())  # the existing lease
+    seat = bearer_client(checkout.json()["token"])
+    as_documented(LicenseHeartbeatApi.HeartbeatOutputSerializer, seat.post("/api/v1/licenses/heartbeat").json())
+    borrowed = seat.post("/api/v1/licenses/borrow", {"hours": 6}, format="json").json()
+    as_documented(CheckoutSerializer, borrowed)
+    assert borrowed["borrowed_until"] is not None
+    as_documented(LicenseReleaseApi.ReleaseOutputSerializer, seat.delete("/api/v1/licenses/release").json())
