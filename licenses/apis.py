@@ -116,7 +116,8 @@ class LicenseAcquireApi(TenantAPIView):
             request=request,
         )
         return Response(
-            _checkout_body(checkout), status=status.HTTP_201_CREATED if checkout.created else status.HTTP_200_OK
+            _checkout_body(checkout),
+            status=status.HTTP_201_CREATED if checkout.created else status.HTTP_200_OK,
         )
 
 

@@ -180,7 +180,9 @@ def test_the_seat_answers_are_what_the_schema_documents(ledger, member, license)
     assert checkout.json()["borrowed_until"] is None
     as_documented(CheckoutSerializer, acquire(member, license).json())  # the existing lease
     seat = bearer_client(checkout.json()["token"])
-    as_documented(LicenseHeartbeatApi.HeartbeatOutputSerializer, seat.post("/api/v1/licenses/heartbeat").json())
+    as_documented(
+        LicenseHeartbeatApi.HeartbeatOutputSerializer, seat.post("/api/v1/licenses/heartbeat").json()
+    )
     borrowed = seat.post("/api/v1/licenses/borrow", {"hours": 6}, format="json").json()
     as_documented(CheckoutSerializer, borrowed)
     assert borrowed["borrowed_until"] is not None
