@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from tenants.models import check_write_scope
-from tenants.scope import operator_scope
+from tenants.scope import current_tenant_id, in_operator_scope, operator_scope, tenant_scope
 
 
 def audit_row_fields(row: AuditLog) -> dict[str, Any]:
@@ -105,24 +105,42 @@ def audit_record(
     """Append one event. `target` may be a model instance (its type and pk are kept)."""
     if tenant_id is not None and not isinstance(tenant_id, uuid.UUID):
         tenant_id = uuid.UUID(str(tenant_id))
+    row = _new_row(
+        action=action,
+        tenant_id=tenant_id,
+        user=user,
+        actor=actor,
+        target=target,
+        target_type=target_type,
+        target_id=target_id,
+        details=details,
+        request=request,
+    )
     if tenant_id is None:
         # Events of no tenant belong to the operator chain, which only the
         # operator path can write (the app role cannot insert a null tenant).
         with operator_scope(), transaction.atomic(using=router.db_for_write(AuditLog)):
-            return _append(
-                _new_row(action, None, user, actor, target, target_type, target_id, details, request)
-            )
+            return _append(row)
     check_write_scope(tenant_id)
     # A transaction even when the caller has none: the chain's lock lasts as long
     # as it. Inside the caller's transaction no savepoint: the row stands or
     # falls with the change it records (and two round trips are saved).
     with transaction.atomic(using=router.db_for_write(AuditLog), savepoint=False):
-        return _append(
-            _new_row(action, tenant_id, user, actor, target, target_type, target_id, details, request)
-        )
+        return _append(row)
 
 
-def _new_row(action, tenant_id, user, actor, target, target_type, target_id, details, request) -> AuditLog:
+def _new_row(
+    *,
+    action: str,
+    tenant_id: uuid.UUID | None,
+    user: Any = None,
+    actor: str = "",
+    target: Any = None,
+    target_type: str = "",
+    target_id: str = "",
+    details: dict[str, Any] | None = None,
+    request: Any = None,
+) -> AuditLog:
     if target is not None:
         target_type = target_type or target._meta.label_lower
         target_id = target_id or str(target.pk)
@@ -141,7 +159,25 @@ def _new_row(action, tenant_id, user, actor, target, target_type, target_id, det
     return row
 
 
-def _append(row: AuditLog) -> AuditLog:
+def audit_record_standalone(*, tenant_id: uuid.UUID | str, **event: Any) -> AuditLog:
+    """Record an event of one tenant from code that holds no transaction (the
+    license-token endpoints, whose change is in the Redis ledger, not in this
+    database): the row is a transaction of its own. On PostgreSQL that is one
+    statement, `audit_append()` setting the tenant for itself, instead of
+    BEGIN, the tenant's `set_config`, the append and COMMIT. Inside a
+    transaction it is `audit_record` in the tenant's scope."""
+    tenant_id = tenant_id if isinstance(tenant_id, uuid.UUID) else uuid.UUID(str(tenant_id))
+    using = router.db_for_write(AuditLog)
+    connection = connections[using]
+    if connection.vendor != "postgresql" or connection.in_atomic_block or in_operator_scope():
+        if connection.in_atomic_block and current_tenant_id() == tenant_id:
+            return audit_record(tenant_id=tenant_id, **event)
+        with tenant_scope(tenant_id):
+            return audit_record(tenant_id=tenant_id, **event)
+    return _append(_new_row(tenant_id=tenant_id, **event), own_transaction=True)
+
+
+def _append(row: AuditLog, *, own_transaction: bool = False) -> AuditLog:
     using = router.db_for_write(AuditLog)
     digest = audit_content_digest(row)
     connection = connections[using]
@@ -152,7 +188,7 @@ def _append(row: AuditLog) -> AuditLog:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT id, prev_hash, hash FROM audit_append("
-                "%s, %s, %s, %s, %s, %s, %s::jsonb, %s::inet, %s, %s, %s)",
+                "%s, %s, %s, %s, %s, %s, %s::jsonb, %s::inet, %s, %s, %s, %s)",
                 [
                     row.tenant_id,
                     row.user_id,
@@ -165,6 +201,7 @@ def _append(row: AuditLog) -> AuditLog:
                     row.request_id,
                     row.created_at,
                     digest,
+                    own_transaction,
                 ],
             )
             row.id, row.prev_hash, row.hash = cursor.fetchone()

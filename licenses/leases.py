@@ -18,7 +18,7 @@ from django.db import connections
 from django.utils import timezone
 
 from audit.models import AuditLog
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_standalone
 from licenses import metrics
 from licenses.ledger import Lease, LedgerUnavailable, NoSeatsAvailable, SessionNotFound, get_seat_ledger
 from licenses.models import License
@@ -225,14 +225,13 @@ def _end_if_license_ended(license: License, session_id: str, request) -> None:
         except SessionNotFound:
             pass
         else:
-            with tenant_scope(license.tenant_id):
-                audit_record(
-                    action="lease.ended",
-                    tenant_id=license.tenant_id,
-                    target=license,
-                    details={**_lease_end_details(lease), "reason": error.code},
-                    request=request,
-                )
+            audit_record_standalone(
+                action="lease.ended",
+                tenant_id=license.tenant_id,
+                target=license,
+                details={**_lease_end_details(lease), "reason": error.code},
+                request=request,
+            )
     raise error
 
 
@@ -257,14 +256,13 @@ def lease_heartbeat(*, claims: dict[str, Any], request=None) -> tuple[License, L
                 ledger.heartbeat, license_id=license.id, session_id=claims["sid"], ttl=license.lease_ttl
             )
     except SessionNotFound:
-        with tenant_scope(license.tenant_id):
-            audit_record(
-                action="lease.heartbeat_rejected",
-                tenant_id=license.tenant_id,
-                target=license,
-                details={"session_id": claims["sid"], "fingerprint": claims.get("fp", "")},
-                request=request,
-            )
+        audit_record_standalone(
+            action="lease.heartbeat_rejected",
+            tenant_id=license.tenant_id,
+            target=license,
+            details={"session_id": claims["sid"], "fingerprint": claims.get("fp", "")},
+            request=request,
+        )
         raise ApplicationError(
             "This session is not live (expired or released); acquire again.", code="session_not_found"
         ) from None
@@ -282,14 +280,13 @@ def lease_release(*, claims: dict[str, Any], request=None) -> Lease:
             raise ApplicationError(
                 "This session is not live (expired or already released).", code="session_not_found"
             ) from None
-        with tenant_scope(license.tenant_id):
-            audit_record(
-                action="lease.released",
-                tenant_id=license.tenant_id,
-                target=license,
-                details=_lease_end_details(lease),
-                request=request,
-            )
+        audit_record_standalone(
+            action="lease.released",
+            tenant_id=license.tenant_id,
+            target=license,
+            details=_lease_end_details(lease),
+            request=request,
+        )
     return lease
 
 
@@ -337,18 +334,17 @@ def lease_borrow(*, claims: dict[str, Any], hours: int, request=None) -> Checkou
             raise ApplicationError(
                 "This session is not live; acquire again.", code="session_not_found"
             ) from None
-        with tenant_scope(license.tenant_id):
-            audit_record(
-                action="lease.borrowed",
-                tenant_id=license.tenant_id,
-                target=license,
-                details={
-                    "session_id": lease.session_id,
-                    "hours": hours,
-                    "until": lease.borrowed_until.isoformat(),
-                },
-                request=request,
-            )
+        audit_record_standalone(
+            action="lease.borrowed",
+            tenant_id=license.tenant_id,
+            target=license,
+            details={
+                "session_id": lease.session_id,
+                "hours": hours,
+                "until": lease.borrowed_until.isoformat(),
+            },
+            request=request,
+        )
         used = _ledger_call(ledger.used, license_id=license.id)
     return _checkout(license, lease, created=False, used=used)
 

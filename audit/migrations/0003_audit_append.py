@@ -9,6 +9,12 @@ is held and sees the last committed row. The link is
 sha256("<previous hash>:<content digest>"), the content digest computed by
 `audit.services.audit_content_digest`. SQLite does the same in Python.
 
+Called outside any transaction (`p_own_transaction`), it is a transaction of
+its own, one round trip in all: it sets the tenant with
+`set_config(..., true)` first, which ends with that one statement. Inside a
+caller's transaction the caller's tenant stands, and row-level security
+refuses a row of any other.
+
 The chain's link changes with this migration (it used to hash the content and
 the previous hash as one JSON document). Chains written before it do not
 verify afterwards; there were none outside development databases.
@@ -20,10 +26,15 @@ FORWARD = r"""
 CREATE FUNCTION audit_append(
     p_tenant uuid, p_user uuid, p_actor text, p_action text, p_target_type text,
     p_target_id text, p_details jsonb, p_ip inet, p_request_id text,
-    p_created_at timestamptz, p_content_digest text,
+    p_created_at timestamptz, p_content_digest text, p_own_transaction boolean,
     OUT id bigint, OUT prev_hash text, OUT hash text
 ) LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
 BEGIN
+    IF p_own_transaction AND p_tenant IS NOT NULL THEN
+        -- Called as a statement of its own (autocommit): its transaction is
+        -- this statement, and the tenant is set for it alone.
+        PERFORM set_config('app.current_tenant', p_tenant::text, true);
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('audit:' || coalesce(p_tenant::text, 'operator'), 0));
     IF p_tenant IS NULL THEN
         SELECT a.hash INTO prev_hash FROM audit_logs AS a WHERE a.tenant_id IS NULL ORDER BY a.id DESC LIMIT 1;
@@ -45,7 +56,7 @@ $$;
 
 BACKWARD = r"""
 DROP FUNCTION IF EXISTS audit_append(
-    uuid, uuid, text, text, text, text, jsonb, inet, text, timestamptz, text
+    uuid, uuid, text, text, text, text, jsonb, inet, text, timestamptz, text, boolean
 );
 """
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from accounts.tests.conftest import call
 from accounts.tests.factories import TEST_PASSWORD, UserFactory
 from audit.models import AuditLog
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_standalone
 from coditect.testing import owner_connection_url
 from tenants.scope import operator_scope, tenant_scope
 from tenants.tests.factories import TenantFactory
@@ -309,6 +309,11 @@ def test_racing_appends_to_one_chain_leave_one_unbroken_chain(committed_db):
         try:
             start.wait()
             for i in range(per_thread):
+                if n % 2:  # half in a transaction of their own, as the license-token endpoints write
+                    audit_record_standalone(
+                        action="test.race", tenant_id=acme.id, details={"thread": n, "i": i}
+                    )
+                    continue
                 with tenant_scope(acme.id):
                     audit_record(action="test.race", tenant_id=acme.id, details={"thread": n, "i": i})
                 if i % 5 == 0:
@@ -348,3 +353,37 @@ def test_the_returned_row_is_the_stored_row(committed_db):
     for row in (first, second):
         assert (stored[row.id].prev_hash, stored[row.id].hash) == (row.prev_hash, row.hash)
         assert audit_row_hash(stored[row.id]) == row.hash
+
+
+@pytest.mark.postgres
+def test_a_standalone_event_is_one_statement_that_leaves_no_tenant_behind(committed_db):
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.services import audit_row_hash
+
+    acme, globex = TenantFactory(slug="acme"), TenantFactory(slug="globex")
+    with CaptureQueriesContext(connection) as queries:
+        row = audit_record_standalone(action="test.alone", tenant_id=acme.id, details={"n": 1})
+    assert [q["sql"].split("(")[0] for q in queries.captured_queries] == [
+        "SELECT id, prev_hash, hash FROM audit_append"
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(current_setting('app.current_tenant', true), '')")
+        assert cursor.fetchone() == ("",)  # the setting ended with its statement
+    with tenant_scope(acme.id):
+        stored = AuditLog.objects.get(id=row.id)
+    assert audit_row_hash(stored) == stored.hash == row.hash
+    with tenant_scope(globex.id):
+        assert not AuditLog.objects.filter(id=row.id).exists()
+
+
+@pytest.mark.embedded
+def test_a_standalone_event_inside_a_transaction_stands_or_falls_with_it(committed_db):
+    acme = TenantFactory(slug="acme")
+    with pytest.raises(RuntimeError), tenant_scope(acme.id):
+        audit_record_standalone(action="test.rolled_back", tenant_id=acme.id)
+        raise RuntimeError
+    audit_record_standalone(action="test.kept", tenant_id=acme.id)
+    with tenant_scope(acme.id):
+        actions = list(AuditLog.objects.filter(action__startswith="test.").values_list("action", flat=True))
+    assert actions == ["test.kept"]
