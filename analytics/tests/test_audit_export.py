@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
 from unittest import mock
@@ -59,6 +60,10 @@ def test_a_closed_day_is_exported_once_per_tenant_with_its_hash_chain(events, tm
         stored = AuditLog.objects.get(id=rows[1]["id"])
     assert rows[1]["hash"] == stored.hash == audit_row_hash(stored)
     assert rows[1]["prev_hash"] == rows[0]["hash"]
+    for row in rows:  # verifiable from the file alone, as the README says
+        content = {k: v for k, v in row.items() if k not in ("id", "hash", "prev_hash")}
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        assert row["hash"] == hashlib.sha256(f"{row['prev_hash']}:{digest}".encode()).hexdigest()
 
     before = exported.read_bytes()
     assert audit_export_day(tenant_id=acme.id, day=DAY, destination=destination, now=LATER) is False

@@ -313,9 +313,9 @@ def test_racing_appends_to_one_chain_leave_one_unbroken_chain(committed_db):
                     audit_record_standalone(
                         action="test.race", tenant_id=acme.id, details={"thread": n, "i": i}
                     )
-                    continue
-                with tenant_scope(acme.id):
-                    audit_record(action="test.race", tenant_id=acme.id, details={"thread": n, "i": i})
+                else:
+                    with tenant_scope(acme.id):
+                        audit_record(action="test.race", tenant_id=acme.id, details={"thread": n, "i": i})
                 if i % 5 == 0:
                     audit_record(action="test.race", actor="system", details={"thread": n, "i": i})
         except Exception as exc:

@@ -147,6 +147,9 @@ def kms_key():
 
 @pytest.fixture(scope="module")
 def running_kms(kms_key):
+    # The "wrong key" fault signs with a second key: made here, not inside a
+    # call, where generating RSA-4096 on a busy machine outlasts the deadline.
+    rsa_key(4096, 1)
     fake = FakeKms(kms_key)
     server, port = kms_server(fake)
     yield fake, port
