@@ -253,16 +253,17 @@ def measure(port: int, seeded: dict[str, str], args) -> list[dict]:
     async def status(conn, i):
         return (await conn.request("GET", status_path, headers=status_headers)).status == 200
 
+    # (name, operation, HTTP requests per operation)
     scenarios = [
-        ("baseline /health", baseline),
-        ("heartbeat", heartbeat),
-        ("acquire+release", acquire_release),
-        ("status", status),
+        ("baseline /health", baseline, 1),
+        ("heartbeat", heartbeat, 1),
+        ("acquire+release", acquire_release, 2),
+        ("status", status, 1),
     ]
     if args.only:
-        scenarios = [(name, op) for name, op in scenarios if args.only in name]
+        scenarios = [scenario for scenario in scenarios if args.only in scenario[0]]
     results = []
-    for name, operation in scenarios:
+    for name, operation, requests_per_op in scenarios:
         checker = OversellChecker(base, status_path, status_headers) if name == "acquire+release" else None
         saturation = None
         for phase in ("closed",) if args.closed_only else ("closed", "open"):
@@ -274,6 +275,7 @@ def measure(port: int, seeded: dict[str, str], args) -> list[dict]:
                 name, "127.0.0.1", port, operation, clients=args.clients, duration=args.duration, rate=rate
             )
             summary = result.summary()
+            summary["requests_per_s"] = round(result.throughput * requests_per_op, 1)
             spent = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
             if phase == "closed":
                 saturation = result.throughput
@@ -370,19 +372,24 @@ def report(results: list[dict], args) -> None:
     baseline = next(
         (r["throughput"] for r in results if r["mode"] == "closed" and "baseline" in r["scenario"]), None
     )
+    # Shares of the baseline's throughput, counted per operation and per HTTP
+    # request (an acquire+release operation is two requests).
     print(
-        "| scenario | mode | ops/s | of baseline | p50 ms | p95 ms | p99 ms | errors | oversells "
-        "| CPU ms/op: gunicorn, postgres, redis, loadgen |"
+        "| scenario | mode | ops/s | of baseline | requests/s | of baseline | p50 ms | p95 ms | p99 ms "
+        "| errors | oversells | CPU ms/op: gunicorn, postgres, redis, loadgen |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         mode = "closed (saturation)" if r["mode"] == "closed" else f"open @ {r['target_rate']:.0f}/s"
-        share = f"{r['throughput'] / baseline:.0%}" if baseline and r["mode"] == "closed" else ""
+        closed = baseline and r["mode"] == "closed"
+        share = f"{r['throughput'] / baseline:.0%}" if closed else ""
+        request_share = f"{r['requests_per_s'] / baseline:.0%}" if closed else ""
         cpu = r.get("cpu_ms_per_op", {})
         cpu_text = ", ".join(str(cpu.get(k, 0)) for k in ("gunicorn", "postgres", "redis", "loadgen"))
         print(
-            f"| {r['scenario']} | {mode} | {r['throughput']} | {share} | {r['p50_ms']} | {r['p95_ms']} "
-            f"| {r['p99_ms']} | {r['errors']} | {r.get('oversells', '')} | {cpu_text} |"
+            f"| {r['scenario']} | {mode} | {r['throughput']} | {share} | {r['requests_per_s']} | {request_share} "
+            f"| {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r.get('oversells', '')} "
+            f"| {cpu_text} |"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
