@@ -47,20 +47,25 @@ class Connection:
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         try:
-            status_line = await self.reader.readline()
-            if not status_line:
-                raise ConnectionError("closed")
+            # The whole header block in one read, then parsed in one pass.
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status_line, _, header_block = head.decode("latin-1").partition("\r\n")
             status = int(status_line.split()[1])
             length, close = 0, False
-            while (line := await self.reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode("latin-1").partition(":")
-                name = name.strip().lower()
+            for line in header_block.lower().split("\r\n"):
+                name, _, value = line.partition(":")
                 if name == "content-length":
                     length = int(value)
-                elif name == "connection" and value.strip().lower() == "close":
+                elif name == "connection" and value.strip() == "close":
                     close = True
             payload = await self.reader.readexactly(length) if length else b""
-        except (ConnectionError, asyncio.IncompleteReadError, IndexError, ValueError):
+        except (
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            IndexError,
+            ValueError,
+        ):
             await self.close()
             raise
         if close:
