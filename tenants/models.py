@@ -41,8 +41,11 @@ class TenantScopedManager(models.Manager.from_queryset(TenantScopedQuerySet)):
         only, none at all without a tenant, every tenant's on the operator path.
         The statement and its column converters are built once per model,
         lookup and connection: compiling a queryset costs more CPU on every
-        call than the query itself does in PostgreSQL.
+        call than the query itself does in PostgreSQL. Values are compared
+        with `=`: None matches nothing.
         """
+        if not equals:
+            raise TypeError("fetch() needs at least one field to look up")
         lookups = list(equals.items())
         if not in_operator_scope():
             tenant_id = current_tenant_id()

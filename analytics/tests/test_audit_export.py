@@ -62,7 +62,9 @@ def test_a_closed_day_is_exported_once_per_tenant_with_its_hash_chain(events, tm
     assert rows[1]["prev_hash"] == rows[0]["hash"]
     for row in rows:  # verifiable from the file alone, as the README says
         content = {k: v for k, v in row.items() if k not in ("id", "hash", "prev_hash")}
-        digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        digest = hashlib.sha256(
+            json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
         assert row["hash"] == hashlib.sha256(f"{row['prev_hash']}:{digest}".encode()).hexdigest()
 
     before = exported.read_bytes()
