@@ -2,7 +2,7 @@
 bare Django JSON view, in one run.
 
     .venv/bin/python bench/run.py [--duration 10] [--clients 16] [--rate 400]
-        [--workers 2] [--threads 1] [--worker-class sync]
+        [--workers 2] [--threads 1] [--worker-class sync] [--rounds 3]
 
 It builds its own PostgreSQL database and roles (as `make test` does), seeds a
 tenant, a user and licenses, starts gunicorn (DEBUG off, PostgreSQL as the app
@@ -14,8 +14,10 @@ role, the Redis seat ledger, generated signing keys), and measures:
 - status: GET /api/v1/licenses/status for one license.
 
 Each scenario runs closed-loop (16 clients sending as fast as answers come:
-the saturation throughput), then open-loop at --rate operations/s (latency
-from each request's due time). A checker polls the ledger throughout the
+the saturation throughput) --rounds times, the scenarios taking turns so that
+all meet the same drift of a shared machine, and its median round is
+reported; then open-loop at --rate operations/s, or --load of that median
+(latency from each request's due time). A checker polls the ledger throughout the
 acquire+release runs and counts oversells (live leases above max_seats),
 reading Redis directly so that watching costs the server nothing.
 """
@@ -185,6 +187,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--only", help="run only the scenarios whose name contains this")
     parser.add_argument("--closed-only", action="store_true", help="skip the open-loop runs")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="closed-loop rounds, the scenarios taking turns (median reported)",
+    )
     args = parser.parse_args()
 
     prefix = f"bench-{os.getpid()}"
@@ -264,34 +272,50 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
     if args.only:
         scenarios = [scenario for scenario in scenarios if args.only in scenario[0]]
     results = []
-    for name, operation, requests_per_op in scenarios:
+
+    def phase(name: str, operation, requests_per_op: int, rate: float | None) -> dict:
         checker = (
             OversellChecker(prefix, seeded["churn_id"], seeded["churn_max"])
             if name == "acquire+release"
             else None
         )
-        saturation = None
-        for phase in ("closed",) if args.closed_only else ("closed", "open"):
-            rate = None if phase == "closed" else (args.rate or round(saturation * args.load))
-            if checker:
-                checker.start()
-            cpu_before = cpu_seconds()
-            result = loadgen.run(
-                name, "127.0.0.1", port, operation, clients=args.clients, duration=args.duration, rate=rate
-            )
-            summary = result.summary()
-            summary["requests_per_s"] = round(result.throughput * requests_per_op, 1)
-            spent = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
-            if phase == "closed":
-                saturation = result.throughput
-            # CPU per operation, by process kind: where the two cores went.
-            summary["cpu_ms_per_op"] = {
-                k: round(v / max(result.completed, 1) * 1000, 3) for k, v in sorted(spent.items()) if v > 0.01
-            }
-            if checker:
-                summary["oversells"], summary["ledger_samples"], summary["peak_live_leases"] = checker.stop()
-            print(json.dumps(summary), flush=True)
-            results.append(summary)
+        if checker:
+            checker.start()
+        cpu_before = cpu_seconds()
+        result = loadgen.run(
+            name, "127.0.0.1", port, operation, clients=args.clients, duration=args.duration, rate=rate
+        )
+        summary = result.summary()
+        summary["requests_per_s"] = round(result.throughput * requests_per_op, 1)
+        spent = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
+        # CPU per operation, by process kind: where the two cores went.
+        summary["cpu_ms_per_op"] = {
+            k: round(v / max(result.completed, 1) * 1000, 3) for k, v in sorted(spent.items()) if v > 0.01
+        }
+        if checker:
+            summary["oversells"], summary["ledger_samples"], summary["peak_live_leases"] = checker.stop()
+        print(json.dumps(summary), flush=True)
+        return summary
+
+    # Closed loop, the scenarios taking turns for --rounds rounds: a shared
+    # machine's speed drifts from minute to minute, and taking turns lets every
+    # scenario meet the same drift. Each scenario's median round is reported.
+    rounds: dict[str, list[dict]] = {name: [] for name, _, _ in scenarios}
+    for _ in range(args.rounds):
+        for name, operation, requests_per_op in scenarios:
+            rounds[name].append(phase(name, operation, requests_per_op, None))
+    results = []
+    for name, operation, requests_per_op in scenarios:
+        runs = sorted(rounds[name], key=lambda r: r["throughput"])
+        median = dict(runs[len(runs) // 2], rounds=[r["throughput"] for r in rounds[name]])
+        if name == "acquire+release":
+            median["oversells"] = sum(r["oversells"] for r in runs)
+            median["ledger_samples"] = sum(r["ledger_samples"] for r in runs)
+            median["peak_live_leases"] = max(r["peak_live_leases"] for r in runs)
+        results.append(median)
+        if not args.closed_only:
+            rate = args.rate or round(median["throughput"] * args.load)
+            results.append(phase(name, operation, requests_per_op, rate))
     return results
 
 
@@ -387,9 +411,9 @@ def report(results: list[dict], args) -> None:
     rate = f"{args.rate}/s" if args.rate else f"{args.load:.0%} of each scenario's closed-loop throughput"
     print(f"clients: {args.clients}, duration: {args.duration}s per run, open-loop rate: {rate}")
     print()
-    baseline = next(
-        (r["throughput"] for r in results if r["mode"] == "closed" and "baseline" in r["scenario"]), None
-    )
+    baseline_run = next((r for r in results if r["mode"] == "closed" and "baseline" in r["scenario"]), None)
+    baseline = baseline_run["throughput"] if baseline_run else None
+    baselines = baseline_run["rounds"] if baseline_run else [float("nan")] * args.rounds
     # Shares of the baseline's throughput, counted per operation and per HTTP
     # request (an acquire+release operation is two requests).
     print(
@@ -398,7 +422,11 @@ def report(results: list[dict], args) -> None:
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
-        mode = "closed (saturation)" if r["mode"] == "closed" else f"open @ {r['target_rate']:.0f}/s"
+        mode = (
+            f"closed, median of {len(r['rounds'])}"
+            if r["mode"] == "closed"
+            else f"open @ {r['target_rate']:.0f}/s"
+        )
         closed = baseline and r["mode"] == "closed"
         share = f"{r['throughput'] / baseline:.0%}" if closed else ""
         request_share = f"{r['requests_per_s'] / baseline:.0%}" if closed else ""
@@ -409,6 +437,11 @@ def report(results: list[dict], args) -> None:
             f"| {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r.get('oversells', '')} "
             f"| {cpu_text} |"
         )
+    print()
+    for r in results:
+        if r["mode"] == "closed":
+            shares = ", ".join(f"{t} ({t / b:.0%})" for t, b in zip(r["rounds"], baselines, strict=True))
+            print(f"closed-loop rounds, {r['scenario']}: {shares} ops/s (of that round's baseline)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
