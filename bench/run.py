@@ -14,10 +14,10 @@ role, the Redis seat ledger, generated signing keys), and measures:
 - status: GET /api/v1/licenses/status for one license.
 
 Each scenario runs closed-loop (16 clients sending as fast as answers come:
-the saturation throughput) --rounds times, the scenarios taking turns so that
-all meet the same drift of a shared machine, and its median round is
-reported; then open-loop at --rate operations/s, or --load of that median
-(latency from each request's due time). A checker polls the ledger throughout the
+the saturation throughput), then open-loop at --rate operations/s or at
+--load of what that closed run reached (latency from each request's due
+time). The scenarios take turns for --rounds rounds, so that all meet the same
+drift of a shared machine; the median round of each is reported. A checker polls the ledger throughout the
 acquire+release runs and counts oversells (live leases above max_seats),
 reading Redis directly so that watching costs the server nothing.
 """
@@ -297,25 +297,32 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
         print(json.dumps(summary), flush=True)
         return summary
 
-    # Closed loop, the scenarios taking turns for --rounds rounds: a shared
-    # machine's speed drifts from minute to minute, and taking turns lets every
-    # scenario meet the same drift. Each scenario's median round is reported.
-    rounds: dict[str, list[dict]] = {name: [] for name, _, _ in scenarios}
+    # Rounds in which the scenarios take turns, each scenario's closed-loop run
+    # followed at once by its open-loop run at --load of what the closed run
+    # just reached: a shared machine's speed drifts from minute to minute, and
+    # this way every scenario meets the same drift, and every open-loop rate
+    # is set by the machine's speed of that moment. Medians are reported.
+    closed: dict[str, list[dict]] = {name: [] for name, _, _ in scenarios}
+    opened: dict[str, list[dict]] = {name: [] for name, _, _ in scenarios}
     for _ in range(args.rounds):
         for name, operation, requests_per_op in scenarios:
-            rounds[name].append(phase(name, operation, requests_per_op, None))
+            saturation = phase(name, operation, requests_per_op, None)
+            closed[name].append(saturation)
+            if not args.closed_only:
+                rate = args.rate or round(saturation["throughput"] * args.load)
+                opened[name].append(phase(name, operation, requests_per_op, rate))
     results = []
-    for name, operation, requests_per_op in scenarios:
-        runs = sorted(rounds[name], key=lambda r: r["throughput"])
-        median = dict(runs[len(runs) // 2], rounds=[r["throughput"] for r in rounds[name]])
-        if name == "acquire+release":
-            median["oversells"] = sum(r["oversells"] for r in runs)
-            median["ledger_samples"] = sum(r["ledger_samples"] for r in runs)
-            median["peak_live_leases"] = max(r["peak_live_leases"] for r in runs)
-        results.append(median)
-        if not args.closed_only:
-            rate = args.rate or round(median["throughput"] * args.load)
-            results.append(phase(name, operation, requests_per_op, rate))
+    for name, _, _ in scenarios:
+        for runs, key in ((closed[name], "throughput"), (opened[name], "p99_ms")):
+            if not runs:
+                continue
+            ordered = sorted(runs, key=lambda r: r[key])
+            median = dict(ordered[len(ordered) // 2], rounds=runs)
+            if name == "acquire+release":
+                median["oversells"] = sum(r["oversells"] for r in runs)
+                median["ledger_samples"] = sum(r["ledger_samples"] for r in runs)
+                median["peak_live_leases"] = max(r["peak_live_leases"] for r in runs)
+            results.append(median)
     return results
 
 
@@ -413,7 +420,6 @@ def report(results: list[dict], args) -> None:
     print()
     baseline_run = next((r for r in results if r["mode"] == "closed" and "baseline" in r["scenario"]), None)
     baseline = baseline_run["throughput"] if baseline_run else None
-    baselines = baseline_run["rounds"] if baseline_run else [float("nan")] * args.rounds
     # Shares of the baseline's throughput, counted per operation and per HTTP
     # request (an acquire+release operation is two requests).
     print(
@@ -438,10 +444,17 @@ def report(results: list[dict], args) -> None:
             f"| {cpu_text} |"
         )
     print()
+    baselines = [r["throughput"] for r in baseline_run["rounds"]] if baseline_run else []
     for r in results:
-        if r["mode"] == "closed":
-            shares = ", ".join(f"{t} ({t / b:.0%})" for t, b in zip(r["rounds"], baselines, strict=True))
-            print(f"closed-loop rounds, {r['scenario']}: {shares} ops/s (of that round's baseline)")
+        if r["mode"] == "closed" and baselines:
+            shares = ", ".join(
+                f"{run['throughput']} ({run['throughput'] / b:.0%})"
+                for run, b in zip(r["rounds"], baselines, strict=True)
+            )
+            print(f"closed-loop rounds, {r['scenario']}: {shares} ops/s (share of that round's baseline)")
+        elif r["mode"] == "open":
+            tails = ", ".join(f"{run['p99_ms']} @ {run['target_rate']:.0f}/s" for run in r["rounds"])
+            print(f"open-loop rounds, {r['scenario']}: p99 {tails} (ms)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
