@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from audit.models import AuditLog
-from audit.services import audit_row_hash
+from audit.services import audit_row_hash, audit_row_hash_before_0003
 from tenants.models import Tenant
 from tenants.scope import operator_scope
 
@@ -36,7 +36,7 @@ def audit_chain_verify(*, tenant_id: uuid.UUID | None) -> ChainReport:
             count += 1
             if row.prev_hash != previous:
                 return ChainReport(tenant_id, count, row.id, "prev_hash does not match the previous row")
-            if audit_row_hash(row) != row.hash:
+            if row.hash not in (audit_row_hash(row), audit_row_hash_before_0003(row)):
                 return ChainReport(tenant_id, count, row.id, "hash does not match the row's content")
             previous = row.hash
     return ChainReport(tenant_id, count)

@@ -63,6 +63,14 @@ def audit_row_hash(row: AuditLog) -> str:
     return audit_link_hash(row.prev_hash, audit_content_digest(row))
 
 
+def audit_row_hash_before_0003(row: AuditLog) -> str:
+    """The link of rows written before migration audit/0003: SHA-256 of the
+    row's fields and `prev_hash` as one canonical JSON document. Verification
+    still accepts it, so chains begun earlier verify whole."""
+    canonical = json.dumps(audit_row_fields(row), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _client_ip(request) -> str | None:
     """The address as PostgreSQL's inet will give it back (compressed), so the
     hash computed now still matches the row read later."""

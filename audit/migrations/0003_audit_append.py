@@ -16,8 +16,10 @@ caller's transaction the caller's tenant stands, and row-level security
 refuses a row of any other.
 
 The chain's link changes with this migration (it used to hash the content and
-the previous hash as one JSON document). Chains written before it do not
-verify afterwards; there were none outside development databases.
+the previous hash as one JSON document). Rows written before it keep their
+link, and `audit_verify` accepts either on any row
+(`audit.services.audit_row_hash_before_0003`): a chain begun earlier
+continues unbroken.
 """
 
 from django.db import migrations

@@ -387,3 +387,34 @@ def test_a_standalone_event_inside_a_transaction_stands_or_falls_with_it(committ
     with tenant_scope(acme.id):
         actions = list(AuditLog.objects.filter(action__startswith="test.").values_list("action", flat=True))
     assert actions == ["test.kept"]
+
+
+@pytest.mark.postgres
+def test_a_chain_begun_before_the_link_changed_still_verifies_and_still_catches_edits(committed_db):
+    """Rows linked the old way (one JSON document of fields and prev_hash),
+    followed by rows of audit_append(): one chain, verified whole."""
+    from audit.services import audit_row_hash_before_0003
+
+    acme = TenantFactory(slug="acme")
+    rows = _rows(acme, count=2)
+    with psycopg.connect(owner_connection_url(), autocommit=True) as owner:
+        owner.execute("SELECT set_config('app.current_tenant', %s, false)", [str(acme.id)])
+        previous = ""
+        for row in rows:  # relink both the way rows were linked before migration 0003
+            row.prev_hash = previous
+            row.hash = audit_row_hash_before_0003(row)
+            owner.execute(
+                "UPDATE audit_logs SET prev_hash = %s, hash = %s WHERE id = %s",
+                [row.prev_hash, row.hash, row.id],
+            )
+            previous = row.hash
+    with tenant_scope(acme.id):
+        newer = audit_record(action="test.after", tenant_id=acme.id)
+    assert newer.prev_hash == rows[-1].hash
+    assert verify("--tenant", "acme")["ok"] is True
+
+    with psycopg.connect(owner_connection_url(), autocommit=True) as owner:
+        owner.execute("SELECT set_config('app.current_tenant', %s, false)", [str(acme.id)])
+        owner.execute("UPDATE audit_logs SET actor = 'mallory' WHERE id = %s", [rows[0].id])
+    with pytest.raises(CommandError, match=f"broken at row {rows[0].id}"):
+        verify("--tenant", "acme")
