@@ -20,7 +20,6 @@ from accounts.identity import looks_like_identity_token
 from accounts.models import User
 from accounts.services import NotAuthenticated, identity_verify, user_resolve_identity
 from accounts.tokens import InvalidToken, access_token_verify
-from tenants.models import Tenant
 from tenants.scope import ScopeError, activate_tenant
 
 logger = logging.getLogger(__name__)
@@ -82,11 +81,9 @@ class BearerAuthentication(BaseAuthentication):
     def _member(user_id) -> User:
         # The role comes from the database, not the token: a demotion takes
         # effect at once, not when the token expires.
-        user = User.objects.fetch(pk=user_id)
-        tenant = Tenant.objects.fetch(id=user.tenant_id) if user is not None else None
-        if user is None or tenant is None or not user.is_active or not tenant.is_active:
+        user = User.objects.fetch(pk=user_id, related="tenant")
+        if user is None or not user.is_active or not user.tenant.is_active:
             raise AuthenticationFailed(INVALID_TOKEN)
-        user.tenant = tenant
         return user
 
 

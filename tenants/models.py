@@ -33,31 +33,38 @@ class TenantScopedManager(models.Manager.from_queryset(TenantScopedQuerySet)):
             return queryset.none()
         return queryset.filter(**{self.tenant_field: tenant_id})
 
-    def fetch(self, **equals: Any):
+    def fetch(self, *, related: str | None = None, **equals: Any):
         """The one row in scope whose fields equal `equals`, or None.
 
         The hot paths' equivalent of `get_queryset().filter(**equals).first()`
         for unique lookups, under the same scope rule: the current tenant's row
         only, none at all without a tenant, every tenant's on the operator path.
-        The statement and its column converters are built once per model,
-        lookup and connection: compiling a queryset costs more CPU on every
-        call than the query itself does in PostgreSQL. Values are compared
-        with `=`: None matches nothing.
+        `related` names a foreign key to load in the same statement, as
+        `select_related` would; it is an inner join, and a tenant-owned related
+        row is held to the same scope. The statement and its column converters
+        are built once per model, lookup and connection: compiling a queryset
+        costs more CPU on every call than the query itself does in PostgreSQL.
+        Values are compared with `=`: None matches nothing.
         """
         if not equals:
             raise TypeError("fetch() needs at least one field to look up")
-        lookups = list(equals.items())
+        lookups = [((False, name), value) for name, value in equals.items()]
         if not in_operator_scope():
             tenant_id = current_tenant_id()
             if tenant_id is None:
                 return None
-            lookups.append((self.tenant_field, tenant_id))  # ANDed with the caller's, never replacing it
+            # ANDed with the caller's lookups, never replacing one of them.
+            lookups.append(((False, self.tenant_field), tenant_id))
+            if related is not None:
+                manager = self.model._meta.get_field(related).related_model._default_manager
+                if isinstance(manager, TenantScopedManager):
+                    lookups.append(((True, manager.tenant_field), tenant_id))
         using = self._db or router.db_for_read(self.model)
         connection = connections[using]
-        statement = _fetch_statement(self.model, tuple(name for name, _ in lookups), connection)
+        statement = _fetch_statement(self.model, related, tuple(key for key, _ in lookups), connection)
         params = [
             field.get_db_prep_value(value, connection)
-            for (_, field), (_, value) in zip(statement.lookups, lookups, strict=True)
+            for field, (_, value) in zip(statement.lookup_fields, lookups, strict=True)
         ]
         with connection.cursor() as cursor:
             cursor.execute(statement.sql, params)
@@ -72,37 +79,67 @@ class TenantScopedManager(models.Manager.from_queryset(TenantScopedQuerySet)):
         for position, converters, column in statement.converters:
             for converter in converters:
                 values[position] = converter(values[position], column, connection)
-        return self.model.from_db(using, statement.attnames, values)
+        count = len(statement.attnames)
+        instance = self.model.from_db(using, statement.attnames, values[:count])
+        if statement.related_field is not None:
+            related_model = statement.related_field.related_model
+            row = related_model.from_db(using, statement.related_attnames, values[count:])
+            statement.related_field.set_cached_value(instance, row)
+        return instance
 
 
 class _FetchStatement:
-    def __init__(self, model: type[models.Model], names: tuple[str, ...], connection) -> None:
-        meta, quote = model._meta, connection.ops.quote_name
-        fields = meta.concrete_fields
-        self.lookups = [(name, meta.pk if name == "pk" else meta.get_field(name)) for name in names]
-        where = " AND ".join(f"{quote(field.column)} = %s" for _, field in self.lookups)
-        # Identifiers from the model's own metadata, quoted; values are parameters.
-        self.sql = (
-            f"SELECT {', '.join(quote(field.column) for field in fields)} "  # noqa: S608
-            f"FROM {quote(meta.db_table)} WHERE {where} LIMIT 2"
-        )
-        self.attnames = [field.attname for field in fields]
-        self.converters = []
-        for position, field in enumerate(fields):
-            column = field.get_col(meta.db_table)
-            converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-            if converters:
-                self.converters.append((position, converters, column))
+    def __init__(
+        self,
+        model: type[models.Model],
+        related: str | None,
+        lookups: tuple[tuple[bool, str], ...],
+        connection,
+    ) -> None:
+        quote = connection.ops.quote_name
+        self.related_field = model._meta.get_field(related) if related else None
+        tables = [model] + ([self.related_field.related_model] if self.related_field else [])
+        if len({table._meta.db_table for table in tables}) != len(tables):
+            raise ValueError("fetch() cannot join a table to itself")
+        columns, self.converters, attnames = [], [], []
+        for table in tables:
+            meta = table._meta
+            attnames.append([field.attname for field in meta.concrete_fields])
+            for field in meta.concrete_fields:
+                column = field.get_col(meta.db_table)
+                converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+                if converters:
+                    self.converters.append((len(columns), converters, column))
+                columns.append(f"{quote(meta.db_table)}.{quote(field.column)}")
+        self.attnames = attnames[0]
+        self.related_attnames = attnames[1] if self.related_field else []
+        self.lookup_fields, where = [], []
+        for on_related, name in lookups:
+            meta = tables[1 if on_related else 0]._meta
+            field = meta.pk if name == "pk" else meta.get_field(name)
+            self.lookup_fields.append(field)
+            where.append(f"{quote(meta.db_table)}.{quote(field.column)} = %s")
+        source = quote(model._meta.db_table)
+        if self.related_field:
+            target = quote(self.related_field.related_model._meta.db_table)
+            source += (
+                f" JOIN {target} ON {target}.{quote(self.related_field.target_field.column)}"
+                f" = {quote(model._meta.db_table)}.{quote(self.related_field.column)}"
+            )
+        # Identifiers from the models' own metadata, quoted; values are parameters.
+        self.sql = f"SELECT {', '.join(columns)} FROM {source} WHERE {' AND '.join(where)} LIMIT 2"  # noqa: S608
 
 
-def _fetch_statement(model: type[models.Model], names: tuple[str, ...], connection) -> _FetchStatement:
+def _fetch_statement(
+    model: type[models.Model], related: str | None, lookups: tuple[tuple[bool, str], ...], connection
+) -> _FetchStatement:
     # Kept on the connection object (one per thread and alias): the backend's
     # converters are bound to it.
     cache = connection.__dict__.setdefault("_coditect_fetch_statements", {})
-    key = (model, names)
+    key = (model, related, lookups)
     statement = cache.get(key)
     if statement is None:
-        statement = cache[key] = _FetchStatement(model, names, connection)
+        statement = cache[key] = _FetchStatement(model, related, lookups, connection)
     return statement
 
 

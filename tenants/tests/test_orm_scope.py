@@ -110,3 +110,38 @@ def test_fetch_gives_the_same_values_as_the_queryset(tenant_a):
         fields = [field.attname for field in License._meta.concrete_fields]
         assert {f: getattr(fetched, f) for f in fields} == {f: getattr(queried, f) for f in fields}
         assert fetched._state.adding is False and fetched._state.db == queried._state.db
+
+
+@pytest.mark.django_db
+def test_fetch_loads_a_related_row_in_the_same_statement(tenant_a, tenant_b):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import User
+    from accounts.tests.factories import UserFactory
+
+    mine, theirs = UserFactory(tenant=tenant_a), UserFactory(tenant=tenant_b)
+    with tenant_scope(tenant_a.id):
+        with CaptureQueriesContext(connection) as queries:
+            user = User.objects.fetch(pk=mine.pk, related="tenant")
+            assert user.tenant == tenant_a and user.tenant.name == tenant_a.name
+        assert len(queries.captured_queries) == 1
+        # The joined tenant row is held to the scope as well, not only the user row.
+        assert '"tenants"."id" = ' in queries.captured_queries[0]["sql"]
+        assert User.objects.fetch(pk=theirs.pk, related="tenant") is None
+        expected = User.objects.select_related("tenant").get(pk=mine.pk)
+        for model, fetched, queried in ((User, user, expected), (Tenant, user.tenant, expected.tenant)):
+            fields = [field.attname for field in model._meta.concrete_fields]
+            assert {f: getattr(fetched, f) for f in fields} == {f: getattr(queried, f) for f in fields}
+
+
+def test_fetch_with_a_related_row_sees_every_tenant_only_on_the_operator_path(committed_db):
+    from accounts.models import User
+    from accounts.tests.factories import UserFactory
+
+    acme, globex = TenantFactory(), TenantFactory()
+    member = UserFactory(tenant=acme)
+    with operator_scope():
+        assert User.objects.fetch(pk=member.pk, related="tenant").tenant == acme
+    with tenant_scope(globex.id):
+        assert User.objects.fetch(pk=member.pk, related="tenant") is None
