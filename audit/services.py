@@ -1,9 +1,11 @@
 """The audit service: the one way anything writes to the audit log.
 
 Call it inside the transaction of the change it records, so the two commit or
-vanish together. Rows form a hash chain per tenant (the null tenant is the
-operator chain): each row's `hash` covers its content and the previous row's
-hash, so an edited or deleted row breaks the chain where `audit_verify` looks.
+vanish together; an event whose change is not in this database (the Redis
+ledger's) is `audit_record_standalone`, a transaction of its own. Rows form a
+hash chain per tenant (the null tenant is the operator chain): each row's
+`hash` covers its content and the previous row's hash, so an edited or
+deleted row breaks the chain where `audit_verify` looks.
 """
 
 from __future__ import annotations
