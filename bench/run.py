@@ -271,7 +271,6 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
     ]
     if args.only:
         scenarios = [scenario for scenario in scenarios if args.only in scenario[0]]
-    results = []
 
     def phase(name: str, operation, requests_per_op: int, rate: float | None) -> dict:
         checker = (
