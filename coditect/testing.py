@@ -156,16 +156,17 @@ def tenant_b(db):
 
 
 @pytest.fixture
-def token_clock(monkeypatch):
-    """Moves this process's wall clock as token verification reads it (PyJWT's
-    checks and the memory of verified tokens): `token_clock(3600)` is an hour
-    later."""
+def app_clock(monkeypatch):
+    """Moves this process's wall clock: `app_clock(600)` is ten minutes later,
+    as `time.time()`, Django's `timezone.now()` and PyJWT's checks see it (the
+    ledgers' own clocks, Redis TIME and the database's now(), do not move)."""
     import datetime as real_datetime
-    import time as real_time
+    import time
 
     import jwt.api_jwt
+    from django.utils import timezone
 
-    from tenants import keyfiles
+    real_time, real_now = time.time, timezone.now
 
     def shift(seconds: float) -> None:
         class ShiftedDatetime(real_datetime.datetime):
@@ -173,15 +174,9 @@ def token_clock(monkeypatch):
             def now(cls, tz=None):
                 return real_datetime.datetime.now(tz) + real_datetime.timedelta(seconds=seconds)
 
-        class ShiftedTime:
-            def __getattr__(self, name):
-                return getattr(real_time, name)
-
-            def time(self):
-                return real_time.time() + seconds
-
+        monkeypatch.setattr(time, "time", lambda: real_time() + seconds)
+        monkeypatch.setattr(timezone, "now", lambda: real_now() + real_datetime.timedelta(seconds=seconds))
         monkeypatch.setattr(jwt.api_jwt, "datetime", ShiftedDatetime)
-        monkeypatch.setattr(keyfiles, "time", ShiftedTime())
 
     return shift
 

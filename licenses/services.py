@@ -82,33 +82,29 @@ def _locked(license: License) -> License:
 
 def license_suspend(*, license: License, actor: Any = None, request: Any = None, reason: str = "") -> License:
     """Refuse new seats; live leases end at their next heartbeat (invariant 6)."""
-    with tenant_scope(license.tenant_id):
-        license = _locked(license)
-        if not license.suspended:
-            license.suspended = True
-            license.save(update_fields=["suspended", "updated_at"])
-            audit_record(
-                action="license.suspended",
-                tenant_id=license.tenant_id,
-                user=actor,
-                target=license,
-                details={"reason": reason} if reason else {},
-                request=request,
-            )
-    return license
+    details = {"reason": reason} if reason else {}
+    return _set_suspended(license, True, "license.suspended", actor=actor, request=request, details=details)
 
 
 def license_resume(*, license: License, actor: Any = None, request: Any = None) -> License:
+    return _set_suspended(license, False, "license.resumed", actor=actor, request=request)
+
+
+def _set_suspended(
+    license: License, suspended: bool, action: str, *, actor: Any, request: Any, details: dict | None = None
+) -> License:
+    """Change the flag under the row lock; a change that changes nothing is not audited."""
     with tenant_scope(license.tenant_id):
         license = _locked(license)
-        if license.suspended:
-            license.suspended = False
+        if license.suspended != suspended:
+            license.suspended = suspended
             license.save(update_fields=["suspended", "updated_at"])
             audit_record(
-                action="license.resumed",
+                action=action,
                 tenant_id=license.tenant_id,
                 user=actor,
                 target=license,
+                details=details or {},
                 request=request,
             )
     return license

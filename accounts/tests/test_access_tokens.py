@@ -166,11 +166,11 @@ def test_garbage_is_refused(api, user):
     assert api.get(ME, HTTP_AUTHORIZATION="Bearer two tokens").status_code == 401
 
 
-def test_a_token_used_before_is_refused_once_it_expires(api, user, token_clock):
+def test_a_token_used_before_is_refused_once_it_expires(api, user, app_clock):
     token = signed(claims_for(user))  # ten minutes
     assert get_me(api, token).status_code == 200
     assert get_me(api, token).status_code == 200  # remembered
-    token_clock(600 + CLOCK_SKEW_LEEWAY_SECONDS + 1)
+    app_clock(600 + CLOCK_SKEW_LEEWAY_SECONDS + 1)
     assert_refused(get_me(api, token))
 
 

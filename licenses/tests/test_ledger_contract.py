@@ -9,7 +9,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.utils import timezone
 
 from licenses.ledger import NoSeatsAvailable, SessionNotFound
 from licenses.tests import ledger_support
@@ -248,22 +247,13 @@ def test_release_all_ends_every_live_lease_once(make_seats):
 # --- invariants 4 and 5: expiry heals itself on the ledger's clock ------------------------------
 
 
-REAL_TIME, REAL_NOW = time.time, timezone.now
-
-
-def shift_app_clock(monkeypatch, seconds: float) -> None:
-    """Move the app server's idea of the time; the ledger must not care."""
-    monkeypatch.setattr(time, "time", lambda: REAL_TIME() + seconds)
-    monkeypatch.setattr(timezone, "now", lambda: REAL_NOW() + timedelta(seconds=seconds))
-
-
 def test_a_lease_whose_heartbeats_stop_is_free_within_three_seconds_whatever_the_app_clock_says(
-    make_seats, monkeypatch
+    make_seats, app_clock
 ):
     seats = make_seats(max_seats=1)
     real_start = datetime.now(UTC)
 
-    shift_app_clock(monkeypatch, +600)
+    app_clock(+600)  # the app server's clock; the ledger must not care
     lease = seats.acquire("machine-a", ttl=2).lease
     assert near(lease.expires_at, real_start + timedelta(seconds=2)), "the app clock leaked in"
     assert near(seats.ledger.now(), real_start)
@@ -273,7 +263,7 @@ def test_a_lease_whose_heartbeats_stop_is_free_within_three_seconds_whatever_the
     with pytest.raises(NoSeatsAvailable):
         seats.acquire("machine-b", ttl=2)
 
-    shift_app_clock(monkeypatch, -600)
+    app_clock(-600)
     time.sleep(max(0.0, last_beat + 3 - time.monotonic()))  # no call in between
 
     assert seats.used() == 0 and seats.live() == []

@@ -467,11 +467,11 @@ def test_with_debug_off_a_key_file_satisfies_the_startup_check(no_signer, tmp_pa
     signing_startup_check()
 
 
-def test_a_token_verified_before_is_still_refused_once_it_expires(ed25519_file, token_clock):
+def test_a_token_verified_before_is_still_refused_once_it_expires(ed25519_file, app_clock):
     token = issue(expires_in=timedelta(minutes=5))
     assert license_token_verify(token)
     assert license_token_verify(token)  # remembered
-    token_clock(5 * 60 + CLOCK_SKEW_LEEWAY_SECONDS + 1)
+    app_clock(5 * 60 + CLOCK_SKEW_LEEWAY_SECONDS + 1)
     with pytest.raises(InvalidLicenseToken, match="expired"):
         license_token_verify(token)
 
