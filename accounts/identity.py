@@ -21,7 +21,7 @@ from django.conf import settings
 from firebase_admin import auth, credentials
 from firebase_admin import exceptions as firebase_exceptions
 
-from tenants.keyfiles import jws_header
+from core.keyring import jws_header
 
 logger = logging.getLogger(__name__)
 

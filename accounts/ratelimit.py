@@ -35,7 +35,7 @@ from django.utils import timezone
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import RateLimitHit
-from tenants.errors import ApplicationError, error_response
+from core.errors import ApplicationError, error_response
 from tenants.scope import DEFAULT_DB
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from accounts.selectors import (
 )
 from accounts.tokens import access_token_issue, tenant_secret_digest, tenant_secret_new, tenant_secret_parse
 from audit.services import audit_record
-from tenants.errors import ApplicationError, ServiceUnavailable
+from core.errors import ApplicationError, ServiceUnavailable
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 from tenants.services import tenant_create

@@ -33,7 +33,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from tenants.keyfiles import (
+from core.keyring import (
     LoadedOnce,
     VerifiedTokens,
     development_key_file,

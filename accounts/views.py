@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from accounts import selectors, services
 from accounts.models import Role
 from accounts.permissions import TENANT_ADMIN_ONLY, TENANT_MEMBERS
-from tenants.openapi import error_responses
+from core.openapi import error_responses
 from tenants.views import PublicAPIView, TenantAPIView
 
 

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import TENANT_ADMIN_ONLY
 from analytics.selectors import usage_period_count, usage_series
-from tenants.openapi import error_responses
+from core.openapi import error_responses
 from tenants.views import TenantAPIView
 
 # The longest range one request may ask for, per granularity (in periods).

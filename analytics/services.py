@@ -35,10 +35,10 @@ from django.utils.dateparse import parse_datetime
 
 from analytics.models import DailyUsage, HourlyUsage, UsageRollup
 from audit.models import AuditLog
+from core.errors import ServiceUnavailable
 from licenses.leases import lease_expiry_sweep_license
 from licenses.ledger import LedgerUnavailable, get_seat_ledger
 from licenses.models import License
-from tenants.errors import ServiceUnavailable
 from tenants.scope import tenant_scope
 
 logger = logging.getLogger(__name__)

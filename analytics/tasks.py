@@ -22,10 +22,10 @@ from analytics.audit_export import (
     audit_exportable_days,
 )
 from analytics.services import floor_hour, usage_rollup_license
+from core.errors import ServiceUnavailable
+from core.tasks import task_enqueue_on_commit
 from licenses.ledger import LedgerUnavailable
 from licenses.models import License
-from licenses.tasks import task_enqueue_on_commit
-from tenants.errors import ServiceUnavailable
 from tenants.models import Tenant
 from tenants.scope import operator_scope
 

@@ -22,10 +22,10 @@ from analytics.charts import seat_gauge, usage_chart
 from analytics.dashboard import SignInFailed, dashboard_session_start, dashboard_sign_in, tenant_admin_view
 from analytics.selectors import usage_series
 from audit.models import AuditLog
+from core.errors import ApplicationError
 from licenses.leases import lease_force_release
 from licenses.ledger import LedgerUnavailable, get_seat_ledger
 from licenses.selectors import LicenseNotFound, license_get, license_list, license_state
-from tenants.errors import ApplicationError
 
 CHART_DAYS = 30
 AUDIT_PAGE_SIZE = 50

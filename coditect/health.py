@@ -10,7 +10,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from tenants.errors import error_response
+from core.errors import error_response
 
 logger = logging.getLogger(__name__)
 

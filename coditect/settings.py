@@ -61,7 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "tenants.middleware.RequestIdMiddleware",
+    "core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "accounts.ratelimit.PerIpRateLimitMiddleware",
@@ -108,7 +108,7 @@ def _sqlite(path: str) -> dict:
     return {
         # Django's SQLite, with a process's threads queued for the write
         # lock in Python rather than in SQLite's sleeping busy handler.
-        "ENGINE": "tenants.sqlite_backend",
+        "ENGINE": "core.sqlite_backend",
         "NAME": path,
         # IMMEDIATE takes the write lock at BEGIN, so the database ledger's
         # read-then-write runs serialised on SQLite as it does under row
@@ -231,7 +231,7 @@ REST_FRAMEWORK = {
         "accounts.permissions.IsTenantMember",
         "accounts.permissions.ReadOnlyOrWriter",
     ],
-    "EXCEPTION_HANDLER": "tenants.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -284,7 +284,7 @@ CONTENT_SECURITY_POLICY_REPORT_ONLY = env.bool("CONTENT_SECURITY_POLICY_REPORT_O
 CONTENT_SECURITY_POLICY_EXEMPT = env.list("CONTENT_SECURITY_POLICY_EXEMPT", default=[r"^api/docs/"])
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-    "tenants.middleware.ContentSecurityPolicyMiddleware",
+    "core.middleware.ContentSecurityPolicyMiddleware",
 )
 
 # --- Logging -------------------------------------------------------------------------
@@ -292,8 +292,8 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "tenants.logging.RequestIdFilter"}},
-    "formatters": {"json": {"()": "tenants.logging.JsonFormatter"}},
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
+    "formatters": {"json": {"()": "core.logging.JsonFormatter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
     },

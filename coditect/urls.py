@@ -33,5 +33,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 
-handler404 = "tenants.errors.handler404"
-handler500 = "tenants.errors.handler500"
+handler404 = "core.errors.handler404"
+handler500 = "core.errors.handler500"

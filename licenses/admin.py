@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
+from core.errors import ApplicationError
 from licenses.keys import KEY_PREFIX, license_key_digest, normalize_license_key
 from licenses.leases import lease_force_release
 from licenses.ledger import LedgerUnavailable, get_seat_ledger
@@ -36,7 +37,6 @@ from licenses.services import (
     license_unbind_machine,
     license_update,
 )
-from tenants.errors import ApplicationError
 from tenants.scope import tenant_scope
 
 # Longer than any session id, fingerprint or reason the console takes.

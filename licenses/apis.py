@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsTenantMember, ReadOnlyOrWriter
+from core.openapi import error_responses
 from licenses import leases, selectors
 from licenses.authentication import LicenseTokenAuthentication
-from tenants.openapi import error_responses
 from tenants.scope import scope_boundary
 from tenants.views import TenantAPIView
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from core.errors import ApplicationError
 from licenses.signing import license_token_verify
-from tenants.errors import ApplicationError
 
 
 @dataclass(frozen=True)

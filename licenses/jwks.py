@@ -11,8 +11,8 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from core.openapi import error_responses
 from licenses.signing import jwks
-from tenants.openapi import error_responses
 from tenants.views import PublicAPIView
 
 _JwkSetSchema = inline_serializer(

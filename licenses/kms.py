@@ -33,8 +33,8 @@ from google.api_core.retry import Retry, if_exception_type
 from google.auth import exceptions as google_auth_exceptions
 from google.cloud import kms
 
+from core.errors import ServiceUnavailable
 from licenses.signing import VerificationKey
-from tenants.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from audit.services import audit_record, audit_record_standalone
+from core.errors import ApplicationError, ServiceUnavailable
 from licenses import metrics
 from licenses.ledger import Lease, LedgerUnavailable, NoSeatsAvailable, SessionNotFound, get_seat_ledger
 from licenses.models import License
 from licenses.selectors import LicenseNotFound, license_get, license_get_by_key, license_get_cached
 from licenses.signing import license_token_issue
-from tenants.errors import ApplicationError, ServiceUnavailable
 from tenants.scope import tenant_scope
 
 

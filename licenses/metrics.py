@@ -32,8 +32,8 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from core.errors import ERROR_STATUS
 from licenses.ledger.base import NoSeatsAvailable, SessionNotFound
-from tenants.errors import ERROR_STATUS
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from django.core.exceptions import ValidationError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from core.errors import ApplicationError
 from licenses.keys import license_key_digest
 from licenses.models import License
-from tenants.errors import ApplicationError
 from tenants.scope import tenant_scope
 
 
@@ -96,8 +96,8 @@ def license_state(license: License) -> str:
 def license_status_list(*, user, license_id: str | None = None, license_key: str | None = None) -> list[dict]:
     """Each license's state, seats and live leases: a tenant admin sees every
     lease, anyone else only their own."""
+    from core.errors import ServiceUnavailable
     from licenses.ledger import LedgerUnavailable, get_seat_ledger
-    from tenants.errors import ServiceUnavailable
 
     if license_key:
         licenses = [license_get_by_key(license_key=license_key)]

@@ -117,7 +117,7 @@ def license_extend(
     expiring a license now is what suspension is for."""
     from django.utils import timezone
 
-    from tenants.errors import ApplicationError
+    from core.errors import ApplicationError
 
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("The new expiry must be in the future.", code="invalid_request")
@@ -145,9 +145,9 @@ def license_unbind_machine(
 ) -> License:
     """Take a machine off the license, freeing its place for another one; the
     machine's live lease, if any, ends now (it may no longer hold a seat)."""
+    from core.errors import ApplicationError
     from licenses.leases import lease_force_release
     from licenses.ledger import get_seat_ledger
-    from tenants.errors import ApplicationError
 
     with tenant_scope(license.tenant_id):
         license = _locked(license)

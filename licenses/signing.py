@@ -30,8 +30,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from tenants.errors import ApplicationError
-from tenants.keyfiles import (
+from core.errors import ApplicationError
+from core.keyring import (
     LoadedOnce,
     VerifiedTokens,
     b64url,

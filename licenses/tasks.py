@@ -10,33 +10,19 @@ from __future__ import annotations
 import logging
 import uuid
 
-from celery import Task, shared_task
-from django.db import OperationalError, transaction
+from celery import shared_task
+from django.db import OperationalError
 
+from core.errors import ServiceUnavailable
+from core.tasks import task_enqueue_on_commit
 from licenses.leases import lease_expiry_sweep_license
 from licenses.ledger import LedgerUnavailable
 from licenses.models import License
-from tenants.errors import ServiceUnavailable
 from tenants.scope import operator_scope
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE = (ServiceUnavailable, LedgerUnavailable, OperationalError)
-
-
-def task_enqueue_on_commit(task: Task, *args: str) -> None:
-    """Enqueue one task of a fan-out once the caller's transaction commits
-    (at once outside one). With no broker (the embedded default) the task runs
-    right here and its error surfaces here, as would a broker that refuses the
-    message: either is logged, so that one license does not stop the others."""
-
-    def send() -> None:
-        try:
-            task.delay(*args)
-        except Exception:
-            logger.exception("background task failed", extra={"task": task.name, "task_args": list(args)})
-
-    transaction.on_commit(send)
 
 
 @shared_task(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from django.db import InterfaceError, OperationalError
 from rest_framework.views import APIView
 
-from tenants.errors import ApplicationError, database_unavailable_response
+from core.errors import ApplicationError, database_unavailable_response
 from tenants.scope import current_tenant_id, scope_boundary, scoped_transaction
 
 

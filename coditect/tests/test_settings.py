@@ -26,7 +26,7 @@ def test_a_sqlite_url_gets_the_serialised_sqlite_backend(tmp_path):
     got = settings_in_subprocess(
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3", CODITECT_VAR_DIR=str(tmp_path)
     )
-    assert got["db"]["ENGINE"] == "tenants.sqlite_backend"
+    assert got["db"]["ENGINE"] == "core.sqlite_backend"
     assert got["db"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert got["ledger"] == "database"
 

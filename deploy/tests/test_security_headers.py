@@ -7,7 +7,7 @@ import pytest
 from django.http import HttpResponse, JsonResponse
 from django.test import RequestFactory
 
-from tenants.middleware import ContentSecurityPolicyMiddleware
+from core.middleware import ContentSecurityPolicyMiddleware
 
 POLICY = "default-src 'self'; frame-ancestors 'none'"
 

@@ -29,6 +29,7 @@ from google.cloud.kms_v1.services.key_management_service.transports.grpc import 
 )
 from google.cloud.kms_v1.types import resources, service
 
+from core.errors import ServiceUnavailable
 from licenses import kms as licenses_kms
 from licenses.signing import (
     InvalidLicenseToken,
@@ -40,7 +41,6 @@ from licenses.signing import (
     signing_startup_check,
 )
 from licenses.tests.signing_helpers import ed25519_key, lease_of, rsa_key, unsaved_license, utcnow, write_pem
-from tenants.errors import ServiceUnavailable
 
 KEY_NAME = "projects/coditect/locations/global/keyRings/licenses/cryptoKeys/tokens/cryptoKeyVersions/3"
 Algorithm = kms.CryptoKeyVersion.CryptoKeyVersionAlgorithm

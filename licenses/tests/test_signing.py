@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ImproperlyConfigured
 
+from core.errors import ApplicationError
 from licenses.signing import (
     CLOCK_SKEW_LEEWAY_SECONDS,
     REQUIRED_CLAIMS,
@@ -39,7 +40,6 @@ from licenses.tests.signing_helpers import (
     utcnow,
     write_pem,
 )
-from tenants.errors import ApplicationError
 
 
 @pytest.fixture

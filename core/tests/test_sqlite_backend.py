@@ -1,4 +1,4 @@
-"""The embedded default's SQLite backend (tenants.sqlite_backend): a process's
+"""The embedded default's SQLite backend (core.sqlite_backend): a process's
 threads take turns at the write lock in the order they came, with no sleeping
 busy handler between them; every way a transaction ends passes the lock on;
 other processes still meet at SQLite's own lock."""
@@ -13,7 +13,7 @@ from contextlib import closing
 import pytest
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
-from tenants.sqlite_backend.base import FifoLock, write_lock
+from core.sqlite_backend.base import FifoLock, write_lock
 
 pytestmark = pytest.mark.embedded
 

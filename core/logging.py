@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from contextvars import ContextVar
 from datetime import UTC, datetime
 
-request_id_var: ContextVar[str | None] = ContextVar("coditect_request_id", default=None)
+from core.context import request_id_var
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
 

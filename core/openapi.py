@@ -6,7 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-from tenants.errors import ERROR_STATUS
+from core.errors import ERROR_STATUS
 
 
 class ErrorSerializer(serializers.Serializer):

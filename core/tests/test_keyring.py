@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tenants.keyfiles import VerifiedTokens, jws_header
+from core.keyring import VerifiedTokens, jws_header
 
 pytestmark = pytest.mark.embedded
 
