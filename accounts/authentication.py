@@ -20,6 +20,7 @@ from accounts.identity import looks_like_identity_token
 from accounts.models import User
 from accounts.services import NotAuthenticated, identity_verify, user_resolve_identity
 from accounts.tokens import InvalidToken, access_token_verify
+from core.context import context_set_actor
 from tenants.scope import ScopeError, activate_tenant
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class BearerAuthentication(BaseAuthentication):
             raise AuthenticationFailed(INVALID_TOKEN) from exc
 
         if looks_like_identity_token(token):
-            return self._from_identity_token(token, request)
+            return self._from_identity_token(token)
         return self._from_access_token(token)
 
     def authenticate_header(self, request) -> str:
@@ -57,12 +58,12 @@ class BearerAuthentication(BaseAuthentication):
         self._activate(claims.tenant_id)
         return (self._member(claims.user_id), claims)
 
-    def _from_identity_token(self, token: str, request):
+    def _from_identity_token(self, token: str):
         try:
             identity = identity_verify(id_token=token)  # or 503 when Identity Platform is down
         except NotAuthenticated as exc:
             raise AuthenticationFailed(exc.message) from exc
-        candidate = user_resolve_identity(identity=identity, request=request)
+        candidate = user_resolve_identity(identity=identity)
         if candidate is None:
             raise AuthenticationFailed("No account is linked to this sign-in.")
         self._activate(candidate.tenant_id)
@@ -84,6 +85,7 @@ class BearerAuthentication(BaseAuthentication):
         user = User.objects.fetch(pk=user_id, related="tenant")
         if user is None or not user.is_active or not user.tenant.is_active:
             raise AuthenticationFailed(INVALID_TOKEN)
+        context_set_actor(user)
         return user
 
 

@@ -16,7 +16,6 @@ every request.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import random
@@ -35,6 +34,7 @@ from django.utils import timezone
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import RateLimitHit
+from core.context import client_ip
 from core.errors import ApplicationError, error_response
 from tenants.scope import DEFAULT_DB
 
@@ -158,26 +158,6 @@ def _database_hit(key: str, limit: int, window: int) -> Decision | None:
 # --- who is calling --------------------------------------------------------------------------
 
 
-def _normalized_ip(value: str) -> str | None:
-    try:
-        return ipaddress.ip_address(value.strip()).compressed
-    except ValueError:
-        return None
-
-
-def client_ip(request) -> str:
-    """The peer address, or, behind TRUSTED_PROXY_COUNT proxies of ours, the
-    X-Forwarded-For entry the outermost of them wrote (entries left of it are
-    whatever the client chose to send)."""
-    remote = _normalized_ip(request.META.get("REMOTE_ADDR", "")) or "unknown"
-    trusted = settings.TRUSTED_PROXY_COUNT
-    if trusted > 0:
-        hops = [hop for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        if len(hops) >= trusted:
-            return _normalized_ip(hops[-trusted]) or remote
-    return remote
-
-
 def _refusal(message: str, decision: Decision):
     return message, {"retry_after": int(decision.headers()["Retry-After"])}
 
@@ -187,11 +167,11 @@ class PerIpRateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request.client_ip = client_ip(request)
         limit = settings.RATE_LIMIT_PER_IP
         decision = None
         if limit > 0 and request.path_info not in UNLIMITED_PATHS:
-            decision = rate_limit_hit(key=f"ip:{request.client_ip}", limit=limit)
+            ip = getattr(request, "client_ip", None) or client_ip(request)
+            decision = rate_limit_hit(key=f"ip:{ip}", limit=limit)
             if decision is not None and not decision.allowed:
                 message, details = _refusal("Too many requests from this address; slow down.", decision)
                 response = error_response("rate_limited", message, details)

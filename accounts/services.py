@@ -11,7 +11,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -28,6 +27,7 @@ from accounts.selectors import (
     user_sign_in_candidate_by_identity_across_tenants,
 )
 from accounts.tokens import access_token_issue, tenant_secret_digest, tenant_secret_new, tenant_secret_parse
+from audit.events import Event
 from audit.services import audit_record
 from core.errors import ApplicationError, ServiceUnavailable
 from tenants.models import Tenant
@@ -66,7 +66,7 @@ def tenant_create_with_audit(*, name: str, slug: str | None = None, actor=None) 
     with transaction.atomic():
         tenant = tenant_create(name=name, slug=slug)
         with tenant_scope(tenant.id):
-            audit_record(action="tenant.created", tenant_id=tenant.id, user=actor, target=tenant)
+            audit_record(action=Event.TENANT_CREATED, tenant_id=tenant.id, user=actor, target=tenant)
     return tenant
 
 
@@ -85,7 +85,7 @@ def identity_verify(*, id_token: str) -> Identity:
         raise ServiceUnavailable("Identity Platform is not reachable; try again shortly.") from exc
 
 
-def user_resolve_identity(*, identity: Identity, request: Any = None) -> SignInCandidate | None:
+def user_resolve_identity(*, identity: Identity) -> SignInCandidate | None:
     """The tenant member an identity signs in as: the user linked to it, or else
     the user whose email the identity provider has verified (linked now, once).
     None when there is none; accounts are never made here (see user_register)."""
@@ -108,13 +108,12 @@ def user_resolve_identity(*, identity: Identity, request: Any = None) -> SignInC
                 )
                 if linked:
                     audit_record(
-                        action="user.identity_linked",
+                        action=Event.USER_IDENTITY_LINKED,
                         tenant_id=by_email.tenant_id,
                         actor=identity.email,
                         target_type="accounts.user",
                         target_id=str(by_email.id),
                         details={"provider": identity.provider},
-                        request=request,
                     )
         candidate = by_email
     if candidate is None or candidate.tenant_id is None:
@@ -168,7 +167,6 @@ def user_register(
     tenant_name: str = "",
     invite_code: str = "",
     full_name: str = "",
-    request: Any = None,
 ) -> tuple[User, Tenant]:
     """Create a user: with `tenant_name`, a new tenant with this user as its
     admin; with `invite_code`, a member of the inviting tenant in the invite's
@@ -210,16 +208,13 @@ def user_register(
                     password=password,
                     identity=identity,
                 )
+                audit_record(action=Event.TENANT_CREATED, tenant_id=tenant.id, user=user, target=tenant)
                 audit_record(
-                    action="tenant.created", tenant_id=tenant.id, user=user, target=tenant, request=request
-                )
-                audit_record(
-                    action="user.registered",
+                    action=Event.USER_REGISTERED,
                     tenant_id=tenant.id,
                     user=user,
                     target=user,
                     details={**details, "role": user.role},
-                    request=request,
                 )
         return user, tenant
 
@@ -247,14 +242,13 @@ def user_register(
         )
         invite.used_at, invite.used_by = timezone.now(), user
         invite.save(update_fields=["used_at", "used_by"])
-        audit_record(action="invite.redeemed", tenant_id=tenant_id, user=user, target=invite, request=request)
+        audit_record(action=Event.INVITE_REDEEMED, tenant_id=tenant_id, user=user, target=invite)
         audit_record(
-            action="user.registered",
+            action=Event.USER_REGISTERED,
             tenant_id=tenant_id,
             user=user,
             target=user,
             details={**details, "role": user.role, "invite_id": str(invite.id)},
-            request=request,
         )
     return user, tenant
 
@@ -282,7 +276,7 @@ def _token_pair(*, user: User, refresh_token: str) -> TokenPair:
     )
 
 
-def _session_start(*, user: User, method: str, request: Any) -> TokenPair:
+def _session_start(*, user: User, method: str) -> TokenPair:
     """A new token family for a user who just proved who they are. Runs in the
     user's tenant scope."""
     now = timezone.now()
@@ -292,24 +286,22 @@ def _session_start(*, user: User, method: str, request: Any) -> TokenPair:
     RefreshToken.objects.filter(user=user, expires_at__lt=now - timedelta(days=1)).delete()
     User.objects.filter(pk=user.pk).update(last_login=now)
     audit_record(
-        action="auth.login",
+        action=Event.AUTH_LOGIN,
         tenant_id=user.tenant_id,
         user=user,
         target=user,
         details={"method": method, "family_id": str(family_id)},
-        request=request,
     )
     return _token_pair(user=user, refresh_token=refresh_token)
 
 
-def _login_failed(*, reason: str, method: str, email: str, tenant_id=None, user=None, request=None) -> None:
+def _login_failed(*, reason: str, method: str, email: str, tenant_id=None, user=None) -> None:
     audit_record(
-        action="auth.login_failed",
+        action=Event.AUTH_LOGIN_FAILED,
         tenant_id=tenant_id,
         user=user,
         actor=email[:254],
         details={"reason": reason, "method": method},
-        request=request,
     )
 
 
@@ -323,7 +315,7 @@ def _password_login_check() -> None:
         )
 
 
-def auth_login_password(*, email: str, password: str, request: Any = None) -> TokenPair:
+def auth_login_password(*, email: str, password: str) -> TokenPair:
     _password_login_check()
     email = email.strip().lower()
     candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
@@ -332,7 +324,7 @@ def auth_login_password(*, email: str, password: str, request: Any = None) -> To
         # (no tenant) never sign in here: the admin site is their door.
         make_password(password)
         reason = "unknown_email" if candidate is None else "operator_account"
-        _login_failed(reason=reason, method="password", email=email, request=request)
+        _login_failed(reason=reason, method="password", email=email)
         raise NotAuthenticated(LOGIN_FAILED)
 
     tenant_inactive = False
@@ -340,7 +332,7 @@ def auth_login_password(*, email: str, password: str, request: Any = None) -> To
         user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
         if user is not None and user.is_active and user.check_password(password):
             if user.tenant.is_active:
-                return _session_start(user=user, method="password", request=request)
+                return _session_start(user=user, method="password")
             tenant_inactive = True
             reason = "tenant_inactive"
         else:
@@ -351,41 +343,39 @@ def auth_login_password(*, email: str, password: str, request: Any = None) -> To
             email=email,
             tenant_id=candidate.tenant_id,
             user=user,
-            request=request,
         )
     if tenant_inactive:
         raise ApplicationError("This tenant is deactivated.", code="permission_denied")
     raise NotAuthenticated(LOGIN_FAILED)
 
 
-def auth_login_id_token(*, id_token: str, request: Any = None) -> TokenPair:
+def auth_login_id_token(*, id_token: str) -> TokenPair:
     try:
         identity = identity_verify(id_token=id_token)
     except NotAuthenticated:
-        _login_failed(reason="invalid_id_token", method="identity_platform", email="", request=request)
+        _login_failed(reason="invalid_id_token", method="identity_platform", email="")
         raise
-    candidate = user_resolve_identity(identity=identity, request=request)
+    candidate = user_resolve_identity(identity=identity)
     if candidate is None:
-        _login_failed(reason="no_account", method="identity_platform", email=identity.email, request=request)
+        _login_failed(reason="no_account", method="identity_platform", email=identity.email)
         raise NotAuthenticated(
             "No account is linked to this sign-in. Register with an invite code or a tenant name first."
         )
     with tenant_scope(candidate.tenant_id):
         user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
         if user is not None and user.is_active and user.tenant.is_active:
-            return _session_start(user=user, method="identity_platform", request=request)
+            return _session_start(user=user, method="identity_platform")
         _login_failed(
             reason="inactive_user",
             method="identity_platform",
             email=identity.email,
             tenant_id=candidate.tenant_id,
             user=user,
-            request=request,
         )
     raise NotAuthenticated("This account is deactivated.")
 
 
-def auth_refresh(*, refresh_token: str, request: Any = None) -> TokenPair:
+def auth_refresh(*, refresh_token: str) -> TokenPair:
     """Rotate: the presented token is used up and the next one of its family is
     issued. A used token presented again revokes the whole family, so a thief
     and the owner both lose it and the owner signs in again."""
@@ -403,12 +393,11 @@ def auth_refresh(*, refresh_token: str, request: Any = None) -> TokenPair:
                 revoked_at=now
             )
             audit_record(
-                action="auth.refresh_reused",
+                action=Event.AUTH_REFRESH_REUSED,
                 tenant_id=tenant_id,
                 user=token.user,
                 target=token,
                 details={"family_id": str(token.family_id), "revoked": revoked},
-                request=request,
             )
         else:
             user = User.objects.select_related("tenant").filter(pk=token.user_id).first()
@@ -421,7 +410,7 @@ def auth_refresh(*, refresh_token: str, request: Any = None) -> TokenPair:
     raise NotAuthenticated(REFRESH_FAILED)
 
 
-def auth_logout(*, refresh_token: str, request: Any = None) -> None:
+def auth_logout(*, refresh_token: str) -> None:
     """Revoke the presented token's family. Unknown tokens are ignored: logging
     out twice is not an error."""
     parsed = tenant_secret_parse(refresh_token)
@@ -436,12 +425,11 @@ def auth_logout(*, refresh_token: str, request: Any = None) -> None:
             revoked_at=timezone.now()
         )
         audit_record(
-            action="auth.logout",
+            action=Event.AUTH_LOGOUT,
             tenant_id=tenant_id,
             user=token.user,
             target=token,
             details={"family_id": str(token.family_id), "revoked": revoked},
-            request=request,
         )
 
 
@@ -454,7 +442,6 @@ def invite_create(
     role: str = Role.USER,
     email: str = "",
     lifetime_hours: int | None = None,
-    request=None,
 ) -> tuple[Invite, str]:
     """An invite to the creator's tenant; returns it and its code, which exists
     only in this return value."""
@@ -473,24 +460,21 @@ def invite_create(
         )
         invite.save(force_insert=True)
         audit_record(
-            action="invite.created",
+            action=Event.INVITE_CREATED,
             tenant_id=created_by.tenant_id,
             user=created_by,
             target=invite,
             details={"role": role, "email": invite.email, "expires_at": invite.expires_at.isoformat()},
-            request=request,
         )
     return invite, code
 
 
-def invite_revoke(*, invite: Invite, actor: User, request=None) -> Invite:
+def invite_revoke(*, invite: Invite, actor: User) -> Invite:
     """Withdraw a pending invite; used, expired or revoked ones stay as they are."""
     if invite.status() != "pending":
         return invite
     with transaction.atomic():
         invite.revoked_at = timezone.now()
         invite.save(update_fields=["revoked_at"])
-        audit_record(
-            action="invite.revoked", tenant_id=invite.tenant_id, user=actor, target=invite, request=request
-        )
+        audit_record(action=Event.INVITE_REVOKED, tenant_id=invite.tenant_id, user=actor, target=invite)
     return invite

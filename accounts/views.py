@@ -65,7 +65,7 @@ class RegisterApi(PublicAPIView):
     def post(self, request):
         data = self.RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user, tenant = services.user_register(**data.validated_data, request=request)
+        user, tenant = services.user_register(**data.validated_data)
         return Response(MembershipOutput({"user": user, "tenant": tenant}).data, status=201)
 
 
@@ -100,11 +100,9 @@ class LoginApi(PublicAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if values.get("id_token"):
-            pair = services.auth_login_id_token(id_token=values["id_token"], request=request)
+            pair = services.auth_login_id_token(id_token=values["id_token"])
         else:
-            pair = services.auth_login_password(
-                email=values["email"], password=values["password"], request=request
-            )
+            pair = services.auth_login_password(email=values["email"], password=values["password"])
         return Response(TokenPairOutput(pair).data)
 
 
@@ -123,7 +121,7 @@ class RefreshApi(PublicAPIView):
     def post(self, request):
         data = RefreshInput(data=request.data)
         data.is_valid(raise_exception=True)
-        pair = services.auth_refresh(refresh_token=data.validated_data["refresh_token"], request=request)
+        pair = services.auth_refresh(refresh_token=data.validated_data["refresh_token"])
         return Response(TokenPairOutput(pair).data)
 
 
@@ -138,7 +136,7 @@ class LogoutApi(PublicAPIView):
     def post(self, request):
         data = RefreshInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.auth_logout(refresh_token=data.validated_data["refresh_token"], request=request)
+        services.auth_logout(refresh_token=data.validated_data["refresh_token"])
         return Response(status=204)
 
 
@@ -209,7 +207,6 @@ class InvitesApi(TenantAPIView):
             role=values["role"],
             email=values["email"],
             lifetime_hours=values.get("expires_in_hours") or settings.INVITE_LIFETIME_HOURS,
-            request=request,
         )
         invite.code = code
         return Response(self.InviteCreatedOutput(invite).data, status=201)
@@ -244,5 +241,5 @@ class InviteDetailApi(TenantAPIView):
         },
     )
     def delete(self, request, invite_id):
-        services.invite_revoke(invite=self._invite(invite_id), actor=request.user, request=request)
+        services.invite_revoke(invite=self._invite(invite_id), actor=request.user)
         return Response(status=204)

@@ -10,7 +10,6 @@ manager: a session whose user is not of that tenant finds no user at all.
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from django.conf import settings
 from django.contrib import auth
@@ -20,7 +19,9 @@ from django.urls import reverse
 
 from accounts.models import User
 from accounts.selectors import user_sign_in_candidate_by_email_across_tenants
+from audit.events import Event
 from audit.services import audit_record
+from core.context import context_set_actor
 from tenants.scope import tenant_scope
 
 SESSION_TENANT_KEY = "dashboard_tenant_id"
@@ -36,7 +37,7 @@ class SignInFailed(Exception):
 WRONG_CREDENTIALS = "Wrong email or password."
 
 
-def dashboard_sign_in(*, email: str, password: str, request: Any = None) -> User:
+def dashboard_sign_in(*, email: str, password: str) -> User:
     """The tenant admin with this email and password, or SignInFailed. Every
     attempt leaves an audit row (in the tenant's log when the tenant is known)."""
     if not settings.PASSWORD_LOGIN_ENABLED:
@@ -47,10 +48,9 @@ def dashboard_sign_in(*, email: str, password: str, request: Any = None) -> User
     if "\x00" in email:
         # No address has one, and PostgreSQL would refuse the lookup outright.
         audit_record(
-            action="auth.login_failed",
+            action=Event.AUTH_LOGIN_FAILED,
             actor=email.replace("\x00", "")[:254],
             details={"reason": "malformed_email", "method": "dashboard"},
-            request=request,
         )
         raise SignInFailed(WRONG_CREDENTIALS)
     candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
@@ -58,10 +58,9 @@ def dashboard_sign_in(*, email: str, password: str, request: Any = None) -> User
         make_password(password)  # as slow as a real check, so timing tells nothing
         reason = "unknown_email" if candidate is None else "operator_account"
         audit_record(
-            action="auth.login_failed",
+            action=Event.AUTH_LOGIN_FAILED,
             actor=email[:254],
             details={"reason": reason, "method": "dashboard"},
-            request=request,
         )
         raise SignInFailed(WRONG_CREDENTIALS)
 
@@ -75,21 +74,19 @@ def dashboard_sign_in(*, email: str, password: str, request: Any = None) -> User
             reason, message = "not_tenant_admin", "The dashboard is for tenant admins."
         else:
             audit_record(
-                action="auth.login",
+                action=Event.AUTH_LOGIN,
                 tenant_id=user.tenant_id,
                 user=user,
                 target=user,
                 details={"method": "dashboard"},
-                request=request,
             )
             return user
         audit_record(
-            action="auth.login_failed",
+            action=Event.AUTH_LOGIN_FAILED,
             tenant_id=candidate.tenant_id,
             user=user,
             actor=email[:254],
             details={"reason": reason, "method": "dashboard"},
-            request=request,
         )
     raise SignInFailed(message)
 
@@ -121,6 +118,7 @@ def tenant_admin_view(view):
                 ):
                     request.user = user
                     request.tenant = user.tenant
+                    context_set_actor(user)
                     return view(request, *args, **kwargs)
         return redirect_to_login(request.get_full_path(), reverse("dashboard:login"))
 

@@ -34,6 +34,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from analytics.models import DailyUsage, HourlyUsage, UsageRollup
+from audit.events import LEASE_ENDING_EVENTS, Detail, Event
 from audit.models import AuditLog
 from core.errors import ServiceUnavailable
 from licenses.leases import lease_expiry_sweep_license
@@ -46,10 +47,10 @@ logger = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
-ACQUIRED = "lease.acquired"
-DENIED = "lease.denied"
+ACQUIRED = Event.LEASE_ACQUIRED
+DENIED = Event.LEASE_DENIED
 # Every event that ends a lease; the first one found for a session wins.
-ENDED = ("lease.released", "lease.force_released", "lease.ended", "lease.expired")
+ENDED = LEASE_ENDING_EVENTS
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -111,16 +112,16 @@ def usage_sources(*, license: License, begin: datetime, end: datetime, now: date
     # recording time bounds the search.
     for row in _events(license.id, ENDED).filter(created_at__gte=begin).order_by("id").iterator():
         details = row.details or {}
-        session_id = details.get("session_id")
+        session_id = details.get(Detail.SESSION_ID)
         if not session_id or session_id in sessions:
             continue
-        ended = _when(details.get("expired_at")) if row.action == "lease.expired" else row.created_at
+        ended = _when(details.get(Detail.EXPIRED_AT)) if row.action == Event.LEASE_EXPIRED else row.created_at
         session = Session(
             session_id=session_id,
-            start=_when(details.get("acquired_at")),
+            start=_when(details.get(Detail.ACQUIRED_AT)),
             end=ended or row.created_at,
-            user_id=str(details.get("user_id") or ""),
-            fingerprint=details.get("fingerprint") or "",
+            user_id=str(details.get(Detail.USER_ID) or ""),
+            fingerprint=details.get(Detail.FINGERPRINT) or "",
         )
         sessions[session_id] = session
 
@@ -128,10 +129,10 @@ def usage_sources(*, license: License, begin: datetime, end: datetime, now: date
     acquired_rows = _events(license.id, [ACQUIRED]).filter(created_at__gte=begin, created_at__lt=end)
     for row in acquired_rows.order_by("id").iterator():
         details = row.details or {}
-        if not details.get("created", True):
+        if not details.get(Detail.CREATED, True):
             continue
         acquisitions.append(row.created_at)
-        session_id = details.get("session_id")
+        session_id = details.get(Detail.SESSION_ID)
         if session_id and session_id not in sessions:
             sessions[session_id] = Session(session_id=session_id)
         if session_id:
@@ -141,8 +142,12 @@ def usage_sources(*, license: License, begin: datetime, end: datetime, now: date
     # written before they carried `acquired_at`): their acquisition says.
     missing = [s.session_id for s in sessions.values() if s.start is None]
     if missing:
-        for row in _events(license.id, [ACQUIRED]).filter(details__session_id__in=missing).order_by("id"):
-            _fill_from_acquired(sessions[row.details["session_id"]], row)
+        for row in (
+            _events(license.id, [ACQUIRED])
+            .filter(**{f"details__{Detail.SESSION_ID}__in": missing})
+            .order_by("id")
+        ):
+            _fill_from_acquired(sessions[row.details[Detail.SESSION_ID]], row)
 
     live = {lease.session_id: lease for lease in _live_leases(license)}
     for lease in live.values():
@@ -161,7 +166,7 @@ def usage_sources(*, license: License, begin: datetime, end: datetime, now: date
             session.provisional = True
 
     denials = [
-        (row.created_at, (row.details or {}).get("code") or "unknown")
+        (row.created_at, (row.details or {}).get(Detail.CODE) or "unknown")
         for row in _events(license.id, [DENIED]).filter(created_at__gte=begin, created_at__lt=end)
     ]
     usable = [s for s in sessions.values() if s.start is not None and (s.end is None or s.end > s.start)]
@@ -189,7 +194,7 @@ def _live_leases(license: License) -> list:
 def _fill_from_acquired(session: Session, row: AuditLog) -> None:
     session.start = session.start or row.created_at
     session.user_id = session.user_id or str(row.user_id or "")
-    session.fingerprint = session.fingerprint or (row.details or {}).get("fingerprint") or ""
+    session.fingerprint = session.fingerprint or (row.details or {}).get(Detail.FINGERPRINT) or ""
 
 
 def usage_figures(sources: Sources, begin: datetime, stop: datetime, now: datetime) -> dict:

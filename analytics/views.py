@@ -48,7 +48,7 @@ def sign_in(request):
     if request.method == "POST":
         email = request.POST.get("email", "")[:254]
         try:
-            user = dashboard_sign_in(email=email, password=request.POST.get("password", ""), request=request)
+            user = dashboard_sign_in(email=email, password=request.POST.get("password", ""))
         except SignInFailed as failure:
             error = failure.message
             email = email if _usable(email) else ""
@@ -157,7 +157,7 @@ def lease_release(request, license_id):
     try:
         if not _usable(session_id) or len(session_id) > MAX_SESSION_ID_LENGTH:
             raise ApplicationError("No such session.", code="session_not_found")
-        lease_force_release(license=license, session_id=session_id, actor=request.user, request=request)
+        lease_force_release(license=license, session_id=session_id, actor=request.user)
     except ApplicationError as error:
         messages.warning(request, error.message)
     else:

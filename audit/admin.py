@@ -19,6 +19,7 @@ import json
 from django.contrib import admin
 from django.db import router, transaction
 
+from audit.events import Event
 from audit.models import AuditLog
 from audit.services import audit_capture, audit_record
 from tenants.models import Tenant
@@ -67,23 +68,22 @@ class AuditedAdminMixin:
             user=request.user,
             target=obj,
             details={"object": str(obj)[:200], "change": _change_message(message)},
-            request=request,
         )
 
     def log_addition(self, request, obj, message):
         entry = super().log_addition(request, obj, message)
-        self._record(request, "admin.added", obj, message)
+        self._record(request, Event.ADMIN_ADDED, obj, message)
         return entry
 
     def log_change(self, request, obj, message):
         entry = super().log_change(request, obj, message)
-        self._record(request, "admin.changed", obj, message)
+        self._record(request, Event.ADMIN_CHANGED, obj, message)
         return entry
 
     def log_deletions(self, request, queryset):
         entries = super().log_deletions(request, queryset)
         for obj in queryset:
-            self._record(request, "admin.deleted", obj)
+            self._record(request, Event.ADMIN_DELETED, obj)
         return entries
 
 

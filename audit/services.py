@@ -11,7 +11,6 @@ deleted row breaks the chain where `audit_verify` looks.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,9 @@ from typing import Any
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from audit.events import event_check
 from audit.models import AuditLog
+from core.context import current_context
 from tenants.models import check_write_scope
 from tenants.scope import current_tenant_id, in_operator_scope, operator_scope, tenant_scope
 
@@ -73,18 +74,6 @@ def audit_row_hash_before_0003(row: AuditLog) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _client_ip(request) -> str | None:
-    """The address as PostgreSQL's inet will give it back (compressed), so the
-    hash computed now still matches the row read later."""
-    if request is None:
-        return None
-    value = getattr(request, "client_ip", None) or request.META.get("REMOTE_ADDR") or ""
-    try:
-        return ipaddress.ip_address(value).compressed
-    except ValueError:
-        return None
-
-
 _captured: ContextVar[list[AuditLog] | None] = ContextVar("audit_captured", default=None)
 
 
@@ -110,7 +99,6 @@ def audit_record(
     target_type: str = "",
     target_id: str = "",
     details: dict[str, Any] | None = None,
-    request: Any = None,
 ) -> AuditLog:
     """Append one event. `target` may be a model instance (its type and pk are kept)."""
     if tenant_id is not None and not isinstance(tenant_id, uuid.UUID):
@@ -124,7 +112,6 @@ def audit_record(
         target_type=target_type,
         target_id=target_id,
         details=details,
-        request=request,
     )
     if tenant_id is None:
         # Events of no tenant belong to the operator chain, which only the
@@ -149,8 +136,9 @@ def _new_row(
     target_type: str = "",
     target_id: str = "",
     details: dict[str, Any] | None = None,
-    request: Any = None,
 ) -> AuditLog:
+    event_check(action, details or {})
+    context = current_context()
     if target is not None:
         target_type = target_type or target._meta.label_lower
         target_id = target_id or str(target.pk)
@@ -162,8 +150,8 @@ def _new_row(
         target_type=target_type,
         target_id=str(target_id),
         details=details or {},
-        ip_address=_client_ip(request),
-        request_id=getattr(request, "request_id", "") if request is not None else "",
+        ip_address=context.client_ip,
+        request_id=context.request_id,
         created_at=timezone.now(),
     )
     return row

@@ -78,6 +78,27 @@ def _task_succeeded(sender=None, **kwargs) -> None:
     _count(sender, "succeeded")
 
 
+# Each task run has a context of its own: its audit rows and log lines carry
+# the task's id where a request's would carry the request's.
+_task_contexts: dict[str, object] = {}
+
+
+@signals.task_prerun.connect
+def _task_context_open(task_id=None, **kwargs) -> None:
+    from core.context import context_enter
+
+    _task_contexts[task_id] = context_enter(request_id=f"task-{task_id}"[:64])
+
+
+@signals.task_postrun.connect
+def _task_context_close(task_id=None, **kwargs) -> None:
+    from core.context import context_exit
+
+    token = _task_contexts.pop(task_id, None)
+    if token is not None:
+        context_exit(token)
+
+
 @signals.task_failure.connect
 def _task_failed(sender=None, **kwargs) -> None:
     _count(sender, "failed")

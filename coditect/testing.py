@@ -408,3 +408,25 @@ def live_server_e2e(live_server_process, committed_db):
     yield live_server_process
     if not live_server_process.running:
         live_server_process.start()
+
+
+# Events that only the audit log's own tests write (chain mechanics, not a
+# business event), declared for the tests that ask for them.
+TEST_EVENTS = {
+    "test.event": frozenset({"n"}),
+    "test.race": frozenset({"thread", "i"}),
+    "test.one": frozenset({"a", "b"}),
+    "test.two": frozenset(),
+    "test.alone": frozenset({"n"}),
+    "test.rolled_back": frozenset(),
+    "test.kept": frozenset(),
+    "test.after": frozenset(),
+}
+
+
+@pytest.fixture
+def test_events(monkeypatch):
+    from audit import events
+
+    for name, fields in TEST_EVENTS.items():
+        monkeypatch.setitem(events.DETAIL_FIELDS, name, fields)

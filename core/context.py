@@ -1,7 +1,79 @@
-"""What the current request (or task run) is: its id, for logs and audit rows."""
+"""Who and what the current request (or task run) is: its id, the client's
+address and the actor, for logs and audit rows.
+
+The request-context middleware opens it for every request; authentication
+names the actor; a Celery task run opens its own. Services read it here
+instead of being handed the request.
+"""
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, replace
+from typing import Any
 
-request_id_var: ContextVar[str | None] = ContextVar("coditect_request_id", default=None)
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str = ""
+    client_ip: str | None = None  # compressed, as PostgreSQL's inet gives it back
+    actor: Any = None  # the authenticated user, once authentication has run
+
+
+_EMPTY = RequestContext()
+_current: ContextVar[RequestContext] = ContextVar("coditect_request_context", default=_EMPTY)
+
+
+def current_context() -> RequestContext:
+    return _current.get()
+
+
+def context_enter(*, request_id: str, client_ip: str | None = None) -> Token:
+    """Open a context; hand the token back to `context_exit` (for callers that
+    cannot use a `with` block, as Celery's prerun and postrun signals)."""
+    return _current.set(RequestContext(request_id=request_id, client_ip=client_ip))
+
+
+def context_exit(token: Token) -> None:
+    _current.reset(token)
+
+
+@contextmanager
+def request_context(*, request_id: str = "", client_ip: str | None = None) -> Iterator[RequestContext]:
+    token = context_enter(request_id=request_id, client_ip=client_ip)
+    try:
+        yield _current.get()
+    finally:
+        context_exit(token)
+
+
+def context_set_actor(actor: Any) -> None:
+    """Name the caller once authentication has found it (for the rest of this context)."""
+    current = _current.get()
+    if current is not _EMPTY and current.actor is not actor:
+        _current.set(replace(current, actor=actor))
+
+
+def normalized_ip(value: str) -> str | None:
+    try:
+        return ipaddress.ip_address(value.strip()).compressed
+    except ValueError:
+        return None
+
+
+def client_ip(request) -> str:
+    """The peer address, or, behind TRUSTED_PROXY_COUNT proxies of ours, the
+    X-Forwarded-For entry the outermost of them wrote (entries left of it are
+    whatever the client chose to send)."""
+    from django.conf import settings
+
+    remote = normalized_ip(request.META.get("REMOTE_ADDR", "")) or "unknown"
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted > 0:
+        hops = [hop for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        if len(hops) >= trusted:
+            return normalized_ip(hops[-trusted]) or remote
+    return remote

@@ -1,4 +1,4 @@
-"""Structured JSON logs, each line carrying the request id."""
+"""Structured JSON logs, each line carrying the request id (and the actor, once known)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from core.context import request_id_var
+from core.context import current_context
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id", "actor_id"}
 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        context = current_context()
+        record.request_id = context.request_id or None
+        record.actor_id = str(context.actor.pk) if getattr(context.actor, "pk", None) else None
         return True
 
 
@@ -26,6 +28,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None),
         }
+        if getattr(record, "actor_id", None):
+            entry["actor_id"] = record.actor_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

@@ -1,17 +1,18 @@
-"""Middleware that is not about tenants: the request id, the content security policy."""
+"""Middleware that is not about tenants: the request context, the content security policy."""
 
 from __future__ import annotations
 
 import re
 import uuid
 
-from core.context import request_id_var
+from core.context import client_ip, normalized_ip, request_context
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class RequestIdMiddleware:
-    """Take X-Request-ID from the load balancer when sane, else make one; echo it back."""
+class RequestContextMiddleware:
+    """Open the request's context: X-Request-ID from the load balancer when
+    sane, else a new one (echoed back), and the client's address."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -20,11 +21,9 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        token = request_id_var.set(request_id)
-        try:
+        request.client_ip = client_ip(request)
+        with request_context(request_id=request_id, client_ip=normalized_ip(request.client_ip)):
             response = self.get_response(request)
-        finally:
-            request_id_var.reset(token)
         response["X-Request-ID"] = request_id
         return response
 

@@ -114,7 +114,7 @@ class LicenseAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            saved = license_update(license=obj, fields=form.changed_data, actor=request.user, request=request)
+            saved = license_update(license=obj, fields=form.changed_data, actor=request.user)
             obj.updated_at = saved.updated_at
             return
         data = form.cleaned_data
@@ -241,7 +241,6 @@ class LicenseAdmin(admin.ModelAdmin):
                 license=license,
                 session_id=_posted(request, "session_id"),
                 actor=request.user,
-                request=request,
             ),
             f"Lease {session_id[:8]}… released; its seat is free.",
         )
@@ -252,7 +251,7 @@ class LicenseAdmin(admin.ModelAdmin):
             request,
             license,
             lambda: license_suspend(
-                license=license, actor=request.user, request=request, reason=_posted(request, "reason")[:200]
+                license=license, actor=request.user, reason=_posted(request, "reason")[:200]
             ),
             "License suspended: no new seats; live leases end at their next heartbeat.",
         )
@@ -262,7 +261,7 @@ class LicenseAdmin(admin.ModelAdmin):
         return self._run(
             request,
             license,
-            lambda: license_resume(license=license, actor=request.user, request=request),
+            lambda: license_resume(license=license, actor=request.user),
             "License resumed.",
         )
 
@@ -276,9 +275,7 @@ class LicenseAdmin(admin.ModelAdmin):
         return self._run(
             request,
             license,
-            lambda: license_extend(
-                license=license, expires_at=expires_at, actor=request.user, request=request
-            ),
+            lambda: license_extend(license=license, expires_at=expires_at, actor=request.user),
             f"License now expires {expires_at:%Y-%m-%d %H:%M} UTC."
             if expires_at
             else "License is now perpetual.",
@@ -324,7 +321,6 @@ class LicenseAdmin(admin.ModelAdmin):
                 license=license,
                 fingerprint=_posted(request, "fingerprint"),
                 actor=request.user,
-                request=request,
             ),
             "Machine unbound; its place is free for another machine.",
         )
@@ -340,5 +336,5 @@ class LicenseAdmin(admin.ModelAdmin):
                 "change_url": reverse("admin:licenses_license_change", args=[license.pk]),
             }
             return TemplateResponse(request, "admin/licenses/license/regenerate_key.html", context)
-        license, key = license_regenerate_key(license=license, actor=request.user, request=request)
+        license, key = license_regenerate_key(license=license, actor=request.user)
         return self._key_page(request, license, key, created=False)

@@ -113,7 +113,6 @@ class LicenseAcquireApi(TenantAPIView):
             license_key=data.validated_data["license_key"],
             fingerprint=data.validated_data["hardware_fingerprint"],
             client_info=data.validated_data["client_info"],
-            request=request,
         )
         return Response(
             _checkout_body(checkout),
@@ -159,7 +158,7 @@ class LicenseHeartbeatApi(LicenseTokenAPIView):
         },
     )
     def post(self, request):
-        license, lease = leases.lease_heartbeat(claims=request.auth, request=request)
+        license, lease = leases.lease_heartbeat(claims=request.auth)
         return Response(
             {
                 "session_id": lease.session_id,
@@ -185,7 +184,7 @@ class LicenseReleaseApi(LicenseTokenAPIView):
         },
     )
     def delete(self, request):
-        lease = leases.lease_release(claims=request.auth, request=request)
+        lease = leases.lease_release(claims=request.auth)
         return Response({"session_id": lease.session_id, "released": True})
 
 
@@ -213,9 +212,7 @@ class LicenseBorrowApi(LicenseTokenAPIView):
     def post(self, request):
         data = self.BorrowInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        checkout = leases.lease_borrow(
-            claims=request.auth, hours=data.validated_data["hours"], request=request
-        )
+        checkout = leases.lease_borrow(claims=request.auth, hours=data.validated_data["hours"])
         return Response(_checkout_body(checkout))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import connections
 from django.utils import timezone
 
+from audit.events import Event
 from audit.models import AuditLog
 from audit.services import audit_record, audit_record_standalone
 from core.errors import ApplicationError, ServiceUnavailable
@@ -62,16 +63,15 @@ def _license_state_error(license: License) -> ApplicationError | None:
 
 
 def _denied(
-    error: ApplicationError, *, tenant_id, license: License | None, user, fingerprint: str, request
+    error: ApplicationError, *, tenant_id, license: License | None, user, fingerprint: str
 ) -> ApplicationError:
     """Record a refused acquire (audit and metrics) and hand the error back to raise."""
     audit_record(
-        action="lease.denied",
+        action=Event.LEASE_DENIED,
         tenant_id=tenant_id,
         user=user,
         target=license,
         details={"code": error.code, "fingerprint": fingerprint},
-        request=request,
     )
     metrics.record_acquire_outcome(error.code)
     return error
@@ -104,13 +104,12 @@ def lease_acquire(
     license_key: str,
     fingerprint: str,
     client_info: dict[str, Any] | None = None,
-    request=None,
 ) -> Checkout:
     """Check out a seat, in DESIGN.md's order: the key exists in the caller's
     tenant, the license is not suspended, not expired, the machine is allowed,
     then a seat. Idempotent per fingerprint: its live lease comes back."""
     tenant_id = user.tenant_id
-    deny = partial(_denied, tenant_id=tenant_id, user=user, fingerprint=fingerprint, request=request)
+    deny = partial(_denied, tenant_id=tenant_id, user=user, fingerprint=fingerprint)
     try:
         license = license_get_by_key(license_key=license_key)
     except LicenseNotFound as error:
@@ -171,15 +170,14 @@ def lease_acquire(
         license.hardware_fingerprints = [*license.hardware_fingerprints, fingerprint]
         license.save(update_fields=["hardware_fingerprints", "updated_at"])
         audit_record(
-            action="license.machine_bound",
+            action=Event.LICENSE_MACHINE_BOUND,
             tenant_id=tenant_id,
             user=user,
             target=license,
             details={"fingerprint": fingerprint},
-            request=request,
         )
     audit_record(
-        action="lease.acquired",
+        action=Event.LEASE_ACQUIRED,
         tenant_id=tenant_id,
         user=user,
         target=license,
@@ -188,7 +186,6 @@ def lease_acquire(
             "fingerprint": fingerprint,
             "created": result.created,
         },
-        request=request,
     )
     metrics.record_acquire_outcome("granted" if result.created else "existing")
     return checkout
@@ -213,7 +210,7 @@ def _ledger_scope(license: License):
     return nullcontext()
 
 
-def _end_if_license_ended(license: License, session_id: str, request) -> None:
+def _end_if_license_ended(license: License, session_id: str) -> None:
     """Suspending or expiring a license ends its leases at their next heartbeat."""
     error = _license_state_error(license)
     if error is None:
@@ -226,11 +223,10 @@ def _end_if_license_ended(license: License, session_id: str, request) -> None:
             pass
         else:
             audit_record_standalone(
-                action="lease.ended",
+                action=Event.LEASE_ENDED,
                 tenant_id=license.tenant_id,
                 target=license,
                 details={**_lease_end_details(lease), "reason": error.code},
-                request=request,
             )
     raise error
 
@@ -246,9 +242,9 @@ def _lease_end_details(lease: Lease) -> dict[str, Any]:
     }
 
 
-def lease_heartbeat(*, claims: dict[str, Any], request=None) -> tuple[License, Lease]:
+def lease_heartbeat(*, claims: dict[str, Any]) -> tuple[License, Lease]:
     license = _leased_license(claims)
-    _end_if_license_ended(license, claims["sid"], request)
+    _end_if_license_ended(license, claims["sid"])
     ledger = get_seat_ledger()
     try:
         with _ledger_scope(license), metrics.observe_ledger(ledger.name, "heartbeat"):
@@ -257,11 +253,10 @@ def lease_heartbeat(*, claims: dict[str, Any], request=None) -> tuple[License, L
             )
     except SessionNotFound:
         audit_record_standalone(
-            action="lease.heartbeat_rejected",
+            action=Event.LEASE_HEARTBEAT_REJECTED,
             tenant_id=license.tenant_id,
             target=license,
             details={"session_id": claims["sid"], "fingerprint": claims.get("fp", "")},
-            request=request,
         )
         raise ApplicationError(
             "This session is not live (expired or released); acquire again.", code="session_not_found"
@@ -269,7 +264,7 @@ def lease_heartbeat(*, claims: dict[str, Any], request=None) -> tuple[License, L
     return license, lease
 
 
-def lease_release(*, claims: dict[str, Any], request=None) -> Lease:
+def lease_release(*, claims: dict[str, Any]) -> Lease:
     license = _leased_license(claims)
     ledger = get_seat_ledger()
     with _ledger_scope(license):
@@ -281,16 +276,15 @@ def lease_release(*, claims: dict[str, Any], request=None) -> Lease:
                 "This session is not live (expired or already released).", code="session_not_found"
             ) from None
         audit_record_standalone(
-            action="lease.released",
+            action=Event.LEASE_RELEASED,
             tenant_id=license.tenant_id,
             target=license,
             details=_lease_end_details(lease),
-            request=request,
         )
     return lease
 
 
-def lease_force_release(*, license: License, session_id: str, actor=None, request=None) -> Lease:
+def lease_force_release(*, license: License, session_id: str, actor=None) -> Lease:
     """End a live lease on someone else's behalf (an operator in the admin, a
     tenant admin on the dashboard). The client finds out at its next heartbeat."""
     ledger = get_seat_ledger()
@@ -302,19 +296,18 @@ def lease_force_release(*, license: License, session_id: str, actor=None, reques
                 "This session is not live (expired or already released).", code="session_not_found"
             ) from None
         audit_record(
-            action="lease.force_released",
+            action=Event.LEASE_FORCE_RELEASED,
             tenant_id=license.tenant_id,
             user=actor,
             target=license,
             details=_lease_end_details(lease),
-            request=request,
         )
     return lease
 
 
-def lease_borrow(*, claims: dict[str, Any], hours: int, request=None) -> Checkout:
+def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
     license = _leased_license(claims)
-    _end_if_license_ended(license, claims["sid"], request)
+    _end_if_license_ended(license, claims["sid"])
     if license.borrow_limit_hours == 0:
         raise ApplicationError("This license does not allow borrowing.", code="permission_denied")
     if hours > license.borrow_limit_hours:
@@ -335,7 +328,7 @@ def lease_borrow(*, claims: dict[str, Any], hours: int, request=None) -> Checkou
                 "This session is not live; acquire again.", code="session_not_found"
             ) from None
         audit_record_standalone(
-            action="lease.borrowed",
+            action=Event.LEASE_BORROWED,
             tenant_id=license.tenant_id,
             target=license,
             details={
@@ -343,7 +336,6 @@ def lease_borrow(*, claims: dict[str, Any], hours: int, request=None) -> Checkou
                 "hours": hours,
                 "until": lease.borrowed_until.isoformat(),
             },
-            request=request,
         )
         used = _ledger_call(ledger.used, license_id=license.id)
     return _checkout(license, lease, created=False, used=used)
@@ -368,7 +360,7 @@ def lease_expiry_sweep_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -
             return 0
         session_ids = [item.lease.session_id for item in pending]
         already = set(
-            AuditLog.objects.filter(action="lease.expired", target_id=str(license_id))
+            AuditLog.objects.filter(action=Event.LEASE_EXPIRED, target_id=str(license_id))
             .filter(details__session_id__in=session_ids)
             .values_list("details__session_id", flat=True)
         )
@@ -377,7 +369,7 @@ def lease_expiry_sweep_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -
             if item.lease.session_id in already:
                 continue
             audit_record(
-                action="lease.expired",
+                action=Event.LEASE_EXPIRED,
                 tenant_id=tenant_id,
                 target_type="licenses.license",
                 target_id=str(license_id),

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from audit.events import Event
 from audit.services import audit_record
 from licenses.keys import generate_license_key, license_key_digest, license_key_display_prefix
 from licenses.models import License
@@ -59,7 +60,7 @@ def license_create(
         license.full_clean(exclude=["tenant", "key_digest"])
         license.save(force_insert=True)
         audit_record(
-            action="license.created",
+            action=Event.LICENSE_CREATED,
             tenant_id=tenant.id,
             user=actor,
             target=license,
@@ -80,18 +81,18 @@ def _locked(license: License) -> License:
     return license_get(license_id=license.pk, for_update=True)
 
 
-def license_suspend(*, license: License, actor: Any = None, request: Any = None, reason: str = "") -> License:
+def license_suspend(*, license: License, actor: Any = None, reason: str = "") -> License:
     """Refuse new seats; live leases end at their next heartbeat (invariant 6)."""
     details = {"reason": reason} if reason else {}
-    return _set_suspended(license, True, "license.suspended", actor=actor, request=request, details=details)
+    return _set_suspended(license, True, Event.LICENSE_SUSPENDED, actor=actor, details=details)
 
 
-def license_resume(*, license: License, actor: Any = None, request: Any = None) -> License:
-    return _set_suspended(license, False, "license.resumed", actor=actor, request=request)
+def license_resume(*, license: License, actor: Any = None) -> License:
+    return _set_suspended(license, False, Event.LICENSE_RESUMED, actor=actor)
 
 
 def _set_suspended(
-    license: License, suspended: bool, action: str, *, actor: Any, request: Any, details: dict | None = None
+    license: License, suspended: bool, action: str, *, actor: Any, details: dict | None = None
 ) -> License:
     """Change the flag under the row lock; a change that changes nothing is not audited."""
     with tenant_scope(license.tenant_id):
@@ -105,14 +106,11 @@ def _set_suspended(
                 user=actor,
                 target=license,
                 details=details or {},
-                request=request,
             )
     return license
 
 
-def license_extend(
-    *, license: License, expires_at: datetime | None, actor: Any = None, request: Any = None
-) -> License:
+def license_extend(*, license: License, expires_at: datetime | None, actor: Any = None) -> License:
     """Move the license's end (None: perpetual). An end in the past is refused:
     expiring a license now is what suspension is for."""
     from django.utils import timezone
@@ -127,7 +125,7 @@ def license_extend(
         license.expires_at = expires_at
         license.save(update_fields=["expires_at", "updated_at"])
         audit_record(
-            action="license.extended",
+            action=Event.LICENSE_EXTENDED,
             tenant_id=license.tenant_id,
             user=actor,
             target=license,
@@ -135,14 +133,11 @@ def license_extend(
                 "from": previous.isoformat() if previous else None,
                 "to": expires_at.isoformat() if expires_at else None,
             },
-            request=request,
         )
     return license
 
 
-def license_unbind_machine(
-    *, license: License, fingerprint: str, actor: Any = None, request: Any = None
-) -> License:
+def license_unbind_machine(*, license: License, fingerprint: str, actor: Any = None) -> License:
     """Take a machine off the license, freeing its place for another one; the
     machine's live lease, if any, ends now (it may no longer hold a seat)."""
     from core.errors import ApplicationError
@@ -156,27 +151,22 @@ def license_unbind_machine(
         license.hardware_fingerprints = [fp for fp in license.hardware_fingerprints if fp != fingerprint]
         license.save(update_fields=["hardware_fingerprints", "updated_at"])
         audit_record(
-            action="license.machine_unbound",
+            action=Event.LICENSE_MACHINE_UNBOUND,
             tenant_id=license.tenant_id,
             user=actor,
             target=license,
             details={"fingerprint": fingerprint},
-            request=request,
         )
         for lease in get_seat_ledger().live_leases(license_id=license.id):
             if lease.fingerprint == fingerprint:
                 try:
-                    lease_force_release(
-                        license=license, session_id=lease.session_id, actor=actor, request=request
-                    )
+                    lease_force_release(license=license, session_id=lease.session_id, actor=actor)
                 except ApplicationError:
                     pass  # it ended meanwhile
     return license
 
 
-def license_regenerate_key(
-    *, license: License, actor: Any = None, request: Any = None
-) -> tuple[License, str]:
+def license_regenerate_key(*, license: License, actor: Any = None) -> tuple[License, str]:
     """Replace the key (a leaked one, say); the old key stops working at once.
     Live leases keep their seats: their tokens name the license, not the key.
     The new key exists only in this return value."""
@@ -188,19 +178,16 @@ def license_regenerate_key(
         license.key_prefix = license_key_display_prefix(key)
         license.save(update_fields=["key_digest", "key_prefix", "updated_at"])
         audit_record(
-            action="license.key_regenerated",
+            action=Event.LICENSE_KEY_REGENERATED,
             tenant_id=license.tenant_id,
             user=actor,
             target=license,
             details={"previous_prefix": previous_prefix, "key_prefix": license.key_prefix},
-            request=request,
         )
     return license, key
 
 
-def license_update(
-    *, license: License, fields: Iterable[str], actor: Any = None, request: Any = None
-) -> License:
+def license_update(*, license: License, fields: Iterable[str], actor: Any = None) -> License:
     """Save the named fields of an edited license (the admin's change form) and
     record what changed. State changes with their own rules (suspension,
     expiry, machines, the key) go through their own services instead."""
@@ -220,11 +207,10 @@ def license_update(
             current.full_clean(exclude=["tenant", "key_digest"])
             current.save(update_fields=[*changes, "updated_at"])
             audit_record(
-                action="license.updated",
+                action=Event.LICENSE_UPDATED,
                 tenant_id=current.tenant_id,
                 user=actor,
                 target=current,
                 details={"changes": json.loads(json.dumps(changes, cls=DjangoJSONEncoder))},
-                request=request,
             )
     return current

@@ -15,10 +15,10 @@ import pytest
 from django.test import RequestFactory
 
 from accounts import ratelimit
-from accounts.ratelimit import client_ip
 from accounts.tests.conftest import bearer
 from accounts.tests.factories import UserFactory
 from coditect.testing import LiveServer, TcpProxy
+from core.context import client_ip
 
 pytestmark = pytest.mark.embedded
 

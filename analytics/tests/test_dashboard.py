@@ -20,7 +20,7 @@ from licenses.tests.factories import LicenseFactory
 from tenants.scope import operator_scope, tenant_scope
 from tenants.tests.factories import TenantFactory
 
-pytestmark = pytest.mark.embedded
+pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("test_events")]
 
 
 @pytest.fixture(autouse=True)

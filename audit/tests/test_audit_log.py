@@ -18,6 +18,8 @@ from coditect.testing import owner_connection_url
 from tenants.scope import operator_scope, tenant_scope
 from tenants.tests.factories import TenantFactory
 
+pytestmark = pytest.mark.usefixtures("test_events")
+
 PASSWORD = "a long enough passphrase 42"
 
 

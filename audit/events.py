@@ -1,0 +1,125 @@
+"""Every audit event the server writes, and the detail fields each carries.
+
+Producers (`licenses`, `accounts`, the admin) write these names, consumers
+(`analytics` rollups, dashboards, exports) read them back; both import them
+from here, so a rename is one edit, and a name or detail field not declared
+here is refused when it is written (`audit_record` checks), never silently
+left for a rollup to miss.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Event(StrEnum):
+    # Tenants and people
+    TENANT_CREATED = "tenant.created"
+    USER_REGISTERED = "user.registered"
+    USER_IDENTITY_LINKED = "user.identity_linked"
+    INVITE_CREATED = "invite.created"
+    INVITE_REDEEMED = "invite.redeemed"
+    INVITE_REVOKED = "invite.revoked"
+    # Sign-in
+    AUTH_LOGIN = "auth.login"
+    AUTH_LOGIN_FAILED = "auth.login_failed"
+    AUTH_REFRESH_REUSED = "auth.refresh_reused"
+    AUTH_LOGOUT = "auth.logout"
+    # Licenses
+    LICENSE_CREATED = "license.created"
+    LICENSE_UPDATED = "license.updated"
+    LICENSE_SUSPENDED = "license.suspended"
+    LICENSE_RESUMED = "license.resumed"
+    LICENSE_EXTENDED = "license.extended"
+    LICENSE_KEY_REGENERATED = "license.key_regenerated"
+    LICENSE_MACHINE_BOUND = "license.machine_bound"
+    LICENSE_MACHINE_UNBOUND = "license.machine_unbound"
+    # Seats
+    LEASE_ACQUIRED = "lease.acquired"
+    LEASE_DENIED = "lease.denied"
+    LEASE_HEARTBEAT_REJECTED = "lease.heartbeat_rejected"
+    LEASE_BORROWED = "lease.borrowed"
+    LEASE_RELEASED = "lease.released"
+    LEASE_FORCE_RELEASED = "lease.force_released"
+    LEASE_ENDED = "lease.ended"
+    LEASE_EXPIRED = "lease.expired"
+    # The operator console
+    ADMIN_ADDED = "admin.added"
+    ADMIN_CHANGED = "admin.changed"
+    ADMIN_DELETED = "admin.deleted"
+
+
+class Detail(StrEnum):
+    """Detail fields that a consumer reads back (names shared by several events)."""
+
+    SESSION_ID = "session_id"
+    FINGERPRINT = "fingerprint"
+    USER_ID = "user_id"
+    ACQUIRED_AT = "acquired_at"
+    EXPIRED_AT = "expired_at"
+    CREATED = "created"
+    CODE = "code"
+    REASON = "reason"
+    HOURS = "hours"
+    UNTIL = "until"
+    METHOD = "method"
+    FAMILY_ID = "family_id"
+    REVOKED = "revoked"
+    ROLE = "role"
+
+
+D = Detail
+
+# What ends a lease, with who held it and since when (usage rollups need no other row).
+LEASE_END_FIELDS = frozenset({D.SESSION_ID, D.FINGERPRINT, D.USER_ID, D.ACQUIRED_AT})
+
+# Events that end a lease: each carries LEASE_END_FIELDS.
+LEASE_ENDING_EVENTS = (
+    Event.LEASE_RELEASED,
+    Event.LEASE_FORCE_RELEASED,
+    Event.LEASE_ENDED,
+    Event.LEASE_EXPIRED,
+)
+
+# Each event's detail fields: the ones it may carry. Writing another is refused.
+DETAIL_FIELDS: dict[str, frozenset[str]] = {
+    Event.TENANT_CREATED: frozenset(),
+    Event.USER_REGISTERED: frozenset({D.METHOD, D.ROLE, "invite_id"}),
+    Event.USER_IDENTITY_LINKED: frozenset({"provider"}),
+    Event.INVITE_CREATED: frozenset({D.ROLE, "email", "expires_at"}),
+    Event.INVITE_REDEEMED: frozenset(),
+    Event.INVITE_REVOKED: frozenset(),
+    Event.AUTH_LOGIN: frozenset({D.METHOD, D.FAMILY_ID}),
+    Event.AUTH_LOGIN_FAILED: frozenset({D.REASON, D.METHOD}),
+    Event.AUTH_REFRESH_REUSED: frozenset({D.FAMILY_ID, D.REVOKED}),
+    Event.AUTH_LOGOUT: frozenset({D.FAMILY_ID, D.REVOKED}),
+    Event.LICENSE_CREATED: frozenset({"key_prefix", "max_seats"}),
+    Event.LICENSE_UPDATED: frozenset({"changes"}),
+    Event.LICENSE_SUSPENDED: frozenset({D.REASON}),
+    Event.LICENSE_RESUMED: frozenset(),
+    Event.LICENSE_EXTENDED: frozenset({"from", "to"}),
+    Event.LICENSE_KEY_REGENERATED: frozenset({"previous_prefix", "key_prefix"}),
+    Event.LICENSE_MACHINE_BOUND: frozenset({D.FINGERPRINT}),
+    Event.LICENSE_MACHINE_UNBOUND: frozenset({D.FINGERPRINT}),
+    Event.LEASE_ACQUIRED: frozenset({D.SESSION_ID, D.FINGERPRINT, D.CREATED}),
+    Event.LEASE_DENIED: frozenset({D.CODE, D.FINGERPRINT}),
+    Event.LEASE_HEARTBEAT_REJECTED: frozenset({D.SESSION_ID, D.FINGERPRINT}),
+    Event.LEASE_BORROWED: frozenset({D.SESSION_ID, D.HOURS, D.UNTIL}),
+    Event.LEASE_RELEASED: LEASE_END_FIELDS,
+    Event.LEASE_FORCE_RELEASED: LEASE_END_FIELDS,
+    Event.LEASE_ENDED: LEASE_END_FIELDS | {D.REASON},
+    Event.LEASE_EXPIRED: LEASE_END_FIELDS | {D.EXPIRED_AT},
+    Event.ADMIN_ADDED: frozenset({"object", "change"}),
+    Event.ADMIN_CHANGED: frozenset({"object", "change"}),
+    Event.ADMIN_DELETED: frozenset({"object", "change"}),
+}
+
+
+def event_check(action: str, details: dict) -> None:
+    """ValueError for an event name or a detail field not declared above."""
+    fields = DETAIL_FIELDS.get(action)
+    if fields is None:
+        raise ValueError(f"audit event {action!r} is not named in audit/events.py")
+    unknown = set(details) - fields
+    if unknown:
+        raise ValueError(f"audit event {action!r} carries undeclared detail fields {sorted(unknown)}")
