@@ -105,3 +105,20 @@ def test_the_server_refuses_to_start_with_debug_off_and_no_auth_key(tmp_path):
     )
     assert started.returncode != 0
     assert "set AUTH_SIGNING_KEY_FILE" in started.stderr
+
+
+def test_an_access_token_is_byte_for_byte_the_jws_pyjwt_makes(settings, tmp_path):
+    """The key ring signs access tokens itself now (as it does license tokens);
+    what goes on the wire is what jwt.encode made before."""
+    import jwt
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    (tmp_path / "k.pem").write_bytes(pem(key))
+    settings.AUTH_SIGNING_KEY_FILE = [str(tmp_path / "k.pem")]
+    token = issue()
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert header == {"alg": "EdDSA", "kid": auth_keys().signer.key.kid, "typ": "at+jwt"}
+    assert token == jwt.encode(
+        claims, key, algorithm="EdDSA", headers={"kid": header["kid"], "typ": "at+jwt"}
+    )

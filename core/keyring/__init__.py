@@ -142,7 +142,7 @@ class Keyring:
         )
         self._loaded: LoadedOnce[KeySet] = LoadedOnce(self._load)
         # Tests change settings at run time; a key set loaded under the old ones must go.
-        setting_changed.connect(self._on_setting_changed, weak=False, dispatch_uid=f"keyring:{name}")
+        setting_changed.connect(self._on_setting_changed)
 
     def keys(self) -> KeySet:
         """The process's key set, loaded on first use and kept (every request
