@@ -54,7 +54,7 @@ def signed(claims: dict, *, key=None, kid=None, typ=ACCESS_TOKEN_TYPE) -> str:
         claims,
         key or signer.private_key,
         algorithm="EdDSA",
-        headers={"kid": kid or signer.kid, "typ": typ},
+        headers={"kid": kid or signer.key.kid, "typ": typ},
     )
 
 
@@ -94,13 +94,13 @@ def test_it_refuses_a_token_with_a_bad_signature(api, user):
 
 
 def test_it_refuses_alg_none(api, user):
-    header = {"alg": "none", "typ": ACCESS_TOKEN_TYPE, "kid": auth_keys().signer.kid}
+    header = {"alg": "none", "typ": ACCESS_TOKEN_TYPE, "kid": auth_keys().signer.key.kid}
     assert_refused(get_me(api, f"{segment(header)}.{segment(claims_for(user))}."))
 
 
 def test_it_refuses_hs256_signed_with_the_public_key(api, user):
-    public = auth_keys().signer.public_key
-    header = {"alg": "HS256", "typ": ACCESS_TOKEN_TYPE, "kid": auth_keys().signer.kid}
+    public = auth_keys().signer.key.public_key
+    header = {"alg": "HS256", "typ": ACCESS_TOKEN_TYPE, "kid": auth_keys().signer.key.kid}
     signing_input = f"{segment(header)}.{segment(claims_for(user))}".encode()
     for secret in (
         public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),

@@ -41,11 +41,11 @@ def test_the_first_key_signs_and_the_others_still_verify(settings, tmp_path):
     (tmp_path / "old.pem").write_bytes(pem(old))
     settings.AUTH_SIGNING_KEY_FILE = [str(tmp_path / "old.pem")]
     before_rotation = issue()
-    old_kid = auth_keys().signer.kid
+    old_kid = auth_keys().signer.key.kid
 
     (tmp_path / "both.pem").write_bytes(pem(new) + pem(old))
     settings.AUTH_SIGNING_KEY_FILE = [str(tmp_path / "both.pem")]
-    assert auth_keys().signer.kid != old_kid
+    assert auth_keys().signer.key.kid != old_kid
     assert access_token_verify(before_rotation)
     assert access_token_verify(issue())
 
@@ -68,10 +68,10 @@ def test_only_ed25519_keys_sign_access_tokens(settings, tmp_path):
 def test_the_development_key_is_made_once_outside_the_repository(settings, tmp_path):
     settings.AUTH_SIGNING_KEY_FILE = []
     settings.AUTH_SIGNING_DEV_KEY_FILE = tmp_path / "var" / "auth-dev.pem"
-    kid = auth_keys().signer.kid
+    kid = auth_keys().signer.key.kid
     assert (settings.AUTH_SIGNING_DEV_KEY_FILE.stat().st_mode & 0o777) == 0o600
     settings.AUTH_SIGNING_DEV_KEY_FILE = tmp_path / "var" / "auth-dev.pem"  # a fresh load reads the same file
-    assert auth_keys().signer.kid == kid
+    assert auth_keys().signer.key.kid == kid
 
 
 def test_without_a_key_and_debug_off_there_is_no_development_key(settings):
@@ -105,3 +105,20 @@ def test_the_server_refuses_to_start_with_debug_off_and_no_auth_key(tmp_path):
     )
     assert started.returncode != 0
     assert "set AUTH_SIGNING_KEY_FILE" in started.stderr
+
+
+def test_an_access_token_is_byte_for_byte_the_jws_pyjwt_makes(settings, tmp_path):
+    """The key ring signs access tokens itself now (as it does license tokens);
+    what goes on the wire is what jwt.encode made before."""
+    import jwt
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    (tmp_path / "k.pem").write_bytes(pem(key))
+    settings.AUTH_SIGNING_KEY_FILE = [str(tmp_path / "k.pem")]
+    token = issue()
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert header == {"alg": "EdDSA", "kid": auth_keys().signer.key.kid, "typ": "at+jwt"}
+    assert token == jwt.encode(
+        claims, key, algorithm="EdDSA", headers={"kid": header["kid"], "typ": "at+jwt"}
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from licenses.signing import jwk_thumbprint
+from core.keyring import jwk_thumbprint
 from licenses.tests.signing_helpers import ed25519_key, rsa_key, write_pem
 
 PATHS = ["/.well-known/jwks.json", "/api/v1/.well-known/jwks.json"]

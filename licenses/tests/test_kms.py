@@ -30,10 +30,10 @@ from google.cloud.kms_v1.services.key_management_service.transports.grpc import 
 from google.cloud.kms_v1.types import resources, service
 
 from core.errors import ServiceUnavailable
-from licenses import kms as licenses_kms
+from core.keyring import jwk_thumbprint
+from core.keyring import kms as keyring_kms
 from licenses.signing import (
     InvalidLicenseToken,
-    jwk_thumbprint,
     jwks,
     license_token_issue,
     license_token_verify,
@@ -161,7 +161,7 @@ def fake_kms(running_kms, settings, monkeypatch):
     """LICENSE_SIGNING_KMS_KEY set, and the client the signer makes talks to the stand-in."""
     fake, port = running_kms
     fake.reset()
-    monkeypatch.setattr(licenses_kms, "kms_client", lambda: client_for(port))
+    monkeypatch.setattr(keyring_kms, "kms_client", lambda: client_for(port))
     settings.LICENSE_SIGNING_KEY_FILE = []
     settings.LICENSE_VERIFY_KEYS_FILE = []
     settings.LICENSE_SIGNING_KMS_TIMEOUT = 1.0
@@ -332,7 +332,7 @@ def unreachable_kms(settings, monkeypatch):
     settings.LICENSE_SIGNING_KMS_KEY = KEY_NAME
 
     def point_at(port: int) -> None:
-        monkeypatch.setattr(licenses_kms, "kms_client", lambda: client_for(port))
+        monkeypatch.setattr(keyring_kms, "kms_client", lambda: client_for(port))
 
     return point_at
 

@@ -13,14 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ImproperlyConfigured
 
 from core.errors import ApplicationError
+from core.keyring import LocalSigner, jwk_thumbprint, jws_sign
 from licenses.signing import (
     CLOCK_SKEW_LEEWAY_SECONDS,
+    LICENSE_KEYRING,
     REQUIRED_CLAIMS,
     InvalidLicenseToken,
-    LocalSigner,
-    jwk_thumbprint,
     jwks,
-    jws_sign,
     license_token_issue,
     license_token_verify,
     signing_keys,
@@ -428,9 +427,7 @@ def test_processes_racing_to_make_the_development_key_agree_on_one(no_signer):
     kids = []
 
     def first_use():
-        from licenses.signing import _development_key
-
-        kids.append(_development_key(no_signer.LICENSE_SIGNING_DEV_KEY_FILE).key.kid)
+        kids.append(LICENSE_KEYRING.development_signer(no_signer.LICENSE_SIGNING_DEV_KEY_FILE).key.kid)
 
     threads = [threading.Thread(target=first_use) for _ in range(8)]
     for thread in threads:

@@ -8,7 +8,8 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from licenses.signing import LocalSigner, jws_sign, license_token_issue
+from core.keyring import LocalSigner, jws_sign
+from licenses.signing import license_token_issue
 from licenses.tests.signing_helpers import (
     ed25519_key,
     lease_of,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from licenses.signing import jwk_thumbprint
+from core.keyring import jwk_thumbprint
 from licenses.tests.signing_helpers import ed25519_key, write_pem
 
 ROOT = Path(__file__).resolve().parents[2]

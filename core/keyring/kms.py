@@ -1,5 +1,8 @@
 """The Cloud KMS signer: RS256 with an RSA key version (RSA_SIGN_PKCS1_4096_SHA256).
 
+Imported only when a key ring names a KMS key version: google-cloud-kms (and
+gRPC) cost a process nothing otherwise.
+
 The private key never leaves KMS: we send the SHA-256 digest of the JWS
 signing input and get the PKCS#1 v1.5 signature back, which is exactly RS256.
 Every exchange is checked end to end as Google documents ("Verifying
@@ -26,7 +29,6 @@ import google_crc32c
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry, if_exception_type
@@ -34,7 +36,7 @@ from google.auth import exceptions as google_auth_exceptions
 from google.cloud import kms
 
 from core.errors import ServiceUnavailable
-from licenses.signing import VerificationKey
+from core.keyring.keys import VerificationKey
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +55,11 @@ RS256_ALGORITHMS = frozenset(
 _UNREACHABLE = (google_exceptions.GoogleAPIError, google_auth_exceptions.GoogleAuthError)
 
 
-def kms_key_name_check(name: str) -> None:
+def kms_key_name_check(name: str, *, setting: str) -> None:
+    """`setting` is the setting that named the key version, for the error."""
     if not KEY_VERSION_NAME.match(name):
         raise ImproperlyConfigured(
-            "LICENSE_SIGNING_KMS_KEY must name a key version: "
+            f"{setting} must name a key version: "
             "projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N."
         )
 
@@ -66,10 +69,11 @@ def kms_client() -> kms.KeyManagementServiceClient:
     return kms.KeyManagementServiceClient()
 
 
-def kms_signer() -> KmsSigner:
-    name = settings.LICENSE_SIGNING_KMS_KEY
-    kms_key_name_check(name)
-    return KmsSigner(key_name=name, client_factory=kms_client, timeout=settings.LICENSE_SIGNING_KMS_TIMEOUT)
+def kms_signer(*, key_name: str, setting: str, timeout: float, tokens: str) -> KmsSigner:
+    kms_key_name_check(key_name, setting=setting)
+    return KmsSigner(
+        key_name=key_name, client_factory=kms_client, timeout=timeout, setting=setting, tokens=tokens
+    )
 
 
 def _crc32c(data: bytes) -> int:
@@ -78,9 +82,17 @@ def _crc32c(data: bytes) -> int:
 
 class KmsSigner:
     def __init__(
-        self, *, key_name: str, client_factory: Callable[[], kms.KeyManagementServiceClient], timeout: float
+        self,
+        *,
+        key_name: str,
+        client_factory: Callable[[], kms.KeyManagementServiceClient],
+        timeout: float,
+        setting: str,
+        tokens: str,
     ) -> None:
         self.key_name = key_name
+        self._setting = setting  # names the key version in errors
+        self._tokens = tokens
         self._client_factory = client_factory
         self._timeout = timeout
         # A brief blip is retried, but within the same deadline: an acquire
@@ -135,10 +147,15 @@ class KmsSigner:
             self._corrupted("get_public_key", "pem_crc32c")
         if response.algorithm not in RS256_ALGORITHMS:
             raise ImproperlyConfigured(
-                f"LICENSE_SIGNING_KMS_KEY is a {response.algorithm.name} key; license tokens need "
+                f"{self._setting} is a {response.algorithm.name} key; {self._tokens} need "
                 "RSA_SIGN_PKCS1_4096_SHA256."
             )
-        return VerificationKey.from_public_key(serialization.load_pem_public_key(pem), source=self.key_name)
+        return VerificationKey.from_public_key(
+            serialization.load_pem_public_key(pem),
+            source=self.key_name,
+            algorithms=("RS256",),
+            tokens=self._tokens,
+        )
 
     def sign(self, signing_input: bytes) -> bytes:
         digest = hashlib.sha256(signing_input).digest()
