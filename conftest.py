@@ -1,4 +1,6 @@
-# Fixtures shared by every app's tests live in coditect/testing.py. A star
-# import skips names with a leading underscore, so the autouse ones are named.
+# Fixtures shared by every app's tests live in coditect/testing.py and
+# coditect/personas.py. A star import skips names with a leading underscore,
+# so the autouse ones are named.
+from coditect.personas import *  # noqa: F403
 from coditect.testing import *  # noqa: F403
 from coditect.testing import _redis_namespace  # noqa: F401

@@ -1,4 +1,5 @@
-"""The shared test base: databases, roles, Redis namespace, personas.
+"""The shared test base: databases, roles, Redis namespace, clocks, live servers
+(the people the tests act as are in coditect/personas.py).
 
 On PostgreSQL the suite builds its own database and roles as they are in
 production: tables owned by an owner role that ran the migrations, requests
@@ -139,20 +140,6 @@ def committed_db(django_db_setup, django_db_blocker):
             from django.core.management import call_command
 
             call_command("flush", verbosity=0, interactive=False, inhibit_post_migrate=False)
-
-
-@pytest.fixture
-def tenant_a(db):
-    from tenants.tests.factories import TenantFactory
-
-    return TenantFactory(name="Acme", slug="acme")
-
-
-@pytest.fixture
-def tenant_b(db):
-    from tenants.tests.factories import TenantFactory
-
-    return TenantFactory(name="Globex", slug="globex")
 
 
 @pytest.fixture

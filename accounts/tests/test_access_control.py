@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from accounts.models import Invite, Role, User
-from accounts.tests.conftest import access_token, bearer, call
-from accounts.tests.factories import InviteFactory, ReadOnlyUserFactory, TenantAdminFactory, UserFactory
+from accounts.tests.factories import InviteFactory
+from coditect.personas import call
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import tenant_scope
 
@@ -92,9 +92,8 @@ def routes(condition=lambda route: True):
     return pytest.mark.parametrize("route", [r for r in ROUTES if condition(r)], ids=str)
 
 
-def request(api, route, user=None, obj=None):
-    headers = bearer(user) if user is not None else {}
-    return getattr(api, route.method.lower())(route.url(obj), route.data(obj), format="json", headers=headers)
+def request(client, route, obj=None):
+    return getattr(client, route.method.lower())(route.url(obj), route.data(obj), format="json")
 
 
 @routes()
@@ -106,34 +105,33 @@ def test_no_token_is_401(api, route, tenant_a):
 
 
 @routes(lambda r: r.admin_only)
-def test_a_plain_or_read_only_member_gets_403_on_admin_routes(api, route, tenant_a):
+def test_a_plain_or_read_only_member_gets_403_on_admin_routes(route, tenant_a, admin, member, viewer):
     obj = route.make_object(tenant_a) if route.make_object else None
-    for member in (UserFactory(tenant=tenant_a), ReadOnlyUserFactory(tenant=tenant_a)):
-        response = request(api, route, member, obj)
-        assert response.status_code == 403, member.role
+    for persona in (member, viewer):
+        response = request(persona.client, route, obj)
+        assert response.status_code == 403, persona.user.role
         assert response.json()["error"]["code"] == "permission_denied"
-    assert request(api, route, TenantAdminFactory(tenant=tenant_a), obj).status_code < 300
+    assert request(admin.client, route, obj).status_code < 300
 
 
 @routes(lambda r: r.writes and not r.admin_only)
-def test_a_read_only_member_cannot_write(api, route, tenant_a):
+def test_a_read_only_member_cannot_write(route, tenant_a, viewer):
     obj = route.make_object(tenant_a) if route.make_object else None
-    response = request(api, route, ReadOnlyUserFactory(tenant=tenant_a), obj)
+    response = request(viewer.client, route, obj)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "permission_denied"
 
 
 @routes(lambda r: not r.writes and not r.admin_only)
-def test_a_read_only_member_can_read(api, route, tenant_a):
+def test_a_read_only_member_can_read(route, tenant_a, viewer):
     obj = route.make_object(tenant_a) if route.make_object else None
-    assert request(api, route, ReadOnlyUserFactory(tenant=tenant_a), obj).status_code == 200
+    assert request(viewer.client, route, obj).status_code == 200
 
 
 @routes(lambda r: r.make_object is not None)
-def test_another_tenants_object_is_404_not_403_not_data(api, route, tenant_a, tenant_b):
+def test_another_tenants_object_is_404_not_403_not_data(route, tenant_a, outsider):
     theirs = route.make_object(tenant_a)
-    outsider = TenantAdminFactory(tenant=tenant_b)  # every permission, in the wrong tenant
-    response = request(api, route, outsider, theirs)
+    response = request(outsider.client, route, theirs)  # every permission, in the wrong tenant
     assert response.status_code == 404
     assert response.json()["error"]["code"] == route.not_found_code
     assert str(theirs.pk) not in response.content.decode()
@@ -145,20 +143,18 @@ def test_another_tenants_object_is_404_not_403_not_data(api, route, tenant_a, te
     }
 
 
-def test_tenant_and_creator_in_an_invite_body_are_ignored(api, tenant_a, tenant_b):
-    admin = TenantAdminFactory(tenant=tenant_a)
-    stranger = TenantAdminFactory(tenant=tenant_b)
+def test_tenant_and_creator_in_an_invite_body_are_ignored(tenant_a, tenant_b, admin, outsider):
     body = {
         "role": "user",
         "tenant": str(tenant_b.id),
         "tenant_id": str(tenant_b.id),
-        "created_by": str(stranger.id),
+        "created_by": str(outsider.user.id),
     }
-    response = call(api, "POST", "/api/v1/invites", body, token=access_token(admin))
+    response = admin.client.post("/api/v1/invites", body, format="json")
     assert response.status_code == 201
     with tenant_scope(tenant_a.id):
         invite = Invite.objects.get(pk=response.json()["id"])
-    assert (invite.tenant_id, invite.created_by_id) == (tenant_a.id, admin.id)
+    assert (invite.tenant_id, invite.created_by_id) == (tenant_a.id, admin.user.id)
 
 
 def test_tenant_and_role_in_a_register_body_are_ignored(api, tenant_a, tenant_b):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from accounts.tests.conftest import call
 from accounts.tests.factories import TEST_PASSWORD, UserFactory
+from coditect.personas import call
 from tenants.tests.factories import TenantFactory
 
 pytestmark = pytest.mark.embedded

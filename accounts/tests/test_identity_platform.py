@@ -7,10 +7,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from accounts.models import User
-from accounts.tests.conftest import call
 from accounts.tests.factories import UserFactory
 from accounts.tests.google_edge import CERT_PATH, GoogleEdge
 from audit.models import AuditLog
+from coditect.personas import call
 from tenants.scope import operator_scope
 from tenants.tests.factories import TenantFactory
 

@@ -15,8 +15,6 @@ import pytest
 from django.test import RequestFactory
 
 from accounts import ratelimit
-from accounts.tests.conftest import bearer
-from accounts.tests.factories import UserFactory
 from coditect.testing import LiveServer, TcpProxy
 from core.context import client_ip
 
@@ -95,22 +93,21 @@ def test_probes_are_not_limited(backend, settings, client, address):
 
 
 @pytest.mark.django_db
-def test_the_per_user_limit_counts_each_user_apart(backend, settings, client, address, tenant_a):
+def test_the_per_user_limit_counts_each_user_apart(backend, settings, address, member, viewer):
     settings.RATE_LIMIT_PER_USER = 2
-    ada, bob = UserFactory(tenant=tenant_a), UserFactory(tenant=tenant_a)
-    assert [get(client, address, **bearer(ada)).status_code for _ in range(2)] == [200, 200]
-    refused = get(client, address, **bearer(ada))
+    assert [get(member.client, address).status_code for _ in range(2)] == [200, 200]
+    refused = get(member.client, address)
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limited"
     assert int(refused.headers["Retry-After"]) >= 1
-    assert get(client, address, **bearer(bob)).status_code == 200
+    assert get(viewer.client, address).status_code == 200
 
 
 @pytest.mark.django_db
-def test_the_tighter_limit_speaks_in_the_headers(backend, settings, client, address, tenant_a):
+def test_the_tighter_limit_speaks_in_the_headers(backend, settings, address, member):
     settings.RATE_LIMIT_PER_IP = 50
     settings.RATE_LIMIT_PER_USER = 5
-    response = get(client, address, **bearer(UserFactory(tenant=tenant_a)))
+    response = get(member.client, address)
     assert (response.headers["RateLimit-Limit"], response.headers["RateLimit-Remaining"]) == ("5", "4")
 
 

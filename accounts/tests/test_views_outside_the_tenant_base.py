@@ -3,16 +3,15 @@ give a caller: tenant credentials sent to it are refused, never a 500."""
 
 import pytest
 
-from accounts.tests.conftest import bearer
-from accounts.tests.factories import UserFactory
+from coditect.personas import tenant_member
 from tenants.tests.factories import TenantFactory
 
 pytestmark = pytest.mark.embedded
 
 
 def test_tenant_credentials_sent_to_a_non_tenant_view_are_refused_without_a_500(committed_db, api):
-    user = UserFactory(tenant=TenantFactory())
+    member = tenant_member(TenantFactory())
     assert api.get("/api/schema/").status_code == 200
-    response = api.get("/api/schema/", headers=bearer(user))
+    response = member.client.get("/api/schema/")
     assert response.status_code == 401
     assert b"not_authenticated" in response.content  # rendered by the schema view's own renderer

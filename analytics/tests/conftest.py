@@ -1,4 +1,5 @@
-"""Personas and a scripted event writer for the analytics tests."""
+"""A license signing key and a scripted event writer for the analytics tests
+(the personas are shared: coditect/personas.py)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,9 @@ from unittest import mock
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from accounts.models import Role
-from accounts.tests.factories import UserFactory
-from accounts.tokens import access_token_issue
 from audit.services import audit_record
 from tenants.scope import tenant_scope
-from tenants.tests.factories import TenantFactory
-
-
-def api_client(user) -> APIClient:
-    client = APIClient()
-    token = access_token_issue(user_id=user.id, tenant_id=user.tenant_id, role=user.role)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 @pytest.fixture
@@ -31,31 +20,6 @@ def license_signing_key(settings, tmp_path):
 
     settings.LICENSE_SIGNING_KMS_KEY = ""
     settings.LICENSE_SIGNING_KEY_FILE = [write_pem(tmp_path / "license-signing.pem", ed25519_key())]
-
-
-@pytest.fixture
-def acme(db):
-    return TenantFactory(name="Acme", slug="acme")
-
-
-@pytest.fixture
-def globex(db):
-    return TenantFactory(name="Globex", slug="globex")
-
-
-@pytest.fixture
-def acme_admin(acme):
-    return UserFactory(tenant=acme, role=Role.TENANT_ADMIN, email="admin@acme.test")
-
-
-@pytest.fixture
-def acme_member(acme):
-    return UserFactory(tenant=acme, role=Role.USER, email="member@acme.test")
-
-
-@pytest.fixture
-def globex_admin(globex):
-    return UserFactory(tenant=globex, role=Role.TENANT_ADMIN, email="admin@globex.test")
 
 
 class EventScript:

@@ -12,9 +12,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.models import Role
-from accounts.tests.factories import TEST_PASSWORD, UserFactory
+from accounts.tests.factories import TEST_PASSWORD
 from analytics.tests.factories import DailyUsageFactory
+from coditect.personas import tenant_admin
 from licenses.ledger.redis import RedisSeatLedger
 from licenses.tests.factories import LicenseFactory
 from tenants.tests.factories import TenantFactory
@@ -39,7 +39,7 @@ def scene(live_server_e2e):
     """What the server will show: Acme's license with 30 days of usage and
     two live seats (in the server's own ledger), and Globex's license."""
     acme, globex = TenantFactory(name="Acme", slug="acme"), TenantFactory(name="Globex", slug="globex")
-    UserFactory(tenant=acme, role=Role.TENANT_ADMIN, email="admin@acme.test")
+    tenant_admin(acme)  # admin@acme.test signs in with TEST_PASSWORD
     license = LicenseFactory(tenant=acme, name="Acme Pro", max_seats=3)
     foreign = LicenseFactory(tenant=globex, name="Globex CAD", max_seats=2)
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)

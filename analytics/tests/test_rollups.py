@@ -174,11 +174,11 @@ def test_a_rollup_run_again_later_corrects_what_it_could_not_know_yet(scene):
     assert figures(DailyUsage, license) == EXPECTED_DAYS
 
 
-def test_a_live_lease_counts_from_the_ledger(acme, acme_member, license_signing_key):
+def test_a_live_lease_counts_from_the_ledger(acme, member, license_signing_key):
     license = LicenseFactory(tenant=acme, max_seats=3)
     with tenant_scope(acme.id):
-        checkout = lease_acquire(user=acme_member, license_key=license.key, fingerprint="machine-live-1")
-        lease_acquire(user=acme_member, license_key=license.key, fingerprint="machine-live-2")
+        checkout = lease_acquire(user=member.user, license_key=license.key, fingerprint="machine-live-1")
+        lease_acquire(user=member.user, license_key=license.key, fingerprint="machine-live-2")
         lease_release(claims={"sub": str(license.id), "tid": str(acme.id), "sid": checkout.lease.session_id})
 
     from django.utils import timezone

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from analytics.selectors import usage_period_count, usage_periods
-from analytics.tests.conftest import api_client
 from analytics.tests.factories import DailyUsageFactory, HourlyUsageFactory
 from licenses.tests.factories import LicenseFactory
 
@@ -45,10 +44,10 @@ def days(**params) -> dict:
     return {"from": MONDAY.isoformat(), "to": (MONDAY + timedelta(days=3)).isoformat(), **params}
 
 
-def test_a_tenant_admin_gets_every_period_of_their_licenses_and_nothing_of_others(usage, acme_admin):
+def test_a_tenant_admin_gets_every_period_of_their_licenses_and_nothing_of_others(usage, admin):
     mine, _ = usage
 
-    response = api_client(acme_admin).get(URL, days())
+    response = admin.client.get(URL, days())
 
     assert response.status_code == 200, response.content
     body = response.json()
@@ -74,32 +73,32 @@ def test_a_tenant_admin_gets_every_period_of_their_licenses_and_nothing_of_other
     assert second["peak_seats"] == 0 and second["avg_session_seconds"] is None
 
 
-def test_hourly_granularity_reads_the_hourly_rollups(usage, acme_admin):
+def test_hourly_granularity_reads_the_hourly_rollups(usage, admin):
     mine, _ = usage
     params = {"license_id": str(mine.id), "granularity": "hour", "from": MONDAY.isoformat()}
     params["to"] = (MONDAY + timedelta(hours=12)).isoformat()
 
-    body = api_client(acme_admin).get(URL, params).json()
+    body = admin.client.get(URL, params).json()
 
     peaks = [period["peak_seats"] for period in body["licenses"][0]["periods"]]
     assert peaks == [0] * 9 + [3, 0, 0]
 
 
-def test_another_tenants_license_is_not_found(usage, acme_admin, globex_admin):
+def test_another_tenants_license_is_not_found(usage, admin, outsider):
     _, theirs = usage
 
-    response = api_client(acme_admin).get(URL, days(license_id=str(theirs.id)))
+    response = admin.client.get(URL, days(license_id=str(theirs.id)))
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "license_not_found"
 
     # And the other tenant's admin sees only their own.
-    body = api_client(globex_admin).get(URL, days()).json()
+    body = outsider.client.get(URL, days()).json()
     assert [item["license_id"] for item in body["licenses"]] == [str(theirs.id)]
     assert body["licenses"][0]["periods"][0]["peak_seats"] == 9
 
 
-def test_a_plain_member_is_refused(usage, acme_member):
-    response = api_client(acme_member).get(URL, days())
+def test_a_plain_member_is_refused(usage, member):
+    response = member.client.get(URL, days())
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "permission_denied"
@@ -123,8 +122,8 @@ def test_no_token_is_not_authenticated(usage, client):
     ],
     ids=["granularity", "from", "backwards", "too-long", "license-id"],
 )
-def test_bad_parameters_are_invalid_requests(usage, acme_admin, params):
-    response = api_client(acme_admin).get(URL, params)
+def test_bad_parameters_are_invalid_requests(usage, admin, params):
+    response = admin.client.get(URL, params)
 
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] == "invalid_request"
@@ -165,31 +164,31 @@ def at_most(seconds: float):
         "before-1970",
     ],
 )
-def test_dates_at_the_ends_of_the_calendar_are_invalid_requests(usage, acme_admin, params):
+def test_dates_at_the_ends_of_the_calendar_are_invalid_requests(usage, admin, params):
     with at_most(1.0):
-        response = api_client(acme_admin).get(URL, params)
+        response = admin.client.get(URL, params)
 
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] == "invalid_request"
 
 
 @pytest.mark.parametrize("granularity", ["hour", "day"])
-def test_a_range_far_over_the_cap_is_refused_without_listing_its_periods(usage, acme_admin, granularity):
+def test_a_range_far_over_the_cap_is_refused_without_listing_its_periods(usage, admin, granularity):
     params = {"from": "1970-01-01T00:00Z", "to": "8999-12-31T00:00Z", "granularity": granularity}
 
     with at_most(1.0):
-        response = api_client(acme_admin).get(URL, params)
+        response = admin.client.get(URL, params)
 
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] == "invalid_request"
 
 
-def test_a_range_of_exactly_the_cap_is_served(usage, acme_admin):
+def test_a_range_of_exactly_the_cap_is_served(usage, admin):
     params = {"from": "2026-01-01T00:30Z", "to": "2026-02-01T00:30Z", "granularity": "hour"}
-    assert api_client(acme_admin).get(URL, params).status_code == 400  # 745 hours begun
+    assert admin.client.get(URL, params).status_code == 400  # 745 hours begun
 
     params.update({"from": "2026-01-01T00:00Z", "to": "2026-02-01T00:00Z"})
-    response = api_client(acme_admin).get(URL, params)
+    response = admin.client.get(URL, params)
 
     assert response.status_code == 200, response.content
     assert len(response.json()["licenses"][0]["periods"]) == 31 * 24

@@ -10,10 +10,10 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, connections, transaction
 from django.urls import reverse
 
-from accounts.tests.conftest import call
 from accounts.tests.factories import TEST_PASSWORD, UserFactory
 from audit.models import AuditLog
 from audit.services import audit_record, audit_record_standalone
+from coditect.personas import call
 from coditect.testing import owner_connection_url
 from tenants.scope import operator_scope, tenant_scope
 from tenants.tests.factories import TenantFactory
@@ -21,13 +21,6 @@ from tenants.tests.factories import TenantFactory
 pytestmark = pytest.mark.usefixtures("test_events")
 
 PASSWORD = "a long enough passphrase 42"
-
-
-@pytest.fixture
-def api():
-    from rest_framework.test import APIClient
-
-    return APIClient()
 
 
 class Log:

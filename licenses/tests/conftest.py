@@ -1,19 +1,14 @@
-"""Personas and helpers for the license API tests: a tenant with an admin, a
-user and a read-only member, an outsider tenant, and a license of each."""
+"""Helpers for the license API tests: the seat ledgers, Acme's license, and
+requests for seats (the personas are shared: coditect/personas.py)."""
 
 from __future__ import annotations
 
 import pytest
 from django.conf import settings as django_settings
-from rest_framework.test import APIClient
 
-from accounts.models import Role
-from accounts.tests.conftest import access_token
-from accounts.tests.factories import UserFactory
 from licenses.ledger import get_seat_ledger
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import tenant_scope
-from tenants.tests.factories import TenantFactory
 
 LEDGERS = ["redis", "database"] if django_settings.REDIS_URL else ["database"]
 
@@ -22,52 +17,6 @@ LEDGERS = ["redis", "database"] if django_settings.REDIS_URL else ["database"]
 def ledger(request, settings):
     settings.SEAT_LEDGER = request.param
     return get_seat_ledger(request.param)
-
-
-def bearer_client(token: str | None = None) -> APIClient:
-    client = APIClient()
-    if token:
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
-
-
-class Persona:
-    """A member of a tenant with a client carrying their access token (as
-    login issues it; login itself is tested in accounts)."""
-
-    def __init__(self, user):
-        self.user = user
-        self.client = bearer_client(access_token(user))
-
-
-@pytest.fixture
-def acme(db):
-    return TenantFactory(name="Acme", slug="acme")
-
-
-@pytest.fixture
-def globex(db):
-    return TenantFactory(name="Globex", slug="globex")
-
-
-@pytest.fixture
-def admin(acme):
-    return Persona(UserFactory(tenant=acme, role=Role.TENANT_ADMIN, email="admin@acme.test"))
-
-
-@pytest.fixture
-def member(acme):
-    return Persona(UserFactory(tenant=acme, role=Role.USER, email="member@acme.test"))
-
-
-@pytest.fixture
-def viewer(acme):
-    return Persona(UserFactory(tenant=acme, role=Role.READ_ONLY, email="viewer@acme.test"))
-
-
-@pytest.fixture
-def outsider(globex):
-    return Persona(UserFactory(tenant=globex, role=Role.TENANT_ADMIN, email="admin@globex.test"))
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import pytest
 from django.utils.dateparse import parse_datetime
 
 from audit.models import AuditLog
+from coditect.personas import api_client
 from licenses.signing import license_token_verify
-from licenses.tests.conftest import acquire, bearer_client, error_code, live_sessions
+from licenses.tests.conftest import acquire, error_code, live_sessions
 from tenants.scope import tenant_scope
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -50,7 +51,7 @@ def test_acquire_is_idempotent_per_fingerprint(ledger, member, license):
 
 def test_heartbeat_extends_and_release_frees_the_seat(ledger, member, license):
     checkout = acquire(member, license).json()
-    seat = bearer_client(checkout["token"])
+    seat = api_client(token=checkout["token"])
 
     beat = seat.post("/api/v1/licenses/heartbeat")
     assert beat.status_code == 200, beat.content
@@ -71,7 +72,7 @@ def test_heartbeat_extends_and_release_frees_the_seat(ledger, member, license):
 
 def test_borrow_keeps_the_seat_until_the_borrow_ends(ledger, member, license):
     checkout = acquire(member, license).json()
-    seat = bearer_client(checkout["token"])
+    seat = api_client(token=checkout["token"])
 
     # 6 hours: shorter than the offline grace (24 h), so exp must be the borrow's end.
     response = seat.post("/api/v1/licenses/borrow", {"hours": 6}, format="json")
@@ -84,12 +85,12 @@ def test_borrow_keeps_the_seat_until_the_borrow_ends(ledger, member, license):
     assert parse_datetime(body["expires_at"]) >= until
     assert live_sessions(ledger, license) == [checkout["session_id"]]
     # Returning it early frees the seat.
-    assert bearer_client(body["token"]).delete("/api/v1/licenses/release").status_code == 200
+    assert api_client(token=body["token"]).delete("/api/v1/licenses/release").status_code == 200
     assert live_sessions(ledger, license) == []
 
 
 def test_borrow_beyond_the_license_limit_is_refused(ledger, member, license):
-    seat = bearer_client(acquire(member, license).json()["token"])
+    seat = api_client(token=acquire(member, license).json()["token"])
     response = seat.post("/api/v1/licenses/borrow", {"hours": 49}, format="json")
     assert (response.status_code, error_code(response)) == (400, "invalid_request")
     assert response.json()["error"]["details"] == {"max_hours": 48}
@@ -125,15 +126,15 @@ def test_lowering_max_seats_keeps_live_leases_and_refuses_new_ones(ledger, membe
     refused = acquire(member, license, "machine-0003")
     assert (refused.status_code, error_code(refused)) == (409, "no_seats_available")
     assert len(live_sessions(ledger, license)) == 2
-    assert bearer_client(first["token"]).post("/api/v1/licenses/heartbeat").status_code == 200
+    assert api_client(token=first["token"]).post("/api/v1/licenses/heartbeat").status_code == 200
 
-    bearer_client(first["token"]).delete("/api/v1/licenses/release")
+    api_client(token=first["token"]).delete("/api/v1/licenses/release")
     still_full = acquire(member, license, "machine-0003")
     assert (still_full.status_code, error_code(still_full)) == (409, "no_seats_available")
 
 
 def test_suspending_a_license_ends_its_leases_at_their_next_heartbeat(ledger, member, license):
-    seat = bearer_client(acquire(member, license).json()["token"])
+    seat = api_client(token=acquire(member, license).json()["token"])
     with tenant_scope(license.tenant_id):
         license.suspended = True
         license.save()
@@ -147,7 +148,7 @@ def test_suspending_a_license_ends_its_leases_at_their_next_heartbeat(ledger, me
 def test_keys_and_tokens_never_reach_the_logs(ledger, member, license, caplog):
     caplog.set_level("DEBUG")
     checkout = acquire(member, license).json()
-    seat = bearer_client(checkout["token"])
+    seat = api_client(token=checkout["token"])
     seat.post("/api/v1/licenses/heartbeat")
     seat.delete("/api/v1/licenses/release")
     seat.delete("/api/v1/licenses/release")  # an error path too
@@ -179,7 +180,7 @@ def test_the_seat_answers_are_what_the_schema_documents(ledger, member, license)
     as_documented(CheckoutSerializer, checkout.json())
     assert checkout.json()["borrowed_until"] is None
     as_documented(CheckoutSerializer, acquire(member, license).json())  # the existing lease
-    seat = bearer_client(checkout.json()["token"])
+    seat = api_client(token=checkout.json()["token"])
     as_documented(
         LicenseHeartbeatApi.HeartbeatOutputSerializer, seat.post("/api/v1/licenses/heartbeat").json()
     )

@@ -12,17 +12,13 @@ from licenses.tests.conftest import error_code
 def test_a_database_gone_before_the_request_begins_is_503_not_500(committed_db):
     from django.db import connections
 
-    from accounts.models import Role
-    from accounts.tests.conftest import access_token
-    from accounts.tests.factories import UserFactory
-    from licenses.tests.conftest import bearer_client
+    from coditect.personas import tenant_admin
     from tenants.tests.factories import TenantFactory
 
     default = connections["default"]
     if default.vendor != "postgresql":
         pytest.skip("needs PostgreSQL")
-    user = UserFactory(tenant=TenantFactory(), role=Role.TENANT_ADMIN)
-    client = bearer_client(access_token(user))
+    client = tenant_admin(TenantFactory()).client
     proxy = TcpProxy(
         default.settings_dict.get("HOST") or "127.0.0.1", int(default.settings_dict.get("PORT") or 5432)
     )

@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from coditect.personas import api_client
 from licenses.ledger import get_seat_ledger
-from licenses.tests.conftest import acquire, bearer_client, error_code, live_sessions
+from licenses.tests.conftest import acquire, error_code, live_sessions
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import tenant_scope
 
@@ -49,7 +50,7 @@ def test_malformed_json_is_invalid_request(ledger, member, license, unchanged):
 
 
 def test_acquire_without_a_user_token_is_not_authenticated(ledger, license, unchanged):
-    response = bearer_client().post(
+    response = api_client().post(
         "/api/v1/licenses/acquire",
         {"license_key": license.key, "hardware_fingerprint": "machine-0001"},
         format="json",
@@ -59,7 +60,7 @@ def test_acquire_without_a_user_token_is_not_authenticated(ledger, license, unch
 
 @pytest.mark.parametrize("token", ["garbage", "a.b.c", ""])
 def test_heartbeat_with_a_bad_license_token_is_not_authenticated(ledger, license, unchanged, token):
-    client = bearer_client(token) if token else bearer_client()
+    client = api_client(token=token)
     response = client.post("/api/v1/licenses/heartbeat")
     assert (response.status_code, error_code(response)) == (401, "not_authenticated")
 
@@ -76,7 +77,7 @@ def test_read_only_members_cannot_take_seats(ledger, viewer, license, unchanged)
 
 def test_borrowing_a_license_that_forbids_it_is_permission_denied(ledger, member, acme):
     license = LicenseFactory(tenant=acme, borrow_limit_hours=0)
-    seat = bearer_client(acquire(member, license).json()["token"])
+    seat = api_client(token=acquire(member, license).json()["token"])
     before = live_sessions(ledger, license)
     response = seat.post("/api/v1/licenses/borrow", {"hours": 1}, format="json")
     assert (response.status_code, error_code(response)) == (403, "permission_denied")
@@ -142,7 +143,7 @@ def test_a_full_license_is_no_seats_available(ledger, member, license):
 
 
 def test_heartbeat_of_a_released_session_is_session_not_found(ledger, member, license):
-    seat = bearer_client(acquire(member, license).json()["token"])
+    seat = api_client(token=acquire(member, license).json()["token"])
     seat.delete("/api/v1/licenses/release")
     before = live_sessions(ledger, license)
     response = seat.post("/api/v1/licenses/heartbeat")

@@ -113,14 +113,13 @@ def test_fetch_gives_the_same_values_as_the_queryset(tenant_a):
 
 
 @pytest.mark.django_db
-def test_fetch_loads_a_related_row_in_the_same_statement(tenant_a, tenant_b):
+def test_fetch_loads_a_related_row_in_the_same_statement(tenant_a, member, outsider):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from accounts.models import User
-    from accounts.tests.factories import UserFactory
 
-    mine, theirs = UserFactory(tenant=tenant_a), UserFactory(tenant=tenant_b)
+    mine, theirs = member.user, outsider.user
     with tenant_scope(tenant_a.id):
         with CaptureQueriesContext(connection) as queries:
             user = User.objects.fetch(pk=mine.pk, related="tenant")
@@ -137,10 +136,10 @@ def test_fetch_loads_a_related_row_in_the_same_statement(tenant_a, tenant_b):
 
 def test_fetch_with_a_related_row_sees_every_tenant_only_on_the_operator_path(committed_db):
     from accounts.models import User
-    from accounts.tests.factories import UserFactory
+    from coditect.personas import tenant_member
 
     acme, globex = TenantFactory(), TenantFactory()
-    member = UserFactory(tenant=acme)
+    member = tenant_member(acme).user
     with operator_scope():
         assert User.objects.fetch(pk=member.pk, related="tenant").tenant == acme
     with tenant_scope(globex.id):
