@@ -63,15 +63,6 @@ class TokenPair:
     token_type: str = "Bearer"
 
 
-def tenant_create_with_audit(*, name: str, slug: str | None = None, actor=None) -> Tenant:
-    # One transaction: the tenant and the row that records it commit together.
-    with transaction.atomic():
-        tenant = tenant_create(name=name, slug=slug)
-        with tenant_scope(tenant.id):
-            audit_record(action=Event.TENANT_CREATED, tenant_id=tenant.id, user=actor, target=tenant)
-    return tenant
-
-
 # --- identity ---------------------------------------------------------------------------
 
 
@@ -133,22 +124,25 @@ def _password_check(*, password: str, email: str) -> None:
         raise _field_error("password", *exc.messages) from exc
 
 
-def _user_create(
+def _user_new(
     *,
-    tenant_id: uuid.UUID,
     email: str,
     role: str,
     full_name: str,
     password: str | None,
     identity: Identity | None,
 ) -> User:
-    user = User(tenant_id=tenant_id, email=email, role=role, full_name=full_name)
+    user = User(email=email, role=role, full_name=full_name)
     if password:
         user.set_password(password)
     else:
         user.set_unusable_password()
     if identity is not None:
         user.oauth_provider, user.oauth_subject = identity.provider, identity.subject
+    return user
+
+
+def _user_insert(user: User) -> User:
     try:
         with transaction.atomic():
             user.save(force_insert=True)
@@ -199,18 +193,15 @@ def user_register(
 
     details = {"method": "identity_platform" if identity else "password"}
     if tenant_name:
+        # Made before its tenant, so the tenant's creation row names its first admin.
+        user = _user_new(
+            email=email, role=Role.TENANT_ADMIN, full_name=full_name, password=password, identity=identity
+        )
         with transaction.atomic():
-            tenant = tenant_create(name=tenant_name)
+            tenant = tenant_create(name=tenant_name, actor=user)
             with tenant_scope(tenant.id):
-                user = _user_create(
-                    tenant_id=tenant.id,
-                    email=email,
-                    role=Role.TENANT_ADMIN,
-                    full_name=full_name,
-                    password=password,
-                    identity=identity,
-                )
-                audit_record(action=Event.TENANT_CREATED, tenant_id=tenant.id, user=user, target=tenant)
+                user.tenant_id = tenant.id
+                _user_insert(user)
                 audit_record(
                     action=Event.USER_REGISTERED,
                     tenant_id=tenant.id,
@@ -234,14 +225,11 @@ def user_register(
             or (invite.email and invite.email != email)
         ):
             raise _field_error("invite_code", INVITE_INVALID)
-        user = _user_create(
-            tenant_id=tenant_id,
-            email=email,
-            role=invite.role,
-            full_name=full_name,
-            password=password,
-            identity=identity,
+        user = _user_new(
+            email=email, role=invite.role, full_name=full_name, password=password, identity=identity
         )
+        user.tenant_id = tenant_id
+        _user_insert(user)
         invite.used_at, invite.used_by = timezone.now(), user
         invite.save(update_fields=["used_at", "used_by"])
         audit_record(action=Event.INVITE_REDEEMED, tenant_id=tenant_id, user=user, target=invite)
