@@ -1,4 +1,5 @@
-"""Writes for accounts: registration, sign-in sessions, invites.
+"""Writes for accounts: registration, sign-in (the API's and the dashboard's, one
+password check behind both), sessions, invites.
 
 Every change writes its audit row inside its own transaction. Failures that
 must leave a trace (a failed login, a reused refresh token) commit their audit
