@@ -83,7 +83,7 @@ class BearerAuthentication(BaseAuthentication):
         # The role comes from the database, not the token: a demotion takes
         # effect at once, not when the token expires.
         user = User.objects.fetch(pk=user_id, related="tenant")
-        if user is None or not user.is_active or not user.tenant.is_active:
+        if user is None or not user.is_active_member:
             raise AuthenticationFailed(INVALID_TOKEN)
         context_set_actor(user)
         return user

@@ -76,6 +76,14 @@ class User(AbstractBaseUser, PermissionsMixin):
     def is_tenant_admin(self) -> bool:
         return self.tenant_id is not None and self.role == Role.TENANT_ADMIN
 
+    @property
+    def is_active_member(self) -> bool:
+        """The one test of who may act for a tenant (API, dashboard, sign-in,
+        refresh): an active user of an active tenant. Operators belong to no
+        tenant and are members of none. Load the user with its tenant
+        (`related="tenant"`, `select_related`), in that tenant's scope."""
+        return self.is_active and self.tenant_id is not None and self.tenant.is_active
+
     def save(self, *args, **kwargs):
         if self.tenant_id is None:
             # Operator accounts belong to no tenant: only operator code makes them.

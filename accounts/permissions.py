@@ -16,8 +16,8 @@ from tenants.scope import current_tenant_id
 
 
 class IsTenantMember(BasePermission):
-    """An active user of the tenant the request is scoped to (operators, who have
-    no tenant, are not members of any)."""
+    """An active member (User.is_active_member) of the tenant the request is
+    scoped to (operators, who have no tenant, are not members of any)."""
 
     message = "This endpoint is for members of a tenant."
 
@@ -27,8 +27,8 @@ class IsTenantMember(BasePermission):
         return (
             user is not None
             and tenant_id is not None
-            and getattr(user, "is_active", False)
             and getattr(user, "tenant_id", None) == tenant_id
+            and getattr(user, "is_active_member", False)
         )
 
 

@@ -1,4 +1,5 @@
-"""Writes for accounts: registration, sign-in sessions, invites.
+"""Writes for accounts: registration, sign-in (the API's and the dashboard's, one
+password check behind both), sessions, invites.
 
 Every change writes its audit row inside its own transaction. Failures that
 must leave a trace (a failed login, a reused refresh token) commit their audit
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -59,15 +62,6 @@ class TokenPair:
     refresh_token: str
     expires_in: int
     token_type: str = "Bearer"
-
-
-def tenant_create_with_audit(*, name: str, slug: str | None = None, actor=None) -> Tenant:
-    # One transaction: the tenant and the row that records it commit together.
-    with transaction.atomic():
-        tenant = tenant_create(name=name, slug=slug)
-        with tenant_scope(tenant.id):
-            audit_record(action=Event.TENANT_CREATED, tenant_id=tenant.id, user=actor, target=tenant)
-    return tenant
 
 
 # --- identity ---------------------------------------------------------------------------
@@ -131,22 +125,25 @@ def _password_check(*, password: str, email: str) -> None:
         raise _field_error("password", *exc.messages) from exc
 
 
-def _user_create(
+def _user_new(
     *,
-    tenant_id: uuid.UUID,
     email: str,
     role: str,
     full_name: str,
     password: str | None,
     identity: Identity | None,
 ) -> User:
-    user = User(tenant_id=tenant_id, email=email, role=role, full_name=full_name)
+    user = User(email=email, role=role, full_name=full_name)
     if password:
         user.set_password(password)
     else:
         user.set_unusable_password()
     if identity is not None:
         user.oauth_provider, user.oauth_subject = identity.provider, identity.subject
+    return user
+
+
+def _user_insert(user: User) -> User:
     try:
         with transaction.atomic():
             user.save(force_insert=True)
@@ -197,18 +194,15 @@ def user_register(
 
     details = {"method": "identity_platform" if identity else "password"}
     if tenant_name:
+        # Made before its tenant, so the tenant's creation row names its first admin.
+        user = _user_new(
+            email=email, role=Role.TENANT_ADMIN, full_name=full_name, password=password, identity=identity
+        )
         with transaction.atomic():
-            tenant = tenant_create(name=tenant_name)
+            tenant = tenant_create(name=tenant_name, actor=user)
             with tenant_scope(tenant.id):
-                user = _user_create(
-                    tenant_id=tenant.id,
-                    email=email,
-                    role=Role.TENANT_ADMIN,
-                    full_name=full_name,
-                    password=password,
-                    identity=identity,
-                )
-                audit_record(action=Event.TENANT_CREATED, tenant_id=tenant.id, user=user, target=tenant)
+                user.tenant_id = tenant.id
+                _user_insert(user)
                 audit_record(
                     action=Event.USER_REGISTERED,
                     tenant_id=tenant.id,
@@ -232,14 +226,11 @@ def user_register(
             or (invite.email and invite.email != email)
         ):
             raise _field_error("invite_code", INVITE_INVALID)
-        user = _user_create(
-            tenant_id=tenant_id,
-            email=email,
-            role=invite.role,
-            full_name=full_name,
-            password=password,
-            identity=identity,
+        user = _user_new(
+            email=email, role=invite.role, full_name=full_name, password=password, identity=identity
         )
+        user.tenant_id = tenant_id
+        _user_insert(user)
         invite.used_at, invite.used_by = timezone.now(), user
         invite.save(update_fields=["used_at", "used_by"])
         audit_record(action=Event.INVITE_REDEEMED, tenant_id=tenant_id, user=user, target=invite)
@@ -305,48 +296,146 @@ def _login_failed(*, reason: str, method: str, email: str, tenant_id=None, user=
     )
 
 
+def _password_login_turned_off() -> ApplicationError:
+    return ApplicationError(
+        "Password sign-in is turned off on this server; sign in with your identity provider "
+        "and send its ID token as id_token.",
+        code="permission_denied",
+        details={"password_login_enabled": False},
+    )
+
+
 def _password_login_check() -> None:
     if not settings.PASSWORD_LOGIN_ENABLED:
-        raise ApplicationError(
-            "Password sign-in is turned off on this server; sign in with your identity provider "
-            "and send its ID token as id_token.",
-            code="permission_denied",
-            details={"password_login_enabled": False},
-        )
+        raise _password_login_turned_off()
 
 
-def auth_login_password(*, email: str, password: str) -> TokenPair:
-    _password_login_check()
+SignedIn = TypeVar("SignedIn")
+
+
+class PasswordRefused(Exception):
+    """A password sign-in refused; its audit row (if any) is committed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# The dashboard has always logged a deactivated (or vanished) account's attempt
+# as a wrong password, where the API tells the two apart; kept, so existing log
+# queries keep their meaning.
+_INACTIVE_USER_REASON = {"password": "inactive_user", "dashboard": "bad_password"}
+
+
+def _password_sign_in(
+    *,
+    email: str,
+    password: str,
+    method: str,
+    signed_in: Callable[[User], SignedIn],
+    refuse: Callable[[User], str | None] | None = None,
+) -> SignedIn:
+    """The one password check every door uses (the API's login, the dashboard's).
+
+    An active member (User.is_active_member) with this email and password is
+    passed to `signed_in`, inside the member's tenant scope and transaction,
+    and its answer returned. `refuse` is a door's own further rule: a reason to
+    turn the member away, or None. Every refusal writes `auth.login_failed`
+    (in the tenant's chain when the tenant is known) and raises PasswordRefused
+    once that row is committed. `method` names the door in the audit rows.
+    """
+    if not settings.PASSWORD_LOGIN_ENABLED:
+        raise PasswordRefused("password_login_disabled")
     email = email.strip().lower()
+    if "\x00" in email:
+        # No address has one, and PostgreSQL would refuse the lookup outright.
+        _login_failed(reason="malformed_email", method=method, email=email.replace("\x00", ""))
+        raise PasswordRefused("malformed_email")
     candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
     if candidate is None or candidate.tenant_id is None:
         # As slow as a real check, so timing does not tell either. Operators
         # (no tenant) never sign in here: the admin site is their door.
         make_password(password)
         reason = "unknown_email" if candidate is None else "operator_account"
-        _login_failed(reason=reason, method="password", email=email)
-        raise NotAuthenticated(LOGIN_FAILED)
+        _login_failed(reason=reason, method=method, email=email)
+        raise PasswordRefused(reason)
 
-    tenant_inactive = False
     with tenant_scope(candidate.tenant_id):
         user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
-        if user is not None and user.is_active and user.check_password(password):
-            if user.tenant.is_active:
-                return _session_start(user=user, method="password")
-            tenant_inactive = True
+        if user is None or not user.is_active:
+            reason = _INACTIVE_USER_REASON[method]
+        elif not user.check_password(password):
+            reason = "bad_password"
+        elif not user.is_active_member:
             reason = "tenant_inactive"
         else:
-            reason = "bad_password" if user is not None and user.is_active else "inactive_user"
-        _login_failed(
-            reason=reason,
-            method="password",
+            reason = refuse(user) if refuse is not None else None
+            if reason is None:
+                return signed_in(user)
+        _login_failed(reason=reason, method=method, email=email, tenant_id=candidate.tenant_id, user=user)
+    # Outside the transaction: the audit row is committed.
+    raise PasswordRefused(reason)
+
+
+def auth_login_password(*, email: str, password: str) -> TokenPair:
+    try:
+        return _password_sign_in(
             email=email,
-            tenant_id=candidate.tenant_id,
-            user=user,
+            password=password,
+            method="password",
+            signed_in=lambda user: _session_start(user=user, method="password"),
         )
-    if tenant_inactive:
-        raise ApplicationError("This tenant is deactivated.", code="permission_denied")
-    raise NotAuthenticated(LOGIN_FAILED)
+    except PasswordRefused as refused:
+        if refused.reason == "password_login_disabled":
+            raise _password_login_turned_off() from None
+        if refused.reason == "tenant_inactive":
+            raise ApplicationError("This tenant is deactivated.", code="permission_denied") from None
+        raise NotAuthenticated(LOGIN_FAILED) from None
+
+
+class DashboardSignInFailed(Exception):
+    """The dashboard's refusal, with the sentence its sign-in page shows."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+WRONG_CREDENTIALS = "Wrong email or password."
+_DASHBOARD_REFUSALS = {
+    # Identity Platform sign-in needs Google's script in the page; the
+    # dashboard serves no third-party script, so it has no door then.
+    "password_login_disabled": "Password sign-in is turned off on this server.",
+    "tenant_inactive": "This tenant is deactivated.",
+    "not_tenant_admin": "The dashboard is for tenant admins.",
+}
+
+
+def _dashboard_signed_in(user: User) -> User:
+    audit_record(
+        action=Event.AUTH_LOGIN,
+        tenant_id=user.tenant_id,
+        user=user,
+        target=user,
+        details={"method": "dashboard"},
+    )
+    return user
+
+
+def auth_login_dashboard(*, email: str, password: str) -> User:
+    """The tenant admin with this email and password (the dashboard's door: the
+    password check of every sign-in, and tenant admins only), or
+    DashboardSignInFailed. Every attempt leaves an audit row."""
+    try:
+        return _password_sign_in(
+            email=email,
+            password=password,
+            method="dashboard",
+            signed_in=_dashboard_signed_in,
+            refuse=lambda user: None if user.is_tenant_admin else "not_tenant_admin",
+        )
+    except PasswordRefused as refused:
+        raise DashboardSignInFailed(_DASHBOARD_REFUSALS.get(refused.reason, WRONG_CREDENTIALS)) from None
 
 
 def auth_login_id_token(*, id_token: str) -> TokenPair:
@@ -363,7 +452,7 @@ def auth_login_id_token(*, id_token: str) -> TokenPair:
         )
     with tenant_scope(candidate.tenant_id):
         user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
-        if user is not None and user.is_active and user.tenant.is_active:
+        if user is not None and user.is_active_member:
             return _session_start(user=user, method="identity_platform")
         _login_failed(
             reason="inactive_user",
@@ -403,7 +492,7 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
             user = User.objects.select_related("tenant").filter(pk=token.user_id).first()
             token.used_at = now
             token.save(update_fields=["used_at"])
-            if user is not None and user.is_active and user.tenant.is_active:
+            if user is not None and user.is_active_member:
                 next_token = _refresh_token_create(user=user, family_id=token.family_id)
                 return _token_pair(user=user, refresh_token=next_token)
     # Outside the transaction: the revocation and its audit row are committed.

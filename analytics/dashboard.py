@@ -1,4 +1,6 @@
-"""The tenant dashboard's sign-in and the scope every dashboard page runs in.
+"""The tenant dashboard's session and the scope every dashboard page runs in
+(the credential check is accounts.services.auth_login_dashboard, beside the
+API's sign-in).
 
 The users table is under row-level security, so a session cannot load its
 user before a tenant is in scope. Sign-in therefore keeps the tenant's id in
@@ -13,82 +15,15 @@ import functools
 
 from django.conf import settings
 from django.contrib import auth
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
 
 from accounts.models import User
-from accounts.selectors import user_sign_in_candidate_by_email_across_tenants
-from audit.events import Event
-from audit.services import audit_record
 from core.context import context_set_actor
 from tenants.scope import tenant_scope
 
 SESSION_TENANT_KEY = "dashboard_tenant_id"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
-class SignInFailed(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-WRONG_CREDENTIALS = "Wrong email or password."
-
-
-def dashboard_sign_in(*, email: str, password: str) -> User:
-    """The tenant admin with this email and password, or SignInFailed. Every
-    attempt leaves an audit row (in the tenant's log when the tenant is known)."""
-    if not settings.PASSWORD_LOGIN_ENABLED:
-        # Identity Platform sign-in needs Google's script in the page; the
-        # dashboard serves no third-party script, so it has no door then.
-        raise SignInFailed("Password sign-in is turned off on this server.")
-    email = email.strip().lower()
-    if "\x00" in email:
-        # No address has one, and PostgreSQL would refuse the lookup outright.
-        audit_record(
-            action=Event.AUTH_LOGIN_FAILED,
-            actor=email.replace("\x00", "")[:254],
-            details={"reason": "malformed_email", "method": "dashboard"},
-        )
-        raise SignInFailed(WRONG_CREDENTIALS)
-    candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
-    if candidate is None or candidate.tenant_id is None:
-        make_password(password)  # as slow as a real check, so timing tells nothing
-        reason = "unknown_email" if candidate is None else "operator_account"
-        audit_record(
-            action=Event.AUTH_LOGIN_FAILED,
-            actor=email[:254],
-            details={"reason": reason, "method": "dashboard"},
-        )
-        raise SignInFailed(WRONG_CREDENTIALS)
-
-    with tenant_scope(candidate.tenant_id):
-        user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
-        if user is None or not user.is_active or not user.check_password(password):
-            reason, message = "bad_password", WRONG_CREDENTIALS
-        elif not user.tenant.is_active:
-            reason, message = "tenant_inactive", "This tenant is deactivated."
-        elif not user.is_tenant_admin:
-            reason, message = "not_tenant_admin", "The dashboard is for tenant admins."
-        else:
-            audit_record(
-                action=Event.AUTH_LOGIN,
-                tenant_id=user.tenant_id,
-                user=user,
-                target=user,
-                details={"method": "dashboard"},
-            )
-            return user
-        audit_record(
-            action=Event.AUTH_LOGIN_FAILED,
-            tenant_id=candidate.tenant_id,
-            user=user,
-            actor=email[:254],
-            details={"reason": reason, "method": "dashboard"},
-        )
-    raise SignInFailed(message)
 
 
 def dashboard_session_start(request, user: User) -> None:
@@ -114,7 +49,7 @@ def tenant_admin_view(view):
                     user.is_authenticated
                     and user.is_tenant_admin
                     and str(user.tenant_id) == tenant_id
-                    and user.tenant.is_active
+                    and user.is_active_member
                 ):
                     request.user = user
                     request.tenant = user.tenant

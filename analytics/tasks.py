@@ -1,13 +1,13 @@
-"""Background work for analytics: usage rollups and the audit export.
+"""Background work for analytics: usage rollups (the audit export is audit.tasks).
 
-The periodic entries (settings.CELERY_BEAT_SCHEDULE) fan out one task per
-license or per tenant and day; each of those takes ids, runs one idempotent
-service under its tenant's scope, and may run twice or late.
+The periodic entry (settings.CELERY_BEAT_SCHEDULE) fans out one task per
+license; each of those takes ids, runs one idempotent service under its
+tenant's scope, and may run twice or late.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -15,18 +15,11 @@ from django.db import OperationalError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from analytics.audit_export import (
-    audit_export_day,
-    audit_export_destination,
-    audit_export_name,
-    audit_exportable_days,
-)
 from analytics.services import floor_hour, usage_rollup_license
 from core.errors import ServiceUnavailable
 from core.tasks import task_enqueue_on_commit
 from licenses.ledger import LedgerUnavailable
 from licenses.models import License
-from tenants.models import Tenant
 from tenants.scope import operator_scope
 
 RETRYABLE = (ServiceUnavailable, LedgerUnavailable, OperationalError)
@@ -54,28 +47,3 @@ def usage_rollup_task(lookback_hours: int | None = None) -> int:
     for license_id, tenant_id in targets:
         task_enqueue_on_commit(usage_rollup_license_task, license_id, tenant_id, start, end)
     return len(targets)
-
-
-@shared_task(name="analytics.audit_export_day", autoretry_for=RETRYABLE, retry_backoff=True, max_retries=3)
-def audit_export_day_task(tenant_id: str, day: str) -> bool:
-    return audit_export_day(tenant_id=tenant_id or None, day=date.fromisoformat(day))
-
-
-@shared_task(name="analytics.audit_export")
-def audit_export_task() -> int:
-    """Export every closed day of the look-back not exported yet, per tenant
-    (and the operator chain); returns how many exports were enqueued."""
-    destination = audit_export_destination()
-    if destination is None:
-        return 0
-    with operator_scope():
-        tenants = [str(tid) for tid in Tenant.objects.values_list("id", flat=True)]
-    enqueued = 0
-    for day in audit_exportable_days():
-        day_iso = day.isoformat()
-        for tenant_id in [*tenants, ""]:
-            if destination.exists(audit_export_name(tenant_id=tenant_id, day=day)):
-                continue
-            task_enqueue_on_commit(audit_export_day_task, tenant_id, day_iso)
-            enqueued += 1
-    return enqueued

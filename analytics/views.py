@@ -18,8 +18,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
+from accounts.services import DashboardSignInFailed, auth_login_dashboard
 from analytics.charts import seat_gauge, usage_chart
-from analytics.dashboard import SignInFailed, dashboard_session_start, dashboard_sign_in, tenant_admin_view
+from analytics.dashboard import dashboard_session_start, tenant_admin_view
 from analytics.selectors import usage_series
 from audit.models import AuditLog
 from core.errors import ApplicationError
@@ -48,8 +49,8 @@ def sign_in(request):
     if request.method == "POST":
         email = request.POST.get("email", "")[:254]
         try:
-            user = dashboard_sign_in(email=email, password=request.POST.get("password", ""))
-        except SignInFailed as failure:
+            user = auth_login_dashboard(email=email, password=request.POST.get("password", ""))
+        except DashboardSignInFailed as failure:
             error = failure.message
             email = email if _usable(email) else ""
         else:

@@ -12,3 +12,10 @@ class AuditConfig(AppConfig):
         from audit.admin import audit_every_registered_admin
 
         audit_every_registered_admin(admin.site)
+
+        # tenants (the floor below) cannot import audit: it announces each new
+        # tenant, and its audit row is written here, in the creating transaction.
+        from audit.receivers import tenant_created_record
+        from tenants.signals import tenant_created
+
+        tenant_created.connect(tenant_created_record, dispatch_uid="audit.tenant_created")

@@ -112,8 +112,8 @@ import json
 from accounts.models import Role, User
 from licenses.services import license_create
 from tenants.scope import tenant_scope
-from accounts.services import tenant_create_with_audit
-tenant = tenant_create_with_audit(name="Bench Co")
+from tenants.services import tenant_create
+tenant = tenant_create(name="Bench Co")
 with tenant_scope(tenant.id):
     User.objects.create_user("bench@bench.test", "%s", tenant=tenant, role=Role.TENANT_ADMIN)
 _, beat_key = license_create(tenant=tenant, max_seats=1000, name="heartbeat pool")

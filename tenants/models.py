@@ -24,14 +24,23 @@ class TenantScopedQuerySet(models.QuerySet):
 class TenantScopedManager(models.Manager.from_queryset(TenantScopedQuerySet)):
     tenant_field = "tenant_id"
 
-    def get_queryset(self):
-        queryset = super().get_queryset()
+    def scope_lookups(self) -> dict[str, uuid.UUID] | None:
+        """The one scope rule both reads (`get_queryset` and `fetch`) apply: no
+        lookup on the operator path (every tenant's rows), the current tenant's
+        id otherwise, and None (nothing visible) when no tenant is in scope."""
         if in_operator_scope():
-            return queryset
+            return {}
         tenant_id = current_tenant_id()
         if tenant_id is None:
+            return None
+        return {self.tenant_field: tenant_id}
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        lookups = self.scope_lookups()
+        if lookups is None:
             return queryset.none()
-        return queryset.filter(**{self.tenant_field: tenant_id})
+        return queryset.filter(**lookups) if lookups else queryset
 
     def fetch(self, *, related: str | None = None, **equals: Any):
         """The one row in scope whose fields equal `equals`, or None.
@@ -48,17 +57,16 @@ class TenantScopedManager(models.Manager.from_queryset(TenantScopedQuerySet)):
         """
         if not equals:
             raise TypeError("fetch() needs at least one field to look up")
+        scope = self.scope_lookups()
+        if scope is None:
+            return None
         lookups = [((False, name), value) for name, value in equals.items()]
-        if not in_operator_scope():
-            tenant_id = current_tenant_id()
-            if tenant_id is None:
-                return None
-            # ANDed with the caller's lookups, never replacing one of them.
-            lookups.append(((False, self.tenant_field), tenant_id))
-            if related is not None:
-                manager = self.model._meta.get_field(related).related_model._default_manager
-                if isinstance(manager, TenantScopedManager):
-                    lookups.append(((True, manager.tenant_field), tenant_id))
+        # ANDed with the caller's lookups, never replacing one of them.
+        lookups += [((False, name), value) for name, value in scope.items()]
+        if related is not None:
+            manager = self.model._meta.get_field(related).related_model._default_manager
+            if isinstance(manager, TenantScopedManager):
+                lookups += [((True, name), value) for name, value in manager.scope_lookups().items()]
         using = self._db or router.db_for_read(self.model)
         connection = connections[using]
         statement = _fetch_statement(self.model, related, tuple(key for key, _ in lookups), connection)

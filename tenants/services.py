@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
+from tenants.signals import tenant_created
 
 
 def _slug_candidates(name: str):
@@ -16,10 +18,13 @@ def _slug_candidates(name: str):
         yield f"{base}-{uuid.uuid4().hex[:6]}"
 
 
-def tenant_create(*, name: str, slug: str | None = None) -> Tenant:
-    """Create a tenant. The row is written inside its own scope, as RLS demands
-    (WITH CHECK id = current tenant). A taken slug is retried with a suffix,
-    unless the caller asked for that exact slug."""
+def tenant_create(*, name: str, slug: str | None = None, actor: Any = None) -> Tenant:
+    """Create a tenant: the one way every caller does (registration, the
+    admin, `create_tenant`, the demo). The row is written inside its own
+    scope, as RLS demands (WITH CHECK id = current tenant), and `tenant_created`
+    is sent in the same transaction, so its audit row commits with it. A taken
+    slug is retried with a suffix, unless the caller asked for that exact slug.
+    `actor` is the user who creates it (None from the shell)."""
     name = name.strip()
     if not name:
         raise ValueError("a tenant needs a name")
@@ -28,7 +33,9 @@ def tenant_create(*, name: str, slug: str | None = None) -> Tenant:
     for candidate in candidates:
         try:
             with tenant_scope(tenant_id), transaction.atomic():
-                return Tenant.objects.create(id=tenant_id, name=name, slug=candidate)
+                tenant = Tenant.objects.create(id=tenant_id, name=name, slug=candidate)
+                tenant_created.send(sender=Tenant, tenant=tenant, actor=actor)
+                return tenant
         except IntegrityError:
             if slug:
                 raise

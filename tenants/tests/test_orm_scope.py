@@ -144,3 +144,18 @@ def test_fetch_with_a_related_row_sees_every_tenant_only_on_the_operator_path(co
         assert User.objects.fetch(pk=member.pk, related="tenant").tenant == acme
     with tenant_scope(globex.id):
         assert User.objects.fetch(pk=member.pk, related="tenant") is None
+
+
+@pytest.mark.django_db
+def test_the_queryset_and_fetch_apply_one_scope_rule(licenses, tenant_a, monkeypatch):
+    mine, _ = licenses
+    assert License.objects.scope_lookups() is None
+    with operator_scope():
+        assert License.objects.scope_lookups() == {}
+    with tenant_scope(tenant_a.id):
+        assert License.objects.scope_lookups() == {"tenant_id": tenant_a.id}
+        assert Tenant.objects.scope_lookups() == {"id": tenant_a.id}
+        # Closing the one rule closes both reads, even inside the row's own scope.
+        monkeypatch.setattr(License.objects, "scope_lookups", lambda: None)
+        assert list(License.objects.all()) == []
+        assert License.objects.fetch(id=mine.id) is None

@@ -13,12 +13,12 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Role, User
-from accounts.services import tenant_create_with_audit
 from licenses.keys import license_key_digest
 from licenses.models import License
 from licenses.services import license_create
 from tenants.models import Tenant
 from tenants.scope import operator_scope, tenant_scope
+from tenants.services import tenant_create
 
 DEMO_SLUG = "demo"
 ADMIN_EMAIL = "admin@demo.example"
@@ -44,7 +44,7 @@ class Command(BaseCommand):
             tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
             operator_exists = User.objects.filter(email=OPERATOR_EMAIL).exists()
         if tenant is None:
-            tenant = tenant_create_with_audit(name="Demo Company", slug=DEMO_SLUG)
+            tenant = tenant_create(name="Demo Company", slug=DEMO_SLUG)
         if not operator_exists:
             with operator_scope(), transaction.atomic(using=settings.OPERATOR_DATABASE):
                 User.objects.create_superuser(

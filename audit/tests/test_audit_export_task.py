@@ -9,12 +9,14 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from analytics import tasks as analytics_tasks
-from analytics.audit_export import audit_export_day
-from analytics.tasks import audit_export_task
-from analytics.tests.test_audit_export import MIDNIGHT, audit_at
+from audit import tasks as audit_tasks
+from audit.export import audit_export_day
+from audit.tasks import audit_export_task
+from audit.tests.test_audit_export import MIDNIGHT, audit_at
 from coditect.celery import app as celery_app
 from tenants.tests.factories import TenantFactory
+
+pytestmark = pytest.mark.usefixtures("export_test_events")
 
 
 def lines(path) -> list[str]:
@@ -67,7 +69,7 @@ def test_one_export_that_fails_does_not_stop_the_others(
             raise RuntimeError("this export breaks")
         return audit_export_day(tenant_id=tenant_id, day=day)
 
-    monkeypatch.setattr(analytics_tasks, "audit_export_day", first_one_fails)
+    monkeypatch.setattr(audit_tasks, "audit_export_day", first_one_fails)
 
     with mock.patch.object(timezone, "now", return_value=MIDNIGHT + timedelta(days=1, hours=1)):
         assert audit_export_task.delay().get() == 3

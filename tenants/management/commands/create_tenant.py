@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError
 
-from accounts.services import tenant_create_with_audit
+from tenants.services import tenant_create
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            tenant = tenant_create_with_audit(name=options["name"], slug=options.get("slug"))
+            tenant = tenant_create(name=options["name"], slug=options.get("slug"))
         except (ValueError, IntegrityError) as exc:
             raise CommandError(f"cannot create tenant: {exc}") from exc
         self.stdout.write(json.dumps({"id": str(tenant.id), "name": tenant.name, "slug": tenant.slug}))

@@ -10,13 +10,17 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from analytics.audit_export import BucketDestination, DirectoryDestination, audit_export_day
+from audit.export import BucketDestination, DirectoryDestination, audit_export_day
 from audit.models import AuditLog
 from audit.services import audit_record as record
 from audit.services import audit_row_hash
 from tenants.scope import tenant_scope
 
-pytestmark = [pytest.mark.django_db(databases="__all__"), pytest.mark.embedded]
+pytestmark = [
+    pytest.mark.django_db(databases="__all__"),
+    pytest.mark.embedded,
+    pytest.mark.usefixtures("export_test_events"),
+]
 
 DAY = date(2026, 5, 4)
 MIDNIGHT = datetime(2026, 5, 4, tzinfo=UTC)

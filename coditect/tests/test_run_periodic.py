@@ -118,3 +118,12 @@ def test_a_rollup_that_meets_a_ledger_that_does_not_answer_is_tried_again(commit
     # As a worker runs it (see licenses/tests/test_tasks_sweep.py).
     assert usage_rollup_license_task.apply(args=arguments, throw=False).get() > 0
     assert len(calls) == 2
+
+
+def test_every_periodic_entry_names_a_task_some_app_registers(settings):
+    # A task that moves between apps keeps its entry working only if the
+    # schedule follows its name.
+    celery_app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert scheduled <= set(celery_app.tasks), scheduled - set(celery_app.tasks)
+    assert "audit.audit_export" in scheduled

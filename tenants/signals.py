@@ -1,0 +1,10 @@
+"""What the tenants app tells the apps above it, without importing them (it is
+the ground floor: nothing below it may know about audit or accounts)."""
+
+from django.dispatch import Signal
+
+# Sent by tenants.services.tenant_create inside the creating transaction, in
+# the new tenant's scope, with `tenant` and `actor` (the user who created it,
+# or None from the shell). Receivers run in that transaction: a receiver that
+# raises undoes the creation. The audit app records it (audit.apps).
+tenant_created = Signal()
