@@ -19,7 +19,7 @@ from tenants.scope import tenant_scope
 pytestmark = [
     pytest.mark.django_db(databases="__all__"),
     pytest.mark.embedded,
-    pytest.mark.usefixtures("export_test_events"),
+    pytest.mark.usefixtures("test_events"),
 ]
 
 DAY = date(2026, 5, 4)

@@ -16,7 +16,7 @@ from audit.tests.test_audit_export import MIDNIGHT, audit_at
 from coditect.celery import app as celery_app
 from tenants.tests.factories import TenantFactory
 
-pytestmark = pytest.mark.usefixtures("export_test_events")
+pytestmark = pytest.mark.usefixtures("test_events")
 
 
 def lines(path) -> list[str]:
