@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
-from accounts.models import Role
-from accounts.tests.factories import TEST_PASSWORD, UserFactory
+from accounts.tests.factories import TEST_PASSWORD
 from audit.models import AuditLog
 from audit.services import audit_record
+from coditect.personas import tenant_admin, tenant_member
 from licenses.ledger import get_seat_ledger
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import operator_scope, tenant_scope
@@ -31,9 +31,9 @@ def quick_password_hashing(settings):
 @pytest.fixture
 def world(committed_db):
     acme, globex = TenantFactory(name="Acme", slug="acme"), TenantFactory(name="Globex", slug="globex")
-    admin = UserFactory(tenant=acme, role=Role.TENANT_ADMIN, email="admin@acme.test")
-    member = UserFactory(tenant=acme, role=Role.USER, email="member@acme.test")
-    UserFactory(tenant=globex, role=Role.TENANT_ADMIN, email="admin@globex.test")
+    admin = tenant_admin(acme).user
+    member = tenant_member(acme).user
+    tenant_admin(globex)
     license = LicenseFactory(tenant=acme, name="Acme Pro", max_seats=3)
     foreign = LicenseFactory(tenant=globex, name="Globex CAD", max_seats=2)
     seats = {}
