@@ -1,5 +1,5 @@
-"""What the tenants app tells the apps above it, without importing them (it is
-the ground floor: nothing below it may know about audit or accounts)."""
+"""What the tenants app tells the apps above it, without importing them (only
+core is below it: tenants may not know about audit or accounts)."""
 
 from django.dispatch import Signal
 
