@@ -6,9 +6,9 @@ tenant scope (or in operator scope, on the operator alias); `call_scope()`
 opens the tenant's scope for a caller that holds neither.
 
 Correctness rests on one lock and one clock:
-- Acquire holds the license row FOR UPDATE; heartbeat, borrow
-  and release hold it FOR KEY SHARE, so nothing that extends or ends a lease
-  interleaves with an acquire counting seats. On SQLite every transaction is
+- Acquire holds the license row FOR UPDATE; heartbeat, borrow and release
+  hold it FOR KEY SHARE, so nothing that extends or ends a lease interleaves
+  with an acquire counting seats. On SQLite every transaction is
   IMMEDIATE (see settings), which serialises them all.
 - "Now" is read from the database (PostgreSQL `clock_timestamp()`, after the
   lock is held; SQLite `'now'`), never from the app server: a lease is live
@@ -116,7 +116,7 @@ class DatabaseSeatLedger(SeatLedger):
         raise NotImplementedError(f"no database clock for {connection.vendor}")
 
     @staticmethod
-    def _lock_license(using: str, license_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None) -> int:
+    def _lock_license(using: str, license_id: uuid.UUID, *, tenant_id: uuid.UUID) -> int:
         """FOR UPDATE on the license row (acquire): excludes every
         other writer of this license's leases until commit. Returns max_seats
         as of the lock."""
@@ -129,7 +129,7 @@ class DatabaseSeatLedger(SeatLedger):
         if not rows:
             raise LedgerError(f"license {license_id} is not visible in the current scope")
         owner, max_seats = rows[0]
-        if tenant_id is not None and owner != tenant_id:
+        if owner != tenant_id:
             raise LedgerError(f"license {license_id} does not belong to tenant {tenant_id}")
         return max_seats
 
