@@ -40,10 +40,6 @@ class SeatLedgerGateway:
     def __init__(self, ledger: SeatLedger) -> None:
         self.ledger = ledger
 
-    @property
-    def backend(self) -> str:
-        return self.ledger.name
-
     def scope(self, tenant_id: uuid.UUID) -> AbstractContextManager:
         """The scope a ledger call shares with the audit row that records it:
         on the database ledger one transaction holds both, so neither happens
