@@ -38,7 +38,7 @@ from audit.events import LEASE_ENDING_EVENTS, Detail, Event
 from audit.models import AuditLog
 from core.errors import ServiceUnavailable
 from licenses.leases import lease_expiry_sweep_license
-from licenses.ledger import LedgerUnavailable, get_seat_ledger
+from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
 from tenants.scope import tenant_scope
 
@@ -182,8 +182,8 @@ def _live_leases(license: License) -> list:
     still live is missed. The periodic rollup recomputes its whole look-back
     every run, so the next run with the ledger back puts both right."""
     try:
-        return get_seat_ledger().live_leases(license_id=license.id)
-    except LedgerUnavailable:
+        return seat_ledger().live_leases(license_id=license.id, tenant_id=license.tenant_id)
+    except ServiceUnavailable:
         logger.warning(
             "usage rollup without live leases: the seat ledger does not answer",
             extra={"license_id": str(license.id)},
@@ -283,7 +283,7 @@ def usage_rollup_license(
     # Expiries first, so that sessions that timed out are on record.
     try:
         lease_expiry_sweep_license(license_id=uuid.UUID(str(license_id)), tenant_id=uuid.UUID(str(tenant_id)))
-    except (LedgerUnavailable, ServiceUnavailable):
+    except ServiceUnavailable:
         pass  # sessions not yet swept get a provisional end; a later run corrects it
     hours = _periods(floor_hour(start), end, HOUR)
     days = _periods(floor_day(start), end, DAY)

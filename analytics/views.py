@@ -23,9 +23,9 @@ from analytics.charts import seat_gauge, usage_chart
 from analytics.dashboard import dashboard_session_start, tenant_admin_view
 from analytics.selectors import usage_series
 from audit.models import AuditLog
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ServiceUnavailable
 from licenses.leases import lease_force_release
-from licenses.ledger import LedgerUnavailable, get_seat_ledger
+from licenses.ledger.gateway import seat_ledger
 from licenses.selectors import LicenseNotFound, license_get, license_list, license_state
 
 CHART_DAYS = 30
@@ -78,8 +78,8 @@ def _chart_window() -> tuple:
 def _live_leases(license) -> list | None:
     """The license's live leases, or None when the ledger does not answer."""
     try:
-        return get_seat_ledger().live_leases(license_id=license.id)
-    except LedgerUnavailable:
+        return seat_ledger().live_leases(license_id=license.id, tenant_id=license.tenant_id)
+    except ServiceUnavailable:
         return None
 
 

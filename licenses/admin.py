@@ -23,10 +23,10 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ServiceUnavailable
 from licenses.keys import KEY_PREFIX, license_key_digest, normalize_license_key
 from licenses.leases import lease_force_release
-from licenses.ledger import LedgerUnavailable, get_seat_ledger
+from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
 from licenses.services import (
     license_create,
@@ -37,7 +37,6 @@ from licenses.services import (
     license_unbind_machine,
     license_update,
 )
-from tenants.scope import tenant_scope
 
 # Longer than any session id, fingerprint or reason the console takes.
 MAX_POSTED_LENGTH = 1000
@@ -190,9 +189,8 @@ class LicenseAdmin(admin.ModelAdmin):
     @staticmethod
     def _seat_panel(license: License) -> dict:
         try:
-            with tenant_scope(license.tenant_id):
-                leases = get_seat_ledger().live_leases(license_id=license.id)
-        except LedgerUnavailable:
+            leases = seat_ledger().live_leases(license_id=license.id, tenant_id=license.tenant_id)
+        except ServiceUnavailable:
             return {"ledger_down": True}
         user_ids = []
         for lease in leases:

@@ -34,12 +34,27 @@ class LicenseSummarySerializer(serializers.Serializer):
     entitlements = serializers.DictField()
 
 
-def _checkout_body(checkout: leases.Checkout) -> dict:
-    """The answer of acquire and borrow, in the shape CheckoutSerializer
-    documents. The token endpoints answer with plain dicts (DRF's JSON encoder
-    writes the datetimes and UUIDs exactly as the serializer fields would):
-    building a serializer costs more than the rest of the answer. A test
-    checks each answer against its serializer."""
+class CheckoutSerializer(serializers.Serializer):
+    """The answer of acquire and borrow, as documented; `checkout_answer` writes it."""
+
+    session_id = serializers.CharField()
+    token = serializers.CharField(
+        help_text="The signed license token (compact JWS); its exp is the offline grace."
+    )
+    token_expires_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(help_text="When the lease ends without a heartbeat.")
+    borrowed_until = serializers.DateTimeField(allow_null=True)
+    heartbeat_interval = serializers.IntegerField(help_text="Seconds between heartbeats.")
+    seats = SeatsSerializer()
+    license = LicenseSummarySerializer()
+
+
+def checkout_answer(checkout: leases.Checkout) -> dict:
+    """The one builder of the acquire and borrow answer, in the shape
+    CheckoutSerializer documents. A plain dict (DRF's JSON encoder writes the
+    datetimes and UUIDs exactly as the serializer fields would): building a
+    serializer costs more than the rest of the answer. A test checks this
+    builder's output against the serializer."""
     lease, license = checkout.lease, checkout.license
     return {
         "session_id": lease.session_id,
@@ -51,19 +66,6 @@ def _checkout_body(checkout: leases.Checkout) -> dict:
         "seats": {"used": checkout.used, "max": license.max_seats},
         "license": {"id": license.id, "expires_at": license.expires_at, "entitlements": license.entitlements},
     }
-
-
-class CheckoutSerializer(serializers.Serializer):
-    session_id = serializers.CharField()
-    token = serializers.CharField(
-        help_text="The signed license token (compact JWS); its exp is the offline grace."
-    )
-    token_expires_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField(help_text="When the lease ends without a heartbeat.")
-    borrowed_until = serializers.DateTimeField(allow_null=True)
-    heartbeat_interval = serializers.IntegerField(help_text="Seconds between heartbeats.")
-    seats = SeatsSerializer()
-    license = LicenseSummarySerializer()
 
 
 class LicenseAcquireApi(TenantAPIView):
@@ -115,7 +117,7 @@ class LicenseAcquireApi(TenantAPIView):
             client_info=data.validated_data["client_info"],
         )
         return Response(
-            _checkout_body(checkout),
+            checkout_answer(checkout),
             status=status.HTTP_201_CREATED if checkout.created else status.HTTP_200_OK,
         )
 
@@ -213,7 +215,7 @@ class LicenseBorrowApi(LicenseTokenAPIView):
         data = self.BorrowInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         checkout = leases.lease_borrow(claims=request.auth, hours=data.validated_data["hours"])
-        return Response(_checkout_body(checkout))
+        return Response(checkout_answer(checkout))
 
 
 class LeaseSerializer(serializers.Serializer):

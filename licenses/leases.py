@@ -8,7 +8,6 @@ release, borrow, rejected heartbeat and expiry (DESIGN.md invariant 8).
 from __future__ import annotations
 
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -17,14 +16,21 @@ from typing import Any
 from django.db import connections
 from django.utils import timezone
 
-from audit.events import Event
+from audit.events import Detail, Event
 from audit.models import AuditLog
 from audit.services import audit_record, audit_record_standalone
-from core.errors import ApplicationError, ServiceUnavailable
+from core.errors import ApplicationError
 from licenses import metrics
-from licenses.ledger import Lease, LedgerUnavailable, NoSeatsAvailable, SessionNotFound, get_seat_ledger
+from licenses.ledger import Lease, NoSeatsAvailable, SessionNotFound
+from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
-from licenses.selectors import LicenseNotFound, license_get, license_get_by_key, license_get_cached
+from licenses.selectors import (
+    LicenseNotFound,
+    license_get,
+    license_get_by_key,
+    license_get_cached,
+    license_state_error,
+)
 from licenses.signing import license_token_issue
 from tenants.scope import tenant_scope
 
@@ -41,27 +47,6 @@ class Checkout:
     token_expires_at: datetime
 
 
-def _ledger_call(call, *args, **kwargs):
-    try:
-        return call(*args, **kwargs)
-    except LedgerUnavailable as exc:
-        raise ServiceUnavailable(
-            "The seat ledger does not answer; try again shortly.", headers={"Retry-After": "5"}
-        ) from exc
-
-
-def _license_state_error(license: License) -> ApplicationError | None:
-    if license.suspended:
-        return ApplicationError("This license is suspended.", code="license_suspended")
-    if license.is_expired():
-        return ApplicationError(
-            "This license has expired.",
-            code="license_expired",
-            details={"expired_at": license.expires_at.isoformat()},
-        )
-    return None
-
-
 def _denied(
     error: ApplicationError, *, tenant_id, license: License | None, user, fingerprint: str
 ) -> ApplicationError:
@@ -71,7 +56,7 @@ def _denied(
         tenant_id=tenant_id,
         user=user,
         target=license,
-        details={"code": error.code, "fingerprint": fingerprint},
+        details={Detail.CODE: error.code, Detail.FINGERPRINT: fingerprint},
     )
     metrics.record_acquire_outcome(error.code)
     return error
@@ -114,7 +99,7 @@ def lease_acquire(
         license = license_get_by_key(license_key=license_key)
     except LicenseNotFound as error:
         raise deny(error, license=None) from None
-    if error := _license_state_error(license):
+    if error := license_state_error(license):
         raise deny(error, license=license)
 
     binds_machine = False
@@ -140,19 +125,16 @@ def lease_acquire(
                     )
                 binds_machine = True
 
-    ledger = get_seat_ledger()
     try:
-        with metrics.observe_ledger(ledger.name, "acquire"):
-            result = _ledger_call(
-                ledger.acquire,
-                license_id=license.id,
-                tenant_id=license.tenant_id,
-                max_seats=license.max_seats,
-                fingerprint=fingerprint,
-                user_id=str(user.pk),
-                ttl=license.lease_ttl,
-                client_info=client_info or {},
-            )
+        result = seat_ledger().acquire(
+            license_id=license.id,
+            tenant_id=license.tenant_id,
+            max_seats=license.max_seats,
+            fingerprint=fingerprint,
+            user_id=str(user.pk),
+            ttl=license.lease_ttl,
+            client_info=client_info or {},
+        )
     except NoSeatsAvailable as exc:
         raise deny(
             ApplicationError(
@@ -174,7 +156,7 @@ def lease_acquire(
             tenant_id=tenant_id,
             user=user,
             target=license,
-            details={"fingerprint": fingerprint},
+            details={Detail.FINGERPRINT: fingerprint},
         )
     audit_record(
         action=Event.LEASE_ACQUIRED,
@@ -182,9 +164,9 @@ def lease_acquire(
         user=user,
         target=license,
         details={
-            "session_id": result.lease.session_id,
-            "fingerprint": fingerprint,
-            "created": result.created,
+            Detail.SESSION_ID: result.lease.session_id,
+            Detail.FINGERPRINT: fingerprint,
+            Detail.CREATED: result.created,
         },
     )
     metrics.record_acquire_outcome("granted" if result.created else "existing")
@@ -201,24 +183,15 @@ def _leased_license(claims: dict[str, Any]) -> License:
         raise ApplicationError("This session is not live.", code="session_not_found") from None
 
 
-def _ledger_scope(license: License):
-    """The database ledger's rows belong to the tenant: its calls run in the
-    tenant's scope (nested in the caller's transaction when there is one). The
-    Redis ledger needs no database at all."""
-    if get_seat_ledger().name == "database":
-        return tenant_scope(license.tenant_id)
-    return nullcontext()
-
-
 def _end_if_license_ended(license: License, session_id: str) -> None:
     """Suspending or expiring a license ends its leases at their next heartbeat."""
-    error = _license_state_error(license)
+    error = license_state_error(license)
     if error is None:
         return
-    ledger = get_seat_ledger()
-    with _ledger_scope(license):
+    seats = seat_ledger()
+    with seats.scope(license.tenant_id):
         try:
-            lease = _ledger_call(ledger.release, license_id=license.id, session_id=session_id)
+            lease = seats.release(license_id=license.id, tenant_id=license.tenant_id, session_id=session_id)
         except SessionNotFound:
             pass
         else:
@@ -226,37 +199,39 @@ def _end_if_license_ended(license: License, session_id: str) -> None:
                 action=Event.LEASE_ENDED,
                 tenant_id=license.tenant_id,
                 target=license,
-                details={**_lease_end_details(lease), "reason": error.code},
+                details={**lease_end_details(lease), Detail.REASON: error.code},
             )
     raise error
 
 
-def _lease_end_details(lease: Lease) -> dict[str, Any]:
-    """What usage rollups need from an event that ends a lease: who held it,
-    and since when (the ledger's clock), so session time needs no other row."""
+def lease_end_details(lease: Lease) -> dict[str, Any]:
+    """What usage rollups need from an event that ends a lease (LEASE_END_FIELDS):
+    who held it, and since when (the ledger's clock), so session time needs no
+    other row."""
     return {
-        "session_id": lease.session_id,
-        "fingerprint": lease.fingerprint,
-        "user_id": lease.user_id,
-        "acquired_at": lease.created_at.isoformat(),
+        Detail.SESSION_ID: lease.session_id,
+        Detail.FINGERPRINT: lease.fingerprint,
+        Detail.USER_ID: lease.user_id,
+        Detail.ACQUIRED_AT: lease.created_at.isoformat(),
     }
 
 
 def lease_heartbeat(*, claims: dict[str, Any]) -> tuple[License, Lease]:
     license = _leased_license(claims)
     _end_if_license_ended(license, claims["sid"])
-    ledger = get_seat_ledger()
     try:
-        with _ledger_scope(license), metrics.observe_ledger(ledger.name, "heartbeat"):
-            lease = _ledger_call(
-                ledger.heartbeat, license_id=license.id, session_id=claims["sid"], ttl=license.lease_ttl
-            )
+        lease = seat_ledger().heartbeat(
+            license_id=license.id,
+            tenant_id=license.tenant_id,
+            session_id=claims["sid"],
+            ttl=license.lease_ttl,
+        )
     except SessionNotFound:
         audit_record_standalone(
             action=Event.LEASE_HEARTBEAT_REJECTED,
             tenant_id=license.tenant_id,
             target=license,
-            details={"session_id": claims["sid"], "fingerprint": claims.get("fp", "")},
+            details={Detail.SESSION_ID: claims["sid"], Detail.FINGERPRINT: claims.get("fp", "")},
         )
         raise ApplicationError(
             "This session is not live (expired or released); acquire again.", code="session_not_found"
@@ -266,11 +241,12 @@ def lease_heartbeat(*, claims: dict[str, Any]) -> tuple[License, Lease]:
 
 def lease_release(*, claims: dict[str, Any]) -> Lease:
     license = _leased_license(claims)
-    ledger = get_seat_ledger()
-    with _ledger_scope(license):
+    seats = seat_ledger()
+    with seats.scope(license.tenant_id):
         try:
-            with metrics.observe_ledger(ledger.name, "release"):
-                lease = _ledger_call(ledger.release, license_id=license.id, session_id=claims["sid"])
+            lease = seats.release(
+                license_id=license.id, tenant_id=license.tenant_id, session_id=claims["sid"]
+            )
         except SessionNotFound:
             raise ApplicationError(
                 "This session is not live (expired or already released).", code="session_not_found"
@@ -279,7 +255,7 @@ def lease_release(*, claims: dict[str, Any]) -> Lease:
             action=Event.LEASE_RELEASED,
             tenant_id=license.tenant_id,
             target=license,
-            details=_lease_end_details(lease),
+            details=lease_end_details(lease),
         )
     return lease
 
@@ -287,10 +263,12 @@ def lease_release(*, claims: dict[str, Any]) -> Lease:
 def lease_force_release(*, license: License, session_id: str, actor=None) -> Lease:
     """End a live lease on someone else's behalf (an operator in the admin, a
     tenant admin on the dashboard). The client finds out at its next heartbeat."""
-    ledger = get_seat_ledger()
+    # The tenant's transaction holds the audit row whichever backend keeps the seat.
     with tenant_scope(license.tenant_id):
         try:
-            lease = _ledger_call(ledger.release, license_id=license.id, session_id=session_id)
+            lease = seat_ledger().release(
+                license_id=license.id, tenant_id=license.tenant_id, session_id=session_id
+            )
         except SessionNotFound:
             raise ApplicationError(
                 "This session is not live (expired or already released).", code="session_not_found"
@@ -300,7 +278,7 @@ def lease_force_release(*, license: License, session_id: str, actor=None) -> Lea
             tenant_id=license.tenant_id,
             user=actor,
             target=license,
-            details=_lease_end_details(lease),
+            details=lease_end_details(lease),
         )
     return lease
 
@@ -316,13 +294,15 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
             code="invalid_request",
             details={"max_hours": license.borrow_limit_hours},
         )
-    ledger = get_seat_ledger()
-    with _ledger_scope(license):
+    seats = seat_ledger()
+    with seats.scope(license.tenant_id):
         try:
-            with metrics.observe_ledger(ledger.name, "borrow"):
-                lease = _ledger_call(
-                    ledger.borrow, license_id=license.id, session_id=claims["sid"], seconds=hours * 3600
-                )
+            lease = seats.borrow(
+                license_id=license.id,
+                tenant_id=license.tenant_id,
+                session_id=claims["sid"],
+                seconds=hours * 3600,
+            )
         except SessionNotFound:
             raise ApplicationError(
                 "This session is not live; acquire again.", code="session_not_found"
@@ -332,12 +312,12 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
             tenant_id=license.tenant_id,
             target=license,
             details={
-                "session_id": lease.session_id,
-                "hours": hours,
-                "until": lease.borrowed_until.isoformat(),
+                Detail.SESSION_ID: lease.session_id,
+                Detail.HOURS: hours,
+                Detail.UNTIL: lease.borrowed_until.isoformat(),
             },
         )
-        used = _ledger_call(ledger.used, license_id=license.id)
+        used = seats.used(license_id=license.id, tenant_id=license.tenant_id)
     return _checkout(license, lease, created=False, used=used)
 
 
@@ -351,18 +331,19 @@ def lease_expiry_sweep_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -
     before writing, so a sweep that died between recording and acknowledging
     does not record twice when it runs again.
     """
-    ledger = get_seat_ledger()
+    seats = seat_ledger()
     with tenant_scope(tenant_id):
         if not _try_sweep_lock(license_id):
             return 0
-        pending = _ledger_call(ledger.expired_pending, license_id=license_id)
+        pending = seats.expired_pending(license_id=license_id, tenant_id=tenant_id)
         if not pending:
             return 0
         session_ids = [item.lease.session_id for item in pending]
+        recorded_session_id = f"details__{Detail.SESSION_ID}"
         already = set(
             AuditLog.objects.filter(action=Event.LEASE_EXPIRED, target_id=str(license_id))
-            .filter(details__session_id__in=session_ids)
-            .values_list("details__session_id", flat=True)
+            .filter(**{f"{recorded_session_id}__in": session_ids})
+            .values_list(recorded_session_id, flat=True)
         )
         recorded = 0
         for item in pending:
@@ -373,19 +354,11 @@ def lease_expiry_sweep_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -
                 tenant_id=tenant_id,
                 target_type="licenses.license",
                 target_id=str(license_id),
-                details={
-                    "session_id": item.lease.session_id,
-                    "fingerprint": item.lease.fingerprint,
-                    "user_id": item.lease.user_id,
-                    "acquired_at": item.lease.created_at.isoformat(),
-                    "expired_at": item.expired_at.isoformat(),
-                },
+                details={**lease_end_details(item.lease), Detail.EXPIRED_AT: item.expired_at.isoformat()},
             )
             recorded += 1
-    # Forget them only once their records are committed; the database ledger
-    # keeps its leases under RLS, so this too runs in the tenant's scope.
-    with tenant_scope(tenant_id):
-        _ledger_call(ledger.expired_ack, license_id=license_id, session_ids=session_ids)
+    # Forget them only once their records are committed.
+    seats.expired_ack(license_id=license_id, tenant_id=tenant_id, session_ids=session_ids)
     return recorded
 
 

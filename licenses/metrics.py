@@ -4,9 +4,9 @@ What code calls:
 - `record_acquire_outcome(code)`: once per acquire, with "granted" (a new
   lease), "existing" (the fingerprint's live lease came back) or the error code
   that refused it.
-- `observe_ledger(backend, operation)`: a context manager (and decorator)
-  around one seat-ledger call; it times the call and counts the failures that
-  mean the ledger's store did not answer.
+
+Each seat-ledger call is timed and its failures counted by the ledger's
+gateway, which every call goes through (licenses/ledger/metrics.py).
 
 Seats in use are not counted here on acquire and release: leases also end by
 expiry, with no call at all (invariant 4), so a gauge kept up by the API would
@@ -16,7 +16,7 @@ the answer for `METRICS_SEAT_CACHE_SECONDS` so that several scrapers (or
 workers) cost the ledger one read each period.
 
 Every label takes values from a fixed set, so no client input can grow the
-number of series: unknown codes and operations are counted as "other".
+number of series: unknown codes are counted as "other".
 """
 
 from __future__ import annotations
@@ -25,103 +25,38 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ContextDecorator
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from core.errors import ERROR_STATUS
-from licenses.ledger.base import NoSeatsAvailable, SessionNotFound
+from licenses.ledger.gateway import seat_ledger
+from licenses.ledger.metrics import bounded_label
 
 logger = logging.getLogger(__name__)
 
 # Granted, the fingerprint's existing lease, or one of the API's error codes:
 # a bounded label set that follows the codes wherever they are defined.
 ACQUIRE_OUTCOMES = frozenset({"granted", "existing", *ERROR_STATUS})
-LEDGER_BACKENDS = frozenset({"redis", "database"})
-LEDGER_OPERATIONS = frozenset(
-    {
-        "acquire",
-        "heartbeat",
-        "release",
-        "borrow",
-        "get",
-        "live_leases",
-        "used",
-        "release_all",
-        "expired_pending",
-        "expired_ack",
-        "now",
-    }
-)
-# A seat-ledger call is a Redis script or a short row-locking transaction:
-# milliseconds, with the tail that matters between 5 and 250 ms.
-LEDGER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 ACQUIRES = Counter(
     "coditect_license_acquire",
     "License acquires by outcome: granted, existing, or the error code that refused them.",
     ["outcome"],
 )
-LEDGER_SECONDS = Histogram(
-    "coditect_ledger_operation_seconds",
-    "Time spent in one seat-ledger call, by backend and operation.",
-    ["backend", "operation"],
-    buckets=LEDGER_BUCKETS,
-)
-LEDGER_ERRORS = Counter(
-    "coditect_ledger_errors",
-    "Seat-ledger calls that failed for a reason other than the business answers "
-    "(no seats, unknown session): the store did not answer, or a bug.",
-    ["backend", "operation"],
-)
-
-# Answers of the ledger that are business outcomes, not failures.
-_BUSINESS_ANSWERS = (NoSeatsAvailable, SessionNotFound)
-
-
-def _bounded(value: str, allowed: frozenset[str]) -> str:
-    return value if value in allowed else "other"
 
 
 def record_acquire_outcome(code: str) -> None:
     """Count one acquire: "granted", "existing", or the error code that refused it."""
-    ACQUIRES.labels(outcome=_bounded(code, ACQUIRE_OUTCOMES)).inc()
-
-
-class observe_ledger(ContextDecorator):  # a lower-case name: it reads as a function where used
-    """Time one seat-ledger call: `with observe_ledger(ledger.name, "acquire"): ...`.
-
-    Also usable as a decorator. A failure other than the ledger's business
-    answers (no seats, unknown session) is counted in `coditect_ledger_errors`.
-    """
-
-    def __init__(self, backend: str, operation: str) -> None:
-        self.backend = _bounded(backend, LEDGER_BACKENDS)
-        self.operation = _bounded(operation, LEDGER_OPERATIONS)
-
-    def __enter__(self) -> observe_ledger:
-        self._started = time.perf_counter()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        LEDGER_SECONDS.labels(backend=self.backend, operation=self.operation).observe(
-            time.perf_counter() - self._started
-        )
-        if exc_type is not None and not issubclass(exc_type, _BUSINESS_ANSWERS):
-            LEDGER_ERRORS.labels(backend=self.backend, operation=self.operation).inc()
-        return False
+    ACQUIRES.labels(outcome=bounded_label(code, ACQUIRE_OUTCOMES)).inc()
 
 
 # Pre-create the series dashboards and alerts name, so that a quiet server
 # exports zeros rather than nothing (an absent series hides a broken rate()).
 for _outcome in ("granted", "existing", "no_seats_available"):
     ACQUIRES.labels(outcome=_outcome)
-for _backend in LEDGER_BACKENDS:
-    for _operation in ("acquire", "heartbeat", "release", "borrow"):
-        LEDGER_ERRORS.labels(backend=_backend, operation=_operation)
 
 
 @dataclass(frozen=True)
@@ -162,7 +97,6 @@ class SeatCollector(Collector):
     def _read_now(self) -> tuple[list[SeatUsage], bool, bool]:
         from django.utils import timezone
 
-        from licenses.ledger import get_seat_ledger
         from licenses.models import License
         from tenants.scope import operator_scope
 
@@ -175,7 +109,7 @@ class SeatCollector(Collector):
                     License.unscoped.filter(suspended=False)
                     .exclude(expires_at__lte=now)
                     .order_by("created_at")
-                    .values_list("id", "tenant__slug", "max_seats")[: self.max_licenses + 1]
+                    .values_list("id", "tenant_id", "tenant__slug", "max_seats")[: self.max_licenses + 1]
                 )
         except Exception:  # a scrape must answer even while the database does not
             logger.warning("seat metrics: licenses could not be read", exc_info=True)
@@ -183,17 +117,17 @@ class SeatCollector(Collector):
         truncated = len(rows) > self.max_licenses
         rows = rows[: self.max_licenses]
         try:
-            ledger = get_seat_ledger()
+            seats = seat_ledger()
         except Exception:
             logger.warning("seat metrics: no seat ledger", exc_info=True)
-            ledger, ok = None, False
-        for license_id, tenant_slug, max_seats in rows:
+            seats, ok = None, False
+        for license_id, tenant_id, tenant_slug, max_seats in rows:
             used = None
-            if ledger is not None:
+            if seats is not None:
                 try:
                     # The database ledger reads every tenant's rows: operator work.
-                    with operator_scope(), observe_ledger(ledger.name, "used"):
-                        used = ledger.used(license_id=license_id)
+                    with operator_scope():
+                        used = seats.used(license_id=license_id, tenant_id=tenant_id)
                 except Exception:
                     ok = False
             usage.append(

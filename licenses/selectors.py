@@ -13,6 +13,7 @@ from django.dispatch import receiver
 
 from core.errors import ApplicationError
 from licenses.keys import license_key_digest
+from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
 from tenants.scope import tenant_scope
 
@@ -86,6 +87,8 @@ def license_list() -> list[License]:
 
 
 def license_state(license: License) -> str:
+    """The one check of whether a license may hold seats: "suspended" (named
+    first, whatever its expiry), "expired", or "active"."""
     if license.suspended:
         return "suspended"
     if license.is_expired():
@@ -93,26 +96,34 @@ def license_state(license: License) -> str:
     return "active"
 
 
+def license_state_error(license: License) -> ApplicationError | None:
+    """The refusal a license's state calls for (None while it is active)."""
+    state = license_state(license)
+    if state == "suspended":
+        return ApplicationError("This license is suspended.", code="license_suspended")
+    if state == "expired":
+        return ApplicationError(
+            "This license has expired.",
+            code="license_expired",
+            details={"expired_at": license.expires_at.isoformat()},
+        )
+    return None
+
+
 def license_status_list(*, user, license_id: str | None = None, license_key: str | None = None) -> list[dict]:
     """Each license's state, seats and live leases: a tenant admin sees every
     lease, anyone else only their own."""
-    from core.errors import ServiceUnavailable
-    from licenses.ledger import LedgerUnavailable, get_seat_ledger
-
     if license_key:
         licenses = [license_get_by_key(license_key=license_key)]
     elif license_id:
         licenses = [license_get(license_id=license_id)]
     else:
         licenses = license_list()
-    ledger = get_seat_ledger()
+    seats = seat_ledger()
     sees_all = getattr(user, "is_tenant_admin", False)
     statuses = []
     for license in licenses:
-        try:
-            leases = ledger.live_leases(license_id=license.id)
-        except LedgerUnavailable as exc:
-            raise ServiceUnavailable("The seat ledger does not answer; try again shortly.") from exc
+        leases = seats.live_leases(license_id=license.id, tenant_id=license.tenant_id)
         visible = leases if sees_all else [lease for lease in leases if lease.user_id == str(user.pk)]
         statuses.append(
             {

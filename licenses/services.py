@@ -142,7 +142,7 @@ def license_unbind_machine(*, license: License, fingerprint: str, actor: Any = N
     machine's live lease, if any, ends now (it may no longer hold a seat)."""
     from core.errors import ApplicationError
     from licenses.leases import lease_force_release
-    from licenses.ledger import get_seat_ledger
+    from licenses.ledger.gateway import seat_ledger
 
     with tenant_scope(license.tenant_id):
         license = _locked(license)
@@ -157,7 +157,7 @@ def license_unbind_machine(*, license: License, fingerprint: str, actor: Any = N
             target=license,
             details={"fingerprint": fingerprint},
         )
-        for lease in get_seat_ledger().live_leases(license_id=license.id):
+        for lease in seat_ledger().live_leases(license_id=license.id, tenant_id=license.tenant_id):
             if lease.fingerprint == fingerprint:
                 try:
                     lease_force_release(license=license, session_id=lease.session_id, actor=actor)

@@ -91,24 +91,23 @@ def test_the_metric_name_reader_finds_names_and_only_names():
 
 def _traffic_then_scrape(client) -> set[str]:
     from coditect.celery import app as celery_app
-    from licenses.ledger import get_seat_ledger
-    from licenses.metrics import observe_ledger, record_acquire_outcome, seat_collector
+    from licenses.ledger.gateway import seat_ledger
+    from licenses.metrics import record_acquire_outcome, seat_collector
     from licenses.tests.factories import LicenseFactory
     from tenants.tests.factories import TenantFactory
 
     # A seat held, as an acquire holds it. (The license endpoints count their
     # own outcomes; here the recording functions stand in for them.)
     license = LicenseFactory(tenant=TenantFactory(), max_seats=2)
-    ledger = get_seat_ledger()
-    with observe_ledger(ledger.name, "acquire"):
-        ledger.acquire(
-            license_id=license.id,
-            tenant_id=license.tenant_id,
-            max_seats=2,
-            fingerprint="fp-metrics",
-            user_id=None,
-            ttl=60,
-        )
+    seats = seat_ledger()
+    held = seats.acquire(
+        license_id=license.id,
+        tenant_id=license.tenant_id,
+        max_seats=2,
+        fingerprint="fp-metrics",
+        user_id=None,
+        ttl=60,
+    )
     record_acquire_outcome("granted")
     record_acquire_outcome("no_seats_available")
 
@@ -123,7 +122,7 @@ def _traffic_then_scrape(client) -> set[str]:
     try:
         response = client.get("/metrics")
     finally:
-        ledger.release_all(license_id=license.id)
+        seats.release(license_id=license.id, tenant_id=license.tenant_id, session_id=held.lease.session_id)
     assert response.status_code == 200
     families = list(text_string_to_metric_families(response.content.decode()))
     samples = [sample for family in families for sample in family.samples]

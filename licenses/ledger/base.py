@@ -17,6 +17,11 @@
 Every method takes the license's id; the caller has already checked the
 license (exists in the tenant, not suspended or expired, fingerprint allowed).
 Times are timezone-aware UTC datetimes read from the ledger's clock.
+
+What differs between the backends beyond the store (whether a call needs the
+tenant's database scope) is answered by the backend itself, `call_scope()`,
+so the code in front of the ledger (licenses/ledger/gateway.py) never asks
+which backend it has.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -89,8 +95,10 @@ class SeatLedger(ABC):
     name: str
 
     @abstractmethod
-    def now(self) -> datetime:
-        """The ledger's clock."""
+    def call_scope(self, tenant_id: uuid.UUID) -> AbstractContextManager:
+        """What a call about one of this tenant's licenses runs in: the
+        tenant's database scope where the backend keeps rows under RLS,
+        nothing at all where it does not touch the database."""
 
     @abstractmethod
     def acquire(
@@ -121,20 +129,12 @@ class SeatLedger(ABC):
         it early. Raises SessionNotFound."""
 
     @abstractmethod
-    def get(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
-        """A live lease. Raises SessionNotFound."""
-
-    @abstractmethod
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
         """Live leases, oldest first."""
 
     @abstractmethod
     def used(self, *, license_id: uuid.UUID) -> int:
         """How many live leases."""
-
-    @abstractmethod
-    def release_all(self, *, license_id: uuid.UUID) -> list[Lease]:
-        """End every live lease (a license deleted or its key revoked)."""
 
     @abstractmethod
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:

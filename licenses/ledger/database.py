@@ -2,12 +2,13 @@
 
 Leases are rows of `license_leases` (licenses.models.Lease), RLS-protected and
 read through the tenant-scoped manager, so every method runs in the caller's
-tenant scope (or in operator scope, on the operator alias).
+tenant scope (or in operator scope, on the operator alias); `call_scope()`
+opens the tenant's scope for a caller that holds neither.
 
 Correctness rests on one lock and one clock:
-- Acquire and release_all hold the license row FOR UPDATE; heartbeat, borrow
-  and release hold it FOR KEY SHARE, so nothing that extends or ends a lease
-  interleaves with an acquire counting seats. On SQLite every transaction is
+- Acquire holds the license row FOR UPDATE; heartbeat, borrow and release
+  hold it FOR KEY SHARE, so nothing that extends or ends a lease interleaves
+  with an acquire counting seats. On SQLite every transaction is
   IMMEDIATE (see settings), which serialises them all.
 - "Now" is read from the database (PostgreSQL `clock_timestamp()`, after the
   lock is held; SQLite `'now'`), never from the app server: a lease is live
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,7 @@ from licenses.ledger.base import (
 )
 from licenses.models import Lease as LeaseRow
 from licenses.models import License
-from tenants.scope import ScopeError, current_tenant_id, in_operator_scope
+from tenants.scope import ScopeError, current_tenant_id, in_operator_scope, tenant_scope
 
 
 def _unavailable_on_database_errors(method):
@@ -115,8 +116,8 @@ class DatabaseSeatLedger(SeatLedger):
         raise NotImplementedError(f"no database clock for {connection.vendor}")
 
     @staticmethod
-    def _lock_license(using: str, license_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None) -> int:
-        """FOR UPDATE on the license row (acquire, release_all): excludes every
+    def _lock_license(using: str, license_id: uuid.UUID, *, tenant_id: uuid.UUID) -> int:
+        """FOR UPDATE on the license row (acquire): excludes every
         other writer of this license's leases until commit. Returns max_seats
         as of the lock."""
         rows = list(
@@ -128,7 +129,7 @@ class DatabaseSeatLedger(SeatLedger):
         if not rows:
             raise LedgerError(f"license {license_id} is not visible in the current scope")
         owner, max_seats = rows[0]
-        if tenant_id is not None and owner != tenant_id:
+        if owner != tenant_id:
             raise LedgerError(f"license {license_id} does not belong to tenant {tenant_id}")
         return max_seats
 
@@ -151,9 +152,18 @@ class DatabaseSeatLedger(SeatLedger):
 
     # --- the interface --------------------------------------------------------------------
 
-    @_unavailable_on_database_errors
-    def now(self) -> datetime:
-        return self._clock(self._using())
+    def call_scope(self, tenant_id: uuid.UUID) -> AbstractContextManager:
+        # A caller already in this tenant's transaction (a request, a service
+        # that audits in the same transaction) or in operator scope (which sees
+        # every tenant) is joined as it is: no second transaction, no savepoint.
+        if in_operator_scope():
+            return nullcontext()
+        if (
+            current_tenant_id() == uuid.UUID(str(tenant_id))
+            and transaction.get_connection(self._using()).in_atomic_block
+        ):
+            return nullcontext()
+        return tenant_scope(tenant_id)
 
     @_unavailable_on_database_errors
     def acquire(
@@ -245,15 +255,6 @@ class DatabaseSeatLedger(SeatLedger):
         raise SessionNotFound(session_id)
 
     @_unavailable_on_database_errors
-    def get(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
-        self._require_scope()
-        using = self._using()
-        row = self._live(using, license_id, self._clock(using)).filter(session_id=session_id).first()
-        if row is None:
-            raise SessionNotFound(session_id)
-        return _lease(row)
-
-    @_unavailable_on_database_errors
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
         self._require_scope()
         using = self._using()
@@ -265,17 +266,6 @@ class DatabaseSeatLedger(SeatLedger):
         self._require_scope()
         using = self._using()
         return self._live(using, license_id, self._clock(using)).count()
-
-    @_unavailable_on_database_errors
-    def release_all(self, *, license_id: uuid.UUID) -> list[Lease]:
-        self._require_scope()
-        using = self._using()
-        with self._atomic(using):
-            self._lock_license(using, license_id)
-            now = self._clock(using)
-            rows = list(self._live(using, license_id, now).order_by("created_at", "session_id"))
-            LeaseRow.objects.using(using).filter(pk__in=[row.pk for row in rows]).delete()
-        return [_lease(row, expires_at=now) for row in rows]
 
     @_unavailable_on_database_errors
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:

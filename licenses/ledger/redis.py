@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,6 @@ SCRIPT_NAMES = (
     "heartbeat",
     "borrow",
     "release",
-    "release_all",
-    "lease",
     "live",
     "used",
     "expired_pending",
@@ -177,14 +176,10 @@ class RedisSeatLedger(SeatLedger):
 
     # --- the interface --------------------------------------------------------------------
 
-    def now(self) -> datetime:
-        try:
-            seconds, micros = self.client.time()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise LedgerUnavailable(f"Redis does not answer: {exc}") from exc
-        except _UNAVAILABLE_ERRORS as exc:
-            raise LedgerUnavailable(f"Redis refuses work: {type(exc).__name__}") from exc
-        return EPOCH + timedelta(seconds=seconds, microseconds=micros)
+    def call_scope(self, tenant_id: uuid.UUID) -> AbstractContextManager:
+        # Redis holds no tenant rows: no database transaction, so a heartbeat
+        # needs only Redis and keeps working while PostgreSQL is down.
+        return nullcontext()
 
     def acquire(
         self,
@@ -231,12 +226,6 @@ class RedisSeatLedger(SeatLedger):
             raise SessionNotFound(session_id)
         return self._lease(license_id, session_id, *reply)
 
-    def get(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
-        reply = self._run("lease", license_id, session_id)
-        if reply is None:
-            raise SessionNotFound(session_id)
-        return self._lease(license_id, session_id, *reply)
-
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
         reply = self._run("live", license_id)
         leases = [self._lease(license_id, *reply[i : i + 3]) for i in range(0, len(reply), 3)]
@@ -244,13 +233,6 @@ class RedisSeatLedger(SeatLedger):
 
     def used(self, *, license_id: uuid.UUID) -> int:
         return self._run("used", license_id)
-
-    def release_all(self, *, license_id: uuid.UUID) -> list[Lease]:
-        reply = self._run("release_all", license_id)
-        ended_ms = reply[-1]
-        return [
-            self._lease(license_id, reply[i], reply[i + 1], ended_ms) for i in range(0, len(reply) - 1, 2)
-        ]
 
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:
         reply = self._run("expired_pending", license_id, limit, _ms(self.sweep_claim_seconds))

@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -22,11 +22,10 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from coditect.testing import admin_connection_url
-from licenses.ledger import AcquireResult, ExpiredLease, Lease, SeatLedger
+from licenses.ledger import AcquireResult, ExpiredLease, Lease, SeatLedger, SessionNotFound
 from licenses.ledger.database import DatabaseSeatLedger
 from licenses.ledger.redis import RedisSeatLedger
 from licenses.tests.factories import LicenseFactory
-from tenants.scope import tenant_scope
 
 # The database backend runs on PostgreSQL in `make test-pg` and on SQLite in
 # `make test-embedded`; Redis only in the first.
@@ -109,8 +108,9 @@ class SharedConnections:
 
 
 class Seats:
-    """One license on one backend, called the way the API calls the ledger:
-    the database backend inside the license's tenant scope, and, when threads
+    """One license on one backend, called the way the gateway calls the ledger:
+    in the scope the backend asks for (the database backend inside the
+    license's tenant scope, Redis in none), and, when threads
     share the license (`committed`), on one of `SERVER_CONNECTIONS` shared
     connections (`self.shared`) from whichever thread calls."""
 
@@ -138,11 +138,8 @@ class Seats:
     def is_redis(self) -> bool:
         return self.ledger.name == "redis"
 
-    def scope(self) -> AbstractContextManager:
-        return nullcontext() if self.is_redis else tenant_scope(self.tenant_id)
-
     def call(self, method: str, **kwargs: Any) -> Any:
-        with self.shared.borrow() if self.shared else nullcontext(), self.scope():
+        with self.shared.borrow() if self.shared else nullcontext(), self.ledger.call_scope(self.tenant_id):
             return getattr(self.ledger, method)(license_id=self.license_id, **kwargs)
 
     def acquire(
@@ -173,17 +170,28 @@ class Seats:
     def borrow(self, session_id: str, *, seconds: int) -> Lease:
         return self.call("borrow", session_id=session_id, seconds=seconds)
 
-    def get(self, session_id: str) -> Lease:
-        return self.call("get", session_id=session_id)
-
     def live(self) -> list[Lease]:
         return self.call("live_leases")
+
+    def live_lease(self, session_id: str) -> Lease:
+        """One live lease, found among the live ones. Raises SessionNotFound."""
+        for lease in self.live():
+            if lease.session_id == session_id:
+                return lease
+        raise SessionNotFound(session_id)
 
     def used(self) -> int:
         return self.call("used")
 
-    def release_all(self) -> list[Lease]:
-        return self.call("release_all")
+    def release_every_live_lease(self) -> list[Lease]:
+        """End every live lease, one release each (between a test's rounds)."""
+        ended = []
+        for lease in self.live():
+            try:
+                ended.append(self.release(lease.session_id))
+            except SessionNotFound:
+                pass  # expired meanwhile
+        return ended
 
     def expired_pending(self, *, limit: int = 500) -> list[ExpiredLease]:
         return self.call("expired_pending", limit=limit)

@@ -188,3 +188,34 @@ def test_the_seat_answers_are_what_the_schema_documents(ledger, member, license)
     as_documented(CheckoutSerializer, borrowed)
     assert borrowed["borrowed_until"] is not None
     as_documented(LicenseReleaseApi.ReleaseOutputSerializer, seat.delete("/api/v1/licenses/release").json())
+
+
+def test_the_checkout_answer_builder_writes_what_its_serializer_documents(ledger, member, license):
+    """`checkout_answer` is the one builder of the acquire and borrow answer;
+    what it writes for a fresh and a borrowed lease is CheckoutSerializer's shape."""
+    import json
+
+    from rest_framework.renderers import JSONRenderer
+
+    from licenses.apis import CheckoutSerializer, checkout_answer
+    from licenses.leases import lease_acquire, lease_borrow
+    from licenses.signing import license_token_verify
+
+    with tenant_scope(license.tenant_id):
+        fresh = lease_acquire(user=member.user, license_key=license.key, fingerprint="machine-0001")
+    borrowed = lease_borrow(claims=license_token_verify(fresh.token), hours=2)
+    for checkout in (fresh, borrowed):
+        as_documented(CheckoutSerializer, json.loads(JSONRenderer().render(checkout_answer(checkout))))
+    assert checkout_answer(borrowed)["borrowed_until"] == borrowed.lease.borrowed_until
+
+
+def test_an_event_that_ends_a_lease_carries_exactly_the_lease_end_fields(ledger, member, license):
+    """The producer writes the names the rollups read (audit.events.LEASE_END_FIELDS)."""
+    from audit.events import LEASE_END_FIELDS, Event
+
+    token = acquire(member, license).json()["token"]
+    assert bearer_client(token).delete("/api/v1/licenses/release").status_code == 200
+    with tenant_scope(license.tenant_id):
+        released = AuditLog.objects.get(action=Event.LEASE_RELEASED)
+    assert set(released.details) == LEASE_END_FIELDS
+    assert released.details["user_id"] == str(member.user.pk)

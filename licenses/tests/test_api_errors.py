@@ -112,6 +112,30 @@ def test_a_suspended_license_is_refused(ledger, member, acme):
     assert live_sessions(ledger, license) == []
 
 
+def test_a_license_both_suspended_and_expired_is_suspended_to_status_acquire_and_heartbeat(
+    ledger, admin, member, acme
+):
+    """One check of a license's state (licenses.selectors.license_state) speaks
+    for the status answer and for every refusal: suspension is named first."""
+    from licenses.selectors import license_state
+
+    license = LicenseFactory(tenant=acme)
+    token = acquire(member, license).json()["token"]
+    license.suspended = True
+    license.expires_at = timezone.now() - timedelta(days=1)
+    with tenant_scope(acme.id):
+        license.save()
+
+    assert license_state(license) == "suspended"
+    [status] = admin.client.get("/api/v1/licenses/status").json()["licenses"]
+    assert status["state"] == "suspended"
+    refused = acquire(member, license, "machine-0002")
+    assert (refused.status_code, error_code(refused)) == (403, "license_suspended")
+    ended = bearer_client(token).post("/api/v1/licenses/heartbeat")
+    assert (ended.status_code, error_code(ended)) == (403, "license_suspended")
+    assert live_sessions(ledger, license) == []
+
+
 def test_a_node_locked_license_refuses_other_machines(ledger, member, acme):
     license = LicenseFactory(tenant=acme, hardware_fingerprints=["machine-allowed"])
     refused = acquire(member, license, "machine-other")

@@ -34,4 +34,5 @@ def test_the_seat_collector_reads_seats_in_use_from_the_ledger(committed_db, set
     [mine] = [row for row in usage if row.license == str(license.id)]
     assert (mine.used, mine.max_seats) == (2, 3)
     with tenant_scope(license.tenant_id):
-        ledger.release_all(license_id=license.id)
+        for lease in ledger.live_leases(license_id=license.id):
+            ledger.release(license_id=license.id, session_id=lease.session_id)

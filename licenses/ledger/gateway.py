@@ -1,0 +1,103 @@
+"""The one way in to the seat ledger: `seat_ledger()`.
+
+Services, the admin, the dashboard, the rollups and the seat metrics call the
+ledger through this gateway and nothing else. Each call:
+- runs in the scope its backend asks for (`SeatLedger.call_scope`): the
+  database ledger in the license's tenant scope (joining the caller's when it
+  already holds it), the Redis ledger in none, so a heartbeat on Redis opens no
+  database transaction;
+- is timed and its failures counted (`coditect_ledger_*`, by backend and
+  operation);
+- turns a store that does not answer into `ServiceUnavailable` (503 with
+  Retry-After), so that no caller maps it its own way. The ledger's business
+  answers (NoSeatsAvailable, SessionNotFound) pass through for the caller's
+  rule to turn into its own error.
+
+The gateway has the backend's methods, each also naming the license's tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import AbstractContextManager
+from typing import Any
+
+from core.errors import ServiceUnavailable
+from licenses.ledger import get_seat_ledger
+from licenses.ledger.base import AcquireResult, ExpiredLease, Lease, LedgerUnavailable, SeatLedger
+from licenses.ledger.metrics import observe_ledger
+
+# How long a client is told to wait before it tries a ledger that did not answer.
+RETRY_AFTER_SECONDS = 5
+
+
+def seat_ledger(name: str | None = None) -> SeatLedgerGateway:
+    """The gateway to the configured backend (or to the one named)."""
+    return SeatLedgerGateway(get_seat_ledger(name))
+
+
+class SeatLedgerGateway:
+    def __init__(self, ledger: SeatLedger) -> None:
+        self.ledger = ledger
+
+    def scope(self, tenant_id: uuid.UUID) -> AbstractContextManager:
+        """The scope a ledger call shares with the audit row that records it:
+        on the database ledger one transaction holds both, so neither happens
+        without the other; on Redis there is none to share."""
+        return self.ledger.call_scope(tenant_id)
+
+    def _call(self, operation: str, tenant_id: uuid.UUID, /, **arguments: Any) -> Any:
+        with self.ledger.call_scope(tenant_id), observe_ledger(self.ledger.name, operation):
+            try:
+                return getattr(self.ledger, operation)(**arguments)
+            except LedgerUnavailable as exc:
+                raise ServiceUnavailable(
+                    "The seat ledger does not answer; try again shortly.",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                ) from exc
+
+    def acquire(
+        self,
+        *,
+        license_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        max_seats: int,
+        fingerprint: str,
+        user_id: str | None,
+        ttl: int,
+        client_info: dict[str, Any] | None = None,
+    ) -> AcquireResult:
+        return self._call(
+            "acquire",
+            tenant_id,
+            license_id=license_id,
+            tenant_id=tenant_id,
+            max_seats=max_seats,
+            fingerprint=fingerprint,
+            user_id=user_id,
+            ttl=ttl,
+            client_info=client_info,
+        )
+
+    def heartbeat(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
+        return self._call("heartbeat", tenant_id, license_id=license_id, session_id=session_id, ttl=ttl)
+
+    def release(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, session_id: str) -> Lease:
+        return self._call("release", tenant_id, license_id=license_id, session_id=session_id)
+
+    def borrow(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, session_id: str, seconds: int) -> Lease:
+        return self._call("borrow", tenant_id, license_id=license_id, session_id=session_id, seconds=seconds)
+
+    def live_leases(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> list[Lease]:
+        return self._call("live_leases", tenant_id, license_id=license_id)
+
+    def used(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
+        return self._call("used", tenant_id, license_id=license_id)
+
+    def expired_pending(
+        self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, limit: int = 500
+    ) -> list[ExpiredLease]:
+        return self._call("expired_pending", tenant_id, license_id=license_id, limit=limit)
+
+    def expired_ack(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, session_ids: list[str]) -> None:
+        self._call("expired_ack", tenant_id, license_id=license_id, session_ids=session_ids)
