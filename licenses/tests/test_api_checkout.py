@@ -214,7 +214,7 @@ def test_an_event_that_ends_a_lease_carries_exactly_the_lease_end_fields(ledger,
     from audit.events import LEASE_END_FIELDS, Event
 
     token = acquire(member, license).json()["token"]
-    assert bearer_client(token).delete("/api/v1/licenses/release").status_code == 200
+    assert api_client(token=token).delete("/api/v1/licenses/release").status_code == 200
     with tenant_scope(license.tenant_id):
         released = AuditLog.objects.get(action=Event.LEASE_RELEASED)
     assert set(released.details) == LEASE_END_FIELDS

@@ -131,7 +131,7 @@ def test_a_license_both_suspended_and_expired_is_suspended_to_status_acquire_and
     assert status["state"] == "suspended"
     refused = acquire(member, license, "machine-0002")
     assert (refused.status_code, error_code(refused)) == (403, "license_suspended")
-    ended = bearer_client(token).post("/api/v1/licenses/heartbeat")
+    ended = api_client(token=token).post("/api/v1/licenses/heartbeat")
     assert (ended.status_code, error_code(ended)) == (403, "license_suspended")
     assert live_sessions(ledger, license) == []
 
