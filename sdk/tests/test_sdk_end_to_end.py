@@ -57,7 +57,9 @@ def server(live_server_e2e):
 
 @pytest.fixture
 def account(server):
-    def make(*, seats: int = 1, offline_grace: int = 3600, borrow_limit_hours: int = 0) -> Account:
+    def make(
+        *, seats: int = 1, offline_grace: int = 3600, borrow_limit_hours: int = 0, lease_ttl: int = TTL
+    ) -> Account:
         from accounts.tests.factories import TEST_PASSWORD, TenantAdminFactory
         from licenses.services import license_create
         from tenants.tests.factories import TenantFactory
@@ -67,7 +69,7 @@ def account(server):
         license, key = license_create(
             tenant=tenant,
             max_seats=seats,
-            lease_ttl=TTL,
+            lease_ttl=lease_ttl,
             offline_grace=offline_grace,
             borrow_limit_hours=borrow_limit_hours,
             entitlements={"modules": ["cad"]},
@@ -358,7 +360,10 @@ def test_8_threads_sharing_a_client_and_clients_sharing_a_process_keep_apart(acc
 
 
 def test_the_command_line_speaks_to_the_real_server(account, tmp_path):
-    acct = account()
+    # Each command is a new Python process; on a loaded machine two of them can
+    # take longer than the short TTL the heartbeat tests use, and the seat would
+    # expire between `acquire` and `status`.
+    acct = account(lease_ttl=120)
     env = {
         **os.environ,
         "CODITECT_LICENSE_SERVER": acct.url,
