@@ -17,7 +17,6 @@ from accounts.tests.factories import TEST_PASSWORD, UserFactory
 from audit.events import Event
 from audit.models import AuditLog
 from audit.services import audit_record
-from coditect.celery import app as celery_app
 from core.context import context_set_actor, current_context, request_context
 from core.logging import JsonFormatter, RequestIdFilter
 from core.middleware import RequestContextMiddleware
@@ -38,14 +37,6 @@ def log_line() -> dict:
     record = logging.makeLogRecord({"msg": "probe", "levelname": "INFO", "name": "probe"})
     RequestIdFilter().filter(record)
     return json.loads(JsonFormatter().format(record))
-
-
-@pytest.fixture
-def eager_tasks():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 @shared_task(name="tests.context_probe_audit")

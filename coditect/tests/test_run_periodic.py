@@ -26,14 +26,6 @@ from tenants.tests.factories import TenantFactory
 pytestmark = pytest.mark.embedded
 
 
-@pytest.fixture
-def eager_tasks():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
-
-
 def test_one_round_records_the_expired_lease_and_rolls_up_its_usage(committed_db, eager_tasks):
     tenant = TenantFactory()
     user = UserFactory(tenant=tenant, role=Role.USER)
