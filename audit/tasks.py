@@ -23,12 +23,12 @@ from tenants.scope import operator_scope
 RETRYABLE = (ServiceUnavailable, OperationalError)
 
 
-@shared_task(name="audit.audit_export_day", autoretry_for=RETRYABLE, retry_backoff=True, max_retries=3)
+@shared_task(name="analytics.audit_export_day", autoretry_for=RETRYABLE, retry_backoff=True, max_retries=3)
 def audit_export_day_task(tenant_id: str, day: str) -> bool:
     return audit_export_day(tenant_id=tenant_id or None, day=date.fromisoformat(day))
 
 
-@shared_task(name="audit.audit_export")
+@shared_task(name="analytics.audit_export")
 def audit_export_task() -> int:
     """Export every closed day of the look-back not exported yet, per tenant
     (and the operator chain); returns how many exports were enqueued."""

@@ -421,7 +421,7 @@ CELERY_BEAT_SCHEDULE.update(
             "schedule": LEASE_EXPIRY_SWEEP_INTERVAL,
         },
         "usage-rollup": {"task": "analytics.usage_rollup", "schedule": ANALYTICS_ROLLUP_INTERVAL},
-        "audit-export": {"task": "audit.audit_export", "schedule": AUDIT_EXPORT_INTERVAL},
+        "audit-export": {"task": "analytics.audit_export", "schedule": AUDIT_EXPORT_INTERVAL},
     }
 )
 # The tenant dashboard signs in with its own page; a session lasts a working day.

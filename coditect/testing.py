@@ -143,6 +143,17 @@ def committed_db(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
+def eager_tasks():
+    """Tasks run in the caller, as on the embedded default (no broker)."""
+    from coditect.celery import app as celery_app
+
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
 def app_clock(monkeypatch):
     """Moves this process's wall clock: `app_clock(600)` is ten minutes later,
     as `time.time()`, Django's `timezone.now()` and PyJWT's checks see it (the

@@ -13,7 +13,6 @@ from audit import tasks as audit_tasks
 from audit.export import audit_export_day
 from audit.tasks import audit_export_task
 from audit.tests.test_audit_export import MIDNIGHT, audit_at
-from coditect.celery import app as celery_app
 from tenants.tests.factories import TenantFactory
 
 pytestmark = pytest.mark.usefixtures("test_events")
@@ -21,14 +20,6 @@ pytestmark = pytest.mark.usefixtures("test_events")
 
 def lines(path) -> list[str]:
     return [json.loads(line)["action"] for line in path.read_text().splitlines()]
-
-
-@pytest.fixture
-def eager_tasks():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 def test_the_periodic_export_catches_up_every_tenant_and_then_has_nothing_to_do(

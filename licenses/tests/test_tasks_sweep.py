@@ -12,7 +12,6 @@ from django.conf import settings as django_settings
 from django.db import connections
 
 from audit.models import AuditLog
-from coditect.celery import app as celery_app
 from licenses import tasks as licenses_tasks
 from licenses.leases import lease_expiry_sweep_license
 from licenses.ledger import LedgerUnavailable, get_seat_ledger
@@ -29,15 +28,6 @@ LEASES = 6
 def ledger_name(request, settings):
     settings.SEAT_LEDGER = request.param
     return request.param
-
-
-@pytest.fixture
-def eager_tasks():
-    """Tasks run in the caller, as on the embedded default (no broker)."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 def seats_that_lapse(license, count: int) -> list[str]:
