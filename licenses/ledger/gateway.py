@@ -26,6 +26,7 @@ from core.errors import ServiceUnavailable
 from licenses.ledger import get_seat_ledger
 from licenses.ledger.base import AcquireResult, ExpiredLease, Lease, LedgerUnavailable, SeatLedger
 from licenses.ledger.metrics import observe_ledger
+from tenants.scope import ScopeError, current_tenant_id, in_operator_scope
 
 # How long a client is told to wait before it tries a ledger that did not answer.
 RETRY_AFTER_SECONDS = 5
@@ -43,11 +44,18 @@ class SeatLedgerGateway:
     def scope(self, tenant_id: uuid.UUID) -> AbstractContextManager:
         """The scope a ledger call shares with the audit row that records it:
         on the database ledger one transaction holds both, so neither happens
-        without the other; on Redis there is none to share."""
+        without the other; on Redis there is none to share.
+
+        A caller in one tenant's scope is refused a call for another (on
+        either backend): a license it could not see must not become
+        reachable through the ledger."""
+        current = current_tenant_id()
+        if current is not None and not in_operator_scope() and current != uuid.UUID(str(tenant_id)):
+            raise ScopeError(f"a seat-ledger call for tenant {tenant_id} inside tenant {current}'s scope")
         return self.ledger.call_scope(tenant_id)
 
     def _call(self, operation: str, tenant_id: uuid.UUID, /, **arguments: Any) -> Any:
-        with self.ledger.call_scope(tenant_id), observe_ledger(self.ledger.name, operation):
+        with self.scope(tenant_id), observe_ledger(self.ledger.name, operation):
             try:
                 return getattr(self.ledger, operation)(**arguments)
             except LedgerUnavailable as exc:

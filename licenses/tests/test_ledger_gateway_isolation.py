@@ -58,18 +58,12 @@ def test_a_caller_in_one_tenants_scope_cannot_reach_another_tenants_seats_throug
     assert live_sessions(gateway.ledger, license) == [lease.session_id]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HARDENING (review of issue 11): DatabaseSeatLedger.call_scope opens whatever tenant "
-    "it is told, even inside another tenant's scope; before the gateway, acquire and the status "
-    "read ran in the caller's scope and a foreign license was invisible. Remove this mark when "
-    "call_scope refuses a tenant other than the one in scope.",
-)
-def test_HARDENING_the_gateway_refuses_to_switch_a_callers_tenant_scope_to_another_tenant(
-    settings, license, globex_license
+@pytest.mark.parametrize("backend", ["database", "redis"])
+def test_the_gateway_refuses_to_switch_a_callers_tenant_scope_to_another_tenant(
+    settings, backend, license, globex_license
 ):
-    settings.SEAT_LEDGER = "database"
-    gateway = seat_ledger("database")
+    settings.SEAT_LEDGER = backend
+    gateway = seat_ledger(backend)
     acme_seat(gateway, license)
     with tenant_scope(globex_license.tenant_id), pytest.raises(ScopeError):
         gateway.live_leases(license_id=license.id, tenant_id=license.tenant_id)
