@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import time
+from collections.abc import Hashable
 from typing import Any
 
 
@@ -35,7 +36,8 @@ def jws_header(token: object) -> dict[str, Any]:
 
 class VerifiedTokens:
     """Claims of tokens this process has verified in full, keyed by the whole
-    token string.
+    token string (with the options it was verified under, where the caller
+    verifies one token more than one way).
 
     What a verification decides (signature, key, algorithm, type, issuer,
     audience, required claims) is fixed by the token's bytes and the process's
@@ -48,10 +50,10 @@ class VerifiedTokens:
     """
 
     def __init__(self, max_entries: int = 4096) -> None:
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._entries: dict[Hashable, dict[str, Any]] = {}
         self._max_entries = max_entries
 
-    def get(self, token: str, *, leeway: float) -> dict[str, Any] | None:
+    def get(self, token: Hashable, *, leeway: float) -> dict[str, Any] | None:
         claims = self._entries.get(token)
         if claims is None:
             return None
@@ -61,7 +63,7 @@ class VerifiedTokens:
             return None
         return dict(claims)
 
-    def put(self, token: str, claims: dict[str, Any]) -> None:
+    def put(self, token: Hashable, claims: dict[str, Any]) -> None:
         if len(self._entries) >= self._max_entries:
             self._entries.clear()
         self._entries[token] = dict(claims)

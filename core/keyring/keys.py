@@ -175,9 +175,14 @@ class KeySet:
         `kid` is looked up in this set, never followed anywhere; the key's own
         algorithm is the only one accepted; `check` (raising ValueError or
         TypeError) is what the token kind requires of its claims beyond
-        presence. A token verified before has only its times checked again.
+        presence. A token verified before, under these same options, has only
+        its times checked again.
         """
-        if isinstance(token, str) and (claims := self.verified.get(token, leeway=leeway)):
+        # The memo answers only for what it verified: the same token under
+        # stricter options (another issuer, audience, type or check) is
+        # verified in full.
+        memo_key = (token, issuer, audience, typ, tuple(required), check)
+        if isinstance(token, str) and (claims := self.verified.get(memo_key, leeway=leeway)):
             return claims
         try:
             header = jws_header(token)
@@ -210,5 +215,5 @@ class KeySet:
             raise TokenRejected(str(exc), expired=True) from None
         except (jwt.PyJWTError, TypeError, ValueError, AttributeError) as exc:
             raise TokenRejected(str(exc)) from None
-        self.verified.put(token, claims)
+        self.verified.put(memo_key, claims)
         return claims

@@ -114,14 +114,7 @@ def ring(settings, tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HARDENING (review of issue 11): KeySet.verify takes typ, audience, issuer and check "
-    "per call, but its memo is keyed by the token alone, so a token verified once under looser "
-    "options passes a stricter call unchecked. Each token kind calls verify one way today, so "
-    "nothing is open now; key the memo by the options too, then remove this mark.",
-)
-def test_HARDENING_a_token_remembered_as_verified_is_not_passed_for_options_it_was_never_checked_against(
+def test_a_token_remembered_as_verified_is_not_passed_for_options_it_was_never_checked_against(
     ring,
 ):
     now = int(time.time())
