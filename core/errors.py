@@ -63,7 +63,14 @@ class ApplicationError(Exception):
 
 
 class ServiceUnavailable(ApplicationError):
+    """A dependency does not answer. Every such answer tells the client when
+    to try again (Retry-After, 5 s unless the raiser knows better)."""
+
     code = "service_unavailable"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("Retry-After", "5")
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

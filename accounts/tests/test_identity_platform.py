@@ -125,8 +125,10 @@ def test_a_disabled_identity_platform_user_is_refused(api, google, linked):
 
 def test_identity_platform_down_is_503_not_401_or_500(api, google, linked):
     google.down = True
-    error = refused(login(api, google.mint("uid-ada", email="ada@acme.test")), status=503)
+    response = login(api, google.mint("uid-ada", email="ada@acme.test"))
+    error = refused(response, status=503)
     assert error["code"] == "service_unavailable"
+    assert response["Retry-After"] == "5"
 
 
 def test_register_a_new_tenant_with_an_id_token(api, google, committed_db):

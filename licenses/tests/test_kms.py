@@ -340,9 +340,10 @@ def unreachable_kms(settings, monkeypatch):
 def test_a_kms_that_refuses_connections_is_a_fast_503(unreachable_kms):
     unreachable_kms(closed_port())
     started = time.monotonic()
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(ServiceUnavailable) as refused:
         issue()
     assert time.monotonic() - started < 2
+    assert refused.value.headers["Retry-After"] == "5"  # like every 503
 
 
 def test_a_kms_that_never_answers_is_a_503_within_the_timeout(unreachable_kms):
