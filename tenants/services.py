@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.utils.text import slugify
 
 from tenants.models import Tenant
@@ -32,7 +32,9 @@ def tenant_create(*, name: str, slug: str | None = None, actor: Any = None) -> T
     candidates = [slug] if slug else _slug_candidates(name)
     for candidate in candidates:
         try:
-            with tenant_scope(tenant_id), transaction.atomic():
+            # On the alias the row is written to (the operator path in the
+            # admin), so a taken slug rolls back its own savepoint only.
+            with tenant_scope(tenant_id), transaction.atomic(using=router.db_for_write(Tenant)):
                 tenant = Tenant.objects.create(id=tenant_id, name=name, slug=candidate)
                 tenant_created.send(sender=Tenant, tenant=tenant, actor=actor)
                 return tenant
