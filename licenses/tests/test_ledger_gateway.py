@@ -13,12 +13,13 @@ import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
+from coditect.personas import api_client
 from core.errors import ServiceUnavailable
 from licenses.ledger import SessionNotFound, get_seat_ledger
 from licenses.ledger.gateway import SeatLedgerGateway, seat_ledger
 from licenses.ledger.metrics import LEDGER_ERRORS, LEDGER_SECONDS
 from licenses.ledger.redis import RedisSeatLedger
-from licenses.tests.conftest import acquire, bearer_client
+from licenses.tests.conftest import acquire
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import ScopeError, tenant_scope
 
@@ -122,7 +123,7 @@ def test_a_heartbeat_on_the_redis_ledger_touches_no_database(settings, member, l
         pytest.skip("needs Redis")
     settings.SEAT_LEDGER = "redis"
     token = acquire(member, license).json()["token"]
-    client = bearer_client(token)
+    client = api_client(token=token)
     assert client.post("/api/v1/licenses/heartbeat").status_code == 200  # the license is cached now
     # (The operator alias is closed to this test: a query there would fail it.)
     with CaptureQueriesContext(connections["default"]) as queries:
