@@ -92,7 +92,8 @@ def lease_acquire(
 ) -> Checkout:
     """Check out a seat, in DESIGN.md's order: the key exists in the caller's
     tenant, the license is not suspended, not expired, the machine is allowed,
-    then a seat. Idempotent per fingerprint: its live lease comes back."""
+    then a seat. Idempotent per (license, user, fingerprint): the live lease
+    this user holds on this machine comes back, never another user's."""
     tenant_id = user.tenant_id
     deny = partial(_denied, tenant_id=tenant_id, user=user, fingerprint=fingerprint)
     try:
@@ -302,6 +303,9 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
                 tenant_id=license.tenant_id,
                 session_id=claims["sid"],
                 seconds=hours * 3600,
+                # On the ledger's clock, so neither the borrow nor its token
+                # outlives the license (invariant 11).
+                not_after=license.expires_at,
             )
         except SessionNotFound:
             raise ApplicationError(

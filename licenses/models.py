@@ -84,7 +84,9 @@ class Lease(TenantOwnedModel):
     Live while `expires_at` is ahead of the database's clock. A released lease
     is deleted; an expired one stays until the expiry sweep has recorded it
     and acknowledged it (invariant 8). Seats are counted from these rows under
-    a lock on the license row, never kept in a counter.
+    a lock on the license row, never kept in a counter. At most one live row
+    per (license, user, fingerprint), by the same lock: expired rows of that
+    holder may wait beside it for the sweep, so no unique constraint can say it.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -107,7 +109,9 @@ class Lease(TenantOwnedModel):
         ordering = ["created_at"]
         indexes = [
             models.Index(fields=["license", "expires_at"], name="license_leases_expiry"),
-            models.Index(fields=["license", "fingerprint"], name="license_leases_fingerprint"),
+            # A lease is held by one user on one machine (invariant 10): acquire
+            # looks up the live lease of this (license, fingerprint, user).
+            models.Index(fields=["license", "fingerprint", "user_id"], name="license_leases_holder"),
         ]
 
     def __str__(self) -> str:

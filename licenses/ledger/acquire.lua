@@ -1,13 +1,31 @@
--- Take a seat for a fingerprint, or hand back its live lease, extended.
+-- Take a seat for one user on one machine, or hand back the live lease that
+-- user holds there, extended; another user's lease on the machine is never
+-- handed over (invariant 10).
 -- ARGV[3] fingerprint, ARGV[4] ttl ms, ARGV[5] max seats,
--- ARGV[6] a fresh session id, ARGV[7] the new lease's record (JSON, no times)
+-- ARGV[6] a fresh session id, ARGV[7] the new lease's record (JSON, no times;
+-- its `uid` is the user).
 -- Returns {1, sid, record, expiry, used} for a new lease, {0, ...} for the
 -- existing one, {-1, used} when every seat is taken, {-2} if the fresh
 -- session id is already known (the caller retries with another).
 local fingerprint, ttl, max_seats = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local sid, record = ARGV[6], ARGV[7]
+local lease = cjson.decode(record)
+local key = holder(lease.uid, fingerprint)
 
-local held = redis.call('HGET', holders, fingerprint)
+local held = redis.call('HGET', holders, key)
+if not held then
+  -- A lease taken before holders named the user is filed under the bare
+  -- fingerprint: it comes back to its own user, filed afresh, and stays
+  -- another user's otherwise, so the change of key neither grants a second
+  -- lease to a machine's user nor hands one user's lease to another.
+  local legacy = redis.call('HGET', holders, fingerprint)
+  local raw = legacy and redis.call('HGET', leases, legacy)
+  if raw and holder(cjson.decode(raw).uid, fingerprint) == key then
+    held = legacy
+    redis.call('HSET', holders, key, held)
+    redis.call('HDEL', holders, fingerprint)
+  end
+end
 if held then
   local expiry = redis.call('ZSCORE', live, held)
   if expiry then
@@ -26,11 +44,10 @@ if redis.call('HEXISTS', leases, sid) == 1 then
   return {-2}
 end
 
-local lease = cjson.decode(record)
 lease.c = now
 record = cjson.encode(lease)
 redis.call('ZADD', live, now + ttl, sid)
 redis.call('HSET', leases, sid, record)
-redis.call('HSET', holders, fingerprint, sid)
+redis.call('HSET', holders, key, sid)
 keep()
 return {1, sid, record, now + ttl, used + 1}

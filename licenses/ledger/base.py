@@ -2,8 +2,11 @@
 
 (From DESIGN.md, "Seat ledger: invariants".)
 1. Never oversell: live leases <= max_seats at every instant.
-2. Acquire is idempotent per (license, fingerprint): a machine holding a live
-   lease gets that lease back (its expiry extended) and uses no second seat.
+2. Acquire is idempotent per (license, user, fingerprint): a user whose
+   machine holds a live lease gets that lease back (its expiry extended) and
+   uses no second seat. Another user on the same machine gets a lease of
+   their own, never that one (invariant 10); leases without a user
+   (user_id None) count as one user.
 3. Release is idempotent: an unknown, expired or released session frees
    nothing and raises SessionNotFound.
 4. Expiry heals itself within the TTL plus one second, with no call and no
@@ -13,6 +16,7 @@
 7. (Redis) every script touches one license's keys, under a {license_id} tag.
 8. What prunes an expired lease leaves its record for the sweep
    (`expired_pending` / `expired_ack`).
+11. A borrow never outlasts the license: `not_after` (its expiry) caps it.
 
 Every method takes the license's id; the caller has already checked the
 license (exists in the tenant, not suspended or expired, fingerprint allowed).
@@ -55,7 +59,7 @@ class Lease:
 @dataclass(frozen=True)
 class AcquireResult:
     lease: Lease
-    created: bool  # False: the fingerprint's existing live lease came back
+    created: bool  # False: the user's existing live lease on the machine came back
     used: int  # live leases of the license after this acquire
 
 
@@ -112,8 +116,9 @@ class SeatLedger(ABC):
         ttl: int,
         client_info: dict[str, Any] | None = None,
     ) -> AcquireResult:
-        """Take a seat for `fingerprint`, or return its live lease (expiry
-        extended to at least now + ttl). Raises NoSeatsAvailable."""
+        """Take a seat for `user_id` on `fingerprint`, or return the live
+        lease that user holds there (expiry extended to at least now + ttl).
+        Raises NoSeatsAvailable."""
 
     @abstractmethod
     def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
@@ -124,9 +129,12 @@ class SeatLedger(ABC):
         """End a live lease, freeing its seat. Raises SessionNotFound."""
 
     @abstractmethod
-    def borrow(self, *, license_id: uuid.UUID, session_id: str, seconds: int) -> Lease:
-        """Keep a live lease until now + seconds (offline use); release ends
-        it early. Raises SessionNotFound."""
+    def borrow(
+        self, *, license_id: uuid.UUID, session_id: str, seconds: int, not_after: datetime | None = None
+    ) -> Lease:
+        """Keep a live lease until now + seconds, but not after `not_after`
+        (the license's expiry), for offline use; release ends it early.
+        Raises SessionNotFound."""
 
     @abstractmethod
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:

@@ -1,13 +1,17 @@
 -- Keep a live lease until at least now + seconds, marked as borrowed; nil
--- when it is not live. ARGV[3] session id, ARGV[4] duration ms.
+-- when it is not live. ARGV[3] session id, ARGV[4] duration ms, ARGV[5] the
+-- latest the borrow may end, ms ('' for no limit: a perpetual license).
 -- Returns {record, expiry}.
-local sid, duration = ARGV[3], tonumber(ARGV[4])
+local sid, duration, not_after = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local expiry = redis.call('ZSCORE', live, sid)
 if not expiry then
   return nil
 end
 local lease = cjson.decode(redis.call('HGET', leases, sid))
 lease.b = now + duration
+if not_after and not_after < lease.b then
+  lease.b = not_after
+end
 local record = cjson.encode(lease)
 expiry = math.max(tonumber(expiry), lease.b)
 redis.call('ZADD', live, expiry, sid)

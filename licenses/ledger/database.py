@@ -185,9 +185,12 @@ class DatabaseSeatLedger(SeatLedger):
             max_seats = min(max_seats, self._lock_license(using, license_id, tenant_id=tenant_id))
             now = self._clock(using)
             live = self._live(using, license_id, now)
-            seats = live.aggregate(
-                used=Count("pk"), held=Min("session_id", filter=Q(fingerprint=fingerprint))
+            # One user on one machine holds one lease; another user of the
+            # machine holds their own (invariant 10).
+            holder = Q(fingerprint=fingerprint) & (
+                Q(user_id__isnull=True) if user_id is None else Q(user_id=user_id)
             )
+            seats = live.aggregate(used=Count("pk"), held=Min("session_id", filter=holder))
             used = seats["used"]
             if seats["held"] is not None:
                 held = live.get(session_id=seats["held"])
@@ -243,10 +246,14 @@ class DatabaseSeatLedger(SeatLedger):
         raise SessionNotFound(session_id)
 
     @_unavailable_on_database_errors
-    def borrow(self, *, license_id: uuid.UUID, session_id: str, seconds: int) -> Lease:
+    def borrow(
+        self, *, license_id: uuid.UUID, session_id: str, seconds: int, not_after: datetime | None = None
+    ) -> Lease:
         with self._live_session(license_id, session_id) as (using, now, row):
             if row is not None:
                 row.borrowed_until = now + timedelta(seconds=seconds)
+                if not_after is not None:
+                    row.borrowed_until = min(row.borrowed_until, not_after)
                 row.expires_at = max(row.expires_at, row.borrowed_until)
                 LeaseRow.objects.using(using).filter(pk=row.pk).update(
                     expires_at=row.expires_at, borrowed_until=row.borrowed_until

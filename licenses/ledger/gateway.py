@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any
 
 from core.errors import ServiceUnavailable
@@ -93,8 +94,23 @@ class SeatLedgerGateway:
     def release(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, session_id: str) -> Lease:
         return self._call("release", tenant_id, license_id=license_id, session_id=session_id)
 
-    def borrow(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, session_id: str, seconds: int) -> Lease:
-        return self._call("borrow", tenant_id, license_id=license_id, session_id=session_id, seconds=seconds)
+    def borrow(
+        self,
+        *,
+        license_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        session_id: str,
+        seconds: int,
+        not_after: datetime | None = None,
+    ) -> Lease:
+        return self._call(
+            "borrow",
+            tenant_id,
+            license_id=license_id,
+            session_id=session_id,
+            seconds=seconds,
+            not_after=not_after,
+        )
 
     def live_leases(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> list[Lease]:
         return self._call("live_leases", tenant_id, license_id=license_id)

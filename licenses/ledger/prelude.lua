@@ -4,7 +4,8 @@
 -- script runs in one cluster slot:
 --   KEYS[1] live     ZSET  session id -> expiry, ms on the Redis clock
 --   KEYS[2] leases   HASH  session id -> lease record (JSON), live or expired
---   KEYS[3] holders  HASH  fingerprint -> session id of its live lease
+--   KEYS[3] holders  HASH  user id, newline, fingerprint -> session id of
+--                          that user's live lease on that machine
 --   KEYS[4] expired  ZSET  session id -> when the sweep may take it, ms
 -- ARGV[1] retention, ms: how long the keys outlive their last live lease
 -- ARGV[2] the most expired records kept for the sweep
@@ -18,6 +19,28 @@ local retention = tonumber(ARGV[1])
 local expired_cap = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+-- Who holds a lease: one user on one machine (invariant 10), so two users of
+-- one fingerprint hold two leases. A lease without a user has the empty user
+-- id (its record says null, which cjson reads as a non-string). Neither a
+-- user id (a UUID) nor a fingerprint (the API's pattern) holds a newline, so
+-- no pair reads as another pair, nor as a bare fingerprint: the key holders
+-- had before it named the user, which acquire.lua still looks up.
+local function holder(user_id, fingerprint)
+  if type(user_id) ~= 'string' then
+    user_id = ''
+  end
+  return user_id .. '\n' .. fingerprint
+end
+
+-- A lease that ends stops being its holder's, under either key.
+local function forget_holder(record, sid)
+  for _, key in ipairs({holder(record.uid, record.fp), record.fp}) do
+    if redis.call('HGET', holders, key) == sid then
+      redis.call('HDEL', holders, key)
+    end
+  end
+end
 
 -- Expired leases leave `live` but keep their record, marked with when they
 -- expired, and wait in `expired` for the sweep to audit them (invariant 8).
@@ -34,9 +57,7 @@ local function prune()
       record.x = expiry
       redis.call('HSET', leases, sid, cjson.encode(record))
       redis.call('ZADD', expired, expiry, sid)
-      if redis.call('HGET', holders, record.fp) == sid then
-        redis.call('HDEL', holders, record.fp)
-      end
+      forget_holder(record, sid)
     end
   end
   redis.call('ZREMRANGEBYSCORE', live, '-inf', now)

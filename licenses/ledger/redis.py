@@ -6,7 +6,8 @@ one cluster slot):
 
     <prefix>:seats:{<license_id>}:live     ZSET session id -> expiry (ms, Redis TIME)
     <prefix>:seats:{<license_id>}:leases   HASH session id -> lease record (JSON)
-    <prefix>:seats:{<license_id>}:holders  HASH fingerprint -> session id of its live lease
+    <prefix>:seats:{<license_id>}:holders  HASH user id + "\\n" + fingerprint -> session id of
+                                                that user's live lease on that machine
     <prefix>:seats:{<license_id>}:expired  ZSET session id -> when the sweep may take it (ms)
 
 Every script first moves the members of `live` whose expiry has passed to
@@ -192,6 +193,9 @@ class RedisSeatLedger(SeatLedger):
         ttl: int,
         client_info: dict[str, Any] | None = None,
     ) -> AcquireResult:
+        if user_id is not None and "\n" in user_id:
+            # The holders hash joins user and machine with a newline (prelude.lua).
+            raise ValueError("a user id holds no newline")
         record = json.dumps(
             {"fp": fingerprint, "uid": user_id, "tid": str(tenant_id), "ci": json.dumps(client_info or {})}
         )
@@ -220,8 +224,11 @@ class RedisSeatLedger(SeatLedger):
             raise SessionNotFound(session_id)
         return self._lease(license_id, session_id, *reply)
 
-    def borrow(self, *, license_id: uuid.UUID, session_id: str, seconds: int) -> Lease:
-        reply = self._run("borrow", license_id, session_id, _ms(seconds))
+    def borrow(
+        self, *, license_id: uuid.UUID, session_id: str, seconds: int, not_after: datetime | None = None
+    ) -> Lease:
+        limit = "" if not_after is None else _ms(not_after.timestamp())
+        reply = self._run("borrow", license_id, session_id, _ms(seconds), limit)
         if reply is None:
             raise SessionNotFound(session_id)
         return self._lease(license_id, session_id, *reply)

@@ -7,8 +7,5 @@ if redis.call('ZREM', live, sid) == 0 then
 end
 local record = redis.call('HGET', leases, sid)
 redis.call('HDEL', leases, sid)
-local fingerprint = cjson.decode(record).fp
-if redis.call('HGET', holders, fingerprint) == sid then
-  redis.call('HDEL', holders, fingerprint)
-end
+forget_holder(cjson.decode(record), sid)
 return {record, now}

@@ -13,6 +13,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, nullcontext
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -167,8 +168,8 @@ class Seats:
     def release(self, session_id: str) -> Lease:
         return self.call("release", session_id=session_id)
 
-    def borrow(self, session_id: str, *, seconds: int) -> Lease:
-        return self.call("borrow", session_id=session_id, seconds=seconds)
+    def borrow(self, session_id: str, *, seconds: int, not_after: datetime | None = None) -> Lease:
+        return self.call("borrow", session_id=session_id, seconds=seconds, not_after=not_after)
 
     def live(self) -> list[Lease]:
         return self.call("live_leases")

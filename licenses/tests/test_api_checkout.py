@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit.models import AuditLog
 from coditect.personas import api_client
 from licenses.signing import license_token_verify
 from licenses.tests.conftest import acquire, error_code, live_sessions
+from licenses.tests.factories import LicenseFactory
 from tenants.scope import tenant_scope
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -87,6 +91,24 @@ def test_borrow_keeps_the_seat_until_the_borrow_ends(ledger, member, license):
     # Returning it early frees the seat.
     assert api_client(token=body["token"]).delete("/api/v1/licenses/release").status_code == 200
     assert live_sessions(ledger, license) == []
+
+
+def test_a_borrow_an_hour_before_the_license_expires_ends_with_the_license(ledger, member, acme):
+    """Invariant 11: no token, borrowed or not, outlives the license; nor does
+    the borrowed seat."""
+    license_ends = timezone.now() + timedelta(hours=1)
+    license = LicenseFactory(tenant=acme, expires_at=license_ends, borrow_limit_hours=48)
+    seat = api_client(token=acquire(member, license).json()["token"])
+
+    response = seat.post("/api/v1/licenses/borrow", {"hours": 24}, format="json")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert license_token_verify(body["token"])["exp"] == int(license_ends.timestamp())
+    # The ledger keeps times to the millisecond (Redis) or the microsecond.
+    for field in ("borrowed_until", "token_expires_at"):
+        assert license_ends - timedelta(seconds=1) < parse_datetime(body[field]) <= license_ends, field
+    assert parse_datetime(body["expires_at"]) <= license_ends, "the seat is not kept past the license"
 
 
 def test_borrow_beyond_the_license_limit_is_refused(ledger, member, license):

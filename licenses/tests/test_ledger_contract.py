@@ -159,13 +159,14 @@ def test_lowering_max_seats_keeps_live_leases_and_refuses_new_ones_until_under_t
     assert seats.acquire("machine-d", max_seats=2).used == 2
 
 
-# --- invariant 2: acquire is idempotent per fingerprint --------------------------------------
+# --- invariant 2: acquire is idempotent per (user, fingerprint) ------------------------------
 
 
 def test_acquiring_again_from_the_same_machine_returns_its_lease_extended(make_seats):
     seats = make_seats(max_seats=2)
     first = seats.acquire("machine-a", ttl=30, user_id="user-7", client_info={"app": "cad", "v": [1, 2]})
-    again = seats.acquire("machine-a", ttl=120)
+    # The same user: another user of the machine would get a lease of their own.
+    again = seats.acquire("machine-a", ttl=120, user_id="user-7")
 
     assert (first.created, first.used) == (True, 1)
     assert (again.created, again.used) == (False, 1)
@@ -174,7 +175,7 @@ def test_acquiring_again_from_the_same_machine_returns_its_lease_extended(make_s
     assert again.lease.user_id == "user-7"
     assert again.lease.client_info == {"app": "cad", "v": [1, 2]}
     assert again.lease.license_id == seats.license_id and again.lease.tenant_id == seats.tenant_id
-    shorter = seats.acquire("machine-a", ttl=5)
+    shorter = seats.acquire("machine-a", ttl=5, user_id="user-7")
     assert shorter.lease.expires_at >= again.lease.expires_at, "acquire never shortens a lease"
     assert seats.acquire("machine-b").created
     with pytest.raises(NoSeatsAvailable):
@@ -189,6 +190,80 @@ def test_concurrent_acquires_from_one_machine_make_one_lease(make_seats):
             assert len({result.lease.session_id for result in results}) == 1
             assert sum(result.created for result in results) == 1
             assert seats.used() == 1
+            seats.release_every_live_lease()
+
+
+# --- invariant 10: a lease belongs to one user on one machine -----------------------------------
+
+
+def test_two_users_on_one_machine_hold_two_leases_and_each_gets_only_their_own_back(make_seats):
+    seats = make_seats(max_seats=3)
+    alice = seats.acquire("shared-pc", user_id="alice")
+    bob = seats.acquire("shared-pc", user_id="bob")
+
+    assert (alice.created, alice.used) == (True, 1)
+    assert (bob.created, bob.used) == (True, 2), "the machine's second user takes a seat of their own"
+    assert bob.lease.session_id != alice.lease.session_id
+    assert (alice.lease.user_id, bob.lease.user_id) == ("alice", "bob")
+    for user, mine in (("alice", alice), ("bob", bob)):
+        again = seats.acquire("shared-pc", user_id=user)
+        assert (again.created, again.lease.session_id, again.used) == (False, mine.lease.session_id, 2)
+        assert again.lease.user_id == user
+
+    # Leases without a user are one holder among themselves, apart from any user's.
+    anonymous = seats.acquire("shared-pc", user_id=None)
+    assert anonymous.created and anonymous.lease.user_id is None
+    assert seats.acquire("shared-pc", user_id=None).lease.session_id == anonymous.lease.session_id
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("shared-pc", user_id="carol")
+
+    # Ending one user's lease leaves the other's, and frees that user's place only.
+    seats.release(alice.lease.session_id)
+    assert seats.heartbeat(bob.lease.session_id).session_id == bob.lease.session_id
+    assert seats.acquire("shared-pc", user_id="bob").lease.session_id == bob.lease.session_id
+    successor = seats.acquire("shared-pc", user_id="alice")
+    assert successor.created and successor.lease.session_id != alice.lease.session_id
+    assert sorted(lease.user_id or "" for lease in seats.live()) == ["", "alice", "bob"]
+
+
+def test_a_users_lease_that_expired_frees_only_that_users_place_on_the_machine(make_seats):
+    seats = make_seats(max_seats=3)
+    short = seats.acquire("shared-pc", ttl=1, user_id="alice").lease
+    anonymous = seats.acquire("shared-pc", ttl=1, user_id=None).lease
+    long = seats.acquire("shared-pc", ttl=60, user_id="bob").lease
+    time.sleep(1.1)
+
+    assert [lease.session_id for lease in seats.live()] == [long.session_id]
+    assert seats.acquire("shared-pc", user_id="bob").lease.session_id == long.session_id
+    for user, ended in (("alice", short), (None, anonymous)):
+        fresh = seats.acquire("shared-pc", user_id=user)
+        assert fresh.created and fresh.lease.session_id != ended.session_id
+
+
+def test_two_users_racing_for_one_seat_on_one_machine_never_hold_two(make_seats):
+    """Many threads, half acting as each of two users of one machine, ask for
+    the one seat at once: one lease, its user's threads all get it back, the
+    other user's are all refused."""
+    seats = make_seats(max_seats=1, committed=True)
+    with Crew(40) as crew:
+        for round_ in range(3):
+
+            def acquire(index: int, round_: int = round_):
+                user = ("alice", "bob")[index % 2]
+                try:
+                    result = seats.acquire(f"shared-pc-{round_}", user_id=user)
+                except NoSeatsAvailable:
+                    return user, None
+                return user, result
+
+            outcomes = crew.run(acquire)
+            granted = [(user, result) for user, result in outcomes if result is not None]
+            assert len({result.lease.session_id for _, result in granted}) == 1
+            assert sum(result.created for _, result in granted) == 1
+            winner = granted[0][0]
+            assert all(result.lease.user_id == winner for _, result in granted)
+            assert {user for user, result in outcomes if result is None} == {"alice", "bob"} - {winner}
+            assert seats.used() == 1 and len(seats.raw_live()[1]) == 1
             seats.release_every_live_lease()
 
 
@@ -320,6 +395,20 @@ def test_a_borrowed_lease_keeps_its_seat_until_the_borrow_ends_or_it_is_returned
     assert seats.acquire("desktop").created
     with pytest.raises(SessionNotFound):
         seats.borrow(lease.session_id, seconds=3600)
+
+
+def test_a_borrow_never_outlasts_the_license(make_seats):
+    seats = make_seats(max_seats=1)
+    lease = seats.acquire("laptop", ttl=60).lease
+    license_ends = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+
+    borrowed = seats.borrow(lease.session_id, seconds=24 * 3600, not_after=license_ends)
+    assert borrowed.borrowed_until == license_ends
+    assert borrowed.expires_at == license_ends, "the seat is kept to the borrow's end, no longer"
+    assert seats.live_lease(lease.session_id).borrowed_until == license_ends
+    # A limit later than the borrow's own end changes nothing.
+    later = seats.borrow(lease.session_id, seconds=1800, not_after=license_ends + timedelta(days=9))
+    assert near(later.borrowed_until, datetime.now(UTC) + timedelta(minutes=30))
 
 
 # --- reads ------------------------------------------------------------------------------------------

@@ -31,13 +31,13 @@ def ledger():
     ledger.client.connection_pool.disconnect()
 
 
-def acquire(ledger, license_id, fingerprint="machine-a", *, ttl=60, max_seats=5):
+def acquire(ledger, license_id, fingerprint="machine-a", *, ttl=60, max_seats=5, user_id="user-1"):
     return ledger.acquire(
         license_id=license_id,
         tenant_id=TENANT,
         max_seats=max_seats,
         fingerprint=fingerprint,
-        user_id="user-1",
+        user_id=user_id,
         ttl=ttl,
     )
 
@@ -121,7 +121,7 @@ def test_a_license_keeps_four_keys_under_its_hash_tag_that_expire_after_the_rete
     client = ledger.client
     assert client.zrange(live, 0, -1) == [lease.session_id]
     assert json.loads(client.hget(leases, lease.session_id))["fp"] == "machine-a"
-    assert client.hgetall(holders) == {"machine-a": lease.session_id}
+    assert client.hgetall(holders) == {"user-1\nmachine-a": lease.session_id}
     for key in (live, leases, holders):
         assert 655_000 < client.pttl(key) <= 660_000, key  # lease expiry + retention
 
@@ -144,7 +144,7 @@ def test_an_expired_lease_leaves_the_sorted_set_and_its_record_waits_for_the_swe
     live, leases, holders, expired = ledger.keys(license_id)
     client = ledger.client
     assert client.zrange(live, 0, -1) == [kept.session_id]
-    assert client.hgetall(holders) == {"machine-kept": kept.session_id}
+    assert client.hgetall(holders) == {"user-1\nmachine-kept": kept.session_id}
     # At most `expired_cap` records wait; the oldest went first.
     assert sorted(client.zrange(expired, 0, -1)) == sorted(lease.session_id for lease in later)
     assert not client.hexists(leases, first.session_id)
@@ -153,6 +153,60 @@ def test_an_expired_lease_leaves_the_sorted_set_and_its_record_waits_for_the_swe
     # Created by the prune, after the last acquire set the keys' expiry: it
     # still gets one, and it lasts the retention, for the sweep.
     assert client.pttl(expired) > (ledger.retention_seconds - 5) * 1000
+
+
+def file_under_the_fingerprint_alone(ledger, license_id, lease) -> None:
+    """What the scripts left before holders named the user: a live lease's
+    holder entry keyed by its fingerprint alone, as Redis holds it at deploy."""
+    holders = ledger.keys(license_id)[2]
+    ledger.client.hdel(holders, f"{lease.user_id}\n{lease.fingerprint}")
+    ledger.client.hset(holders, lease.fingerprint, lease.session_id)
+
+
+def test_a_lease_filed_under_its_fingerprint_alone_comes_back_to_its_own_user_refiled(ledger):
+    license_id = uuid.uuid4()
+    lease = acquire(ledger, license_id, "shared-pc", user_id="alice").lease
+    file_under_the_fingerprint_alone(ledger, license_id, lease)
+
+    again = acquire(ledger, license_id, "shared-pc", user_id="alice")
+    assert (again.created, again.lease.session_id, again.used) == (False, lease.session_id, 1)
+    holders = ledger.keys(license_id)[2]
+    assert ledger.client.hgetall(holders) == {"alice\nshared-pc": lease.session_id}
+
+
+def test_a_lease_filed_under_its_fingerprint_alone_stays_its_users_when_another_user_acquires(ledger):
+    license_id = uuid.uuid4()
+    alice = acquire(ledger, license_id, "shared-pc", user_id="alice").lease
+    file_under_the_fingerprint_alone(ledger, license_id, alice)
+
+    bob = acquire(ledger, license_id, "shared-pc", user_id="bob")
+    assert bob.created and bob.lease.session_id != alice.session_id and bob.used == 2
+    holders = ledger.keys(license_id)[2]
+    assert ledger.client.hgetall(holders) == {
+        "shared-pc": alice.session_id,
+        "bob\nshared-pc": bob.lease.session_id,
+    }
+    assert acquire(ledger, license_id, "shared-pc", user_id="alice").lease.session_id == alice.session_id
+    assert acquire(ledger, license_id, "shared-pc", user_id="bob").lease.session_id == bob.lease.session_id
+    assert ledger.used(license_id=license_id) == 2
+
+
+def test_release_and_expiry_forget_a_holder_filed_under_the_fingerprint_alone(ledger):
+    license_id = uuid.uuid4()
+    released = acquire(ledger, license_id, "machine-r").lease
+    expiring = acquire(ledger, license_id, "machine-x", ttl=1).lease
+    for lease in (released, expiring):
+        file_under_the_fingerprint_alone(ledger, license_id, lease)
+
+    ledger.release(license_id=license_id, session_id=released.session_id)
+    time.sleep(1.1)
+    assert ledger.used(license_id=license_id) == 0
+    assert ledger.client.hgetall(ledger.keys(license_id)[2]) == {}
+
+
+def test_a_user_id_with_a_newline_is_refused_before_it_reaches_the_holders_key(ledger):
+    with pytest.raises(ValueError):
+        acquire(ledger, uuid.uuid4(), user_id="alice\nshared-pc")
 
 
 def test_a_script_that_redis_forgot_is_loaded_again(ledger):

@@ -1,7 +1,7 @@
 """HTTP with retries: network errors, 5xx and 429 are tried again with
 exponential backoff and full jitter, waiting at least what `Retry-After` asks.
 
-Every call the SDK makes is safe to repeat (acquire is idempotent per
+Every call the SDK makes is safe to repeat (acquire is idempotent per user and
 fingerprint, heartbeat extends, release and borrow are idempotent), so a
 request whose answer was lost may simply be sent again.
 """
