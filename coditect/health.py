@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 from django.db import connections
@@ -13,6 +14,25 @@ from django.views.decorators.http import require_GET
 from core.errors import error_response
 
 logger = logging.getLogger(__name__)
+
+# The only maxmemory-policy under which Redis never drops a ledger key: with
+# any other, a full Redis forgets leases and the ledger hands their seats out
+# again (DESIGN.md, invariant 9). noeviction refuses the write instead, which
+# the ledger answers with 503.
+NO_EVICTION = "noeviction"
+# A policy changes only when an operator changes it; reading it on every probe
+# would add a round trip to each /ready for nothing.
+EVICTION_POLICY_CACHE_SECONDS = 30.0
+_eviction_policy_read: dict[str, tuple[float, str | None]] = {}
+
+
+class EvictionPolicyUnsafe(Exception):
+    """Redis answers, but may evict ledger keys, or will not say whether it does."""
+
+    def __init__(self, reason: str, policy: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.policy = policy
 
 
 @never_cache
@@ -26,18 +46,102 @@ def _check_database(alias: str) -> None:
         cursor.execute("SELECT 1")
 
 
-def _check_redis() -> None:
+def _redis_client():
     import redis
 
-    client = redis.Redis.from_url(
+    return redis.Redis.from_url(
         settings.REDIS_URL,
         socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
         socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
     )
+
+
+def _check_redis() -> None:
+    client = _redis_client()
     try:
         client.ping()
     finally:
         client.close()
+
+
+def redis_eviction_policy() -> str | None:
+    """Redis's maxmemory-policy, or None where Redis will not tell (CONFIG
+    renamed or refused, as on Memorystore). A Redis that does not answer
+    raises, as a PING would. Each process keeps an answer for
+    EVICTION_POLICY_CACHE_SECONDS, per URL."""
+    import redis
+
+    url = settings.REDIS_URL
+    now = time.monotonic()
+    kept = _eviction_policy_read.get(url)
+    if kept is not None and now - kept[0] < EVICTION_POLICY_CACHE_SECONDS:
+        return kept[1]
+    client = _redis_client()
+    try:
+        try:
+            policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+        except redis.ResponseError:  # unknown command, NOPERM: the operator must vouch for it
+            policy = None
+    finally:
+        client.close()
+    if isinstance(policy, bytes):
+        policy = policy.decode()
+    _eviction_policy_read[url] = (now, policy or None)
+    return policy or None
+
+
+def eviction_policy_problem(policy: str | None) -> str | None:
+    """Why a seat ledger cannot trust this Redis's policy, or None when it can."""
+    if policy == NO_EVICTION:
+        return None
+    if policy is None:
+        if settings.REDIS_EVICTION_POLICY_VERIFIED:
+            return None
+        return (
+            "Redis refuses CONFIG, so its maxmemory-policy cannot be read; once you have checked that it is"
+            f" {NO_EVICTION}, set REDIS_EVICTION_POLICY_VERIFIED=true."
+        )
+    return (
+        f"Redis's maxmemory-policy is {policy}; the seat ledger needs {NO_EVICTION}"
+        " (an evicted ledger key frees a seat that is still in use)."
+    )
+
+
+def _check_redis_eviction_policy() -> None:
+    policy = redis_eviction_policy()
+    problem = eviction_policy_problem(policy)
+    if problem:
+        raise EvictionPolicyUnsafe(problem, policy)
+
+
+def _ledger_is_redis() -> bool:
+    return bool(settings.REDIS_URL) and settings.SEAT_LEDGER == "redis"
+
+
+def eviction_policy_log_at_start() -> None:
+    """Say at a worker's start, in an ERROR line, that its ledger's Redis may
+    evict keys. Never raises: the worker serves, and /ready keeps it out of
+    traffic."""
+    if not _ledger_is_redis():
+        return
+    try:
+        policy = redis_eviction_policy()
+    except Exception as exc:  # Redis down now is /ready's to report, not a reason to stop
+        logger.warning("redis eviction policy not read at start", extra={"error": type(exc).__name__})
+        return
+    problem = eviction_policy_problem(policy)
+    if problem:
+        logger.error(
+            "the seat ledger's Redis may evict keys: %s",
+            problem,
+            extra={"maxmemory_policy": policy, "required_policy": NO_EVICTION},
+        )
+
+
+def _check_redis_for_ready() -> None:
+    _check_redis()
+    if _ledger_is_redis():
+        _check_redis_eviction_policy()
 
 
 @never_cache
@@ -48,11 +152,16 @@ def ready(request):
         # Sign-in by email and the admin site go through the operator role.
         checks["operator_database"] = lambda: _check_database(settings.OPERATOR_DATABASE)
     if settings.REDIS_URL:
-        checks["redis"] = _check_redis
+        checks["redis"] = _check_redis_for_ready
     failed = {}
+    unsafe: EvictionPolicyUnsafe | None = None
     for name, check in checks.items():
         try:
             check()
+        except EvictionPolicyUnsafe as exc:
+            logger.warning("readiness check failed", extra={"dependency": name, "error": exc.reason})
+            failed[name] = type(exc).__name__
+            unsafe = exc
         except Exception as exc:  # any failure means not ready; say which
             logger.warning("readiness check failed", extra={"dependency": name, "error": type(exc).__name__})
             failed[name] = type(exc).__name__
@@ -61,9 +170,12 @@ def ready(request):
             elif name == "operator_database":
                 connections[settings.OPERATOR_DATABASE].close()
     if failed:
-        return error_response(
-            "service_unavailable",
-            "A dependency does not answer: " + ", ".join(sorted(failed)) + ".",
-            {"failed": failed},
-        )
+        details = {"failed": failed}
+        unanswered = sorted(name for name, error in failed.items() if error != EvictionPolicyUnsafe.__name__)
+        reasons = ["A dependency does not answer: " + ", ".join(unanswered) + "."] if unanswered else []
+        if unsafe is not None:
+            # Redis answers; what it must change is its policy, so say which it has and which it needs.
+            reasons.append(unsafe.reason)
+            details["maxmemory_policy"] = {"found": unsafe.policy, "required": NO_EVICTION}
+        return error_response("service_unavailable", " ".join(reasons), details)
     return JsonResponse({"status": "ready", "checks": sorted(checks)})

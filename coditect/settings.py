@@ -191,6 +191,10 @@ if REDIS_URL and REDIS_URL.startswith("rediss://"):
     REDIS_URL = urlunsplit(_parts._replace(query=urlencode(_query)))
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="coditect")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+# The Redis seat ledger needs maxmemory-policy noeviction, and /ready reads it
+# with CONFIG GET. Managed Redis (Memorystore) refuses CONFIG: there, true says
+# an operator checked the instance's policy by hand (docs/operations.md).
+REDIS_EVICTION_POLICY_VERIFIED = env.bool("REDIS_EVICTION_POLICY_VERIFIED", default=False)
 if REDIS_URL:
     CACHES = {
         "default": {

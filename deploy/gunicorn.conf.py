@@ -97,10 +97,17 @@ def post_worker_init(worker) -> None:
     """Load the license signing keys once the worker has forked (a gRPC channel
     to KMS must not cross a fork), so that the first heartbeat verifies
     without fetching a public key. If KMS does not answer now, the first call
-    that needs the keys tries again."""
+    that needs the keys tries again. Then log an ERROR if the Redis seat
+    ledger's Redis may evict keys (coditect/health.py)."""
     try:
         from licenses.signing import signing_keys
 
         signing_keys()
     except Exception as exc:  # the worker still serves; /ready and the next call will tell
         worker.log.warning("license signing keys not loaded at start: %s", type(exc).__name__)
+
+    # Once per worker, not in AppConfig.ready: manage.py commands (migrate) run
+    # where Redis may be absent, and they hold no seats.
+    from coditect.health import eviction_policy_log_at_start
+
+    eviction_policy_log_at_start()
