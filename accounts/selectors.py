@@ -13,8 +13,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
 from accounts.models import Invite, User
-from tenants.scope import operator_scope
+from core.cache import ProcessCache
+from tenants.models import Tenant
+from tenants.scope import operator_scope, tenant_scope
 
 _CANDIDATE_FIELDS = ("id", "tenant_id", "oauth_provider", "oauth_subject")
 
@@ -54,3 +60,45 @@ def invite_list() -> list[Invite]:
 
 def invite_get(*, invite_id: uuid.UUID) -> Invite | None:
     return Invite.objects.filter(pk=invite_id).first()
+
+
+# Heartbeats ask, every two minutes per seat, whether the lease's holder may
+# still hold it (invariant 11). The answer is kept as briefly as the license's
+# state is: a save or delete in this process forgets it at once, other
+# processes see it within LICENSE_CACHE_SECONDS.
+_standing: ProcessCache[str] = ProcessCache(lambda: settings.LICENSE_CACHE_SECONDS)
+
+USER_INACTIVE = "user_inactive"
+TENANT_INACTIVE = "tenant_inactive"
+
+
+def seat_holder_standing(*, user_id: str | None, tenant_id: uuid.UUID | str) -> str:
+    """ "" when this user of this tenant may hold a seat; else why not:
+    `tenant_inactive` (the tenant is deactivated) or `user_inactive` (the
+    user is deactivated or deleted). A lease of no user is judged by its
+    tenant alone."""
+
+    def load() -> str:
+        with tenant_scope(tenant_id):
+            tenant = Tenant.objects.fetch(pk=tenant_id)
+            if tenant is None or not tenant.is_active:
+                return TENANT_INACTIVE
+            if user_id is None:
+                return ""
+            try:
+                user = User.objects.fetch(pk=uuid.UUID(str(user_id)))
+            except ValueError:
+                user = None
+            return "" if user is not None and user.is_active else USER_INACTIVE
+
+    return _standing.get((str(tenant_id), str(user_id)), load)
+
+
+@receiver([post_save, post_delete], sender=User, dispatch_uid="accounts.selectors.forget_user")
+def seat_holder_standing_forget_user(*, instance: User, **kwargs) -> None:
+    _standing.forget((str(instance.tenant_id), str(instance.pk)))
+
+
+@receiver([post_save, post_delete], sender=Tenant, dispatch_uid="accounts.selectors.forget_tenant")
+def seat_holder_standing_forget_tenant(**kwargs) -> None:
+    _standing.clear()

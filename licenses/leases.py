@@ -11,11 +11,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import connections
 from django.utils import timezone
 
+from accounts.selectors import TENANT_INACTIVE, USER_INACTIVE, seat_holder_standing
 from audit.events import Detail, Event
 from audit.models import AuditLog
 from audit.services import audit_record, audit_record_standalone
@@ -184,11 +185,9 @@ def _leased_license(claims: dict[str, Any]) -> License:
         raise ApplicationError("This session is not live.", code="session_not_found") from None
 
 
-def _end_if_license_ended(license: License, session_id: str) -> None:
-    """Suspending or expiring a license ends its leases at their next heartbeat."""
-    error = license_state_error(license)
-    if error is None:
-        return
+def _end_lease(license: License, session_id: str, error: ApplicationError) -> NoReturn:
+    """End a lease whose holder may no longer hold it, now, with an audit event
+    that says why, and refuse the call with `error`."""
     seats = seat_ledger()
     with seats.scope(license.tenant_id):
         try:
@@ -203,6 +202,27 @@ def _end_if_license_ended(license: License, session_id: str) -> None:
                 details={**lease_end_details(lease), Detail.REASON: error.code},
             )
     raise error
+
+
+def _end_if_license_ended(license: License, session_id: str) -> None:
+    """Suspending or expiring a license ends its leases at their next heartbeat."""
+    error = license_state_error(license)
+    if error is not None:
+        _end_lease(license, session_id, error)
+
+
+_STANDING_ERRORS = {
+    USER_INACTIVE: "The user who holds this seat is deactivated or deleted; the seat is released.",
+    TENANT_INACTIVE: "This tenant is deactivated; the seat is released.",
+}
+
+
+def _end_if_holder_may_not_hold(license: License, lease: Lease) -> None:
+    """Deactivating or deleting the user, or deactivating the tenant, ends the
+    user's leases at their next heartbeat or borrow (invariant 11)."""
+    standing = seat_holder_standing(user_id=lease.user_id, tenant_id=license.tenant_id)
+    if standing:
+        _end_lease(license, lease.session_id, ApplicationError(_STANDING_ERRORS[standing], code=standing))
 
 
 def lease_end_details(lease: Lease) -> dict[str, Any]:
@@ -237,6 +257,7 @@ def lease_heartbeat(*, claims: dict[str, Any]) -> tuple[License, Lease]:
         raise ApplicationError(
             "This session is not live (expired or released); acquire again.", code="session_not_found"
         ) from None
+    _end_if_holder_may_not_hold(license, lease)
     return license, lease
 
 
@@ -296,6 +317,18 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
             details={"max_hours": license.borrow_limit_hours},
         )
     seats = seat_ledger()
+    # The lease names its holder: one who may no longer hold a seat gets no
+    # borrow, and the seat ends now (its own transaction, before the borrow's).
+    try:
+        live = seats.heartbeat(
+            license_id=license.id,
+            tenant_id=license.tenant_id,
+            session_id=claims["sid"],
+            ttl=license.lease_ttl,
+        )
+    except SessionNotFound:
+        raise ApplicationError("This session is not live; acquire again.", code="session_not_found") from None
+    _end_if_holder_may_not_hold(license, live)
     with seats.scope(license.tenant_id):
         try:
             lease = seats.borrow(

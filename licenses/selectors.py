@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 
 from django.conf import settings
@@ -11,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from core.cache import ProcessCache
 from core.errors import ApplicationError
 from licenses.keys import license_key_digest
 from licenses.ledger.gateway import seat_ledger
@@ -53,33 +52,23 @@ def license_get(*, license_id: uuid.UUID | str, for_update: bool = False) -> Lic
 # every call. A short per-process cache keeps the database off that path; a save
 # in this process forgets the entry at once, and other processes see a change
 # within LICENSE_CACHE_SECONDS, far inside a heartbeat interval.
-_cache: dict[str, tuple[float, License]] = {}
-_cache_lock = threading.Lock()
-_CACHE_MAX_ENTRIES = 10_000
+_licenses: ProcessCache[License] = ProcessCache(lambda: settings.LICENSE_CACHE_SECONDS)
 
 
 def license_get_cached(*, license_id: uuid.UUID | str, tenant_id: uuid.UUID | str) -> License:
     """A license by id, as of at most LICENSE_CACHE_SECONDS ago. Opens its own
     tenant scope on a miss: the caller (a license-token endpoint) holds none."""
-    key = str(license_id)
-    now = time.monotonic()
-    hit = _cache.get(key)
-    if hit is not None and hit[0] > now and str(hit[1].tenant_id) == str(tenant_id):
-        return hit[1]
-    with tenant_scope(tenant_id):
-        license = license_get(license_id=license_id)
-    ttl = settings.LICENSE_CACHE_SECONDS
-    if ttl > 0:
-        with _cache_lock:
-            if len(_cache) >= _CACHE_MAX_ENTRIES:
-                _cache.clear()
-            _cache[key] = (now + ttl, license)
-    return license
+
+    def load() -> License:
+        with tenant_scope(tenant_id):
+            return license_get(license_id=license_id)
+
+    return _licenses.get((str(tenant_id), str(license_id)), load)
 
 
 @receiver([post_save, post_delete], sender=License, dispatch_uid="licenses.selectors.forget")
 def license_cache_forget(*, instance: License, **kwargs) -> None:
-    _cache.pop(str(instance.pk), None)
+    _licenses.forget((str(instance.tenant_id), str(instance.pk)))
 
 
 def license_list() -> list[License]:
