@@ -7,6 +7,7 @@ database seat ledger, no Redis and no broker.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -102,6 +103,11 @@ TEMPLATES = [
 # process that migrates is given the owner's URL as DATABASE_URL.
 SQLITE_PATH = VAR_DIR / "coditect.sqlite3"
 CONN_MAX_AGE = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# The most one PostgreSQL call may take, in seconds (0: no limit, for the
+# migration job). The server ends a statement or a lock wait after it; a
+# server that does not answer at all is given up by the client half a second
+# later (core/postgresql), so the request answers 503 instead of stalling.
+DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=5.0)
 
 
 def _sqlite(path: str) -> dict:
@@ -121,6 +127,30 @@ def _sqlite(path: str) -> dict:
     }
 
 
+def postgresql_deadline_options(seconds: float, options: str) -> dict:
+    """libpq parameters that bound every call to PostgreSQL by `seconds`."""
+    if seconds <= 0:
+        return {}
+    ms = int(seconds * 1000)
+    return {
+        # The server's own limits, for a server that is slow or blocked on a
+        # lock: the statement fails cleanly and the connection stays usable.
+        "options": f"{options} -c statement_timeout={ms} -c lock_timeout={ms}".strip(),
+        # A peer that is gone (host down, a path dropping packets) is noticed
+        # on an idle connection by keepalives, and on one with data unacknowledged
+        # by tcp_user_timeout, instead of after the kernel's many minutes.
+        "keepalives": 1,
+        "keepalives_idle": max(1, math.ceil(seconds)),
+        "keepalives_interval": max(1, math.ceil(seconds / 3)),
+        "keepalives_count": 3,
+        "tcp_user_timeout": ms,
+        # A server that still acknowledges packets but answers nothing (hung,
+        # stopped) escapes all of the above: the client's own deadline, later
+        # than the server's so that a live server's clean cancel comes first.
+        "deadline": seconds + 0.5,
+    }
+
+
 def _database(url: str | None) -> dict:
     if not url:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -137,6 +167,11 @@ def _database(url: str | None) -> dict:
         config["CONN_HEALTH_CHECKS"] = True
         options = config.setdefault("OPTIONS", {})
         options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
+        if config["ENGINE"] == "django.db.backends.postgresql":
+            config["ENGINE"] = "core.postgresql"
+            options.update(
+                postgresql_deadline_options(DATABASE_STATEMENT_TIMEOUT, options.get("options", ""))
+            )
         sslmode = os.environ.get("DATABASE_SSLMODE")
         if sslmode:
             options["sslmode"] = sslmode
@@ -397,8 +432,8 @@ if REDIS_URL and REDIS_URL.startswith("rediss://"):
 # How long a license's Redis keys outlive its last lease. Leases that expired wait
 # there for the expiry sweep, so this must be far longer than the sweep's period.
 SEAT_LEDGER_REDIS_RETENTION = env.int("SEAT_LEDGER_REDIS_RETENTION", default=7 * 24 * 3600)
-# Redis connections per process for the ledger; a caller waits up to
-# REDIS_SOCKET_TIMEOUT for a free one, then gets 503.
+# Redis connections per process for the ledger; a caller waits up to a second
+# (or REDIS_SOCKET_TIMEOUT if shorter) for a free one, then gets 503.
 SEAT_LEDGER_REDIS_MAX_CONNECTIONS = env.int("SEAT_LEDGER_REDIS_MAX_CONNECTIONS", default=64)
 
 # --- Operator console, analytics, background work ---------------------------------------

@@ -181,7 +181,8 @@ def app_clock(monkeypatch):
 
 class TcpProxy:
     """A loopback TCP forwarder a test can cut and restore, to make a real
-    dependency (PostgreSQL, Redis) unreachable from the app and bring it back."""
+    dependency (PostgreSQL, Redis) unreachable from the app and bring it back,
+    or hang and resume, to make it stop answering as a stopped server does."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         import socket
@@ -196,6 +197,8 @@ class TcpProxy:
         self._connections: list = []
         self._lock = threading.Lock()
         self.accepting = True
+        self._flowing = threading.Event()
+        self._flowing.set()
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def _accept_loop(self) -> None:
@@ -215,15 +218,17 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            # The timeout was for connecting: an idle or hung connection stays open.
+            upstream.settimeout(None)
             with self._lock:
                 self._connections += [client, upstream]
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src, dst) -> None:
+    def _pipe(self, src, dst) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -251,8 +256,19 @@ class TcpProxy:
     def restore(self) -> None:
         self.accepting = True
 
+    def hang(self) -> None:
+        """Keep every connection open, accept new ones, and forward nothing:
+        to the app the server is there (TCP acknowledges) but never answers,
+        as a stopped (SIGSTOP) PostgreSQL or Redis is."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forward again, what was held first."""
+        self._flowing.set()
+
     def close(self) -> None:
         self.cut()
+        self.resume()
         self._listener.close()
 
 

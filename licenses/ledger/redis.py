@@ -123,7 +123,10 @@ class RedisSeatLedger(SeatLedger):
         pool = redis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
-            timeout=socket_timeout,  # waiting for a free pooled connection
+            # Waiting for a free pooled connection: short, because with every
+            # connection taken by a Redis that hangs, the one a waiter finally
+            # gets would cost it a whole socket timeout more.
+            timeout=min(socket_timeout, 1.0),
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             # One quick retry on a broken connection (a stale pooled socket);

@@ -1,0 +1,1 @@
+"""PostgreSQL with a client-side deadline on every call (see base.py)."""
