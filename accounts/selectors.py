@@ -14,11 +14,13 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from accounts.models import Invite, User
 from core.cache import ProcessCache
+from core.errors import ServiceUnavailable
 from tenants.models import Tenant
 from tenants.scope import operator_scope, tenant_scope
 
@@ -66,7 +68,11 @@ def invite_get(*, invite_id: uuid.UUID) -> Invite | None:
 # still hold it (invariant 11). The answer is kept as briefly as the license's
 # state is: a save or delete in this process forgets it at once, other
 # processes see it within LICENSE_CACHE_SECONDS.
-_standing: ProcessCache[str] = ProcessCache(lambda: settings.LICENSE_CACHE_SECONDS)
+_standing: ProcessCache[str] = ProcessCache(
+    lambda: settings.LICENSE_CACHE_SECONDS,
+    stale_on=(DatabaseError, ServiceUnavailable),
+    stale_limit=lambda: settings.LICENSE_CACHE_STALE_IF_ERROR_SECONDS,
+)
 
 USER_INACTIVE = "user_inactive"
 TENANT_INACTIVE = "tenant_inactive"

@@ -259,6 +259,9 @@ LICENSE_TOKEN_ISSUER = env.str("LICENSE_TOKEN_ISSUER", default="coditect-license
 # Seconds a process may use a license's state (suspended, expiry, TTL) without
 # reading it again; heartbeats read it on every call. 0: always read.
 LICENSE_CACHE_SECONDS = env.float("LICENSE_CACHE_SECONDS", default=5.0)
+# While PostgreSQL does not answer, heartbeats go on with what was last read
+# (a license, a holder's standing) for at most this long.
+LICENSE_CACHE_STALE_IF_ERROR_SECONDS = env.float("LICENSE_CACHE_STALE_IF_ERROR_SECONDS", default=3600.0)
 
 # --- API -------------------------------------------------------------------------
 REST_FRAMEWORK = {

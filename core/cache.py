@@ -15,27 +15,52 @@ V = TypeVar("V")
 class ProcessCache(Generic[V]):
     """Values loaded on a miss and kept for `max_age()` seconds (read anew
     each time, so a settings change applies at once; 0 turns caching off).
-    Bounded: when full it starts over."""
+    Bounded: when full it starts over.
 
-    def __init__(self, max_age: Callable[[], float], max_entries: int = 10_000) -> None:
+    Stale if error: when a reload fails with one of `stale_on` (the store
+    does not answer) and the value was loaded less than `stale_limit()`
+    seconds ago, the old value is served and kept `max_age()` more, so that
+    one caller per key and period, not every caller, waits on the store that
+    does not answer (a heartbeat keeps working while PostgreSQL is down)."""
+
+    def __init__(
+        self,
+        max_age: Callable[[], float],
+        *,
+        stale_on: tuple[type[BaseException], ...] = (),
+        stale_limit: Callable[[], float] = lambda: 0,
+        max_entries: int = 10_000,
+    ) -> None:
         self._max_age = max_age
+        self._stale_on = stale_on
+        self._stale_limit = stale_limit
         self._max_entries = max_entries
-        self._entries: dict[Hashable, tuple[float, V]] = {}
+        # key -> (fresh until, loaded at, value)
+        self._entries: dict[Hashable, tuple[float, float, V]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, load: Callable[[], V]) -> V:
         now = time.monotonic()
         hit = self._entries.get(key)
         if hit is not None and hit[0] > now:
-            return hit[1]
-        value = load()
+            return hit[2]
+        try:
+            value = load()
+        except self._stale_on:
+            if hit is None or now - hit[1] > self._stale_limit():
+                raise
+            self._put(key, now, hit[1], hit[2])
+            return hit[2]
+        self._put(key, now, now, value)
+        return value
+
+    def _put(self, key: Hashable, now: float, loaded_at: float, value: V) -> None:
         max_age = self._max_age()
         if max_age > 0:
             with self._lock:
                 if len(self._entries) >= self._max_entries:
                     self._entries.clear()
-                self._entries[key] = (now + max_age, value)
-        return value
+                self._entries[key] = (now + max_age, loaded_at, value)
 
     def forget(self, key: Hashable) -> None:
         self._entries.pop(key, None)

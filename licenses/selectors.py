@@ -6,11 +6,12 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from core.cache import ProcessCache
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ServiceUnavailable
 from licenses.keys import license_key_digest
 from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
@@ -52,7 +53,11 @@ def license_get(*, license_id: uuid.UUID | str, for_update: bool = False) -> Lic
 # every call. A short per-process cache keeps the database off that path; a save
 # in this process forgets the entry at once, and other processes see a change
 # within LICENSE_CACHE_SECONDS, far inside a heartbeat interval.
-_licenses: ProcessCache[License] = ProcessCache(lambda: settings.LICENSE_CACHE_SECONDS)
+_licenses: ProcessCache[License] = ProcessCache(
+    lambda: settings.LICENSE_CACHE_SECONDS,
+    stale_on=(DatabaseError, ServiceUnavailable),
+    stale_limit=lambda: settings.LICENSE_CACHE_STALE_IF_ERROR_SECONDS,
+)
 
 
 def license_get_cached(*, license_id: uuid.UUID | str, tenant_id: uuid.UUID | str) -> License:

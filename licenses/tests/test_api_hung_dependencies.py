@@ -182,3 +182,41 @@ def test_a_statement_timeout_of_zero_sets_no_deadline():
     options = postgresql_deadline_options(1.5, "-c search_path=public")
     assert options["options"] == "-c search_path=public -c statement_timeout=1500 -c lock_timeout=1500"
     assert options["keepalives"] == 1 and options["tcp_user_timeout"] == 1500
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.parametrize("fault", ["hang", "cut"])
+def test_heartbeats_keep_answering_on_the_redis_ledger_while_postgresql_hangs_or_is_down(
+    postgresql_behind_a_proxy, settings, fault
+):
+    """Heartbeats need only Redis (invariant 13): the license and the holder's
+    standing last read serve while PostgreSQL does not answer, and one
+    heartbeat per period at most waits on it."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    settings.SEAT_LEDGER = "redis"
+    settings.LICENSE_CACHE_SECONDS = 0.5
+    tenant = TenantFactory()
+    member = tenant_member(tenant)
+    license = LicenseFactory(tenant=tenant, max_seats=1)
+    checkout = acquire(member, license, "machine-0001").json()
+    seat = api_client(token=checkout["token"])
+    assert seat.post("/api/v1/licenses/heartbeat").status_code == 200
+
+    getattr(postgresql_behind_a_proxy, fault)()
+    slow = 0
+    deadline = time.monotonic() + 3 * DEADLINE
+    while time.monotonic() < deadline:
+        response, took = timed(lambda: seat.post("/api/v1/licenses/heartbeat"))
+        assert response.status_code == 200, response.content
+        assert response.json()["session_id"] == checkout["session_id"]
+        slow += took > 0.5
+        time.sleep(0.2)
+    # Only a reload after the cache's age waits on PostgreSQL, and then serves
+    # what was last read.
+    assert slow <= 3 * DEADLINE / settings.LICENSE_CACHE_SECONDS
+
+    {"hang": postgresql_behind_a_proxy.resume, "cut": postgresql_behind_a_proxy.restore}[fault]()
+    assert seat.post("/api/v1/licenses/heartbeat").status_code == 200
+    assert seat.delete("/api/v1/licenses/release").status_code == 200
