@@ -108,6 +108,12 @@ class Lease(TenantOwnedModel):
         indexes = [
             models.Index(fields=["license", "expires_at"], name="license_leases_expiry"),
             models.Index(fields=["license", "fingerprint"], name="license_leases_fingerprint"),
+            # Status pages leases in creation order (keyset, ledger.live_leases_page):
+            # every lease of a license, or one user's, from a cursor, in O(page).
+            models.Index(fields=["license", "created_at", "session_id"], name="license_leases_page"),
+            models.Index(
+                fields=["license", "user_id", "created_at", "session_id"], name="license_leases_user_page"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ end
 local record = redis.call('HGET', leases, sid)
 redis.call('HDEL', leases, sid)
 local fingerprint = cjson.decode(record).fp
+index_remove(sid, cjson.decode(record))
 if redis.call('HGET', holders, fingerprint) == sid then
   redis.call('HDEL', holders, fingerprint)
 end
