@@ -12,7 +12,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from core.errors import ApplicationError
-from core.pagination import InvalidCursor, cursor_decode, cursor_encode, queryset_page
+from core.pagination import InvalidCursor, Page, cursor_decode, cursor_encode, queryset_page
 from licenses.keys import license_key_digest
 from licenses.ledger.base import LeaseCursorInvalid
 from licenses.ledger.gateway import seat_ledger
@@ -88,6 +88,13 @@ def license_list() -> list[License]:
     return list(License.objects.order_by("created_at"))
 
 
+def license_page(*, cursor: str | None, limit: int) -> Page:
+    """One page of the tenant's licenses, oldest first, as license_list orders them."""
+    return queryset_page(
+        License.objects.all(), kind="licenses", order=("created_at", "id"), cursor=cursor, limit=limit
+    )
+
+
 def license_state(license: License) -> str:
     """The one check of whether a license may hold seats: "suspended" (named
     first, whatever its expiry), "expired", or "active"."""
@@ -141,9 +148,7 @@ def license_status_page(
         lease_cursor = _lease_cursor_decode(cursor, license) if cursor is not None else None
         status = _license_status(license, user=user, lease_cursor=lease_cursor, limit=limit)
         return {"licenses": [status], "next_cursor": status["leases_next_cursor"]}
-    page = queryset_page(
-        License.objects.all(), kind="licenses", order=("created_at", "id"), cursor=cursor, limit=limit
-    )
+    page = license_page(cursor=cursor, limit=limit)
     statuses = [
         _license_status(license, user=user, lease_cursor=None, limit=STATUS_LEASES_PER_LICENSE_IN_LIST)
         for license in page.items
