@@ -21,6 +21,7 @@ from django.dispatch import receiver
 from accounts.models import Invite, User
 from core.cache import ProcessCache
 from core.errors import ServiceUnavailable
+from core.pagination import Page, queryset_page
 from tenants.models import Tenant
 from tenants.scope import operator_scope, tenant_scope
 
@@ -55,9 +56,12 @@ def user_sign_in_candidate_by_identity_across_tenants(
     return _candidate(oauth_provider=provider, oauth_subject=subject)
 
 
-def invite_list() -> list[Invite]:
-    """The current tenant's invites, newest first (the scoped manager picks the tenant)."""
-    return list(Invite.objects.order_by("-created_at")[:500])
+def invite_page(*, cursor: str | None, limit: int) -> Page:
+    """One page of the current tenant's invites, newest first (the scoped
+    manager picks the tenant)."""
+    return queryset_page(
+        Invite.objects.all(), kind="invites", order=("-created_at", "-id"), cursor=cursor, limit=limit
+    )
 
 
 def invite_get(*, invite_id: uuid.UUID) -> Invite | None:

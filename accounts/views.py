@@ -13,6 +13,7 @@ from accounts import selectors, services
 from accounts.models import Role
 from accounts.permissions import TENANT_ADMIN_ONLY, TENANT_MEMBERS
 from core.openapi import error_responses
+from core.pagination import PageQuerySerializer
 from tenants.views import PublicAPIView, TenantAPIView
 
 
@@ -182,13 +183,27 @@ class InvitesApi(TenantAPIView):
 
     @extend_schema(
         operation_id="invites_list",
+        parameters=[PageQuerySerializer],
         responses={
-            200: inline_serializer("InviteList", {"results": InviteOutput(many=True)}),
-            **error_responses("not_authenticated", "permission_denied", "rate_limited"),
+            200: inline_serializer(
+                "InviteList",
+                {
+                    "results": InviteOutput(many=True),
+                    "next_cursor": serializers.CharField(allow_null=True),
+                },
+            ),
+            **error_responses("invalid_request", "not_authenticated", "permission_denied", "rate_limited"),
         },
     )
     def get(self, request):
-        return Response({"results": InviteOutput(selectors.invite_list(), many=True).data})
+        query = PageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = selectors.invite_page(
+            cursor=query.validated_data.get("cursor"), limit=query.validated_data["limit"]
+        )
+        return Response(
+            {"results": InviteOutput(page.items, many=True).data, "next_cursor": page.next_cursor}
+        )
 
     @extend_schema(
         operation_id="invites_create",

@@ -12,6 +12,8 @@ from rest_framework.response import Response
 from accounts.permissions import TENANT_ADMIN_ONLY
 from analytics.selectors import usage_period_count, usage_series
 from core.openapi import error_responses
+from core.pagination import PageQuerySerializer
+from licenses.selectors import license_get, license_page
 from tenants.views import TenantAPIView
 
 # The longest range one request may ask for, per granularity (in periods).
@@ -23,7 +25,9 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-class UsageQuerySerializer(serializers.Serializer):
+class UsageQuerySerializer(PageQuerySerializer):
+    """`limit` and `cursor` page the licenses; each carries every period of the range."""
+
     license_id = serializers.UUIDField(
         required=False, help_text="One license; all of the tenant's if omitted."
     )
@@ -82,6 +86,9 @@ class UsageSerializer(serializers.Serializer):
     locals()["from"] = serializers.DateTimeField()
     to = serializers.DateTimeField()
     licenses = LicenseUsageSerializer(many=True)
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="The next page of licenses; null on the last."
+    )
 
 
 class AnalyticsUsageApi(TenantAPIView):
@@ -113,16 +120,19 @@ class AnalyticsUsageApi(TenantAPIView):
         query = UsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
+        if params.get("license_id"):
+            licenses, next_cursor = [license_get(license_id=params["license_id"])], None
+        else:
+            page = license_page(cursor=params.get("cursor"), limit=params["limit"])
+            licenses, next_cursor = page.items, page.next_cursor
         series = usage_series(
-            granularity=params["granularity"],
-            start=params["from"],
-            end=params["to"],
-            license_id=params.get("license_id"),
+            granularity=params["granularity"], start=params["from"], end=params["to"], licenses=licenses
         )
         body = {
             "granularity": params["granularity"],
             "from": params["from"],
             "to": params["to"],
             "licenses": series,
+            "next_cursor": next_cursor,
         }
         return Response(UsageSerializer(body).data)

@@ -66,12 +66,19 @@ def usage_periods(granularity: str, start: datetime, end: datetime) -> list[date
 
 
 def usage_series(
-    *, granularity: str, start: datetime, end: datetime, license_id: uuid.UUID | None = None
+    *,
+    granularity: str,
+    start: datetime,
+    end: datetime,
+    license_id: uuid.UUID | None = None,
+    licenses: list[License] | None = None,
 ) -> list[dict]:
-    """Per license of the current tenant (or the one asked for), every period
-    of [start, end) with its figures; periods with no activity are zeros."""
+    """Per license of the current tenant (or the one asked for, or those
+    given: a page of them), every period of [start, end) with its figures;
+    periods with no activity are zeros."""
     model, _ = GRANULARITIES[granularity]
-    licenses: list[License] = [license_get(license_id=license_id)] if license_id else license_list()
+    if licenses is None:
+        licenses = [license_get(license_id=license_id)] if license_id else license_list()
     periods = usage_periods(granularity, start, end)
     rows = model.objects.filter(license_id__in=[lic.id for lic in licenses])
     if periods:

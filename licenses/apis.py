@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsTenantMember, ReadOnlyOrWriter
 from core.openapi import error_responses
+from core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageQuerySerializer
 from licenses import leases, selectors
 from licenses.authentication import LicenseTokenAuthentication
 from tenants.scope import scope_boundary
@@ -238,8 +239,14 @@ class LicenseStatusSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=["active", "suspended", "expired"])
     expires_at = serializers.DateTimeField(allow_null=True)
     entitlements = serializers.DictField()
-    seats = SeatsSerializer()
-    leases = LeaseSerializer(many=True)
+    seats = SeatsSerializer(help_text="Every live lease counts, whoever holds it.")
+    leases = LeaseSerializer(
+        many=True, help_text="One page of the live leases the caller may see, oldest first."
+    )
+    leases_next_cursor = serializers.CharField(
+        allow_null=True,
+        help_text="The next page of this license's leases: pass it as `cursor` with the license named.",
+    )
 
 
 class LicenseStatusApi(TenantAPIView):
@@ -247,8 +254,15 @@ class LicenseStatusApi(TenantAPIView):
 
     class StatusOutputSerializer(serializers.Serializer):
         licenses = LicenseStatusSerializer(many=True)
+        next_cursor = serializers.CharField(
+            allow_null=True,
+            help_text=(
+                "The next page of this answer (of the license's leases when one license is named, "
+                "else of the licenses); null on the last page."
+            ),
+        )
 
-    class StatusQuerySerializer(serializers.Serializer):
+    class StatusQuerySerializer(PageQuerySerializer):
         license_id = serializers.UUIDField(required=False)
 
     @extend_schema(
@@ -263,6 +277,18 @@ class LicenseStatusApi(TenantAPIView):
                 location=OpenApiParameter.HEADER,
                 required=False,
                 description="One license, by key: a header, so that keys stay out of URLs and access logs.",
+            ),
+            OpenApiParameter(
+                "limit",
+                int,
+                required=False,
+                description=(
+                    f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}): leases when one license is "
+                    "named, else licenses."
+                ),
+            ),
+            OpenApiParameter(
+                "cursor", str, required=False, description="The `next_cursor` of the previous page."
             ),
         ],
         responses={
@@ -279,12 +305,15 @@ class LicenseStatusApi(TenantAPIView):
     def get(self, request):
         query = self.StatusQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        statuses = selectors.license_status_list(
+        params = query.validated_data
+        answer = selectors.license_status_page(
             user=request.user,
-            license_id=query.validated_data.get("license_id"),
+            limit=params["limit"],
+            cursor=params.get("cursor"),
+            license_id=params.get("license_id"),
             license_key=request.headers.get("X-License-Key"),
         )
-        return Response(self.StatusOutputSerializer({"licenses": statuses}).data)
+        return Response(self.StatusOutputSerializer(answer).data)
 
 
 class LicenseTokenScheme(OpenApiAuthenticationExtension):

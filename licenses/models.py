@@ -112,6 +112,12 @@ class Lease(TenantOwnedModel):
             # A lease is held by one user on one machine (invariant 10): acquire
             # looks up the live lease of this (license, fingerprint, user).
             models.Index(fields=["license", "fingerprint", "user_id"], name="license_leases_holder"),
+            # Status pages leases in creation order (keyset, ledger.live_leases_page):
+            # every lease of a license, or one user's, from a cursor, in O(page).
+            models.Index(fields=["license", "created_at", "session_id"], name="license_leases_page"),
+            models.Index(
+                fields=["license", "user_id", "created_at", "session_id"], name="license_leases_user_page"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,7 +12,9 @@ from django.dispatch import receiver
 
 from core.cache import ProcessCache
 from core.errors import ApplicationError, ServiceUnavailable
+from core.pagination import InvalidCursor, Page, cursor_decode, cursor_encode, queryset_page
 from licenses.keys import license_key_digest
+from licenses.ledger.base import LeaseCursorInvalid
 from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
 from tenants.scope import tenant_scope
@@ -80,6 +82,13 @@ def license_list() -> list[License]:
     return list(License.objects.order_by("created_at"))
 
 
+def license_page(*, cursor: str | None, limit: int) -> Page:
+    """One page of the tenant's licenses, oldest first, as license_list orders them."""
+    return queryset_page(
+        License.objects.all(), kind="licenses", order=("created_at", "id"), cursor=cursor, limit=limit
+    )
+
+
 def license_state(license: License) -> str:
     """The one check of whether a license may hold seats: "suspended" (named
     first, whatever its expiry), "expired", or "active"."""
@@ -104,31 +113,72 @@ def license_state_error(license: License) -> ApplicationError | None:
     return None
 
 
-def license_status_list(*, user, license_id: str | None = None, license_key: str | None = None) -> list[dict]:
-    """Each license's state, seats and live leases: a tenant admin sees every
-    lease, anyone else only their own."""
-    if license_key:
-        licenses = [license_get_by_key(license_key=license_key)]
-    elif license_id:
-        licenses = [license_get(license_id=license_id)]
-    else:
-        licenses = license_list()
-    seats = seat_ledger()
-    sees_all = getattr(user, "is_tenant_admin", False)
-    statuses = []
-    for license in licenses:
-        leases = seats.live_leases(license_id=license.id, tenant_id=license.tenant_id)
-        visible = leases if sees_all else [lease for lease in leases if lease.user_id == str(user.pk)]
-        statuses.append(
-            {
-                "id": license.id,
-                "name": license.name,
-                "key_prefix": license.key_prefix,
-                "state": license_state(license),
-                "expires_at": license.expires_at,
-                "entitlements": license.entitlements,
-                "seats": {"used": len(leases), "max": license.max_seats},
-                "leases": visible,
-            }
+# The all-licenses status answer pages licenses; each carries the first few
+# of its leases (and the cursor to page the rest with its license named), so
+# the answer stays bounded by `limit` times this, never by the leases held.
+STATUS_LEASES_PER_LICENSE_IN_LIST = 10
+
+
+def license_status_page(
+    *,
+    user,
+    limit: int,
+    cursor: str | None = None,
+    license_id: uuid.UUID | str | None = None,
+    license_key: str | None = None,
+) -> dict:
+    """The status answer: {"licenses": [...], "next_cursor": ...}.
+
+    With one license named (by id or key), its state, seat counts and one
+    page of the live leases the user may see (a tenant admin every lease,
+    anyone else only their own): `cursor` and `next_cursor` page its leases.
+    Without, a page of the tenant's licenses (oldest first), each with its
+    counts and first leases: `cursor` and `next_cursor` page the licenses.
+    Seat counts always count every lease."""
+    if license_key or license_id:
+        license = (
+            license_get_by_key(license_key=license_key) if license_key else license_get(license_id=license_id)
         )
-    return statuses
+        lease_cursor = _lease_cursor_decode(cursor, license) if cursor is not None else None
+        status = _license_status(license, user=user, lease_cursor=lease_cursor, limit=limit)
+        return {"licenses": [status], "next_cursor": status["leases_next_cursor"]}
+    page = license_page(cursor=cursor, limit=limit)
+    statuses = [
+        _license_status(license, user=user, lease_cursor=None, limit=STATUS_LEASES_PER_LICENSE_IN_LIST)
+        for license in page.items
+    ]
+    return {"licenses": statuses, "next_cursor": page.next_cursor}
+
+
+def _license_status(license: License, *, user, lease_cursor: str | None, limit: int) -> dict:
+    seats = seat_ledger()
+    ids = {"license_id": license.id, "tenant_id": license.tenant_id}
+    sees_all = getattr(user, "is_tenant_admin", False)
+    try:
+        leases, next_lease_cursor = seats.live_leases_page(
+            **ids, cursor=lease_cursor, limit=limit, user_id=None if sees_all else str(user.pk)
+        )
+    except LeaseCursorInvalid:
+        raise InvalidCursor() from None
+    return {
+        "id": license.id,
+        "name": license.name,
+        "key_prefix": license.key_prefix,
+        "state": license_state(license),
+        "expires_at": license.expires_at,
+        "entitlements": license.entitlements,
+        "seats": {"used": seats.used(**ids), "max": license.max_seats},
+        "leases": leases,
+        "leases_next_cursor": (
+            cursor_encode("leases", [str(license.id), next_lease_cursor]) if next_lease_cursor else None
+        ),
+    }
+
+
+def _lease_cursor_decode(cursor: str, license: License) -> str:
+    """The ledger's own cursor inside a status cursor, which also names its
+    license: a cursor of another license (or of another list) is refused."""
+    license_id, ledger_cursor = cursor_decode(cursor, "leases", size=2)
+    if license_id != str(license.id) or not isinstance(ledger_cursor, str):
+        raise InvalidCursor()
+    return ledger_cursor

@@ -48,6 +48,7 @@ lease.c = now
 record = cjson.encode(lease)
 redis.call('ZADD', live, now + ttl, sid)
 redis.call('HSET', leases, sid, record)
+index_add(sid, lease)
 redis.call('HSET', holders, key, sid)
 keep()
 return {1, sid, record, now + ttl, used + 1}

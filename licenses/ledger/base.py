@@ -91,6 +91,10 @@ class SessionNotFound(LedgerError):
     """Unknown, expired or already released session."""
 
 
+class LeaseCursorInvalid(LedgerError, ValueError):
+    """A live_leases_page cursor this backend did not hand out."""
+
+
 class LedgerUnavailable(LedgerError):
     """The ledger's store does not answer (the API turns this into 503)."""
 
@@ -139,6 +143,19 @@ class SeatLedger(ABC):
     @abstractmethod
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
         """Live leases, oldest first."""
+
+    @abstractmethod
+    def live_leases_page(
+        self, *, license_id: uuid.UUID, cursor: str | None, limit: int, user_id: str | None = None
+    ) -> tuple[list[Lease], str | None]:
+        """One page of live leases, oldest first (by creation, then session
+        id: an order a heartbeat does not move), only `user_id`'s when named:
+        at most `limit` leases after `cursor` (None: from the start), and the
+        cursor of the next page (None after the last). Costs O(limit) plus a
+        log of the lease count, never O(every lease). A lease acquired while
+        a client pages shows on a later page; each lease live throughout
+        shows exactly once. The cursor is the backend's own; raises
+        LeaseCursorInvalid for one it did not hand out."""
 
     @abstractmethod
     def used(self, *, license_id: uuid.UUID) -> int:

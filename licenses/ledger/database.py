@@ -32,6 +32,7 @@ from licenses.ledger.base import (
     AcquireResult,
     ExpiredLease,
     Lease,
+    LeaseCursorInvalid,
     LedgerError,
     LedgerUnavailable,
     NoSeatsAvailable,
@@ -70,6 +71,18 @@ def _lease(row: LeaseRow, *, expires_at: datetime | None = None) -> Lease:
         borrowed_until=row.borrowed_until,
         client_info=row.client_info,
     )
+
+
+def _page_position(cursor: str) -> tuple[datetime, str]:
+    """A live_leases_page cursor: '<created_at, ISO 8601>|<session id>'."""
+    created, _, session_id = cursor.partition("|")
+    try:
+        created_at = datetime.fromisoformat(created)
+    except ValueError:
+        raise LeaseCursorInvalid(cursor) from None
+    if created_at.tzinfo is None or not session_id:
+        raise LeaseCursorInvalid(cursor)
+    return created_at, session_id
 
 
 class DatabaseSeatLedger(SeatLedger):
@@ -267,6 +280,29 @@ class DatabaseSeatLedger(SeatLedger):
         using = self._using()
         rows = list(self._live(using, license_id, self._clock(using)).order_by("created_at", "session_id"))
         return [_lease(row) for row in rows]
+
+    @_unavailable_on_database_errors
+    def live_leases_page(
+        self, *, license_id: uuid.UUID, cursor: str | None, limit: int, user_id: str | None = None
+    ) -> tuple[list[Lease], str | None]:
+        # A keyset page on the (license, [user,] created_at, session_id)
+        # indexes: the scan starts at the cursor and stops after limit + 1
+        # rows (plus any expired row not yet swept between them).
+        self._require_scope()
+        using = self._using()
+        rows = self._live(using, license_id, self._clock(using))
+        if user_id is not None:
+            rows = rows.filter(user_id=user_id)
+        if cursor is not None:
+            created_at, session_id = _page_position(cursor)
+            rows = rows.filter(created_at__gte=created_at).filter(
+                Q(created_at__gt=created_at) | Q(session_id__gt=session_id)
+            )
+        page = list(rows.order_by("created_at", "session_id")[: limit + 1])
+        if len(page) <= limit:
+            return [_lease(row) for row in page], None
+        last = page[limit - 1]
+        return [_lease(row) for row in page[:limit]], f"{last.created_at.isoformat()}|{last.session_id}"
 
     @_unavailable_on_database_errors
     def used(self, *, license_id: uuid.UUID) -> int:

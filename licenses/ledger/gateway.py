@@ -115,6 +115,19 @@ class SeatLedgerGateway:
     def live_leases(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> list[Lease]:
         return self._call("live_leases", tenant_id, license_id=license_id)
 
+    def live_leases_page(
+        self,
+        *,
+        license_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        cursor: str | None,
+        limit: int,
+        user_id: str | None = None,
+    ) -> tuple[list[Lease], str | None]:
+        return self._call(
+            "live_leases_page", tenant_id, license_id=license_id, cursor=cursor, limit=limit, user_id=user_id
+        )
+
     def used(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
         return self._call("used", tenant_id, license_id=license_id)
 

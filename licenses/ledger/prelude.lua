@@ -1,12 +1,17 @@
 -- The head of every seat-ledger script; redis.py prepends it to each one.
 --
--- KEYS are one license's four keys, all under its {license_id} hash tag, so a
+-- KEYS are one license's six keys, all under its {license_id} hash tag, so a
 -- script runs in one cluster slot:
 --   KEYS[1] live     ZSET  session id -> expiry, ms on the Redis clock
 --   KEYS[2] leases   HASH  session id -> lease record (JSON), live or expired
 --   KEYS[3] holders  HASH  user id, newline, fingerprint -> session id of
 --                          that user's live lease on that machine
 --   KEYS[4] expired  ZSET  session id -> when the sweep may take it, ms
+--   KEYS[5] by_created ZSET, all scores 0: '<created ms, 15 digits>:<session
+--           id>' of each live lease, so that ZRANGEBYLEX pages them oldest
+--           first in an order no heartbeat moves (live_page.lua)
+--   KEYS[6] by_user  ZSET, all scores 0: '<user id>\0' then the same, one
+--           user's live leases in the same order
 -- ARGV[1] retention, ms: how long the keys outlive their last live lease
 -- ARGV[2] the most expired records kept for the sweep
 -- A script's own arguments start at ARGV[3].
@@ -15,6 +20,7 @@
 -- score is past is pruned by whichever script runs next, so expiry frees a
 -- seat with no call, and a double release cannot free two.
 local live, leases, holders, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local by_created, by_user = KEYS[5], KEYS[6]
 local retention = tonumber(ARGV[1])
 local expired_cap = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -42,6 +48,27 @@ local function forget_holder(record, sid)
   end
 end
 
+-- A live lease's place in the paging indexes (by_created, by_user).
+local function position(sid, record)
+  return string.format('%015d', record.c) .. ':' .. sid
+end
+
+local function index_add(sid, record)
+  local at = position(sid, record)
+  redis.call('ZADD', by_created, 0, at)
+  if type(record.uid) == 'string' then
+    redis.call('ZADD', by_user, 0, record.uid .. '\0' .. at)
+  end
+end
+
+local function index_remove(sid, record)
+  local at = position(sid, record)
+  redis.call('ZREM', by_created, at)
+  if type(record.uid) == 'string' then
+    redis.call('ZREM', by_user, record.uid .. '\0' .. at)
+  end
+end
+
 -- Expired leases leave `live` but keep their record, marked with when they
 -- expired, and wait in `expired` for the sweep to audit them (invariant 8).
 local function prune()
@@ -54,6 +81,7 @@ local function prune()
     local raw = redis.call('HGET', leases, sid)
     if raw then
       local record = cjson.decode(raw)
+      index_remove(sid, record)
       record.x = expiry
       redis.call('HSET', leases, sid, cjson.encode(record))
       redis.call('ZADD', expired, expiry, sid)

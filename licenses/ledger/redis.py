@@ -9,6 +9,8 @@ one cluster slot):
     <prefix>:seats:{<license_id>}:holders  HASH user id + "\\n" + fingerprint -> session id of
                                                 that user's live lease on that machine
     <prefix>:seats:{<license_id>}:expired  ZSET session id -> when the sweep may take it (ms)
+    <prefix>:seats:{<license_id>}:by_created  ZSET (lex) of live leases by creation, for paging
+    <prefix>:seats:{<license_id>}:by_user  ZSET (lex) the same, per user
 
 Every script first moves the members of `live` whose expiry has passed to
 `expired` (their records stay in `leases` until the sweep acknowledges them),
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -36,6 +39,7 @@ from licenses.ledger.base import (
     AcquireResult,
     ExpiredLease,
     Lease,
+    LeaseCursorInvalid,
     LedgerUnavailable,
     NoSeatsAvailable,
     SeatLedger,
@@ -52,11 +56,14 @@ SCRIPT_NAMES = (
     "borrow",
     "release",
     "live",
+    "live_page",
     "used",
     "expired_pending",
     "expired_ack",
 )
-KEY_NAMES = ("live", "leases", "holders", "expired")
+KEY_NAMES = ("live", "leases", "holders", "expired", "by_created", "by_user")
+# A paging cursor: a lease's place in by_created, '<created ms, 15 digits>:<session id>'.
+_PAGE_POSITION = re.compile(r"\d{15}:[A-Za-z0-9_-]{1,128}")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Replies from Redis that mean "not now", as opposed to a bug in a script.
@@ -240,6 +247,18 @@ class RedisSeatLedger(SeatLedger):
         reply = self._run("live", license_id)
         leases = [self._lease(license_id, *reply[i : i + 3]) for i in range(0, len(reply), 3)]
         return sorted(leases, key=lambda lease: (lease.created_at, lease.session_id))
+
+    def live_leases_page(
+        self, *, license_id: uuid.UUID, cursor: str | None, limit: int, user_id: str | None = None
+    ) -> tuple[list[Lease], str | None]:
+        # One user's page reads that user's own index (by_user), so it costs
+        # the same however many leases other users hold; the price is a
+        # second index entry per lease, written by acquire and removed with it.
+        if cursor is not None and not _PAGE_POSITION.fullmatch(cursor):
+            raise LeaseCursorInvalid(cursor)
+        more, last, *rest = self._run("live_page", license_id, cursor or "", limit, user_id or "")
+        leases = [self._lease(license_id, *rest[i : i + 3]) for i in range(0, len(rest), 3)]
+        return leases, (last if more and last else None)
 
     def used(self, *, license_id: uuid.UUID) -> int:
         return self._run("used", license_id)

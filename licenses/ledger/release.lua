@@ -7,5 +7,7 @@ if redis.call('ZREM', live, sid) == 0 then
 end
 local record = redis.call('HGET', leases, sid)
 redis.call('HDEL', leases, sid)
-forget_holder(cjson.decode(record), sid)
+local decoded = cjson.decode(record)
+index_remove(sid, decoded)
+forget_holder(decoded, sid)
 return {record, now}

@@ -478,3 +478,86 @@ def test_two_sweepers_racing_never_get_the_same_expired_lease(make_seats):
         taken = [session_id for batch in crew.run(sweep) for session_id in batch]
     assert len(taken) == len(set(taken)) == 40
     assert set(taken) == expected
+
+
+# --- reads, one page at a time (invariant 12) -------------------------------------------------------
+
+
+def all_pages(seats, *, limit: int, user_id: str | None = None) -> list[list[str]]:
+    """Every page of live leases, as session ids, following next cursors."""
+    pages, cursor = [], None
+    while True:
+        leases, cursor = seats.call("live_leases_page", cursor=cursor, limit=limit, user_id=user_id)
+        pages.append([lease.session_id for lease in leases])
+        if cursor is None:
+            return pages
+        assert len(pages) < 100, "the cursor does not advance"
+
+
+def test_live_leases_page_hands_every_live_lease_once_oldest_first(make_seats):
+    seats = make_seats(max_seats=10)
+    for n in range(7):
+        seats.acquire(f"machine-{n}", user_id=f"u-{n % 2}", client_info={"n": str(n)})
+
+    pages = all_pages(seats, limit=3)
+    assert [len(page) for page in pages] == [3, 3, 1]
+    assert [sid for page in pages for sid in page] == [lease.session_id for lease in seats.live()]
+    [first], cursor = seats.call("live_leases_page", cursor=None, limit=1)
+    assert first == seats.live()[0], "a page's leases are whole, as live_leases reads them"
+    assert cursor is not None
+
+
+def test_live_leases_page_of_one_user_holds_only_that_users_leases(make_seats):
+    seats = make_seats(max_seats=10)
+    mine = [seats.acquire(f"mine-{n}", user_id="u-mine").lease.session_id for n in range(5)]
+    for n in range(4):
+        seats.acquire(f"theirs-{n}", user_id="u-theirs")
+    seats.acquire("nobodys", user_id=None)
+
+    pages = all_pages(seats, limit=2, user_id="u-mine")
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert sorted(sid for page in pages for sid in page) == sorted(mine)
+    assert all_pages(seats, limit=50, user_id="u-nobody") == [[]]
+    assert sum(map(len, all_pages(seats, limit=4))) == 10
+
+
+def test_live_leases_page_order_does_not_move_with_heartbeats_releases_or_new_leases(make_seats):
+    seats = make_seats(max_seats=10)
+    leases = [seats.acquire(f"machine-{n}").lease for n in range(6)]
+    ordered = [lease.session_id for lease in seats.live()]
+    first, cursor = seats.call("live_leases_page", cursor=None, limit=3)
+    assert [lease.session_id for lease in first] == ordered[:3]
+
+    for lease in reversed(leases):  # every expiry moves; the order must not
+        seats.heartbeat(lease.session_id, ttl=120)
+    seats.release(ordered[4])
+    newcomer = seats.acquire("machine-new").lease.session_id
+
+    rest = []
+    while cursor is not None:
+        page, cursor = seats.call("live_leases_page", cursor=cursor, limit=3)
+        rest += [lease.session_id for lease in page]
+    assert rest == [ordered[3], ordered[5], newcomer]
+
+
+def test_live_leases_page_leaves_out_expired_and_released_leases(make_seats):
+    seats = make_seats(max_seats=10)
+    for n in range(3):
+        seats.acquire(f"short-{n}", ttl=1)
+    kept = seats.acquire("long", ttl=60).lease.session_id
+    released = seats.acquire("released", ttl=60).lease.session_id
+    seats.release(released)
+    time.sleep(1.1)
+
+    assert all_pages(seats, limit=2) == [[kept]]
+    assert seats.used() == 1
+
+
+@pytest.mark.parametrize("cursor", ["", "nonsense", "x|y", "000000000000001:abc|", "2026-01-01T00:00:00|"])
+def test_live_leases_page_refuses_a_cursor_it_did_not_hand_out(make_seats, cursor):
+    from licenses.ledger.base import LeaseCursorInvalid
+
+    seats = make_seats(max_seats=2)
+    seats.acquire("machine-a")
+    with pytest.raises(LeaseCursorInvalid):
+        seats.call("live_leases_page", cursor=cursor, limit=10)

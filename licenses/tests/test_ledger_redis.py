@@ -86,6 +86,7 @@ def test_every_script_touches_only_keys_of_one_cluster_slot(ledger):
         ledger.heartbeat(license_id=license_id, session_id=lease.session_id, ttl=60)
         ledger.borrow(license_id=license_id, session_id=lease.session_id, seconds=60)
         ledger.live_leases(license_id=license_id)
+        ledger.live_leases_page(license_id=license_id, cursor=None, limit=10)
         ledger.used(license_id=license_id)
         ledger.release(license_id=license_id, session_id=lease.session_id)
         ledger.expired_pending(license_id=license_id)
@@ -101,7 +102,7 @@ def test_every_script_touches_only_keys_of_one_cluster_slot(ledger):
 def test_scripts_name_no_key_but_the_ones_they_are_given():
     # On a cluster a script may only touch the keys passed in KEYS: every
     # redis.call names one of the four locals bound to KEYS (or loops over KEYS).
-    allowed = {"live", "leases", "holders", "expired", "key"}
+    allowed = {"live", "leases", "holders", "expired", "by_created", "by_user", "key"}
     for path in SCRIPT_DIR.glob("*.lua"):
         source = path.read_text()
         for command, first in re.findall(r"redis\.call\('(\w+)'(?:,\s*([\w.\[\]]+))?", source):
@@ -115,9 +116,9 @@ def test_a_license_keeps_four_keys_under_its_hash_tag_that_expire_after_the_rete
     license_id = uuid.uuid4()
     lease = acquire(ledger, license_id, ttl=60).lease
 
-    live, leases, holders, expired = ledger.keys(license_id)
+    live, leases, holders, expired, *paging_indexes = ledger.keys(license_id)
     tag = f"{settings.REDIS_KEY_PREFIX}:seats:{{{license_id}}}"
-    assert [live, leases, holders, expired] == [f"{tag}:{name}" for name in KEY_NAMES]
+    assert [live, leases, holders, expired, *paging_indexes] == [f"{tag}:{name}" for name in KEY_NAMES]
     client = ledger.client
     assert client.zrange(live, 0, -1) == [lease.session_id]
     assert json.loads(client.hget(leases, lease.session_id))["fp"] == "machine-a"
@@ -141,7 +142,7 @@ def test_an_expired_lease_leaves_the_sorted_set_and_its_record_waits_for_the_swe
     time.sleep(1.1)
 
     assert ledger.used(license_id=license_id) == 1  # any script prunes first
-    live, leases, holders, expired = ledger.keys(license_id)
+    live, leases, holders, expired, *_ = ledger.keys(license_id)
     client = ledger.client
     assert client.zrange(live, 0, -1) == [kept.session_id]
     assert client.hgetall(holders) == {"user-1\nmachine-kept": kept.session_id}

@@ -170,6 +170,7 @@ def _run(client: LicenseClient, args: argparse.Namespace) -> dict[str, Any]:
             "expires_at": status.expires_at.isoformat() if status.expires_at else None,
             "seats": {"used": status.seats_used, "max": status.seats_max},
             "leases": status.leases,
+            "leases_next_cursor": status.leases_next_cursor,
             "entitlements": status.entitlements,
         }
     client.close(release=False)

@@ -153,8 +153,10 @@ class LicenseStatus:
     entitlements: dict[str, Any]
     seats_used: int
     seats_max: int
-    leases: list[dict[str, Any]]
+    leases: list[dict[str, Any]]  # one page of the leases you may see, oldest first
     raw: dict[str, Any] = field(repr=False)
+    # The next page of leases: pass it to status(cursor=...); None on the last.
+    leases_next_cursor: str | None = None
 
 
 class LicenseClient:
@@ -305,11 +307,19 @@ class LicenseClient:
         )
         return borrowed
 
-    def status(self) -> LicenseStatus:
-        """The license's state and seats, as the server sees them now."""
+    def status(self, *, limit: int | None = None, cursor: str | None = None) -> LicenseStatus:
+        """The license's state and seats, as the server sees them now, with
+        one page of its live leases (the server's default page size unless
+        `limit`, 1 to 500); `cursor` is a previous answer's
+        `leases_next_cursor`, for the page after it."""
         self._check_open()
+        params = {
+            name: str(value) for name, value in (("limit", limit), ("cursor", cursor)) if value is not None
+        }
         # The key goes in a header, never the URL: URLs end up in access logs.
-        response = self._user_request("GET", STATUS_PATH, headers={"X-License-Key": self.license_key})
+        response = self._user_request(
+            "GET", STATUS_PATH, headers={"X-License-Key": self.license_key}, params=params or None
+        )
         try:
             item = response.body["licenses"][0]
             return LicenseStatus(
@@ -322,6 +332,7 @@ class LicenseClient:
                 seats_max=int(item["seats"]["max"]),
                 leases=list(item.get("leases") or []),
                 raw=dict(item),
+                leases_next_cursor=item.get("leases_next_cursor"),
             )
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ProtocolError("The status answer is not what the contract says.") from exc
