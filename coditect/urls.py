@@ -1,12 +1,13 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.urls import invite_urlpatterns
 from analytics.apis import AnalyticsUsageApi
 from coditect import health, metrics
+from core.errors import api_route_not_found
 from licenses.jwks import JwksApi
 
 # The same key set under the API prefix, named apart in the OpenAPI schema.
@@ -31,6 +32,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^(api|\.well-known)/", api_route_not_found),
 ]
 
 handler404 = "core.errors.handler404"

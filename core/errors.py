@@ -159,6 +159,13 @@ def handler404(request, exception=None):
     return page_not_found(request, exception)
 
 
+def api_route_not_found(request, *args, **kwargs):
+    """The last API route: an unknown path under the API answers in the error
+    shape even with DEBUG on, where Django would show its HTML debug page (and
+    the URL patterns) instead of calling handler404."""
+    return error_response("not_found", "No such endpoint.")
+
+
 def handler500(request):
     """A bug. API clients still get the error shape, never an HTML page."""
     if _is_api(request):

@@ -92,6 +92,14 @@ def test_ready_checks_the_operator_path_too(client, settings):
     assert "operator_database" in client.get("/ready").json()["checks"]
 
 
+def test_unknown_api_routes_answer_in_the_error_shape_with_debug_on_too(client, settings):
+    settings.DEBUG = True  # as `make run` serves: Django's HTML debug page would list the routes
+    for path in ("/api/v1/no-such-thing", "/api/v1/licenses/acquire/extra", "/.well-known/nothing"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
 def test_unknown_api_routes_answer_in_the_error_shape(client):
     response = client.get("/api/v1/no-such-thing")
     assert response.status_code == 404

@@ -54,3 +54,12 @@ def test_the_license_endpoints_are_all_there(schema):
 def test_schema_and_docs_are_served(client):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_the_docs_page_loads_its_scripts_from_this_server_not_a_cdn(client):
+    import re
+
+    page = client.get("/api/docs/").content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets)
+    assert [asset for asset in assets if "//" in asset] == []

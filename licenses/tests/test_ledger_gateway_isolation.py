@@ -11,7 +11,7 @@ from core.keyring import LocalSigner, jws_sign
 from licenses.ledger import SessionNotFound
 from licenses.ledger.gateway import seat_ledger
 from licenses.signing import license_token_verify, signing_keys
-from licenses.tests.conftest import acquire, error_code, live_sessions
+from licenses.tests.conftest import LEDGERS, acquire, error_code, live_sessions
 from licenses.tests.factories import LicenseFactory
 from licenses.tests.signing_helpers import ed25519_key
 from tenants.scope import ScopeError, tenant_scope
@@ -58,7 +58,7 @@ def test_a_caller_in_one_tenants_scope_cannot_reach_another_tenants_seats_throug
     assert live_sessions(gateway.ledger, license) == [lease.session_id]
 
 
-@pytest.mark.parametrize("backend", ["database", "redis"])
+@pytest.mark.parametrize("backend", LEDGERS)
 def test_the_gateway_refuses_to_switch_a_callers_tenant_scope_to_another_tenant(
     settings, backend, license, globex_license
 ):
