@@ -82,9 +82,14 @@ class BorrowedLeaseStore:
         with tenant_scope(lease.tenant_id):
             BorrowedLease.objects.filter(session_id=lease.session_id).delete()
 
-    def restore_sources(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> RestoreSources:
+    def restore_sources(
+        self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, since: datetime
+    ) -> RestoreSources:
         """The license's borrows not yet ended, and the sessions the audit log
-        shows as open (acquired, with no event that ends them)."""
+        shows as open (acquired since `since`, with no event that ends them).
+
+        `since` bounds the read, which every license makes at once after a
+        loss of Redis; an end is recorded no earlier than its acquire."""
         with tenant_scope(tenant_id):
             borrowed = [
                 Lease(
@@ -105,11 +110,13 @@ class BorrowedLeaseStore:
             recorded_session_id = f"details__{Detail.SESSION_ID}"
             ended = set(
                 _events(license_id)
-                .filter(action__in=list(LEASE_ENDING_EVENTS))
+                .filter(action__in=list(LEASE_ENDING_EVENTS), created_at__gte=since)
                 .values_list(recorded_session_id, flat=True)
             )
             open_sessions: dict[str, OpenSession] = {}
-            acquired = _events(license_id).filter(action=Event.LEASE_ACQUIRED).order_by("id")
+            acquired = (
+                _events(license_id).filter(action=Event.LEASE_ACQUIRED, created_at__gte=since).order_by("id")
+            )
             for details, user_id, created_at in acquired.values_list("details", "user_id", "created_at"):
                 session_id = (details or {}).get(Detail.SESSION_ID)
                 if not session_id or session_id in ended or session_id in open_sessions:

@@ -268,7 +268,14 @@ class RedisSeatLedger(SeatLedger):
         open_sessions: dict = {}
         if self.borrowed is not None:
             try:
-                sources = self.borrowed.restore_sources(license_id=license_id, tenant_id=tenant_id)
+                # A session acquired longer ago than the retention and live
+                # until the loss gets no lost event: the bound keeps the read
+                # of the audit log short when every license restores at once.
+                sources = self.borrowed.restore_sources(
+                    license_id=license_id,
+                    tenant_id=tenant_id,
+                    since=datetime.now(UTC) - timedelta(seconds=self.retention_seconds),
+                )
             except DatabaseError as exc:
                 raise LedgerUnavailable(f"the borrowed seats cannot be read back: {exc}") from exc
             borrowed, open_sessions = sources.borrowed, sources.open_sessions
