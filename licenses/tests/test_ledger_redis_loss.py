@@ -272,3 +272,21 @@ def test_a_borrow_that_cannot_be_kept_durably_does_not_stand(own_redis, member, 
 
     assert (response.status_code, error_code(response)) == (503, "service_unavailable")
     assert live_use(license) == (0, set()), "a borrow only Redis holds would be sold again after a loss"
+
+
+def test_a_redis_that_kept_its_leases_but_lost_the_marker_loses_no_lease(own_redis, member, license):
+    """The marker alone gone (evicted, or keys written before there was one):
+    the restore finds the leases still there, puts nothing back twice and
+    records no loss."""
+    borrowed = checkout(member, license, "machine-0000")
+    borrow(borrowed["token"])
+    online = checkout(member, license, "machine-0001")
+    ledger = get_seat_ledger("redis")
+    leases_key = ledger.keys(license.id)[1]
+    assert ledger.client.hdel(leases_key, "!generation") == 1
+
+    newcomer = checkout(member, license, "machine-0002")
+
+    assert live_use(license) == (3, {borrowed["session_id"], online["session_id"], newcomer["session_id"]})
+    assert heartbeat(online["token"]).status_code == 200
+    assert events(license, Event.LEASE_LOST) == []
