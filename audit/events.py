@@ -43,6 +43,8 @@ class Event(StrEnum):
     LEASE_FORCE_RELEASED = "lease.force_released"
     LEASE_ENDED = "lease.ended"
     LEASE_EXPIRED = "lease.expired"
+    # Live in a Redis ledger that lost its state (DESIGN.md invariant 9).
+    LEASE_LOST = "lease.lost"
     # The operator console
     ADMIN_ADDED = "admin.added"
     ADMIN_CHANGED = "admin.changed"
@@ -79,6 +81,7 @@ LEASE_ENDING_EVENTS = (
     Event.LEASE_FORCE_RELEASED,
     Event.LEASE_ENDED,
     Event.LEASE_EXPIRED,
+    Event.LEASE_LOST,
 )
 
 # Each event's detail fields: the ones it may carry. Writing another is refused.
@@ -109,6 +112,7 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LEASE_FORCE_RELEASED: LEASE_END_FIELDS,
     Event.LEASE_ENDED: LEASE_END_FIELDS | {D.REASON},
     Event.LEASE_EXPIRED: LEASE_END_FIELDS | {D.EXPIRED_AT},
+    Event.LEASE_LOST: LEASE_END_FIELDS,
     Event.ADMIN_ADDED: frozenset({"object", "change"}),
     Event.ADMIN_CHANGED: frozenset({"object", "change"}),
     Event.ADMIN_DELETED: frozenset({"object", "change"}),

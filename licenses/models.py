@@ -122,3 +122,38 @@ class Lease(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"Lease {self.session_id[:8]}… of {self.license_id}"
+
+
+class BorrowedLease(TenantOwnedModel):
+    """PostgreSQL's copy of a seat borrowed on the Redis ledger (DESIGN.md
+    invariant 9), so a Redis that restarts empty, fails over or evicts gets it
+    back before it grants another seat (licenses/ledger/borrowed.py).
+
+    Written with the borrow, deleted with the release; a row whose
+    `borrowed_until` has passed is ended and is never restored (the next
+    borrow of the license deletes it). The database ledger keeps its borrows
+    in `license_leases` already and writes none of these.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Not indexed alone: the (license, borrowed_until) index leads with it.
+    license = models.ForeignKey(
+        License, on_delete=models.CASCADE, related_name="borrowed_leases", db_index=False
+    )
+    session_id = models.CharField(max_length=64, unique=True)
+    fingerprint = models.CharField(max_length=255)
+    user_id = models.CharField(max_length=64, null=True, blank=True)
+    client_info = models.JSONField(default=dict, blank=True)
+    # The lease's own start and the borrow's end, on the Redis clock.
+    created_at = models.DateTimeField()
+    borrowed_until = models.DateTimeField()
+
+    class Meta:
+        db_table = "licenses_borrowed_leases"
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["license", "borrowed_until"], name="licenses_borrowed_until"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Borrowed lease {self.session_id[:8]}… of {self.license_id}"

@@ -34,9 +34,11 @@ def get_seat_ledger(name: str | None = None) -> SeatLedger:
     name = name or settings.SEAT_LEDGER
     if name not in _ledgers:
         if name == "redis":
+            from licenses.ledger.borrowed import BorrowedLeaseStore
             from licenses.ledger.redis import RedisSeatLedger
 
-            _ledgers[name] = RedisSeatLedger.from_settings()
+            # Borrowed seats are kept in PostgreSQL too, to survive a loss of Redis.
+            _ledgers[name] = RedisSeatLedger.from_settings(borrowed=BorrowedLeaseStore())
         elif name == "database":
             from licenses.ledger.database import DatabaseSeatLedger
 

@@ -6,7 +6,11 @@
 -- its `uid` is the user).
 -- Returns {1, sid, record, expiry, used} for a new lease, {0, ...} for the
 -- existing one, {-1, used} when every seat is taken, {-2} if the fresh
--- session id is already known (the caller retries with another).
+-- session id is already known (the caller retries with another), {-3} when
+-- this Redis has lost the license's state (the caller restores, then retries).
+if not state_known() then
+  return {-3}
+end
 local fingerprint, ttl, max_seats = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local sid, record = ARGV[6], ARGV[7]
 local lease = cjson.decode(record)

@@ -121,3 +121,14 @@ local function keep()
 end
 
 prune()
+
+-- The generation marker: a field of `leases` (no session id starts with '!')
+-- that every Redis which holds this license's state has, and that a Redis
+-- restarted empty, failed over to a stale replica or evicting lacks. Without
+-- it acquire grants nothing until restore.lua has put back the borrowed
+-- leases kept in PostgreSQL (DESIGN.md invariant 9). Kept in `leases`, so the
+-- lease records and the marker that vouches for them go together.
+local generation = '!generation'
+local function state_known()
+  return redis.call('HEXISTS', leases, generation) == 1
+end

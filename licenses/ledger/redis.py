@@ -17,6 +17,12 @@ Every script first moves the members of `live` whose expiry has passed to
 so a seat frees itself on the Redis clock with no call and no background task.
 Keys expire at the latest lease expiry plus the retention, so an abandoned
 license's keys do not live forever. See prelude.lua.
+
+A Redis that lost its state (restarted empty, failed over, evicted) lacks the
+license's generation marker: acquire then puts back the borrowed leases kept in
+PostgreSQL (`borrowed`, licenses/ledger/borrowed.py) before it grants a seat,
+and refuses (LedgerUnavailable, 503) while PostgreSQL does not answer
+(DESIGN.md invariant 9).
 """
 
 from __future__ import annotations
@@ -28,10 +34,11 @@ import uuid
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from django.conf import settings
+from django.db import DatabaseError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -47,6 +54,9 @@ from licenses.ledger.base import (
     new_session_id,
 )
 
+if TYPE_CHECKING:
+    from licenses.ledger.borrowed import BorrowedLeaseStore
+
 logger = logging.getLogger(__name__)
 
 SCRIPT_DIR = Path(__file__).resolve().parent
@@ -60,6 +70,7 @@ SCRIPT_NAMES = (
     "used",
     "expired_pending",
     "expired_ack",
+    "restore",
 )
 KEY_NAMES = ("live", "leases", "holders", "expired", "by_created", "by_user")
 # A paging cursor: a lease's place in by_created, '<created ms, 15 digits>:<session id>'.
@@ -82,8 +93,28 @@ def _ms(seconds: int | float) -> int:
     return int(seconds * 1000)
 
 
+def _epoch_ms(moment: datetime) -> int:
+    # Rounded, not truncated: a time read back from the database must give
+    # the same millisecond Redis recorded.
+    return round(moment.timestamp() * 1000)
+
+
 def _time(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=int(ms))
+
+
+def _record(lease: Lease) -> str:
+    """A lease as acquire.lua and borrow.lua record it."""
+    record = {
+        "fp": lease.fingerprint,
+        "uid": lease.user_id,
+        "tid": str(lease.tenant_id),
+        "ci": json.dumps(lease.client_info or {}),
+        "c": _epoch_ms(lease.created_at),
+    }
+    if lease.borrowed_until is not None:
+        record["b"] = _epoch_ms(lease.borrowed_until)
+    return json.dumps(record)
 
 
 def _script_source(name: str) -> str:
@@ -102,6 +133,7 @@ class RedisSeatLedger(SeatLedger):
         expired_cap: int = 100_000,
         sweep_claim_seconds: int = 300,
         key_prefix: str | None = None,
+        borrowed: BorrowedLeaseStore | None = None,
     ) -> None:
         self.client = client
         self.retention_seconds = retention_seconds
@@ -110,17 +142,21 @@ class RedisSeatLedger(SeatLedger):
         # back to the next sweeper after this long.
         self.sweep_claim_seconds = sweep_claim_seconds
         self._key_prefix = key_prefix
+        # Where borrows are kept durably; None keeps them in Redis only (the
+        # ledger's own tests, which run without a database).
+        self.borrowed = borrowed
         # Loaded once; redis-py runs them by EVALSHA and loads them again if
         # Redis answers NOSCRIPT (a restart, a failover).
         self.scripts = {name: client.register_script(_script_source(name)) for name in SCRIPT_NAMES}
 
     @classmethod
-    def from_settings(cls) -> RedisSeatLedger:
+    def from_settings(cls, **options: Any) -> RedisSeatLedger:
         return cls.from_url(
             settings.REDIS_URL,
             socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
             max_connections=settings.SEAT_LEDGER_REDIS_MAX_CONNECTIONS,
             retention_seconds=settings.SEAT_LEDGER_REDIS_RETENTION,
+            **options,
         )
 
     @classmethod
@@ -209,10 +245,19 @@ class RedisSeatLedger(SeatLedger):
         record = json.dumps(
             {"fp": fingerprint, "uid": user_id, "tid": str(tenant_id), "ci": json.dumps(client_info or {})}
         )
+        restores = 0
         while True:
             reply = self._run(
                 "acquire", license_id, fingerprint, _ms(ttl), max_seats, new_session_id(), record
             )
+            if reply[0] == -3:  # this Redis lost the license's state
+                restores += 1
+                if restores > 3:
+                    # The marker vanishes as soon as it is set: a Redis that
+                    # evicts everything it is given keeps no seat safely.
+                    raise LedgerUnavailable("Redis keeps losing the seat ledger's state")
+                self._restore(license_id, tenant_id)
+                continue
             if reply[0] != -2:  # -2: the fresh session id was taken; draw again
                 break
         if reply[0] == -1:
@@ -221,6 +266,47 @@ class RedisSeatLedger(SeatLedger):
         return AcquireResult(
             lease=self._lease(license_id, session_id, raw, expires_ms), created=created == 1, used=used
         )
+
+    def _restore(self, license_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+        """Give a Redis that lost this license's state the borrowed leases back
+        and set its marker; record `lease.lost` for each open session it no
+        longer knows. Needs PostgreSQL: without it, LedgerUnavailable."""
+        borrowed: list[Lease] = []
+        open_sessions: dict = {}
+        if self.borrowed is not None:
+            try:
+                # A session acquired longer ago than the retention and live
+                # until the loss gets no lost event: the bound keeps the read
+                # of the audit log short when every license restores at once.
+                sources = self.borrowed.restore_sources(
+                    license_id=license_id,
+                    tenant_id=tenant_id,
+                    since=datetime.now(UTC) - timedelta(seconds=self.retention_seconds),
+                )
+            except DatabaseError as exc:
+                raise LedgerUnavailable(f"the borrowed seats cannot be read back: {exc}") from exc
+            borrowed, open_sessions = sources.borrowed, sources.open_sessions
+        triples: list[Any] = []
+        for lease in borrowed:
+            triples += [lease.session_id, _record(lease), _epoch_ms(lease.borrowed_until)]
+        reply = self._run("restore", license_id, new_session_id(), len(borrowed), *triples, *open_sessions)
+        if reply[0] == 0:
+            return  # another process restored it first
+        _, restored, lost = reply
+        logger.warning(
+            "the seat ledger lost its state for a license: restored its borrowed leases",
+            extra={"license_id": str(license_id), "restored": restored, "lost": len(lost)},
+        )
+        if self.borrowed is not None and lost:
+            try:
+                self.borrowed.record_lost(
+                    license_id=license_id, tenant_id=tenant_id, lost=[open_sessions[sid] for sid in lost]
+                )
+            except DatabaseError:
+                # The seats are right already; only the record of the loss is missing.
+                logger.exception(
+                    "lost leases could not be recorded", extra={"license_id": str(license_id), "lost": lost}
+                )
 
     def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
         reply = self._run("heartbeat", license_id, session_id, _ms(ttl))
@@ -232,7 +318,19 @@ class RedisSeatLedger(SeatLedger):
         reply = self._run("release", license_id, session_id)
         if reply is None:
             raise SessionNotFound(session_id)
-        return self._lease(license_id, session_id, *reply)
+        lease = self._lease(license_id, session_id, *reply)
+        if lease.is_borrowed and self.borrowed is not None:
+            try:
+                self.borrowed.forget(lease)
+            except DatabaseError:
+                # The seat is free; the row left behind only holds a seat
+                # after a loss of Redis until its borrow ends: never an oversell.
+                logger.warning(
+                    "a returned borrow stays in the database until it ends",
+                    extra={"license_id": str(license_id)},
+                    exc_info=True,
+                )
+        return lease
 
     def borrow(
         self, *, license_id: uuid.UUID, session_id: str, seconds: int, not_after: datetime | None = None
@@ -241,7 +339,20 @@ class RedisSeatLedger(SeatLedger):
         reply = self._run("borrow", license_id, session_id, _ms(seconds), limit)
         if reply is None:
             raise SessionNotFound(session_id)
-        return self._lease(license_id, session_id, *reply)
+        lease = self._lease(license_id, session_id, *reply)
+        if self.borrowed is not None:
+            try:
+                self.borrowed.keep(lease)
+            except DatabaseError as exc:
+                # A borrow held only in Redis would be sold again after a loss
+                # of Redis: it does not stand. The client is told 503 and
+                # acquires again.
+                try:
+                    self._run("release", license_id, session_id)
+                except LedgerUnavailable:
+                    logger.exception("a borrow that is not durable could not be undone")
+                raise LedgerUnavailable(f"the borrow cannot be kept durably: {exc}") from exc
+        return lease
 
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
         reply = self._run("live", license_id)

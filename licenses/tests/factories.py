@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from licenses.keys import generate_license_key, license_key_digest, license_key_display_prefix
 from licenses.ledger.base import new_session_id
-from licenses.models import Lease, License
+from licenses.models import BorrowedLease, Lease, License
 from tenants.tests.factories import TenantOwnedFactory
 
 
@@ -41,3 +41,16 @@ class LeaseFactory(TenantOwnedFactory):
     fingerprint = factory.Sequence(lambda n: f"machine-{n:04d}")
     created_at = factory.LazyFunction(timezone.now)
     expires_at = factory.LazyAttribute(lambda lease: lease.created_at + timedelta(hours=1))
+
+
+class BorrowedLeaseFactory(TenantOwnedFactory):
+    """A borrowed seat of the Redis ledger, kept in the database (ending in 48 h)."""
+
+    class Meta:
+        model = BorrowedLease
+
+    license = factory.SubFactory(LicenseFactory, tenant=factory.SelfAttribute("..tenant"))
+    session_id = factory.LazyFunction(new_session_id)
+    fingerprint = factory.Sequence(lambda n: f"machine-{n:04d}")
+    created_at = factory.LazyFunction(timezone.now)
+    borrowed_until = factory.LazyAttribute(lambda lease: lease.created_at + timedelta(hours=48))

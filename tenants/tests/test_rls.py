@@ -13,8 +13,8 @@ from analytics.models import DailyUsage, HourlyUsage
 from analytics.tests.factories import DailyUsageFactory, HourlyUsageFactory
 from audit.models import AuditLog
 from audit.tests.factories import AuditLogFactory
-from licenses.models import Lease, License
-from licenses.tests.factories import LeaseFactory, LicenseFactory
+from licenses.models import BorrowedLease, Lease, License
+from licenses.tests.factories import BorrowedLeaseFactory, LeaseFactory, LicenseFactory
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 
@@ -26,6 +26,7 @@ FACTORIES = {
     License: LicenseFactory,
     AuditLog: AuditLogFactory,
     Lease: LeaseFactory,
+    BorrowedLease: BorrowedLeaseFactory,
     Invite: InviteFactory,
     RefreshToken: RefreshTokenFactory,
     HourlyUsage: HourlyUsageFactory,

@@ -1,0 +1,292 @@
+"""Seats survive the loss of Redis (DESIGN.md invariant 9): a Redis that
+restarts empty never lets live use exceed max_seats. Borrowed seats come back
+from PostgreSQL before anything is granted; the leases that were not borrowed
+are gone, each with a `lease.lost` audit event; acquire answers 503 while the
+borrowed seats cannot be read back.
+
+Each test starts a redis-server of its own (no persistence) and restarts it
+empty on the same port; the shared Redis is never touched."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+import redis
+from django.db import OperationalError
+from django.utils import timezone
+
+from audit.events import LEASE_END_FIELDS, Event
+from audit.models import AuditLog
+from coditect.personas import api_client
+from licenses import ledger as ledger_module
+from licenses.ledger import get_seat_ledger
+from licenses.ledger.borrowed import BorrowedLeaseStore
+from licenses.models import BorrowedLease
+from licenses.tests.conftest import acquire, error_code
+from licenses.tests.factories import LicenseFactory
+from tenants.scope import tenant_scope
+
+pytestmark = [
+    pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server"),
+    pytest.mark.django_db,
+    pytest.mark.slow,
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OwnRedis:
+    """A redis-server of the test's own that keeps nothing on disk, so a
+    restart brings it back empty."""
+
+    def __init__(self, directory) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        assert client.dbsize() == 0, "a restarted redis-server must come back empty"
+        client.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def restart_empty(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def own_redis(tmp_path, settings):
+    """The Redis seat ledger, on a redis-server of the test's own."""
+    server = OwnRedis(tmp_path)
+    settings.REDIS_URL = server.url
+    settings.SEAT_LEDGER = "redis"
+    saved = ledger_module._ledgers.pop("redis", None)
+    yield server
+    ledger = ledger_module._ledgers.pop("redis", None)
+    if ledger is not None:
+        ledger.client.connection_pool.disconnect()
+    if saved is not None:
+        ledger_module._ledgers["redis"] = saved
+    server.stop()
+
+
+@pytest.fixture
+def license(acme):
+    return LicenseFactory(tenant=acme, max_seats=3, borrow_limit_hours=48)
+
+
+def checkout(persona, license, fingerprint: str) -> dict:
+    response = acquire(persona, license, fingerprint)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def borrow(token: str, hours: int = 48) -> dict:
+    response = api_client(token=token).post("/api/v1/licenses/borrow", {"hours": hours}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def heartbeat(token: str):
+    return api_client(token=token).post("/api/v1/licenses/heartbeat")
+
+
+def live_use(license) -> tuple[int, set[str]]:
+    """What the ledger itself says: its count, and the live leases' sessions."""
+    ledger = get_seat_ledger("redis")
+    used = ledger.used(license_id=license.id)
+    sessions = {lease.session_id for lease in ledger.live_leases(license_id=license.id)}
+    assert used == len(sessions)
+    return used, sessions
+
+
+def events(license, action: str) -> list[dict]:
+    with tenant_scope(license.tenant_id):
+        return list(
+            AuditLog.objects.filter(action=action, target_id=str(license.id))
+            .order_by("id")
+            .values_list("details", flat=True)
+        )
+
+
+def end_borrows_soon(license, seconds: float) -> None:
+    """Make the durable copies of the license's borrows end shortly (borrow
+    hours are whole hours; the restore puts a borrow back only until its end)."""
+    with tenant_scope(license.tenant_id):
+        BorrowedLease.objects.filter(license_id=license.id).update(
+            borrowed_until=timezone.now() + timedelta(seconds=seconds)
+        )
+
+
+def test_a_redis_restarted_empty_while_every_seat_is_borrowed_sells_none_of_them_again(
+    own_redis, member, license
+):
+    held = [checkout(member, license, f"machine-{n:04d}") for n in range(3)]
+    borrowed = [borrow(seat["token"]) for seat in held]
+    sessions = {seat["session_id"] for seat in held}
+    with tenant_scope(license.tenant_id):
+        assert set(BorrowedLease.objects.values_list("session_id", flat=True)) == sessions
+
+    own_redis.restart_empty()
+
+    for n in range(3, 6):
+        response = acquire(member, license, f"machine-{n:04d}")
+        assert (response.status_code, error_code(response)) == (409, "no_seats_available"), response.content
+        assert live_use(license) == (3, sessions)
+    # After the restore the borrowed seats are live leases again: a borrowed
+    # machine that comes back online heartbeats as before.
+    for seat in borrowed:
+        assert heartbeat(seat["token"]).status_code == 200
+    assert events(license, Event.LEASE_LOST) == [], "nothing but borrowed seats was live"
+
+    # A second loss restores them again, from the same rows.
+    own_redis.restart_empty()
+    response = acquire(member, license, "machine-0009")
+    assert (response.status_code, error_code(response)) == (409, "no_seats_available")
+    assert live_use(license) == (3, sessions)
+
+
+def test_leases_lost_with_redis_are_audited_and_seats_come_back_when_the_borrows_end(
+    own_redis, member, license
+):
+    kept = [checkout(member, license, f"machine-{n:04d}") for n in range(2)]
+    for seat in kept:
+        borrow(seat["token"])
+    online = checkout(member, license, "machine-0002")
+    end_borrows_soon(license, 3)
+
+    own_redis.restart_empty()
+
+    # The lease that was not borrowed is gone: its seat is free, and the loss is on record.
+    newcomer = checkout(member, license, "machine-0003")
+    assert live_use(license) == (3, {kept[0]["session_id"], kept[1]["session_id"], newcomer["session_id"]})
+    (lost,) = events(license, Event.LEASE_LOST)
+    assert set(lost) == LEASE_END_FIELDS
+    assert lost["session_id"] == online["session_id"]
+    assert lost["fingerprint"] == "machine-0002"
+    assert lost["user_id"] == str(member.user.pk)
+    gone = heartbeat(online["token"])
+    assert (gone.status_code, error_code(gone)) == (404, "session_not_found"), "the SDK acquires again"
+    refused = acquire(member, license, "machine-0004")
+    assert (refused.status_code, error_code(refused)) == (409, "no_seats_available")
+
+    # The borrows end on the ledger's clock: their seats are free again.
+    deadline = time.monotonic() + 10
+    while acquire(member, license, "machine-0004").status_code != 201:
+        assert time.monotonic() < deadline, "the restored borrows never ended"
+        assert live_use(license)[0] <= 3
+        time.sleep(0.25)
+    checkout(member, license, "machine-0005")
+    assert live_use(license)[0] == 3
+    refused = acquire(member, license, "machine-0006")
+    assert (refused.status_code, error_code(refused)) == (409, "no_seats_available")
+    assert len(events(license, Event.LEASE_LOST)) == 1, "a loss is recorded once"
+
+
+def test_acquire_answers_503_while_the_borrowed_seats_cannot_be_read_back(
+    own_redis, member, license, monkeypatch
+):
+    for n in range(3):
+        borrow(checkout(member, license, f"machine-{n:04d}")["token"])
+    own_redis.restart_empty()
+
+    def database_down(self, **_):
+        raise OperationalError("connection refused")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(BorrowedLeaseStore, "restore_sources", database_down)
+        for n in range(3, 6):
+            response = acquire(member, license, f"machine-{n:04d}")
+            assert (response.status_code, error_code(response)) == (503, "service_unavailable")
+            assert response["Retry-After"]
+        assert live_use(license) == (0, set()), "nothing granted, nothing restored"
+
+    response = acquire(member, license, "machine-0003")
+    assert (response.status_code, error_code(response)) == (409, "no_seats_available")
+    assert live_use(license)[0] == 3
+
+
+def test_two_restores_of_one_license_put_its_borrows_back_once(own_redis, member, license):
+    borrowed = checkout(member, license, "machine-0000")
+    borrow(borrowed["token"])
+    online = checkout(member, license, "machine-0001")
+    own_redis.restart_empty()
+
+    ledger = get_seat_ledger("redis")
+    ledger._restore(license.id, license.tenant_id)
+    ledger._restore(license.id, license.tenant_id)  # another process, a moment later: finds the marker
+
+    assert live_use(license) == (1, {borrowed["session_id"]})
+    assert [lost["session_id"] for lost in events(license, Event.LEASE_LOST)] == [online["session_id"]]
+
+
+def test_a_returned_borrow_leaves_nothing_to_restore(own_redis, member, license):
+    seat = borrow(checkout(member, license, "machine-0000")["token"])
+    assert api_client(token=seat["token"]).delete("/api/v1/licenses/release").status_code == 200
+    with tenant_scope(license.tenant_id):
+        assert not BorrowedLease.objects.exists()
+
+    own_redis.restart_empty()
+    for n in range(1, 4):
+        checkout(member, license, f"machine-{n:04d}")
+    assert live_use(license)[0] == 3
+    assert events(license, Event.LEASE_LOST) == [], "a released lease was not lost"
+
+
+def test_a_borrow_that_cannot_be_kept_durably_does_not_stand(own_redis, member, license, monkeypatch):
+    seat = checkout(member, license, "machine-0000")
+
+    def database_down(self, lease):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(BorrowedLeaseStore, "keep", database_down)
+    response = api_client(token=seat["token"]).post("/api/v1/licenses/borrow", {"hours": 48}, format="json")
+
+    assert (response.status_code, error_code(response)) == (503, "service_unavailable")
+    assert live_use(license) == (0, set()), "a borrow only Redis holds would be sold again after a loss"
+
+
+def test_a_redis_that_kept_its_leases_but_lost_the_marker_loses_no_lease(own_redis, member, license):
+    """The marker alone gone (evicted, or keys written before there was one):
+    the restore finds the leases still there, puts nothing back twice and
+    records no loss."""
+    borrowed = checkout(member, license, "machine-0000")
+    borrow(borrowed["token"])
+    online = checkout(member, license, "machine-0001")
+    ledger = get_seat_ledger("redis")
+    leases_key = ledger.keys(license.id)[1]
+    assert ledger.client.hdel(leases_key, "!generation") == 1
+
+    newcomer = checkout(member, license, "machine-0002")
+
+    assert live_use(license) == (3, {borrowed["session_id"], online["session_id"], newcomer["session_id"]})
+    assert heartbeat(online["token"]).status_code == 200
+    assert events(license, Event.LEASE_LOST) == []
