@@ -1,12 +1,13 @@
 -- The head of every seat-ledger script; redis.py prepends it to each one.
 --
--- KEYS are one license's four keys, all under its {license_id} hash tag, so a
+-- KEYS are one license's five keys, all under its {license_id} hash tag, so a
 -- script runs in one cluster slot:
 --   KEYS[1] live     ZSET  session id -> expiry, ms on the Redis clock
 --   KEYS[2] leases   HASH  session id -> lease record (JSON), live or expired
 --   KEYS[3] holders  HASH  user id, newline, fingerprint -> session id of
 --                          that user's live lease on that machine
 --   KEYS[4] expired  ZSET  session id -> when the sweep may take it, ms
+--   KEYS[5] events   STREAM audit events of changes, for the drainer to record
 -- ARGV[1] retention, ms: how long the keys outlive their last live lease
 -- ARGV[2] the most expired records kept for the sweep
 -- A script's own arguments start at ARGV[3].
@@ -15,6 +16,7 @@
 -- score is past is pruned by whichever script runs next, so expiry frees a
 -- seat with no call, and a double release cannot free two.
 local live, leases, holders, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local events = KEYS[5]
 local retention = tonumber(ARGV[1])
 local expired_cap = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -93,3 +95,19 @@ local function keep()
 end
 
 prune()
+
+-- A change's audit event goes into `events` in the script that makes the
+-- change, so it exists exactly when the change does (invariant 8); the
+-- drainer records it in the audit log and only then deletes it. `event` is
+-- the caller's JSON (id, action, extra details, request id, client address),
+-- '' for none; `record` is the lease's record as the change left it ('' for
+-- an event of no lease: a refused heartbeat).
+local function record_event(event, sid, record)
+  if event == nil or event == '' then
+    return
+  end
+  redis.call('XADD', events, '*', 'e', event, 'sid', sid, 'r', record, 't', now)
+  if redis.call('PTTL', events) < retention then
+    redis.call('PEXPIRE', events, retention)
+  end
+end

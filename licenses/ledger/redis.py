@@ -9,6 +9,9 @@ one cluster slot):
     <prefix>:seats:{<license_id>}:holders  HASH user id + "\\n" + fingerprint -> session id of
                                                 that user's live lease on that machine
     <prefix>:seats:{<license_id>}:expired  ZSET session id -> when the sweep may take it (ms)
+    <prefix>:seats:{<license_id>}:events   STREAM audit events of releases and borrows, written
+                                                by the script that makes the change, until the
+                                                drainer has recorded them (records_events)
 
 Every script first moves the members of `live` whose expiry has passed to
 `expired` (their records stay in `leases` until the sweep acknowledges them),
@@ -36,8 +39,10 @@ from licenses.ledger.base import (
     AcquireResult,
     ExpiredLease,
     Lease,
+    LedgerEvent,
     LedgerUnavailable,
     NoSeatsAvailable,
+    PendingEvent,
     SeatLedger,
     SessionNotFound,
     new_session_id,
@@ -55,8 +60,10 @@ SCRIPT_NAMES = (
     "used",
     "expired_pending",
     "expired_ack",
+    "events_pending",
+    "events_ack",
 )
-KEY_NAMES = ("live", "leases", "holders", "expired")
+KEY_NAMES = ("live", "leases", "holders", "expired", "events")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Replies from Redis that mean "not now", as opposed to a bug in a script.
@@ -79,6 +86,20 @@ def _time(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=int(ms))
 
 
+def _event_arg(event: LedgerEvent | None) -> str:
+    if event is None:
+        return ""
+    return json.dumps(
+        {
+            "id": event.event_id,
+            "a": event.action,
+            "d": event.details,
+            "rq": event.request_id,
+            "ip": event.client_ip,
+        }
+    )
+
+
 def _script_source(name: str) -> str:
     prelude = (SCRIPT_DIR / "prelude.lua").read_text()
     return f"{prelude}\n{(SCRIPT_DIR / f'{name}.lua').read_text()}"
@@ -86,6 +107,9 @@ def _script_source(name: str) -> str:
 
 class RedisSeatLedger(SeatLedger):
     name = "redis"
+    # Release and borrow keep their audit event in the license's stream, in the
+    # script that makes the change: the request writes nothing to PostgreSQL.
+    records_events = True
 
     def __init__(
         self,
@@ -215,23 +239,31 @@ class RedisSeatLedger(SeatLedger):
             lease=self._lease(license_id, session_id, raw, expires_ms), created=created == 1, used=used
         )
 
-    def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
-        reply = self._run("heartbeat", license_id, session_id, _ms(ttl))
+    def heartbeat(
+        self, *, license_id: uuid.UUID, session_id: str, ttl: int, rejection: LedgerEvent | None = None
+    ) -> Lease:
+        reply = self._run("heartbeat", license_id, session_id, _ms(ttl), _event_arg(rejection))
         if reply is None:
             raise SessionNotFound(session_id)
         return self._lease(license_id, session_id, *reply)
 
-    def release(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
-        reply = self._run("release", license_id, session_id)
+    def release(self, *, license_id: uuid.UUID, session_id: str, event: LedgerEvent | None = None) -> Lease:
+        reply = self._run("release", license_id, session_id, _event_arg(event))
         if reply is None:
             raise SessionNotFound(session_id)
         return self._lease(license_id, session_id, *reply)
 
     def borrow(
-        self, *, license_id: uuid.UUID, session_id: str, seconds: int, not_after: datetime | None = None
+        self,
+        *,
+        license_id: uuid.UUID,
+        session_id: str,
+        seconds: int,
+        not_after: datetime | None = None,
+        event: LedgerEvent | None = None,
     ) -> Lease:
         limit = "" if not_after is None else _ms(not_after.timestamp())
-        reply = self._run("borrow", license_id, session_id, _ms(seconds), limit)
+        reply = self._run("borrow", license_id, session_id, _ms(seconds), limit, _event_arg(event))
         if reply is None:
             raise SessionNotFound(session_id)
         return self._lease(license_id, session_id, *reply)
@@ -256,3 +288,25 @@ class RedisSeatLedger(SeatLedger):
     def expired_ack(self, *, license_id: uuid.UUID, session_ids: list[str]) -> None:
         if session_ids:
             self._run("expired_ack", license_id, *session_ids)
+
+    def events_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[PendingEvent]:
+        pending = []
+        for stream_id, values in self._run("events_pending", license_id, limit):
+            entry = dict(zip(values[::2], values[1::2], strict=True))
+            raw = json.loads(entry["e"])
+            event = LedgerEvent(
+                action=raw["a"],
+                details=raw.get("d") or {},
+                event_id=raw["id"],
+                request_id=raw.get("rq") or "",
+                client_ip=raw.get("ip"),
+            )
+            occurred = int(entry["t"])
+            lease = self._lease(license_id, entry["sid"], entry["r"], occurred) if entry["r"] else None
+            pending.append(
+                PendingEvent(stream_id=stream_id, event=event, lease=lease, occurred_at=_time(occurred))
+            )
+        return pending
+
+    def events_ack(self, *, license_id: uuid.UUID, stream_ids: list[str]) -> None:
+        self._run("events_ack", license_id, *stream_ids)

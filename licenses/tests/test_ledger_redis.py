@@ -90,6 +90,8 @@ def test_every_script_touches_only_keys_of_one_cluster_slot(ledger):
         ledger.release(license_id=license_id, session_id=lease.session_id)
         ledger.expired_pending(license_id=license_id)
         ledger.expired_ack(license_id=license_id, session_ids=["gone"])
+        ledger.events_pending(license_id=license_id)
+        ledger.events_ack(license_id=license_id, stream_ids=[])
 
         mine = [(name, keys) for name, keys in calls if str(license_id) in keys[0]]
         assert {name for name, _ in mine} == set(SCRIPT_NAMES)
@@ -100,8 +102,8 @@ def test_every_script_touches_only_keys_of_one_cluster_slot(ledger):
 
 def test_scripts_name_no_key_but_the_ones_they_are_given():
     # On a cluster a script may only touch the keys passed in KEYS: every
-    # redis.call names one of the four locals bound to KEYS (or loops over KEYS).
-    allowed = {"live", "leases", "holders", "expired", "key"}
+    # redis.call names one of the five locals bound to KEYS (or loops over KEYS).
+    allowed = {"live", "leases", "holders", "expired", "events", "key"}
     for path in SCRIPT_DIR.glob("*.lua"):
         source = path.read_text()
         for command, first in re.findall(r"redis\.call\('(\w+)'(?:,\s*([\w.\[\]]+))?", source):
@@ -115,9 +117,10 @@ def test_a_license_keeps_four_keys_under_its_hash_tag_that_expire_after_the_rete
     license_id = uuid.uuid4()
     lease = acquire(ledger, license_id, ttl=60).lease
 
-    live, leases, holders, expired = ledger.keys(license_id)
+    # The fifth, `events`, exists only while events wait for the drainer (below).
+    live, leases, holders, expired, events = ledger.keys(license_id)
     tag = f"{settings.REDIS_KEY_PREFIX}:seats:{{{license_id}}}"
-    assert [live, leases, holders, expired] == [f"{tag}:{name}" for name in KEY_NAMES]
+    assert [live, leases, holders, expired, events] == [f"{tag}:{name}" for name in KEY_NAMES]
     client = ledger.client
     assert client.zrange(live, 0, -1) == [lease.session_id]
     assert json.loads(client.hget(leases, lease.session_id))["fp"] == "machine-a"
@@ -141,7 +144,7 @@ def test_an_expired_lease_leaves_the_sorted_set_and_its_record_waits_for_the_swe
     time.sleep(1.1)
 
     assert ledger.used(license_id=license_id) == 1  # any script prunes first
-    live, leases, holders, expired = ledger.keys(license_id)
+    live, leases, holders, expired, _events = ledger.keys(license_id)
     client = ledger.client
     assert client.zrange(live, 0, -1) == [kept.session_id]
     assert client.hgetall(holders) == {"user-1\nmachine-kept": kept.session_id}
