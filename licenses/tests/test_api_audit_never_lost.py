@@ -4,7 +4,7 @@ its audit event reaches the log once PostgreSQL is back and the drainer ran;
 an answer of 503 changed nothing in the ledger; the chain verifies.
 
 Each round answers every kind of call the seat endpoints make while
-PostgreSQL is away: heartbeats of live leases (200), releases (200), a
+PostgreSQL is away: heartbeats of live leases (200), borrows and releases (200), a
 heartbeat of a released lease (404, whose refusal is an event too) and an
 acquire, which must read the license and the user (503)."""
 
@@ -79,6 +79,7 @@ class Answers:
 
     def check(self) -> None:
         released = [sid for kind, sid, status, *_ in self.calls if kind == "release" and status == 200]
+        borrowed = [sid for kind, sid, status, *_ in self.calls if kind == "borrow" and status == 200]
         refused = [sid for kind, sid, status, *_ in self.calls if kind == "heartbeat" and status == 404]
         for kind, sid, status, before, after in self.calls:
             assert status in (200, 404, 503), (kind, status)
@@ -86,7 +87,9 @@ class Answers:
                 assert after == before, f"a 503 {kind} changed the ledger"
             if kind == "release" and status == 200:
                 assert sid in before and sid not in after
-        assert released and refused, self.calls  # the rounds did answer while PostgreSQL was away
+        assert released and refused and borrowed, (
+            self.calls
+        )  # the rounds did answer while PostgreSQL was away
         # Exactly one row per answer: none lost, none twice.
         released_rows = [row[Detail.SESSION_ID] for row in audit_rows(self.license, Event.LEASE_RELEASED)]
         assert sorted(released_rows) == sorted(released)
@@ -94,6 +97,8 @@ class Answers:
             row[Detail.SESSION_ID] for row in audit_rows(self.license, Event.LEASE_HEARTBEAT_REJECTED)
         ]
         assert sorted(refused_rows) == sorted(refused)
+        borrowed_rows = [row[Detail.SESSION_ID] for row in audit_rows(self.license, Event.LEASE_BORROWED)]
+        assert sorted(borrowed_rows) == sorted(borrowed)
         report = audit_chain_verify(tenant_id=self.license.tenant_id)
         assert report.ok, report
 
@@ -113,7 +118,7 @@ def test_every_2xx_while_postgresql_is_away_has_its_audit_event_once_it_is_back(
     proxy = postgresql_behind_a_proxy
     tenant = TenantFactory()
     member = tenant_member(tenant)
-    license = LicenseFactory(tenant=tenant, max_seats=SEATS_PER_ROUND + 1)
+    license = LicenseFactory(tenant=tenant, max_seats=SEATS_PER_ROUND + 1, borrow_limit_hours=24)
     answers = Answers(license)
 
     for round_number in range(ROUNDS):
@@ -132,6 +137,12 @@ def test_every_2xx_while_postgresql_is_away_has_its_audit_event_once_it_is_back(
                 "heartbeat", session_id, lambda seat=seat: seat.post("/api/v1/licenses/heartbeat")
             )
             assert beat == 200
+            borrow = answers.call(
+                "borrow",
+                session_id,
+                lambda seat=seat: seat.post("/api/v1/licenses/borrow", {"hours": 1}, format="json"),
+            )
+            assert borrow == 200
             assert (
                 answers.call("release", session_id, lambda seat=seat: seat.delete("/api/v1/licenses/release"))
                 == 200
