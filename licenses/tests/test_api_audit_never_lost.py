@@ -6,7 +6,11 @@ an answer of 503 changed nothing in the ledger; the chain verifies.
 Each round answers every kind of call the seat endpoints make while
 PostgreSQL is away: heartbeats of live leases (200), borrows and releases (200), a
 heartbeat of a released lease (404, whose refusal is an event too) and an
-acquire, which must read the license and the user (503)."""
+acquire, which must read the license and the user (503).
+
+Then the real server (gunicorn) with one of its workers SIGKILLed while
+releases are in flight: a release that got no answer may or may not have
+happened, but the ledger and the audit log agree on which."""
 
 from __future__ import annotations
 
@@ -161,3 +165,121 @@ def test_every_2xx_while_postgresql_is_away_has_its_audit_event_once_it_is_back(
         assert drain_ledger_events(license) == 0  # a second drain finds nothing to record twice
 
     answers.check()
+
+
+# --- a worker killed mid-request ------------------------------------------------------------
+
+KILL_ROUNDS = 4
+RELEASES_PER_ROUND = 8
+
+
+def gunicorn_workers(server) -> list[int]:
+    pid = server.process.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
+
+
+def wait_for_workers(server, count: int) -> None:
+    import requests
+
+    deadline = time.monotonic() + 30
+    while (
+        len(gunicorn_workers(server)) < count
+        or requests.get(f"{server.url}/ready", timeout=5).status_code != 200
+    ):
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def the_servers_ledger(live_server_e2e, settings):
+    """This process reads and drains the live server's Redis ledger (its keys
+    have a prefix of their own)."""
+    from licenses import ledger as ledger_module
+    from licenses.ledger.redis import RedisSeatLedger
+
+    settings.SEAT_LEDGER = "redis"
+    saved = ledger_module._ledgers.pop("redis", None)
+    ledger_module._ledgers["redis"] = RedisSeatLedger.from_url(
+        settings.REDIS_URL, socket_timeout=2, key_prefix=live_server_e2e.redis_key_prefix
+    )
+    yield
+    ledger_module._ledgers.pop("redis", None)
+    if saved is not None:
+        ledger_module._ledgers["redis"] = saved
+
+
+def test_every_2xx_has_its_audit_event_when_a_worker_is_killed_mid_request(
+    live_server_e2e, the_servers_ledger, settings
+):
+    import os
+    import random
+    import signal
+    import threading
+
+    import requests
+
+    from accounts.tests.factories import TEST_PASSWORD, TenantAdminFactory
+    from licenses.services import license_create
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    server = live_server_e2e
+    tenant = TenantFactory()
+    admin = TenantAdminFactory(tenant=tenant)
+    license, key = license_create(tenant=tenant, max_seats=RELEASES_PER_ROUND * KILL_ROUNDS, lease_ttl=600)
+    workers = len(gunicorn_workers(server))
+    login = requests.post(
+        f"{server.url}/api/v1/auth/login", json={"email": admin.email, "password": TEST_PASSWORD}, timeout=10
+    )
+    assert login.status_code == 200, login.text
+    access = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    answered: dict[str, int | None] = {}  # session id -> the release's status, None: no answer
+    killed = 0
+
+    for round_number in range(KILL_ROUNDS):
+        seats = []
+        for n in range(RELEASES_PER_ROUND):
+            body = {"license_key": key, "hardware_fingerprint": f"machine-{round_number}-{n}"}
+            response = requests.post(
+                f"{server.url}/api/v1/licenses/acquire", json=body, headers=access, timeout=10
+            )
+            assert response.status_code == 201, response.text
+            seats.append((response.json()["session_id"], response.json()["token"]))
+
+        def release(session_id: str, token: str) -> None:
+            try:
+                response = requests.delete(
+                    f"{server.url}/api/v1/licenses/release",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=10,
+                )
+                answered[session_id] = response.status_code
+            except requests.RequestException:
+                answered[session_id] = None
+
+        threads = [threading.Thread(target=release, args=seat) for seat in seats]
+        for thread in threads:
+            thread.start()
+        time.sleep(random.uniform(0, 0.02))
+        os.kill(random.choice(gunicorn_workers(server)), signal.SIGKILL)
+        killed += 1
+        for thread in threads:
+            thread.join(timeout=30)
+        wait_for_workers(server, workers)
+
+    assert killed == KILL_ROUNDS
+    drain_ledger_events(license)
+    still_live = live(license)
+    released_rows = [row[Detail.SESSION_ID] for row in audit_rows(license, Event.LEASE_RELEASED)]
+    assert len(released_rows) == len(set(released_rows)), "an event recorded twice"
+    for session_id, status in answered.items():
+        assert status in (200, 503, None), (session_id, status)
+        if status == 200:
+            assert session_id not in still_live and session_id in released_rows
+        if status == 503:
+            assert session_id in still_live and session_id not in released_rows
+        # No answer: whichever way it went, the ledger and the log agree.
+        assert (session_id in still_live) == (session_id not in released_rows), session_id
+    report = audit_chain_verify(tenant_id=tenant.id)
+    assert report.ok, report
