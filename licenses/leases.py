@@ -221,10 +221,18 @@ _STANDING_ERRORS = {
 }
 
 
-def _end_if_holder_may_not_hold(license: License, lease: Lease) -> None:
+def _end_if_holder_may_not_hold(license: License, lease: Lease, *, unknown_keeps: bool = False) -> None:
     """Deactivating or deleting the user, or deactivating the tenant, ends the
-    user's leases at their next heartbeat or borrow (invariant 11)."""
-    standing = seat_holder_standing(user_id=lease.user_id, tenant_id=license.tenant_id)
+    user's leases at their next heartbeat or borrow (invariant 11). With
+    `unknown_keeps`, a standing the database cannot tell now keeps the lease
+    until the next call looks again."""
+    try:
+        standing = seat_holder_standing(user_id=lease.user_id, tenant_id=license.tenant_id)
+    except (DatabaseError, ServiceUnavailable):
+        if not unknown_keeps:
+            raise
+        logger.warning("lease kept without its holder's standing: the database does not answer")
+        return
     if standing:
         _end_lease(license, lease.session_id, ApplicationError(_STANDING_ERRORS[standing], code=standing))
 
@@ -298,13 +306,9 @@ def lease_heartbeat(*, claims: dict[str, Any]) -> tuple[License, Lease]:
         raise ApplicationError(
             "This session is not live (expired or released); acquire again.", code="session_not_found"
         ) from None
-    try:
-        _end_if_holder_may_not_hold(license, lease)
-    except (DatabaseError, ServiceUnavailable):
-        # The lease is extended already: a 503 now would answer "not done" for
-        # a heartbeat that was (invariant 8). The holder's standing is looked
-        # at again on the next heartbeat once the database answers.
-        logger.warning("heartbeat kept without the holder's standing: the database does not answer")
+    # The lease is extended already: a 503 for a standing the database cannot
+    # tell would answer "not done" for a heartbeat that was (invariant 8).
+    _end_if_holder_may_not_hold(license, lease, unknown_keeps=True)
     return license, lease
 
 

@@ -296,3 +296,32 @@ def test_the_periodic_drain_fans_out_only_to_licenses_with_events_waiting(
     assert fanned_out == 1
     assert released_records(waiting) == dict.fromkeys(sessions, 1)
     assert lease_events_drain_task.delay().get() == 0
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_drained_event_keeps_the_requests_id_and_address_and_when_it_happened(settings):
+    from datetime import UTC, datetime
+
+    from core.context import request_context
+    from licenses.leases import lease_events_drain_license, lease_release
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    settings.SEAT_LEDGER = "redis"
+    license = LicenseFactory(tenant=TenantFactory(), max_seats=1)
+    (session_id,) = seats_that_lapse(license, 1)
+    claims = {"sub": str(license.id), "tid": str(license.tenant_id), "sid": session_id}
+    with request_context(request_id="req-released", client_ip="192.0.2.9"):
+        lease_release(claims=claims)
+    released_at = datetime.now(UTC)
+    assert released_records(license) == {}  # not yet: the drainer writes it
+
+    time.sleep(0.2)
+    assert lease_events_drain_license(license_id=license.id, tenant_id=license.tenant_id) == 1
+    with tenant_scope(license.tenant_id):
+        row = AuditLog.objects.get(action="lease.released", target_id=str(license.id))
+    assert (row.request_id, row.ip_address) == ("req-released", "192.0.2.9")
+    assert row.details["session_id"] == session_id
+    occurred = datetime.fromisoformat(row.details["occurred_at"])
+    assert abs((occurred - released_at).total_seconds()) < 0.15  # the ledger's time, not the drain's
