@@ -115,7 +115,11 @@ def usage_sources(*, license: License, begin: datetime, end: datetime, now: date
         session_id = details.get(Detail.SESSION_ID)
         if not session_id or session_id in sessions:
             continue
-        ended = _when(details.get(Detail.EXPIRED_AT)) if row.action == Event.LEASE_EXPIRED else row.created_at
+        if row.action == Event.LEASE_EXPIRED:
+            ended = _when(details.get(Detail.EXPIRED_AT))
+        else:
+            # An end the Redis ledger recorded itself is written when drained: it says when it was.
+            ended = _when(details.get(Detail.OCCURRED_AT)) or row.created_at
         session = Session(
             session_id=session_id,
             start=_when(details.get(Detail.ACQUIRED_AT)),

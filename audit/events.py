@@ -68,12 +68,19 @@ class Detail(StrEnum):
     FAMILY_ID = "family_id"
     REVOKED = "revoked"
     ROLE = "role"
+    # Events the Redis ledger keeps with its change until the drainer records
+    # them (docs/architecture.md): the event's id, so a second drain skips it,
+    # and when the change happened on the ledger's clock (the row is written later).
+    EVENT_ID = "event_id"
+    OCCURRED_AT = "occurred_at"
 
 
 D = Detail
 
 # What ends a lease, with who held it and since when (usage rollups need no other row).
 LEASE_END_FIELDS = frozenset({D.SESSION_ID, D.FINGERPRINT, D.USER_ID, D.ACQUIRED_AT})
+# What an event drained from the ledger's own record carries besides its fields.
+LEDGER_EVENT_FIELDS = frozenset({D.EVENT_ID, D.OCCURRED_AT})
 
 # Events that end a lease: each carries LEASE_END_FIELDS.
 LEASE_ENDING_EVENTS = (
@@ -106,11 +113,11 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LICENSE_MACHINE_UNBOUND: frozenset({D.FINGERPRINT}),
     Event.LEASE_ACQUIRED: frozenset({D.SESSION_ID, D.FINGERPRINT, D.CREATED}),
     Event.LEASE_DENIED: frozenset({D.CODE, D.FINGERPRINT}),
-    Event.LEASE_HEARTBEAT_REJECTED: frozenset({D.SESSION_ID, D.FINGERPRINT}),
-    Event.LEASE_BORROWED: frozenset({D.SESSION_ID, D.HOURS, D.UNTIL}),
-    Event.LEASE_RELEASED: LEASE_END_FIELDS,
+    Event.LEASE_HEARTBEAT_REJECTED: frozenset({D.SESSION_ID, D.FINGERPRINT}) | LEDGER_EVENT_FIELDS,
+    Event.LEASE_BORROWED: frozenset({D.SESSION_ID, D.HOURS, D.UNTIL}) | LEDGER_EVENT_FIELDS,
+    Event.LEASE_RELEASED: LEASE_END_FIELDS | LEDGER_EVENT_FIELDS,
     Event.LEASE_FORCE_RELEASED: LEASE_END_FIELDS,
-    Event.LEASE_ENDED: LEASE_END_FIELDS | {D.REASON},
+    Event.LEASE_ENDED: LEASE_END_FIELDS | {D.REASON} | LEDGER_EVENT_FIELDS,
     Event.LEASE_EXPIRED: LEASE_END_FIELDS | {D.EXPIRED_AT},
     Event.LEASE_LOST: LEASE_END_FIELDS,
     Event.ADMIN_ADDED: frozenset({"object", "change"}),

@@ -449,6 +449,9 @@ SEAT_LEDGER_REDIS_MAX_CONNECTIONS = env.int("SEAT_LEDGER_REDIS_MAX_CONNECTIONS",
 # the embedded default `manage.py run_periodic` (started by bin/run-embedded)
 # runs the same schedule in-process.
 LEASE_EXPIRY_SWEEP_INTERVAL = env.float("LEASE_EXPIRY_SWEEP_INTERVAL", default=60.0)
+# How soon the audit events the Redis ledger keeps with its releases and borrows
+# reach the audit log (docs/architecture.md, "Audit events of the Redis ledger").
+LEASE_EVENT_DRAIN_INTERVAL = env.float("LEASE_EVENT_DRAIN_INTERVAL", default=10.0)
 ANALYTICS_ROLLUP_INTERVAL = env.float("ANALYTICS_ROLLUP_INTERVAL", default=600.0)
 # Each rollup recomputes this many past hours (and the whole days they touch),
 # so a late or missed run heals by itself; `manage.py usage_rollup` backfills more.
@@ -467,6 +470,7 @@ CELERY_BEAT_SCHEDULE.update(
             "task": "licenses.lease_expiry_sweep",
             "schedule": LEASE_EXPIRY_SWEEP_INTERVAL,
         },
+        "lease-event-drain": {"task": "licenses.lease_events_drain", "schedule": LEASE_EVENT_DRAIN_INTERVAL},
         "usage-rollup": {"task": "analytics.usage_rollup", "schedule": ANALYTICS_ROLLUP_INTERVAL},
         "audit-export": {"task": "analytics.audit_export", "schedule": AUDIT_EXPORT_INTERVAL},
     }

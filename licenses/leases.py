@@ -7,12 +7,14 @@ release, borrow, rejected heartbeat and expiry (DESIGN.md invariant 8).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NoReturn
 
+from django.db import Error as DatabaseError
 from django.db import connections
 from django.utils import timezone
 
@@ -20,10 +22,12 @@ from accounts.selectors import TENANT_INACTIVE, USER_INACTIVE, seat_holder_stand
 from audit.events import Detail, Event
 from audit.models import AuditLog
 from audit.services import audit_record, audit_record_standalone
-from core.errors import ApplicationError
+from core.context import current_context, request_context
+from core.errors import ApplicationError, ServiceUnavailable
 from licenses import metrics
-from licenses.ledger import Lease, NoSeatsAvailable, SessionNotFound
-from licenses.ledger.gateway import seat_ledger
+from licenses.ledger import Lease, LedgerEvent, NoSeatsAvailable, SessionNotFound
+from licenses.ledger.base import PendingEvent
+from licenses.ledger.gateway import SeatLedgerGateway, seat_ledger
 from licenses.models import License
 from licenses.selectors import (
     LicenseNotFound,
@@ -34,6 +38,8 @@ from licenses.selectors import (
 )
 from licenses.signing import license_token_issue
 from tenants.scope import tenant_scope
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -189,18 +195,16 @@ def _end_lease(license: License, session_id: str, error: ApplicationError) -> No
     """End a lease whose holder may no longer hold it, now, with an audit event
     that says why, and refuse the call with `error`."""
     seats = seat_ledger()
+    event = _lease_event(Event.LEASE_ENDED, {Detail.REASON: error.code})
     with seats.scope(license.tenant_id):
         try:
-            lease = seats.release(license_id=license.id, tenant_id=license.tenant_id, session_id=session_id)
+            lease = seats.release(
+                license_id=license.id, tenant_id=license.tenant_id, session_id=session_id, event=event
+            )
         except SessionNotFound:
             pass
         else:
-            audit_record_standalone(
-                action=Event.LEASE_ENDED,
-                tenant_id=license.tenant_id,
-                target=license,
-                details={**lease_end_details(lease), Detail.REASON: error.code},
-            )
+            _record_change(seats, license, event, lease)
     raise error
 
 
@@ -217,10 +221,18 @@ _STANDING_ERRORS = {
 }
 
 
-def _end_if_holder_may_not_hold(license: License, lease: Lease) -> None:
+def _end_if_holder_may_not_hold(license: License, lease: Lease, *, unknown_keeps: bool = False) -> None:
     """Deactivating or deleting the user, or deactivating the tenant, ends the
-    user's leases at their next heartbeat or borrow (invariant 11)."""
-    standing = seat_holder_standing(user_id=lease.user_id, tenant_id=license.tenant_id)
+    user's leases at their next heartbeat or borrow (invariant 11). With
+    `unknown_keeps`, a standing the database cannot tell now keeps the lease
+    until the next call looks again."""
+    try:
+        standing = seat_holder_standing(user_id=lease.user_id, tenant_id=license.tenant_id)
+    except (DatabaseError, ServiceUnavailable):
+        if not unknown_keeps:
+            raise
+        logger.warning("lease kept without its holder's standing: the database does not answer")
+        return
     if standing:
         _end_lease(license, lease.session_id, ApplicationError(_STANDING_ERRORS[standing], code=standing))
 
@@ -237,48 +249,83 @@ def lease_end_details(lease: Lease) -> dict[str, Any]:
     }
 
 
+def _lease_event(action: Event, details: dict[str, Any] | None = None) -> LedgerEvent:
+    """The audit event of a ledger change, with the request's id and address,
+    which a ledger that records its own events keeps for the drainer."""
+    context = current_context()
+    return LedgerEvent(
+        action=action, details=details or {}, request_id=context.request_id, client_ip=context.client_ip
+    )
+
+
+def lease_event_details(event: LedgerEvent, lease: Lease | None) -> dict[str, Any]:
+    """An event's audit details from the lease as its change left it: the same
+    whether the request writes the row or the drainer does later."""
+    if lease is None:
+        return dict(event.details)
+    if event.action == Event.LEASE_BORROWED:
+        base = {Detail.SESSION_ID: lease.session_id, Detail.UNTIL: lease.borrowed_until.isoformat()}
+    else:
+        base = lease_end_details(lease)
+    return {**base, **event.details}
+
+
+def _record_change(
+    seats: SeatLedgerGateway, license: License, event: LedgerEvent, lease: Lease | None = None
+) -> None:
+    """Record a ledger change's event, in the change's transaction, unless the
+    ledger kept it with the change itself (the drainer records it then), so
+    that a change is never answered 503 for a database that failed after it."""
+    if not seats.records_events:
+        audit_record_standalone(
+            action=event.action,
+            tenant_id=license.tenant_id,
+            target=license,
+            details=lease_event_details(event, lease),
+        )
+
+
 def lease_heartbeat(*, claims: dict[str, Any]) -> tuple[License, Lease]:
     license = _leased_license(claims)
     _end_if_license_ended(license, claims["sid"])
+    seats = seat_ledger()
+    rejection = _lease_event(
+        Event.LEASE_HEARTBEAT_REJECTED,
+        {Detail.SESSION_ID: claims["sid"], Detail.FINGERPRINT: claims.get("fp", "")},
+    )
     try:
-        lease = seat_ledger().heartbeat(
+        lease = seats.heartbeat(
             license_id=license.id,
             tenant_id=license.tenant_id,
             session_id=claims["sid"],
             ttl=license.lease_ttl,
+            rejection=rejection,
         )
     except SessionNotFound:
-        audit_record_standalone(
-            action=Event.LEASE_HEARTBEAT_REJECTED,
-            tenant_id=license.tenant_id,
-            target=license,
-            details={Detail.SESSION_ID: claims["sid"], Detail.FINGERPRINT: claims.get("fp", "")},
-        )
+        _record_change(seats, license, rejection)
         raise ApplicationError(
             "This session is not live (expired or released); acquire again.", code="session_not_found"
         ) from None
-    _end_if_holder_may_not_hold(license, lease)
+    # The lease is extended already: a 503 for a standing the database cannot
+    # tell would answer "not done" for a heartbeat that was (invariant 8).
+    _end_if_holder_may_not_hold(license, lease, unknown_keeps=True)
     return license, lease
 
 
 def lease_release(*, claims: dict[str, Any]) -> Lease:
     license = _leased_license(claims)
     seats = seat_ledger()
+    event = _lease_event(Event.LEASE_RELEASED)
     with seats.scope(license.tenant_id):
         try:
             lease = seats.release(
-                license_id=license.id, tenant_id=license.tenant_id, session_id=claims["sid"]
+                license_id=license.id, tenant_id=license.tenant_id, session_id=claims["sid"], event=event
             )
         except SessionNotFound:
             raise ApplicationError(
                 "This session is not live (expired or already released).", code="session_not_found"
             ) from None
-        audit_record_standalone(
-            action=Event.LEASE_RELEASED,
-            tenant_id=license.tenant_id,
-            target=license,
-            details=lease_end_details(lease),
-        )
+        _record_change(seats, license, event, lease)
     return lease
 
 
@@ -329,6 +376,7 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
     except SessionNotFound:
         raise ApplicationError("This session is not live; acquire again.", code="session_not_found") from None
     _end_if_holder_may_not_hold(license, live)
+    event = _lease_event(Event.LEASE_BORROWED, {Detail.HOURS: hours})
     with seats.scope(license.tenant_id):
         try:
             lease = seats.borrow(
@@ -339,21 +387,13 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
                 # On the ledger's clock, so neither the borrow nor its token
                 # outlives the license (invariant 11).
                 not_after=license.expires_at,
+                event=event,
             )
         except SessionNotFound:
             raise ApplicationError(
                 "This session is not live; acquire again.", code="session_not_found"
             ) from None
-        audit_record_standalone(
-            action=Event.LEASE_BORROWED,
-            tenant_id=license.tenant_id,
-            target=license,
-            details={
-                Detail.SESSION_ID: lease.session_id,
-                Detail.HOURS: hours,
-                Detail.UNTIL: lease.borrowed_until.isoformat(),
-            },
-        )
+        _record_change(seats, license, event, lease)
         used = seats.used(license_id=license.id, tenant_id=license.tenant_id)
     return _checkout(license, lease, created=False, used=used)
 
@@ -362,19 +402,21 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
 
 
 def lease_expiry_sweep_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
-    """Record each lease of one license that ended by expiry, exactly once.
+    """Record each lease of one license that ended by expiry, and each event the
+    ledger kept with its change (lease_events_drain_license), exactly once.
 
     A per-license lock keeps two sweepers apart; the audit log is checked
     before writing, so a sweep that died between recording and acknowledging
     does not record twice when it runs again.
     """
+    recorded = lease_events_drain_license(license_id=license_id, tenant_id=tenant_id)
     seats = seat_ledger()
     with tenant_scope(tenant_id):
         if not _try_sweep_lock(license_id):
-            return 0
+            return recorded
         pending = seats.expired_pending(license_id=license_id, tenant_id=tenant_id)
         if not pending:
-            return 0
+            return recorded
         session_ids = [item.lease.session_id for item in pending]
         recorded_session_id = f"details__{Detail.SESSION_ID}"
         already = set(
@@ -382,7 +424,6 @@ def lease_expiry_sweep_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -
             .filter(**{f"{recorded_session_id}__in": session_ids})
             .values_list(recorded_session_id, flat=True)
         )
-        recorded = 0
         for item in pending:
             if item.lease.session_id in already:
                 continue
@@ -406,3 +447,65 @@ def _try_sweep_lock(license_id: uuid.UUID) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [f"sweep:{license_id}"])
         return cursor.fetchone()[0]
+
+
+_LEDGER_EVENTS = (
+    Event.LEASE_RELEASED,
+    Event.LEASE_ENDED,
+    Event.LEASE_BORROWED,
+    Event.LEASE_HEARTBEAT_REJECTED,
+)
+
+
+def lease_events_drain_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID, limit: int = 500) -> int:
+    """Move the audit events a ledger kept with its changes (release, borrow,
+    a lease ended; SeatLedger.records_events) into the audit log, exactly once:
+    each row carries its event's id, and an id already in the log is skipped,
+    so a drain that died between committing and acknowledging records nothing
+    twice. Acknowledged only after the rows commit. Returns how many it wrote."""
+    seats = seat_ledger()
+    if not seats.records_events:
+        return 0
+    recorded = 0
+    while events := seats.events_pending(license_id=license_id, tenant_id=tenant_id, limit=limit):
+        with tenant_scope(tenant_id):
+            if not _try_sweep_lock(license_id):
+                return recorded
+            # Read again under the lock: another drainer may have committed some.
+            events = seats.events_pending(license_id=license_id, tenant_id=tenant_id, limit=limit)
+            recorded += _events_record(license_id, tenant_id, events)
+        seats.events_ack(
+            license_id=license_id, tenant_id=tenant_id, stream_ids=[item.stream_id for item in events]
+        )
+        if len(events) < limit:
+            break
+    return recorded
+
+
+def _events_record(license_id: uuid.UUID, tenant_id: uuid.UUID, events: list[PendingEvent]) -> int:
+    recorded_event_id = f"details__{Detail.EVENT_ID}"
+    already = set(
+        AuditLog.objects.filter(action__in=_LEDGER_EVENTS, target_id=str(license_id))
+        .filter(**{f"{recorded_event_id}__in": [item.event.event_id for item in events]})
+        .values_list(recorded_event_id, flat=True)
+    )
+    recorded = 0
+    for item in events:
+        if item.event.event_id in already:
+            continue
+        already.add(item.event.event_id)
+        # The row keeps the request's id and address, as if the request had written it.
+        with request_context(request_id=item.event.request_id, client_ip=item.event.client_ip):
+            audit_record(
+                action=item.event.action,
+                tenant_id=tenant_id,
+                target_type="licenses.license",
+                target_id=str(license_id),
+                details={
+                    **lease_event_details(item.event, item.lease),
+                    Detail.EVENT_ID: item.event.event_id,
+                    Detail.OCCURRED_AT: item.occurred_at.isoformat(),
+                },
+            )
+        recorded += 1
+    return recorded

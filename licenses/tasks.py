@@ -1,4 +1,5 @@
-"""Background work for seats: record leases that ended by expiry (invariant 8).
+"""Background work for seats: record leases that ended by expiry, and drain the
+audit events the Redis ledger keeps with its changes (invariant 8).
 
 Tasks take ids, call a service and nothing more; the service opens the
 license's tenant scope and is idempotent, so a task run twice, or by two
@@ -15,8 +16,9 @@ from django.db import OperationalError
 
 from core.errors import ServiceUnavailable
 from core.tasks import task_enqueue_on_commit
-from licenses.leases import lease_expiry_sweep_license
+from licenses.leases import lease_events_drain_license, lease_expiry_sweep_license
 from licenses.ledger import LedgerUnavailable
+from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
 from tenants.scope import operator_scope
 
@@ -43,3 +45,34 @@ def lease_expiry_sweep_task() -> int:
     for license_id, tenant_id in targets:
         task_enqueue_on_commit(lease_expiry_sweep_license_task, license_id, tenant_id)
     return len(targets)
+
+
+@shared_task(
+    name="licenses.lease_events_drain_license",
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    max_retries=3,
+)
+def lease_events_drain_license_task(license_id: str, tenant_id: str) -> int:
+    return lease_events_drain_license(license_id=uuid.UUID(license_id), tenant_id=uuid.UUID(tenant_id))
+
+
+@shared_task(name="licenses.lease_events_drain")
+def lease_events_drain_task() -> int:
+    """Fan out one drain per license that has events waiting in the ledger (the
+    periodic entry point, LEASE_EVENT_DRAIN_INTERVAL); returns how many. Only
+    a ledger that records its own events has any; looking costs one Redis
+    call per license, and no database transaction."""
+    seats = seat_ledger()
+    if not seats.records_events:
+        return 0
+    with operator_scope():
+        targets = list(License.objects.values_list("id", "tenant_id"))
+    waiting = [
+        (str(license_id), str(tenant_id))
+        for license_id, tenant_id in targets
+        if seats.events_pending(license_id=license_id, tenant_id=tenant_id, limit=1)
+    ]
+    for license_id, tenant_id in waiting:
+        task_enqueue_on_commit(lease_events_drain_license_task, license_id, tenant_id)
+    return len(waiting)

@@ -128,6 +128,8 @@ TASK_NAMES = {
     "analytics.audit_export_day",
     "analytics.usage_rollup",
     "analytics.usage_rollup_license",
+    "licenses.lease_events_drain",
+    "licenses.lease_events_drain_license",
     "licenses.lease_expiry_sweep",
     "licenses.lease_expiry_sweep_license",
 }

@@ -71,6 +71,32 @@ class ExpiredLease:
     expired_at: datetime
 
 
+@dataclass(frozen=True)
+class LedgerEvent:
+    """The audit event of a change (release, borrow, a lease ended), handed to
+    the ledger with the change. A backend that `records_events` keeps it in
+    the same atomic step as the change, for the drainer to write to the audit
+    log; the others ignore it and the caller writes the row in the change's
+    transaction. The details here are those the lease does not give."""
+
+    action: str
+    details: dict[str, Any] = field(default_factory=dict)
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = ""
+    client_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event a ledger kept with its change, not yet acknowledged: the lease
+    as the change left it, and when (the ledger's clock)."""
+
+    stream_id: str
+    event: LedgerEvent
+    lease: Lease | None  # None: an event of no lease (a refused heartbeat)
+    occurred_at: datetime
+
+
 def new_session_id() -> str:
     """A fresh session id: 128 random bits, URL-safe (22 characters)."""
     return secrets.token_urlsafe(16)
@@ -101,6 +127,10 @@ class LedgerUnavailable(LedgerError):
 
 class SeatLedger(ABC):
     name: str
+    # Whether the ledger keeps a change's audit event with the change itself
+    # (LedgerEvent), so that no database write follows the change in the
+    # request; False: the caller records it in the change's transaction.
+    records_events: bool = False
 
     @abstractmethod
     def call_scope(self, tenant_id: uuid.UUID) -> AbstractContextManager:
@@ -125,16 +155,25 @@ class SeatLedger(ABC):
         Raises NoSeatsAvailable."""
 
     @abstractmethod
-    def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
-        """Extend a live lease to at least now + ttl. Raises SessionNotFound."""
+    def heartbeat(
+        self, *, license_id: uuid.UUID, session_id: str, ttl: int, rejection: LedgerEvent | None = None
+    ) -> Lease:
+        """Extend a live lease to at least now + ttl. Raises SessionNotFound
+        (with `rejection` kept, on a ledger that records events)."""
 
     @abstractmethod
-    def release(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
+    def release(self, *, license_id: uuid.UUID, session_id: str, event: LedgerEvent | None = None) -> Lease:
         """End a live lease, freeing its seat. Raises SessionNotFound."""
 
     @abstractmethod
     def borrow(
-        self, *, license_id: uuid.UUID, session_id: str, seconds: int, not_after: datetime | None = None
+        self,
+        *,
+        license_id: uuid.UUID,
+        session_id: str,
+        seconds: int,
+        not_after: datetime | None = None,
+        event: LedgerEvent | None = None,
     ) -> Lease:
         """Keep a live lease until now + seconds, but not after `not_after`
         (the license's expiry), for offline use; release ends it early.
@@ -169,3 +208,12 @@ class SeatLedger(ABC):
     @abstractmethod
     def expired_ack(self, *, license_id: uuid.UUID, session_ids: list[str]) -> None:
         """Forget expired leases the sweep has recorded."""
+
+    def events_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[PendingEvent]:
+        """Events kept with their changes and not yet acknowledged, oldest first
+        (none for a ledger that does not record events)."""
+        return []
+
+    def events_ack(self, *, license_id: uuid.UUID, stream_ids: list[str]) -> None:
+        """Forget events the drainer has committed to the audit log."""
+        return None

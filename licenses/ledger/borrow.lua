@@ -1,6 +1,7 @@
 -- Keep a live lease until at least now + seconds, marked as borrowed; nil
 -- when it is not live. ARGV[3] session id, ARGV[4] duration ms, ARGV[5] the
 -- latest the borrow may end, ms ('' for no limit: a perpetual license).
+-- ARGV[6] the audit event of the borrow ('' or absent for none; see record_event).
 -- Returns {record, expiry}.
 local sid, duration, not_after = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local expiry = redis.call('ZSCORE', live, sid)
@@ -16,5 +17,6 @@ local record = cjson.encode(lease)
 expiry = math.max(tonumber(expiry), lease.b)
 redis.call('ZADD', live, expiry, sid)
 redis.call('HSET', leases, sid, record)
+record_event(ARGV[6], sid, record)
 keep()
 return {record, expiry}

@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connections, router
 from django.utils import timezone
 
 from audit.events import LEASE_ENDING_EVENTS, Detail, Event
@@ -56,6 +57,13 @@ def _events(license_id: uuid.UUID):
 
 
 class BorrowedLeaseStore:
+    def reachable(self) -> None:
+        """DatabaseError now, before Redis is touched, if PostgreSQL does not
+        answer: a borrow it cannot hold durably is refused with nothing
+        changed (a 503 that has not happened), not made and undone."""
+        with connections[router.db_for_write(BorrowedLease)].cursor() as cursor:
+            cursor.execute("SELECT 1")
+
     def keep(self, lease: Lease) -> None:
         """Hold a borrowed lease durably until its borrow ends (a borrow made
         longer or shorter again moves its end)."""

@@ -34,6 +34,7 @@ from licenses.ledger.base import (
     Lease,
     LeaseCursorInvalid,
     LedgerError,
+    LedgerEvent,
     LedgerUnavailable,
     NoSeatsAvailable,
     SeatLedger,
@@ -240,7 +241,9 @@ class DatabaseSeatLedger(SeatLedger):
             yield using, now, self._live_row(using, license_id, session_id, now)
 
     @_unavailable_on_database_errors
-    def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
+    def heartbeat(
+        self, *, license_id: uuid.UUID, session_id: str, ttl: int, rejection: LedgerEvent | None = None
+    ) -> Lease:
         with self._live_session(license_id, session_id) as (using, now, row):
             if row is not None:
                 expires_at = max(row.expires_at, now + timedelta(seconds=ttl))
@@ -251,7 +254,8 @@ class DatabaseSeatLedger(SeatLedger):
         raise SessionNotFound(session_id)
 
     @_unavailable_on_database_errors
-    def release(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
+    def release(self, *, license_id: uuid.UUID, session_id: str, event: LedgerEvent | None = None) -> Lease:
+        # The caller records `event` in this same transaction (records_events is False).
         with self._live_session(license_id, session_id) as (using, now, row):
             if row is not None:
                 LeaseRow.objects.using(using).filter(pk=row.pk).delete()
@@ -260,7 +264,13 @@ class DatabaseSeatLedger(SeatLedger):
 
     @_unavailable_on_database_errors
     def borrow(
-        self, *, license_id: uuid.UUID, session_id: str, seconds: int, not_after: datetime | None = None
+        self,
+        *,
+        license_id: uuid.UUID,
+        session_id: str,
+        seconds: int,
+        not_after: datetime | None = None,
+        event: LedgerEvent | None = None,
     ) -> Lease:
         with self._live_session(license_id, session_id) as (using, now, row):
             if row is not None:

@@ -25,7 +25,15 @@ from typing import Any
 
 from core.errors import ServiceUnavailable
 from licenses.ledger import get_seat_ledger
-from licenses.ledger.base import AcquireResult, ExpiredLease, Lease, LedgerUnavailable, SeatLedger
+from licenses.ledger.base import (
+    AcquireResult,
+    ExpiredLease,
+    Lease,
+    LedgerEvent,
+    LedgerUnavailable,
+    PendingEvent,
+    SeatLedger,
+)
 from licenses.ledger.metrics import observe_ledger
 from tenants.scope import ScopeError, current_tenant_id, in_operator_scope
 
@@ -41,6 +49,12 @@ def seat_ledger(name: str | None = None) -> SeatLedgerGateway:
 class SeatLedgerGateway:
     def __init__(self, ledger: SeatLedger) -> None:
         self.ledger = ledger
+
+    @property
+    def records_events(self) -> bool:
+        """Whether the backend keeps a change's audit event with the change
+        (SeatLedger.records_events); if not, the caller records it."""
+        return self.ledger.records_events
 
     def scope(self, tenant_id: uuid.UUID) -> AbstractContextManager:
         """The scope a ledger call shares with the audit row that records it:
@@ -88,11 +102,28 @@ class SeatLedgerGateway:
             client_info=client_info,
         )
 
-    def heartbeat(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
-        return self._call("heartbeat", tenant_id, license_id=license_id, session_id=session_id, ttl=ttl)
+    def heartbeat(
+        self,
+        *,
+        license_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        session_id: str,
+        ttl: int,
+        rejection: LedgerEvent | None = None,
+    ) -> Lease:
+        return self._call(
+            "heartbeat", tenant_id, license_id=license_id, session_id=session_id, ttl=ttl, rejection=rejection
+        )
 
-    def release(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, session_id: str) -> Lease:
-        return self._call("release", tenant_id, license_id=license_id, session_id=session_id)
+    def release(
+        self,
+        *,
+        license_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        session_id: str,
+        event: LedgerEvent | None = None,
+    ) -> Lease:
+        return self._call("release", tenant_id, license_id=license_id, session_id=session_id, event=event)
 
     def borrow(
         self,
@@ -102,6 +133,7 @@ class SeatLedgerGateway:
         session_id: str,
         seconds: int,
         not_after: datetime | None = None,
+        event: LedgerEvent | None = None,
     ) -> Lease:
         return self._call(
             "borrow",
@@ -110,6 +142,7 @@ class SeatLedgerGateway:
             session_id=session_id,
             seconds=seconds,
             not_after=not_after,
+            event=event,
         )
 
     def live_leases(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> list[Lease]:
@@ -138,3 +171,11 @@ class SeatLedgerGateway:
 
     def expired_ack(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, session_ids: list[str]) -> None:
         self._call("expired_ack", tenant_id, license_id=license_id, session_ids=session_ids)
+
+    def events_pending(
+        self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, limit: int = 500
+    ) -> list[PendingEvent]:
+        return self._call("events_pending", tenant_id, license_id=license_id, limit=limit)
+
+    def events_ack(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, stream_ids: list[str]) -> None:
+        self._call("events_ack", tenant_id, license_id=license_id, stream_ids=stream_ids)

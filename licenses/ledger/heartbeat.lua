@@ -1,8 +1,10 @@
 -- Extend a live lease to at least now + ttl; nil when it is not live.
--- ARGV[3] session id, ARGV[4] ttl ms. Returns {record, expiry}.
+-- ARGV[3] session id, ARGV[4] ttl ms, ARGV[5] the audit event of a refusal
+-- ('' or absent for none; see record_event). Returns {record, expiry}.
 local sid, ttl = ARGV[3], tonumber(ARGV[4])
 local expiry = redis.call('ZSCORE', live, sid)
 if not expiry then
+  record_event(ARGV[5], sid, '')
   return nil
 end
 expiry = math.max(tonumber(expiry), now + ttl)

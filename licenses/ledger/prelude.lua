@@ -1,6 +1,6 @@
 -- The head of every seat-ledger script; redis.py prepends it to each one.
 --
--- KEYS are one license's six keys, all under its {license_id} hash tag, so a
+-- KEYS are one license's seven keys, all under its {license_id} hash tag, so a
 -- script runs in one cluster slot:
 --   KEYS[1] live     ZSET  session id -> expiry, ms on the Redis clock
 --   KEYS[2] leases   HASH  session id -> lease record (JSON), live or expired
@@ -12,6 +12,7 @@
 --           first in an order no heartbeat moves (live_page.lua)
 --   KEYS[6] by_user  ZSET, all scores 0: '<user id>\0' then the same, one
 --           user's live leases in the same order
+--   KEYS[7] events   STREAM audit events of changes, for the drainer to record
 -- ARGV[1] retention, ms: how long the keys outlive their last live lease
 -- ARGV[2] the most expired records kept for the sweep
 -- A script's own arguments start at ARGV[3].
@@ -21,6 +22,7 @@
 -- seat with no call, and a double release cannot free two.
 local live, leases, holders, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local by_created, by_user = KEYS[5], KEYS[6]
+local events = KEYS[7]
 local retention = tonumber(ARGV[1])
 local expired_cap = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -131,4 +133,20 @@ prune()
 local generation = '!generation'
 local function state_known()
   return redis.call('HEXISTS', leases, generation) == 1
+end
+
+-- A change's audit event goes into `events` in the script that makes the
+-- change, so it exists exactly when the change does (invariant 8); the
+-- drainer records it in the audit log and only then deletes it. `event` is
+-- the caller's JSON (id, action, extra details, request id, client address),
+-- '' for none; `record` is the lease's record as the change left it ('' for
+-- an event of no lease: a refused heartbeat).
+local function record_event(event, sid, record)
+  if event == nil or event == '' then
+    return
+  end
+  redis.call('XADD', events, '*', 'e', event, 'sid', sid, 'r', record, 't', now)
+  if redis.call('PTTL', events) < retention then
+    redis.call('PEXPIRE', events, retention)
+  end
 end

@@ -11,6 +11,9 @@ one cluster slot):
     <prefix>:seats:{<license_id>}:expired  ZSET session id -> when the sweep may take it (ms)
     <prefix>:seats:{<license_id>}:by_created  ZSET (lex) of live leases by creation, for paging
     <prefix>:seats:{<license_id>}:by_user  ZSET (lex) the same, per user
+    <prefix>:seats:{<license_id>}:events   STREAM audit events of releases and borrows, written
+                                                by the script that makes the change, until the
+                                                drainer has recorded them (records_events)
 
 Every script first moves the members of `live` whose expiry has passed to
 `expired` (their records stay in `leases` until the sweep acknowledges them),
@@ -42,13 +45,17 @@ from django.db import DatabaseError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from audit.events import Detail, Event
+from core.context import current_context
 from licenses.ledger.base import (
     AcquireResult,
     ExpiredLease,
     Lease,
     LeaseCursorInvalid,
+    LedgerEvent,
     LedgerUnavailable,
     NoSeatsAvailable,
+    PendingEvent,
     SeatLedger,
     SessionNotFound,
     new_session_id,
@@ -71,8 +78,10 @@ SCRIPT_NAMES = (
     "expired_pending",
     "expired_ack",
     "restore",
+    "events_pending",
+    "events_ack",
 )
-KEY_NAMES = ("live", "leases", "holders", "expired", "by_created", "by_user")
+KEY_NAMES = ("live", "leases", "holders", "expired", "by_created", "by_user", "events")
 # A paging cursor: a lease's place in by_created, '<created ms, 15 digits>:<session id>'.
 _PAGE_POSITION = re.compile(r"\d{15}:[A-Za-z0-9_-]{1,128}")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -117,6 +126,20 @@ def _record(lease: Lease) -> str:
     return json.dumps(record)
 
 
+def _event_arg(event: LedgerEvent | None) -> str:
+    if event is None:
+        return ""
+    return json.dumps(
+        {
+            "id": event.event_id,
+            "a": event.action,
+            "d": event.details,
+            "rq": event.request_id,
+            "ip": event.client_ip,
+        }
+    )
+
+
 def _script_source(name: str) -> str:
     prelude = (SCRIPT_DIR / "prelude.lua").read_text()
     return f"{prelude}\n{(SCRIPT_DIR / f'{name}.lua').read_text()}"
@@ -124,6 +147,9 @@ def _script_source(name: str) -> str:
 
 class RedisSeatLedger(SeatLedger):
     name = "redis"
+    # Release and borrow keep their audit event in the license's stream, in the
+    # script that makes the change: the request writes nothing to PostgreSQL.
+    records_events = True
 
     def __init__(
         self,
@@ -308,14 +334,16 @@ class RedisSeatLedger(SeatLedger):
                     "lost leases could not be recorded", extra={"license_id": str(license_id), "lost": lost}
                 )
 
-    def heartbeat(self, *, license_id: uuid.UUID, session_id: str, ttl: int) -> Lease:
-        reply = self._run("heartbeat", license_id, session_id, _ms(ttl))
+    def heartbeat(
+        self, *, license_id: uuid.UUID, session_id: str, ttl: int, rejection: LedgerEvent | None = None
+    ) -> Lease:
+        reply = self._run("heartbeat", license_id, session_id, _ms(ttl), _event_arg(rejection))
         if reply is None:
             raise SessionNotFound(session_id)
         return self._lease(license_id, session_id, *reply)
 
-    def release(self, *, license_id: uuid.UUID, session_id: str) -> Lease:
-        reply = self._run("release", license_id, session_id)
+    def release(self, *, license_id: uuid.UUID, session_id: str, event: LedgerEvent | None = None) -> Lease:
+        reply = self._run("release", license_id, session_id, _event_arg(event))
         if reply is None:
             raise SessionNotFound(session_id)
         lease = self._lease(license_id, session_id, *reply)
@@ -333,10 +361,21 @@ class RedisSeatLedger(SeatLedger):
         return lease
 
     def borrow(
-        self, *, license_id: uuid.UUID, session_id: str, seconds: int, not_after: datetime | None = None
+        self,
+        *,
+        license_id: uuid.UUID,
+        session_id: str,
+        seconds: int,
+        not_after: datetime | None = None,
+        event: LedgerEvent | None = None,
     ) -> Lease:
         limit = "" if not_after is None else _ms(not_after.timestamp())
-        reply = self._run("borrow", license_id, session_id, _ms(seconds), limit)
+        if self.borrowed is not None:
+            try:
+                self.borrowed.reachable()
+            except DatabaseError as exc:
+                raise LedgerUnavailable(f"the borrow cannot be kept durably: {exc}") from exc
+        reply = self._run("borrow", license_id, session_id, _ms(seconds), limit, _event_arg(event))
         if reply is None:
             raise SessionNotFound(session_id)
         lease = self._lease(license_id, session_id, *reply)
@@ -347,8 +386,17 @@ class RedisSeatLedger(SeatLedger):
                 # A borrow held only in Redis would be sold again after a loss
                 # of Redis: it does not stand. The client is told 503 and
                 # acquires again.
+                # Undone with an event of its own, so the audit log says the
+                # session ended and why, after the borrow its script recorded.
+                context = current_context()
+                undone = LedgerEvent(
+                    action=Event.LEASE_ENDED,
+                    details={Detail.REASON: "borrow_not_durable"},
+                    request_id=context.request_id,
+                    client_ip=context.client_ip,
+                )
                 try:
-                    self._run("release", license_id, session_id)
+                    self._run("release", license_id, session_id, _event_arg(undone))
                 except LedgerUnavailable:
                     logger.exception("a borrow that is not durable could not be undone")
                 raise LedgerUnavailable(f"the borrow cannot be kept durably: {exc}") from exc
@@ -386,3 +434,25 @@ class RedisSeatLedger(SeatLedger):
     def expired_ack(self, *, license_id: uuid.UUID, session_ids: list[str]) -> None:
         if session_ids:
             self._run("expired_ack", license_id, *session_ids)
+
+    def events_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[PendingEvent]:
+        pending = []
+        for stream_id, values in self._run("events_pending", license_id, limit):
+            entry = dict(zip(values[::2], values[1::2], strict=True))
+            raw = json.loads(entry["e"])
+            event = LedgerEvent(
+                action=raw["a"],
+                details=raw.get("d") or {},
+                event_id=raw["id"],
+                request_id=raw.get("rq") or "",
+                client_ip=raw.get("ip"),
+            )
+            occurred = int(entry["t"])
+            lease = self._lease(license_id, entry["sid"], entry["r"], occurred) if entry["r"] else None
+            pending.append(
+                PendingEvent(stream_id=stream_id, event=event, lease=lease, occurred_at=_time(occurred))
+            )
+        return pending
+
+    def events_ack(self, *, license_id: uuid.UUID, stream_ids: list[str]) -> None:
+        self._run("events_ack", license_id, *stream_ids)

@@ -34,6 +34,14 @@ def acquire(persona, license, fingerprint="machine-0001", **extra):
     return persona.client.post("/api/v1/licenses/acquire", body, format="json")
 
 
+def drain_ledger_events(license) -> int:
+    """Run the drainer for one license: the audit events a ledger kept with its
+    changes (the Redis ledger's releases, borrows, refusals) reach the log."""
+    from licenses.leases import lease_events_drain_license
+
+    return lease_events_drain_license(license_id=license.id, tenant_id=license.tenant_id)
+
+
 def error_code(response) -> str:
     body = response.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body

@@ -10,7 +10,7 @@ import pytest
 from audit.events import Detail, Event
 from audit.models import AuditLog
 from coditect.personas import api_client
-from licenses.tests.conftest import acquire, error_code, live_sessions
+from licenses.tests.conftest import acquire, drain_ledger_events, error_code, live_sessions
 from tenants.scope import tenant_scope
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -35,6 +35,7 @@ def deactivate_tenant(persona) -> None:
 
 
 def ended_for(license, session_id) -> list[str]:
+    drain_ledger_events(license)
     with tenant_scope(license.tenant_id):
         rows = AuditLog.objects.filter(action=Event.LEASE_ENDED, target_id=str(license.id))
         return [row.details[Detail.REASON] for row in rows if row.details[Detail.SESSION_ID] == session_id]

@@ -561,3 +561,40 @@ def test_live_leases_page_refuses_a_cursor_it_did_not_hand_out(make_seats, curso
     seats.acquire("machine-a")
     with pytest.raises(LeaseCursorInvalid):
         seats.call("live_leases_page", cursor=cursor, limit=10)
+
+
+# --- invariant 8: a change's audit event exists exactly when the change does ---------------
+
+
+def test_a_ledger_that_records_events_keeps_one_exactly_when_the_change_happens(make_seats):
+    from licenses.ledger import LedgerEvent
+
+    seats = make_seats(max_seats=2)
+    lease = seats.acquire("machine-a").lease
+    other = seats.acquire("machine-b").lease
+    released = LedgerEvent(action="lease.released", request_id="req-1", client_ip="192.0.2.7")
+    seats.call("release", session_id=lease.session_id, event=released)
+    with pytest.raises(SessionNotFound):  # nothing changed: no event kept
+        seats.call("release", session_id=lease.session_id, event=LedgerEvent(action="lease.released"))
+    borrowed = LedgerEvent(action="lease.borrowed", details={"hours": 1})
+    seats.call("borrow", session_id=other.session_id, seconds=3600, event=borrowed)
+    rejected = LedgerEvent(action="lease.heartbeat_rejected", details={"session_id": "gone"})
+    with pytest.raises(SessionNotFound):  # a refusal is the event itself
+        seats.call("heartbeat", session_id="gone", ttl=60, rejection=rejected)
+
+    pending = seats.call("events_pending")
+    if not seats.ledger.records_events:
+        assert pending == []  # the caller records them, in the change's transaction
+        return
+    assert [item.event for item in pending] == [released, borrowed, rejected]
+    first, second, third = pending
+    assert first.lease.session_id == lease.session_id and first.lease.fingerprint == "machine-a"
+    assert near(first.occurred_at, datetime.now(UTC))
+    assert second.lease.borrowed_until is not None
+    assert third.lease is None
+
+    seats.call("events_ack", stream_ids=[first.stream_id])
+    assert [item.event for item in seats.call("events_pending")] == [borrowed, rejected]
+    assert [item.event for item in seats.call("events_pending", limit=1)] == [borrowed]
+    seats.call("events_ack", stream_ids=[second.stream_id, third.stream_id])
+    assert seats.call("events_pending") == []

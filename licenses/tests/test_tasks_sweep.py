@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from django.db import connections
 
 from audit.models import AuditLog
+from core.errors import ServiceUnavailable
 from licenses import tasks as licenses_tasks
 from licenses.leases import lease_expiry_sweep_license
 from licenses.ledger import LedgerUnavailable, get_seat_ledger
@@ -176,3 +177,151 @@ def test_a_sweep_that_meets_a_ledger_that_does_not_answer_is_tried_again(
 
     assert len(calls) == 2
     assert expired_records(license) == dict.fromkeys(sessions, 1)
+
+
+def released_with_events(license, count: int) -> list[str]:
+    """Take and release `count` seats through the service's way of calling
+    the ledger: each release hands the ledger its audit event."""
+    from licenses.ledger import LedgerEvent
+
+    ledger = get_seat_ledger()
+    sessions = []
+    with tenant_scope(license.tenant_id):
+        for n in range(count):
+            lease = ledger.acquire(
+                license_id=license.id,
+                tenant_id=license.tenant_id,
+                max_seats=license.max_seats,
+                fingerprint=f"machine-{n:04d}",
+                user_id=None,
+                ttl=60,
+            ).lease
+            ledger.release(
+                license_id=license.id, session_id=lease.session_id, event=LedgerEvent("lease.released")
+            )
+            sessions.append(lease.session_id)
+    return sessions
+
+
+def released_records(license) -> Counter:
+    with tenant_scope(license.tenant_id):
+        return Counter(
+            AuditLog.objects.filter(action="lease.released", target_id=str(license.id)).values_list(
+                "details__session_id", flat=True
+            )
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_two_workers_draining_at_once_record_each_event_exactly_once(committed_db, settings):
+    from licenses.leases import lease_events_drain_license
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    settings.SEAT_LEDGER = "redis"
+    license = LicenseFactory(tenant=TenantFactory(), max_seats=LEASES)
+    sessions = released_with_events(license, LEASES)
+    start = threading.Barrier(2)
+    recorded: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker():
+        try:
+            start.wait()
+            for _ in range(5):
+                recorded.append(
+                    lease_events_drain_license(license_id=license.id, tenant_id=license.tenant_id)
+                )
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not errors, errors
+    assert sum(recorded) == LEASES
+    assert released_records(license) == dict.fromkeys(sessions, 1)
+    assert get_seat_ledger().events_pending(license_id=license.id) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_drain_that_died_before_acknowledging_records_nothing_twice(committed_db, settings, monkeypatch):
+    from licenses.leases import lease_events_drain_license
+    from licenses.ledger.redis import RedisSeatLedger
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    settings.SEAT_LEDGER = "redis"
+    license = LicenseFactory(tenant=TenantFactory(), max_seats=2)
+    sessions = released_with_events(license, 2)
+
+    def ack_that_dies(self, **kwargs):
+        raise LedgerUnavailable("the worker died after its commit")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RedisSeatLedger, "events_ack", ack_that_dies)
+        with pytest.raises(ServiceUnavailable):  # the gateway's answer to LedgerUnavailable
+            lease_events_drain_license(license_id=license.id, tenant_id=license.tenant_id)
+    assert released_records(license) == dict.fromkeys(sessions, 1)  # committed, not acknowledged
+    assert len(get_seat_ledger().events_pending(license_id=license.id)) == 2
+
+    assert lease_events_drain_license(license_id=license.id, tenant_id=license.tenant_id) == 0
+    assert released_records(license) == dict.fromkeys(sessions, 1)
+    assert get_seat_ledger().events_pending(license_id=license.id) == []
+
+
+@pytest.mark.postgres
+def test_the_periodic_drain_fans_out_only_to_licenses_with_events_waiting(
+    committed_db, ledger_name, eager_tasks
+):
+    from licenses.tasks import lease_events_drain_task
+
+    waiting = LicenseFactory(tenant=TenantFactory(), max_seats=2)
+    LicenseFactory(tenant=TenantFactory(), max_seats=2)  # nothing to drain
+    sessions = released_with_events(waiting, 2)
+
+    fanned_out = lease_events_drain_task.delay().get()
+
+    if ledger_name == "database":
+        # The database ledger keeps no events: its caller records them.
+        assert fanned_out == 0
+        return
+    assert fanned_out == 1
+    assert released_records(waiting) == dict.fromkeys(sessions, 1)
+    assert lease_events_drain_task.delay().get() == 0
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_drained_event_keeps_the_requests_id_and_address_and_when_it_happened(settings):
+    from datetime import UTC, datetime
+
+    from core.context import request_context
+    from licenses.leases import lease_events_drain_license, lease_release
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    settings.SEAT_LEDGER = "redis"
+    license = LicenseFactory(tenant=TenantFactory(), max_seats=1)
+    (session_id,) = seats_that_lapse(license, 1)
+    claims = {"sub": str(license.id), "tid": str(license.tenant_id), "sid": session_id}
+    with request_context(request_id="req-released", client_ip="192.0.2.9"):
+        lease_release(claims=claims)
+    released_at = datetime.now(UTC)
+    assert released_records(license) == {}  # not yet: the drainer writes it
+
+    time.sleep(0.2)
+    assert lease_events_drain_license(license_id=license.id, tenant_id=license.tenant_id) == 1
+    with tenant_scope(license.tenant_id):
+        row = AuditLog.objects.get(action="lease.released", target_id=str(license.id))
+    assert (row.request_id, row.ip_address) == ("req-released", "192.0.2.9")
+    assert row.details["session_id"] == session_id
+    occurred = datetime.fromisoformat(row.details["occurred_at"])
+    assert abs((occurred - released_at).total_seconds()) < 0.15  # the ledger's time, not the drain's
