@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from django.conf import settings
 from django.db import connections
@@ -11,6 +10,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from core.cache import ProcessCache
 from core.errors import error_response
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ NO_EVICTION = "noeviction"
 # A policy changes only when an operator changes it; reading it on every probe
 # would add a round trip to each /ready for nothing.
 EVICTION_POLICY_CACHE_SECONDS = 30.0
-_eviction_policy_read: dict[str, tuple[float, str | None]] = {}
+_eviction_policy_read: ProcessCache[str | None] = ProcessCache(lambda: EVICTION_POLICY_CACHE_SECONDS)
 
 
 class EvictionPolicyUnsafe(Exception):
@@ -71,23 +71,20 @@ def redis_eviction_policy() -> str | None:
     EVICTION_POLICY_CACHE_SECONDS, per URL."""
     import redis
 
-    url = settings.REDIS_URL
-    now = time.monotonic()
-    kept = _eviction_policy_read.get(url)
-    if kept is not None and now - kept[0] < EVICTION_POLICY_CACHE_SECONDS:
-        return kept[1]
-    client = _redis_client()
-    try:
+    def read() -> str | None:
+        client = _redis_client()
         try:
-            policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
-        except redis.ResponseError:  # unknown command, NOPERM: the operator must vouch for it
-            policy = None
-    finally:
-        client.close()
-    if isinstance(policy, bytes):
-        policy = policy.decode()
-    _eviction_policy_read[url] = (now, policy or None)
-    return policy or None
+            try:
+                policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+            except redis.ResponseError:  # unknown command, NOPERM: the operator must vouch for it
+                policy = None
+        finally:
+            client.close()
+        if isinstance(policy, bytes):
+            policy = policy.decode()
+        return policy or None
+
+    return _eviction_policy_read.get(settings.REDIS_URL, read)
 
 
 def eviction_policy_problem(policy: str | None) -> str | None:

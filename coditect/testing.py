@@ -453,3 +453,79 @@ def test_events(monkeypatch):
 
     for name, fields in TEST_EVENTS.items():
         monkeypatch.setitem(events.DETAIL_FIELDS, name, fields)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server of the test's own, on a free port, keeping nothing on
+    disk (a restart brings it back empty), for tests that stop, restart or
+    misconfigure Redis: they never touch the shared one."""
+
+    def __init__(self, directory, *options: str) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.options = options
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+        self.start()
+
+    @property
+    def client(self):
+        import redis
+
+        return redis.Redis(port=self.port)
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        import redis
+
+        # A test's own server, by its name on PATH, with the test's options.
+        self.process = subprocess.Popen(  # noqa: S603
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",  # noqa: S607
+             "--dir", str(self.directory), *self.options],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        assert client.dbsize() == 0, "a (re)started redis-server must come up empty"
+        client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def restart_empty(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def redis_servers(tmp_path):
+    """`start(*options)` a RedisServer of the test's own; all stop at teardown."""
+    started: list[RedisServer] = []
+
+    def start(*options: str) -> RedisServer:
+        server = RedisServer(tmp_path, *options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

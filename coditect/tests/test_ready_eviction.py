@@ -10,14 +10,10 @@ from __future__ import annotations
 import logging
 import runpy
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import redis
 from django.conf import settings as django_settings
 
 from coditect import health
@@ -32,46 +28,16 @@ NOT_EVICTING = ("--maxmemory", "2mb", "--maxmemory-policy", "noeviction")
 CONFIG_DISABLED = ("--rename-command", "CONFIG", "")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def own_redis(tmp_path):
-    started = []
-
-    def start(*options: str) -> SimpleNamespace:
-        port = free_port()
-        process = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(tmp_path), *options],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        started.append(process)
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        return SimpleNamespace(url=f"redis://127.0.0.1:{port}/0", client=client, process=process)
-
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(timeout=10)
+def own_redis(redis_servers):
+    return redis_servers
 
 
 @pytest.fixture
 def redis_ledger_on(settings):
     """Point the Redis seat ledger (and so /ready) at a Redis of the test's own."""
 
-    def point(server: SimpleNamespace) -> None:
+    def point(server) -> None:
         settings.REDIS_URL = server.url
         settings.SEAT_LEDGER = "redis"
 
@@ -150,7 +116,10 @@ def test_the_policy_is_read_once_per_cache_period_not_on_every_probe(
     server.client.config_set("maxmemory-policy", "allkeys-lru")
     assert client.get("/ready").status_code == 200  # the answer read a moment ago still stands
 
-    monkeypatch.setattr(health, "EVICTION_POLICY_CACHE_SECONDS", 0.0)
+    import time
+
+    later = time.monotonic() + health.EVICTION_POLICY_CACHE_SECONDS + 1
+    monkeypatch.setattr("core.cache.time.monotonic", lambda: later)
     assert client.get("/ready").status_code == 503
 
 

@@ -10,19 +10,17 @@ empty on the same port; the shared Redis is never touched."""
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import time
 from datetime import timedelta
 
 import pytest
-import redis
 from django.db import OperationalError
 from django.utils import timezone
 
 from audit.events import LEASE_END_FIELDS, Event
 from audit.models import AuditLog
 from coditect.personas import api_client
+from coditect.testing import RedisServer
 from licenses import ledger as ledger_module
 from licenses.ledger import get_seat_ledger
 from licenses.ledger.borrowed import BorrowedLeaseStore
@@ -38,54 +36,10 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class OwnRedis:
-    """A redis-server of the test's own that keeps nothing on disk, so a
-    restart brings it back empty."""
-
-    def __init__(self, directory) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        assert client.dbsize() == 0, "a restarted redis-server must come back empty"
-        client.close()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-    def restart_empty(self) -> None:
-        self.stop()
-        self.start()
-
-
 @pytest.fixture
 def own_redis(tmp_path, settings):
     """The Redis seat ledger, on a redis-server of the test's own."""
-    server = OwnRedis(tmp_path)
+    server = RedisServer(tmp_path)
     settings.REDIS_URL = server.url
     settings.SEAT_LEDGER = "redis"
     saved = ledger_module._ledgers.pop("redis", None)

@@ -6,13 +6,9 @@ Each test starts a real redis-server of its own on a free port."""
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 import uuid
 
 import pytest
-import redis
 
 from licenses.ledger import LedgerUnavailable
 from licenses.ledger.redis import RedisSeatLedger
@@ -20,39 +16,10 @@ from licenses.ledger.redis import RedisSeatLedger
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def own_redis(tmp_path):
-    started = []
-
-    def start(*options: str) -> str:
-        port = free_port()
-        process = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(tmp_path), *options],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        started.append(process)
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        return f"redis://127.0.0.1:{port}/0"
-
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(timeout=10)
+def own_redis(redis_servers):
+    """`own_redis(*options)`: the URL of a redis-server of the test's own."""
+    return lambda *options: redis_servers(*options).url
 
 
 def acquire(ledger: RedisSeatLedger):
