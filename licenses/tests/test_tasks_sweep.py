@@ -62,11 +62,9 @@ def expired_records(license) -> Counter:
         )
 
 
-@pytest.mark.postgres
-def test_two_workers_sweeping_at_once_record_each_expired_lease_exactly_once(committed_db, ledger_name):
-    license = LicenseFactory(tenant=TenantFactory(), max_seats=LEASES, lease_ttl=1)
-    sessions = seats_that_lapse(license, LEASES)
-    let_them_lapse()
+def two_workers_at_once(task, license, rounds: int = 5) -> list[int]:
+    """Run `task` for one license in two threads released together, `rounds`
+    times each, as two Celery workers would; what each run returned."""
     start = threading.Barrier(2)
     recorded: list[int] = []
     errors: list[BaseException] = []
@@ -74,10 +72,8 @@ def test_two_workers_sweeping_at_once_record_each_expired_lease_exactly_once(com
     def worker():
         try:
             start.wait()
-            for _ in range(5):
-                recorded.append(
-                    lease_expiry_sweep_license(license_id=license.id, tenant_id=license.tenant_id)
-                )
+            for _ in range(rounds):
+                recorded.append(task(license_id=license.id, tenant_id=license.tenant_id))
         except BaseException as error:
             errors.append(error)
         finally:
@@ -88,9 +84,16 @@ def test_two_workers_sweeping_at_once_record_each_expired_lease_exactly_once(com
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-
     assert not errors, errors
-    assert sum(recorded) == LEASES
+    return recorded
+
+
+@pytest.mark.postgres
+def test_two_workers_sweeping_at_once_record_each_expired_lease_exactly_once(committed_db, ledger_name):
+    license = LicenseFactory(tenant=TenantFactory(), max_seats=LEASES, lease_ttl=1)
+    sessions = seats_that_lapse(license, LEASES)
+    let_them_lapse()
+    assert sum(two_workers_at_once(lease_expiry_sweep_license, license)) == LEASES
     assert expired_records(license) == dict.fromkeys(sessions, 1)
     with tenant_scope(license.tenant_id):
         assert get_seat_ledger().expired_pending(license_id=license.id) == []
@@ -222,30 +225,7 @@ def test_two_workers_draining_at_once_record_each_event_exactly_once(committed_d
     settings.SEAT_LEDGER = "redis"
     license = LicenseFactory(tenant=TenantFactory(), max_seats=LEASES)
     sessions = released_with_events(license, LEASES)
-    start = threading.Barrier(2)
-    recorded: list[int] = []
-    errors: list[BaseException] = []
-
-    def worker():
-        try:
-            start.wait()
-            for _ in range(5):
-                recorded.append(
-                    lease_events_drain_license(license_id=license.id, tenant_id=license.tenant_id)
-                )
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not errors, errors
-    assert sum(recorded) == LEASES
+    assert sum(two_workers_at_once(lease_events_drain_license, license)) == LEASES
     assert released_records(license) == dict.fromkeys(sessions, 1)
     assert get_seat_ledger().events_pending(license_id=license.id) == []
 
