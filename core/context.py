@@ -9,10 +9,11 @@ instead of being handed the request.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -21,7 +22,12 @@ class RequestContext:
     request_id: str = ""
     client_ip: str | None = None  # compressed, as PostgreSQL's inet gives it back
     actor: Any = None  # the authenticated user, once authentication has run
+    # What to undo if the request fails: changes made outside its database
+    # transaction (a seat taken in Redis), which its rollback cannot reach.
+    undo: list[Callable[[], object]] = field(default_factory=list)
 
+
+logger = logging.getLogger(__name__)
 
 _EMPTY = RequestContext()
 _current: ContextVar[RequestContext] = ContextVar("coditect_request_context", default=_EMPTY)
@@ -55,6 +61,27 @@ def context_set_actor(actor: Any) -> None:
     current = _current.get()
     if current is not _EMPTY and current.actor is not actor:
         _current.set(replace(current, actor=actor))
+
+
+def context_undo_on_failure(undo: Callable[[], object]) -> None:
+    """Have `undo` run if the current request fails (answers 5xx), so that an
+    answer of 503 leaves nothing changed. Outside a request, nothing to do."""
+    current = _current.get()
+    if current is not _EMPTY:
+        current.undo.append(undo)
+
+
+def context_undo_changes() -> None:
+    """The request failed: undo, newest first, what it registered; an undo
+    that fails is logged (the change then ends as it would have: a lease by
+    its expiry)."""
+    current = _current.get()
+    while current.undo:
+        undo = current.undo.pop()
+        try:
+            undo()
+        except Exception:
+            logger.exception("a failed request's change could not be undone")
 
 
 def normalized_ip(value: str) -> str | None:

@@ -22,7 +22,7 @@ from accounts.selectors import TENANT_INACTIVE, USER_INACTIVE, seat_holder_stand
 from audit.events import Detail, Event
 from audit.models import AuditLog
 from audit.services import audit_record, audit_record_standalone
-from core.context import current_context, request_context
+from core.context import context_undo_on_failure, current_context, request_context
 from core.errors import ApplicationError, ServiceUnavailable
 from licenses import metrics
 from licenses.ledger import Lease, LedgerEvent, NoSeatsAvailable, SessionNotFound
@@ -153,6 +153,17 @@ def lease_acquire(
             license=license,
         ) from None
 
+    if result.created:
+        # Should the request fail from here on (its audit row, its commit, the
+        # signature), its answer is 503 and the seat it took is given back.
+        context_undo_on_failure(
+            partial(
+                _give_back_untold,
+                license_id=license.id,
+                tenant_id=license.tenant_id,
+                session_id=result.lease.session_id,
+            )
+        )
     # Sign first: the audit rows below take the tenant's chain lock, held to
     # commit, and a KMS signature must not be made while holding it.
     checkout = _checkout(license, result.lease, created=result.created, used=result.used)
@@ -179,6 +190,16 @@ def lease_acquire(
     )
     metrics.record_acquire_outcome("granted" if result.created else "existing")
     return checkout
+
+
+def _give_back_untold(*, license_id: uuid.UUID, tenant_id: uuid.UUID, session_id: str) -> None:
+    """Undo a seat whose acquire was answered 503: no client holds its token,
+    and its `lease.acquired` row went with the rolled-back transaction. On the
+    database ledger the rollback already took the lease."""
+    try:
+        seat_ledger().release(license_id=license_id, tenant_id=tenant_id, session_id=session_id)
+    except SessionNotFound:
+        pass
 
 
 def _leased_license(claims: dict[str, Any]) -> License:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.db import InterfaceError, OperationalError
 from rest_framework.views import APIView
 
+from core.context import context_undo_changes
 from core.errors import ApplicationError, database_unavailable_response
 from tenants.scope import current_tenant_id, scope_boundary, scoped_transaction
 
@@ -21,11 +22,19 @@ class TenantAPIView(APIView):
     def dispatch(self, request, *args, **kwargs):
         try:
             with scoped_transaction():
-                return super().dispatch(request, *args, **kwargs)
+                response = super().dispatch(request, *args, **kwargs)
         except (OperationalError, InterfaceError):
             # The database failed where DRF's handler does not reach: opening
             # or committing the request's transaction. A dependency is down.
-            return database_unavailable_response()
+            response = database_unavailable_response()
+        except BaseException:
+            context_undo_changes()
+            raise
+        if response.status_code >= 500:
+            # Nothing the request did stands: its transaction is rolled back,
+            # and what it changed elsewhere is undone (a 503 has not happened).
+            context_undo_changes()
+        return response
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
