@@ -56,6 +56,22 @@ class Lease:
         return self.borrowed_until is not None
 
 
+def lease_from_row(row: Any, *, expires_at: datetime | None = None) -> Lease:
+    """A Lease from a database row holding one (a live lease of the database
+    ledger, a borrowed seat kept for the Redis ledger)."""
+    return Lease(
+        session_id=row.session_id,
+        license_id=row.license_id,
+        tenant_id=row.tenant_id,
+        fingerprint=row.fingerprint,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        expires_at=expires_at or row.expires_at,
+        borrowed_until=row.borrowed_until,
+        client_info=row.client_info,
+    )
+
+
 @dataclass(frozen=True)
 class AcquireResult:
     lease: Lease

@@ -31,7 +31,7 @@ from django.utils import timezone
 from audit.events import LEASE_ENDING_EVENTS, Detail, Event
 from audit.models import AuditLog
 from audit.services import audit_record
-from licenses.ledger.base import Lease
+from licenses.ledger.base import Lease, lease_from_row
 from licenses.models import BorrowedLease
 from tenants.scope import tenant_scope
 
@@ -100,17 +100,7 @@ class BorrowedLeaseStore:
         loss of Redis; an end is recorded no earlier than its acquire."""
         with tenant_scope(tenant_id):
             borrowed = [
-                Lease(
-                    session_id=row.session_id,
-                    license_id=row.license_id,
-                    tenant_id=row.tenant_id,
-                    fingerprint=row.fingerprint,
-                    user_id=row.user_id,
-                    created_at=row.created_at,
-                    expires_at=row.borrowed_until,
-                    borrowed_until=row.borrowed_until,
-                    client_info=row.client_info,
-                )
+                lease_from_row(row, expires_at=row.borrowed_until)
                 for row in BorrowedLease.objects.filter(
                     license_id=license_id, borrowed_until__gt=timezone.now()
                 )

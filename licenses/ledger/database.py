@@ -39,6 +39,7 @@ from licenses.ledger.base import (
     NoSeatsAvailable,
     SeatLedger,
     SessionNotFound,
+    lease_from_row,
     new_session_id,
 )
 from licenses.models import Lease as LeaseRow
@@ -58,20 +59,6 @@ def _unavailable_on_database_errors(method):
             raise LedgerUnavailable(f"the database does not answer: {exc}") from exc
 
     return wrapper
-
-
-def _lease(row: LeaseRow, *, expires_at: datetime | None = None) -> Lease:
-    return Lease(
-        session_id=row.session_id,
-        license_id=row.license_id,
-        tenant_id=row.tenant_id,
-        fingerprint=row.fingerprint,
-        user_id=row.user_id,
-        created_at=row.created_at,
-        expires_at=expires_at or row.expires_at,
-        borrowed_until=row.borrowed_until,
-        client_info=row.client_info,
-    )
 
 
 def _page_position(cursor: str) -> tuple[datetime, str]:
@@ -212,7 +199,7 @@ class DatabaseSeatLedger(SeatLedger):
                 if expires_at != held.expires_at:
                     LeaseRow.objects.using(using).filter(pk=held.pk).update(expires_at=expires_at)
                     held.expires_at = expires_at
-                return AcquireResult(lease=_lease(held), created=False, used=used)
+                return AcquireResult(lease=lease_from_row(held), created=False, used=used)
             if used < max_seats:
                 row = LeaseRow(
                     tenant_id=tenant_id,
@@ -225,7 +212,7 @@ class DatabaseSeatLedger(SeatLedger):
                     expires_at=now + timedelta(seconds=ttl),
                 )
                 row.save(force_insert=True, using=using)
-                return AcquireResult(lease=_lease(row), created=True, used=used + 1)
+                return AcquireResult(lease=lease_from_row(row), created=True, used=used + 1)
         raise NoSeatsAvailable(used=used, max_seats=max_seats)
 
     @contextmanager
@@ -250,7 +237,7 @@ class DatabaseSeatLedger(SeatLedger):
                 if expires_at != row.expires_at:
                     LeaseRow.objects.using(using).filter(pk=row.pk).update(expires_at=expires_at)
                     row.expires_at = expires_at
-                return _lease(row)
+                return lease_from_row(row)
         raise SessionNotFound(session_id)
 
     @_unavailable_on_database_errors
@@ -259,7 +246,7 @@ class DatabaseSeatLedger(SeatLedger):
         with self._live_session(license_id, session_id) as (using, now, row):
             if row is not None:
                 LeaseRow.objects.using(using).filter(pk=row.pk).delete()
-                return _lease(row, expires_at=now)
+                return lease_from_row(row, expires_at=now)
         raise SessionNotFound(session_id)
 
     @_unavailable_on_database_errors
@@ -281,7 +268,7 @@ class DatabaseSeatLedger(SeatLedger):
                 LeaseRow.objects.using(using).filter(pk=row.pk).update(
                     expires_at=row.expires_at, borrowed_until=row.borrowed_until
                 )
-                return _lease(row)
+                return lease_from_row(row)
         raise SessionNotFound(session_id)
 
     @_unavailable_on_database_errors
@@ -289,7 +276,7 @@ class DatabaseSeatLedger(SeatLedger):
         self._require_scope()
         using = self._using()
         rows = list(self._live(using, license_id, self._clock(using)).order_by("created_at", "session_id"))
-        return [_lease(row) for row in rows]
+        return [lease_from_row(row) for row in rows]
 
     @_unavailable_on_database_errors
     def live_leases_page(
@@ -310,9 +297,11 @@ class DatabaseSeatLedger(SeatLedger):
             )
         page = list(rows.order_by("created_at", "session_id")[: limit + 1])
         if len(page) <= limit:
-            return [_lease(row) for row in page], None
+            return [lease_from_row(row) for row in page], None
         last = page[limit - 1]
-        return [_lease(row) for row in page[:limit]], f"{last.created_at.isoformat()}|{last.session_id}"
+        return [
+            lease_from_row(row) for row in page[:limit]
+        ], f"{last.created_at.isoformat()}|{last.session_id}"
 
     @_unavailable_on_database_errors
     def used(self, *, license_id: uuid.UUID) -> int:
@@ -338,7 +327,7 @@ class DatabaseSeatLedger(SeatLedger):
             LeaseRow.objects.using(using).filter(pk__in=[row.pk for row in rows]).update(
                 sweep_claimed_until=now + timedelta(seconds=self.sweep_claim_seconds)
             )
-        return [ExpiredLease(lease=_lease(row), expired_at=row.expires_at) for row in rows]
+        return [ExpiredLease(lease=lease_from_row(row), expired_at=row.expires_at) for row in rows]
 
     @_unavailable_on_database_errors
     def expired_ack(self, *, license_id: uuid.UUID, session_ids: list[str]) -> None:
