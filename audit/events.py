@@ -39,6 +39,9 @@ class Event(StrEnum):
     LEASE_DENIED = "lease.denied"
     LEASE_HEARTBEAT_REJECTED = "lease.heartbeat_rejected"
     LEASE_BORROWED = "lease.borrowed"
+    # A borrow answered 503 after the Redis ledger made it (its durable copy
+    # or its signature failed): the lease is back as it was before.
+    LEASE_BORROW_UNDONE = "lease.borrow_undone"
     LEASE_RELEASED = "lease.released"
     LEASE_FORCE_RELEASED = "lease.force_released"
     LEASE_ENDED = "lease.ended"
@@ -116,7 +119,8 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LEASE_HEARTBEAT_REJECTED: frozenset({D.SESSION_ID, D.FINGERPRINT}) | LEDGER_EVENT_FIELDS,
     Event.LEASE_BORROWED: frozenset({D.SESSION_ID, D.HOURS, D.UNTIL}) | LEDGER_EVENT_FIELDS,
     Event.LEASE_RELEASED: LEASE_END_FIELDS | LEDGER_EVENT_FIELDS,
-    Event.LEASE_FORCE_RELEASED: LEASE_END_FIELDS,
+    Event.LEASE_BORROW_UNDONE: frozenset({D.SESSION_ID, D.REASON, D.UNTIL}) | LEDGER_EVENT_FIELDS,
+    Event.LEASE_FORCE_RELEASED: LEASE_END_FIELDS | LEDGER_EVENT_FIELDS,
     Event.LEASE_ENDED: LEASE_END_FIELDS | {D.REASON} | LEDGER_EVENT_FIELDS,
     Event.LEASE_EXPIRED: LEASE_END_FIELDS | {D.EXPIRED_AT},
     Event.LEASE_LOST: LEASE_END_FIELDS,

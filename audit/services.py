@@ -94,19 +94,23 @@ def audit_record(
     action: str,
     tenant_id: uuid.UUID | str | None = None,
     user: Any = None,
+    user_id: uuid.UUID | str | None = None,
     actor: str = "",
     target: Any = None,
     target_type: str = "",
     target_id: str = "",
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
-    """Append one event. `target` may be a model instance (its type and pk are kept)."""
+    """Append one event. `target` may be a model instance (its type and pk are
+    kept); the actor is `user` (a User) or, for an event recorded later than
+    its change (the Redis ledger's), the `user_id` and `actor` it kept."""
     if tenant_id is not None and not isinstance(tenant_id, uuid.UUID):
         tenant_id = uuid.UUID(str(tenant_id))
     row = _new_row(
         action=action,
         tenant_id=tenant_id,
         user=user,
+        user_id=user_id,
         actor=actor,
         target=target,
         target_type=target_type,
@@ -131,6 +135,7 @@ def _new_row(
     action: str,
     tenant_id: uuid.UUID | None,
     user: Any = None,
+    user_id: uuid.UUID | str | None = None,
     actor: str = "",
     target: Any = None,
     target_type: str = "",
@@ -144,7 +149,9 @@ def _new_row(
         target_id = target_id or str(target.pk)
     row = AuditLog(
         tenant_id=tenant_id,
-        user_id=getattr(user, "pk", None) if user is not None else None,
+        user_id=getattr(user, "pk", None)
+        if user is not None
+        else (uuid.UUID(str(user_id)) if user_id else None),
         actor=actor or (getattr(user, "email", "") if user is not None else ""),
         action=action,
         target_type=target_type,

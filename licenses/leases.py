@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any, NoReturn
 
 from django.db import Error as DatabaseError
-from django.db import connections
+from django.db import connections, transaction
 from django.utils import timezone
 
 from accounts.selectors import TENANT_INACTIVE, USER_INACTIVE, seat_holder_standing
@@ -270,12 +270,18 @@ def lease_end_details(lease: Lease) -> dict[str, Any]:
     }
 
 
-def _lease_event(action: Event, details: dict[str, Any] | None = None) -> LedgerEvent:
-    """The audit event of a ledger change, with the request's id and address,
-    which a ledger that records its own events keeps for the drainer."""
+def _lease_event(action: Event, details: dict[str, Any] | None = None, *, actor: Any = None) -> LedgerEvent:
+    """The audit event of a ledger change, with the request's id and address
+    and who made it on the lease holder's behalf (`actor`, a User), which a
+    ledger that records its own events keeps for the drainer."""
     context = current_context()
     return LedgerEvent(
-        action=action, details=details or {}, request_id=context.request_id, client_ip=context.client_ip
+        action=action,
+        details=details or {},
+        request_id=context.request_id,
+        client_ip=context.client_ip,
+        user_id=str(actor.pk) if actor is not None else None,
+        actor=getattr(actor, "email", "") if actor is not None else "",
     )
 
 
@@ -284,8 +290,9 @@ def lease_event_details(event: LedgerEvent, lease: Lease | None) -> dict[str, An
     whether the request writes the row or the drainer does later."""
     if lease is None:
         return dict(event.details)
-    if event.action == Event.LEASE_BORROWED:
-        base = {Detail.SESSION_ID: lease.session_id, Detail.UNTIL: lease.borrowed_until.isoformat()}
+    if event.action in (Event.LEASE_BORROWED, Event.LEASE_BORROW_UNDONE):
+        until = lease.borrowed_until.isoformat() if lease.borrowed_until is not None else None
+        base = {Detail.SESSION_ID: lease.session_id, Detail.UNTIL: until}
     else:
         base = lease_end_details(lease)
     return {**base, **event.details}
@@ -301,6 +308,8 @@ def _record_change(
         audit_record_standalone(
             action=event.action,
             tenant_id=license.tenant_id,
+            user_id=event.user_id,
+            actor=event.actor,
             target=license,
             details=lease_event_details(event, lease),
         )
@@ -352,25 +361,42 @@ def lease_release(*, claims: dict[str, Any]) -> Lease:
 
 def lease_force_release(*, license: License, session_id: str, actor=None) -> Lease:
     """End a live lease on someone else's behalf (an operator in the admin, a
-    tenant admin on the dashboard). The client finds out at its next heartbeat."""
-    # The tenant's transaction holds the audit row whichever backend keeps the seat.
-    with tenant_scope(license.tenant_id):
+    tenant admin on the dashboard). The client finds out at its next heartbeat.
+
+    Like a client's release, its event goes with the change: in the same
+    transaction on the database ledger, into the license's event stream on
+    Redis, so a release that happened is never answered 503 for a database
+    that failed after it. On Redis the stream is drained once the caller's
+    transaction commits, so the console shows the row at once; should that
+    fail, the drainer records it later."""
+    seats = seat_ledger()
+    event = _lease_event(Event.LEASE_FORCE_RELEASED, actor=actor)
+    with seats.scope(license.tenant_id):
         try:
-            lease = seat_ledger().release(
-                license_id=license.id, tenant_id=license.tenant_id, session_id=session_id
+            lease = seats.release(
+                license_id=license.id, tenant_id=license.tenant_id, session_id=session_id, event=event
             )
         except SessionNotFound:
             raise ApplicationError(
                 "This session is not live (expired or already released).", code="session_not_found"
             ) from None
-        audit_record(
-            action=Event.LEASE_FORCE_RELEASED,
-            tenant_id=license.tenant_id,
-            user=actor,
-            target=license,
-            details=lease_end_details(lease),
+        _record_change(seats, license, event, lease)
+    if seats.records_events:
+        transaction.on_commit(
+            partial(_drain_soon, license_id=license.id, tenant_id=license.tenant_id), robust=True
         )
     return lease
+
+
+def _drain_soon(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+    try:
+        lease_events_drain_license(license_id=license_id, tenant_id=tenant_id)
+    except (DatabaseError, ServiceUnavailable):
+        logger.warning(
+            "a force-release's event waits for the drainer",
+            extra={"license_id": str(license_id)},
+            exc_info=True,
+        )
 
 
 def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
@@ -398,6 +424,10 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
         raise ApplicationError("This session is not live; acquire again.", code="session_not_found") from None
     _end_if_holder_may_not_hold(license, live)
     event = _lease_event(Event.LEASE_BORROWED, {Detail.HOURS: hours})
+    # One scope for the borrow, its signature and its event: on the database
+    # ledger one transaction, so a failure anywhere answers 503 with nothing
+    # changed. The signature comes before the event's row, which takes the
+    # tenant's chain lock (held to commit).
     with seats.scope(license.tenant_id):
         try:
             lease = seats.borrow(
@@ -414,9 +444,17 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
             raise ApplicationError(
                 "This session is not live; acquire again.", code="session_not_found"
             ) from None
-        _record_change(seats, license, event, lease)
-        used = seats.used(license_id=license.id, tenant_id=license.tenant_id)
-    return _checkout(license, lease, created=False, used=used)
+        try:
+            used = seats.used(license_id=license.id, tenant_id=license.tenant_id)
+            checkout = _checkout(license, lease, created=False, used=used)
+            _record_change(seats, license, event, lease)
+        except BaseException:
+            if seats.records_events:
+                # Redis keeps the borrow whatever the request does next: it is
+                # put back, so the 503 this becomes has not happened.
+                seats.borrow_undo(borrowed=lease, before=live, reason="request_failed")
+            raise
+    return checkout
 
 
 # --- Expiry sweep (invariant 8) -------------------------------------------------------
@@ -472,6 +510,8 @@ def _try_sweep_lock(license_id: uuid.UUID) -> bool:
 
 _LEDGER_EVENTS = (
     Event.LEASE_RELEASED,
+    Event.LEASE_FORCE_RELEASED,
+    Event.LEASE_BORROW_UNDONE,
     Event.LEASE_ENDED,
     Event.LEASE_BORROWED,
     Event.LEASE_HEARTBEAT_REJECTED,
@@ -520,6 +560,8 @@ def _events_record(license_id: uuid.UUID, tenant_id: uuid.UUID, events: list[Pen
             audit_record(
                 action=item.event.action,
                 tenant_id=tenant_id,
+                user_id=item.event.user_id,
+                actor=item.event.actor,
                 target_type="licenses.license",
                 target_id=str(license_id),
                 details={

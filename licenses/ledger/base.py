@@ -93,13 +93,17 @@ class LedgerEvent:
     the ledger with the change. A backend that `records_events` keeps it in
     the same atomic step as the change, for the drainer to write to the audit
     log; the others ignore it and the caller writes the row in the change's
-    transaction. The details here are those the lease does not give."""
+    transaction. The details here are those the lease does not give; the
+    user and actor are who made the change on someone else's behalf (an
+    operator's force-release), empty for the lease's own client."""
 
     action: str
     details: dict[str, Any] = field(default_factory=dict)
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     request_id: str = ""
     client_ip: str | None = None
+    user_id: str | None = None
+    actor: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,15 @@ class SeatLedger(ABC):
         """Keep a live lease until now + seconds, but not after `not_after`
         (the license's expiry), for offline use; release ends it early.
         Raises SessionNotFound."""
+
+    @abstractmethod
+    def borrow_undo(self, *, borrowed: Lease, before: Lease, reason: str) -> Lease | None:
+        """Put a lease back as `before` if it is still as the borrow that gave
+        `borrowed` left it (a borrow answered 503 has not happened), and
+        return it; None when it has changed since (released, ended, borrowed
+        again), which is then left alone. Only a ledger whose changes outlive
+        a rolled-back request transaction (records_events) needs it from a
+        service; it records its own `lease.borrow_undone` event there."""
 
     @abstractmethod
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:

@@ -35,6 +35,7 @@ import logging
 import re
 import uuid
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,7 @@ SCRIPT_NAMES = (
     "acquire",
     "heartbeat",
     "borrow",
+    "unborrow",
     "release",
     "live",
     "live_page",
@@ -136,6 +138,8 @@ def _event_arg(event: LedgerEvent | None) -> str:
             "d": event.details,
             "rq": event.request_id,
             "ip": event.client_ip,
+            "u": event.user_id,
+            "ac": event.actor,
         }
     )
 
@@ -378,29 +382,65 @@ class RedisSeatLedger(SeatLedger):
         reply = self._run("borrow", license_id, session_id, _ms(seconds), limit, _event_arg(event))
         if reply is None:
             raise SessionNotFound(session_id)
-        lease = self._lease(license_id, session_id, *reply)
+        record, expiry, before_borrowed_ms, before_expiry_ms = reply
+        lease = self._lease(license_id, session_id, record, expiry)
         if self.borrowed is not None:
             try:
                 self.borrowed.keep(lease)
             except DatabaseError as exc:
                 # A borrow held only in Redis would be sold again after a loss
-                # of Redis: it does not stand. The client is told 503 and
-                # acquires again.
-                # Undone with an event of its own, so the audit log says the
-                # session ended and why, after the borrow its script recorded.
-                context = current_context()
-                undone = LedgerEvent(
-                    action=Event.LEASE_ENDED,
-                    details={Detail.REASON: "borrow_not_durable"},
-                    request_id=context.request_id,
-                    client_ip=context.client_ip,
+                # of Redis: it does not stand. The lease is put back as it was
+                # and the client is told 503, with nothing changed.
+                before = replace(
+                    lease,
+                    expires_at=_time(before_expiry_ms),
+                    borrowed_until=_time(before_borrowed_ms) if before_borrowed_ms else None,
                 )
-                try:
-                    self._run("release", license_id, session_id, _event_arg(undone))
-                except LedgerUnavailable:
-                    logger.exception("a borrow that is not durable could not be undone")
+                self._borrow_put_back(lease, before, reason="borrow_not_durable", durable_copy_made=False)
                 raise LedgerUnavailable(f"the borrow cannot be kept durably: {exc}") from exc
         return lease
+
+    def borrow_undo(self, *, borrowed: Lease, before: Lease, reason: str) -> Lease | None:
+        return self._borrow_put_back(borrowed, before, reason=reason, durable_copy_made=True)
+
+    def _borrow_put_back(
+        self, borrowed: Lease, before: Lease, *, reason: str, durable_copy_made: bool
+    ) -> Lease | None:
+        context = current_context()
+        undone = LedgerEvent(
+            action=Event.LEASE_BORROW_UNDONE,
+            details={Detail.REASON: reason},
+            request_id=context.request_id,
+            client_ip=context.client_ip,
+        )
+        try:
+            reply = self._run(
+                "unborrow",
+                borrowed.license_id,
+                borrowed.session_id,
+                _epoch_ms(borrowed.borrowed_until),
+                "" if before.borrowed_until is None else _epoch_ms(before.borrowed_until),
+                _epoch_ms(before.expires_at),
+                _event_arg(undone),
+            )
+        except LedgerUnavailable:
+            # Redis failed right after the borrow: it stands there, answered
+            # 503. The client acquires or borrows again; the seat is one seat.
+            logger.exception("a borrow answered 503 could not be undone")
+            return None
+        if reply is None:
+            return None  # changed since, durable copy and all
+        if self.borrowed is not None and durable_copy_made:
+            try:
+                if before.is_borrowed:
+                    self.borrowed.keep(before)
+                else:
+                    self.borrowed.forget(borrowed)
+            except DatabaseError:
+                # Never an oversell: a row held longer than its borrow only
+                # keeps a seat after a loss of Redis until that borrow ends.
+                logger.warning("an undone borrow's durable copy stays until it ends", exc_info=True)
+        return self._lease(borrowed.license_id, borrowed.session_id, *reply)
 
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
         reply = self._run("live", license_id)
@@ -446,6 +486,8 @@ class RedisSeatLedger(SeatLedger):
                 event_id=raw["id"],
                 request_id=raw.get("rq") or "",
                 client_ip=raw.get("ip"),
+                user_id=raw.get("u"),
+                actor=raw.get("ac") or "",
             )
             occurred = int(entry["t"])
             lease = self._lease(license_id, entry["sid"], entry["r"], occurred) if entry["r"] else None

@@ -14,7 +14,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from audit.events import LEASE_END_FIELDS, Event
@@ -135,7 +135,7 @@ def test_leases_lost_with_redis_are_audited_and_seats_come_back_when_the_borrows
     for seat in kept:
         borrow(seat["token"])
     online = checkout(member, license, "machine-0002")
-    end_borrows_soon(license, 3)
+    end_borrows_soon(license, 8)  # time enough for a loaded machine to get to the 409
 
     own_redis.restart_empty()
 
@@ -153,7 +153,7 @@ def test_leases_lost_with_redis_are_audited_and_seats_come_back_when_the_borrows
     assert (refused.status_code, error_code(refused)) == (409, "no_seats_available")
 
     # The borrows end on the ledger's clock: their seats are free again.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while acquire(member, license, "machine-0004").status_code != 201:
         assert time.monotonic() < deadline, "the restored borrows never ended"
         assert live_use(license)[0] <= 3
@@ -219,7 +219,31 @@ def test_a_returned_borrow_leaves_nothing_to_restore(own_redis, member, license)
     assert events(license, Event.LEASE_LOST) == [], "a released lease was not lost"
 
 
+def lease_of(license, session_id: str):
+    (lease,) = [
+        lease
+        for lease in get_seat_ledger("redis").live_leases(license_id=license.id)
+        if lease.session_id == session_id
+    ]
+    return lease
+
+
+def durable_copies(license) -> dict:
+    with tenant_scope(license.tenant_id):
+        return dict(
+            BorrowedLease.objects.filter(license_id=license.id).values_list("session_id", "borrowed_until")
+        )
+
+
+def reading_on_after_a_503() -> None:
+    """A 503's handler abandons what the request's transaction wrote; in a
+    test that transaction is the test's own, which reads on."""
+    transaction.set_rollback(False)
+
+
 def test_a_borrow_that_cannot_be_kept_durably_does_not_stand(own_redis, member, license, monkeypatch):
+    """Answered 503, it has not happened: the lease is live as before, not
+    borrowed, and heartbeats go on; the audit log says it was undone."""
     seat = checkout(member, license, "machine-0000")
 
     def database_down(self, lease):
@@ -229,7 +253,59 @@ def test_a_borrow_that_cannot_be_kept_durably_does_not_stand(own_redis, member, 
     response = api_client(token=seat["token"]).post("/api/v1/licenses/borrow", {"hours": 48}, format="json")
 
     assert (response.status_code, error_code(response)) == (503, "service_unavailable")
-    assert live_use(license) == (0, set()), "a borrow only Redis holds would be sold again after a loss"
+    reading_on_after_a_503()
+    assert live_use(license) == (1, {seat["session_id"]})
+    lease = lease_of(license, seat["session_id"])
+    assert lease.borrowed_until is None
+    assert lease.expires_at < timezone.now() + timedelta(seconds=license.lease_ttl + 5)
+    assert heartbeat(seat["token"]).status_code == 200
+    assert durable_copies(license) == {}
+    drain_ledger_events(license)
+    (undone,) = events(license, Event.LEASE_BORROW_UNDONE)
+    assert (undone["session_id"], undone["reason"], undone["until"]) == (
+        seat["session_id"],
+        "borrow_not_durable",
+        None,
+    )
+    assert events(license, Event.LEASE_ENDED) == []
+
+
+def test_a_borrow_whose_token_cannot_be_signed_does_not_stand(own_redis, member, license, monkeypatch):
+    """The durable copy made, then the signature fails (a KMS that does not
+    answer): 503, and the lease and its durable copy are as before."""
+    from core.errors import ServiceUnavailable
+    from licenses import leases
+
+    seat = checkout(member, license, "machine-0000")
+    first = borrow(seat["token"], hours=2)
+    before = lease_of(license, seat["session_id"])
+    before_copies = durable_copies(license)
+
+    def signer_down(**kwargs):
+        raise ServiceUnavailable("The signing key service does not answer.")
+
+    monkeypatch.setattr(leases, "license_token_issue", signer_down)
+    response = api_client(token=first["token"]).post("/api/v1/licenses/borrow", {"hours": 48}, format="json")
+
+    assert (response.status_code, error_code(response)) == (503, "service_unavailable")
+    reading_on_after_a_503()
+    after = lease_of(license, seat["session_id"])
+    assert (after.borrowed_until, after.expires_at) == (before.borrowed_until, before.expires_at)
+    assert durable_copies(license) == before_copies
+    drain_ledger_events(license)
+    assert [e["reason"] for e in events(license, Event.LEASE_BORROW_UNDONE)] == ["request_failed"]
+    assert len(events(license, Event.LEASE_BORROWED)) == 2
+
+
+def test_an_undo_leaves_a_lease_changed_since_alone(own_redis, member, license):
+    seat = checkout(member, license, "machine-0000")
+    ledger = get_seat_ledger("redis")
+    before = lease_of(license, seat["session_id"])
+    borrowed = ledger.borrow(license_id=license.id, session_id=seat["session_id"], seconds=3600)
+    again = ledger.borrow(license_id=license.id, session_id=seat["session_id"], seconds=7200)
+
+    assert ledger.borrow_undo(borrowed=borrowed, before=before, reason="request_failed") is None
+    assert lease_of(license, seat["session_id"]).borrowed_until == again.borrowed_until
 
 
 def test_a_redis_that_kept_its_leases_but_lost_the_marker_loses_no_lease(own_redis, member, license):
