@@ -16,6 +16,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from core.openapi import error_responses
@@ -50,7 +51,21 @@ class JwksApi(PublicAPIView):
         return response
 
 
+class _AnswerAnyAccept(BaseContentNegotiation):
+    """The key set is application/jose whatever the client accepts (the SDK
+    asks for that, which DRF's JSON renderer would refuse with 406); the
+    error bodies stay JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class SignedKeySetApi(PublicAPIView):
+    content_negotiation_class = _AnswerAnyAccept
+
     @extend_schema(
         operation_id="signed_keyset",
         summary="Public keys for license tokens, signed by the pinned root key",
