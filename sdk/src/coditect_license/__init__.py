@@ -1,6 +1,6 @@
 """The CODITECT license SDK: check out, keep, borrow and give back a seat."""
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"
 
 from coditect_license.client import Lease, LicenseClient, LicenseStatus
 from coditect_license.credentials import (
