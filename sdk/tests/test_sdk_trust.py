@@ -204,6 +204,13 @@ def test_a_fresh_token_whose_key_only_an_attackers_key_set_vouches_for_is_refuse
         make_client().acquire(allow_offline=False)
 
 
+def test_a_server_without_a_signed_key_set_cannot_vouch_for_a_new_key(make_client, fake_server):
+    fake_server.stub.routes.pop(("GET", "/.well-known/coditect-keyset.jws"))
+    with pytest.raises(KeyNotTrusted):
+        make_client().acquire(allow_offline=False)
+    assert len(fake_server.stub.calls("GET", "/api/v1/.well-known/coditect-keyset.jws")) == 1
+
+
 def test_with_only_pinned_license_keys_an_unknown_key_is_refused_without_asking_anyone(
     make_client, fake_server
 ):

@@ -528,7 +528,13 @@ class LicenseClient:
         keyset = self._trust.keyset(self._clock())
         if keyset is None or kid not in keyset:
             if self._trust.roots is not None:
-                self._refresh_keyset()
+                try:
+                    self._refresh_keyset()
+                except LicenseError as exc:
+                    if exc.status != 404:
+                        raise
+                    # A server that serves no signed key set: the key stays untrusted.
+                    logger.warning("the server serves no signed key set", extra={"kid": str(kid)})
             elif self._trust.insecure:
                 fetched = self._fetch_jwks()
                 with self._lock:
