@@ -61,7 +61,7 @@ def make_keys(directory: Path) -> dict[str, str]:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     paths = {}
-    for name in ("license", "auth"):
+    for name in ("license", "auth", "keyset-root"):
         key = ed25519.Ed25519PrivateKey.generate()
         path = directory / f"{name}.pem"
         path.write_bytes(
@@ -87,6 +87,7 @@ def server_env(keys: dict[str, str], prefix: str) -> dict[str, str]:
         SEAT_LEDGER="redis",
         LICENSE_SIGNING_KEY_FILE=keys["license"],
         AUTH_SIGNING_KEY_FILE=keys["auth"],
+        LICENSE_KEYSET_ROOT_KEY_FILE=keys["keyset-root"],
         # One load generator is one client IP: the per-IP limit would be the
         # thing measured. Limits are measured separately, not here.
         RATE_LIMIT_PER_IP="0",

@@ -367,6 +367,17 @@ LICENSE_SIGNING_KMS_TIMEOUT = env.float("LICENSE_SIGNING_KMS_TIMEOUT", default=3
 LICENSE_SIGNING_DEV_KEY_FILE = VAR_DIR / "license-signing-dev-ed25519.pem" if DEBUG else None
 LICENSE_JWKS_MAX_AGE = env.int("LICENSE_JWKS_MAX_AGE", default=300)
 
+# --- Signed license key set (issue 13) -------------------------------------------------
+# /.well-known/coditect-keyset.jws: the license JWKS signed by a long-lived root
+# key whose public half applications pin (manage.py license_trust_anchors), so
+# that a new license signing key is trusted without an application update.
+# With DEBUG off the web tier refuses to start without the root key while the
+# endpoint is served (coditect.wsgi); under DEBUG a development root key is made.
+LICENSE_KEYSET_ENABLED = env.bool("LICENSE_KEYSET_ENABLED", default=True)
+LICENSE_KEYSET_ROOT_KEY_FILE = env.str("LICENSE_KEYSET_ROOT_KEY_FILE", default="")
+LICENSE_KEYSET_ROOT_DEV_KEY_FILE = VAR_DIR / "license-keyset-root-dev-ed25519.pem" if DEBUG else None
+LICENSE_KEYSET_LIFETIME = env.int("LICENSE_KEYSET_LIFETIME", default=30 * 86400)
+
 # --- Accounts and access -------------------------------------------------------------
 # Access tokens are signed by the server's own Ed25519 key, separate from the
 # license signing key: the first key in AUTH_SIGNING_KEY_FILE signs, the others

@@ -294,12 +294,19 @@ class LiveServer:
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         keys = {}
-        for name in ("license", "auth"):
-            pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        for name in ("license", "auth", "keyset-root"):
+            private = ed25519.Ed25519PrivateKey.generate()
+            pem = private.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
             keys[name] = self.workdir / f"{name}-signing.pem"
             keys[name].write_bytes(pem)
+            if name == "keyset-root":
+                from core.keyring import VerificationKey
+
+                # What an application built for this server pins (the SDK's trusted_root_keys).
+                root = VerificationKey.from_public_key(private.public_key(), source=str(keys[name]))
+                self.keyset_root_jwks = {"keys": [dict(root.jwk)]}
         params = connections["default"].settings_dict
         host, port, name = params.get("HOST") or "127.0.0.1", params.get("PORT") or 5432, params["NAME"]
         roles = _test_roles()
@@ -319,6 +326,7 @@ class LiveServer:
             "CODITECT_VAR_DIR": str(self.workdir / "var"),
             "LICENSE_SIGNING_KEY_FILE": str(keys["license"]),
             "AUTH_SIGNING_KEY_FILE": str(keys["auth"]),
+            "LICENSE_KEYSET_ROOT_KEY_FILE": str(keys["keyset-root"]),
             # End-to-end tests beat every second from one address: rate limits have their own tests.
             "RATE_LIMIT_PER_IP": "0",
             "RATE_LIMIT_PER_USER": "0",

@@ -8,15 +8,19 @@ from accounts.urls import invite_urlpatterns
 from analytics.apis import AnalyticsUsageApi
 from coditect import health, metrics
 from core.errors import api_route_not_found
-from licenses.jwks import JwksApi
+from licenses.jwks import JwksApi, SignedKeySetApi
 
 # The same key set under the API prefix, named apart in the OpenAPI schema.
 JwksV1Api = extend_schema_view(get=extend_schema(operation_id="jwks_v1"))(type("JwksV1Api", (JwksApi,), {}))
+SignedKeySetV1Api = extend_schema_view(get=extend_schema(operation_id="signed_keyset_v1"))(
+    type("SignedKeySetV1Api", (SignedKeySetApi,), {})
+)
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
     *invite_urlpatterns,
     path(".well-known/jwks.json", JwksV1Api.as_view(), name="jwks"),
+    path(".well-known/coditect-keyset.jws", SignedKeySetV1Api.as_view(), name="signed-keyset"),
     path("licenses/", include("licenses.urls")),
     path("analytics/usage", AnalyticsUsageApi.as_view(), name="analytics-usage"),
 ]
@@ -25,6 +29,7 @@ urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path(".well-known/jwks.json", JwksApi.as_view(), name="jwks"),
+    path(".well-known/coditect-keyset.jws", SignedKeySetApi.as_view(), name="signed-keyset"),
     # django-prometheus's metrics, added up across gunicorn workers, plus seats, backlog, dependencies.
     path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
     path(settings.ADMIN_URL, admin.site.urls),

@@ -40,6 +40,7 @@ def production_env(workdir: Path, **overrides: str) -> dict[str, str]:
         "CODITECT_VAR_DIR": str(workdir / "var"),
         "LICENSE_SIGNING_KEY_FILE": str(signing_key(workdir / "license-signing-key.pem")),
         "AUTH_SIGNING_KEY_FILE": str(signing_key(workdir / "auth-signing-key.pem")),
+        "LICENSE_KEYSET_ROOT_KEY_FILE": str(signing_key(workdir / "license-keyset-root-key.pem")),
         "TRUSTED_PROXY_COUNT": "1",
     }
     env.update(overrides)

@@ -1,5 +1,5 @@
-"""Helpers for the SDK's unit tests: locally made keys and tokens, and a tiny
-HTTP server whose answers each test scripts."""
+"""Helpers for the SDK's unit tests: locally made keys, tokens and signed key
+sets, and a tiny HTTP server whose answers each test scripts."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 ISSUER = "coditect-license-server"
+KEYSET_TYP = "coditect-keyset+jwt"
 
 
 def b64url(data: bytes) -> str:
@@ -47,6 +48,21 @@ class SigningKey:
 
     def token(self, *, kid: str | None = None, **claims: Any) -> str:
         return jwt.encode(claims, self.private, algorithm="EdDSA", headers={"kid": kid or self.kid})
+
+
+def signed_keyset(
+    root: SigningKey,
+    keys: list[dict[str, Any]],
+    *,
+    now: float | None = None,
+    lifetime: float = 30 * 86400,
+    issuer: str = ISSUER,
+    typ: str = KEYSET_TYP,
+) -> str:
+    """A key set signed as the server signs it (licenses.keyset), by `root`."""
+    now = time.time() if now is None else now
+    claims = {"iss": issuer, "iat": int(now), "exp": int(now + lifetime), "keys": keys}
+    return jwt.encode(claims, root.private, algorithm="EdDSA", headers={"kid": root.kid, "typ": typ})
 
 
 def claims_for(
@@ -113,7 +129,8 @@ class StubServer:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
+                if "Content-Type" not in headers:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -165,18 +182,42 @@ class FakeLicenseServer:
 
     def __init__(self, stub: StubServer, *, key: SigningKey | None = None) -> None:
         self.stub = stub
-        self.key = key or SigningKey()
+        self.keys = [key or SigningKey()]  # the signing key first, then retired ones
+        self.root = SigningKey()  # the key set root key: what applications pin
         self.license_id = str(uuid.uuid4())
         self.heartbeat_interval = 0.2
         self.token_lifetime = 3600.0
         self.sessions: dict[str, str] = {}  # fingerprint -> session id
         self.borrowed: dict[str, float] = {}
         self.now: Callable[[], float] = time.time
-        stub.route("GET", "/.well-known/jwks.json", lambda request: (200, {}, self.key.jwks))
+        stub.route("GET", "/.well-known/jwks.json", lambda request: (200, {}, self.jwks))
+        stub.route("GET", "/.well-known/coditect-keyset.jws", self.keyset)
         stub.route("POST", "/api/v1/licenses/acquire", self.acquire)
         stub.route("POST", "/api/v1/licenses/heartbeat", self.heartbeat)
         stub.route("DELETE", "/api/v1/licenses/release", self.release)
         stub.route("POST", "/api/v1/licenses/borrow", self.borrow)
+
+    @property
+    def key(self) -> SigningKey:
+        return self.keys[0]
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [key.jwk for key in self.keys]}
+
+    @property
+    def trust(self) -> dict[str, Any]:
+        """What an application built for this server passes to LicenseClient."""
+        return {"trusted_root_keys": self.root.jwks}
+
+    def rotate(self) -> SigningKey:
+        """A new license signing key, first; the old one stays listed (retired)."""
+        self.keys.insert(0, SigningKey())
+        return self.key
+
+    def keyset(self, request: Recorded) -> Reply:
+        body = signed_keyset(self.root, self.jwks["keys"], now=self.now()).encode()
+        return 200, {"Content-Type": "application/jose"}, body
 
     def _checkout(self, fingerprint: str, session_id: str, *, created: bool, lifetime: float) -> dict:
         now = self.now()
@@ -207,10 +248,12 @@ class FakeLicenseServer:
 
     def _claims(self, request: Recorded) -> dict | None:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        try:
-            return jwt.decode(token, self.key.private.public_key(), algorithms=["EdDSA"])
-        except jwt.InvalidTokenError:
-            return None
+        for key in self.keys:
+            try:
+                return jwt.decode(token, key.private.public_key(), algorithms=["EdDSA"])
+            except jwt.InvalidTokenError:
+                continue
+        return None
 
     def heartbeat(self, request: Recorded) -> Reply:
         claims = self._claims(request)

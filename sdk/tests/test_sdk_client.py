@@ -41,6 +41,11 @@ def dead_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
+def write_json(path, document):
+    path.write_text(json.dumps(document))
+    return path
+
+
 def wait_for(condition, timeout=5.0, step=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -59,6 +64,8 @@ def make_client(fake_server, tmp_path):
         kwargs.setdefault("retry", FAST)
         kwargs.setdefault("cache_dir", tmp_path / "cache")
         kwargs.setdefault("release_at_exit", False)
+        if not {"trusted_jwks", "trusted_root_keys", "insecure_trust_on_first_use"} & set(kwargs):
+            kwargs.update(fake_server.trust)
         client = LicenseClient(url or fake_server.stub.url, KEY, BearerToken("user-access-token"), **kwargs)
         clients.append(client)
         return client
@@ -312,7 +319,12 @@ def test_a_stale_access_token_is_refreshed_once_through_login(stub, fake_server,
         ),
     )
     client = LicenseClient(
-        stub.url, KEY, PasswordLogin("ada@example.com", "pw"), fingerprint=FP, release_at_exit=False
+        stub.url,
+        KEY,
+        PasswordLogin("ada@example.com", "pw"),
+        fingerprint=FP,
+        release_at_exit=False,
+        **fake_server.trust,
     )
     try:
         assert client.acquire().session_id
@@ -324,7 +336,8 @@ def test_a_stale_access_token_is_refreshed_once_through_login(stub, fake_server,
 def test_interpreter_exit_releases_the_seat(fake_server, tmp_path):
     script = (
         "import sys; from coditect_license import LicenseClient, BearerToken\n"
-        f"LicenseClient({fake_server.stub.url!r}, {KEY!r}, BearerToken('t'), fingerprint={FP!r}).acquire()\n"
+        f"LicenseClient({fake_server.stub.url!r}, {KEY!r}, BearerToken('t'), fingerprint={FP!r},\n"
+        f"              trusted_root_keys={fake_server.root.jwks!r}).acquire()\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=30)
     assert fake_server.stub.calls("DELETE", "/api/v1/licenses/release")
@@ -363,6 +376,7 @@ def test_the_command_line_acquires_shows_status_and_releases_without_printing_se
         "CODITECT_LICENSE_KEY": KEY,
         "CODITECT_LICENSE_TOKEN": "user-access-token",
         "CODITECT_LICENSE_CACHE_DIR": str(tmp_path),
+        "CODITECT_LICENSE_TRUSTED_ROOT_KEY": str(write_json(tmp_path / "root.jwks", fake_server.root.jwks)),
     }
     assert main(["--fingerprint", FP, "acquire"], environ) == 0
     acquired = json.loads(capsys.readouterr().out)

@@ -26,6 +26,7 @@ from sdk_testkit import SigningKey
 from coditect_license import (
     CacheTampered,
     ClockSetBack,
+    KeyNotTrusted,
     LicenseClient,
     NoSeatsAvailable,
     PasswordLogin,
@@ -80,7 +81,7 @@ def account(server):
 
 
 @pytest.fixture
-def make_client(tmp_path):
+def make_client(tmp_path, server):
     clients: list[LicenseClient] = []
 
     def make(
@@ -94,6 +95,8 @@ def make_client(tmp_path):
             fingerprint=fingerprint(raw_machine_id=machine or "machine-a", salt="e2e"),
             retry=QUICK,
             release_at_exit=False,
+            # What an application built for this server ships: the key set root key, nothing else.
+            **({} if "trusted_jwks" in kwargs else {"trusted_root_keys": server.keyset_root_jwks}),
             **kwargs,
         )
         clients.append(client)
@@ -209,22 +212,30 @@ def test_4_with_the_server_down_the_cache_answers_until_exp_and_the_sdk_recovers
 
 
 def test_5_a_process_killed_without_release_frees_its_seat_within_the_lease_ttl(
-    account, make_client, tmp_path
+    server, account, make_client, tmp_path
 ):
     acct = account()
     script = textwrap.dedent(
         """
-        import os, time
+        import json, os, time
         from coditect_license import LicenseClient, PasswordLogin
         client = LicenseClient(os.environ["URL"], os.environ["KEY"],
                                PasswordLogin(os.environ["EMAIL"], os.environ["PASSWORD"]),
-                               fingerprint="killed-process-fingerprint")
+                               fingerprint="killed-process-fingerprint",
+                               trusted_root_keys=json.loads(os.environ["ROOT"]))
         client.acquire()
         print("acquired", flush=True)
         time.sleep(120)
         """
     )
-    env = {**os.environ, "URL": acct.url, "KEY": acct.key, "EMAIL": acct.email, "PASSWORD": acct.password}
+    env = {
+        **os.environ,
+        "URL": acct.url,
+        "KEY": acct.key,
+        "EMAIL": acct.email,
+        "PASSWORD": acct.password,
+        "ROOT": json.dumps(server.keyset_root_jwks),
+    }
     child = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "acquired"
@@ -267,8 +278,9 @@ def test_6_a_tampered_token_a_swapped_key_and_a_clock_set_back_are_each_refused(
     with pytest.raises(CacheTampered):
         offline().verify()
 
-    # A swapped public key, with a token re-signed by it: by hand, and through a
-    # re-implemented cache writer against a client that pins the server's keys.
+    # A swapped public key, with a token re-signed by it: by hand, and through the
+    # SDK's own cache writer (what issue 13's attacker did), against the default
+    # options (the root key only) and against a client that pins the license keys.
     import jwt
 
     attacker = SigningKey()
@@ -283,6 +295,9 @@ def test_6_a_tampered_token_a_swapped_key_and_a_clock_set_back_are_each_refused(
     cache_file.write_bytes(original)
     stored = cache.load()
     cache.store(type(stored)(**{**stored.__dict__, "token": attacker.token(**claims), "jwks": attacker.jwks}))
+    with pytest.raises(KeyNotTrusted):
+        offline().verify()
+    assert not offline().is_licensed()
     server_keys = requests.get(f"{acct.url}/.well-known/jwks.json", timeout=5).json()
     with pytest.raises(TokenInvalid):
         offline(trusted_jwks=server_keys).verify()
@@ -359,7 +374,7 @@ def test_8_threads_sharing_a_client_and_clients_sharing_a_process_keep_apart(acc
     assert seats_used(make_client(acct, machine="observer")) == 0
 
 
-def test_the_command_line_speaks_to_the_real_server(account, tmp_path):
+def test_the_command_line_speaks_to_the_real_server(server, account, tmp_path):
     # Each command is a new Python process; on a loaded machine two of them can
     # take longer than the short TTL the heartbeat tests use, and the seat would
     # expire between `acquire` and `status`.
@@ -372,7 +387,9 @@ def test_the_command_line_speaks_to_the_real_server(account, tmp_path):
         "CODITECT_LICENSE_PASSWORD": acct.password,
         "CODITECT_LICENSE_CACHE_DIR": str(tmp_path / "cli"),
         "CODITECT_LICENSE_MACHINE_ID": f"cli-{uuid.uuid4()}",
+        "CODITECT_LICENSE_TRUSTED_ROOT_KEY": str(tmp_path / "root.jwks"),
     }
+    (tmp_path / "root.jwks").write_text(json.dumps(server.keyset_root_jwks))
     cli = str(os.path.join(os.path.dirname(sys.executable), "coditect-license"))
 
     def run(*args: str) -> dict:
@@ -388,3 +405,23 @@ def test_the_command_line_speaks_to_the_real_server(account, tmp_path):
     assert status["server"]["seats"] == {"used": 1, "max": 1}
     assert run("release") == {"released": True}
     assert run("status")["server"]["seats"]["used"] == 0
+
+    # A cache forged with the SDK's own writer and the attacker's key: not licensed.
+    import jwt
+
+    acquired = run("acquire")
+    [cache_file] = (tmp_path / "cli").glob("lease-*.json")
+    original = cache_file.read_bytes()
+    stored = json.loads(original)
+    attacker = SigningKey()
+    claims = jwt.decode(stored["token"], options={"verify_signature": False})
+    claims["exp"] += 10 * 365 * 86400
+    cache = OfflineCache(cache_file.parent, license_key=acct.key, fingerprint=claims["fp"])
+    entry = cache.load()
+    cache.store(type(entry)(**{**entry.__dict__, "token": attacker.token(**claims), "jwks": attacker.jwks}))
+    env["CODITECT_LICENSE_SERVER"] = dead_url()
+    assert run("status")["offline"] == {"licensed": False, "reason": "key_not_trusted"}
+    env["CODITECT_LICENSE_SERVER"] = acct.url
+    cache_file.write_bytes(original)
+    assert run("release")["released"] is True
+    assert acquired["session_id"]

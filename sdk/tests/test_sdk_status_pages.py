@@ -37,7 +37,13 @@ def test_status_pages_the_leases_with_the_cursor_it_was_given(fake_server, tmp_p
 
     fake_server.stub.route("GET", "/api/v1/licenses/status", reply)
     client = LicenseClient(
-        fake_server.stub.url, KEY, BearerToken("t"), fingerprint=FP, cache_dir=tmp_path, release_at_exit=False
+        fake_server.stub.url,
+        KEY,
+        BearerToken("t"),
+        fingerprint=FP,
+        cache_dir=tmp_path,
+        release_at_exit=False,
+        **fake_server.trust,
     )
     try:
         first = client.status(limit=2)
@@ -52,7 +58,13 @@ def test_status_pages_the_leases_with_the_cursor_it_was_given(fake_server, tmp_p
 def test_status_without_arguments_sends_no_page_parameters(fake_server, tmp_path):
     fake_server.stub.route("GET", "/api/v1/licenses/status", answer(fake_server.license_id, [], None))
     client = LicenseClient(
-        fake_server.stub.url, KEY, BearerToken("t"), fingerprint=FP, cache_dir=tmp_path, release_at_exit=False
+        fake_server.stub.url,
+        KEY,
+        BearerToken("t"),
+        fingerprint=FP,
+        cache_dir=tmp_path,
+        release_at_exit=False,
+        **fake_server.trust,
     )
     try:
         assert client.status().leases_next_cursor is None

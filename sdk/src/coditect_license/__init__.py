@@ -1,6 +1,6 @@
 """The CODITECT license SDK: check out, keep, borrow and give back a seat."""
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"
 
 from coditect_license.client import Lease, LicenseClient, LicenseStatus
 from coditect_license.credentials import (
@@ -15,6 +15,8 @@ from coditect_license.errors import (
     ConnectionFailed,
     FingerprintNotAllowed,
     InvalidRequest,
+    KeyNotTrusted,
+    KeySetInvalid,
     LicenseError,
     LicenseExpired,
     LicenseNotFound,
@@ -30,10 +32,12 @@ from coditect_license.errors import (
     SessionNotFound,
     TokenExpired,
     TokenInvalid,
+    TrustNotConfigured,
 )
 from coditect_license.fingerprint import fingerprint
 from coditect_license.tokens import Claims, KeySet
 from coditect_license.transport import RetryPolicy
+from coditect_license.trust import SignedKeySet, load_keys_file, verify_signed_keyset
 
 __all__ = [
     "BearerToken",
@@ -44,7 +48,9 @@ __all__ = [
     "Credentials",
     "FingerprintNotAllowed",
     "InvalidRequest",
+    "KeyNotTrusted",
     "KeySet",
+    "KeySetInvalid",
     "Lease",
     "LicenseClient",
     "LicenseError",
@@ -64,8 +70,12 @@ __all__ = [
     "ServerError",
     "ServiceUnavailable",
     "SessionNotFound",
+    "SignedKeySet",
     "TokenExpired",
     "TokenInvalid",
+    "TrustNotConfigured",
     "__version__",
     "fingerprint",
+    "load_keys_file",
+    "verify_signed_keyset",
 ]

@@ -8,10 +8,14 @@ fingerprint: a file edited by hand, or copied from another machine, is
 refused. It also keeps the latest wall-clock time this machine has seen
 (`last_seen`), so that a clock set back is noticed even across restarts.
 
-What it cannot do: stop someone who has the license key and reads this code
-from forging a file with their own key set. Applications that need that pin
-the server's public keys (`LicenseClient(trusted_jwks=...)`); then a token
-verifies only if the server signed it.
+The HMAC is a check against accidents (an edited or copied file), not a
+seal: its key comes from the license key and the fingerprint, which the
+user has, so anyone who reads this code can write a file it accepts. That
+is why nothing in the file is trusted for being there: the token verifies
+only under the keys the application ships (coditect_license.trust), and
+the signed key set kept here (`keyset`) is checked again under the pinned
+root keys at every load. The plain `jwks` is read only by the insecure
+development mode.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class CacheEntry:
     license_id: str | None
     last_seen: float
     lease: dict[str, Any] | None = None  # what the client knew of its lease, less the token
+    keyset: str | None = None  # the newest signed key set (a compact JWS), checked again when read
 
     def body(self) -> dict[str, Any]:
         return {
@@ -56,6 +61,7 @@ class CacheEntry:
             "license_id": self.license_id,
             "last_seen": self.last_seen,
             "lease": self.lease,
+            "keyset": self.keyset,
         }
 
 
@@ -96,7 +102,10 @@ class OfflineCache:
                 license_id=stored["license_id"],
                 last_seen=float(stored["last_seen"]),
                 lease=stored["lease"],
+                keyset=stored.get("keyset"),  # absent in files written before signed key sets
             )
+            if entry.keyset is not None and not isinstance(entry.keyset, str):
+                raise TypeError("keyset")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CacheTampered("The offline cache was changed outside the SDK; it is ignored.") from exc
         return entry

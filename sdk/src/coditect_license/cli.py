@@ -8,6 +8,13 @@ Settings come from options or the environment (options win):
   CODITECT_LICENSE_TOKEN        a bearer token (an access token or an Identity Platform ID token), or
   CODITECT_LICENSE_REFRESH_TOKEN
   CODITECT_LICENSE_MACHINE_ID   the machine id to hash (containers)
+  CODITECT_LICENSE_TRUSTED_ROOT_KEY   the server's key set root key (JWKS, JWK or PEM file)
+  CODITECT_LICENSE_TRUSTED_JWKS       license signing keys trusted as they are (JWKS file)
+
+A token is believed only if it verifies under the trusted keys: give the root
+key and/or the JWKS (from `manage.py license_trust_anchors` on the server);
+without either the command refuses, unless --insecure-trust-on-first-use
+(development only: it believes whatever key set it sees first).
 
 Output is one JSON object on stdout; tokens and keys are never printed.
 Exit status: 0 done, 1 refused or failed (the error's code is on stderr), 2 usage.
@@ -27,7 +34,8 @@ from typing import Any
 
 from coditect_license.client import Lease, LicenseClient
 from coditect_license.credentials import BearerToken, Credentials, PasswordLogin, RefreshTokenLogin
-from coditect_license.errors import LicenseError
+from coditect_license.errors import LicenseError, TrustNotConfigured
+from coditect_license.trust import load_keys_file
 
 
 def default_cache_dir(environ=os.environ) -> Path:
@@ -77,6 +85,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", help="offline cache directory (env CODITECT_LICENSE_CACHE_DIR)")
     parser.add_argument("--fingerprint", help="send this fingerprint instead of the machine's")
     parser.add_argument("--email", help="sign in as this user (password from env CODITECT_LICENSE_PASSWORD)")
+    parser.add_argument(
+        "--trusted-root-key",
+        metavar="FILE",
+        help="trust license keys only through the signed key set under this root key "
+        "(JWKS, JWK or PEM; env CODITECT_LICENSE_TRUSTED_ROOT_KEY)",
+    )
+    parser.add_argument(
+        "--trusted-jwks",
+        metavar="FILE",
+        help="trust these license signing keys (a JWKS file; env CODITECT_LICENSE_TRUSTED_JWKS)",
+    )
+    parser.add_argument(
+        "--insecure-trust-on-first-use",
+        action="store_true",
+        help="INSECURE, development only: believe the first key set the server or the cache shows",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
     acquire = commands.add_parser("acquire", help="check out a seat (kept until it expires or is released)")
@@ -105,14 +129,32 @@ def main(argv: list[str] | None = None, environ=None) -> int:
             "set the server and the license key (--server/--license-key or their environment variables)"
         )
     cache_dir = args.cache_dir or environ.get("CODITECT_LICENSE_CACHE_DIR") or default_cache_dir(environ)
-    client = LicenseClient(
-        server,
-        key,
-        _credentials(args, environ),
-        fingerprint=args.fingerprint,
-        cache_dir=cache_dir,
-        release_at_exit=False,
-    )
+    root_file = args.trusted_root_key or environ.get("CODITECT_LICENSE_TRUSTED_ROOT_KEY")
+    jwks_file = args.trusted_jwks or environ.get("CODITECT_LICENSE_TRUSTED_JWKS")
+    if args.insecure_trust_on_first_use and (root_file or jwks_file):
+        parser.error("--insecure-trust-on-first-use cannot be combined with trusted keys")
+    if args.insecure_trust_on_first_use:
+        print(
+            "WARNING: --insecure-trust-on-first-use: any key set is believed; never in production",
+            file=sys.stderr,
+        )
+    try:
+        client = LicenseClient(
+            server,
+            key,
+            _credentials(args, environ),
+            fingerprint=args.fingerprint,
+            cache_dir=cache_dir,
+            release_at_exit=False,
+            trusted_root_keys=load_keys_file(root_file) if root_file else None,
+            trusted_jwks=load_keys_file(jwks_file) if jwks_file else None,
+            insecure_trust_on_first_use=args.insecure_trust_on_first_use,
+        )
+    except TrustNotConfigured as exc:
+        parser.error(
+            f"{exc.message} Give --trusted-root-key FILE and/or --trusted-jwks FILE "
+            "(or CODITECT_LICENSE_TRUSTED_ROOT_KEY / CODITECT_LICENSE_TRUSTED_JWKS)."
+        )
     try:
         result = _run(client, args)
     except LicenseError as exc:

@@ -11,6 +11,12 @@ server no longer knows the session (expired, or its ledger lost it) the client
 acquires again on its own and calls `on_reacquire(old, new)`. When the server
 cannot be reached the application stays licensed from the last token, checked
 locally, until that token's `exp`.
+
+Tokens verify only under the keys the application trusts (coditect_license.trust):
+pass `trusted_root_keys` (the server's key set root key; new license signing
+keys are then accepted through the signed key set) and/or `trusted_jwks`.
+Without either the constructor raises TrustNotConfigured, unless
+`insecure_trust_on_first_use=True` (development only; it warns at every start).
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ from coditect_license.cache import CacheEntry, OfflineCache, normalize_license_k
 from coditect_license.credentials import Credentials
 from coditect_license.errors import (
     CacheTampered,
+    ClockSetBack,
     ConnectionFailed,
+    KeyNotTrusted,
     LicenseError,
     NotAuthenticated,
     NotLicensed,
@@ -51,6 +59,7 @@ from coditect_license.fingerprint import DEFAULT_SALT
 from coditect_license.fingerprint import fingerprint as default_fingerprint
 from coditect_license.tokens import Claims, KeySet
 from coditect_license.transport import HttpApi, Interrupted, RetryPolicy
+from coditect_license.trust import INSECURE_WARNING, KEYSET_PATHS, Trust, verify_signed_keyset
 
 logger = logging.getLogger("coditect_license")
 
@@ -181,6 +190,9 @@ class LicenseClient:
         renew_fraction: float = 0.5,
         issuer: str | None = None,
         trusted_jwks: Mapping[str, Any] | None = None,
+        trusted_root_keys: Mapping[str, Any] | None = None,
+        insecure_trust_on_first_use: bool = False,
+        keyset_url: str | None = None,
         jwks_url: str | None = None,
         verify: bool | str = True,
         clock: Callable[[], float] = time.time,
@@ -194,6 +206,14 @@ class LicenseClient:
             raise ValueError("heartbeat_jitter is a fraction in [0, 1)")
         if not 0 < renew_fraction < 1:
             raise ValueError("renew_fraction is a fraction in (0, 1)")
+        # First: a client that could not check a token must not exist at all.
+        self._trust = Trust(
+            jwks=trusted_jwks,
+            root_keys=trusted_root_keys,
+            insecure_trust_on_first_use=insecure_trust_on_first_use,
+        )
+        if self._trust.insecure:
+            logger.warning(INSECURE_WARNING)
         self.base_url = base_url.rstrip("/")
         self.license_key = normalize_license_key(license_key)
         self.fingerprint = fingerprint or default_fingerprint(salt=fingerprint_salt)
@@ -211,7 +231,7 @@ class LicenseClient:
         self._jitter = heartbeat_jitter
         self._renew_fraction = renew_fraction
         self._issuer = issuer
-        self._trusted = KeySet(trusted_jwks) if trusted_jwks is not None else None
+        self._keyset_url = keyset_url
         self._jwks_url = jwks_url
         self._clock = clock
         self._clock_leeway = clock_leeway
@@ -229,7 +249,6 @@ class LicenseClient:
         self._lock = threading.RLock()
         self._op_lock = threading.RLock()
         self._lease: Lease | None = None
-        self._keyset: KeySet | None = self._trusted
         self._last_seen: float | None = None
         self._persisted_seen = 0.0
         self._cache_loaded = False
@@ -348,20 +367,16 @@ class LicenseClient:
             now = self._clock()
             lease = self._lease
             if lease is not None:
-                token, keyset, license_id, session_id = (
-                    lease.token,
-                    self._keyset,
-                    lease.license_id,
-                    lease.session_id,
-                )
+                token, license_id, session_id = lease.token, lease.license_id, lease.session_id
+                keyset = self._trust.keyset(now)
             else:
                 entry = self._load_cache()
                 if entry is None or not entry.token:
                     raise NotLicensed("No lease and no cached license token.")
-                token, keyset, license_id, session_id = entry.token, self._cached_keyset(entry), None, None
-                license_id = entry.license_id
+                token, license_id, session_id = entry.token, entry.license_id, None
+                keyset = self._cached_keyset(entry, now)
             if keyset is None:
-                raise TokenInvalid("No key set to verify the token with.")
+                raise KeyNotTrusted("No trusted key to verify the token with.")
             claims = keyset.verify(
                 token,
                 now=now,
@@ -503,19 +518,31 @@ class LicenseClient:
         return lease
 
     def _verify_fresh(self, token: str, *, license_id: str, session_id: str) -> Claims:
+        """Verify a token the server just handed out. A `kid` this client does
+        not know yet is looked up only where the trust allows: in the signed key
+        set (under a pinned root key), or, in the insecure mode, the plain JWKS."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.InvalidTokenError as exc:
             raise TokenInvalid("The server's token is not a compact JWS.") from exc
-        with self._lock:
-            keyset = self._keyset
-        if self._trusted is None and (keyset is None or kid not in keyset):
-            keyset = self._fetch_jwks()
-            with self._lock:
-                self._keyset = keyset
+        keyset = self._trust.keyset(self._clock())
+        if keyset is None or kid not in keyset:
+            if self._trust.roots is not None:
+                try:
+                    self._refresh_keyset()
+                except LicenseError as exc:
+                    if exc.status != 404:
+                        raise
+                    # A server that serves no signed key set: the key stays untrusted.
+                    logger.warning("the server serves no signed key set", extra={"kid": str(kid)})
+            elif self._trust.insecure:
+                fetched = self._fetch_jwks()
+                with self._lock:
+                    self._trust.unsigned = fetched
+            keyset = self._trust.keyset(self._clock())
         if keyset is None:
-            raise TokenInvalid("No key set to verify the token with.")
-        return keyset.verify(
+            raise KeyNotTrusted("No trusted key to verify the token with.")
+        claims = keyset.verify(
             token,
             now=self._clock(),
             fingerprint=self.fingerprint,
@@ -524,6 +551,89 @@ class LicenseClient:
             session_id=session_id,
             leeway=self._clock_leeway,
         )
+        signed = self._trust.signed
+        if (
+            signed is not None
+            and signed.expires_at < claims.expires_at
+            and kid not in (self._trust.pinned or ())
+        ):
+            # Offline, this token must still find its key: keep a set that outlives it.
+            try:
+                self._refresh_keyset()
+            except LicenseError as exc:
+                logger.warning(
+                    "the signed key set could not be renewed; offline use ends with it",
+                    extra={"error": exc.code, "keyset_exp": signed.expires_at},
+                )
+        return claims
+
+    def _refresh_keyset(self) -> None:
+        """Fetch the signed key set and trust its keys if it verifies under a
+        pinned root key and is not older than the newest one seen (here or in
+        the cache): an old set replayed cannot bring back a retired key."""
+        with self._lock:
+            self._adopt_cached_keyset()
+        if self._keyset_url:
+            api = HttpApi(
+                self._keyset_url, timeout=self._api.timeout, retry=self._api.retry, verify=self._api.verify
+            )
+            try:
+                response = api.request("GET", "", text=True, headers={"Accept": "application/jose"})
+            finally:
+                api.close()
+        else:
+            for path in KEYSET_PATHS:
+                try:
+                    response = self._api.request(
+                        "GET", path, text=True, headers={"Accept": "application/jose"}
+                    )
+                    break
+                except LicenseError as exc:
+                    if exc.status != 404 or path == KEYSET_PATHS[-1]:
+                        raise
+        signed = verify_signed_keyset(
+            self._trust.roots,
+            response.body,
+            now=self._clock(),
+            issuer=self._issuer,
+            leeway=self._clock_leeway,
+        )
+        with self._lock:
+            if self._trust.adopt(signed, leeway=self._clock_leeway):
+                logger.info(
+                    "trusting a signed key set",
+                    extra={"kids": signed.keys.kids, "keyset_exp": signed.expires_at},
+                )
+                self._write_cache()
+
+    def _adopt_cached_keyset(self, *, clock_errors: bool = False) -> None:
+        """The cache's signed key set, checked again, as the floor (and, while
+        current, the keys) when this client has none yet; one refused is
+        ignored (logged), or with `clock_errors` raised when the clock reads
+        earlier than its issue time. Callers hold _lock."""
+        if self._trust.roots is None or self._trust.signed is not None:
+            return
+        try:
+            entry = self._load_cache()
+        except CacheTampered:
+            return
+        if entry is None or not entry.keyset:
+            return
+        try:
+            signed = verify_signed_keyset(
+                self._trust.roots,
+                entry.keyset,
+                now=self._clock(),
+                issuer=self._issuer,
+                leeway=self._clock_leeway,
+                allow_expired=True,
+            )
+        except TokenInvalid as exc:
+            logger.warning("the cached signed key set is refused", extra={"reason": exc.code})
+            if clock_errors and isinstance(exc, ClockSetBack):
+                raise
+            return
+        self._trust.adopt(signed, replay_is_error=False)
 
     def _fetch_jwks(self) -> KeySet:
         if self._jwks_url:
@@ -565,12 +675,16 @@ class LicenseClient:
             raise self._cache_error
         return self._cache_entry
 
-    def _cached_keyset(self, entry: CacheEntry) -> KeySet | None:
-        if self._trusted is not None:
-            return self._trusted
-        if self._keyset is not None:
-            return self._keyset
-        return KeySet(entry.jwks) if entry.jwks else None
+    def _cached_keyset(self, entry: CacheEntry, now: float) -> KeySet | None:
+        """The keys a cached token may verify under. Only the insecure mode
+        reads the cache's plain key set; otherwise what the application trusts,
+        plus the cache's signed key set if a pinned root key signed it."""
+        if self._trust.insecure:
+            if self._trust.unsigned is None and entry.jwks:
+                self._trust.unsigned = KeySet(entry.jwks)
+            return self._trust.unsigned
+        self._adopt_cached_keyset(clock_errors=True)
+        return self._trust.keyset(now)
 
     def _offline_lease(self) -> Lease | None:
         """The lease to run on while the server cannot be reached: the one held,
@@ -584,7 +698,6 @@ class LicenseClient:
                     entry = self._load_cache()
                     if entry is None or not entry.token or entry.lease is None:
                         return None
-                    self._keyset = self._cached_keyset(entry)
                     lease = Lease.from_cache(entry.lease, token=entry.token, claims=claims)
             except LicenseError as exc:
                 logger.info("the cached token cannot stand in", extra={"reason": exc.code})
@@ -615,16 +728,18 @@ class LicenseClient:
             token, meta, license_id = previous.token, previous.lease, previous.license_id
         else:
             token, meta, license_id = None, None, previous.license_id if previous else None
-        if self._trusted is None and self._keyset is not None:
-            jwks = self._keyset.jwks
-        else:
-            jwks = previous.jwks if previous else None
+        jwks = None
+        if self._trust.insecure:  # the only mode that reads it back
+            unsigned = self._trust.unsigned
+            jwks = unsigned.jwks if unsigned is not None else (previous.jwks if previous else None)
+        signed = self._trust.signed
         entry = CacheEntry(
             token=token,
             jwks=jwks,
             license_id=license_id,
             last_seen=self._last_seen or self._clock(),
             lease=meta,
+            keyset=signed.token if signed is not None else (previous.keyset if previous else None),
         )
         try:
             self._cache.store(entry)

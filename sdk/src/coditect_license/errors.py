@@ -118,6 +118,22 @@ class TokenExpired(TokenInvalid):
     code = "token_expired"
 
 
+class KeyNotTrusted(TokenInvalid):
+    """A token signed by a key the application does not trust: neither one
+    it ships (`trusted_jwks`) nor one a signed key set under a pinned root
+    key vouches for. A forged token or cache ends here."""
+
+    code = "key_not_trusted"
+
+
+class KeySetInvalid(TokenInvalid):
+    """A signed key set that is refused: not signed by a pinned root key,
+    tampered with, expired, of another issuer, or older than one already
+    trusted (a replay)."""
+
+    code = "keyset_invalid"
+
+
 class ClockSetBack(TokenInvalid):
     """The system clock reads earlier than a time this machine has already
     seen (the token's issue time or the cache's last-seen time)."""
@@ -129,6 +145,14 @@ class CacheTampered(TokenInvalid):
     """The offline cache file was changed outside this SDK (or is corrupt)."""
 
     code = "cache_tampered"
+
+
+class TrustNotConfigured(LicenseError):
+    """The client was made without trust anchors (`trusted_jwks` and/or
+    `trusted_root_keys`) and without the explicit insecure development mode:
+    it would have nothing to check a token's signature against."""
+
+    code = "trust_not_configured"
 
 
 class NotLicensed(LicenseError):

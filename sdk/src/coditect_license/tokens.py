@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 from jwt.exceptions import InvalidTokenError, PyJWKError
 
-from coditect_license.errors import ClockSetBack, TokenExpired, TokenInvalid
+from coditect_license.errors import ClockSetBack, KeyNotTrusted, TokenExpired, TokenInvalid
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,27 @@ class KeySet:
         """A stable text form, to compare two key sets."""
         return json.dumps(self.jwks, sort_keys=True, separators=(",", ":"))
 
+    def union(self, other: KeySet) -> KeySet:
+        """These keys, then the other's (a `kid` in both keeps this set's key)."""
+        return KeySet({"keys": self.jwks["keys"] + other.jwks["keys"]})
+
+    def pinned_key(self, token: str) -> tuple[dict[str, Any], Any, str]:
+        """(header, key, algorithm) of the key that must have signed `token`:
+        its `kid` looked up here, its `alg` the one pinned for that key."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except InvalidTokenError as exc:
+            raise TokenInvalid("The token is not a compact JWS.") from exc
+        kid = header.get("kid")
+        if not isinstance(kid, str) or kid not in self._keys:
+            raise KeyNotTrusted(
+                "The token is signed by a key this application does not trust.", details={"kid": str(kid)}
+            )
+        pinned = self._keys[kid]
+        if header.get("alg") != pinned.algorithm:
+            raise TokenInvalid("The token's algorithm is not the one pinned for its key.")
+        return header, pinned.key, pinned.algorithm
+
     def verify(
         self,
         token: str,
@@ -105,21 +126,12 @@ class KeySet:
     ) -> Claims:
         """Verify `token` at wall-clock time `now`; raise a TokenInvalid subclass
         saying why it is refused."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except InvalidTokenError as exc:
-            raise TokenInvalid("The token is not a compact JWS.") from exc
-        kid = header.get("kid")
-        if not isinstance(kid, str) or kid not in self._keys:
-            raise TokenInvalid("The token's key is not in the key set.", details={"kid": str(kid)})
-        pinned = self._keys[kid]
-        if header.get("alg") != pinned.algorithm:
-            raise TokenInvalid("The token's algorithm is not the one pinned for its key.")
+        _header, key, algorithm = self.pinned_key(token)
         try:
             payload = jwt.decode(
                 token,
-                key=pinned.key,
-                algorithms=[pinned.algorithm],
+                key=key,
+                algorithms=[algorithm],
                 options={
                     "require": REQUIRED_CLAIMS,
                     "verify_exp": False,

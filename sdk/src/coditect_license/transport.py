@@ -130,9 +130,11 @@ class HttpApi:
         bearer: str | None = None,
         retry: RetryPolicy | None = None,
         interrupt: threading.Event | None = None,
+        text: bool = False,
     ) -> Response:
         """Send and retry as the policy allows; return a 2xx answer or raise
-        the typed error of the last answer (ConnectionFailed when none came)."""
+        the typed error of the last answer (ConnectionFailed when none came).
+        With `text`, a 2xx answer's body is its text, not parsed JSON."""
         policy = retry or self.retry
         started = time.monotonic()
         headers = dict(headers or {})
@@ -159,7 +161,7 @@ class HttpApi:
                 failure.__cause__ = exc
                 wait = self._jitter(attempt, policy)
             else:
-                response = self._response(raw)
+                response = self._response(raw, text=text)
                 if 200 <= response.status < 300:
                     return response
                 retry_after = parse_retry_after(raw.headers.get("Retry-After"))
@@ -190,9 +192,11 @@ class HttpApi:
                 time.sleep(wait)
 
     @staticmethod
-    def _response(raw: requests.Response) -> Response:
+    def _response(raw: requests.Response, *, text: bool = False) -> Response:
         body: Any = None
-        if raw.content:
+        if text and 200 <= raw.status_code < 300:
+            body = raw.text
+        elif raw.content:
             try:
                 body = raw.json()
             except ValueError:
