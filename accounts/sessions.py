@@ -53,9 +53,7 @@ class SessionStore(db.SessionStore):
 
     async def _aget_session_from_db(self):
         try:
-            return await self.model.objects.aget(
-                session_key=self._stored(), expire_date__gt=timezone.now()
-            )
+            return await self.model.objects.aget(session_key=self._stored(), expire_date__gt=timezone.now())
         except self.model.DoesNotExist:
             self._session_key = None
             return None
