@@ -6,6 +6,14 @@ caller's tenant is activated first, inside the transaction and scope boundary
 the tenant-safe base view has opened, and only then is the user loaded,
 through the scoped manager, as the app role: a token naming a user of another
 tenant finds nobody. Every failure is the same 401 `not_authenticated`.
+
+An access token names its sign-in (`sid`, the refresh-token family). Ending a
+sign-in (logout, a refresh token presented twice, a password set anew, the
+user or the tenant deactivated) revokes that family's rows, and a token of a
+revoked family is refused on its next request, not when it expires: one
+indexed lookup beside the user's row, in the same scope, on every backend.
+License tokens (heartbeat, release, borrow) are not access tokens and do not
+come here.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.identity import looks_like_identity_token
 from accounts.models import User
+from accounts.selectors import token_family_is_revoked
 from accounts.services import NotAuthenticated, identity_verify, user_resolve_identity
 from accounts.tokens import InvalidToken, access_token_verify
 from core.context import context_set_actor
@@ -56,7 +65,11 @@ class BearerAuthentication(BaseAuthentication):
             logger.info("access token refused", extra={"reason": str(exc)[:200]})
             raise AuthenticationFailed(INVALID_TOKEN) from exc
         self._activate(claims.tenant_id)
-        return (self._member(claims.user_id), claims)
+        user = self._member(claims.user_id)
+        if token_family_is_revoked(family_id=claims.family_id):
+            logger.info("access token refused", extra={"reason": "sign-in ended"})
+            raise AuthenticationFailed(INVALID_TOKEN)
+        return (user, claims)
 
     def _from_identity_token(self, token: str):
         try:

@@ -18,7 +18,7 @@ from django.db import DatabaseError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from accounts.models import Invite, User
+from accounts.models import Invite, RefreshToken, User
 from core.cache import ProcessCache
 from core.errors import ServiceUnavailable
 from core.pagination import Page, queryset_page
@@ -66,6 +66,15 @@ def invite_page(*, cursor: str | None, limit: int) -> Page:
 
 def invite_get(*, invite_id: uuid.UUID) -> Invite | None:
     return Invite.objects.filter(pk=invite_id).first()
+
+
+def token_family_is_revoked(*, family_id: uuid.UUID) -> bool:
+    """Whether a sign-in (a refresh-token family) has ended: logout, a reused
+    refresh token, a new password or a deactivation revoked its rows. Read in
+    the caller's tenant scope, on every request an access token makes; a family
+    with no rows (pruned a day after its last refresh token expired, long after
+    its access tokens) is not revoked."""
+    return RefreshToken.objects.filter(family_id=family_id, revoked_at__isnull=False).exists()
 
 
 # Heartbeats ask, every two minutes per seat, whether the lease's holder may

@@ -34,7 +34,7 @@ from audit.events import Event
 from audit.services import audit_record
 from core.errors import ApplicationError, ServiceUnavailable
 from tenants.models import Tenant
-from tenants.scope import tenant_scope
+from tenants.scope import current_tenant_id, in_operator_scope, tenant_scope
 from tenants.services import tenant_create
 
 logger = logging.getLogger(__name__)
@@ -259,9 +259,11 @@ def _refresh_token_create(*, user: User, family_id: uuid.UUID) -> str:
     return token
 
 
-def _token_pair(*, user: User, refresh_token: str) -> TokenPair:
+def _token_pair(*, user: User, refresh_token: str, family_id: uuid.UUID) -> TokenPair:
     return TokenPair(
-        access_token=access_token_issue(user_id=user.id, tenant_id=user.tenant_id, role=user.role),
+        access_token=access_token_issue(
+            user_id=user.id, tenant_id=user.tenant_id, role=user.role, family_id=family_id
+        ),
         refresh_token=refresh_token,
         expires_in=settings.ACCESS_TOKEN_LIFETIME,
     )
@@ -283,7 +285,7 @@ def _session_start(*, user: User, method: str) -> TokenPair:
         target=user,
         details={"method": method, "family_id": str(family_id)},
     )
-    return _token_pair(user=user, refresh_token=refresh_token)
+    return _token_pair(user=user, refresh_token=refresh_token, family_id=family_id)
 
 
 def _login_failed(*, reason: str, method: str, email: str, tenant_id=None, user=None) -> None:
@@ -494,7 +496,7 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
             token.save(update_fields=["used_at"])
             if user is not None and user.is_active_member:
                 next_token = _refresh_token_create(user=user, family_id=token.family_id)
-                return _token_pair(user=user, refresh_token=next_token)
+                return _token_pair(user=user, refresh_token=next_token, family_id=token.family_id)
     # Outside the transaction: the revocation and its audit row are committed.
     raise NotAuthenticated(REFRESH_FAILED)
 
@@ -520,6 +522,77 @@ def auth_logout(*, refresh_token: str) -> None:
             target=token,
             details={"family_id": str(token.family_id), "revoked": revoked},
         )
+
+
+# --- ending every sign-in: a new password, deactivation ---------------------------------------
+# A sign-in is a refresh-token family; revoking its rows ends its refresh tokens
+# and, through the `sid` check of accounts.authentication, its access tokens.
+
+PASSWORD_WRONG = "The current password is not correct."
+PASSWORD_NONE = "This account signs in with its identity provider and has no password here."
+
+
+def _sign_ins_end(*, tenant_id: uuid.UUID, reason: str, target, **lookups) -> int:
+    def end() -> int:
+        revoked = RefreshToken.objects.filter(tenant_id=tenant_id, revoked_at__isnull=True, **lookups).update(
+            revoked_at=timezone.now()
+        )
+        if revoked:
+            audit_record(
+                action=Event.AUTH_SIGN_INS_ENDED,
+                tenant_id=tenant_id,
+                target=target,
+                details={"reason": reason, "revoked": revoked},
+            )
+        return revoked
+
+    # Within the change that ends them (the admin's save on the operator path,
+    # a request in the tenant's scope), so the two commit together.
+    if in_operator_scope() or current_tenant_id() == tenant_id:
+        return end()
+    with tenant_scope(tenant_id):
+        return end()
+
+
+def user_sign_ins_end(*, user: User, reason: str) -> int:
+    """End every sign-in of a user (all their refresh and access tokens);
+    the number of refresh tokens revoked."""
+    return _sign_ins_end(tenant_id=user.tenant_id, reason=reason, target=user, user_id=user.pk)
+
+
+def tenant_sign_ins_end(*, tenant: Tenant, reason: str) -> int:
+    """End every sign-in of every member of a tenant."""
+    return _sign_ins_end(tenant_id=tenant.id, reason=reason, target=tenant)
+
+
+def auth_password_change(*, user: User, current_password: str, new_password: str) -> TokenPair:
+    """Set a new password for a signed-in member who knows the current one.
+    Every sign-in of the user ends, the caller's too (saving the password does
+    that, as any door that sets a password does: accounts.receivers), and a
+    new one begins for the caller: the answer is its token pair."""
+    _password_login_check()
+    if not user.has_usable_password():
+        raise _field_error("current_password", PASSWORD_NONE)
+    if not user.check_password(current_password):
+        raise _field_error("current_password", PASSWORD_WRONG)
+    if new_password == current_password:
+        raise _field_error("new_password", "Choose a password other than the current one.")
+    try:
+        validate_password(new_password, user=user)
+    except ValidationError as exc:
+        raise _field_error("new_password", *exc.messages) from exc
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    family_id = uuid.uuid4()
+    refresh_token = _refresh_token_create(user=user, family_id=family_id)
+    audit_record(
+        action=Event.AUTH_PASSWORD_CHANGED,
+        tenant_id=user.tenant_id,
+        user=user,
+        target=user,
+        details={"family_id": str(family_id)},
+    )
+    return _token_pair(user=user, refresh_token=refresh_token, family_id=family_id)
 
 
 # --- invites ------------------------------------------------------------------------------------

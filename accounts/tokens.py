@@ -32,7 +32,9 @@ logger = logging.getLogger(__name__)
 ALGORITHM = "EdDSA"
 # RFC 9068: the type keeps an access token from being mistaken for any other JWT.
 ACCESS_TOKEN_TYPE = "at+jwt"
-REQUIRED_CLAIMS = ["iss", "aud", "sub", "tid", "role", "iat", "nbf", "exp", "jti"]
+# `sid` is the sign-in (the refresh-token family) the token was issued for:
+# ending that sign-in ends its access tokens too (accounts.authentication).
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "tid", "sid", "role", "iat", "nbf", "exp", "jti"]
 # Pods' clocks differ by NTP jitter: a token made on one must not be "not yet
 # valid" on the next.
 CLOCK_SKEW_LEEWAY_SECONDS = 10
@@ -84,15 +86,18 @@ class AccessClaims:
     role: str
     jti: str
     expires_at: int
+    family_id: uuid.UUID
 
 
-def access_token_issue(*, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str) -> str:
+def access_token_issue(*, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, family_id: uuid.UUID) -> str:
+    """An access token of one sign-in (`family_id`, the refresh-token family)."""
     now = int(time.time())
     claims = {
         "iss": settings.AUTH_TOKEN_ISSUER,
         "aud": settings.AUTH_TOKEN_AUDIENCE,
         "sub": str(user_id),
         "tid": str(tenant_id),
+        "sid": str(family_id),
         "role": role,
         "iat": now,
         "nbf": now,
@@ -103,7 +108,7 @@ def access_token_issue(*, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str) -
 
 
 def _identifiers_check(claims: dict[str, Any]) -> None:
-    uuid.UUID(claims["sub"]), uuid.UUID(claims["tid"])
+    uuid.UUID(claims["sub"]), uuid.UUID(claims["tid"]), uuid.UUID(claims["sid"])
 
 
 def access_token_verify(token: str) -> AccessClaims:
@@ -126,6 +131,7 @@ def access_token_verify(token: str) -> AccessClaims:
         role=str(claims["role"]),
         jti=str(claims["jti"]),
         expires_at=int(claims["exp"]),
+        family_id=uuid.UUID(claims["sid"]),
     )
 
 

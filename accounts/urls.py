@@ -8,6 +8,7 @@ urlpatterns = [
     path("login", views.LoginApi.as_view(), name="auth-login"),
     path("refresh", views.RefreshApi.as_view(), name="auth-refresh"),
     path("logout", views.LogoutApi.as_view(), name="auth-logout"),
+    path("password", views.PasswordChangeApi.as_view(), name="auth-password"),
     path("me", views.MeApi.as_view(), name="auth-me"),
 ]
 

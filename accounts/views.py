@@ -141,6 +141,31 @@ class LogoutApi(PublicAPIView):
         return Response(status=204)
 
 
+class PasswordChangeApi(TenantAPIView):
+    """Set a new password. Every sign-in of the user ends, this one too (their
+    access and refresh tokens stop working at once); the answer is a new pair."""
+
+    permission_classes = TENANT_MEMBERS
+
+    class PasswordChangeInputSerializer(serializers.Serializer):
+        current_password = serializers.CharField(trim_whitespace=False, max_length=256)
+        new_password = serializers.CharField(trim_whitespace=False, max_length=256)
+
+    @extend_schema(
+        operation_id="auth_password_change",
+        request=PasswordChangeInputSerializer,
+        responses={
+            200: TokenPairOutput,
+            **error_responses("invalid_request", "not_authenticated", "permission_denied", "rate_limited"),
+        },
+    )
+    def post(self, request):
+        data = self.PasswordChangeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pair = services.auth_password_change(user=request.user, **data.validated_data)
+        return Response(TokenPairOutput(pair).data)
+
+
 class MeApi(TenantAPIView):
     permission_classes = TENANT_MEMBERS
 

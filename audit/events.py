@@ -25,6 +25,10 @@ class Event(StrEnum):
     AUTH_LOGIN_FAILED = "auth.login_failed"
     AUTH_REFRESH_REUSED = "auth.refresh_reused"
     AUTH_LOGOUT = "auth.logout"
+    AUTH_PASSWORD_CHANGED = "auth.password_changed"
+    # Every sign-in of a user (or of a tenant) ended at once: a password set
+    # anew outside the API, a user or a tenant deactivated.
+    AUTH_SIGN_INS_ENDED = "auth.sign_ins_ended"
     # Licenses
     LICENSE_CREATED = "license.created"
     LICENSE_UPDATED = "license.updated"
@@ -106,6 +110,8 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.AUTH_LOGIN_FAILED: frozenset({D.REASON, D.METHOD}),
     Event.AUTH_REFRESH_REUSED: frozenset({D.FAMILY_ID, D.REVOKED}),
     Event.AUTH_LOGOUT: frozenset({D.FAMILY_ID, D.REVOKED}),
+    Event.AUTH_PASSWORD_CHANGED: frozenset({D.FAMILY_ID}),
+    Event.AUTH_SIGN_INS_ENDED: frozenset({D.REASON, D.REVOKED}),
     Event.LICENSE_CREATED: frozenset({"key_prefix", "max_seats"}),
     Event.LICENSE_UPDATED: frozenset({"changes"}),
     Event.LICENSE_SUSPENDED: frozenset({D.REASON}),

@@ -13,6 +13,8 @@ they build the same personas with `tenant_admin(tenant)` and its siblings.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -43,8 +45,11 @@ __all__ = [
 
 
 def access_token(user) -> str:
-    """A real access token for `user`, as login would issue it."""
-    return access_token_issue(user_id=user.id, tenant_id=user.tenant_id, role=user.role)
+    """A real access token for `user`, as login would issue it, of a sign-in of
+    its own (a family no refresh token has: nothing but its expiry ends it)."""
+    return access_token_issue(
+        user_id=user.id, tenant_id=user.tenant_id, role=user.role, family_id=uuid.uuid4()
+    )
 
 
 def bearer(user) -> dict:

@@ -311,6 +311,9 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
+# Admin and dashboard sessions: a row of the table is not a cookie and cannot be
+# turned into one (accounts/sessions.py; the app role reads that table).
+SESSION_ENGINE = "accounts.sessions"
 X_FRAME_OPTIONS = "DENY"
 # Kubelet probes and Prometheus reach a pod by its IP, which the Downward API
 # hands over as POD_IP: those requests pass the host check, nothing else does.

@@ -38,6 +38,7 @@ def claims_for(user, **changes) -> dict:
         "aud": settings.AUTH_TOKEN_AUDIENCE,
         "sub": str(user.id),
         "tid": str(user.tenant_id),
+        "sid": str(uuid.uuid4()),
         "role": user.role,
         "iat": now,
         "nbf": now,
@@ -124,6 +125,14 @@ def test_it_refuses_an_expired_token(api, user):
 
 def test_it_refuses_a_token_without_exp(api, user):
     assert_refused(get_me(api, signed(claims_for(user, exp=None))))
+
+
+def test_a_token_of_ours_without_its_sign_in_is_refused(api, user):
+    # Tokens issued before access tokens named their sign-in (`sid`) cannot be
+    # ended by a logout, so they are not taken: their holders refresh.
+    assert get_me(api, signed(claims_for(user))).status_code == 200
+    assert_refused(get_me(api, signed(claims_for(user, sid=None))))
+    assert_refused(get_me(api, signed(claims_for(user, sid="not-a-uuid"))))
 
 
 def test_it_refuses_a_token_not_yet_valid(api, user):

@@ -33,7 +33,9 @@ def pem(key) -> bytes:
 def issue() -> str:
     import uuid
 
-    return access_token_issue(user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="user")
+    return access_token_issue(
+        user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="user", family_id=uuid.uuid4()
+    )
 
 
 def test_the_first_key_signs_and_the_others_still_verify(settings, tmp_path):

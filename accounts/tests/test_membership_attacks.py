@@ -6,6 +6,8 @@ tenant on the operator path, so these tests commit their rows."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
@@ -62,7 +64,9 @@ def test_a_real_token_naming_an_operator_in_a_tenant_opens_nothing(committed_db)
     acme = TenantFactory(slug="acme")
     with operator_scope():
         operator = User.objects.create_superuser("root@coditect.test", TEST_PASSWORD)
-    token = access_token_issue(user_id=operator.id, tenant_id=acme.id, role=Role.TENANT_ADMIN)
+    token = access_token_issue(
+        user_id=operator.id, tenant_id=acme.id, role=Role.TENANT_ADMIN, family_id=uuid.uuid4()
+    )
     client = api_client(token=token)
     assert client.get("/api/v1/auth/me").status_code == 401
     assert client.post("/api/v1/invites", {"role": "user"}, format="json").status_code == 401

@@ -72,6 +72,7 @@ def test_with_one_key_in_both_rings_neither_kind_passes_for_the_other(one_key_fo
         user_id="33333333-3333-3333-3333-333333333333",
         tenant_id="22222222-2222-2222-2222-222222222222",
         role="user",
+        family_id="44444444-4444-4444-4444-444444444444",
     )
     assert access_token_verify(access)  # remembered by the auth ring
     with pytest.raises(InvalidLicenseToken):
