@@ -31,12 +31,103 @@ BORROW_LIMIT_HOURS = 24
 HOOKS = "coditect.tests.schemathesis_hooks"
 
 
+@pytest.mark.embedded
 def test_the_served_schema_is_valid_openapi_3(client):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     schema = json.loads(response.content)
     assert schema["openapi"].startswith("3.")
     validate(schema)  # raises on the first violation of the OpenAPI 3 specification
+
+
+@pytest.mark.embedded
+def test_every_operation_declares_the_errors_of_the_layers_it_crosses(client):
+    schema = json.loads(client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").content)
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            declared = set(operation["responses"])
+            assert {"400", "429", "503"} <= declared, (method, path)
+            if operation.get("security"):
+                assert "401" in declared, (method, path)
+            if "{" in path:
+                assert "404" in declared, (method, path)
+            for status, response in operation["responses"].items():
+                if status >= "400":
+                    assert response["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+
+
+@pytest.mark.django_db
+@pytest.mark.embedded
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/auth/logout", {"refresh_token": 42}, "refresh_token"),
+        ("/api/v1/auth/login", {"email": "a@b.test", "password": ["x"]}, "password"),
+        ("/api/v1/invites", {"expires_in_hours": "5"}, "expires_in_hours"),
+        ("/api/v1/invites", {"email": "a\x00@b.test"}, "email"),
+    ],
+)
+def test_a_body_value_of_another_json_type_is_refused_and_changes_nothing(admin, path, body, field):
+    from accounts.models import Invite
+
+    before = Invite.objects.count()
+    response = admin.client.post(path, body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert field in response.json()["error"]["details"]["fields"]
+    assert Invite.objects.count() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.embedded
+@pytest.mark.parametrize("query", ["to=", "from=", "license_id=", "cursor=", "cursor=not%20base64"])
+def test_a_query_parameter_named_without_a_value_is_refused(admin, query):
+    response = admin.client.get(f"/api/v1/analytics/usage?{query}")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.django_db
+@pytest.mark.embedded
+def test_a_withdrawn_invite_is_gone_from_its_address_and_listed_as_revoked(admin):
+    created = admin.client.post("/api/v1/invites", {}, format="json").json()
+    assert created["used_at"] is None and created["revoked_at"] is None and created["email"] == ""
+    assert admin.client.delete(f"/api/v1/invites/{created['id']}").status_code == 204
+    assert admin.client.get(f"/api/v1/invites/{created['id']}").status_code == 404
+    assert admin.client.delete(f"/api/v1/invites/{created['id']}").status_code == 404
+    listed = {row["id"]: row for row in admin.client.get("/api/v1/invites").json()["results"]}
+    assert listed[created["id"]]["status"] == "revoked"
+    assert listed[created["id"]]["revoked_at"] is not None
+
+
+@pytest.mark.embedded
+def test_a_delete_to_an_unknown_api_path_is_a_404_in_the_error_shape_not_a_csrf_page():
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).delete("/api/v1/invites/null,null")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.django_db
+@pytest.mark.embedded
+@pytest.mark.parametrize(
+    ("password", "email"),
+    [
+        ("0123456789", "new@example.test"),
+        ("abcdefghijk", "0" * 65 + "@example.test"),
+        ("abcdefghijk", "a@b.c"),
+    ],
+)
+def test_register_refuses_what_its_schema_refuses(api, password, email):
+    response = api.post(
+        "/api/v1/auth/register",
+        {"email": email, "password": password, "tenant_name": "Initech"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
 
 
 CONFIG = """\
@@ -121,7 +212,7 @@ def test_schemathesis_with_every_check_finds_no_failure(seeded, tmp_path):
         "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.BASE_DIR), os.environ.get("PYTHONPATH")])),
     }
     run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    (Path("/tmp") / "conformance-last.txt").write_text(run.stdout + run.stderr)
+    (tmp_path / "schemathesis.txt").write_text(run.stdout + run.stderr)
     assert run.returncode == 0, (
-        f"{run.stdout[-20000:]}\n{run.stderr[-4000:]}\nserver log:\n{server.log_tail()}"
+        f"(whole output: {tmp_path / 'schemathesis.txt'})\n{run.stdout[-20000:]}\n{run.stderr[-4000:]}\nserver log:\n{server.log_tail()}"
     )
