@@ -4,6 +4,7 @@ serializers. Rules live in accounts.services; roles in accounts.permissions."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -14,6 +15,7 @@ from accounts.models import Role
 from accounts.permissions import TENANT_ADMIN_ONLY, TENANT_MEMBERS
 from core.openapi import error_responses
 from core.pagination import PageQuerySerializer
+from core.serializers import EmailField, JsonBodySerializer
 from tenants.views import PublicAPIView, TenantAPIView
 
 
@@ -42,9 +44,29 @@ class TokenPairOutput(serializers.Serializer):
 
 
 class RegisterApi(PublicAPIView):
-    class RegisterInputSerializer(serializers.Serializer):
-        email = serializers.EmailField(required=False, max_length=254)
-        password = serializers.CharField(required=False, trim_whitespace=False, max_length=256)
+    class RegisterInputSerializer(JsonBodySerializer):
+        # A new tenant or an invite's, never both; a password (with the email)
+        # or an Identity Platform ID token.
+        schema_rules = {
+            "oneOf": [
+                {"required": ["tenant_name"], "not": {"required": ["invite_code"]}},
+                {"required": ["invite_code"], "not": {"required": ["tenant_name"]}},
+            ],
+            "anyOf": [{"required": ["email", "password"]}, {"required": ["id_token"]}],
+        }
+        email = EmailField(required=False, max_length=254)
+        # At least the length AUTH_PASSWORD_VALIDATORS asks of a new password.
+        password = serializers.CharField(
+            required=False,
+            trim_whitespace=False,
+            min_length=10,
+            max_length=256,
+            # At least one letter, so never only digits (NumericPasswordValidator), and no
+            # NUL character; AUTH_PASSWORD_VALIDATORS also refuse a common one or one like the email.
+            validators=[
+                RegexValidator(r"^[^\x00]*[A-Za-z][^\x00]*$", "Include at least one letter (A to Z).")
+            ],
+        )
         id_token = serializers.CharField(required=False, max_length=8192)
         tenant_name = serializers.CharField(required=False, max_length=200)
         invite_code = serializers.CharField(required=False, max_length=200)
@@ -71,8 +93,9 @@ class RegisterApi(PublicAPIView):
 
 
 class LoginApi(PublicAPIView):
-    class LoginInputSerializer(serializers.Serializer):
-        email = serializers.EmailField(required=False, max_length=254)
+    class LoginInputSerializer(JsonBodySerializer):
+        schema_rules = {"anyOf": [{"required": ["email", "password"]}, {"required": ["id_token"]}]}
+        email = EmailField(required=False, max_length=254)
         password = serializers.CharField(required=False, trim_whitespace=False, max_length=256)
         id_token = serializers.CharField(required=False, max_length=8192)
 
@@ -107,7 +130,7 @@ class LoginApi(PublicAPIView):
         return Response(TokenPairOutput(pair).data)
 
 
-class RefreshInput(serializers.Serializer):
+class RefreshInput(JsonBodySerializer):
     refresh_token = serializers.CharField(max_length=200)
 
 
@@ -182,12 +205,12 @@ class MeApi(TenantAPIView):
 class InviteOutput(serializers.Serializer):
     id = serializers.UUIDField()
     role = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.EmailField(allow_blank=True, help_text="Empty when any email may redeem it.")
     status = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
-    used_at = serializers.DateTimeField()
-    revoked_at = serializers.DateTimeField()
+    used_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
 
     def get_status(self, invite) -> str:
         return invite.status()
@@ -198,9 +221,9 @@ class InvitesApi(TenantAPIView):
 
     permission_classes = TENANT_ADMIN_ONLY
 
-    class InviteInputSerializer(serializers.Serializer):
+    class InviteInputSerializer(JsonBodySerializer):
         role = serializers.ChoiceField(choices=Role.choices, default=Role.USER)
-        email = serializers.EmailField(required=False, default="", allow_blank=True)
+        email = EmailField(required=False, allow_blank=True)
         expires_in_hours = serializers.IntegerField(required=False, min_value=1, max_value=30 * 24)
 
     class InviteCreatedOutput(InviteOutput):
@@ -245,7 +268,7 @@ class InvitesApi(TenantAPIView):
         invite, code = services.invite_create(
             created_by=request.user,
             role=values["role"],
-            email=values["email"],
+            email=values.get("email", ""),
             lifetime_hours=values.get("expires_in_hours") or settings.INVITE_LIFETIME_HOURS,
         )
         invite.code = code
@@ -253,13 +276,15 @@ class InvitesApi(TenantAPIView):
 
 
 class InviteDetailApi(TenantAPIView):
-    """GET shows one invite; DELETE withdraws it (a used invite stays as it was)."""
+    """GET shows one invite; DELETE withdraws it (a used invite stays as it was).
+    A withdrawn invite is gone from here (404), as a DELETE promises; the list
+    still shows it, as revoked."""
 
     permission_classes = TENANT_ADMIN_ONLY
 
     def _invite(self, invite_id):
         invite = selectors.invite_get(invite_id=invite_id)
-        if invite is None:
+        if invite is None or invite.revoked_at is not None:
             raise NotFound("No such invite.")
         return invite
 

@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError, connections
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
@@ -159,10 +160,12 @@ def handler404(request, exception=None):
     return page_not_found(request, exception)
 
 
+@csrf_exempt
 def api_route_not_found(request, *args, **kwargs):
     """The last API route: an unknown path under the API answers in the error
     shape even with DEBUG on, where Django would show its HTML debug page (and
-    the URL patterns) instead of calling handler404."""
+    the URL patterns) instead of calling handler404. Exempt from CSRF: a
+    DELETE to an unknown API path is a 404, not Django's HTML 403."""
     return error_response("not_found", "No such endpoint.")
 
 

@@ -26,10 +26,12 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.db.models import Q, QuerySet
 from rest_framework import serializers
 
 from core.errors import ApplicationError
+from core.serializers import QueryParamsSerializer
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -47,7 +49,7 @@ class InvalidCursor(ApplicationError):
         )
 
 
-class PageQuerySerializer(serializers.Serializer):
+class PageQuerySerializer(QueryParamsSerializer):
     """The query parameters every list endpoint takes; an endpoint's own
     query serializer extends it."""
 
@@ -60,6 +62,8 @@ class PageQuerySerializer(serializers.Serializer):
     cursor = serializers.CharField(
         required=False,
         max_length=MAX_CURSOR_LENGTH,
+        # The alphabet of base64url: anything else is no cursor of ours.
+        validators=[RegexValidator(r"^[A-Za-z0-9_-]+$", "Not a cursor this list handed out.")],
         help_text="The `next_cursor` of the previous page; absent for the first page.",
     )
 

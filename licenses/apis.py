@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from django.core.validators import MaxLengthValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsTenantMember, ReadOnlyOrWriter
 from core.openapi import error_responses
 from core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageQuerySerializer
+from core.serializers import JsonBodySerializer
 from licenses import leases, selectors
 from licenses.authentication import LicenseTokenAuthentication
 from tenants.scope import scope_boundary
@@ -72,13 +73,17 @@ def checkout_answer(checkout: leases.Checkout) -> dict:
 class LicenseAcquireApi(TenantAPIView):
     permission_classes = [IsAuthenticated, IsTenantMember, ReadOnlyOrWriter]
 
-    class AcquireInputSerializer(serializers.Serializer):
+    class AcquireInputSerializer(JsonBodySerializer):
         license_key = serializers.CharField(max_length=64, trim_whitespace=True)
         hardware_fingerprint = serializers.RegexField(
             FINGERPRINT, error_messages={"invalid": "8 to 128 characters of a client-side hash."}
         )
         client_info = serializers.DictField(
-            child=serializers.CharField(max_length=200, allow_blank=True), required=False, default=dict
+            child=serializers.CharField(max_length=200, allow_blank=True),
+            required=False,
+            default=dict,
+            validators=[MaxLengthValidator(20, "At most 20 entries.")],
+            help_text="At most 20 entries; keys are 1 to 64 letters, digits, '.', '_' or '-'.",
         )
 
         def validate_client_info(self, value):
@@ -194,7 +199,7 @@ class LicenseReleaseApi(LicenseTokenAPIView):
 
 
 class LicenseBorrowApi(LicenseTokenAPIView):
-    class BorrowInputSerializer(serializers.Serializer):
+    class BorrowInputSerializer(JsonBodySerializer):
         hours = serializers.IntegerField(min_value=1)
 
     @extend_schema(
@@ -263,32 +268,27 @@ class LicenseStatusApi(TenantAPIView):
         )
 
     class StatusQuerySerializer(PageQuerySerializer):
-        license_id = serializers.UUIDField(required=False)
+        license_id = serializers.UUIDField(required=False, help_text="One license, by id.")
+        limit = serializers.IntegerField(
+            min_value=1,
+            max_value=MAX_LIMIT,
+            default=DEFAULT_LIMIT,
+            help_text=(
+                f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}): leases when one license is "
+                "named, else licenses."
+            ),
+        )
 
     @extend_schema(
         operation_id="licenses_status",
         parameters=[
-            OpenApiParameter(
-                "license_id", OpenApiTypes.UUID, required=False, description="One license, by id."
-            ),
+            StatusQuerySerializer,
             OpenApiParameter(
                 "X-License-Key",
-                str,
+                {"type": "string", "maxLength": 64},
                 location=OpenApiParameter.HEADER,
                 required=False,
                 description="One license, by key: a header, so that keys stay out of URLs and access logs.",
-            ),
-            OpenApiParameter(
-                "limit",
-                int,
-                required=False,
-                description=(
-                    f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}): leases when one license is "
-                    "named, else licenses."
-                ),
-            ),
-            OpenApiParameter(
-                "cursor", str, required=False, description="The `next_cursor` of the previous page."
             ),
         ],
         responses={
