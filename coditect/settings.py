@@ -362,6 +362,9 @@ LICENSE_SIGNING_KEY_FILE = env.list("LICENSE_SIGNING_KEY_FILE", default=[])
 LICENSE_SIGNING_KMS_KEY = env.str("LICENSE_SIGNING_KMS_KEY", default="")
 LICENSE_VERIFY_KEYS_FILE = env.list("LICENSE_VERIFY_KEYS_FILE", default=[])
 LICENSE_SIGNING_KMS_TIMEOUT = env.float("LICENSE_SIGNING_KMS_TIMEOUT", default=3.0)
+# A KMS key protected in software (not by an HSM) is refused unless this says
+# it is meant (a development project without Cloud HSM).
+LICENSE_SIGNING_KMS_ALLOW_SOFTWARE = env.bool("LICENSE_SIGNING_KMS_ALLOW_SOFTWARE", default=False)
 # The development key is made only when DEBUG was on at startup (tests turn
 # DEBUG off at run time; the decision stays the one made here).
 LICENSE_SIGNING_DEV_KEY_FILE = VAR_DIR / "license-signing-dev-ed25519.pem" if DEBUG else None
