@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "accounts.ratelimit.PerIpRateLimitMiddleware",
+    "core.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -267,7 +268,8 @@ LICENSE_CACHE_STALE_IF_ERROR_SECONDS = env.float("LICENSE_CACHE_STALE_IF_ERROR_S
 # --- API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON within the API_MAX_* limits below (core/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.BoundedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerAuthentication"],
     # Every endpoint: a member of the scoped tenant; read-only members may only read.
     "DEFAULT_PERMISSION_CLASSES": [
@@ -278,6 +280,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+# What one API request body may hold; beyond it 413 request_too_large (size) or
+# 400 invalid_request (the others), never a 500. Keys count over the whole body.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
+API_MAX_JSON_KEYS = env.int("API_MAX_JSON_KEYS", default=1000)
+API_MAX_STRING_LENGTH = env.int("API_MAX_STRING_LENGTH", default=8192)
 SPECTACULAR_SETTINGS = {
     "TITLE": "CODITECT License Server API",
     "DESCRIPTION": "Floating license seats: acquire, heartbeat, release, borrow.",

@@ -41,5 +41,6 @@ urlpatterns = [
     re_path(r"^(api|\.well-known)/", api_route_not_found),
 ]
 
+handler400 = "core.errors.handler400"
 handler404 = "core.errors.handler404"
 handler500 = "core.errors.handler500"
