@@ -413,6 +413,11 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["accounts.ratelimit.PerUserRateLimit"]
 
 # --- Operations: metrics, Celery ------------------------------------------------------
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (or METRICS_TOKEN_FILE);
+# unset, it is served only with DEBUG on. Tenant slugs appear in metric labels only
+# with METRICS_TENANT_LABELS on; otherwise the tenant label holds the tenant's id.
+METRICS_TOKEN = secret("METRICS_TOKEN", "") or ""
+METRICS_TENANT_LABELS = env.bool("METRICS_TENANT_LABELS", default=False)
 # Seats per license are read from the ledger at scrape time (licenses.metrics):
 # at most this many licenses, the answer kept this many seconds.
 METRICS_SEAT_LICENSES_MAX = env.int("METRICS_SEAT_LICENSES_MAX", default=500)
