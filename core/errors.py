@@ -86,9 +86,10 @@ def error_response(code: str, message: str, details: dict[str, Any] | None = Non
 
 
 def database_unavailable_response() -> JsonResponse:
-    logger.warning("database unavailable outside the view")
+    # Logged once, with the request, by the request-context middleware.
     response = error_response("service_unavailable", "The database does not answer; try again shortly.")
     response["Retry-After"] = "5"
+    response.log_details = {"dependency": "database"}
     return response
 
 
@@ -114,9 +115,9 @@ def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, dict[str, An
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    cause = exc
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The database went away mid-request: a dependency is down, not a bug.
-        logger.warning("database unavailable", extra={"error": type(exc).__name__})
         exc = ServiceUnavailable(
             "The database does not answer; try again shortly.", headers={"Retry-After": "5"}
         )
@@ -135,6 +136,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
         for name, value in exc.headers.items():
             response[name] = value
+        if isinstance(exc, ServiceUnavailable):
+            # For the one WARNING line the request-context middleware writes.
+            root = cause.__cause__ if cause is exc else cause
+            response.log_details = {"error": type(root).__name__ if root is not None else exc.code}
         return response
     if isinstance(exc, drf_exceptions.APIException):
         code, message, details = _drf_error(exc)

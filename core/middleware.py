@@ -3,17 +3,23 @@ limits, the content security policy."""
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 
 from core.context import client_ip, normalized_ip, request_context
+
+logger = logging.getLogger("coditect.request")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestContextMiddleware:
     """Open the request's context: X-Request-ID from the load balancer when
-    sane, else a new one (echoed back), and the client's address."""
+    sane, else a new one (echoed back), and the client's address.
+
+    A 503 (a dependency down, not a bug) is logged here, once, at WARNING,
+    with its request id, and Django's own ERROR line for it is skipped."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -25,6 +31,17 @@ class RequestContextMiddleware:
         request.client_ip = client_ip(request)
         with request_context(request_id=request_id, client_ip=normalized_ip(request.client_ip)):
             response = self.get_response(request)
+            if response.status_code == 503 and not getattr(response, "_has_been_logged", False):
+                logger.warning(
+                    "service unavailable",
+                    extra={
+                        "status_code": 503,
+                        "method": request.method,
+                        "path": request.path,
+                        **getattr(response, "log_details", {}),
+                    },
+                )
+                response._has_been_logged = True  # Django's log_response would say it again, at ERROR
         response["X-Request-ID"] = request_id
         return response
 

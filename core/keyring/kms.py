@@ -152,14 +152,15 @@ class KmsSigner:
             rpc = getattr(self._kms(), method)
             return rpc(request=request, retry=self._retry, timeout=self._timeout)
         except _UNREACHABLE as exc:
-            logger.error(
+            # A cause, at WARNING: the 503 it becomes is logged with its request.
+            logger.warning(
                 "Cloud KMS call failed",
                 extra={"kms_method": method, "kms_key": self.key_name, "error": type(exc).__name__},
             )
             raise ServiceUnavailable("The signing service does not answer; try again shortly.") from exc
 
     def _corrupted(self, method: str, check: str) -> NoReturn:
-        logger.error(
+        logger.warning(
             "Cloud KMS response failed its integrity check",
             extra={"kms_method": method, "kms_key": self.key_name, "check": check},
         )
