@@ -22,6 +22,8 @@ from rest_framework.views import APIView
 from coditect.personas import bearer
 from licenses.tests.factories import LicenseFactory
 
+pytestmark = pytest.mark.embedded
+
 BODY_METHODS = ("post", "put", "patch", "delete")
 _CONVERTER = re.compile(r"<(?:(?P<kind>\w+):)?(?P<name>\w+)>")
 

@@ -16,6 +16,8 @@ from coditect.testing import LogLeakCatcher
 from core.logging import JsonFormatter, RequestIdFilter
 from licenses.keys import generate_license_key
 
+pytestmark = pytest.mark.embedded
+
 
 @pytest.fixture
 def json_lines():

@@ -10,6 +10,8 @@ from licenses.metrics import seat_collector
 from licenses.tests.factories import LicenseFactory
 from tenants.tests.factories import TenantFactory
 
+pytestmark = pytest.mark.embedded
+
 TOKEN = "metrics-token-for-tests-0123456789"
 
 FORWARDING = {

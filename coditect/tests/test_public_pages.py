@@ -10,6 +10,8 @@ import pytest
 from coditect.personas import bearer, tenant_admin
 from tenants.tests.factories import TenantFactory
 
+pytestmark = pytest.mark.embedded
+
 PUBLIC_PAGES = ["/api/schema/", "/api/docs/", "/.well-known/jwks.json", "/api/v1/.well-known/jwks.json"]
 
 

@@ -8,6 +8,8 @@ from rest_framework.exceptions import ParseError
 from core.errors import ApplicationError
 from core.parsers import BoundedJSONParser, JsonLimitExceeded, json_depth, json_loads_bounded
 
+pytestmark = pytest.mark.embedded
+
 
 @pytest.mark.parametrize(
     "text, depth",
