@@ -5,10 +5,16 @@ sets PROMETHEUS_MULTIPROC_DIR so that counters and histograms add up across
 workers (prometheus_client's multiprocess mode). What is read at scrape time
 (seats per license, the Celery backlog, whether PostgreSQL and Redis answer)
 is the same whichever worker answers, so it is added here, once per scrape.
+
+The page is behind a credential: `Authorization: Bearer <METRICS_TOKEN>`,
+compared in constant time. Without METRICS_TOKEN set it is served only with
+DEBUG on (a developer's machine); in production it is refused. No header a
+proxy may or may not add (X-Forwarded-For, Forwarded) decides anything.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
@@ -16,7 +22,7 @@ import time
 import prometheus_client
 from django.conf import settings
 from django.db import connections
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import multiprocess
@@ -137,14 +143,33 @@ class _Scrape:
                 logger.warning("a metrics collector failed", exc_info=True)
 
 
+def metrics_refusal(request) -> HttpResponse | None:
+    """None when the request may read the metrics, else the answer refusing it."""
+    from core.errors import error_response
+
+    token = settings.METRICS_TOKEN
+    if not token:
+        if settings.DEBUG:
+            return None
+        return error_response(
+            "permission_denied", "The metrics are off: METRICS_TOKEN is not set and DEBUG is off."
+        )
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
+    ):
+        return None
+    response = error_response("not_authenticated", "The metrics need the metrics bearer token.")
+    response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
+
+
 @never_cache
 @require_GET
 def metrics_view(request):
-    # Prometheus scrapes pods directly. A request that came through the ingress
-    # controller (which always sets these headers) is from outside: license ids
-    # and tenant names are not for it.
-    if "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_X_REAL_IP" in request.META:
-        raise Http404
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         base = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(base)

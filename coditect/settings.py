@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "accounts.ratelimit.PerIpRateLimitMiddleware",
+    "core.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -267,7 +268,8 @@ LICENSE_CACHE_STALE_IF_ERROR_SECONDS = env.float("LICENSE_CACHE_STALE_IF_ERROR_S
 # --- API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON within the API_MAX_* limits below (core/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.BoundedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerAuthentication"],
     # Every endpoint: a member of the scoped tenant; read-only members may only read.
     "DEFAULT_PERMISSION_CLASSES": [
@@ -278,6 +280,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "core.openapi.ContractAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+# What one API request body may hold; beyond it 413 request_too_large (size) or
+# 400 invalid_request (the others), never a 500. Keys count over the whole body.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
+API_MAX_JSON_KEYS = env.int("API_MAX_JSON_KEYS", default=1000)
+API_MAX_STRING_LENGTH = env.int("API_MAX_STRING_LENGTH", default=8192)
 SPECTACULAR_SETTINGS = {
     "TITLE": "CODITECT License Server API",
     "DESCRIPTION": "Floating license seats: acquire, heartbeat, release, borrow.",
@@ -368,6 +376,9 @@ LICENSE_SIGNING_KEY_FILE = env.list("LICENSE_SIGNING_KEY_FILE", default=[])
 LICENSE_SIGNING_KMS_KEY = env.str("LICENSE_SIGNING_KMS_KEY", default="")
 LICENSE_VERIFY_KEYS_FILE = env.list("LICENSE_VERIFY_KEYS_FILE", default=[])
 LICENSE_SIGNING_KMS_TIMEOUT = env.float("LICENSE_SIGNING_KMS_TIMEOUT", default=3.0)
+# A KMS key protected in software (not by an HSM) is refused unless this says
+# it is meant (a development project without Cloud HSM).
+LICENSE_SIGNING_KMS_ALLOW_SOFTWARE = env.bool("LICENSE_SIGNING_KMS_ALLOW_SOFTWARE", default=False)
 # The development key is made only when DEBUG was on at startup (tests turn
 # DEBUG off at run time; the decision stays the one made here).
 LICENSE_SIGNING_DEV_KEY_FILE = VAR_DIR / "license-signing-dev-ed25519.pem" if DEBUG else None
@@ -419,6 +430,11 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["accounts.ratelimit.PerUserRateLimit"]
 
 # --- Operations: metrics, Celery ------------------------------------------------------
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (or METRICS_TOKEN_FILE);
+# unset, it is served only with DEBUG on. Tenant slugs appear in metric labels only
+# with METRICS_TENANT_LABELS on; otherwise the tenant label holds the tenant's id.
+METRICS_TOKEN = secret("METRICS_TOKEN", "") or ""
+METRICS_TENANT_LABELS = env.bool("METRICS_TENANT_LABELS", default=False)
 # Seats per license are read from the ledger at scrape time (licenses.metrics):
 # at most this many licenses, the answer kept this many seconds.
 METRICS_SEAT_LICENSES_MAX = env.int("METRICS_SEAT_LICENSES_MAX", default=500)

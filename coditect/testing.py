@@ -9,7 +9,9 @@ role with BYPASSRLS. Nothing depends on state left by hand.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import uuid
 
 import pytest
@@ -537,3 +539,59 @@ def redis_servers(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+# --- No secret in any log line of the run ------------------------------------------------
+# Every record that reaches the root logger during the test run is formatted as
+# production formats it (the request-id filter and the JSON formatter) and
+# searched for what must never be logged. The run fails at its end if one was.
+
+LOG_LEAK_PATTERNS = {
+    # licenses.keys: CDT- and six groups of five; the display prefix (CDT-XXXXX) alone is fine.
+    "a license key": re.compile(r"\bCDT-[0-9A-Z]{5}(?:-[0-9A-Z]{5}){2,}", re.IGNORECASE),
+    "a token (JWS)": re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    "a password": re.compile(r"""(?i)\bpass(?:word|wd)\\?["']?\s*[:=]\s*\\?["']?(?!\*)[^\s"'\\,}]+"""),
+    "a query string in a logged path": re.compile(r"""(?:^|[\s"'(])/[^\s"'?]*\?[^\s"']*="""),
+}
+
+
+class LogLeakCatcher(logging.Handler):
+    """Formats each record as the console handler would and keeps those that
+    match a LOG_LEAK_PATTERNS entry (the first 400 characters of each)."""
+
+    def __init__(self) -> None:
+        from core.logging import JsonFormatter, RequestIdFilter
+
+        super().__init__(level=logging.DEBUG)
+        self.addFilter(RequestIdFilter())
+        self.setFormatter(JsonFormatter())
+        self.lines = 0
+        self.leaks: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # a record that cannot be formatted is another test's business
+            return
+        self.lines += 1
+        self.leaks += [
+            (what, line[:400]) for what, pattern in LOG_LEAK_PATTERNS.items() if pattern.search(line)
+        ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log_line():
+    catcher = LogLeakCatcher()
+    root = logging.getLogger()
+    root.addHandler(catcher)
+    try:
+        yield catcher
+    finally:
+        root.removeHandler(catcher)
+    if catcher.leaks:
+        shown = "\n".join(f"- {what}: {line}" for what, line in catcher.leaks[:20])
+        pytest.fail(
+            f"{len(catcher.leaks)} of {catcher.lines} log lines of this run carry a secret or a query string:\n"
+            f"{shown}",
+            pytrace=False,
+        )

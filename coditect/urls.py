@@ -35,10 +35,17 @@ urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
     path("dashboard/", include("analytics.urls")),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Public pages: no authentication runs, so a caller's bearer token (which
+    # would open a tenant scope these views do not have) is simply not read.
+    path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[]),
+        name="docs",
+    ),
     re_path(r"^(api|\.well-known)/", api_route_not_found),
 ]
 
+handler400 = "core.errors.handler400"
 handler404 = "core.errors.handler404"
 handler500 = "core.errors.handler500"

@@ -34,6 +34,7 @@ ERROR_STATUS: dict[str, int] = {
     "no_seats_available": 409,
     "session_not_found": 404,
     "method_not_allowed": 405,
+    "request_too_large": 413,
     "rate_limited": 429,
     "service_unavailable": 503,
     "internal_error": 500,
@@ -86,9 +87,10 @@ def error_response(code: str, message: str, details: dict[str, Any] | None = Non
 
 
 def database_unavailable_response() -> JsonResponse:
-    logger.warning("database unavailable outside the view")
+    # Logged once, with the request, by the request-context middleware.
     response = error_response("service_unavailable", "The database does not answer; try again shortly.")
     response["Retry-After"] = "5"
+    response.log_details = {"dependency": "database"}
     return response
 
 
@@ -114,9 +116,9 @@ def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, dict[str, An
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    cause = exc
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The database went away mid-request: a dependency is down, not a bug.
-        logger.warning("database unavailable", extra={"error": type(exc).__name__})
         exc = ServiceUnavailable(
             "The database does not answer; try again shortly.", headers={"Retry-After": "5"}
         )
@@ -135,6 +137,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
         for name, value in exc.headers.items():
             response[name] = value
+        if isinstance(exc, ServiceUnavailable):
+            # For the one WARNING line the request-context middleware writes.
+            root = cause.__cause__ if cause is exc else cause
+            response.log_details = {"error": type(root).__name__ if root is not None else exc.code}
         return response
     if isinstance(exc, drf_exceptions.APIException):
         code, message, details = _drf_error(exc)
@@ -147,13 +153,36 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return None  # a bug: let Django log it and answer 500
 
 
-def _is_api(request) -> bool:
+def is_api_request(request) -> bool:
     return request.path_info.startswith("/api/") or request.path_info.startswith("/.well-known/")
+
+
+def _answers_json(request) -> bool:
+    """The API and the probes answer JSON; the dashboard and the admin, pages."""
+    return is_api_request(request) or request.path_info in {"/health", "/ready", "/metrics"}
+
+
+def handler400(request, exception=None):
+    """What Django refuses before any view runs (a Host header not in
+    ALLOWED_HOSTS, a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many form
+    fields, another SuspiciousOperation): the error shape on API paths,
+    Django's page elsewhere. Nothing of the request is echoed."""
+    if _answers_json(request):
+        from django.core.exceptions import DisallowedHost, RequestDataTooBig
+
+        if isinstance(exception, RequestDataTooBig):
+            return error_response("request_too_large", "The request body is too large.")
+        if isinstance(exception, DisallowedHost):
+            return error_response("invalid_request", "The Host header names no site this server serves.")
+        return error_response("invalid_request", "The request is malformed.")
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
 
 
 def handler404(request, exception=None):
     """Unknown API routes answer in the error shape; pages keep Django's page."""
-    if _is_api(request):
+    if is_api_request(request):
         return error_response("not_found", "No such endpoint.")
     from django.views.defaults import page_not_found
 
@@ -171,7 +200,7 @@ def api_route_not_found(request, *args, **kwargs):
 
 def handler500(request):
     """A bug. API clients still get the error shape, never an HTML page."""
-    if _is_api(request):
+    if is_api_request(request):
         return error_response("internal_error", "Something went wrong on our side; it has been logged.")
     from django.views.defaults import server_error
 

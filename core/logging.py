@@ -1,4 +1,11 @@
-"""Structured JSON logs, each line carrying the request id (and the actor, once known)."""
+"""Structured JSON logs, each line carrying the request id (and the actor, once known).
+
+No line carries a query string: a request is logged as its method and path
+(a `?license_key=` stays out of the logs), and the development server's
+request line loses its query. Django logs a request's 4xx answer after the
+middleware that holds the request context has returned; the filter then
+takes the request id from the record's own request.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,37 @@ from datetime import UTC, datetime
 
 from core.context import current_context
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id", "actor_id"}
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+    "actor_id",
+    "request",
+}
+
+
+def path_without_query(text: str) -> str:
+    return text.split("?", 1)[0]
+
+
+def _request_line_without_query(line: str) -> str:
+    # "GET /path?query HTTP/1.1" -> "GET /path HTTP/1.1"
+    parts = line.split(" ")
+    if len(parts) == 3:
+        parts[1] = path_without_query(parts[1])
+        return " ".join(parts)
+    return path_without_query(line)
 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         context = current_context()
-        record.request_id = context.request_id or None
-        record.actor_id = str(context.actor.pk) if getattr(context.actor, "pk", None) else None
+        request = getattr(record, "request", None)
+        record.request_id = context.request_id or getattr(request, "request_id", None) or None
+        actor = context.actor
+        record.actor_id = str(actor.pk) if getattr(actor, "pk", None) else None
+        if record.name == "django.server" and record.args and isinstance(record.args, tuple):
+            record.args = (_request_line_without_query(str(record.args[0])), *record.args[1:])
         return True
 
 
@@ -30,6 +60,11 @@ class JsonFormatter(logging.Formatter):
         }
         if getattr(record, "actor_id", None):
             entry["actor_id"] = record.actor_id
+        request = getattr(record, "request", None)
+        if hasattr(request, "path") and hasattr(request, "method"):
+            # An HttpRequest's repr is its full URL, query string included: never logged.
+            entry["method"] = request.method
+            entry["path"] = request.path
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

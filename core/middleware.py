@@ -1,18 +1,25 @@
-"""Middleware that is not about tenants: the request context, the content security policy."""
+"""Middleware that is not about tenants: the request context, request body
+limits, the content security policy."""
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 
 from core.context import client_ip, normalized_ip, request_context
+
+logger = logging.getLogger("coditect.request")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestContextMiddleware:
     """Open the request's context: X-Request-ID from the load balancer when
-    sane, else a new one (echoed back), and the client's address."""
+    sane, else a new one (echoed back), and the client's address.
+
+    A 503 (a dependency down, not a bug) is logged here, once, at WARNING,
+    with its request id, and Django's own ERROR line for it is skipped."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -24,8 +31,81 @@ class RequestContextMiddleware:
         request.client_ip = client_ip(request)
         with request_context(request_id=request_id, client_ip=normalized_ip(request.client_ip)):
             response = self.get_response(request)
+            if response.status_code == 503 and not getattr(response, "_has_been_logged", False):
+                logger.warning(
+                    "service unavailable",
+                    extra={
+                        "status_code": 503,
+                        "method": request.method,
+                        "path": request.path,
+                        **getattr(response, "log_details", {}),
+                    },
+                )
+                response._has_been_logged = True  # Django's log_response would say it again, at ERROR
         response["X-Request-ID"] = request_id
         return response
+
+
+class RequestBodyLimitMiddleware:
+    """Hold every API request body to the API_MAX_* limits before any view runs.
+
+    The JSON parser (core/parsers.py) enforces the same limits, but only where
+    a view reads its body, and only after authentication: here an endpoint
+    that ignores its body, or a caller without credentials, gets the same
+    4xx, so no endpoint is a way around them. The size is judged from
+    Content-Length before a byte is read; a JSON body within it is parsed
+    once by the bounded loader (Django keeps the bytes; DRF parses them
+    again, cheaply, as they are small). Malformed JSON is left to the view's
+    parser, which says so only if the view wants the body.
+    """
+
+    BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from core.errors import is_api_request
+
+        if request.method in self.BODY_METHODS and is_api_request(request):
+            refusal = self._refusal(request)
+            if refusal is not None:
+                return refusal
+        return self.get_response(request)
+
+    @staticmethod
+    def _refusal(request):
+        from django.conf import settings
+
+        from core.errors import error_response
+        from core.parsers import JsonLimitExceeded, json_limit_error, json_loads_bounded
+
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return error_response("invalid_request", "The Content-Length header is not a number.")
+        maximum = settings.API_MAX_BODY_BYTES
+        if length > maximum:
+            return error_response(
+                "request_too_large",
+                f"The request body is larger than {maximum} bytes.",
+                {"limit": "body_bytes", "max": maximum},
+            )
+        if not length or "json" not in request.content_type:
+            return None
+        try:
+            json_loads_bounded(
+                request.body,
+                max_depth=settings.API_MAX_JSON_DEPTH,
+                max_keys=settings.API_MAX_JSON_KEYS,
+                max_string_length=settings.API_MAX_STRING_LENGTH,
+            )
+        except JsonLimitExceeded as exc:
+            message, details = json_limit_error(exc)
+            return error_response("invalid_request", message, details)
+        except ValueError:
+            return None
+        return None
 
 
 class ContentSecurityPolicyMiddleware:

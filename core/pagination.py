@@ -31,6 +31,7 @@ from django.db.models import Q, QuerySet
 from rest_framework import serializers
 
 from core.errors import ApplicationError
+from core.parsers import json_loads_bounded
 from core.serializers import QueryParamsSerializer
 
 DEFAULT_LIMIT = 50
@@ -93,7 +94,8 @@ def cursor_decode(cursor: str, kind: str, *, size: int) -> list[Any]:
     of another shape."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        decoded = json.loads(raw)
+        # A cursor is one flat list; a deeply nested one would recurse (a 500).
+        decoded = json_loads_bounded(raw, max_depth=1)
     except (binascii.Error, ValueError):
         raise InvalidCursor() from None
     if not isinstance(decoded, list) or len(decoded) != size + 1 or decoded[0] != kind:

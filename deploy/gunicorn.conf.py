@@ -63,6 +63,13 @@ worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", _SHM if os.path.isdir
 control_socket_disable = True
 # The app logs JSON itself; gunicorn's access log would duplicate each request.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+# If it is turned on: the path without its query string (%(U)s, not %(r)s: a
+# `?license_key=` must not reach a log), no referrer (it may carry one), and the
+# request id the app answered with, so a line can be matched with the app's.
+access_log_format = os.environ.get(
+    "GUNICORN_ACCESS_LOG_FORMAT",
+    '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s',
+)
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
 proc_name = "coditect"

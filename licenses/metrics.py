@@ -16,7 +16,9 @@ the answer for `METRICS_SEAT_CACHE_SECONDS` so that several scrapers (or
 workers) cost the ledger one read each period.
 
 Every label takes values from a fixed set, so no client input can grow the
-number of series: unknown codes are counted as "other".
+number of series: unknown codes are counted as "other". The seat gauges'
+`tenant` label is the tenant's id: a tenant's slug (its customer's name, as
+often as not) reaches the metrics store only with METRICS_TENANT_LABELS on.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ for _outcome in ("granted", "existing", "no_seats_available"):
 
 @dataclass(frozen=True)
 class SeatUsage:
-    tenant: str
+    tenant: str  # the tenant's id, or its slug with METRICS_TENANT_LABELS on
     license: str
     used: int | None  # None: the ledger did not answer for this license
     max_seats: int
@@ -95,6 +97,7 @@ class SeatCollector(Collector):
             return self._cached
 
     def _read_now(self) -> tuple[list[SeatUsage], bool, bool]:
+        from django.conf import settings
         from django.utils import timezone
 
         from licenses.models import License
@@ -121,6 +124,7 @@ class SeatCollector(Collector):
         except Exception:
             logger.warning("seat metrics: no seat ledger", exc_info=True)
             seats, ok = None, False
+        by_slug = settings.METRICS_TENANT_LABELS
         for license_id, tenant_id, tenant_slug, max_seats in rows:
             used = None
             if seats is not None:
@@ -131,7 +135,12 @@ class SeatCollector(Collector):
                 except Exception:
                     ok = False
             usage.append(
-                SeatUsage(tenant=tenant_slug, license=str(license_id), used=used, max_seats=max_seats)
+                SeatUsage(
+                    tenant=tenant_slug if by_slug else str(tenant_id),
+                    license=str(license_id),
+                    used=used,
+                    max_seats=max_seats,
+                )
             )
         if not ok:
             logger.warning("seat metrics: the ledger did not answer for every license")

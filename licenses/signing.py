@@ -42,6 +42,7 @@ LICENSE_KEYRING = Keyring(
     verify_files_setting="LICENSE_VERIFY_KEYS_FILE",
     kms_key_setting="LICENSE_SIGNING_KMS_KEY",
     kms_timeout_setting="LICENSE_SIGNING_KMS_TIMEOUT",
+    kms_allow_software_setting="LICENSE_SIGNING_KMS_ALLOW_SOFTWARE",
     dev_key_file_setting="LICENSE_SIGNING_DEV_KEY_FILE",
     missing=_MISSING_SIGNER,
     decided_by=("LICENSE_TOKEN_ISSUER",),

@@ -57,8 +57,9 @@ def test_request_id_is_taken_from_the_load_balancer_when_sane(client):
 
 
 @pytest.mark.django_db(databases="__all__")
-def test_metrics_are_exported(client):
-    response = client.get("/metrics")
+def test_metrics_are_exported(client, settings):
+    settings.METRICS_TOKEN = "metrics-token"
+    response = client.get("/metrics", headers={"Authorization": "Bearer metrics-token"})
     assert response.status_code == 200
     assert (
         b"django_http_requests_total_by_method_total" in response.content

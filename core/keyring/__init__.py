@@ -106,7 +106,9 @@ class Keyring:
     `key_files_setting`: PEM private keys; the first signs, the others only
     verify. `verify_files_setting`: retired keys (public or private PEMs) that
     verify and are published but never sign. `kms_key_setting`: a Cloud KMS
-    key version that signs instead of the key files (never both).
+    key version that signs instead of the key files (never both);
+    `kms_allow_software_setting`: a boolean that lets that key be protected
+    in software rather than by an HSM (refused otherwise).
     `dev_key_file_setting`: where the development key lives, set only when
     DEBUG was on at startup; unset and no key configured, the key ring refuses
     with `missing`. `decided_by`: other settings a verification depends on
@@ -125,6 +127,7 @@ class Keyring:
         verify_files_setting: str | None = None,
         kms_key_setting: str | None = None,
         kms_timeout_setting: str | None = None,
+        kms_allow_software_setting: str | None = None,
         decided_by: Iterable[str] = (),
     ) -> None:
         self.name = name  # "license signing key": names the keys in errors and logs
@@ -134,9 +137,16 @@ class Keyring:
         self.verify_files_setting = verify_files_setting
         self.kms_key_setting = kms_key_setting
         self.kms_timeout_setting = kms_timeout_setting
+        self.kms_allow_software_setting = kms_allow_software_setting
         self.dev_key_file_setting = dev_key_file_setting
         self.missing = missing
-        named = (key_files_setting, verify_files_setting, kms_key_setting, kms_timeout_setting)
+        named = (
+            key_files_setting,
+            verify_files_setting,
+            kms_key_setting,
+            kms_timeout_setting,
+            kms_allow_software_setting,
+        )
         self._settings = frozenset(
             {"DEBUG", "VAR_DIR", dev_key_file_setting, *decided_by, *(s for s in named if s)}
         )
@@ -224,6 +234,11 @@ class Keyring:
                 setting=str(self.kms_key_setting),
                 timeout=getattr(settings, str(self.kms_timeout_setting)),
                 tokens=self.tokens,
+                allow_software=bool(
+                    self.kms_allow_software_setting
+                    and getattr(settings, self.kms_allow_software_setting, False)
+                ),
+                allow_software_setting=self.kms_allow_software_setting or "",
             )
             return KeySet.build(signer, retired)
         if key_files := self._key_files():

@@ -12,7 +12,10 @@ signature must match its CRC32C. A failed check or an unreachable KMS is a
 503, never a token that might not verify.
 
 The public key is fetched once per process (its PEM checked against its
-CRC32C) and kept, so verification never calls KMS.
+CRC32C) and kept, so verification never calls KMS. Its protection level must
+be HSM: a SOFTWARE key's private half is held in software by Google, which
+is not what the deployment promises, and is refused unless the key ring's
+allow-software setting says it is meant (a development project).
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ RS256_ALGORITHMS = frozenset(
         _Algorithm.RSA_SIGN_PKCS1_2048_SHA256,
     }
 )
+# Protection levels whose private key lives in a hardware security module.
+HSM_LEVELS = frozenset(
+    level
+    for level in (kms.ProtectionLevel.HSM, getattr(kms.ProtectionLevel, "HSM_SINGLE_TENANT", None))
+    if level is not None
+)
 _UNREACHABLE = (google_exceptions.GoogleAPIError, google_auth_exceptions.GoogleAuthError)
 
 
@@ -69,10 +78,24 @@ def kms_client() -> kms.KeyManagementServiceClient:
     return kms.KeyManagementServiceClient()
 
 
-def kms_signer(*, key_name: str, setting: str, timeout: float, tokens: str) -> KmsSigner:
+def kms_signer(
+    *,
+    key_name: str,
+    setting: str,
+    timeout: float,
+    tokens: str,
+    allow_software: bool = False,
+    allow_software_setting: str = "",
+) -> KmsSigner:
     kms_key_name_check(key_name, setting=setting)
     return KmsSigner(
-        key_name=key_name, client_factory=kms_client, timeout=timeout, setting=setting, tokens=tokens
+        key_name=key_name,
+        client_factory=kms_client,
+        timeout=timeout,
+        setting=setting,
+        tokens=tokens,
+        allow_software=allow_software,
+        allow_software_setting=allow_software_setting,
     )
 
 
@@ -89,8 +112,12 @@ class KmsSigner:
         timeout: float,
         setting: str,
         tokens: str,
+        allow_software: bool = False,
+        allow_software_setting: str = "",
     ) -> None:
         self.key_name = key_name
+        self._allow_software = allow_software
+        self._allow_software_setting = allow_software_setting
         self._setting = setting  # names the key version in errors
         self._tokens = tokens
         self._client_factory = client_factory
@@ -125,14 +152,15 @@ class KmsSigner:
             rpc = getattr(self._kms(), method)
             return rpc(request=request, retry=self._retry, timeout=self._timeout)
         except _UNREACHABLE as exc:
-            logger.error(
+            # A cause, at WARNING: the 503 it becomes is logged with its request.
+            logger.warning(
                 "Cloud KMS call failed",
                 extra={"kms_method": method, "kms_key": self.key_name, "error": type(exc).__name__},
             )
             raise ServiceUnavailable("The signing service does not answer; try again shortly.") from exc
 
     def _corrupted(self, method: str, check: str) -> NoReturn:
-        logger.error(
+        logger.warning(
             "Cloud KMS response failed its integrity check",
             extra={"kms_method": method, "kms_key": self.key_name, "check": check},
         )
@@ -150,11 +178,32 @@ class KmsSigner:
                 f"{self._setting} is a {response.algorithm.name} key; {self._tokens} need "
                 "RSA_SIGN_PKCS1_4096_SHA256."
             )
+        self._protection_level_check(response.protection_level)
         return VerificationKey.from_public_key(
             serialization.load_pem_public_key(pem),
             source=self.key_name,
             algorithms=("RS256",),
             tokens=self._tokens,
+        )
+
+    def _protection_level_check(self, level: kms.ProtectionLevel) -> None:
+        if level in HSM_LEVELS:
+            return
+        if level == kms.ProtectionLevel.SOFTWARE and self._allow_software:
+            logger.warning(
+                "Cloud KMS key is protected in software, not by an HSM (allowed by setting)",
+                extra={"kms_key": self.key_name, "setting": self._allow_software_setting},
+            )
+            return
+        name = getattr(level, "name", str(level))
+        allowed = (
+            f", or set {self._allow_software_setting}=true to accept a SOFTWARE key"
+            if self._allow_software_setting and level == kms.ProtectionLevel.SOFTWARE
+            else ""
+        )
+        raise ImproperlyConfigured(
+            f"{self._setting} is protected at level {name}; {self._tokens} need a key whose "
+            f"protection level is HSM{allowed}."
         )
 
     def sign(self, signing_input: bytes) -> bytes:

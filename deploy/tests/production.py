@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from deploy.tests.tools import REPO
 
 PUBLIC_HOST = "licenses.coditect.example"
+# What the web pods read from the coditect-metrics-token Secret (METRICS_TOKEN_FILE).
+METRICS_TOKEN = secrets.token_urlsafe(32)
 
 
 def signing_key(path: Path) -> Path:
@@ -29,6 +31,8 @@ def production_env(workdir: Path, **overrides: str) -> dict[str, str]:
     keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TZ") if name in os.environ}
     secret_key = workdir / "secret-key"
     secret_key.write_text(secrets.token_urlsafe(50))
+    metrics_token = workdir / "metrics-token"
+    metrics_token.write_text(METRICS_TOKEN)
     env = {
         **keep,
         "DJANGO_SETTINGS_MODULE": "coditect.settings",
@@ -42,6 +46,7 @@ def production_env(workdir: Path, **overrides: str) -> dict[str, str]:
         "AUTH_SIGNING_KEY_FILE": str(signing_key(workdir / "auth-signing-key.pem")),
         "LICENSE_KEYSET_ROOT_KEY_FILE": str(signing_key(workdir / "license-keyset-root-key.pem")),
         "TRUSTED_PROXY_COUNT": "1",
+        "METRICS_TOKEN_FILE": str(metrics_token),
     }
     env.update(overrides)
     return env

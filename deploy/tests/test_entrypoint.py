@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connections
 from prometheus_client.parser import text_string_to_metric_families
 
-from deploy.tests.production import PUBLIC_HOST, production_env
+from deploy.tests.production import METRICS_TOKEN, PUBLIC_HOST, production_env
 from deploy.tests.tools import DEPLOY, REPO, run
 
 
@@ -133,7 +133,7 @@ def test_the_entry_command_serves_with_production_settings_and_the_readiness_pro
     # Prometheus scrapes the pod directly; the workers' counters add up there.
     for _ in range(6):
         _get(port, "/health")
-    status, _, page = _get(port, "/metrics")
+    status, _, page = _get(port, "/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert status == 200
     samples = [s for family in text_string_to_metric_families(page.decode()) for s in family.samples]
     up = {s.labels["dependency"]: s.value for s in samples if s.name == "coditect_dependency_up"}
@@ -145,8 +145,11 @@ def test_the_entry_command_serves_with_production_settings_and_the_readiness_pro
         and s.labels["view"] == "health"
     ]
     assert sum(health) >= 7
-    # ... and it is not served through the ingress.
-    assert _get(port, "/metrics", {"X-Forwarded-For": "203.0.113.9"})[0] == 404
+    # ... and without the token it is served to nobody, through the ingress or not.
+    for headers in ({}, {"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"}):
+        status, _, body = _get(port, "/metrics", headers)
+        assert status == 401
+        assert json.loads(body)["error"]["code"] == "not_authenticated"
 
     # SIGTERM (a rolling update) stops it cleanly, and its metrics files go with it.
     process.send_signal(signal.SIGTERM)

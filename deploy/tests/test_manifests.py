@@ -80,6 +80,30 @@ CRD_SCHEMAS = {
                                 "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
                                 "timeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
                                 "scheme": {"enum": ["http", "https"]},
+                                "authorization": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "type": {"enum": ["Bearer"]},
+                                        "credentials": {
+                                            "type": "object",
+                                            "additionalProperties": False,
+                                            "required": ["secret"],
+                                            "properties": {
+                                                "secret": {
+                                                    "type": "object",
+                                                    "additionalProperties": False,
+                                                    "required": ["name", "key"],
+                                                    "properties": {
+                                                        "name": {"type": "string"},
+                                                        "key": {"type": "string"},
+                                                        "namespace": {"type": "string"},
+                                                    },
+                                                }
+                                            },
+                                        },
+                                    },
+                                },
                             },
                         },
                     },
@@ -253,3 +277,39 @@ def test_celery_beat_runs_exactly_one_instance_and_the_worker_the_same_image():
         "spec"
     ]["containers"]
     assert images == {prod_web["image"].split("@")[0]}
+
+
+def _base(name: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all((DEPLOY / "k8s" / "base" / name).read_text()) if doc]
+
+
+def test_prometheus_scrapes_metrics_with_the_token_the_web_pods_check():
+    # Read from the base files (no kustomize needed): the scrape sends the
+    # bearer token from the Secret the pods take METRICS_TOKEN from.
+    (endpoint,) = one(_base("podmonitoring.yaml"), "PodMonitoring")["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["authorization"]["type"] == "Bearer"
+    scraped_with = endpoint["authorization"]["credentials"]["secret"]
+
+    pod = one(_base("deployment.yaml"), "Deployment")["spec"]["template"]["spec"]
+    (web,) = pod["containers"]
+    [token_file] = [env["value"] for env in web["env"] if env["name"] == "METRICS_TOKEN_FILE"]
+    [mount] = [m for m in web["volumeMounts"] if token_file.startswith(m["mountPath"] + "/")]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    secret = volume["secret"]
+    assert secret["secretName"] == scraped_with["name"]
+    [item] = secret["items"]
+    assert item["key"] == scraped_with["key"]
+    assert token_file == f"{mount['mountPath']}/{item['path']}"
+    assert "optional" not in secret  # no pod starts without it
+
+
+def test_the_managed_collectors_may_read_that_one_secret_and_no_other():
+    docs = _base("podmonitoring.yaml")
+    role = one(docs, "Role")
+    (rule,) = role["rules"]
+    assert rule["resources"] == ["secrets"] and rule["resourceNames"] == ["coditect-metrics-token"]
+    assert set(rule["verbs"]) <= {"get", "list", "watch"}
+    binding = one(docs, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "collector", "namespace": "gmp-system"}]

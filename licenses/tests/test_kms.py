@@ -57,12 +57,14 @@ class FakeKms:
     def __init__(self, private_key) -> None:
         self.private_key = private_key
         self.algorithm = Algorithm.RSA_SIGN_PKCS1_4096_SHA256
+        self.protection_level = resources.ProtectionLevel.HSM
         self.faults: set[str] = set()
         self.calls: Counter[str] = Counter()
         self.sign_requests: list[service.AsymmetricSignRequest] = []
 
     def reset(self) -> None:
         self.algorithm = Algorithm.RSA_SIGN_PKCS1_4096_SHA256
+        self.protection_level = resources.ProtectionLevel.HSM
         self.faults.clear()
         self.calls.clear()
         self.sign_requests.clear()
@@ -81,7 +83,7 @@ class FakeKms:
             pem_crc32c=crc32c(pem.encode()) + (1 if "pem_crc32c" in self.faults else 0),
             algorithm=self.algorithm,
             name="projects/other/key" if "public_key_name" in self.faults else request.name,
-            protection_level=resources.ProtectionLevel.HSM,
+            protection_level=self.protection_level,
         )
 
     def asymmetric_sign(self, request, context):
@@ -272,6 +274,38 @@ def test_a_public_key_that_fails_an_integrity_check_is_not_trusted(fake_kms, fau
 def test_a_kms_key_of_another_algorithm_is_refused(fake_kms):
     fake_kms.algorithm = Algorithm.EC_SIGN_P256_SHA256
     with pytest.raises(ImproperlyConfigured, match="RSA_SIGN_PKCS1_4096_SHA256"):
+        signing_keys()
+
+
+@pytest.mark.parametrize(
+    "level",
+    [
+        resources.ProtectionLevel.SOFTWARE,
+        resources.ProtectionLevel.EXTERNAL,
+        resources.ProtectionLevel.PROTECTION_LEVEL_UNSPECIFIED,
+    ],
+)
+def test_a_kms_key_not_protected_by_an_hsm_is_refused_by_default(fake_kms, level):
+    fake_kms.protection_level = level
+    with pytest.raises(ImproperlyConfigured, match="protection level is HSM"):
+        signing_keys()
+    with pytest.raises(ImproperlyConfigured):
+        issue()  # no token is ever signed with it
+
+
+def test_a_software_kms_key_is_accepted_only_with_the_setting(fake_kms, settings):
+    fake_kms.protection_level = resources.ProtectionLevel.SOFTWARE
+    with pytest.raises(ImproperlyConfigured, match="LICENSE_SIGNING_KMS_ALLOW_SOFTWARE=true"):
+        signing_keys()
+
+    settings.LICENSE_SIGNING_KMS_ALLOW_SOFTWARE = True
+    assert license_token_verify(issue())["iss"] == "coditect-license-server"
+
+
+def test_the_setting_does_not_let_an_external_key_pass(fake_kms, settings):
+    settings.LICENSE_SIGNING_KMS_ALLOW_SOFTWARE = True
+    fake_kms.protection_level = resources.ProtectionLevel.EXTERNAL
+    with pytest.raises(ImproperlyConfigured, match="EXTERNAL"):
         signing_keys()
 
 
