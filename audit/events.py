@@ -25,6 +25,9 @@ class Event(StrEnum):
     AUTH_LOGIN_FAILED = "auth.login_failed"
     AUTH_REFRESH_REUSED = "auth.refresh_reused"
     AUTH_LOGOUT = "auth.logout"
+    # An account's failed sign-ins reached the throttle (accounts.throttle); an operator lifted it.
+    USER_LOGIN_THROTTLED = "user.login_throttled"
+    USER_UNLOCKED = "user.unlocked"
     # Licenses
     LICENSE_CREATED = "license.created"
     LICENSE_UPDATED = "license.updated"
@@ -103,6 +106,8 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.AUTH_LOGIN_FAILED: frozenset({D.REASON, D.METHOD}),
     Event.AUTH_REFRESH_REUSED: frozenset({D.FAMILY_ID, D.REVOKED}),
     Event.AUTH_LOGOUT: frozenset({D.FAMILY_ID, D.REVOKED}),
+    Event.USER_LOGIN_THROTTLED: frozenset({"failures", "retry_after", D.METHOD}),
+    Event.USER_UNLOCKED: frozenset({"failures", "via"}),
     Event.LICENSE_CREATED: frozenset({"key_prefix", "max_seats"}),
     Event.LICENSE_UPDATED: frozenset({"changes"}),
     Event.LICENSE_SUSPENDED: frozenset({D.REASON}),

@@ -34,6 +34,7 @@ ERROR_STATUS: dict[str, int] = {
     "session_not_found": 404,
     "method_not_allowed": 405,
     "rate_limited": 429,
+    "login_throttled": 429,
     "service_unavailable": 503,
     "internal_error": 500,
 }
