@@ -17,6 +17,10 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
         try:
             return super().clean()
         except ValidationError:
+            if getattr(self.request, "login_busy", False):
+                raise ValidationError(
+                    "Too many sign-ins at once on this server; try again in a second.", code="login_busy"
+                ) from None
             throttled = getattr(self.request, "login_throttled", None)
             if throttled is None:
                 raise

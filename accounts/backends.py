@@ -18,7 +18,13 @@ from django.core.exceptions import PermissionDenied
 
 from accounts.models import User
 from accounts.services import login_attempt_failed_elsewhere
-from accounts.throttle import LoginThrottled, login_attempt_begin, login_attempt_succeeded
+from accounts.throttle import (
+    LoginBusy,
+    LoginThrottled,
+    login_attempt_begin,
+    login_attempt_succeeded,
+    login_check_slot,
+)
 
 ADMIN_METHOD = "admin"
 
@@ -30,6 +36,15 @@ class ThrottledModelBackend(ModelBackend):
         if username is None or password is None:
             return None
         email = username.strip().lower()
+        try:
+            with login_check_slot():
+                return self._authenticate(request, email, password)
+        except LoginBusy:
+            if request is not None:
+                request.login_busy = True
+            raise PermissionDenied from None
+
+    def _authenticate(self, request, email: str, password: str):
         try:
             attempt = login_attempt_begin(email=email)
         except LoginThrottled as throttled:

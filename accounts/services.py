@@ -31,9 +31,11 @@ from accounts.selectors import (
 )
 from accounts.throttle import (
     LoginAttempt,
+    LoginBusy,
     LoginThrottled,
     login_attempt_begin,
     login_attempt_succeeded,
+    login_check_slot,
     login_throttle_clear,
 )
 from accounts.tokens import access_token_issue, tenant_secret_digest, tenant_secret_new, tenant_secret_parse
@@ -399,6 +401,22 @@ class PasswordRefused(Exception):
         self.reason = reason
 
 
+class PasswordBusy(PasswordRefused):
+    """Refused unheard: this host is running as many password checks as it may."""
+
+    def __init__(self) -> None:
+        super().__init__("busy")
+
+
+LOGIN_BUSY = "Too many sign-ins at once on this server; try again in a second."
+
+
+def login_busy_error() -> ApplicationError:
+    return ApplicationError(
+        LOGIN_BUSY, code="rate_limited", details={"retry_after": 1}, headers={"Retry-After": "1"}
+    )
+
+
 class PasswordThrottled(PasswordRefused):
     """Refused unheard: the account is locked for `retry_after` more seconds."""
 
@@ -434,6 +452,8 @@ def _password_sign_in(
     (accounts.throttle) is asked: a locked account, known or not, is refused
     with PasswordThrottled and no audit row (its lock wrote
     `user.login_throttled` once). A right password ends the run of failures.
+    All of it runs in one of the host's password-check slots
+    (LOGIN_CONCURRENT_CHECKS); with none free: PasswordBusy, nothing counted.
     """
     if not settings.PASSWORD_LOGIN_ENABLED:
         raise PasswordRefused("password_login_disabled")
@@ -442,6 +462,23 @@ def _password_sign_in(
         # No address has one, and PostgreSQL would refuse the lookup outright.
         _login_failed(reason="malformed_email", method=method, email=email.replace("\x00", ""))
         raise PasswordRefused("malformed_email")
+    try:
+        with login_check_slot():
+            return _password_sign_in_checked(
+                email=email, password=password, method=method, signed_in=signed_in, refuse=refuse
+            )
+    except LoginBusy:
+        raise PasswordBusy() from None
+
+
+def _password_sign_in_checked(
+    *,
+    email: str,
+    password: str,
+    method: str,
+    signed_in: Callable[[User], SignedIn],
+    refuse: Callable[[User], str | None] | None,
+) -> SignedIn:
     try:
         attempt = login_attempt_begin(email=email)
     except LoginThrottled as throttled:
@@ -493,6 +530,8 @@ def auth_login_password(*, email: str, password: str) -> TokenPair:
         )
     except PasswordThrottled as throttled:
         raise login_throttled_error(throttled.retry_after) from None
+    except PasswordBusy:
+        raise login_busy_error() from None
     except PasswordRefused as refused:
         if refused.reason == "password_login_disabled":
             raise _password_login_turned_off() from None
@@ -549,6 +588,8 @@ def auth_login_dashboard(*, email: str, password: str) -> User:
             f"Too many failed sign-ins for this account. Try again in {throttled.retry_after} seconds.",
             retry_after=throttled.retry_after,
         ) from None
+    except PasswordBusy:
+        raise DashboardSignInFailed(LOGIN_BUSY, retry_after=1) from None
     except PasswordRefused as refused:
         raise DashboardSignInFailed(_DASHBOARD_REFUSALS.get(refused.reason, WRONG_CREDENTIALS)) from None
 

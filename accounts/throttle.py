@@ -29,13 +29,18 @@ not answer is 503: sign-in cannot look anyone up then either.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import logging
 import math
+import os
 import random
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -152,16 +157,28 @@ def login_throttle_state(*, email: str) -> ThrottleState:
 
 def login_throttle_clear(*, email: str) -> int:
     """End the account's run and lock in every store (an operator's unlock).
-    Returns the run's failures (0: there was nothing to clear)."""
-    state = login_throttle_state(email=email)
+    Returns the run's failures (0: there was nothing to clear). The database
+    is cleared first: with Redis away the account is unlocked for as long as
+    the database counts, and the ServiceUnavailable says to try again."""
     key = login_throttle_key(email)
+    now = timezone.now()
+    rows = LoginThrottle.objects.using(DEFAULT_DB).filter(key=key)
+    row = rows.first()
+    failures = row.failures if row is not None and _remembered(row, now) else 0
+    rows.delete()
     if settings.RATE_LIMIT_BACKEND == "redis":
+        client = redis_client(settings.REDIS_URL)
         try:
-            redis_client(settings.REDIS_URL).delete(_redis_key(key))
+            values = client.hmget(_redis_key(key), "failures", "last")
+            client.delete(_redis_key(key))
         except redis.RedisError as exc:
             raise ServiceUnavailable(STORE_DOWN) from exc
-    LoginThrottle.objects.using(DEFAULT_DB).filter(key=key).delete()
-    return state.failures
+        if (
+            values[0] is not None
+            and _ms(now) - int(values[1]) <= settings.LOGIN_FAILURE_WINDOW_SECONDS * 1000
+        ):
+            failures = max(failures, int(values[0]))
+    return failures
 
 
 # --- Redis ------------------------------------------------------------------------------
@@ -293,3 +310,60 @@ def _database_begin(key: str, now: datetime) -> LoginAttempt:
     except DatabaseError as exc:
         raise ServiceUnavailable(STORE_DOWN) from exc
     return LoginAttempt(key=key, failures=row.failures, locked_for=lock, store="database")
+
+
+# --- password checks at once, per host ----------------------------------------------------
+
+
+class LoginBusy(Exception):
+    """Every password-check slot of this host is taken: try again in a second."""
+
+
+def _slot_directory() -> Path:
+    configured = settings.LOGIN_CHECK_SLOT_DIR
+    if configured:
+        return Path(configured)
+    shm = Path("/dev/shm")  # noqa: S108 - a memory filesystem, per pod; the lock files hold nothing
+    return shm if shm.is_dir() else Path(tempfile.gettempdir())
+
+
+def login_check_slot_path(slot: int) -> Path:
+    """The lock file of one slot of this deployment on this host."""
+    database = settings.DATABASES[DEFAULT_DB].get("NAME", "")
+    named = f"{settings.SECRET_KEY}:{settings.REDIS_KEY_PREFIX}:{database}"
+    return _slot_directory() / f"coditect-login-{hashlib.sha256(named.encode()).hexdigest()[:16]}-{slot}"
+
+
+@contextmanager
+def login_check_slot() -> Iterator[None]:
+    """Hold one of this host's LOGIN_CONCURRENT_CHECKS slots for a password
+    check, or raise LoginBusy at once. A flood of sign-ins for many accounts
+    (which no account's throttle sees) then keeps at most that many workers
+    hashing, and the rest serve /health, heartbeats and everything else.
+
+    A slot is an exclusive `flock` on a file in a memory filesystem (/dev/shm):
+    shared by every worker process and thread of the host (the pod), none of
+    another, and let go by the kernel when its holder ends, however it ends.
+    The files are named by this deployment (its SECRET_KEY, Redis prefix and
+    database), so two servers on one machine do not share slots."""
+    slots = settings.LOGIN_CONCURRENT_CHECKS
+    if slots <= 0:
+        yield
+        return
+    held = None
+    for slot in random.sample(range(slots), slots):
+        descriptor = os.open(login_check_slot_path(slot), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            continue
+        held = descriptor
+        break
+    if held is None:
+        raise LoginBusy
+    try:
+        yield
+    finally:
+        fcntl.flock(held, fcntl.LOCK_UN)
+        os.close(held)

@@ -427,6 +427,12 @@ LOGIN_FAILURES_BEFORE_THROTTLE = env.int("LOGIN_FAILURES_BEFORE_THROTTLE", defau
 LOGIN_BACKOFF_BASE_SECONDS = env.float("LOGIN_BACKOFF_BASE_SECONDS", default=30.0)
 LOGIN_BACKOFF_MAX_SECONDS = env.float("LOGIN_BACKOFF_MAX_SECONDS", default=900.0)
 LOGIN_FAILURE_WINDOW_SECONDS = env.float("LOGIN_FAILURE_WINDOW_SECONDS", default=3600.0)
+# Password checks (a hash each) one host (pod) runs at once, across its workers;
+# a sign-in beyond them is refused at once (429 rate_limited, Retry-After 1), so
+# a flood of guesses at many accounts cannot take every worker. 0: no cap.
+LOGIN_CONCURRENT_CHECKS = env.int("LOGIN_CONCURRENT_CHECKS", default=2)
+# Where the slots' lock files live (default /dev/shm, else the temporary directory).
+LOGIN_CHECK_SLOT_DIR = env.str("LOGIN_CHECK_SLOT_DIR", default="")
 # How many proxies of ours append to X-Forwarded-For (the client is the entry that
 # many places from the right); 0 trusts no header and uses the peer address.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)

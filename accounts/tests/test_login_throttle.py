@@ -375,3 +375,64 @@ def test_an_unknown_email_costs_one_argon2_hash_like_a_real_check(argon2_first, 
         )
     assert login("nobody@acme.test", WRONG).status_code == 401
     assert used == ["argon2"]
+
+
+# --- password checks at once, per host ------------------------------------------------------
+
+
+def test_with_every_check_slot_taken_a_sign_in_is_refused_at_once_and_counts_nothing(store, acme, settings):
+    settings.LOGIN_CONCURRENT_CHECKS = 1
+    with throttle.login_check_slot():  # another worker is hashing
+        busy = login("admin@acme.test", WRONG)
+        dashboard = Client().post("/dashboard/login/", {"email": "admin@acme.test", "password": WRONG})
+        admin_page = admin_login("admin@acme.test", WRONG)
+    assert busy.status_code == 429
+    assert busy.json()["error"] == {
+        "code": "rate_limited",
+        "message": "Too many sign-ins at once on this server; try again in a second.",
+        "details": {"retry_after": 1},
+    }
+    assert busy["Retry-After"] == "1"
+    assert (dashboard.status_code, dashboard["Retry-After"]) == (429, "1")
+    assert b"Too many sign-ins at once" in admin_page.content
+    # Nothing was checked, so nothing counts towards the account's throttle.
+    assert throttle.login_throttle_state(email="admin@acme.test").failures == 0
+    assert events(acme, "auth.login_failed") == []
+    # The slot is free again: the sign-in goes through.
+    assert login("admin@acme.test", TEST_PASSWORD).status_code == 200
+
+
+def test_a_slot_whose_holder_died_is_free_again(store, acme, settings):
+    import subprocess
+    import sys
+
+    settings.LOGIN_CONCURRENT_CHECKS = 1
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n",
+            str(throttle.login_check_slot_path(0)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert login("admin@acme.test", TEST_PASSWORD).status_code == 429
+    finally:
+        holder.kill()
+        holder.wait()
+    assert login("admin@acme.test", TEST_PASSWORD).status_code == 200
+
+
+def test_slots_are_per_deployment(settings, tmp_path):
+    settings.LOGIN_CHECK_SLOT_DIR = str(tmp_path)
+    ours = throttle.login_check_slot_path(0)
+    settings.REDIS_KEY_PREFIX = "another-deployment"
+    assert throttle.login_check_slot_path(0) != ours
+    assert ours.parent == tmp_path
