@@ -25,6 +25,10 @@ While Redis does not answer, the database counts the runs (fail over, with a
 WARNING): sign-in keeps working and keeps being throttled; a run of fewer
 than N failures counted in Redis starts again from zero. A database that does
 not answer is 503: sign-in cannot look anyone up then either.
+
+Guesses at many accounts at once pass every account's throttle (each is a
+first failure); `login_check_slot` bounds them instead: a host runs at most
+LOGIN_CONCURRENT_CHECKS password checks at once, and refuses the rest at once.
 """
 
 from __future__ import annotations
