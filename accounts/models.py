@@ -163,3 +163,23 @@ class RateLimitHit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} at {self.hit_at:%H:%M:%S}"
+
+
+class LoginThrottle(models.Model):
+    """An account's run of failed sign-ins (accounts.throttle): the store where
+    there is no Redis, and, beside Redis, the mirror of every lock, so that an
+    account locked in Redis stays refused while Redis is away. Not
+    tenant-owned: it is read before any tenant is known, and for emails with no
+    account too. The key is a digest of the normalised email, not the email."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "login_throttles"
+        indexes = [models.Index(fields=["last_failure_at"], name="login_throttle_last_failure")]
+
+    def __str__(self) -> str:
+        return f"{self.key[:12]}: {self.failures} failures"

@@ -29,12 +29,21 @@ from accounts.selectors import (
     user_sign_in_candidate_by_email_across_tenants,
     user_sign_in_candidate_by_identity_across_tenants,
 )
+from accounts.throttle import (
+    LoginAttempt,
+    LoginBusy,
+    LoginThrottled,
+    login_attempt_begin,
+    login_attempt_succeeded,
+    login_check_slot,
+    login_throttle_clear,
+)
 from accounts.tokens import access_token_issue, tenant_secret_digest, tenant_secret_new, tenant_secret_parse
 from audit.events import Event
 from audit.services import audit_record
 from core.errors import ApplicationError, ServiceUnavailable
 from tenants.models import Tenant
-from tenants.scope import current_tenant_id, in_operator_scope, tenant_scope
+from tenants.scope import current_tenant_id, in_operator_scope, operator_scope, tenant_scope
 from tenants.services import tenant_create
 
 logger = logging.getLogger(__name__)
@@ -288,7 +297,9 @@ def _session_start(*, user: User, method: str) -> TokenPair:
     return _token_pair(user=user, refresh_token=refresh_token, family_id=family_id)
 
 
-def _login_failed(*, reason: str, method: str, email: str, tenant_id=None, user=None) -> None:
+def _login_failed(
+    *, reason: str, method: str, email: str, tenant_id=None, user=None, attempt: LoginAttempt | None = None
+) -> None:
     audit_record(
         action=Event.AUTH_LOGIN_FAILED,
         tenant_id=tenant_id,
@@ -296,6 +307,75 @@ def _login_failed(*, reason: str, method: str, email: str, tenant_id=None, user=
         actor=email[:254],
         details={"reason": reason, "method": method},
     )
+    _login_throttled_record(attempt=attempt, method=method, email=email, tenant_id=tenant_id, user=user)
+
+
+def _login_throttled_record(
+    *, attempt: LoginAttempt | None, method: str, email: str, tenant_id, user
+) -> None:
+    """`user.login_throttled`, once per lock: when a failed attempt locked the account."""
+    if attempt is None or not attempt.locked_for:
+        return
+    audit_record(
+        action=Event.USER_LOGIN_THROTTLED,
+        tenant_id=tenant_id,
+        user=user,
+        actor=email[:254],
+        target_type="accounts.user" if user is not None else "",
+        target_id=str(user.pk) if user is not None else "",
+        details={"failures": attempt.failures, "retry_after": attempt.locked_for, "method": method},
+    )
+
+
+def login_throttled_error(retry_after: int) -> ApplicationError:
+    """The API's refusal of a locked account: 429 `login_throttled`, with Retry-After."""
+    return ApplicationError(
+        f"Too many failed sign-ins for this account; try again in {retry_after} seconds.",
+        code="login_throttled",
+        details={"retry_after": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def login_attempt_failed_elsewhere(*, email: str, attempt: LoginAttempt | None, method: str) -> None:
+    """A door with its own password check (the admin site's ModelBackend)
+    failed an attempt: audit the lock it set, in the account's tenant chain."""
+    if attempt is None or not attempt.locked_for:
+        return
+    candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
+    tenant_id = candidate.tenant_id if candidate is not None else None
+    if tenant_id is None:  # an operator, or nobody: the operator chain
+        with operator_scope():
+            user = User.objects.filter(pk=candidate.id).first() if candidate is not None else None
+            _login_throttled_record(attempt=attempt, method=method, email=email, tenant_id=None, user=user)
+        return
+    with tenant_scope(tenant_id):
+        user = User.objects.filter(pk=candidate.id).first()
+        _login_throttled_record(attempt=attempt, method=method, email=email, tenant_id=tenant_id, user=user)
+
+
+def login_unlock(*, email: str, via: str, operator: User | None = None) -> int:
+    """An operator lifts an account's sign-in throttle (the admin's user action,
+    `manage.py unlock_login`): its failures and lock are gone from every store,
+    and `user.unlocked` says who did it. Works for an email with no account too
+    (the throttle knows emails, not users). Returns the failures cleared."""
+    email = email.strip().lower()
+    failures = login_throttle_clear(email=email)
+    candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
+    event = {
+        "action": Event.USER_UNLOCKED,
+        "user": operator,
+        "actor": operator.email if operator is not None else via,
+        "target_type": "accounts.user" if candidate is not None else "",
+        "target_id": str(candidate.id) if candidate is not None else "",
+        "details": {"failures": failures, "via": via},
+    }
+    if candidate is None or candidate.tenant_id is None:
+        audit_record(tenant_id=None, **event)
+    else:
+        with tenant_scope(candidate.tenant_id):
+            audit_record(tenant_id=candidate.tenant_id, **event)
+    return failures
 
 
 def _password_login_turned_off() -> ApplicationError:
@@ -323,10 +403,38 @@ class PasswordRefused(Exception):
         self.reason = reason
 
 
+class PasswordBusy(PasswordRefused):
+    """Refused unheard: this host is running as many password checks as it may."""
+
+    def __init__(self) -> None:
+        super().__init__("busy")
+
+
+LOGIN_BUSY = "Too many sign-ins at once on this server; try again in a second."
+
+
+def login_busy_error() -> ApplicationError:
+    return ApplicationError(
+        LOGIN_BUSY, code="rate_limited", details={"retry_after": 1}, headers={"Retry-After": "1"}
+    )
+
+
+class PasswordThrottled(PasswordRefused):
+    """Refused unheard: the account is locked for `retry_after` more seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("throttled")
+        self.retry_after = retry_after
+
+
 # The dashboard has always logged a deactivated (or vanished) account's attempt
 # as a wrong password, where the API tells the two apart; kept, so existing log
 # queries keep their meaning.
-_INACTIVE_USER_REASON = {"password": "inactive_user", "dashboard": "bad_password"}
+_INACTIVE_USER_REASON = {
+    "password": "inactive_user",
+    "dashboard": "bad_password",
+    "password_change": "inactive_user",
+}
 
 
 def _password_sign_in(
@@ -345,6 +453,13 @@ def _password_sign_in(
     turn the member away, or None. Every refusal writes `auth.login_failed`
     (in the tenant's chain when the tenant is known) and raises PasswordRefused
     once that row is committed. `method` names the door in the audit rows.
+
+    Before anything is looked up or hashed the account's sign-in throttle
+    (accounts.throttle) is asked: a locked account, known or not, is refused
+    with PasswordThrottled and no audit row (its lock wrote
+    `user.login_throttled` once). A right password ends the run of failures.
+    All of it runs in one of the host's password-check slots
+    (LOGIN_CONCURRENT_CHECKS); with none free: PasswordBusy, nothing counted.
     """
     if not settings.PASSWORD_LOGIN_ENABLED:
         raise PasswordRefused("password_login_disabled")
@@ -353,28 +468,60 @@ def _password_sign_in(
         # No address has one, and PostgreSQL would refuse the lookup outright.
         _login_failed(reason="malformed_email", method=method, email=email.replace("\x00", ""))
         raise PasswordRefused("malformed_email")
+    try:
+        with login_check_slot():
+            return _password_sign_in_checked(
+                email=email, password=password, method=method, signed_in=signed_in, refuse=refuse
+            )
+    except LoginBusy:
+        raise PasswordBusy() from None
+
+
+def _password_sign_in_checked(
+    *,
+    email: str,
+    password: str,
+    method: str,
+    signed_in: Callable[[User], SignedIn],
+    refuse: Callable[[User], str | None] | None,
+) -> SignedIn:
+    try:
+        attempt = login_attempt_begin(email=email)
+    except LoginThrottled as throttled:
+        raise PasswordThrottled(throttled.retry_after) from None
     candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
     if candidate is None or candidate.tenant_id is None:
-        # As slow as a real check, so timing does not tell either. Operators
-        # (no tenant) never sign in here: the admin site is their door.
+        # As slow as a real check (the default hasher, as for a real user),
+        # so timing does not tell either. Operators (no tenant) never sign in
+        # here: the admin site is their door.
         make_password(password)
         reason = "unknown_email" if candidate is None else "operator_account"
-        _login_failed(reason=reason, method=method, email=email)
+        _login_failed(reason=reason, method=method, email=email, attempt=attempt)
         raise PasswordRefused(reason)
 
     with tenant_scope(candidate.tenant_id):
         user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
         if user is None or not user.is_active:
             reason = _INACTIVE_USER_REASON[method]
-        elif not user.check_password(password):
+        elif not user.check_password(password):  # an older hash is upgraded here
             reason = "bad_password"
-        elif not user.is_active_member:
-            reason = "tenant_inactive"
         else:
-            reason = refuse(user) if refuse is not None else None
-            if reason is None:
-                return signed_in(user)
-        _login_failed(reason=reason, method=method, email=email, tenant_id=candidate.tenant_id, user=user)
+            login_attempt_succeeded(attempt)
+            if not user.is_active_member:
+                reason = "tenant_inactive"
+            else:
+                reason = refuse(user) if refuse is not None else None
+                if reason is None:
+                    return signed_in(user)
+            attempt = None  # the password was right: no run, no lock
+        _login_failed(
+            reason=reason,
+            method=method,
+            email=email,
+            tenant_id=candidate.tenant_id,
+            user=user,
+            attempt=attempt,
+        )
     # Outside the transaction: the audit row is committed.
     raise PasswordRefused(reason)
 
@@ -387,6 +534,10 @@ def auth_login_password(*, email: str, password: str) -> TokenPair:
             method="password",
             signed_in=lambda user: _session_start(user=user, method="password"),
         )
+    except PasswordThrottled as throttled:
+        raise login_throttled_error(throttled.retry_after) from None
+    except PasswordBusy:
+        raise login_busy_error() from None
     except PasswordRefused as refused:
         if refused.reason == "password_login_disabled":
             raise _password_login_turned_off() from None
@@ -396,11 +547,13 @@ def auth_login_password(*, email: str, password: str) -> TokenPair:
 
 
 class DashboardSignInFailed(Exception):
-    """The dashboard's refusal, with the sentence its sign-in page shows."""
+    """The dashboard's refusal, with the sentence its sign-in page shows
+    (and, for a locked account, the seconds until it may try again)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after
 
 
 WRONG_CREDENTIALS = "Wrong email or password."
@@ -436,6 +589,13 @@ def auth_login_dashboard(*, email: str, password: str) -> User:
             signed_in=_dashboard_signed_in,
             refuse=lambda user: None if user.is_tenant_admin else "not_tenant_admin",
         )
+    except PasswordThrottled as throttled:
+        raise DashboardSignInFailed(
+            f"Too many failed sign-ins for this account. Try again in {throttled.retry_after} seconds.",
+            retry_after=throttled.retry_after,
+        ) from None
+    except PasswordBusy:
+        raise DashboardSignInFailed(LOGIN_BUSY, retry_after=1) from None
     except PasswordRefused as refused:
         raise DashboardSignInFailed(_DASHBOARD_REFUSALS.get(refused.reason, WRONG_CREDENTIALS)) from None
 
@@ -569,30 +729,49 @@ def auth_password_change(*, user: User, current_password: str, new_password: str
     """Set a new password for a signed-in member who knows the current one.
     Every sign-in of the user ends, the caller's too (saving the password does
     that, as any door that sets a password does: accounts.receivers), and a
-    new one begins for the caller: the answer is its token pair."""
+    new one begins for the caller: the answer is its token pair.
+
+    The current password is checked as a sign-in is (_password_sign_in): the
+    account's throttle and the host's cap on checks at once apply, so a
+    stolen access token is no way around them to guess it."""
     _password_login_check()
     if not user.has_usable_password():
         raise _field_error("current_password", PASSWORD_NONE)
-    if not user.check_password(current_password):
-        raise _field_error("current_password", PASSWORD_WRONG)
     if new_password == current_password:
         raise _field_error("new_password", "Choose a password other than the current one.")
     try:
         validate_password(new_password, user=user)
     except ValidationError as exc:
         raise _field_error("new_password", *exc.messages) from exc
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
-    family_id = uuid.uuid4()
-    refresh_token = _refresh_token_create(user=user, family_id=family_id)
-    audit_record(
-        action=Event.AUTH_PASSWORD_CHANGED,
-        tenant_id=user.tenant_id,
-        user=user,
-        target=user,
-        details={"family_id": str(family_id)},
-    )
-    return _token_pair(user=user, refresh_token=refresh_token, family_id=family_id)
+
+    def change(checked: User) -> TokenPair:
+        checked.set_password(new_password)
+        checked.save(update_fields=["password"])
+        family_id = uuid.uuid4()
+        refresh_token = _refresh_token_create(user=checked, family_id=family_id)
+        audit_record(
+            action=Event.AUTH_PASSWORD_CHANGED,
+            tenant_id=checked.tenant_id,
+            user=checked,
+            target=checked,
+            details={"family_id": str(family_id)},
+        )
+        return _token_pair(user=checked, refresh_token=refresh_token, family_id=family_id)
+
+    try:
+        return _password_sign_in(
+            email=user.email,
+            password=current_password,
+            method="password_change",
+            signed_in=change,
+            refuse=lambda checked: None if checked.pk == user.pk else "another_account",
+        )
+    except PasswordThrottled as throttled:
+        raise login_throttled_error(throttled.retry_after) from None
+    except PasswordBusy:
+        raise login_busy_error() from None
+    except PasswordRefused:
+        raise _field_error("current_password", PASSWORD_WRONG) from None
 
 
 # --- invites ------------------------------------------------------------------------------------

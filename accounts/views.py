@@ -115,6 +115,7 @@ class LoginApi(PublicAPIView):
                 "not_authenticated",
                 "permission_denied",
                 "rate_limited",
+                "login_throttled",
                 "service_unavailable",
             ),
         },

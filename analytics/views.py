@@ -46,22 +46,26 @@ def sign_in(request):
         next_url = ""
     error = ""
     email = ""
+    retry_after = None
     if request.method == "POST":
         email = request.POST.get("email", "")[:254]
         try:
             user = auth_login_dashboard(email=email, password=request.POST.get("password", ""))
         except DashboardSignInFailed as failure:
-            error = failure.message
+            error, retry_after = failure.message, failure.retry_after
             email = email if _usable(email) else ""
         else:
             dashboard_session_start(request, user)
             return redirect(next_url or "dashboard:overview")
-    return render(
+    response = render(
         request,
         "dashboard/login.html",
         {"error": error, "email": email, "next": next_url},
-        status=401 if error else 200,
+        status=429 if retry_after else 401 if error else 200,
     )
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @require_POST

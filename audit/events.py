@@ -29,6 +29,9 @@ class Event(StrEnum):
     # Every sign-in of a user (or of a tenant) ended at once: a password set
     # anew outside the API, a user or a tenant deactivated.
     AUTH_SIGN_INS_ENDED = "auth.sign_ins_ended"
+    # An account's failed sign-ins reached the throttle (accounts.throttle); an operator lifted it.
+    USER_LOGIN_THROTTLED = "user.login_throttled"
+    USER_UNLOCKED = "user.unlocked"
     # Licenses
     LICENSE_CREATED = "license.created"
     LICENSE_UPDATED = "license.updated"
@@ -112,6 +115,8 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.AUTH_LOGOUT: frozenset({D.FAMILY_ID, D.REVOKED}),
     Event.AUTH_PASSWORD_CHANGED: frozenset({D.FAMILY_ID}),
     Event.AUTH_SIGN_INS_ENDED: frozenset({D.REASON, D.REVOKED}),
+    Event.USER_LOGIN_THROTTLED: frozenset({"failures", "retry_after", D.METHOD}),
+    Event.USER_UNLOCKED: frozenset({"failures", "via"}),
     Event.LICENSE_CREATED: frozenset({"key_prefix", "max_seats"}),
     Event.LICENSE_UPDATED: frozenset({"changes"}),
     Event.LICENSE_SUSPENDED: frozenset({D.REASON}),

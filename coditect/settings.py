@@ -202,6 +202,27 @@ DATABASE_ROUTERS = ["tenants.routers.OperatorRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+# Argon2id first: new passwords and every sign-in of an older hash use it (Django
+# rehashes a PBKDF2 password at its next successful sign-in); PBKDF2 stays so
+# existing hashes still verify. The cost is OWASP's first Argon2id profile
+# (19 MiB, two passes, one lane: ~25 ms of one core), not Django's 100 MiB x 8
+# lanes; raising these rehashes each password at its next sign-in.
+PASSWORD_HASHERS = [
+    "accounts.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
+PASSWORD_ARGON2_MEMORY_KIB = env.int("PASSWORD_ARGON2_MEMORY_KIB", default=19456)
+PASSWORD_ARGON2_TIME_COST = env.int("PASSWORD_ARGON2_TIME_COST", default=2)
+PASSWORD_ARGON2_PARALLELISM = env.int("PASSWORD_ARGON2_PARALLELISM", default=1)
+# The admin site signs in through the sign-in throttle (accounts.backends).
+# ModelBackend stays listed only so that sessions begun under it (the dashboard
+# names it) keep loading their user; the throttled backend ends every refused
+# attempt with PermissionDenied, so authenticate() never falls through to it.
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.ThrottledModelBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
@@ -424,6 +445,22 @@ if RATE_LIMIT_BACKEND not in {"redis", "database"}:
     raise ImproperlyConfigured("RATE_LIMIT_BACKEND must be 'redis' or 'database'.")
 if RATE_LIMIT_BACKEND == "redis" and not REDIS_URL:
     raise ImproperlyConfigured("RATE_LIMIT_BACKEND=redis needs REDIS_URL.")
+# Per-account sign-in throttle (accounts.throttle), keyed by the normalised email
+# whatever the address, for every password door (API, dashboard, admin). From
+# the Nth consecutive failure on, each failure locks the account for
+# BASE * 2^(failures - N) seconds, at most MAX; a locked account is refused
+# (429 login_throttled) before any password is hashed. Failures are forgotten
+# WINDOW seconds after the last one, or at a successful sign-in. 0 failures: off.
+LOGIN_FAILURES_BEFORE_THROTTLE = env.int("LOGIN_FAILURES_BEFORE_THROTTLE", default=5)
+LOGIN_BACKOFF_BASE_SECONDS = env.float("LOGIN_BACKOFF_BASE_SECONDS", default=30.0)
+LOGIN_BACKOFF_MAX_SECONDS = env.float("LOGIN_BACKOFF_MAX_SECONDS", default=900.0)
+LOGIN_FAILURE_WINDOW_SECONDS = env.float("LOGIN_FAILURE_WINDOW_SECONDS", default=3600.0)
+# Password checks (a hash each) one host (pod) runs at once, across its workers;
+# a sign-in beyond them is refused at once (429 rate_limited, Retry-After 1), so
+# a flood of guesses at many accounts cannot take every worker. 0: no cap.
+LOGIN_CONCURRENT_CHECKS = env.int("LOGIN_CONCURRENT_CHECKS", default=2)
+# Where the slots' lock files live (default /dev/shm, else the temporary directory).
+LOGIN_CHECK_SLOT_DIR = env.str("LOGIN_CHECK_SLOT_DIR", default="")
 # How many proxies of ours append to X-Forwarded-For (the client is the entry that
 # many places from the right); 0 trusts no header and uses the peer address.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)

@@ -91,6 +91,26 @@ def _redis_namespace():
         client.close()
 
 
+@pytest.fixture(autouse=True)
+def login_throttle_forgotten():
+    """Each test starts with no account throttled: the sign-in throttle keys by
+    email, the personas' emails recur in every test, and Redis (unlike the
+    database) keeps what a test wrote."""
+    yield
+    if settings.REDIS_URL:
+        import redis
+
+        from accounts.throttle import redis_client
+
+        client = redis_client(settings.REDIS_URL)
+        try:
+            keys = list(client.scan_iter(f"{settings.REDIS_KEY_PREFIX}:login:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        except redis.RedisError:
+            pass  # a test's own Redis, already stopped
+
+
 def owner_connection_url() -> str:
     """A libpq URL for the test database as its owner (for checks the app role must fail)."""
     from django.db import connections

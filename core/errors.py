@@ -36,6 +36,7 @@ ERROR_STATUS: dict[str, int] = {
     "method_not_allowed": 405,
     "request_too_large": 413,
     "rate_limited": 429,
+    "login_throttled": 429,
     "service_unavailable": 503,
     "internal_error": 500,
 }

@@ -95,6 +95,10 @@ def filter_case(context, case) -> bool:
             _REGISTERED.add(email.strip().lower())
         # A new password must not be a common one (CommonPasswordValidator's list).
         return not (isinstance(body.get("password"), str) and _is_common_password(body["password"]))
+    # The current password is the account's: a guess is refused (contract: 400,
+    # current_password named), and the right one would end the run's own sign-in.
+    if operation == "auth_password_change":
+        return False
     if operation == "licenses_acquire" and isinstance(body.get("client_info"), dict):
         return all(CLIENT_INFO_KEY.match(key) for key in body["client_info"])
     # The license's own borrow limit (contract: 400 with details.max_hours).

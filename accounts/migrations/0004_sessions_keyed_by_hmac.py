@@ -12,7 +12,7 @@ def delete_plain_sessions(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0002_invites_refresh_tokens_rate_limits"),
+        ("accounts", "0003_login_throttles"),
         ("sessions", "0001_initial"),
     ]
 
