@@ -16,7 +16,7 @@ the cookie. Here a row holds neither a cookie nor anything that becomes one:
 
 What the app role can still do is delete or expire rows (sign people out).
 Rotating SECRET_KEY ends every session; switching to this store from
-Django's ended the sessions made before it (migration 0003 deletes them).
+Django's ended the sessions made before it (migration 0004 deletes them).
 """
 
 from __future__ import annotations

@@ -360,6 +360,7 @@ class LiveServer:
             "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prometheus"),
         }
         self.log_path = self.workdir / "server.log"
+        self._log_scanned = 0
         self.process = None
 
     def start(self, timeout: float = 30) -> None:
@@ -408,6 +409,22 @@ class LiveServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._log_scan()
+
+    def _log_scan(self) -> None:
+        """The server's log lines since the last scan go to the run's log
+        check (no_secret_in_any_log_line), as this process's own lines do."""
+        if _leak_catcher is None:
+            return
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_scanned)
+                text = log.read()
+        except OSError:
+            return
+        self._log_scanned += len(text)
+        for line in text.decode(errors="replace").splitlines():
+            _leak_catcher.scan(line)
 
     def forget_redis_keys(self) -> None:
         if not settings.REDIS_URL:
@@ -593,21 +610,33 @@ class LogLeakCatcher(logging.Handler):
             line = self.format(record)
         except Exception:  # a record that cannot be formatted is another test's business
             return
+        self.scan(line)
+
+    def scan(self, line: str) -> None:
+        """One line as written (this process's, or a server's log file's)."""
         self.lines += 1
         self.leaks += [
             (what, line[:400]) for what, pattern in LOG_LEAK_PATTERNS.items() if pattern.search(line)
         ]
 
 
+# The run's catcher, for the servers the tests start as processes of their
+# own (LiveServer): their log files are read into it as each one stops.
+_leak_catcher: LogLeakCatcher | None = None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_in_any_log_line():
+    global _leak_catcher
     catcher = LogLeakCatcher()
     root = logging.getLogger()
     root.addHandler(catcher)
+    _leak_catcher = catcher
     try:
         yield catcher
     finally:
         root.removeHandler(catcher)
+        _leak_catcher = None
     if catcher.leaks:
         shown = "\n".join(f"- {what}: {line}" for what, line in catcher.leaks[:20])
         pytest.fail(
