@@ -8,10 +8,9 @@ from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 
 from core.cache import ProcessCache
-from core.errors import error_response
+from core.errors import error_response, get_only
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class EvictionPolicyUnsafe(Exception):
 
 
 @never_cache
-@require_GET
+@get_only
 def health(request):
     return JsonResponse({"status": "ok"})
 
@@ -142,7 +141,7 @@ def _check_redis_for_ready() -> None:
 
 
 @never_cache
-@require_GET
+@get_only
 def ready(request):
     checks = {"database": lambda: _check_database("default")}
     if settings.OPERATOR_DATABASE != "default":

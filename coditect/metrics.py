@@ -24,10 +24,11 @@ from django.conf import settings
 from django.db import connections
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 from prometheus_client import multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from core.errors import get_only
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def metrics_refusal(request) -> HttpResponse | None:
 
 
 @never_cache
-@require_GET
+@get_only
 def metrics_view(request):
     refusal = metrics_refusal(request)
     if refusal is not None:

@@ -87,6 +87,29 @@ def error_response(code: str, message: str, details: dict[str, Any] | None = Non
     return JsonResponse(error_body(code, message, details), status=ERROR_STATUS[code])
 
 
+def get_only(view):
+    """A plain Django view (a probe, /metrics) that answers GET and HEAD, and
+    any other method with 405 `method_not_allowed` in the error shape: it
+    takes no cookie-borne input, so the CSRF check (whose refusal is an HTML
+    403) has nothing to protect there."""
+    from functools import wraps
+
+    from django.views.decorators.csrf import csrf_exempt
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = error_response(
+                "method_not_allowed", f"{request.method} is not allowed here.", {"allowed": ["GET", "HEAD"]}
+            )
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def database_unavailable_response() -> JsonResponse:
     # Logged once, with the request, by the request-context middleware.
     response = error_response("service_unavailable", "The database does not answer; try again shortly.")

@@ -84,6 +84,14 @@ class RequestBodyLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return error_response("invalid_request", "The Content-Length header is not a number.")
+        if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # Django reads a body by its Content-Length only: a chunked one
+            # would be taken for no body at all, and answered as such.
+            return error_response(
+                "invalid_request",
+                "Send the request body with a Content-Length; a chunked body is not read.",
+                {"header": "Transfer-Encoding"},
+            )
         maximum = settings.API_MAX_BODY_BYTES
         if length > maximum:
             return error_response(

@@ -9,8 +9,8 @@ layer is declared once:
 
 - 400 `invalid_request`: every operation (a malformed body, query or header, a
   bad Host);
-- 413 (the codes of status 413 in `ERROR_STATUS`): every operation that takes
-  a body, once the server answers one;
+- 413 (the codes of status 413 in `ERROR_STATUS`): every POST, PUT, PATCH and
+  DELETE, whose bodies are held to the limits before any view runs;
 - 401 `not_authenticated`: every operation that takes credentials;
 - 403 `permission_denied`: every operation whose permissions can refuse a
   caller who is signed in;
@@ -74,7 +74,7 @@ class ContractAutoSchema(AutoSchema):
 
     def layer_error_codes(self) -> list[str]:
         codes = ["invalid_request"]
-        if self.method in ("POST", "PUT", "PATCH"):
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):  # what RequestBodyLimitMiddleware holds
             codes += _codes_of(413)
         if self.get_auth():
             codes.append("not_authenticated")
