@@ -452,7 +452,7 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
             if seats.records_events:
                 # Redis keeps the borrow whatever the request does next: it is
                 # put back, so the 503 this becomes has not happened.
-                seats.borrow_undo(borrowed=lease, before=live, reason="request_failed")
+                seats.borrow_undo(borrowed=lease, borrow_id=event.event_id, reason="request_failed")
             raise
     return checkout
 

@@ -199,14 +199,16 @@ class SeatLedger(ABC):
         (the license's expiry), for offline use; release ends it early.
         Raises SessionNotFound."""
 
-    @abstractmethod
-    def borrow_undo(self, *, borrowed: Lease, before: Lease, reason: str) -> Lease | None:
-        """Put a lease back as `before` if it is still as the borrow that gave
-        `borrowed` left it (a borrow answered 503 has not happened), and
-        return it; None when it has changed since (released, ended, borrowed
-        again), which is then left alone. Only a ledger whose changes outlive
-        a rolled-back request transaction (records_events) needs it from a
-        service; it records its own `lease.borrow_undone` event there."""
+    def borrow_undo(self, *, borrowed: Lease, borrow_id: str, reason: str) -> Lease | None:
+        """Put a lease back as it was before the borrow `borrow_id` (the id of
+        the event handed to `borrow`), if that borrow is still the last change
+        to it: a borrow answered 503 has not happened. Returns the lease as
+        put back; None when it has changed since (released, ended, borrowed
+        again by another request), which is then left alone. Only a ledger
+        whose changes outlive a rolled-back request transaction
+        (records_events) has it; it records `lease.borrow_undone` itself. On
+        the others the request's transaction holds the borrow and undoes it."""
+        raise NotImplementedError(f"the {self.name} ledger's borrows roll back with their transaction")
 
     @abstractmethod
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:

@@ -272,19 +272,6 @@ class DatabaseSeatLedger(SeatLedger):
         raise SessionNotFound(session_id)
 
     @_unavailable_on_database_errors
-    def borrow_undo(self, *, borrowed: Lease, before: Lease, reason: str) -> Lease | None:
-        # The caller's transaction holds the change and its event: a request
-        # that fails rolls both back, and this is for a caller that commits.
-        with self._live_session(borrowed.license_id, borrowed.session_id) as (using, _now, row):
-            if row is None or row.borrowed_until != borrowed.borrowed_until:
-                return None
-            row.borrowed_until, row.expires_at = before.borrowed_until, before.expires_at
-            LeaseRow.objects.using(using).filter(pk=row.pk).update(
-                expires_at=row.expires_at, borrowed_until=row.borrowed_until
-            )
-            return lease_from_row(row)
-
-    @_unavailable_on_database_errors
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
         self._require_scope()
         using = self._using()

@@ -145,8 +145,10 @@ class SeatLedgerGateway:
             event=event,
         )
 
-    def borrow_undo(self, *, borrowed: Lease, before: Lease, reason: str) -> Lease | None:
-        return self._call("borrow_undo", borrowed.tenant_id, borrowed=borrowed, before=before, reason=reason)
+    def borrow_undo(self, *, borrowed: Lease, borrow_id: str, reason: str) -> Lease | None:
+        return self._call(
+            "borrow_undo", borrowed.tenant_id, borrowed=borrowed, borrow_id=borrow_id, reason=reason
+        )
 
     def live_leases(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> list[Lease]:
         return self._call("live_leases", tenant_id, license_id=license_id)

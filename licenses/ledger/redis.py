@@ -35,7 +35,6 @@ import logging
 import re
 import uuid
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -379,11 +378,12 @@ class RedisSeatLedger(SeatLedger):
                 self.borrowed.reachable()
             except DatabaseError as exc:
                 raise LedgerUnavailable(f"the borrow cannot be kept durably: {exc}") from exc
-        reply = self._run("borrow", license_id, session_id, _ms(seconds), limit, _event_arg(event))
+        # The borrow's id is its event's: what a caller names to undo it.
+        borrow_id = event.event_id if event is not None else uuid.uuid4().hex
+        reply = self._run("borrow", license_id, session_id, _ms(seconds), limit, _event_arg(event), borrow_id)
         if reply is None:
             raise SessionNotFound(session_id)
-        record, expiry, before_borrowed_ms, before_expiry_ms = reply
-        lease = self._lease(license_id, session_id, record, expiry)
+        lease = self._lease(license_id, session_id, *reply)
         if self.borrowed is not None:
             try:
                 self.borrowed.keep(lease)
@@ -391,20 +391,15 @@ class RedisSeatLedger(SeatLedger):
                 # A borrow held only in Redis would be sold again after a loss
                 # of Redis: it does not stand. The lease is put back as it was
                 # and the client is told 503, with nothing changed.
-                before = replace(
-                    lease,
-                    expires_at=_time(before_expiry_ms),
-                    borrowed_until=_time(before_borrowed_ms) if before_borrowed_ms else None,
-                )
-                self._borrow_put_back(lease, before, reason="borrow_not_durable", durable_copy_made=False)
+                self._borrow_put_back(lease, borrow_id, reason="borrow_not_durable", durable_copy_made=False)
                 raise LedgerUnavailable(f"the borrow cannot be kept durably: {exc}") from exc
         return lease
 
-    def borrow_undo(self, *, borrowed: Lease, before: Lease, reason: str) -> Lease | None:
-        return self._borrow_put_back(borrowed, before, reason=reason, durable_copy_made=True)
+    def borrow_undo(self, *, borrowed: Lease, borrow_id: str, reason: str) -> Lease | None:
+        return self._borrow_put_back(borrowed, borrow_id, reason=reason, durable_copy_made=True)
 
     def _borrow_put_back(
-        self, borrowed: Lease, before: Lease, *, reason: str, durable_copy_made: bool
+        self, borrowed: Lease, borrow_id: str, *, reason: str, durable_copy_made: bool
     ) -> Lease | None:
         context = current_context()
         undone = LedgerEvent(
@@ -415,13 +410,7 @@ class RedisSeatLedger(SeatLedger):
         )
         try:
             reply = self._run(
-                "unborrow",
-                borrowed.license_id,
-                borrowed.session_id,
-                _epoch_ms(borrowed.borrowed_until),
-                "" if before.borrowed_until is None else _epoch_ms(before.borrowed_until),
-                _epoch_ms(before.expires_at),
-                _event_arg(undone),
+                "unborrow", borrowed.license_id, borrowed.session_id, borrow_id, _event_arg(undone)
             )
         except LedgerUnavailable:
             # Redis failed right after the borrow: it stands there, answered
@@ -429,18 +418,19 @@ class RedisSeatLedger(SeatLedger):
             logger.exception("a borrow answered 503 could not be undone")
             return None
         if reply is None:
-            return None  # changed since, durable copy and all
+            return None  # changed since (another borrow, a release): left as it is, durable copy and all
+        restored = self._lease(borrowed.license_id, borrowed.session_id, *reply)
         if self.borrowed is not None and durable_copy_made:
             try:
-                if before.is_borrowed:
-                    self.borrowed.keep(before)
+                if restored.is_borrowed:
+                    self.borrowed.keep(restored)
                 else:
-                    self.borrowed.forget(borrowed)
+                    self.borrowed.forget(restored)
             except DatabaseError:
                 # Never an oversell: a row held longer than its borrow only
                 # keeps a seat after a loss of Redis until that borrow ends.
                 logger.warning("an undone borrow's durable copy stays until it ends", exc_info=True)
-        return self._lease(borrowed.license_id, borrowed.session_id, *reply)
+        return restored
 
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:
         reply = self._run("live", license_id)

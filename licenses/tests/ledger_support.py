@@ -171,10 +171,6 @@ class Seats:
     def borrow(self, session_id: str, *, seconds: int, not_after: datetime | None = None) -> Lease:
         return self.call("borrow", session_id=session_id, seconds=seconds, not_after=not_after)
 
-    def borrow_undo(self, borrowed: Lease, before: Lease) -> Lease | None:
-        with self.shared.borrow() if self.shared else nullcontext(), self.ledger.call_scope(self.tenant_id):
-            return self.ledger.borrow_undo(borrowed=borrowed, before=before, reason="request_failed")
-
     def live(self) -> list[Lease]:
         return self.call("live_leases")
 

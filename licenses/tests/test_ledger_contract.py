@@ -411,36 +411,6 @@ def test_a_borrow_never_outlasts_the_license(make_seats):
     assert near(later.borrowed_until, datetime.now(UTC) + timedelta(minutes=30))
 
 
-@pytest.mark.parametrize("borrowed_already", [False, True], ids=["online", "borrowed"])
-def test_an_undone_borrow_puts_the_lease_back_as_it_was(make_seats, borrowed_already):
-    seats = make_seats(max_seats=1)
-    lease = seats.acquire("laptop", ttl=60).lease
-    if borrowed_already:
-        seats.borrow(lease.session_id, seconds=3600)
-    before = seats.live_lease(lease.session_id)
-    borrowed = seats.borrow(lease.session_id, seconds=48 * 3600)
-
-    put_back = seats.borrow_undo(borrowed, before)
-    assert (put_back.borrowed_until, put_back.expires_at) == (before.borrowed_until, before.expires_at)
-    live = seats.live_lease(lease.session_id)
-    assert (live.borrowed_until, live.expires_at) == (before.borrowed_until, before.expires_at)
-    assert seats.used() == 1
-
-
-def test_an_undo_leaves_a_lease_that_changed_since_alone(make_seats):
-    seats = make_seats(max_seats=2)
-    lease = seats.acquire("laptop", ttl=60).lease
-    before = seats.live_lease(lease.session_id)
-    borrowed = seats.borrow(lease.session_id, seconds=3600)
-    again = seats.borrow(lease.session_id, seconds=7200)
-    assert seats.borrow_undo(borrowed, before) is None
-    assert seats.live_lease(lease.session_id).borrowed_until == again.borrowed_until
-
-    seats.release(lease.session_id)
-    assert seats.borrow_undo(again, before) is None
-    assert seats.live() == []
-
-
 # --- reads ------------------------------------------------------------------------------------------
 
 

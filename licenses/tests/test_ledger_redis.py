@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 
 from coditect.testing import TcpProxy
-from licenses.ledger import LedgerUnavailable, NoSeatsAvailable, SessionNotFound
+from licenses.ledger import LedgerEvent, LedgerUnavailable, NoSeatsAvailable, SessionNotFound
 from licenses.ledger.redis import KEY_NAMES, SCRIPT_DIR, SCRIPT_NAMES, RedisSeatLedger
 
 pytestmark = [
@@ -84,9 +84,10 @@ def test_every_script_touches_only_keys_of_one_cluster_slot(ledger):
         lease = acquire(ledger, license_id).lease
         acquire(ledger, license_id)
         ledger.heartbeat(license_id=license_id, session_id=lease.session_id, ttl=60)
-        before = ledger.heartbeat(license_id=license_id, session_id=lease.session_id, ttl=60)
-        borrowed = ledger.borrow(license_id=license_id, session_id=lease.session_id, seconds=60)
-        ledger.borrow_undo(borrowed=borrowed, before=before, reason="request_failed")
+        ledger.heartbeat(license_id=license_id, session_id=lease.session_id, ttl=60)
+        borrow = LedgerEvent(action="lease.borrowed")
+        borrowed = ledger.borrow(license_id=license_id, session_id=lease.session_id, seconds=60, event=borrow)
+        ledger.borrow_undo(borrowed=borrowed, borrow_id=borrow.event_id, reason="request_failed")
         ledger.live_leases(license_id=license_id)
         ledger.live_leases_page(license_id=license_id, cursor=None, limit=10)
         ledger.used(license_id=license_id)

@@ -22,7 +22,7 @@ from audit.models import AuditLog
 from coditect.personas import api_client
 from coditect.testing import RedisServer
 from licenses import ledger as ledger_module
-from licenses.ledger import get_seat_ledger
+from licenses.ledger import LedgerEvent, get_seat_ledger
 from licenses.ledger.borrowed import BorrowedLeaseStore
 from licenses.models import BorrowedLease
 from licenses.tests.conftest import acquire, drain_ledger_events, error_code
@@ -297,15 +297,89 @@ def test_a_borrow_whose_token_cannot_be_signed_does_not_stand(own_redis, member,
     assert len(events(license, Event.LEASE_BORROWED)) == 2
 
 
-def test_an_undo_leaves_a_lease_changed_since_alone(own_redis, member, license):
+def test_a_failed_borrow_does_not_undo_a_borrow_answered_200_meanwhile(
+    own_redis, member, license, monkeypatch
+):
+    """Request A heartbeats; request B (the same client retrying) borrows for
+    48 h and is answered 200; A's borrow then fails at its signature. A's
+    undo must leave B's borrow, its durable copy and its seat as they are."""
+    from core.errors import ServiceUnavailable
+    from licenses import leases
+    from licenses.ledger.redis import RedisSeatLedger
+
+    seat = checkout(member, license, "machine-0000")
+    real_borrow, real_sign = RedisSeatLedger.borrow, leases.license_token_issue
+    answers, signatures = {}, []
+
+    def b_lands_first(self, **kwargs):
+        if "b" not in answers:
+            answers["b"] = "pending"
+            answers["b"] = api_client(token=seat["token"]).post(
+                "/api/v1/licenses/borrow", {"hours": 48}, format="json"
+            )
+        return real_borrow(self, **kwargs)
+
+    def a_cannot_sign(**kwargs):
+        signatures.append(1)
+        if len(signatures) == 2:  # B signed first; A's signature fails
+            raise ServiceUnavailable("The signing key service does not answer.")
+        return real_sign(**kwargs)
+
+    monkeypatch.setattr(RedisSeatLedger, "borrow", b_lands_first)
+    monkeypatch.setattr(leases, "license_token_issue", a_cannot_sign)
+    a = api_client(token=seat["token"]).post("/api/v1/licenses/borrow", {"hours": 1}, format="json")
+    reading_on_after_a_503()
+
+    assert answers["b"].status_code == 200, answers["b"].content
+    assert (a.status_code, error_code(a)) == (503, "service_unavailable")
+    lease = lease_of(license, seat["session_id"])
+    assert lease.borrowed_until is not None and lease.borrowed_until > timezone.now() + timedelta(hours=47)
+    assert durable_copies(license) == {seat["session_id"]: lease.borrowed_until}
+    monkeypatch.setattr(RedisSeatLedger, "borrow", real_borrow)
+    own_redis.restart_empty()
+    granted = [acquire(member, license, f"machine-{n:04d}").status_code for n in range(1, 4)]
+    assert granted == [201, 201, 409], "B's borrowed seat came back; only two more were sold"
+
+
+def test_an_undo_names_its_own_borrow_not_one_that_ends_at_the_same_time(own_redis, member, license):
+    """Two borrows capped at the license's expiry end at the same millisecond:
+    the first one's undo still leaves the second (answered 200) alone."""
     seat = checkout(member, license, "machine-0000")
     ledger = get_seat_ledger("redis")
-    before = lease_of(license, seat["session_id"])
-    borrowed = ledger.borrow(license_id=license.id, session_id=seat["session_id"], seconds=3600)
-    again = ledger.borrow(license_id=license.id, session_id=seat["session_id"], seconds=7200)
+    license_end = timezone.now() + timedelta(minutes=30)
+    first_id, second_id = "borrow-one", "borrow-two"
+    events = {n: LedgerEvent(action=Event.LEASE_BORROWED, event_id=n) for n in (first_id, second_id)}
+    first = ledger.borrow(
+        license_id=license.id,
+        session_id=seat["session_id"],
+        seconds=3600,
+        not_after=license_end,
+        event=events[first_id],
+    )
+    second = ledger.borrow(
+        license_id=license.id,
+        session_id=seat["session_id"],
+        seconds=7200,
+        not_after=license_end,
+        event=events[second_id],
+    )
+    assert first.borrowed_until == second.borrowed_until
 
-    assert ledger.borrow_undo(borrowed=borrowed, before=before, reason="request_failed") is None
-    assert lease_of(license, seat["session_id"]).borrowed_until == again.borrowed_until
+    assert ledger.borrow_undo(borrowed=first, borrow_id=first_id, reason="request_failed") is None
+    assert lease_of(license, seat["session_id"]).borrowed_until == second.borrowed_until
+    put_back = ledger.borrow_undo(borrowed=second, borrow_id=second_id, reason="request_failed")
+    assert put_back.borrowed_until == first.borrowed_until, "back to the first borrow, which stands"
+    assert ledger.borrow_undo(borrowed=second, borrow_id=second_id, reason="request_failed") is None, "once"
+
+
+def test_an_undo_of_a_released_lease_brings_nothing_back(own_redis, member, license):
+    seat = checkout(member, license, "machine-0000")
+    ledger = get_seat_ledger("redis")
+    event = LedgerEvent(action=Event.LEASE_BORROWED)
+    borrowed = ledger.borrow(license_id=license.id, session_id=seat["session_id"], seconds=3600, event=event)
+    ledger.release(license_id=license.id, session_id=seat["session_id"])
+    assert ledger.borrow_undo(borrowed=borrowed, borrow_id=event.event_id, reason="request_failed") is None
+    assert live_use(license) == (0, set())
 
 
 def test_a_redis_that_kept_its_leases_but_lost_the_marker_loses_no_lease(own_redis, member, license):
