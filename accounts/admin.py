@@ -30,8 +30,26 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
                 params={"seconds": throttled.retry_after},
             ) from None
 
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if not user.is_operator:
+            # Django asks only is_staff. A tenant's member is never an
+            # operator, whatever its flags say: the app role can write those
+            # (docs/operations.md, "What SQL run as the app role can do").
+            raise ValidationError(
+                self.error_messages["invalid_login"], code="invalid_login", params={"username": "email"}
+            )
+
+
+def _operators_only(request) -> bool:
+    """The admin site is the operators' (staff without a tenant): it runs on
+    the operator database path, which sees every tenant."""
+    user = request.user
+    return bool(user.is_active and getattr(user, "is_operator", False))
+
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
+admin.site.has_permission = _operators_only
 
 
 @admin.register(User)
