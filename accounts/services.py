@@ -502,6 +502,7 @@ def _password_sign_in_checked(
     with tenant_scope(candidate.tenant_id):
         user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
         if user is None or not user.is_active:
+            make_password(password)  # as slow as a real check: timing does not tell a deactivated account
             reason = _INACTIVE_USER_REASON[method]
         elif not user.check_password(password):  # an older hash is upgraded here
             reason = "bad_password"

@@ -22,7 +22,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -120,7 +120,10 @@ def queryset_page(
                 queryset.model._meta.get_field(name).to_python(value)
                 for name, value in zip(fields, position, strict=True)
             ]
-        except (DjangoValidationError, ValueError, TypeError):
+            # Times in UTC, as stored: one at the edge of the calendar with an
+            # offset has no UTC (SQLite's adapter would fail on it, a 500).
+            values = [value.astimezone(UTC) if isinstance(value, datetime) else value for value in values]
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
             raise InvalidCursor() from None
         if any(value is None for value in values):
             raise InvalidCursor()

@@ -402,6 +402,22 @@ def test_an_unknown_email_costs_one_argon2_hash_like_a_real_check(argon2_first, 
     assert used == ["argon2"]
 
 
+def test_a_deactivated_account_costs_one_hash_like_a_real_check(argon2_first, acme, monkeypatch):
+    """Answered as fast as no check at all, a refusal would tell a deactivated
+    account from the others."""
+    from accounts.hashers import Argon2PasswordHasher
+
+    with tenant_scope(acme.id):
+        User.objects.filter(email="member@acme.test").update(is_active=False)
+    used = []
+    real = Argon2PasswordHasher.encode
+    monkeypatch.setattr(
+        Argon2PasswordHasher, "encode", lambda self, *a: used.append(self.algorithm) or real(self, *a)
+    )
+    assert login("member@acme.test", TEST_PASSWORD).status_code == 401
+    assert used == ["argon2"]
+
+
 # --- password checks at once, per host ------------------------------------------------------
 
 

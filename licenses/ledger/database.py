@@ -70,6 +70,12 @@ def _page_position(cursor: str) -> tuple[datetime, str]:
         raise LeaseCursorInvalid(cursor) from None
     if created_at.tzinfo is None or not session_id:
         raise LeaseCursorInvalid(cursor)
+    try:
+        # In UTC, as stored: a time at the edge of the calendar with an
+        # offset has no UTC (SQLite's adapter would fail on it, a 500).
+        created_at = created_at.astimezone(UTC)
+    except OverflowError:
+        raise LeaseCursorInvalid(cursor) from None
     return created_at, session_id
 
 
