@@ -2,7 +2,8 @@
 
 No line carries a query string: a request is logged as its method and path
 (a `?license_key=` stays out of the logs), and the development server's
-request line loses its query. Django logs a request's 4xx answer after the
+request line loses its query. Whatever is shaped like a license key or a
+token is redacted from every line (a key pasted into a path, a header echoed). Django logs a request's 4xx answer after the
 middleware that holds the request context has returned; the filter then
 takes the request id from the record's own request.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from core.context import current_context
@@ -22,6 +24,21 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {
     "actor_id",
     "request",
 }
+
+
+# What a secret looks like wherever it turns up (a path of a 404, a client's
+# header echoed in a message): a license key (licenses/keys.py: CDT- and
+# groups of five; the display prefix CDT-XXXXX alone is not one), a JWS.
+SECRET_SHAPES = re.compile(
+    r"\bCDT-[0-9A-Z]{5}(?:-[0-9A-Z]{5}){2,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like a secret replaced by [redacted]."""
+    return SECRET_SHAPES.sub(REDACTED, text)
 
 
 def path_without_query(text: str) -> str:
@@ -70,4 +87,5 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # A last net under every field: a key pasted into a URL path, say.
+        return redact(json.dumps(entry, default=str))

@@ -8,6 +8,7 @@ import re
 import uuid
 
 from core.context import client_ip, normalized_ip, request_context
+from core.logging import SECRET_SHAPES
 
 logger = logging.getLogger("coditect.request")
 
@@ -26,7 +27,9 @@ class RequestContextMiddleware:
 
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # A client's id is logged on every line: never one shaped like a secret.
+        sane = _REQUEST_ID.match(incoming) and not SECRET_SHAPES.search(incoming)
+        request_id = incoming if sane else uuid.uuid4().hex
         request.request_id = request_id
         request.client_ip = client_ip(request)
         with request_context(request_id=request_id, client_ip=normalized_ip(request.client_ip)):

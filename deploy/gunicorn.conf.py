@@ -70,6 +70,31 @@ access_log_format = os.environ.get(
     "GUNICORN_ACCESS_LOG_FORMAT",
     '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s',
 )
+
+
+def _redacting_logger_class():
+    """gunicorn's logger, with anything shaped like a license key or a token
+    redacted from access lines (a key pasted into a URL path reaches no log)."""
+    import sys
+
+    from gunicorn.glogging import Logger
+
+    # The config is read before the app is imported: the project is not yet on the path.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from core.logging import redact
+
+    class RedactingLogger(Logger):
+        def atoms(self, resp, req, environ, request_time):
+            atoms = super().atoms(resp, req, environ, request_time)
+            for name in ("U", "r", "f", "q"):
+                if isinstance(atoms.get(name), str):
+                    atoms[name] = redact(atoms[name])
+            return atoms
+
+    return RedactingLogger
+
+
+logger_class = _redacting_logger_class()
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
 proc_name = "coditect"

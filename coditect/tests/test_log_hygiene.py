@@ -118,10 +118,20 @@ def test_gunicorns_access_line_has_the_path_without_the_query_and_the_request_id
 )
 def test_the_run_wide_log_search_catches_each_kind_of_secret(message):
     catcher = LogLeakCatcher()
+    catcher.scan(message)  # a line as a server's log file holds it
+    assert catcher.leaks
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["acquire for CDT-7K2QF-M9XAD-P4R8T-WJ6NB-E3HVC", "token eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1c2VyIn0.c2ln"],
+)
+def test_a_line_is_written_with_key_and_token_shapes_redacted(message):
+    catcher = LogLeakCatcher()
     catcher.handle(
         logging.makeLogRecord({"name": "t", "msg": message, "levelno": 30, "levelname": "WARNING"})
     )
-    assert catcher.leaks
+    assert catcher.lines == 1 and catcher.leaks == []
 
 
 def test_the_run_wide_log_search_lets_ordinary_lines_pass():
@@ -131,3 +141,46 @@ def test_the_run_wide_log_search_lets_ordinary_lines_pass():
             logging.makeLogRecord({"name": "t", "msg": message, "levelno": 20, "levelname": "INFO"})
         )
     assert catcher.leaks == []
+
+
+def test_a_key_pasted_into_a_path_and_a_key_shaped_request_id_reach_no_line(client, db, json_lines):
+    key = generate_license_key()
+    response = client.get(f"/api/v1/licenses/{key}/status", headers={"X-Request-ID": key})
+    assert response.status_code == 404
+    assert response["X-Request-ID"] != key, "a client's id shaped like a secret is not taken"
+    lines = json_lines()
+    assert lines and all(key not in json.dumps(line) for line in lines)
+    assert any("[redacted]" in json.dumps(line) for line in lines)
+
+
+def test_gunicorns_access_line_redacts_a_key_in_the_path():
+    from datetime import timedelta
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    # The one function, not the file (importing it would put this process in multiprocess mode).
+    source = (settings.BASE_DIR / "deploy" / "gunicorn.conf.py").read_text()
+    [function] = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.FunctionDef) and node.name == "_redacting_logger_class"
+    ]
+    namespace = {"Path": Path, "__file__": str(settings.BASE_DIR / "deploy" / "gunicorn.conf.py")}
+    exec(compile(ast.Module(body=[function], type_ignores=[]), "gunicorn.conf.py", "exec"), namespace)
+    logger_class = namespace["_redacting_logger_class"]()
+    key = generate_license_key()
+    from gunicorn.config import Config
+
+    logger = logger_class(Config())
+    request = SimpleNamespace(headers=[])
+    response = SimpleNamespace(status="404 Not Found", headers=[], sent=0)
+    environ = {
+        "REMOTE_ADDR": "127.0.0.1",
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": f"/api/v1/{key}",
+        "RAW_URI": f"/api/v1/{key}",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_REFERER": f"https://example.test/{key}",
+    }
+    atoms = logger.atoms(response, request, environ, timedelta(milliseconds=3))
+    assert all(key not in atoms[name] and "[redacted]" in atoms[name] for name in ("U", "r", "f"))
