@@ -193,6 +193,8 @@ def test_a_forged_fresh_token_is_refused_and_no_lease_is_kept(make_client, fake_
         client.acquire(allow_offline=False)
     assert client.lease is None and not client.is_licensed()
     assert not fake_server.stub.calls("GET", "/.well-known/jwks.json")  # the plain JWKS is never asked
+    # The seat the server took for that answer is given back, not held to its expiry.
+    assert len(fake_server.stub.calls("DELETE", "/api/v1/licenses/release")) == 1
 
 
 def test_a_fresh_token_whose_key_only_an_attackers_key_set_vouches_for_is_refused(make_client, fake_server):

@@ -470,14 +470,14 @@ class LicenseClient:
             "client_info": self._client_info,
         }
         response = self._user_request("POST", ACQUIRE_PATH, json=body, **kwargs)
-        lease = self._adopt_checkout(response.body, created=response.status == 201)
+        lease = self._adopt_checkout(response.body, created=response.status == 201, give_back_if_refused=True)
         logger.info(
             "seat acquired" if lease.created else "seat renewed",
             extra={"session_id": lease.session_id, "seats_used": lease.seats_used},
         )
         return lease
 
-    def _adopt_checkout(self, body: Any, *, created: bool) -> Lease:
+    def _adopt_checkout(self, body: Any, *, created: bool, give_back_if_refused: bool = False) -> Lease:
         """Check an acquire or borrow answer, verify its token, make it the lease."""
         try:
             token = body["token"]
@@ -501,7 +501,14 @@ class LicenseClient:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError("The checkout answer is not what the contract says.") from exc
-        claims = self._verify_fresh(token, license_id=license_id, session_id=session_id)
+        try:
+            claims = self._verify_fresh(token, license_id=license_id, session_id=session_id)
+        except TokenInvalid:
+            if give_back_if_refused:
+                # The server holds a seat for an answer this client will not
+                # use: give it back rather than hold it to its expiry.
+                self._give_back_refused(token)
+            raise
         # The token's own exp is what offline checks honour; keep the lease in step with it.
         lease = dataclasses.replace(
             lease,
@@ -516,6 +523,14 @@ class LicenseClient:
             self._last_seen = self._clock()
             self._write_cache()
         return lease
+
+    def _give_back_refused(self, token: str) -> None:
+        try:
+            self._api.request("DELETE", RELEASE_PATH, bearer=token)
+        except LicenseError:
+            pass  # the seat frees itself at its expiry anyway
+        else:
+            logger.warning("a seat whose token this client does not trust was given back")
 
     def _verify_fresh(self, token: str, *, license_id: str, session_id: str) -> Claims:
         """Verify a token the server just handed out. A `kid` this client does
