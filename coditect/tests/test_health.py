@@ -107,3 +107,13 @@ def test_unknown_api_routes_answer_in_the_error_shape(client):
     assert response.json()["error"]["code"] == "not_found"
     # Pages keep Django's own 404 page.
     assert client.get("/no-such-page").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+@pytest.mark.parametrize("method", ["post", "delete", "put", "options"])
+def test_a_probe_answers_another_method_with_405_in_the_error_shape(client, db, path, method):
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response["Allow"] == "GET, HEAD"

@@ -186,6 +186,20 @@ def test_a_body_just_within_the_limits_is_served(admin, settings):
     }
 
 
+def test_a_chunked_body_without_a_content_length_is_a_400_that_says_so(client, db):
+    # Django reads a body by its Content-Length: a chunked one would be read as no body.
+    response = client.generic(
+        "POST",
+        "/api/v1/auth/login",
+        data=b"",
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and error["details"] == {"header": "Transfer-Encoding"}
+
+
 def test_a_content_length_that_lies_is_no_way_around_the_size_limit(client, db, settings):
     settings.API_MAX_BODY_BYTES = 1024
     response = client.generic(
