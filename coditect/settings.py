@@ -43,6 +43,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # First, so that its createsuperuser (on the operator path) replaces
+    # django.contrib.auth's: of two apps' commands of one name, the earlier wins.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -55,7 +58,6 @@ INSTALLED_APPS = [
     "django_prometheus",
     "tenants",
     "audit",
-    "accounts",
     "licenses",
     "analytics",
     "coditect",
