@@ -432,6 +432,10 @@ ACCESS_TOKEN_LIFETIME = env.int("ACCESS_TOKEN_LIFETIME", default=3600)
 REFRESH_TOKEN_LIFETIME = env.int("REFRESH_TOKEN_LIFETIME", default=7 * 24 * 3600)
 INVITE_LIFETIME_HOURS = env.int("INVITE_LIFETIME_HOURS", default=72)
 PASSWORD_LOGIN_ENABLED = env.bool("PASSWORD_LOGIN_ENABLED", default=True)
+# Whether anyone may register a new tenant (POST /auth/register with tenant_name);
+# closed, only an invite code registers (into the inviting tenant), and operators
+# create tenants. Open by default only under DEBUG.
+REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=DEBUG)
 # Identity Platform (Firebase Auth) sign-in: off while the project id is empty.
 # Credentials: a service-account JSON file, or else application default
 # credentials (Workload Identity on GKE); they are used only for the revocation check.
