@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import environ
@@ -32,10 +33,15 @@ def secret(name: str, default: str | None = None) -> str | None:
 
 
 DEBUG = env.bool("DEBUG", default=False)
+# `manage.py setup_database_roles` runs before the install has any secret: it
+# needs only DATABASE_ADMIN_URL, so the production checks (SECRET_KEY, the
+# operator URL, the signing keys at startup) leave it alone. It signs nothing
+# and serves nothing.
+DATABASE_ROLES_SETUP = sys.argv[1:2] == ["setup_database_roles"] and Path(sys.argv[0]).name == "manage.py"
 
 SECRET_KEY = secret("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
+    if not DEBUG and not DATABASE_ROLES_SETUP:
         raise ImproperlyConfigured("Set SECRET_KEY (or SECRET_KEY_FILE); DEBUG is off.")
     SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
 
@@ -189,7 +195,11 @@ def _database(url: str | None) -> dict:
 DATABASE_URL = secret("DATABASE_URL")
 DATABASE_OPERATOR_URL = secret("DATABASE_OPERATOR_URL")
 DATABASES = {"default": _database(DATABASE_URL)}
-if DATABASES["default"]["ENGINE"].endswith("postgresql") and not DATABASE_OPERATOR_URL:
+if (
+    DATABASES["default"]["ENGINE"].endswith("postgresql")
+    and not DATABASE_OPERATOR_URL
+    and not DATABASE_ROLES_SETUP
+):
     # Under RLS the app role sees no tenant-less rows and no other tenant: sign-in
     # by email, the admin site and the sweeps need the operator role's path.
     raise ImproperlyConfigured(
