@@ -16,7 +16,13 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("CODITECT_VAR_DIR", BASE_DIR / "var"))
+# A `.env` file beside manage.py (or the one CODITECT_ENV_FILE names) is read
+# if present, as `.env.example` suggests; a variable set in the environment
+# itself wins over the file.
+_ENV_FILE = Path(os.environ.get("CODITECT_ENV_FILE") or BASE_DIR / ".env")
+if _ENV_FILE.is_file():
+    environ.Env.read_env(_ENV_FILE, overwrite=False)
+VAR_DIR = Path(os.environ.get("CODITECT_VAR_DIR") or BASE_DIR / "var")
 
 env = environ.Env()
 
