@@ -181,6 +181,13 @@ def user_register(
     role) is not an input: the tenant and role come from here."""
     if bool(tenant_name) == bool(invite_code):
         raise _field_error("non_field_errors", "Give either tenant_name or invite_code.")
+    if tenant_name and not settings.REGISTRATION_OPEN:
+        # Checked before any credential: a closed server makes no tenant and
+        # says nothing about the email or the ID token.
+        raise ApplicationError(
+            "This server does not register new tenants; ask a tenant admin for an invite code.",
+            code="permission_denied",
+        )
     identity = None
     if id_token:
         identity = identity_verify(id_token=id_token)

@@ -1,4 +1,5 @@
-"""Probes: /health says the process is up; /ready says its dependencies answer."""
+"""Probes: /health says the process is up; /ready says its dependencies answer
+and the database has every migration of the code applied."""
 
 from __future__ import annotations
 
@@ -43,6 +44,52 @@ def health(request):
 def _check_database(alias: str) -> None:
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT 1")
+
+
+class MigrationsUnapplied(Exception):
+    """The database answers, but the code's migrations are not all applied."""
+
+    # Named in the answer; the rest are counted, so a fresh database's answer stays short.
+    NAMED_AT_MOST = 10
+
+    def __init__(self, unapplied: list[str]) -> None:
+        super().__init__(f"{len(unapplied)} migrations unapplied")
+        self.unapplied = unapplied
+
+    @property
+    def reason(self) -> str:
+        named = ", ".join(self.unapplied[: self.NAMED_AT_MOST])
+        more = len(self.unapplied) - self.NAMED_AT_MOST
+        if more > 0:
+            named += f" and {more} more"
+        return (
+            f"The database is not migrated: {len(self.unapplied)} migrations unapplied ({named});"
+            " run `python manage.py migrate` as the owner role."
+        )
+
+
+# Migrations are applied before a release serves and never unapplied under it,
+# so once a process has seen them all applied it stops reading django_migrations.
+_migrations_seen_applied = False
+
+
+def unapplied_migrations(alias: str = "default") -> list[str]:
+    """The code's migrations the database `alias` has not applied, as "app.name"."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connections[alias])
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return [f"{migration.app_label}.{migration.name}" for migration, backwards in plan if not backwards]
+
+
+def _check_migrations() -> None:
+    global _migrations_seen_applied
+    if _migrations_seen_applied:
+        return
+    unapplied = unapplied_migrations("default")
+    if unapplied:
+        raise MigrationsUnapplied(unapplied)
+    _migrations_seen_applied = True
 
 
 def _redis_client():
@@ -143,7 +190,7 @@ def _check_redis_for_ready() -> None:
 @never_cache
 @get_only
 def ready(request):
-    checks = {"database": lambda: _check_database("default")}
+    checks = {"database": lambda: _check_database("default"), "migrations": _check_migrations}
     if settings.OPERATOR_DATABASE != "default":
         # Sign-in by email and the admin site go through the operator role.
         checks["operator_database"] = lambda: _check_database(settings.OPERATOR_DATABASE)
@@ -151,9 +198,19 @@ def ready(request):
         checks["redis"] = _check_redis_for_ready
     failed = {}
     unsafe: EvictionPolicyUnsafe | None = None
+    unmigrated: MigrationsUnapplied | None = None
     for name, check in checks.items():
+        if name == "migrations" and "database" in failed:
+            continue  # a database that does not answer cannot say what it has applied
         try:
             check()
+        except MigrationsUnapplied as exc:
+            logger.error(
+                "readiness check failed: migrations unapplied",
+                extra={"dependency": name, "unapplied_migrations": exc.unapplied[: exc.NAMED_AT_MOST]},
+            )
+            failed[name] = type(exc).__name__
+            unmigrated = exc
         except EvictionPolicyUnsafe as exc:
             logger.warning("readiness check failed", extra={"dependency": name, "error": exc.reason})
             failed[name] = type(exc).__name__
@@ -161,14 +218,18 @@ def ready(request):
         except Exception as exc:  # any failure means not ready; say which
             logger.warning("readiness check failed", extra={"dependency": name, "error": type(exc).__name__})
             failed[name] = type(exc).__name__
-            if name == "database":
+            if name in {"database", "migrations"}:
                 connections["default"].close()
             elif name == "operator_database":
                 connections[settings.OPERATOR_DATABASE].close()
     if failed:
         details = {"failed": failed}
-        unanswered = sorted(name for name, error in failed.items() if error != EvictionPolicyUnsafe.__name__)
+        answered_but_unfit = {EvictionPolicyUnsafe.__name__, MigrationsUnapplied.__name__}
+        unanswered = sorted(name for name, error in failed.items() if error not in answered_but_unfit)
         reasons = ["A dependency does not answer: " + ", ".join(unanswered) + "."] if unanswered else []
+        if unmigrated is not None:
+            reasons.append(unmigrated.reason)
+            details["unapplied_migrations"] = unmigrated.unapplied
         if unsafe is not None:
             # Redis answers; what it must change is its policy, so say which it has and which it needs.
             reasons.append(unsafe.reason)

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("CODITECT_VAR_DIR", BASE_DIR / "var"))
+# A `.env` file beside manage.py (or the one CODITECT_ENV_FILE names) is read
+# if present, as `.env.example` suggests; a variable set in the environment
+# itself wins over the file.
+_ENV_FILE = Path(os.environ.get("CODITECT_ENV_FILE") or BASE_DIR / ".env")
+if _ENV_FILE.is_file():
+    environ.Env.read_env(_ENV_FILE, overwrite=False)
+VAR_DIR = Path(os.environ.get("CODITECT_VAR_DIR") or BASE_DIR / "var")
 
 env = environ.Env()
 
@@ -32,10 +39,15 @@ def secret(name: str, default: str | None = None) -> str | None:
 
 
 DEBUG = env.bool("DEBUG", default=False)
+# `manage.py setup_database_roles` runs before the install has any secret: it
+# needs only DATABASE_ADMIN_URL, so the production checks (SECRET_KEY, the
+# operator URL, the signing keys at startup) leave it alone. It signs nothing
+# and serves nothing.
+DATABASE_ROLES_SETUP = sys.argv[1:2] == ["setup_database_roles"] and Path(sys.argv[0]).name == "manage.py"
 
 SECRET_KEY = secret("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
+    if not DEBUG and not DATABASE_ROLES_SETUP:
         raise ImproperlyConfigured("Set SECRET_KEY (or SECRET_KEY_FILE); DEBUG is off.")
     SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
 
@@ -43,6 +55,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # First, so that its createsuperuser (on the operator path) replaces
+    # django.contrib.auth's: of two apps' commands of one name, the earlier wins.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -55,7 +70,6 @@ INSTALLED_APPS = [
     "django_prometheus",
     "tenants",
     "audit",
-    "accounts",
     "licenses",
     "analytics",
     "coditect",
@@ -187,7 +201,11 @@ def _database(url: str | None) -> dict:
 DATABASE_URL = secret("DATABASE_URL")
 DATABASE_OPERATOR_URL = secret("DATABASE_OPERATOR_URL")
 DATABASES = {"default": _database(DATABASE_URL)}
-if DATABASES["default"]["ENGINE"].endswith("postgresql") and not DATABASE_OPERATOR_URL:
+if (
+    DATABASES["default"]["ENGINE"].endswith("postgresql")
+    and not DATABASE_OPERATOR_URL
+    and not DATABASE_ROLES_SETUP
+):
     # Under RLS the app role sees no tenant-less rows and no other tenant: sign-in
     # by email, the admin site and the sweeps need the operator role's path.
     raise ImproperlyConfigured(
@@ -430,6 +448,10 @@ ACCESS_TOKEN_LIFETIME = env.int("ACCESS_TOKEN_LIFETIME", default=3600)
 REFRESH_TOKEN_LIFETIME = env.int("REFRESH_TOKEN_LIFETIME", default=7 * 24 * 3600)
 INVITE_LIFETIME_HOURS = env.int("INVITE_LIFETIME_HOURS", default=72)
 PASSWORD_LOGIN_ENABLED = env.bool("PASSWORD_LOGIN_ENABLED", default=True)
+# Whether anyone may register a new tenant (POST /auth/register with tenant_name);
+# closed, only an invite code registers (into the inviting tenant), and operators
+# create tenants. Open by default only under DEBUG.
+REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=DEBUG)
 # Identity Platform (Firebase Auth) sign-in: off while the project id is empty.
 # Credentials: a service-account JSON file, or else application default
 # credentials (Workload Identity on GKE); they are used only for the revocation check.

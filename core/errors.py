@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError, ProgrammingError, connections
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
@@ -118,6 +118,42 @@ def database_unavailable_response() -> JsonResponse:
     return response
 
 
+# What SQLite says of a table or column the migrations have not made yet.
+_SQLITE_SCHEMA_MISSING = ("no such table", "no such column")
+
+
+def database_schema_missing(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error it was raised from, says a table or column is
+    missing: the database answers, but its migrations are not applied. SQLite
+    raises OperationalError for it, PostgreSQL ProgrammingError (UndefinedTable,
+    UndefinedColumn); neither is the database being down."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OperationalError) and str(exc).lower().startswith(_SQLITE_SCHEMA_MISSING):
+            return True
+        if isinstance(exc, ProgrammingError):
+            import psycopg
+
+            if isinstance(exc.__cause__, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn)):
+                return True
+        exc = exc.__cause__
+        seen += 1
+    return False
+
+
+def _schema_missing_error(cause: BaseException) -> ServiceUnavailable:
+    # An operator's mistake, not a dependency down and not a client's: logged
+    # at ERROR with what the database said (a table name, never a value).
+    logger.error(
+        "the database schema is behind the code (a table or column is missing): run `manage.py migrate`",
+        extra={"error": type(cause).__name__, "database_error": str(cause).splitlines()[0][:200]},
+    )
+    return ServiceUnavailable(
+        "The server's database is not migrated; an operator must apply its migrations.",
+        details={"reason": "migrations_unapplied"},
+    )
+
+
 def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, dict[str, Any]]:
     if isinstance(exc, drf_exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
@@ -141,7 +177,9 @@ def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, dict[str, An
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     cause = exc
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if database_schema_missing(exc):
+        exc = _schema_missing_error(cause)
+    elif isinstance(exc, (OperationalError, InterfaceError)):
         # The database went away mid-request: a dependency is down, not a bug.
         exc = ServiceUnavailable(
             "The database does not answer; try again shortly.", headers={"Retry-After": "5"}
@@ -165,6 +203,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             # For the one WARNING line the request-context middleware writes.
             root = cause.__cause__ if cause is exc else cause
             response.log_details = {"error": type(root).__name__ if root is not None else exc.code}
+            if exc.details.get("reason") == "migrations_unapplied":
+                response.log_details["reason"] = "migrations_unapplied"
         return response
     if isinstance(exc, drf_exceptions.APIException):
         code, message, details = _drf_error(exc)

@@ -35,3 +35,45 @@ def test_no_settings_mean_the_embedded_default(tmp_path):
     got = settings_in_subprocess(CODITECT_VAR_DIR=str(tmp_path))
     assert got["db"]["NAME"] == str(tmp_path / "coditect.sqlite3")
     assert got["ledger"] == "database"
+
+
+def _settings_in_a_new_process(names: list[str], env: dict[str, str]) -> dict:
+    code = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps({{n: str(getattr(settings, n)) for n in {names!r}}}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "coditect.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_dot_env_file_is_read_and_the_environment_wins_over_it(tmp_path):
+    dot_env = tmp_path / ".env"
+    dot_env.write_text(
+        "# as .env.example writes it\nDEBUG=1\nADMIN_URL=ops-console/\nLOG_LEVEL=WARNING\nREGISTRATION_OPEN=false\n"
+    )
+    read = _settings_in_a_new_process(
+        ["DEBUG", "ADMIN_URL", "LOG_LEVEL", "REGISTRATION_OPEN"],
+        {"CODITECT_ENV_FILE": str(dot_env), "LOG_LEVEL": "ERROR", "CODITECT_VAR_DIR": str(tmp_path / "var")},
+    )
+    assert read == {
+        "DEBUG": "True",
+        "ADMIN_URL": "ops-console/",
+        "LOG_LEVEL": "ERROR",
+        "REGISTRATION_OPEN": "False",
+    }
+
+
+def test_without_a_dot_env_file_nothing_is_read(tmp_path):
+    read = _settings_in_a_new_process(
+        ["DEBUG"],
+        {"CODITECT_ENV_FILE": str(tmp_path / "missing.env"), "DEBUG": "1", "CODITECT_VAR_DIR": str(tmp_path)},
+    )
+    assert read == {"DEBUG": "True"}

@@ -166,7 +166,10 @@ class Keyring:
         """Refuse to start without a signer when DEBUG is off, and load local
         keys now, so that a bad file stops the deploy rather than the first
         token. KMS is not called here: management commands must not need it,
-        and a gRPC channel must not be made before gunicorn forks."""
+        and a gRPC channel must not be made before gunicorn forks. The one
+        command that runs before any key exists (setup_database_roles) is left alone."""
+        if getattr(settings, "DATABASE_ROLES_SETUP", False):
+            return
         self._check_one_signer()
         if kms_key := self._kms_key():
             from core.keyring import kms
