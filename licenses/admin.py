@@ -103,7 +103,13 @@ def key_to_show_once(request, license: License, key: str, *, created: bool) -> s
     nonce = os.urandom(12)
     sealed = _sealer(session.session_key, token).encrypt(nonce, key.encode(), str(license.pk).encode())
     now = time.time()
-    entries = dict(session.get(SHOWN_ONCE_SESSION_KEY, {}))
+    # Keys left unseen past their time are dropped (their tokens stay, marked).
+    entries = {
+        known: {**entry, "sealed": None, "expired": True}
+        if entry.get("sealed") and now - entry["at"] > SHOWN_ONCE_SECONDS
+        else entry
+        for known, entry in session.get(SHOWN_ONCE_SESSION_KEY, {}).items()
+    }
     entries[token] = {
         "license": str(license.pk),
         "created": created,
@@ -124,10 +130,12 @@ def key_shown_once(request, license: License, token: str) -> tuple[str, str | No
     entry = entries.get(token)
     if not isinstance(entry, dict) or entry.get("license") != str(license.pk):
         return "gone", None, {}
+    if entry.get("expired"):
+        return "gone", None, entry
     if entry.get("sealed") is None:
         return "shown", None, entry
     if time.time() - entry["at"] > SHOWN_ONCE_SECONDS:
-        entry = {**entry, "sealed": None}
+        entry = {**entry, "sealed": None, "expired": True}
         entries[token] = entry
         session[SHOWN_ONCE_SESSION_KEY] = entries
         return "gone", None, entry
@@ -136,9 +144,9 @@ def key_shown_once(request, license: License, token: str) -> tuple[str, str | No
     raw = base64.b64decode(entry["sealed"])
     try:
         key = _sealer(session.session_key, token).decrypt(raw[:12], raw[12:], str(license.pk).encode())
-    except InvalidTag:
+    except InvalidTag:  # sealed under another session key (signed in again since)
         key = None
-    entry = {**entry, "sealed": None, "shown_at": time.time()}
+    entry = {**entry, "sealed": None, "shown_at": time.time(), "expired": key is None}
     entries[token] = entry
     session[SHOWN_ONCE_SESSION_KEY] = entries
     if key is None:
@@ -455,19 +463,12 @@ class LicenseAdmin(admin.ModelAdmin):
         if not (days.isascii() and days.isdecimal() and len(days) <= 4 and 1 <= int(days) <= 3660):
             messages.error(request, "Extend by a whole number of days (1 to 3660).")
             return self._back(license)
-        outcome = {}
-
-        def extend():
-            outcome["license"], outcome["changed"] = license_extend_by_days(
-                license=license, days=int(days), actor=request.user
-            )
-
         try:
-            extend()
+            extended, changed = license_extend_by_days(license=license, days=int(days), actor=request.user)
         except ApplicationError as error:
             messages.error(request, error.message)
             return self._back(license)
-        if not outcome["changed"]:
+        if not changed:
             messages.warning(
                 request,
                 "The license is perpetual and stays perpetual: extending adds days to an expiry, "
@@ -476,8 +477,7 @@ class LicenseAdmin(admin.ModelAdmin):
         else:
             messages.success(
                 request,
-                f"Extended by {int(days)} days: the license now expires "
-                f"{_when(outcome['license'].expires_at)}.",
+                f"Extended by {int(days)} days: the license now expires {_when(extended.expires_at)}.",
             )
         return self._back(license)
 

@@ -165,7 +165,22 @@ def test_a_token_of_another_license_or_made_up_or_too_old_shows_nothing(console,
         assert page.status_code == 410
         assert b'id="license-key"' not in page.content
     monkeypatch.setattr(license_admin, "SHOWN_ONCE_SECONDS", 600)
-    assert console.get(location).status_code == 410  # dropped unseen, not kept for later
+    later = console.get(location)  # dropped unseen, not kept for later
+    assert later.status_code == 410 and b"no longer available" in later.content
+
+
+def test_a_key_left_unseen_is_dropped_from_the_session_when_the_next_one_is_made(console, scene, monkeypatch):
+    _, license, _ = scene
+    first = console.post(url("regenerate_key", license))["Location"]
+    monkeypatch.setattr(license_admin, "SHOWN_ONCE_SECONDS", -1)
+    console.post(url("regenerate_key", license))
+    with operator_scope():
+        cookie = console.cookies[settings.SESSION_COOKIE_NAME].value
+        entries = SessionStore(session_key=cookie).load()[license_admin.SHOWN_ONCE_SESSION_KEY]
+
+    token = first.rstrip("/").rsplit("/", 1)[1]
+    assert entries[token]["sealed"] is None
+    assert b"no longer available" in console.get(first).content
 
 
 def test_the_key_page_and_regeneration_refuse_who_is_not_staff(console, scene):
