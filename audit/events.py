@@ -121,7 +121,8 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LICENSE_UPDATED: frozenset({"changes"}),
     Event.LICENSE_SUSPENDED: frozenset({D.REASON}),
     Event.LICENSE_RESUMED: frozenset(),
-    Event.LICENSE_EXTENDED: frozenset({"from", "to"}),
+    # how: extended (by `days`), set (to a date) or perpetual.
+    Event.LICENSE_EXTENDED: frozenset({"from", "to", "how", "days"}),
     Event.LICENSE_KEY_REGENERATED: frozenset({"previous_prefix", "key_prefix"}),
     Event.LICENSE_MACHINE_BOUND: frozenset({D.FINGERPRINT}),
     Event.LICENSE_MACHINE_UNBOUND: frozenset({D.FINGERPRINT}),

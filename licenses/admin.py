@@ -6,12 +6,23 @@ the license's tenant scope and leave an audit row, exactly as the API does.
 State with rules of its own (suspension, expiry, bound machines, the key,
 live leases) is changed by the actions on the license page, not by editing
 fields.
+
+A page that shows a secret (a new license's key, a regenerated key) is
+reached by redirect from the POST that made it (post/redirect/get): the POST
+seals the key into the operator's session under a one-time token
+(`key_to_show_once`), the GET shows it once and forgets it; a reload says it
+was shown, and never regenerates or creates again. A pasted key is looked up
+by a POST form, never a query string.
 """
 
 from __future__ import annotations
 
+import base64
+import os
+import secrets
+import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -19,7 +30,8 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.utils.crypto import salted_hmac
+from django.utils.dateparse import parse_date, parse_datetime
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
@@ -29,8 +41,11 @@ from licenses.leases import lease_force_release
 from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
 from licenses.services import (
+    ExpiryChange,
     license_create,
     license_extend,
+    license_extend_by_days,
+    license_make_perpetual,
     license_regenerate_key,
     license_resume,
     license_suspend,
@@ -58,16 +73,100 @@ def _looks_like_a_key(term: str) -> bool:
     return key.startswith(f"{KEY_PREFIX}-") and len(key) >= 20
 
 
+# --- Keys shown once ---------------------------------------------------------------
+# The session row is readable by the app role (accounts/sessions.py signs it but
+# does not hide it), so the key is sealed in it: AES-GCM under a key derived
+# from SECRET_KEY, the session's own key (the cookie, which the table does not
+# hold) and the token. Shown, the sealed key is dropped and the token marked.
+
+SHOWN_ONCE_SESSION_KEY = "licenses.keys_shown_once"
+# A key not shown within this many seconds of being made is dropped unseen.
+SHOWN_ONCE_SECONDS = 600
+# Tokens remembered per session (shown or not), newest first.
+SHOWN_ONCE_KEEP = 20
+_SHOWN_ONCE_PURPOSE = "coditect.licenses.admin.key-shown-once"
+
+
+def _sealer(session_key: str, token: str):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(salted_hmac(_SHOWN_ONCE_PURPOSE, f"{session_key}:{token}", algorithm="sha256").digest())
+
+
+def key_to_show_once(request, license: License, key: str, *, created: bool) -> str:
+    """Seal a new key into the operator's session; return the token of the one
+    page that will show it."""
+    session = request.session
+    if session.session_key is None:
+        session.save()
+    token = secrets.token_urlsafe(18)
+    nonce = os.urandom(12)
+    sealed = _sealer(session.session_key, token).encrypt(nonce, key.encode(), str(license.pk).encode())
+    now = time.time()
+    # Keys left unseen past their time are dropped (their tokens stay, marked).
+    entries = {
+        known: {**entry, "sealed": None, "expired": True}
+        if entry.get("sealed") and now - entry["at"] > SHOWN_ONCE_SECONDS
+        else entry
+        for known, entry in session.get(SHOWN_ONCE_SESSION_KEY, {}).items()
+    }
+    entries[token] = {
+        "license": str(license.pk),
+        "created": created,
+        "at": now,
+        "sealed": base64.b64encode(nonce + sealed).decode(),
+    }
+    newest = sorted(entries.items(), key=lambda item: item[1]["at"], reverse=True)[:SHOWN_ONCE_KEEP]
+    session[SHOWN_ONCE_SESSION_KEY] = dict(newest)
+    return token
+
+
+def key_shown_once(request, license: License, token: str) -> tuple[str, str | None, dict]:
+    """("show", key, entry) the first time; then ("shown", None, entry); an
+    unknown token, another license's, or one older than SHOWN_ONCE_SECONDS:
+    ("gone", None, entry-or-{})."""
+    session = request.session
+    entries = dict(session.get(SHOWN_ONCE_SESSION_KEY, {}))
+    entry = entries.get(token)
+    if not isinstance(entry, dict) or entry.get("license") != str(license.pk):
+        return "gone", None, {}
+    if entry.get("expired"):
+        return "gone", None, entry
+    if entry.get("sealed") is None:
+        return "shown", None, entry
+    if time.time() - entry["at"] > SHOWN_ONCE_SECONDS:
+        entry = {**entry, "sealed": None, "expired": True}
+        entries[token] = entry
+        session[SHOWN_ONCE_SESSION_KEY] = entries
+        return "gone", None, entry
+    from cryptography.exceptions import InvalidTag
+
+    raw = base64.b64decode(entry["sealed"])
+    try:
+        key = _sealer(session.session_key, token).decrypt(raw[:12], raw[12:], str(license.pk).encode())
+    except InvalidTag:  # sealed under another session key (signed in again since)
+        key = None
+    entry = {**entry, "sealed": None, "shown_at": time.time(), "expired": key is None}
+    entries[token] = entry
+    session[SHOWN_ONCE_SESSION_KEY] = entries
+    if key is None:
+        return "gone", None, entry
+    return "show", key.decode(), entry
+
+
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
     list_display = ("key_prefix", "name", "tenant", "max_seats", "expires_at", "suspended")
     list_filter = ("suspended",)
-    # A pasted key is found by its digest, an id exactly; anything else by key
-    # prefix, name or tenant (see get_search_results).
+    # An id is found exactly; anything else by key prefix, name or tenant. A
+    # whole key goes in the "Find by license key" form (a POST), never here:
+    # the search box is a query string (see changelist_view).
     search_fields = ("^key_prefix", "name", "tenant__name", "tenant__slug")
     search_help_text = (
-        "Paste a whole license key, or type a key prefix (CDT-7K2QF), a name, a tenant or an id."
+        "Type a key prefix (CDT-7K2QF), a name, a tenant or an id. "
+        "A whole key goes in “Find by license key”, so that it never lands in an address."
     )
+    change_list_template = "admin/licenses/license/change_list.html"
     list_select_related = ("tenant",)
     readonly_fields = ("id", "key_prefix", "created_at", "updated_at")
     # Changed only through the actions on the license page (each has a service).
@@ -100,10 +199,55 @@ class LicenseAdmin(admin.ModelAdmin):
         # Licenses are suspended, not deleted: their history and usage stay.
         return False
 
+    def changelist_view(self, request, extra_context=None):
+        from django.contrib.admin.views.main import SEARCH_VAR
+
+        term = request.GET.get(SEARCH_VAR, "")
+        if term and _looks_like_a_key(term.strip()):
+            # It is in this request's address already; take it out of the next one
+            # (and of history's last entry), and never search or echo it.
+            query = request.GET.copy()
+            del query[SEARCH_VAR]
+            messages.warning(
+                request,
+                "A whole license key does not go in the search box (it would stay in the address, "
+                "the browser's history and logs): paste it in “Find by license key”.",
+            )
+            changelist = reverse("admin:licenses_license_changelist")
+            return HttpResponseRedirect(f"{changelist}?{query.urlencode()}" if query else changelist)
+        extra = {
+            **(extra_context or {}),
+            "find_by_key_url": reverse("admin:licenses_license_find_by_key"),
+        }
+        return super().changelist_view(request, extra_context=extra)
+
+    def find_by_key_view(self, request):
+        """POST license_key: the license it opens, by id (its page's address
+        names the id, never the key); the key is not repeated on any page."""
+        changelist = reverse("admin:licenses_license_changelist")
+        if request.method != "POST":
+            return HttpResponseRedirect(changelist)
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        try:
+            term = _posted(request, "license_key").strip()
+        except UnusableInput:
+            term = ""
+        if not _looks_like_a_key(term):
+            messages.error(
+                request,
+                "That is not a whole license key (CDT-…). Search by prefix, name or tenant in the search box.",
+            )
+            return _see_other(changelist)
+        license = self.get_queryset(request).filter(key_digest=license_key_digest(term)).first()
+        if license is None:
+            messages.error(request, "No license has that key (a regenerated key's old value opens nothing).")
+            return _see_other(changelist)
+        messages.success(request, f"Found by its key: {license} of {license.tenant}.")
+        return _see_other(reverse("admin:licenses_license_change", args=[license.pk]))
+
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
-        if term and _looks_like_a_key(term):
-            return queryset.filter(key_digest=license_key_digest(term)), False
         try:
             return queryset.filter(id=uuid.UUID(term)), False
         except ValueError:
@@ -137,20 +281,46 @@ class LicenseAdmin(admin.ModelAdmin):
         key = getattr(obj, "_issued_key", None)
         if key is None:
             return super().response_add(request, obj, post_url_continue)
-        return self._key_page(request, obj, key, created=True)
+        return self._redirect_to_key(request, obj, key, created=True)
 
-    def _key_page(self, request, license: License, key: str, *, created: bool) -> TemplateResponse:
-        """The one page that ever shows a key: not cached, not stored anywhere."""
+    def _redirect_to_key(self, request, license: License, key: str, *, created: bool):
+        token = key_to_show_once(request, license, key, created=created)
+        return _see_other(reverse("admin:licenses_license_key", args=[license.pk, token]))
+
+    def key_view(self, request, object_id, token):
+        """The one page that ever shows a key, once: not cached, not stored
+        anywhere; a reload says it was shown."""
+        license = self.get_object(request, object_id)
+        if license is None:
+            raise Http404("No such license.")
+        if not self.has_view_or_change_permission(request, license):
+            raise PermissionDenied
+        state, key, entry = key_shown_once(request, license, token)
+        created = bool(entry.get("created"))
+        shown_at = entry.get("shown_at")
+        titles = {
+            "show": "License created" if created else "New license key",
+            "shown": "This key was already shown",
+            "gone": "This key is no longer available",
+        }
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "original": license,
-            "title": "License created" if created else "New license key",
+            "title": titles[state],
+            "state": state,
             "license_key": key,
             "created": created,
+            "shown_at": datetime.fromtimestamp(shown_at, tz=UTC) if shown_at else None,
             "change_url": reverse("admin:licenses_license_change", args=[license.pk]),
+            "regenerate_url": reverse("admin:licenses_license_regenerate_key", args=[license.pk]),
         }
-        response = TemplateResponse(request, "admin/licenses/license/key_issued.html", context)
+        response = TemplateResponse(
+            request,
+            "admin/licenses/license/key_issued.html",
+            context,
+            status=200 if state == "show" else 410,
+        )
         response["Cache-Control"] = "no-store"
         return response
 
@@ -169,9 +339,21 @@ class LicenseAdmin(admin.ModelAdmin):
             view("suspend", require_POST(self.suspend_view)),
             view("resume", require_POST(self.resume_view)),
             view("extend", require_POST(self.extend_view)),
+            view("set-expiry", require_POST(self.set_expiry_view)),
+            view("make-perpetual", require_POST(self.make_perpetual_view)),
             view("unbind", require_POST(self.unbind_view)),
-            # GET asks for confirmation; POST regenerates and shows the key once.
+            # GET asks for confirmation; POST regenerates and redirects to the key.
             view("regenerate-key", self.regenerate_key_view),
+            path(
+                "<path:object_id>/key/<str:token>/",
+                self.admin_site.admin_view(self.key_view),
+                name="licenses_license_key",
+            ),
+            path(
+                "find-by-key/",
+                self.admin_site.admin_view(self.find_by_key_view),
+                name="licenses_license_find_by_key",
+            ),
             *super().get_urls(),
         ]
 
@@ -182,7 +364,16 @@ class LicenseAdmin(admin.ModelAdmin):
             extra.update(self._seat_panel(license))
             extra["action_urls"] = {
                 name: reverse(f"admin:licenses_license_{name}", args=[license.pk])
-                for name in ("release", "suspend", "resume", "extend", "unbind", "regenerate_key")
+                for name in (
+                    "release",
+                    "suspend",
+                    "resume",
+                    "extend",
+                    "set_expiry",
+                    "make_perpetual",
+                    "unbind",
+                    "regenerate_key",
+                )
             }
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
@@ -264,46 +455,78 @@ class LicenseAdmin(admin.ModelAdmin):
         )
 
     def extend_view(self, request, object_id):
+        """Extend by N days from the current expiry (from now if it has passed).
+        A perpetual license stays perpetual: only a date makes it expire."""
+        license = self._license_for_action(request, object_id)
+        days = request.POST.get("days", "").strip()
+        # isdecimal alone takes digits of other scripts, isdigit even "²".
+        if not (days.isascii() and days.isdecimal() and len(days) <= 4 and 1 <= int(days) <= 3660):
+            messages.error(request, "Extend by a whole number of days (1 to 3660).")
+            return self._back(license)
+        try:
+            extended, changed = license_extend_by_days(license=license, days=int(days), actor=request.user)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+            return self._back(license)
+        if not changed:
+            messages.warning(
+                request,
+                "The license is perpetual and stays perpetual: extending adds days to an expiry, "
+                "and it has none. Set a date to make it expire.",
+            )
+        else:
+            messages.success(
+                request,
+                f"Extended by {int(days)} days: the license now expires {_when(extended.expires_at)}.",
+            )
+        return self._back(license)
+
+    def set_expiry_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
         try:
-            expires_at = self._posted_expiry(request, license)
+            expires_at = self._posted_expiry(request)
         except ValueError as error:
             messages.error(request, str(error))
             return self._back(license)
         return self._run(
             request,
             license,
-            lambda: license_extend(license=license, expires_at=expires_at, actor=request.user),
-            f"License now expires {expires_at:%Y-%m-%d %H:%M} UTC."
-            if expires_at
-            else "License is now perpetual.",
+            lambda: license_extend(
+                license=license, expires_at=expires_at, actor=request.user, how=ExpiryChange.SET
+            ),
+            f"The license now expires {_when(expires_at)}.",
+        )
+
+    def make_perpetual_view(self, request, object_id):
+        license = self._license_for_action(request, object_id)
+        if license.expires_at is None:
+            messages.info(request, "The license is already perpetual.")
+            return self._back(license)
+        return self._run(
+            request,
+            license,
+            lambda: license_make_perpetual(license=license, actor=request.user),
+            "The license is now perpetual: it never expires (set a date to change that).",
         )
 
     @staticmethod
-    def _posted_expiry(request, license: License):
-        """The new expiry the extend form asks for (None: perpetual), or
-        ValueError with what to fix."""
-        days, exact = request.POST.get("days", "").strip(), request.POST.get("expires_at", "").strip()
-        if days:
-            # isdecimal alone takes digits of other scripts, isdigit even "²".
-            if not (days.isascii() and days.isdecimal() and len(days) <= 4 and 1 <= int(days) <= 3660):
-                raise ValueError("Extend by a whole number of days (1 to 3660).")
-            base = max(license.expires_at or timezone.now(), timezone.now())
-            try:
-                return base + timedelta(days=int(days))
-            except OverflowError:
-                raise ValueError("That is past the last date the server can store.") from None
-        if request.POST.get("perpetual"):
-            return None
+    def _posted_expiry(request):
+        """The date the set-expiry form asks for, or ValueError with what to fix.
+        A date alone is its midnight; times are UTC unless they say otherwise."""
+        exact = request.POST.get("expires_at", "").strip()
         if not exact:
-            raise ValueError("Give a number of days or an expiry (YYYY-MM-DD HH:MM, UTC).")
+            raise ValueError("Give an expiry (YYYY-MM-DD or YYYY-MM-DD HH:MM, UTC).")
         expires_at = None
         # Python 3.11's fromisoformat() ignores what follows a NUL.
         if len(exact) <= 40 and "\x00" not in exact:
             try:
                 expires_at = parse_datetime(exact)
+                if expires_at is None:
+                    day = parse_date(exact)
+                    if day is not None:
+                        expires_at = datetime(day.year, day.month, day.day)
                 if expires_at is not None and timezone.is_naive(expires_at):
-                    expires_at = timezone.make_aware(expires_at, timezone.get_current_timezone())
+                    expires_at = timezone.make_aware(expires_at, UTC)
             except (ValueError, OverflowError):
                 pass  # well formed, but no such date ("2025-02-30")
         if expires_at is None:
@@ -335,4 +558,15 @@ class LicenseAdmin(admin.ModelAdmin):
             }
             return TemplateResponse(request, "admin/licenses/license/regenerate_key.html", context)
         license, key = license_regenerate_key(license=license, actor=request.user)
-        return self._key_page(request, license, key, created=False)
+        return self._redirect_to_key(request, license, key, created=False)
+
+
+def _see_other(url: str) -> HttpResponseRedirect:
+    """303: the browser follows with a GET, and a reload repeats the GET."""
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+def _when(moment) -> str:
+    return "never" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"

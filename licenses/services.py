@@ -110,9 +110,20 @@ def _set_suspended(
     return license
 
 
-def license_extend(*, license: License, expires_at: datetime | None, actor: Any = None) -> License:
-    """Move the license's end (None: perpetual). An end in the past is refused:
-    expiring a license now is what suspension is for."""
+class ExpiryChange:
+    """How an operator changed a license's end (the `how` of its audit row)."""
+
+    EXTENDED = "extended"  # by a number of days
+    SET = "set"  # to a date
+    PERPETUAL = "perpetual"
+
+
+def license_extend(
+    *, license: License, expires_at: datetime | None, actor: Any = None, how: str = ExpiryChange.SET
+) -> License:
+    """Set the license's end to a date (None: perpetual). An end in the past is
+    refused: expiring a license now is what suspension is for. Setting what is
+    already there changes nothing and is not audited."""
     from django.utils import timezone
 
     from core.errors import ApplicationError
@@ -121,19 +132,61 @@ def license_extend(*, license: License, expires_at: datetime | None, actor: Any 
         raise ApplicationError("The new expiry must be in the future.", code="invalid_request")
     with tenant_scope(license.tenant_id):
         license = _locked(license)
-        previous = license.expires_at
-        license.expires_at = expires_at
-        license.save(update_fields=["expires_at", "updated_at"])
-        audit_record(
-            action=Event.LICENSE_EXTENDED,
-            tenant_id=license.tenant_id,
-            user=actor,
-            target=license,
-            details={
-                "from": previous.isoformat() if previous else None,
-                "to": expires_at.isoformat() if expires_at else None,
-            },
-        )
+        return _set_expiry(license, expires_at, actor=actor, how=how)
+
+
+def license_extend_by_days(*, license: License, days: int, actor: Any = None) -> tuple[License, bool]:
+    """Add `days` to the license's current end, or to now if it has ended.
+    A perpetual license stays perpetual (only a date makes it expire): the
+    second value says whether anything changed. The base is read under the row
+    lock, so two operators extending at once add both their days."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.errors import ApplicationError
+
+    if days < 1:
+        raise ApplicationError("Extend by at least one day.", code="invalid_request")
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        if license.expires_at is None:
+            return license, False
+        base = max(license.expires_at, timezone.now())
+        try:
+            expires_at = base + timedelta(days=days)
+        except OverflowError:
+            raise ApplicationError(
+                "That is past the last date the server can store.", code="invalid_request"
+            ) from None
+        return _set_expiry(license, expires_at, actor=actor, how=ExpiryChange.EXTENDED, days=days), True
+
+
+def license_make_perpetual(*, license: License, actor: Any = None) -> License:
+    """The license never expires (until a date is set again)."""
+    return license_extend(license=license, expires_at=None, actor=actor, how=ExpiryChange.PERPETUAL)
+
+
+def _set_expiry(license: License, expires_at, *, actor: Any, how: str, days: int | None = None) -> License:
+    previous = license.expires_at
+    if previous == expires_at:
+        return license
+    license.expires_at = expires_at
+    license.save(update_fields=["expires_at", "updated_at"])
+    details = {
+        "from": previous.isoformat() if previous else None,
+        "to": expires_at.isoformat() if expires_at else None,
+        "how": how,
+    }
+    if days is not None:
+        details["days"] = days
+    audit_record(
+        action=Event.LICENSE_EXTENDED,
+        tenant_id=license.tenant_id,
+        user=actor,
+        target=license,
+        details=details,
+    )
     return license
 
 

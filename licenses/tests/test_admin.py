@@ -152,13 +152,15 @@ def test_suspend_and_resume_change_the_license_and_are_audited(console, scene):
 
 def test_extend_moves_the_expiry_and_is_audited(console, scene):
     _, license, _ = scene
+    console.post(url("set_expiry", license), {"expires_at": "2099-01-01 00:00"})
 
     console.post(url("extend", license), {"days": "30"})
 
     expires = fresh(license).expires_at
-    assert expires is not None
-    (event,) = audit(license, "license.extended")
+    assert expires.isoformat() == "2099-01-31T00:00:00+00:00"
+    _, event = audit(license, "license.extended")
     assert event.details["to"] == expires.isoformat()
+    assert (event.details["how"], event.details["days"]) == ("extended", 30)
 
 
 def messages_shown(response) -> list[str]:
@@ -166,32 +168,38 @@ def messages_shown(response) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("posted", "message"),
+    ("action", "posted", "message"),
     [
-        ({"days": "²"}, "whole number of days"),
-        ({"days": "٣"}, "whole number of days"),
-        ({"days": "9" * 5000}, "whole number of days"),
-        ({"days": "0"}, "whole number of days"),
-        ({"expires_at": "2025-02-30 10:00"}, "is not a date and time"),
-        ({"expires_at": "tomorrow"}, "is not a date and time"),
-        ({"expires_at": "9999-12-31 23:59+00:00\x00"}, "is not a date and time"),
-        ({}, "Give a number of days or an expiry"),
+        ("extend", {"days": "²"}, "whole number of days"),
+        ("extend", {"days": "٣"}, "whole number of days"),
+        ("extend", {"days": "9" * 5000}, "whole number of days"),
+        ("extend", {"days": "0"}, "whole number of days"),
+        ("extend", {}, "whole number of days"),
+        ("set_expiry", {"expires_at": "2025-02-30 10:00"}, "is not a date and time"),
+        ("set_expiry", {"expires_at": "tomorrow"}, "is not a date and time"),
+        ("set_expiry", {"expires_at": "9999-12-31 23:59+00:00\x00"}, "is not a date and time"),
+        ("set_expiry", {"expires_at": "2001-01-01 00:00"}, "must be in the future"),
+        ("set_expiry", {}, "Give an expiry"),
     ],
     ids=[
         "superscript-two",
         "arabic-indic-three",
         "5000-digits",
         "zero",
+        "no-days",
         "february-30",
         "words",
         "nul",
+        "past",
         "nothing",
     ],
 )
-def test_an_unusable_extension_is_a_message_on_the_page_and_changes_nothing(console, scene, posted, message):
+def test_an_unusable_expiry_is_a_message_on_the_page_and_changes_nothing(
+    console, scene, action, posted, message
+):
     _, license, _ = scene
 
-    response = console.post(url("extend", license), posted, follow=True)
+    response = console.post(url(action, license), posted, follow=True)
 
     assert response.status_code == 200
     assert any(message in shown for shown in messages_shown(response)), messages_shown(response)
@@ -201,7 +209,7 @@ def test_an_unusable_extension_is_a_message_on_the_page_and_changes_nothing(cons
 
 def test_an_extension_past_the_last_storable_date_is_a_message(console, scene):
     _, license, _ = scene
-    console.post(url("extend", license), {"expires_at": "9999-12-30 00:00"})
+    console.post(url("set_expiry", license), {"expires_at": "9999-12-30 00:00"})
 
     response = console.post(url("extend", license), {"days": "3660"}, follow=True)
 
@@ -248,6 +256,10 @@ def test_unbind_takes_the_machine_off_and_ends_its_lease(console, scene):
     assert audit(license, "lease.force_released")[0].details["session_id"] == sessions[0]
 
 
+def shown_key(response) -> str:
+    return response.content.decode().split('<code id="license-key">')[1].split("</code>")[0]
+
+
 def test_regenerate_key_shows_the_new_key_once_and_the_old_one_stops_working(console, scene):
     tenant, license, _ = scene
     old_key = license.key
@@ -256,11 +268,15 @@ def test_regenerate_key_shows_the_new_key_once_and_the_old_one_stops_working(con
     assert confirm.status_code == 200 and b"Yes, regenerate" in confirm.content
     response = console.post(url("regenerate_key", license))
 
-    assert response.status_code == 200
-    assert "no-store" in response["Cache-Control"]
-    page = response.content.decode()
-    new_key = page.split('<code id="license-key">')[1].split("</code>")[0]
+    # Post/redirect/get: the POST answers a redirect that names a token, not the key.
+    assert response.status_code == 303
+    assert old_key not in response["Location"]
+    page = console.get(response["Location"])
+    assert page.status_code == 200
+    assert "no-store" in page["Cache-Control"]
+    new_key = shown_key(page)
     assert new_key.startswith("CDT-") and new_key != old_key
+    assert new_key not in response["Location"]
     stored = fresh(license)
     assert stored.key_digest == license_key_digest(new_key)
     with tenant_scope(tenant.id):
@@ -269,22 +285,28 @@ def test_regenerate_key_shows_the_new_key_once_and_the_old_one_stops_working(con
             license_get_by_key(license_key=old_key)
     (event,) = audit(license, "license.key_regenerated")
     assert new_key not in str(event.details)
-    # The page that regenerated it is the only one that shows it.
+    # The key page shows it once; the license page never.
+    again = console.get(response["Location"])
+    assert again.status_code == 410 and new_key not in again.content.decode()
+    assert b"already shown" in again.content
     assert (
         new_key
         not in console.get(reverse("admin:licenses_license_change", args=[license.pk])).content.decode()
     )
 
 
-def test_a_pasted_key_finds_its_license_by_digest_and_a_prefix_by_prefix(console, scene):
+def test_a_pasted_key_finds_its_license_by_a_post_and_a_prefix_by_the_search_box(console, scene):
     _, license, _ = scene
     other = LicenseFactory(tenant=TenantFactory(), max_seats=1)
     changelist = reverse("admin:licenses_license_changelist")
 
-    by_key = console.get(changelist, {"q": f"  {license.key.lower()} "}).content.decode()
     by_prefix = console.get(changelist, {"q": other.key_prefix}).content.decode()
+    found = console.post(
+        reverse("admin:licenses_license_find_by_key"), {"license_key": f"  {license.key.lower()} "}
+    )
 
-    assert license.key_prefix in by_key and other.key_prefix not in by_key
+    assert found.status_code == 303
+    assert found["Location"] == reverse("admin:licenses_license_change", args=[license.pk])
     assert other.key_prefix in by_prefix and license.key_prefix not in by_prefix
 
 
@@ -355,7 +377,7 @@ def test_editing_the_license_form_goes_through_the_audited_update_service(consol
     assert audit(license, "admin.changed") == []  # the service's row is the record
 
 
-def test_adding_a_license_shows_its_key_once_on_the_page_that_made_it(console, scene):
+def test_adding_a_license_redirects_to_the_page_that_shows_its_key(console, scene):
     tenant, _, _ = scene
 
     response = console.post(
@@ -374,8 +396,8 @@ def test_adding_a_license_shows_its_key_once_on_the_page_that_made_it(console, s
         },
     )
 
-    assert response.status_code == 200, response.content.decode()[:2000]
-    key = response.content.decode().split('<code id="license-key">')[1].split("</code>")[0]
+    assert response.status_code == 303, response.content.decode()[:2000]
+    key = shown_key(console.get(response["Location"]))
     with tenant_scope(tenant.id):
         created = license_get_by_key(license_key=key)
     assert (created.name, created.max_seats) == ("New product", 4)
