@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from rest_framework.throttling import BaseThrottle
 from accounts.models import RateLimitHit
 from core.context import client_ip
 from core.errors import ApplicationError, error_response
+from core.redis_scripts import ScriptClients
 from tenants.scope import DEFAULT_DB
 
 logger = logging.getLogger(__name__)
@@ -75,24 +75,12 @@ def rate_limit_hit(*, key: str, limit: int, window: int | None = None) -> Decisi
 
 # --- Redis ------------------------------------------------------------------------------
 
-_redis_lock = threading.Lock()
-_redis_clients: dict[str, tuple[redis.Redis, redis.commands.core.Script]] = {}
+_redis_scripts = ScriptClients(_SCRIPT_SOURCE, client_name="coditect-rate-limit")
 _redis_down_until = 0.0
 
 
 def _redis_script(url: str):
-    with _redis_lock:
-        entry = _redis_clients.get(url)
-        if entry is None:
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-                client_name="coditect-rate-limit",
-            )
-            # EVALSHA from here on; redis-py loads the script again on NOSCRIPT.
-            entry = _redis_clients[url] = (client, client.register_script(_SCRIPT_SOURCE))
-        return entry[1]
+    return _redis_scripts.entry(url)[1]
 
 
 def _redis_hit(key: str, limit: int, window: int) -> Decision | None:

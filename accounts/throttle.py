@@ -41,7 +41,6 @@ import math
 import os
 import random
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +55,7 @@ from django.utils import timezone
 
 from accounts.models import LoginThrottle
 from core.errors import ServiceUnavailable
+from core.redis_scripts import ScriptClients
 from tenants.scope import DEFAULT_DB
 
 logger = logging.getLogger(__name__)
@@ -187,24 +187,12 @@ def login_throttle_clear(*, email: str) -> int:
 
 # --- Redis ------------------------------------------------------------------------------
 
-_redis_lock = threading.Lock()
-_redis_clients: dict[str, tuple[redis.Redis, redis.commands.core.Script]] = {}
+_redis_scripts = ScriptClients(_SCRIPT_SOURCE, client_name="coditect-login-throttle")
 _redis_down_until = 0.0
 
 
 def _redis_entry(url: str) -> tuple[redis.Redis, redis.commands.core.Script]:
-    with _redis_lock:
-        entry = _redis_clients.get(url)
-        if entry is None:
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-                client_name="coditect-login-throttle",
-            )
-            # EVALSHA from here on; redis-py loads the script again on NOSCRIPT.
-            entry = _redis_clients[url] = (client, client.register_script(_SCRIPT_SOURCE))
-        return entry
+    return _redis_scripts.entry(url)
 
 
 def redis_client(url: str) -> redis.Redis:

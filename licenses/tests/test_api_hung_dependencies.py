@@ -111,7 +111,7 @@ def redis_behind_a_proxy(settings):
     ledger_module._ledgers.pop("redis", None)
     if saved is not None:
         ledger_module._ledgers["redis"] = saved
-    ratelimit._redis_clients.pop(settings.REDIS_URL, None)
+    ratelimit._redis_scripts.forget(settings.REDIS_URL)
     ratelimit._redis_down_until = 0.0
     proxy.close()
 

@@ -36,11 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
 from jwt.exceptions import InvalidTokenError
 
 from coditect_license.errors import ClockSetBack, KeySetInvalid, TokenInvalid, TrustNotConfigured
-from coditect_license.tokens import KeySet
+from coditect_license.tokens import KeySet, signature_checked
 
 logger = logging.getLogger("coditect_license")
 
@@ -168,19 +167,7 @@ def verify_signed_keyset(
     if header.get("typ") != KEYSET_TYP:
         raise KeySetInvalid(f"The signed key set's type is not {KEYSET_TYP!r}.")
     try:
-        payload = jwt.decode(
-            token,
-            key=key,
-            algorithms=[algorithm],
-            options={
-                "require": KEYSET_REQUIRED_CLAIMS,
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-                "verify_iss": False,
-                "verify_aud": False,
-            },
-        )
+        payload = signature_checked(token, key=key, algorithm=algorithm, required=KEYSET_REQUIRED_CLAIMS)
     except InvalidTokenError as exc:
         raise KeySetInvalid(f"The signed key set does not verify ({type(exc).__name__}).") from exc
     try:
