@@ -95,6 +95,32 @@ def _redacting_logger_class():
 
 
 logger_class = _redacting_logger_class()
+
+
+def _request_errors_in_the_error_shape() -> None:
+    """A request gunicorn cannot read (a request line or header over its
+    limits, a malformed line) is answered by gunicorn itself, before Django:
+    in the API's error shape, not its HTML page. 400 `invalid_request` (the
+    contract has one status per code), or 500 `internal_error`; nothing of
+    the request is echoed."""
+    import json
+
+    from gunicorn import util
+
+    def write_error(sock, status_int, reason, mesg):
+        status, code = (500, "internal_error") if status_int >= 500 else (400, "invalid_request")
+        message = f"The request could not be read: {reason.lower()}."
+        body = json.dumps({"error": {"code": code, "message": message, "details": {"status": status_int}}})
+        head = (
+            f"HTTP/1.1 {status} {'Bad Request' if status == 400 else 'Internal Server Error'}\r\n"
+            f"Connection: close\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        util.write_nonblock(sock, (head + body).encode("latin1"))
+
+    util.write_error = write_error
+
+
+_request_errors_in_the_error_shape()
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
 proc_name = "coditect"
