@@ -112,7 +112,7 @@ def test_the_entry_command_serves_with_production_settings_and_the_readiness_pro
     # The kubelet's probes, addressed to the pod's IP.
     status, _, body = _get(port, "/ready")
     assert status == 200, (workdir / "server.log").read_text()
-    assert set(json.loads(body)["checks"]) == {"database", "operator_database", "redis"}
+    assert set(json.loads(body)["checks"]) == {"database", "operator_database", "redis", "migrations"}
     assert _get(port, "/health")[0] == 200
 
     # A host that is neither the public name nor the pod's IP is refused.
