@@ -39,6 +39,8 @@ class Command(BaseCommand):
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         state.setdefault("admin_password", secrets.token_urlsafe(12))
         state.setdefault("operator_password", secrets.token_urlsafe(12))
+        # Who signs in where, beside their passwords (the banner says it once).
+        state.update(admin_email=ADMIN_EMAIL, operator_email=OPERATOR_EMAIL)
 
         with operator_scope():
             tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
