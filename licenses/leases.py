@@ -371,7 +371,9 @@ def lease_force_release(*, license: License, session_id: str, actor=None) -> Lea
     fail, the drainer records it later."""
     seats = seat_ledger()
     event = _lease_event(Event.LEASE_FORCE_RELEASED, actor=actor)
-    with seats.scope(license.tenant_id):
+    # The tenant's own transaction, from the admin's operator scope too: on
+    # the database ledger it holds the release and its row together.
+    with tenant_scope(license.tenant_id):
         try:
             lease = seats.release(
                 license_id=license.id, tenant_id=license.tenant_id, session_id=session_id, event=event
