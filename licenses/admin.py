@@ -638,7 +638,7 @@ class LicenseAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "original": license,
             "title": f"{'Block' if block else 'Unblock'} this {kind}?",
-            "block": block,
+            "blocking": block,
             "kind": kind,
             "value": value,
             "email": email,

@@ -374,7 +374,15 @@ def license_update(*, license: License, fields: Iterable[str], actor: Any = None
     """Save the named fields of an edited license (the admin's change form) and
     record what changed. State changes with their own rules (suspension,
     expiry, machines, the key) go through their own services instead."""
-    guarded = {"tenant", "key_digest", "key_prefix", "suspended", "expires_at", "hardware_fingerprints"}
+    guarded = {
+        "tenant",
+        "key_digest",
+        "key_prefix",
+        "suspended",
+        "expires_at",
+        "hardware_fingerprints",
+        "blocks",
+    }
     fields = [name for name in fields if name not in guarded]
     if not fields:
         return license

@@ -50,7 +50,9 @@ def test_blocking_a_machine_ends_its_seat_and_its_heartbeat_says_why(ledger, mem
     mine = acquire(member, license, "machine-0001").json()
     other = acquire(admin, license, "machine-0002").json()
 
-    license_block(license=license, kind="machine", value="machine-0001", reason="shared key", actor=admin.user)
+    license_block(
+        license=license, kind="machine", value="machine-0001", reason="shared key", actor=admin.user
+    )
 
     assert live_sessions(ledger, license) == [other["session_id"]]
     refused = api_client(token=mine["token"]).post(HEARTBEAT)
