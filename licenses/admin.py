@@ -614,9 +614,12 @@ class LicenseAdmin(admin.ModelAdmin):
             kind, value = _posted(request, "kind"), _posted(request, "value").strip()
         except UnusableInput as error:
             return self._unusable(request, license, error)
+        if kind not in BlockKind.ALL:
+            messages.error(request, "A block names a machine or a user.")
+            return self._back(license)
         if request.POST.get("confirm") != "yes":
             if license.block_of(kind, value) is None:
-                messages.error(request, f"This {kind or 'holder'} is not blocked on the license.")
+                messages.error(request, f"This {kind} is not blocked on the license.")
                 return self._back(license)
             return self._block_confirmation(request, license, kind=kind, value=value, reason="", block=False)
         return self._run(

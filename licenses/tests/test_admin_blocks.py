@@ -112,6 +112,7 @@ def test_unblock_asks_first_then_lifts_the_block(console, scene, operator):
         ("block", {"kind": "printer", "value": "x", "confirm": "yes"}, "Name a machine"),
         ("block", {"kind": "user", "value": "nobody@acme.test", "confirm": "yes"}, "No user of"),
         ("block", {"kind": "machine", "value": "fp\x00", "confirm": "yes"}, "The value given is not usable"),
+        ("unblock", {"kind": "printer", "value": "x", "confirm": "yes"}, "A block names a machine or a user"),
         ("unblock", {"kind": "machine", "value": "fp-aaaa-0001"}, "is not blocked"),
         ("unblock", {"kind": "machine", "value": "fp-aaaa-0001", "confirm": "yes"}, "is not blocked"),
     ],
