@@ -41,6 +41,9 @@ class Event(StrEnum):
     LICENSE_KEY_REGENERATED = "license.key_regenerated"
     LICENSE_MACHINE_BOUND = "license.machine_bound"
     LICENSE_MACHINE_UNBOUND = "license.machine_unbound"
+    # A machine or a user blocked on a license by an operator, and unblocked.
+    LICENSE_BLOCKED = "license.blocked"
+    LICENSE_UNBLOCKED = "license.unblocked"
     # Seats
     LEASE_ACQUIRED = "lease.acquired"
     LEASE_DENIED = "lease.denied"
@@ -126,6 +129,9 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LICENSE_KEY_REGENERATED: frozenset({"previous_prefix", "key_prefix"}),
     Event.LICENSE_MACHINE_BOUND: frozenset({D.FINGERPRINT}),
     Event.LICENSE_MACHINE_UNBOUND: frozenset({D.FINGERPRINT}),
+    # kind: machine (value a fingerprint) or user (value a user id).
+    Event.LICENSE_BLOCKED: frozenset({"kind", "value", D.REASON}),
+    Event.LICENSE_UNBLOCKED: frozenset({"kind", "value", D.REASON}),
     Event.LEASE_ACQUIRED: frozenset({D.SESSION_ID, D.FINGERPRINT, D.CREATED}),
     Event.LEASE_DENIED: frozenset({D.CODE, D.FINGERPRINT}),
     Event.LEASE_HEARTBEAT_REJECTED: frozenset({D.SESSION_ID, D.FINGERPRINT}) | LEDGER_EVENT_FIELDS,

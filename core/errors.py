@@ -29,6 +29,8 @@ ERROR_STATUS: dict[str, int] = {
     "license_expired": 403,
     "license_suspended": 403,
     "fingerprint_not_allowed": 403,
+    "machine_blocked": 403,
+    "user_blocked": 403,
     "user_inactive": 403,
     "tenant_inactive": 403,
     "no_seats_available": 409,

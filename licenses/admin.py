@@ -41,7 +41,9 @@ from licenses.leases import lease_force_release
 from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
 from licenses.services import (
+    BlockKind,
     ExpiryChange,
+    license_block,
     license_create,
     license_extend,
     license_extend_by_days,
@@ -50,6 +52,7 @@ from licenses.services import (
     license_resume,
     license_suspend,
     license_unbind_machine,
+    license_unblock,
     license_update,
 )
 
@@ -342,6 +345,9 @@ class LicenseAdmin(admin.ModelAdmin):
             view("set-expiry", require_POST(self.set_expiry_view)),
             view("make-perpetual", require_POST(self.make_perpetual_view)),
             view("unbind", require_POST(self.unbind_view)),
+            # A POST without `confirm` answers the confirmation page; with it, acts.
+            view("block", require_POST(self.block_view)),
+            view("unblock", require_POST(self.unblock_view)),
             # GET asks for confirmation; POST regenerates and redirects to the key.
             view("regenerate-key", self.regenerate_key_view),
             path(
@@ -372,9 +378,12 @@ class LicenseAdmin(admin.ModelAdmin):
                     "set_expiry",
                     "make_perpetual",
                     "unbind",
+                    "block",
+                    "unblock",
                     "regenerate_key",
                 )
             }
+            extra["blocks"] = self._blocks_shown(license)
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
     @staticmethod
@@ -397,6 +406,28 @@ class LicenseAdmin(admin.ModelAdmin):
             "leases": [{"lease": lease, "holder": emails.get(str(lease.user_id), "")} for lease in leases],
         }
 
+    @staticmethod
+    def _blocks_shown(license: License) -> list[dict]:
+        """The license's blocks, a user's with their email beside the id."""
+        user_ids = []
+        for block in license.blocks or ():
+            if block.get("kind") == BlockKind.USER:
+                try:
+                    user_ids.append(uuid.UUID(str(block.get("value"))))
+                except ValueError:
+                    pass
+        emails = {
+            str(pk): email for pk, email in User.objects.filter(pk__in=user_ids).values_list("pk", "email")
+        }
+        return [
+            {
+                **block,
+                "email": emails.get(str(block.get("value")), ""),
+                "at": parse_datetime(block.get("at") or ""),
+            }
+            for block in license.blocks or ()
+        ]
+
     def _license_for_action(self, request, object_id) -> License:
         license = self.get_object(request, object_id)
         if license is None:
@@ -414,10 +445,14 @@ class LicenseAdmin(admin.ModelAdmin):
         except ApplicationError as error:
             messages.error(request, error.message)
         except UnusableInput as error:
-            label = str(error).replace("_", " ")
-            messages.error(request, f"The {label} given is not usable (too long, or with a NUL character).")
+            return self._unusable(request, license, error)
         else:
             messages.success(request, success)
+        return self._back(license)
+
+    def _unusable(self, request, license: License, error: UnusableInput) -> HttpResponseRedirect:
+        label = str(error).replace("_", " ")
+        messages.error(request, f"The {label} given is not usable (too long, or with a NUL character).")
         return self._back(license)
 
     def release_view(self, request, object_id):
@@ -431,7 +466,9 @@ class LicenseAdmin(admin.ModelAdmin):
                 session_id=_posted(request, "session_id"),
                 actor=request.user,
             ),
-            f"Lease {session_id[:8]}… released; its seat is free.",
+            f"Lease {session_id[:8]}… released; its seat is free. The client will acquire a seat again "
+            "at its next heartbeat unless its machine or user is blocked (“Block this machine” / "
+            "“Block this user”).",
         )
 
     def suspend_view(self, request, object_id):
@@ -545,6 +582,76 @@ class LicenseAdmin(admin.ModelAdmin):
             ),
             "Machine unbound; its place is free for another machine.",
         )
+
+    def block_view(self, request, object_id):
+        """Block a machine or a user: the license page's form and each live
+        lease's "block" buttons post here; the confirmation page answers, and
+        its "Yes, block" posts again with `confirm`."""
+        license = self._license_for_action(request, object_id)
+        try:
+            kind, value = _posted(request, "kind"), _posted(request, "value").strip()
+            reason = _posted(request, "reason").strip()[:200]
+        except UnusableInput as error:
+            return self._unusable(request, license, error)
+        if kind not in BlockKind.ALL or not value:
+            messages.error(request, "Name a machine (its fingerprint) or a user (email or id) to block.")
+            return self._back(license)
+        if request.POST.get("confirm") != "yes":
+            return self._block_confirmation(
+                request, license, kind=kind, value=value, reason=reason, block=True
+            )
+        return self._run(
+            request,
+            license,
+            lambda: license_block(license=license, kind=kind, value=value, reason=reason, actor=request.user),
+            f"The {kind} is blocked on this license: its live seats were released, and it cannot acquire "
+            "again until unblocked.",
+        )
+
+    def unblock_view(self, request, object_id):
+        license = self._license_for_action(request, object_id)
+        try:
+            kind, value = _posted(request, "kind"), _posted(request, "value").strip()
+        except UnusableInput as error:
+            return self._unusable(request, license, error)
+        if kind not in BlockKind.ALL:
+            messages.error(request, "A block names a machine or a user.")
+            return self._back(license)
+        if request.POST.get("confirm") != "yes":
+            if license.block_of(kind, value) is None:
+                messages.error(request, f"This {kind} is not blocked on the license.")
+                return self._back(license)
+            return self._block_confirmation(request, license, kind=kind, value=value, reason="", block=False)
+        return self._run(
+            request,
+            license,
+            lambda: license_unblock(license=license, kind=kind, value=value, actor=request.user),
+            f"The {kind} is unblocked: it may acquire seats of this license again.",
+        )
+
+    def _block_confirmation(self, request, license, *, kind, value, reason, block: bool):
+        email = ""
+        if kind == BlockKind.USER and "@" not in value:
+            try:
+                email = User.objects.filter(pk=uuid.UUID(value)).values_list("email", flat=True).first() or ""
+            except ValueError:
+                pass
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": license,
+            "title": f"{'Block' if block else 'Unblock'} this {kind}?",
+            "blocking": block,
+            "kind": kind,
+            "value": value,
+            "email": email,
+            "reason": reason,
+            "action_url": reverse(
+                f"admin:licenses_license_{'block' if block else 'unblock'}", args=[license.pk]
+            ),
+            "change_url": reverse("admin:licenses_license_change", args=[license.pk]),
+        }
+        return TemplateResponse(request, "admin/licenses/license/block_confirm.html", context)
 
     def regenerate_key_view(self, request, object_id):
         license = self._license_for_action(request, object_id)

@@ -98,9 +98,10 @@ def lease_acquire(
     client_info: dict[str, Any] | None = None,
 ) -> Checkout:
     """Check out a seat, in DESIGN.md's order: the key exists in the caller's
-    tenant, the license is not suspended, not expired, the machine is allowed,
-    then a seat. Idempotent per (license, user, fingerprint): the live lease
-    this user holds on this machine comes back, never another user's."""
+    tenant, the license is not suspended, not expired, neither the machine nor
+    the user is blocked on it, the machine is allowed, then a seat. Idempotent
+    per (license, user, fingerprint): the live lease this user holds on this
+    machine comes back, never another user's."""
     tenant_id = user.tenant_id
     deny = partial(_denied, tenant_id=tenant_id, user=user, fingerprint=fingerprint)
     try:
@@ -108,6 +109,8 @@ def lease_acquire(
     except LicenseNotFound as error:
         raise deny(error, license=None) from None
     if error := license_state_error(license):
+        raise deny(error, license=license)
+    if error := license_block_error(license, fingerprint=fingerprint, user_id=user.pk):
         raise deny(error, license=license)
 
     binds_machine = False
@@ -236,6 +239,45 @@ def _end_if_license_ended(license: License, session_id: str) -> None:
         _end_lease(license, session_id, error)
 
 
+def license_block_error(license: License, *, fingerprint: str, user_id: Any) -> ApplicationError | None:
+    """The refusal an operator's block on this machine or this user calls for
+    (None when neither is blocked). Read from the license row, so on the
+    heartbeat path from the per-process cache, never the database."""
+    for kind, value in (("machine", fingerprint), ("user", user_id)):
+        if license.block_of(kind, str(value) if value is not None else None) is not None:
+            message, code = _BLOCK_ERRORS[kind]
+            return ApplicationError(message, code=code)
+    return None
+
+
+_BLOCK_ERRORS = {
+    "machine": ("This machine is blocked on this license.", "machine_blocked"),
+    "user": ("This user is blocked on this license.", "user_blocked"),
+}
+
+
+def _refuse_if_blocked(license: License, claims: dict[str, Any]) -> None:
+    """Before the ledger is asked: a token whose machine is blocked, or whose
+    session a block ended, is refused with the block's code (a live lease of
+    a blocked machine ends now)."""
+    if license.block_of("machine", claims.get("fp")) is not None:
+        message, code = _BLOCK_ERRORS["machine"]
+        _end_lease(license, claims["sid"], ApplicationError(message, code=code))
+    block = license.block_ending(claims["sid"])
+    if block is not None and block.get("kind") in _BLOCK_ERRORS:
+        message, code = _BLOCK_ERRORS[block["kind"]]
+        raise ApplicationError(message, code=code)
+
+
+def _end_if_blocked(license: License, lease: Lease) -> None:
+    """A blocked machine's or user's lease ends at its next heartbeat or borrow
+    (blocking ends the live ones at once; this catches any that another
+    process's cache let through meanwhile)."""
+    error = license_block_error(license, fingerprint=lease.fingerprint, user_id=lease.user_id)
+    if error is not None:
+        _end_lease(license, lease.session_id, error)
+
+
 _STANDING_ERRORS = {
     USER_INACTIVE: "The user who holds this seat is deactivated or deleted; the seat is released.",
     TENANT_INACTIVE: "This tenant is deactivated; the seat is released.",
@@ -318,6 +360,7 @@ def _record_change(
 def lease_heartbeat(*, claims: dict[str, Any]) -> tuple[License, Lease]:
     license = _leased_license(claims)
     _end_if_license_ended(license, claims["sid"])
+    _refuse_if_blocked(license, claims)
     seats = seat_ledger()
     rejection = _lease_event(
         Event.LEASE_HEARTBEAT_REJECTED,
@@ -336,6 +379,7 @@ def lease_heartbeat(*, claims: dict[str, Any]) -> tuple[License, Lease]:
         raise ApplicationError(
             "This session is not live (expired or released); acquire again.", code="session_not_found"
         ) from None
+    _end_if_blocked(license, lease)
     # The lease is extended already: a 503 for a standing the database cannot
     # tell would answer "not done" for a heartbeat that was (invariant 8).
     _end_if_holder_may_not_hold(license, lease, unknown_keeps=True)
@@ -404,6 +448,7 @@ def _drain_soon(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
 def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
     license = _leased_license(claims)
     _end_if_license_ended(license, claims["sid"])
+    _refuse_if_blocked(license, claims)
     if license.borrow_limit_hours == 0:
         raise ApplicationError("This license does not allow borrowing.", code="permission_denied")
     if hours > license.borrow_limit_hours:
@@ -424,6 +469,7 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
         )
     except SessionNotFound:
         raise ApplicationError("This session is not live; acquire again.", code="session_not_found") from None
+    _end_if_blocked(license, live)
     _end_if_holder_may_not_hold(license, live)
     event = _lease_event(Event.LEASE_BORROWED, {Detail.HOURS: hours})
     # One scope for the borrow, its signature and its event: on the database

@@ -43,6 +43,11 @@ class License(TenantOwnedModel):
     max_machines = models.PositiveIntegerField(null=True, blank=True)
     entitlements = models.JSONField(default=dict, blank=True)
     suspended = models.BooleanField(default=False)
+    # Machines and users an operator has blocked on this license, each
+    # {"kind": "machine"|"user", "value", "reason", "by", "at", "sessions"}
+    # (`sessions`: the leases the block ended when it was made): kept on the
+    # row so the per-process license cache carries them to the heartbeat path.
+    blocks = models.JSONField(default=list, blank=True)
     lease_ttl = models.PositiveIntegerField(
         default=default_lease_ttl,
         validators=[MinValueValidator(1)],
@@ -76,6 +81,23 @@ class License(TenantOwnedModel):
 
     def is_expired(self, now=None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    def block_of(self, kind: str, value: str | None) -> dict | None:
+        """The block on this machine (kind "machine", a fingerprint) or user
+        (kind "user", a user id), or None."""
+        if not value:
+            return None
+        for block in self.blocks or ():
+            if block.get("kind") == kind and block.get("value") == str(value):
+                return block
+        return None
+
+    def block_ending(self, session_id: str) -> dict | None:
+        """The block that ended this session when it was made, or None."""
+        for block in self.blocks or ():
+            if session_id in (block.get("sessions") or ()):
+                return block
+        return None
 
 
 class Lease(TenantOwnedModel):

@@ -219,6 +219,136 @@ def license_unbind_machine(*, license: License, fingerprint: str, actor: Any = N
     return license
 
 
+class BlockKind:
+    """What a block on a license names: a machine by its fingerprint, or a
+    user by their id (the ledger's `user_id`)."""
+
+    MACHINE = "machine"
+    USER = "user"
+    ALL = (MACHINE, USER)
+
+
+BLOCK_REASON_MAX = 200
+
+
+def license_block(*, license: License, kind: str, value: str, reason: str = "", actor: Any = None) -> License:
+    """Block a machine or a user on the license: new acquires from it are
+    refused (`machine_blocked` / `user_blocked`), and its live leases end now
+    (force-released; one another process lets through ends at its next
+    heartbeat). A user is named by id or email and must be of the license's
+    tenant; the block keeps the id.
+    Blocking what is already blocked is refused."""
+    from core.errors import ApplicationError
+
+    value = _block_value(license, kind, value)
+    reason = (reason or "").strip()[:BLOCK_REASON_MAX]
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        if license.block_of(kind, value) is not None:
+            raise ApplicationError(f"This {kind} is already blocked on the license.", code="invalid_request")
+        from django.utils import timezone
+
+        live = _live_leases_of(license, kind, value)
+        block = {
+            "kind": kind,
+            "value": value,
+            "reason": reason,
+            "by": getattr(actor, "email", "") or "",
+            "at": timezone.now().isoformat(),
+            # The sessions this block ends now: their next heartbeat or borrow
+            # answers the block's code, not "session not found".
+            "sessions": [lease.session_id for lease in live],
+        }
+        license.blocks = [*license.blocks, block]
+        license.save(update_fields=["blocks", "updated_at"])
+        audit_record(
+            action=Event.LICENSE_BLOCKED,
+            tenant_id=license.tenant_id,
+            user=actor,
+            target=license,
+            details={"kind": kind, "value": value, "reason": reason},
+        )
+        _release(license, live, actor)
+    return license
+
+
+def license_unblock(*, license: License, kind: str, value: str, actor: Any = None) -> License:
+    """Lift a block: the machine or user may acquire again (other processes
+    see it within LICENSE_CACHE_SECONDS). Lifting a block that is not there is
+    refused."""
+    from core.errors import ApplicationError
+
+    if kind not in BlockKind.ALL:
+        raise ApplicationError("A block names a machine or a user.", code="invalid_request")
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        block = license.block_of(kind, value)
+        if block is None:
+            raise ApplicationError(f"This {kind} is not blocked on the license.", code="invalid_request")
+        license.blocks = [item for item in license.blocks if item is not block]
+        license.save(update_fields=["blocks", "updated_at"])
+        audit_record(
+            action=Event.LICENSE_UNBLOCKED,
+            tenant_id=license.tenant_id,
+            user=actor,
+            target=license,
+            details={"kind": kind, "value": block["value"], "reason": block.get("reason", "")},
+        )
+    return license
+
+
+def _block_value(license: License, kind: str, value: str) -> str:
+    import uuid
+
+    from accounts.models import User
+    from core.errors import ApplicationError
+
+    if kind not in BlockKind.ALL:
+        raise ApplicationError("A block names a machine or a user.", code="invalid_request")
+    value = (value or "").strip()
+    if not value or len(value) > 255:
+        raise ApplicationError(
+            "Name the machine (its fingerprint) or the user (their id) to block.", code="invalid_request"
+        )
+    if kind == BlockKind.USER:
+        # By id, or by email (the console's form): either way the block keeps the id.
+        with tenant_scope(license.tenant_id):
+            users = User.objects.filter(tenant_id=license.tenant_id)
+            if "@" in value:
+                found = users.filter(email=value.lower()).values_list("pk", flat=True).first()
+            else:
+                try:
+                    found = users.filter(pk=uuid.UUID(value)).values_list("pk", flat=True).first()
+                except ValueError:
+                    found = None
+        if found is None:
+            raise ApplicationError(
+                "No user of the license's tenant has this id or email.", code="invalid_request"
+            )
+        value = str(found)
+    return value
+
+
+def _live_leases_of(license: License, kind: str, value: str) -> list:
+    from licenses.ledger.gateway import seat_ledger
+
+    field = "fingerprint" if kind == BlockKind.MACHINE else "user_id"
+    leases = seat_ledger().live_leases(license_id=license.id, tenant_id=license.tenant_id)
+    return [lease for lease in leases if str(getattr(lease, field) or "") == value]
+
+
+def _release(license: License, leases: list, actor: Any) -> None:
+    """End the blocked holder's live leases now, as unbinding a machine does."""
+    from core.errors import ApplicationError
+    from licenses.leases import lease_force_release
+
+    for lease in leases:
+        try:
+            lease_force_release(license=license, session_id=lease.session_id, actor=actor)
+        except ApplicationError:
+            pass  # it ended meanwhile
+
+
 def license_regenerate_key(*, license: License, actor: Any = None) -> tuple[License, str]:
     """Replace the key (a leaked one, say); the old key stops working at once.
     Live leases keep their seats: their tokens name the license, not the key.
@@ -244,7 +374,15 @@ def license_update(*, license: License, fields: Iterable[str], actor: Any = None
     """Save the named fields of an edited license (the admin's change form) and
     record what changed. State changes with their own rules (suspension,
     expiry, machines, the key) go through their own services instead."""
-    guarded = {"tenant", "key_digest", "key_prefix", "suspended", "expires_at", "hardware_fingerprints"}
+    guarded = {
+        "tenant",
+        "key_digest",
+        "key_prefix",
+        "suspended",
+        "expires_at",
+        "hardware_fingerprints",
+        "blocks",
+    }
     fields = [name for name in fields if name not in guarded]
     if not fields:
         return license
