@@ -49,7 +49,9 @@ def test_an_unknown_page_outside_the_api_keeps_djangos_debug_page(client, db, de
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
 
 
-@pytest.mark.parametrize("path", ["/api/v1/licenses/", "/api/v1/licenses/acquire", "/health", "/.well-known/jwks.json"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/licenses/", "/api/v1/licenses/acquire", "/health", "/.well-known/jwks.json"]
+)
 def test_a_bad_host_under_debug_is_400_in_the_error_shape_and_logged(client, db, debug, path, caplog):
     with caplog.at_level(logging.ERROR, logger="django.security.DisallowedHost"):
         response = client.get(path, HTTP_HOST="evil.example", HTTP_ACCEPT="text/html")

@@ -44,7 +44,13 @@ def planned(tmp_path: Path, target: str) -> str:
 def test_make_run_installs_the_runtime_requirements_alone(tmp_path):
     plan = planned(tmp_path, "run")
     assert "pip install -q -r requirements.txt" in plan
-    for not_for_running in ("requirements-dev.txt", "-e sdk", "requirements-tools.txt", "apt-get", "chromium"):
+    for not_for_running in (
+        "requirements-dev.txt",
+        "-e sdk",
+        "requirements-tools.txt",
+        "apt-get",
+        "chromium",
+    ):
         assert not_for_running not in plan, plan
     assert "bin/run-embedded" in plan
 
@@ -63,4 +69,8 @@ def test_make_test_installs_everything_the_suite_needs_on_a_fresh_clone(tmp_path
     ):
         assert needed in plan, plan
     # The runtime comes first, then the test tools on top of it.
-    assert plan.index("-r requirements.txt") < plan.index("-r requirements-dev.txt") < plan.index(".venv/bin/pytest")
+    assert (
+        plan.index("-r requirements.txt")
+        < plan.index("-r requirements-dev.txt")
+        < plan.index(".venv/bin/pytest")
+    )

@@ -48,7 +48,9 @@ def start_run_embedded(tmp_path) -> tuple[subprocess.Popen, int]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DATABASE", "REDIS", "SEAT_", "SECRET_KEY", "DEBUG", "TEST_DATABASE", "CELERY"))
+        if not key.startswith(
+            ("DATABASE", "REDIS", "SEAT_", "SECRET_KEY", "DEBUG", "TEST_DATABASE", "CELERY")
+        )
     }
     env.update(
         PORT=str(port),
