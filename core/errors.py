@@ -255,6 +255,31 @@ def handler404(request, exception=None):
     return page_not_found(request, exception)
 
 
+class DebugApiBadHostMiddleware:
+    """Under DEBUG Django answers a Host header outside ALLOWED_HOSTS with its
+    HTML debug page, never calling handler400: on the API and the probes this
+    answers the error shape instead, as with DEBUG off (400 invalid_request),
+    and logs the refusal as Django does. With DEBUG off it does nothing."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.conf import settings
+
+        if settings.DEBUG and _answers_json(request):
+            from django.core.exceptions import DisallowedHost
+
+            try:
+                request.get_host()
+            except DisallowedHost as exc:
+                logging.getLogger("django.security.DisallowedHost").error(
+                    str(exc), extra={"status_code": 400, "request": request}
+                )
+                return handler400(request, exc)
+        return self.get_response(request)
+
+
 @csrf_exempt
 def api_route_not_found(request, *args, **kwargs):
     """The last API route: an unknown path under the API answers in the error

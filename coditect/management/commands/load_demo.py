@@ -1,16 +1,19 @@
 """A small, idempotent demo: one tenant, its admin, an operator, one license.
 
 The generated passwords and the license key are kept in var/demo.json (never
-in the repository) so that running it again prints the same login.
+in the repository) so that running it again prints the same login. The banner
+it prints names the configuration the server actually runs (read from
+settings): bin/run-embedded holds it back until the server answers /health.
 """
 
 import json
 import os
 import secrets
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.db import connections, transaction
 
 from accounts.models import Role, User
 from licenses.keys import license_key_digest
@@ -23,6 +26,44 @@ from tenants.services import tenant_create
 DEMO_SLUG = "demo"
 ADMIN_EMAIL = "admin@demo.example"
 OPERATOR_EMAIL = "operator@demo.example"
+
+
+def _where(url: str) -> str:
+    """host:port/path of a URL, never its user or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def describe_configuration() -> str:
+    """What this process serves with, from its settings: the database, the
+    seat ledger, Redis and the broker (credentials left out)."""
+    database = settings.DATABASES["default"]
+    if connections["default"].vendor == "sqlite":
+        db = f"SQLite ({database['NAME']})"
+    else:
+        where = f"{database.get('HOST') or 'local socket'}"
+        if database.get("PORT"):
+            where += f":{database['PORT']}"
+        db = f"PostgreSQL ({where}/{database['NAME']})"
+    ledger = "Redis seat ledger" if settings.SEAT_LEDGER == "redis" else "database seat ledger"
+    redis = f"Redis at {_where(settings.REDIS_URL)}" if settings.REDIS_URL else "no Redis"
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        broker = "no broker (periodic tasks run in-process)"
+    else:
+        broker = (
+            f"broker at {_where(settings.CELERY_BROKER_URL)} (periodic tasks are queued: "
+            "a Celery worker runs them, `celery -A coditect worker`)"
+        )
+    embedded = (
+        db.startswith("SQLite")
+        and settings.SEAT_LEDGER == "database"
+        and not settings.REDIS_URL
+        and settings.CELERY_TASK_ALWAYS_EAGER
+    )
+    return f"{db}, {ledger}, {redis}, {broker}" + ("  [the embedded default]" if embedded else "")
 
 
 class Command(BaseCommand):
@@ -79,7 +120,8 @@ class Command(BaseCommand):
         base = options["base_url"].rstrip("/")
         self.stdout.write(
             f"""
-CODITECT License Server (embedded default: SQLite, database seat ledger)
+CODITECT License Server on {base}
+  Runs on:                  {describe_configuration()}
   Admin site (operators):   {base}/admin/      {OPERATOR_EMAIL} / {state["operator_password"]}
   Dashboard (tenant admin): {base}/dashboard/  {ADMIN_EMAIL} / {state["admin_password"]}
   API docs:                 {base}/api/docs/

@@ -9,8 +9,9 @@ With a broker configured it enqueues, like beat (run one of the two, not both).
 from __future__ import annotations
 
 import logging
+import select
 import signal
-import threading
+import socket
 import time
 
 from celery.schedules import maybe_schedule
@@ -41,11 +42,20 @@ class Command(BaseCommand):
                 self._run(name, task)
             return
 
-        stop = threading.Event()
+        # SIGTERM or SIGINT stops it, after the task in hand. The handler
+        # takes no lock (a threading.Event set from a handler deadlocks when
+        # the signal lands while the main thread holds the Event's own lock:
+        # the process then outlived `make run`); the wait is a select on the
+        # wakeup descriptor, which a signal makes readable.
+        stopping: list[int] = []
+        wakeup, wakeup_writer = socket.socketpair()
+        wakeup.setblocking(False)
+        wakeup_writer.setblocking(False)
+        signal.set_wakeup_fd(wakeup_writer.fileno(), warn_on_full_buffer=False)
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, lambda signum, _frame: stopping.append(signum))
         last_run: dict[str, object] = {}
-        while not stop.is_set():
+        while not stopping:
             wait = 60.0
             for name, (task, schedule) in entries.items():
                 if name not in last_run:
@@ -56,7 +66,9 @@ class Command(BaseCommand):
                     last_run[name] = timezone.now()
                     self._run(name, task)
                 wait = min(wait, max(next_check, 0.5))
-            stop.wait(wait)
+            if stopping:
+                break
+            select.select([wakeup], [], [], wait)
 
     @staticmethod
     def _run(name: str, task: str) -> None:

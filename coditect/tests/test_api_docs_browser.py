@@ -1,0 +1,90 @@
+"""/api/docs/ works with no network: Swagger UI in Debian's Chromium (driven
+by Playwright, no downloaded browser) against the real server, with every
+request that is not to the server refused, twice over: the page's requests
+are routed (anything to another origin is aborted and recorded) and the
+browser resolves no host name but the server's address. The page must list
+the API's operations from its own files alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "api-docs"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # No name resolves: a CDN's host could not be reached even if routed.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+
+
+@pytest.fixture
+def offline_page(tmp_path, live_server_e2e):
+    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it"
+    from playwright.sync_api import sync_playwright
+
+    server = urlsplit(live_server_e2e.url)
+    refused: list[str] = []
+    errors: list[str] = []
+
+    def only_the_server(route, request):
+        target = urlsplit(request.url)
+        if (target.scheme, target.netloc) == (server.scheme, server.netloc):
+            route.continue_()
+        else:
+            refused.append(request.url)
+            route.abort("internetdisconnected")
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+            service_workers="block",
+        )
+        try:
+            context.route("**/*", only_the_server)
+            page = context.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            yield live_server_e2e.url, page, refused, errors
+        finally:
+            context.close()
+
+
+def test_swagger_ui_lists_the_operations_with_the_network_cut_off(offline_page, client):
+    url, page, refused, errors = offline_page
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    methods = {"get", "post", "put", "patch", "delete"}
+    operations = sum(1 for item in schema["paths"].values() for method in item if method in methods)
+    assert operations > 10
+
+    page.goto(f"{url}/api/docs/")
+    acquire = page.locator('.opblock-summary-path[data-path="/api/v1/licenses/acquire"]')
+    acquire.wait_for(timeout=30_000)
+    assert page.locator(".opblock").count() == operations
+    assert page.locator(".info .title").inner_text().startswith(settings.SPECTACULAR_SETTINGS["TITLE"])
+
+    # The acquire operation opens, with its answers, from the same schema.
+    acquire.click()
+    responses = page.locator(".opblock.is-open .responses-table").first
+    responses.wait_for(timeout=10_000)
+    assert "409" in responses.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "swagger-offline.png"), full_page=True)
+
+    assert refused == [], f"the docs page reached for other hosts: {refused}"
+    assert errors == []
