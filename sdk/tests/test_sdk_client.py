@@ -22,11 +22,15 @@ from coditect_license import (
     ClockSetBack,
     LicenseClient,
     LicenseSuspended,
+    MachineBlocked,
     NotLicensed,
     PasswordLogin,
     RetryPolicy,
+    TenantInactive,
     TokenExpired,
     TokenInvalid,
+    UserBlocked,
+    UserInactive,
 )
 from coditect_license.cache import OfflineCache
 
@@ -116,6 +120,29 @@ def test_a_suspended_license_ends_the_lease_and_tells_the_application(make_clien
     assert wait_for(lambda: lost)
     assert isinstance(lost[0], LicenseSuspended)
     assert client.lease is None and not client.is_licensed()
+
+
+@pytest.mark.parametrize(
+    "code, exception",
+    [
+        ("machine_blocked", MachineBlocked),
+        ("user_blocked", UserBlocked),
+        ("user_inactive", UserInactive),
+        ("tenant_inactive", TenantInactive),
+    ],
+)
+def test_a_blocked_or_deactivated_holder_loses_the_lease_and_does_not_acquire_again(
+    make_client, fake_server, code, exception
+):
+    lost = []
+    client = make_client(on_lost=lost.append)
+    client.acquire()
+    acquires = len(fake_server.stub.calls("POST", "/api/v1/licenses/acquire"))
+    fake_server.stub.route("POST", "/api/v1/licenses/heartbeat", error(403, code))
+    assert wait_for(lambda: lost)
+    assert isinstance(lost[0], exception)
+    assert client.lease is None and not client.is_licensed()
+    assert len(fake_server.stub.calls("POST", "/api/v1/licenses/acquire")) == acquires
 
 
 def test_the_token_is_renewed_before_exp_by_acquiring_again_into_the_same_session(make_client, fake_server):

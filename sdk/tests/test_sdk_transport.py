@@ -128,4 +128,9 @@ def test_the_contracts_codes_are_all_there():
         "session_not_found",
         "rate_limited",
         "service_unavailable",
+        "user_inactive",
+        "tenant_inactive",
+        "machine_blocked",
+        "user_blocked",
+        "request_too_large",
     }

@@ -86,6 +86,35 @@ class ServiceUnavailable(LicenseError):
     code = "service_unavailable"
 
 
+class UserInactive(LicenseError):
+    """The user was deactivated or deleted: their seats end, none is granted."""
+
+    code = "user_inactive"
+
+
+class TenantInactive(LicenseError):
+    """The user's organisation was deactivated: every seat of it ends."""
+
+    code = "tenant_inactive"
+
+
+class MachineBlocked(LicenseError):
+    """An operator blocked this machine on the license (`details` has no reason:
+    the operator's note stays on the server). Acquiring again will not help."""
+
+    code = "machine_blocked"
+
+
+class UserBlocked(LicenseError):
+    """An operator blocked this user on the license. Acquiring again will not help."""
+
+    code = "user_blocked"
+
+
+class RequestTooLarge(LicenseError):
+    code = "request_too_large"
+
+
 class ServerError(LicenseError):
     """A 5xx without the contract's error body (a proxy, or a server bug)."""
 
@@ -175,6 +204,11 @@ SERVER_ERRORS: dict[str, type[LicenseError]] = {
         SessionNotFound,
         RateLimited,
         ServiceUnavailable,
+        UserInactive,
+        TenantInactive,
+        MachineBlocked,
+        UserBlocked,
+        RequestTooLarge,
     )
 }
 
