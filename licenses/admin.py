@@ -305,7 +305,14 @@ class LicenseAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return self.readonly_fields
-        return (*self.readonly_fields, "tenant", *self.action_fields)
+        return (*self.readonly_fields, "tenant", *self.action_fields, "state_column", "expiry_column")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.fields
+        # The state and expiry as the list shows them (no red ✗ on a healthy license).
+        shown = {"suspended": "state_column", "expires_at": "expiry_column"}
+        return tuple(shown.get(name, name) for name in self.fields)
 
     def has_delete_permission(self, request, obj=None):
         # Licenses are suspended, not deleted: their history and usage stay.

@@ -193,6 +193,13 @@ def test_the_license_page_says_who_suspended_it_when_and_why(console, support, o
     assert '<strong class="suspension-reason">invoice 4411 unpaid</strong>' in page
 
 
+def test_the_license_form_shows_the_state_not_a_red_cross(console, support):
+    page = console.get(reverse("admin:licenses_license_change", args=[support["pro"].pk])).content.decode()
+
+    assert "icon-no.svg" not in page and "icon-yes.svg" not in page
+    assert '<span class="license-state state-active">active</span>' in page
+
+
 def test_the_audit_link_of_a_license_lists_its_rows_only_as_text(console, support):
     pro = support["pro"]
 
