@@ -18,23 +18,29 @@ by a POST form, never a query string.
 from __future__ import annotations
 
 import base64
+import csv
 import os
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.db.models import Count, Max, Q
+from django.db.models.functions import TruncDate
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
+from audit.events import Event
+from audit.models import AuditLog
 from core.errors import ApplicationError, ServiceUnavailable
 from licenses.keys import KEY_PREFIX, license_key_digest, normalize_license_key
 from licenses.leases import lease_force_release
@@ -157,10 +163,113 @@ def key_shown_once(request, license: License, token: str) -> tuple[str, str | No
     return "show", key.decode(), entry
 
 
+# A license expiring within this many days is marked "expiring soon".
+EXPIRING_SOON_DAYS = 30
+# The license page's usage history.
+USAGE_DAYS = 30
+LICENSE_TARGET = "licenses.license"
+
+
+def when(moment, *, seconds: bool = False, none: str = "never") -> str:
+    """The console's one date format, with its zone: "2026-12-02 14:05 UTC"."""
+    if moment is None or moment == "":
+        return none
+    if isinstance(moment, str):
+        parsed = parse_datetime(moment)
+        if parsed is None:
+            return moment
+        moment = parsed
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M{':%S' if seconds else ''}} UTC"
+
+
+def license_state(license: License, now=None) -> str:
+    """active, suspended or expired (suspension first: it is what an operator undoes)."""
+    if license.suspended:
+        return "suspended"
+    if license.is_expired(now):
+        return "expired"
+    return "active"
+
+
+def seats_in_use(licenses) -> dict:
+    """{license id: seats in use, or None when the ledger does not answer},
+    one ledger call per license (a page is at most list_max_show_all)."""
+    ledger = seat_ledger()
+    used = {}
+    for license in licenses:
+        try:
+            used[license.pk] = ledger.used(license_id=license.pk, tenant_id=license.tenant_id)
+        except ServiceUnavailable:
+            used[license.pk] = None
+    return used
+
+
+def last_activity(licenses) -> dict:
+    """{license id: the time of its latest audit row}, one query for them all."""
+    licenses = list(licenses)
+    if not licenses:
+        return {}
+    rows = (
+        AuditLog.objects.filter(
+            tenant_id__in={license.tenant_id for license in licenses},
+            target_type=LICENSE_TARGET,
+            target_id__in=[str(license.pk) for license in licenses],
+        )
+        .values("target_id")
+        .annotate(latest=Max("created_at"))
+    )
+    return {row["target_id"]: row["latest"] for row in rows}
+
+
+def audit_list_url(license: License) -> str:
+    return f"{reverse('admin:audit_auditlog_changelist')}?target_id={license.pk}"
+
+
+class LicenseStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (
+            ("active", "Active"),
+            ("expiring", f"Expiring within {EXPIRING_SOON_DAYS} days"),
+            ("suspended", "Suspended"),
+            ("expired", "Expired"),
+        )
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        if self.value() == "active":
+            return queryset.filter(unexpired, suspended=False)
+        if self.value() == "expiring":
+            return queryset.filter(
+                suspended=False, expires_at__gt=now, expires_at__lte=now + timedelta(days=EXPIRING_SOON_DAYS)
+            )
+        if self.value() == "suspended":
+            return queryset.filter(suspended=True)
+        if self.value() == "expired":
+            return queryset.filter(suspended=False, expires_at__lte=now)
+        return queryset
+
+
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
-    list_display = ("key_prefix", "name", "tenant", "max_seats", "expires_at", "suspended")
-    list_filter = ("suspended",)
+    list_display = (
+        "key_prefix",
+        "name",
+        "tenant",
+        "seats_column",
+        "state_column",
+        "expiry_column",
+        "last_activity_column",
+    )
+    list_filter = ("tenant", LicenseStateFilter)
+    actions = ("suspend_selected", "resume_selected", "extend_selected_30_days", "export_csv")
+    list_per_page = 50
+    list_max_show_all = 100
     # An id is found exactly; anything else by key prefix, name or tenant. A
     # whole key goes in the "Find by license key" form (a POST), never here:
     # the search box is a query string (see changelist_view).
@@ -171,7 +280,7 @@ class LicenseAdmin(admin.ModelAdmin):
     )
     change_list_template = "admin/licenses/license/change_list.html"
     list_select_related = ("tenant",)
-    readonly_fields = ("id", "key_prefix", "created_at", "updated_at")
+    readonly_fields = ("id", "key_prefix", "created", "updated")
     # Changed only through the actions on the license page (each has a service).
     action_fields = ("suspended", "expires_at", "hardware_fingerprints")
     change_form_template = "admin/licenses/license/change_form.html"
@@ -189,14 +298,21 @@ class LicenseAdmin(admin.ModelAdmin):
         "lease_ttl",
         "offline_grace",
         "borrow_limit_hours",
-        "created_at",
-        "updated_at",
+        "created",
+        "updated",
     )
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return self.readonly_fields
-        return (*self.readonly_fields, "tenant", *self.action_fields)
+        return (*self.readonly_fields, "tenant", *self.action_fields, "state_column", "expiry_column")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.fields
+        # The state and expiry as the list shows them (no red ✗ on a healthy license).
+        shown = {"suspended": "state_column", "expires_at": "expiry_column"}
+        return tuple(shown.get(name, name) for name in self.fields)
 
     def has_delete_permission(self, request, obj=None):
         # Licenses are suspended, not deleted: their history and usage stay.
@@ -255,6 +371,167 @@ class LicenseAdmin(admin.ModelAdmin):
             return queryset.filter(id=uuid.UUID(term)), False
         except ValueError:
             return super().get_search_results(request, queryset, term)
+
+    # --- the list: seats, state, expiry, last activity -------------------------------
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        page = list(changelist.result_list)
+        used, latest = seats_in_use(page), last_activity(page)
+        now = timezone.now()
+        for license in page:
+            license.console_seats = used.get(license.pk)
+            license.console_last_activity = latest.get(str(license.pk))
+            license.console_now = now
+        return changelist
+
+    @admin.display(description="Seats in use")
+    def seats_column(self, license):
+        used = getattr(license, "console_seats", None)
+        if used is None:
+            return format_html(
+                '<span class="seats" title="The seat ledger does not answer">? / {}</span>', license.max_seats
+            )
+        return format_html('<span class="seats">{} / {}</span>', used, license.max_seats)
+
+    @admin.display(description="State")
+    def state_column(self, license):
+        state = license_state(license, getattr(license, "console_now", None))
+        return format_html('<span class="license-state state-{}">{}</span>', state, state)
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expiry_column(self, license):
+        if license.expires_at is None:
+            return "never (perpetual)"
+        now = getattr(license, "console_now", None) or timezone.now()
+        soon = now < license.expires_at <= now + timedelta(days=EXPIRING_SOON_DAYS)
+        if soon:
+            return format_html(
+                '{} <strong class="expiring-soon">expiring soon</strong>', when(license.expires_at)
+            )
+        return when(license.expires_at)
+
+    @admin.display(description="Last activity")
+    def last_activity_column(self, license):
+        return when(getattr(license, "console_last_activity", None), none="—")
+
+    @admin.display(description="Created")
+    def created(self, license):
+        return when(license.created_at, seconds=True, none="—")
+
+    @admin.display(description="Updated")
+    def updated(self, license):
+        return when(license.updated_at, seconds=True, none="—")
+
+    # --- bulk actions and CSV -----------------------------------------------------------
+
+    def _each(self, request, queryset, action, done: str) -> None:
+        changed, refused = 0, []
+        for license in queryset:
+            try:
+                if action(license) is not False:
+                    changed += 1
+            except ApplicationError as error:
+                refused.append(f"{license}: {error.message}")
+        if changed:
+            messages.success(request, f"{done}: {changed} license{'s' if changed != 1 else ''}.")
+        for line in refused:
+            messages.error(request, line)
+
+    @admin.action(description="Suspend the selected licenses", permissions=["change"])
+    def suspend_selected(self, request, queryset):
+        self._each(
+            request,
+            queryset.filter(suspended=False),
+            lambda license: license_suspend(license=license, actor=request.user, reason="bulk suspend"),
+            "Suspended",
+        )
+
+    @admin.action(description="Resume the selected licenses", permissions=["change"])
+    def resume_selected(self, request, queryset):
+        self._each(
+            request,
+            queryset.filter(suspended=True),
+            lambda license: license_resume(license=license, actor=request.user),
+            "Resumed",
+        )
+
+    @admin.action(
+        description="Extend the selected licenses by 30 days (perpetual ones stay perpetual)",
+        permissions=["change"],
+    )
+    def extend_selected_30_days(self, request, queryset):
+        self._each(
+            request,
+            queryset.filter(expires_at__isnull=False),
+            lambda license: license_extend_by_days(license=license, days=30, actor=request.user)[1],
+            "Extended by 30 days",
+        )
+
+    @admin.action(description="Export the selected licenses as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        licenses = list(queryset.select_related("tenant"))
+        used, latest = seats_in_use(licenses), last_activity(licenses)
+        response = _csv_response("licenses.csv")
+        writer = csv.writer(response)
+        writer.writerow(
+            [
+                "id",
+                "tenant",
+                "name",
+                "key_prefix",
+                "state",
+                "seats_in_use",
+                "max_seats",
+                "expires_at",
+                "last_activity",
+                "created_at",
+            ]
+        )
+        for license in licenses:
+            seats = used.get(license.pk)
+            writer.writerow(
+                [
+                    license.pk,
+                    license.tenant.name,
+                    _csv_cell(license.name),
+                    license.key_prefix,
+                    license_state(license),
+                    "" if seats is None else seats,
+                    license.max_seats,
+                    when(license.expires_at, none=""),
+                    when(latest.get(str(license.pk)), none=""),
+                    when(license.created_at, seconds=True),
+                ]
+            )
+        return response
+
+    def audit_csv_view(self, request, object_id):
+        """The license's audit rows, newest first, as CSV."""
+        license = self.get_object(request, object_id)
+        if license is None:
+            raise Http404("No such license.")
+        if not self.has_view_or_change_permission(request, license):
+            raise PermissionDenied
+        rows = AuditLog.objects.filter(
+            tenant_id=license.tenant_id, target_type=LICENSE_TARGET, target_id=str(license.pk)
+        ).order_by("-id")
+        response = _csv_response(f"license-{license.key_prefix}-audit.csv")
+        writer = csv.writer(response)
+        writer.writerow(["id", "created_at", "action", "actor", "ip_address", "request_id", "details"])
+        for row in rows.iterator(chunk_size=500):
+            writer.writerow(
+                [
+                    row.pk,
+                    when(row.created_at, seconds=True),
+                    row.action,
+                    _csv_cell(row.actor),
+                    row.ip_address or "",
+                    row.request_id,
+                    _csv_cell(_details_text(row.details)),
+                ]
+            )
+        return response
 
     # --- create and edit -----------------------------------------------------------
 
@@ -350,6 +627,7 @@ class LicenseAdmin(admin.ModelAdmin):
             view("unblock", require_POST(self.unblock_view)),
             # GET asks for confirmation; POST regenerates and redirects to the key.
             view("regenerate-key", self.regenerate_key_view),
+            view("audit-csv", self.audit_csv_view),
             path(
                 "<path:object_id>/key/<str:token>/",
                 self.admin_site.admin_view(self.key_view),
@@ -384,6 +662,11 @@ class LicenseAdmin(admin.ModelAdmin):
                 )
             }
             extra["blocks"] = self._blocks_shown(license)
+            extra["suspension"] = self._suspension(license)
+            extra["usage"] = self._usage(license)
+            extra["audit_url"] = audit_list_url(license)
+            extra["audit_csv_url"] = reverse("admin:licenses_license_audit_csv", args=[license.pk])
+            extra["state"] = license_state(license)
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
     @staticmethod
@@ -401,9 +684,84 @@ class LicenseAdmin(admin.ModelAdmin):
         emails = {
             str(pk): email for pk, email in User.objects.filter(pk__in=user_ids).values_list("pk", "email")
         }
+        # The address each lease was acquired from: its lease.acquired row (one query).
+        addresses = {}
+        if leases:
+            acquired = AuditLog.objects.filter(
+                tenant_id=license.tenant_id,
+                action=Event.LEASE_ACQUIRED,
+                target_type=LICENSE_TARGET,
+                target_id=str(license.pk),
+                details__session_id__in=[lease.session_id for lease in leases],
+            ).values_list("details__session_id", "ip_address")
+            addresses = {session: address for session, address in acquired if address}
+        rows = []
+        for lease in leases:
+            info = lease.client_info if isinstance(lease.client_info, dict) else {}
+            # A heartbeat renews the lease to lease_ttl from its time: the last
+            # one was lease_ttl before the expiry (never before the lease began).
+            beat = None
+            if not lease.borrowed_until:
+                beat = max(lease.created_at, lease.expires_at - timedelta(seconds=license.lease_ttl))
+            rows.append(
+                {
+                    "lease": lease,
+                    "holder": emails.get(str(lease.user_id), ""),
+                    "hostname": info.get("hostname", ""),
+                    "app_version": info.get("app_version", "") or info.get("version", ""),
+                    "client_info": info,
+                    "last_heartbeat": beat,
+                    "ip": addresses.get(lease.session_id, ""),
+                }
+            )
+        return {"seats_used": len(leases), "leases": rows}
+
+    @staticmethod
+    def _suspension(license: License) -> AuditLog | None:
+        """The row that suspended the license (reason, who, when), while it is."""
+        if not license.suspended:
+            return None
+        return (
+            AuditLog.objects.filter(
+                tenant_id=license.tenant_id,
+                action=Event.LICENSE_SUSPENDED,
+                target_type=LICENSE_TARGET,
+                target_id=str(license.pk),
+            )
+            .order_by("-id")
+            .first()
+        )
+
+    @staticmethod
+    def _usage(license: License) -> dict:
+        """Acquisitions and denials per UTC day over the last USAGE_DAYS days,
+        counted from the audit log (live: no rollup lag), one query."""
+        now = timezone.now()
+        since = (now - timedelta(days=USAGE_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        counted = (
+            AuditLog.objects.filter(
+                tenant_id=license.tenant_id,
+                action__in=(Event.LEASE_ACQUIRED, Event.LEASE_DENIED),
+                created_at__gte=since,
+                target_type=LICENSE_TARGET,
+                target_id=str(license.pk),
+            )
+            .annotate(day=TruncDate("created_at", tzinfo=UTC))
+            .values("day", "action")
+            .annotate(count=Count("id"))
+        )
+        days: dict = {}
+        for row in counted:
+            entry = days.setdefault(row["day"], {"day": row["day"], "acquired": 0, "denied": 0})
+            entry["acquired" if row["action"] == Event.LEASE_ACQUIRED else "denied"] += row["count"]
+        rows = sorted(days.values(), key=lambda entry: entry["day"], reverse=True)
         return {
-            "seats_used": len(leases),
-            "leases": [{"lease": lease, "holder": emails.get(str(lease.user_id), "")} for lease in leases],
+            "days": rows,
+            "acquired": sum(entry["acquired"] for entry in rows),
+            "denied": sum(entry["denied"] for entry in rows),
+            "since": since,
+            "as_of": now,
+            "span": USAGE_DAYS,
         }
 
     @staticmethod
@@ -676,4 +1034,23 @@ def _see_other(url: str) -> HttpResponseRedirect:
 
 
 def _when(moment) -> str:
-    return "never" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return when(moment)
+
+
+def _csv_response(filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _csv_cell(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    text = str(text)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _details_text(details) -> str:
+    if not isinstance(details, dict):
+        return str(details)
+    return "; ".join(f"{key}={value}" for key, value in details.items())
