@@ -11,6 +11,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from core.errors import ERROR_STATUS
 
+pytestmark = pytest.mark.embedded
+
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 # The routes of the contract: the API, the key set, the probes. The admin, the
 # dashboard and the schema/docs pages are not part of it.

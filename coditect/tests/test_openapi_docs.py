@@ -8,6 +8,8 @@ from django.conf import settings
 
 from core.errors import ERROR_STATUS
 
+pytestmark = pytest.mark.embedded
+
 AREAS = {"auth", "invites", "licenses", "analytics", "keys"}
 
 
