@@ -73,6 +73,13 @@ class RegisterApi(PublicAPIView):
         full_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
     @extend_schema(
+        summary="Register a user (and a new tenant, or join one by invite)",
+        description=(
+            "With `tenant_name`, a new tenant whose admin the user is (only while the server's "
+            "`REGISTRATION_OPEN` is on; closed, 403 `permission_denied` and nothing is made). With "
+            "`invite_code`, a member of the inviting tenant, in the invite's role. Credentials are "
+            "`email` + `password`, or an Identity Platform `id_token`."
+        ),
         request=RegisterInputSerializer,
         responses={
             201: MembershipOutput,
@@ -107,6 +114,12 @@ class LoginApi(PublicAPIView):
             return attrs
 
     @extend_schema(
+        summary="Sign in: an access and a refresh token",
+        description=(
+            "`email` + `password`, or an Identity Platform `id_token`. The access token lasts an "
+            "hour, the refresh token seven days. Repeated failed password sign-ins lock the account "
+            "for a while (429 `login_throttled`, with `Retry-After`): wait, do not retry at once."
+        ),
         request=LoginInputSerializer,
         responses={
             200: TokenPairOutput,
@@ -137,6 +150,11 @@ class RefreshInput(JsonBodySerializer):
 
 class RefreshApi(PublicAPIView):
     @extend_schema(
+        summary="Exchange a refresh token for a new pair",
+        description=(
+            "Refresh tokens rotate: keep the new one. Reusing an old refresh token revokes its whole "
+            "family and ends its access tokens at once (401 `not_authenticated`): sign in again."
+        ),
         request=RefreshInput,
         responses={
             200: TokenPairOutput,
@@ -152,6 +170,8 @@ class RefreshApi(PublicAPIView):
 
 class LogoutApi(PublicAPIView):
     @extend_schema(
+        summary="Sign out",
+        description=("Revokes the refresh token's family and ends its access tokens at once. Answers 204."),
         request=RefreshInput,
         responses={
             204: None,
@@ -177,6 +197,12 @@ class PasswordChangeApi(TenantAPIView):
 
     @extend_schema(
         operation_id="auth_password_change",
+        summary="Change the caller's password",
+        description=(
+            "Set a new password. Every sign-in of the user ends, this one too (their access and "
+            "refresh tokens stop working at once); the answer is a new pair, like login's. A wrong "
+            "`current_password` or a refused new password is 400 `invalid_request` naming the field."
+        ),
         request=PasswordChangeInputSerializer,
         responses={
             200: TokenPairOutput,
@@ -194,10 +220,12 @@ class MeApi(TenantAPIView):
     permission_classes = TENANT_MEMBERS
 
     @extend_schema(
+        summary="The caller and their tenant",
+        description=("The signed-in user (`id`, `email`, `role`) and their tenant (`id`, `name`, `slug`)."),
         responses={
             200: MembershipOutput,
             **error_responses("not_authenticated", "permission_denied", "rate_limited"),
-        }
+        },
     )
     def get(self, request):
         return Response(MembershipOutput({"user": request.user, "tenant": request.user.tenant}).data)
@@ -232,6 +260,11 @@ class InvitesApi(TenantAPIView):
 
     @extend_schema(
         operation_id="invites_list",
+        summary="List the tenant's invites",
+        description=(
+            "A page of the tenant's invites, newest first, with their status; codes are never shown "
+            "again. Tenant admins only."
+        ),
         parameters=[PageQuerySerializer],
         responses={
             200: inline_serializer(
@@ -256,6 +289,11 @@ class InvitesApi(TenantAPIView):
 
     @extend_schema(
         operation_id="invites_create",
+        summary="Make an invite code",
+        description=(
+            "A code that `register` redeems to join this tenant in `role`, optionally only for one "
+            "`email`. The code is in this answer only: it is never shown again. Tenant admins only."
+        ),
         request=InviteInputSerializer,
         responses={
             201: InviteCreatedOutput,
@@ -291,6 +329,11 @@ class InviteDetailApi(TenantAPIView):
 
     @extend_schema(
         operation_id="invites_retrieve",
+        summary="One invite",
+        description=(
+            "One invite and its status (its code is never shown again); a withdrawn invite is 404. "
+            "Tenant admins only."
+        ),
         responses={
             200: InviteOutput,
             **error_responses("not_authenticated", "permission_denied", "not_found", "rate_limited"),
@@ -301,6 +344,11 @@ class InviteDetailApi(TenantAPIView):
 
     @extend_schema(
         operation_id="invites_revoke",
+        summary="Withdraw an invite",
+        description=(
+            "The invite can no longer be redeemed (a used invite stays as it was) and is 404 here "
+            "afterwards; the list still shows it, as revoked. Tenant admins only."
+        ),
         responses={
             204: None,
             **error_responses("not_authenticated", "permission_denied", "not_found", "rate_limited"),

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts.permissions import TENANT_ADMIN_ONLY
-from analytics.selectors import usage_period_count, usage_series
+from analytics.selectors import series_as_of, usage_period_count, usage_series
 from core.openapi import error_responses
 from core.pagination import PageQuerySerializer
 from licenses.selectors import license_get, license_page
@@ -78,6 +78,11 @@ class LicenseUsageSerializer(serializers.Serializer):
     name = serializers.CharField(source="license.name")
     key_prefix = serializers.CharField(source="license.key_prefix")
     max_seats = serializers.IntegerField(source="license.max_seats")
+    as_of = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When this license's figures were last rolled up: activity after it is not counted yet. "
+        "Null when they never were.",
+    )
     periods = UsagePeriodSerializer(many=True)
 
 
@@ -85,6 +90,11 @@ class UsageSerializer(serializers.Serializer):
     granularity = serializers.CharField()
     locals()["from"] = serializers.DateTimeField()
     to = serializers.DateTimeField()
+    as_of = serializers.DateTimeField(
+        allow_null=True,
+        help_text="The oldest `as_of` of the licenses in this answer: every figure counts activity up to "
+        "at least this moment. Null when a license was never rolled up (or the answer has none).",
+    )
     licenses = LicenseUsageSerializer(many=True)
     next_cursor = serializers.CharField(
         allow_null=True, help_text="The next page of licenses; null on the last."
@@ -101,7 +111,9 @@ class AnalyticsUsageApi(TenantAPIView):
             "Peak concurrent seats, acquisitions, denials by code, distinct users and machines, "
             "and session time, per license of the caller's tenant. Periods are UTC hours or days; "
             "a period with no activity is all zeros. Figures are recomputed in the background "
-            "every few minutes, so the current period may trail the live seat count."
+            "every few minutes, so the current period may trail the live seat count: `as_of` "
+            "(the answer's, and each license's) says up to when they count activity. For the "
+            "seats in use now, read `GET /licenses/status`."
         ),
         parameters=[UsageQuerySerializer],
         responses={
@@ -132,6 +144,7 @@ class AnalyticsUsageApi(TenantAPIView):
             "granularity": params["granularity"],
             "from": params["from"],
             "to": params["to"],
+            "as_of": series_as_of(series),
             "licenses": series,
             "next_cursor": next_cursor,
         }

@@ -66,3 +66,19 @@ class DailyUsage(UsageRollup):
         db_table = "usage_daily"
         constraints = [models.UniqueConstraint(fields=["license", "period_start"], name="usage_daily_unique")]
         indexes = [models.Index(fields=["tenant", "period_start"], name="usage_daily_tenant_period")]
+
+
+class UsageRollupRun(TenantOwnedModel):
+    """When one license's usage was last rolled up: the figures of its rows
+    hold up to `rolled_up_to` (the end of the latest recompute; a backfill of
+    older periods never moves it back). A period with no activity has no
+    rollup row, so this, not the rows' `computed_at`, says how fresh they are."""
+
+    license = models.OneToOneField(License, on_delete=models.CASCADE, related_name="+")
+    rolled_up_to = models.DateTimeField()
+
+    class Meta:
+        db_table = "usage_rollup_run"
+
+    def __str__(self) -> str:
+        return f"{self.license_id} as of {self.rolled_up_to:%Y-%m-%d %H:%M}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from analytics.models import DailyUsage, HourlyUsage, UsageRollup
+from analytics.models import DailyUsage, HourlyUsage, UsageRollup, UsageRollupRun
 from analytics.services import DAY, HOUR, floor_day, floor_hour
 from licenses.models import License
 from licenses.selectors import license_get, license_list
@@ -86,15 +86,34 @@ def usage_series(
     by_license: dict[uuid.UUID, dict[datetime, UsageRollup]] = {}
     for row in rows:
         by_license.setdefault(row.license_id, {})[row.period_start] = row
+    as_of = usage_as_of([lic.id for lic in licenses])
     series = []
     for license in licenses:
         stored = by_license.get(license.id, {})
         series.append(
             {
                 "license": license,
+                "as_of": as_of.get(license.id),
                 "periods": [
                     _figures(stored[moment]) if moment in stored else _zero(moment) for moment in periods
                 ],
             }
         )
     return series
+
+
+def usage_as_of(license_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """When each license's figures were last rolled up (licenses never rolled
+    up are missing): one query for them all."""
+    return dict(
+        UsageRollupRun.objects.filter(license_id__in=license_ids).values_list("license_id", "rolled_up_to")
+    )
+
+
+def series_as_of(series: list[dict]) -> datetime | None:
+    """The "as of" of a whole answer: the oldest of its licenses' (so every
+    figure in it is at least that fresh); None when one was never rolled up."""
+    moments = [item["as_of"] for item in series]
+    if not moments or any(moment is None for moment in moments):
+        return None
+    return min(moments)

@@ -33,7 +33,7 @@ from django.db import connections
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from analytics.models import DailyUsage, HourlyUsage, UsageRollup
+from analytics.models import DailyUsage, HourlyUsage, UsageRollup, UsageRollupRun
 from audit.events import LEASE_ENDING_EVENTS, Detail, Event
 from audit.models import AuditLog
 from core.errors import ServiceUnavailable
@@ -302,7 +302,17 @@ def usage_rollup_license(
             HourlyUsage, license, {h: usage_figures(sources, h, h + HOUR, now) for h in hours}, computed_at
         )
         _store(DailyUsage, license, {d: usage_figures(sources, d, d + DAY, now) for d in days}, computed_at)
+        _mark_rolled_up(license, end)
     return len(hours) + len(days)
+
+
+def _mark_rolled_up(license: License, end: datetime) -> None:
+    """Record how far the license's figures now reach (only ever forward)."""
+    run, created = UsageRollupRun.objects.get_or_create(
+        license_id=license.id, defaults={"tenant_id": license.tenant_id, "rolled_up_to": end}
+    )
+    if not created and run.rolled_up_to < end:
+        UsageRollupRun.objects.filter(pk=run.pk, rolled_up_to__lt=end).update(rolled_up_to=end)
 
 
 def _periods(first: datetime, end: datetime, step: timedelta) -> list[datetime]:

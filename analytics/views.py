@@ -8,7 +8,7 @@ one write (releasing a lease) through the same service as the admin site.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.contrib import auth, messages
 from django.http import Http404
@@ -87,9 +87,21 @@ def _live_leases(license) -> list | None:
         return None
 
 
-def _card(license, periods: list[dict], leases: list | None) -> dict:
+def _as_of_label(as_of) -> str:
+    """ "as of HH:MM UTC" (with the day when it is not today's), or "" when never rolled up."""
+    if as_of is None:
+        return ""
+    as_of = as_of.astimezone(UTC)
+    if as_of.date() == timezone.now().astimezone(UTC).date():
+        return f"{as_of:%H:%M} UTC"
+    return f"{as_of:%Y-%m-%d %H:%M} UTC"
+
+
+def _card(license, periods: list[dict], leases: list | None, as_of=None) -> dict:
     return {
         "license": license,
+        "as_of": as_of,
+        "as_of_label": _as_of_label(as_of),
         "state": license_state(license),
         "gauge": seat_gauge(used=len(leases), max_seats=license.max_seats) if leases is not None else None,
         "chart": usage_chart(periods, max_seats=license.max_seats),
@@ -102,10 +114,11 @@ def _card(license, periods: list[dict], leases: list | None) -> dict:
 @tenant_admin_view
 def overview(request):
     start, end = _chart_window()
-    series = {
-        item["license"].id: item["periods"] for item in usage_series(granularity="day", start=start, end=end)
-    }
-    cards = [_card(license, series.get(license.id, []), _live_leases(license)) for license in license_list()]
+    series = {item["license"].id: item for item in usage_series(granularity="day", start=start, end=end)}
+    cards = []
+    for license in license_list():
+        item = series.get(license.id, {})
+        cards.append(_card(license, item.get("periods", []), _live_leases(license), item.get("as_of")))
     return render(
         request,
         "dashboard/overview.html",
@@ -146,7 +159,7 @@ def license_detail(request, license_id):
         request,
         "dashboard/license.html",
         {
-            "card": _card(license, item["periods"], leases),
+            "card": _card(license, item["periods"], leases, item["as_of"]),
             "leases": rows,
             "ledger_down": leases is None,
             "days": list(reversed(item["periods"])),

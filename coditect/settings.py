@@ -339,6 +339,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One tag per area; core.openapi.TAG_BY_PREFIX gives each operation its tag by path.
+    "TAGS": [
+        {"name": "auth", "description": "Sign-up, sign-in, tokens and the caller's own account."},
+        {"name": "invites", "description": "Invite codes a tenant admin hands out; register redeems them."},
+        {
+            "name": "licenses",
+            "description": "Seats: acquire, heartbeat, release, borrow, and license status.",
+        },
+        {"name": "analytics", "description": "Usage per license per hour or day, for tenant admins."},
+        {"name": "keys", "description": "The public keys that verify license tokens (JWKS, signed key set)."},
+    ],
 }
 
 # --- Static files, i18n ---------------------------------------------------------

@@ -18,6 +18,11 @@ layer is declared once:
 - 429 `rate_limited` (and any other 429 code an operation names): every
   operation, since the per-address limit stands in front of all of them;
 - 503 `service_unavailable`: every operation (a dependency down).
+
+Every operation also gets its tag from its path (`TAG_BY_PREFIX`, the tags of
+SPECTACULAR_SETTINGS["TAGS"]), and its description only from its own
+`extend_schema(description=...)`: a class docstring (say, a shared base view's)
+is never taken for one, so it cannot leak into several operations.
 """
 
 from __future__ import annotations
@@ -68,9 +73,31 @@ NO_NUL_CHARACTER = r"^[^\x00]*$"
 _AUTHENTICATION_ONLY = (AllowAny, IsAuthenticated)
 
 
+# The tag of an operation, by the first path prefix it starts with.
+TAG_BY_PREFIX = (
+    ("/api/v1/auth/", "auth"),
+    ("/api/v1/invites", "invites"),
+    ("/api/v1/licenses/", "licenses"),
+    ("/api/v1/analytics/", "analytics"),
+    ("/api/v1/.well-known/", "keys"),
+    ("/.well-known/", "keys"),
+)
+
+
 class ContractAutoSchema(AutoSchema):
     """drf-spectacular's schema, with the error answers of the shared layers
-    added to every operation (see the module's docstring)."""
+    added to every operation, its tag by path and no description taken from a
+    docstring (see the module's docstring)."""
+
+    def get_tags(self) -> list[str]:
+        for prefix, tag in TAG_BY_PREFIX:
+            if self.path.startswith(prefix):
+                return [tag]
+        return super().get_tags()
+
+    def get_description(self) -> str:
+        # Only an explicit extend_schema(description=...) (which overrides this) describes an operation.
+        return ""
 
     def layer_error_codes(self) -> list[str]:
         codes = ["invalid_request"]

@@ -95,6 +95,31 @@ class LicenseAcquireApi(TenantAPIView):
 
     @extend_schema(
         operation_id="licenses_acquire",
+        summary="Take a seat of a license",
+        description=(
+            "Body `license_key`, `hardware_fingerprint` (a client-side hash, 8 to 128 characters) and "
+            "optional `client_info`. 201 a new lease; 200 the live lease the caller already holds on "
+            "this fingerprint (renewed, with a fresh token). The answer's `token` is the license "
+            "token for heartbeat, release and borrow; heartbeat every `heartbeat_interval` seconds."
+            "\n\n"
+            "Refusals are checked in this order, the first one answers; what a client should do:\n"
+            "\n"
+            "| status | code | what to do |\n"
+            "| --- | --- | --- |\n"
+            "| 400 | `invalid_request` | fix the request (`details.fields` names the fields); do not retry it as is |\n"
+            "| 401 | `not_authenticated` | refresh the access token (`/auth/refresh`) or sign in again, then retry |\n"
+            "| 403 | `permission_denied` | the caller's role may not acquire (a read-only member); ask a tenant admin |\n"
+            "| 404 | `license_not_found` | the key is wrong or not of this tenant; ask for the right key, do not retry |\n"
+            "| 403 | `license_suspended` | the license is suspended; tell the user, retry only after an operator resumes it |\n"
+            "| 403 | `license_expired` | the license expired (`details.expired_at`); tell the user, it needs renewing |\n"
+            "| 403 | `machine_blocked` | an operator blocked this machine on this license; do not acquire again until unblocked |\n"
+            "| 403 | `user_blocked` | an operator blocked this user on this license; do not acquire again until unblocked |\n"
+            "| 403 | `fingerprint_not_allowed` | this machine is not one the license is bound to, or its machine limit is reached; ask an operator |\n"
+            "| 409 | `no_seats_available` | every seat is in use (`details.used`, `details.max`); wait and retry later, or ask a colleague to release one |\n"
+            "| 413 | `request_too_large` | the body is over the limit; send less |\n"
+            "| 429 | `rate_limited` | too many requests; retry after `Retry-After` seconds |\n"
+            "| 503 | `service_unavailable` | a dependency is down and nothing changed; retry after `Retry-After` |\n"
+        ),
         request=AcquireInputSerializer,
         responses={
             201: CheckoutSerializer,
@@ -154,6 +179,16 @@ class LicenseHeartbeatApi(LicenseTokenAPIView):
 
     @extend_schema(
         operation_id="licenses_heartbeat",
+        summary="Keep a seat: extend the lease",
+        description=(
+            "Send every `heartbeat_interval` seconds with the license token as `Authorization: "
+            "Bearer`; answers the lease's new `expires_at`. 404 `session_not_found`: the lease ended "
+            "(expired or released) — acquire again for a new session. 403 `license_suspended`, "
+            "`license_expired`, `user_inactive`, `tenant_inactive`, `machine_blocked`, "
+            "`user_blocked`: the seat has been released; stop, and do not acquire again until the "
+            "cause is lifted. 429 and 503: try again after `Retry-After`; the lease lasts its TTL, so "
+            "a missed beat or two loses nothing."
+        ),
         request=None,
         responses={
             200: HeartbeatOutputSerializer,
@@ -189,6 +224,12 @@ class LicenseReleaseApi(LicenseTokenAPIView):
 
     @extend_schema(
         operation_id="licenses_release",
+        summary="Give a seat back",
+        description=(
+            "Ends the license token's lease and frees its seat at once. Idempotent: an unknown, "
+            "expired or already released session frees nothing and answers 404 `session_not_found`, "
+            "which a client may treat as done."
+        ),
         request=None,
         responses={
             200: ReleaseOutputSerializer,
@@ -208,6 +249,13 @@ class LicenseBorrowApi(LicenseTokenAPIView):
 
     @extend_schema(
         operation_id="licenses_borrow",
+        summary="Borrow a seat for offline use",
+        description=(
+            "Keep the license token's seat for `hours` without heartbeats, up to the license's borrow "
+            "limit (longer is 400 `invalid_request` with `details.max_hours`) and never past the "
+            "license's expiry; 403 `permission_denied` where the license allows no borrowing. Answers "
+            "like acquire, with a token whose `exp` is the borrow's end."
+        ),
         request=BorrowInputSerializer,
         responses={
             200: CheckoutSerializer,
@@ -287,6 +335,12 @@ class LicenseStatusApi(TenantAPIView):
 
     @extend_schema(
         operation_id="licenses_status",
+        summary="License state, seats in use and live leases",
+        description=(
+            "One license (`license_id`, or its key in the `X-License-Key` header: a key never goes in "
+            "a URL), or a page of the tenant's licenses: `state`, `seats` (`used`, `max`) and a page "
+            "of live leases (tenant admins see all, users their own)."
+        ),
         parameters=[
             StatusQuerySerializer,
             OpenApiParameter(

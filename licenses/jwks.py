@@ -41,6 +41,10 @@ JOSE = "application/jose"
 class JwksApi(PublicAPIView):
     @extend_schema(
         operation_id="jwks",
+        description=(
+            "The public keys (RFC 7517 JWK set) that verify license tokens, current and retired, by "
+            "`kid`. Cacheable for `LICENSE_JWKS_MAX_AGE` seconds; fetch again on an unknown `kid`."
+        ),
         summary="Public keys for license tokens",
         auth=[],
         responses={200: _JwkSetSchema, **error_responses("service_unavailable")},

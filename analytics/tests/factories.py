@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import factory
 from django.utils import timezone
 
-from analytics.models import DailyUsage, HourlyUsage
+from analytics.models import DailyUsage, HourlyUsage, UsageRollupRun
 from licenses.tests.factories import LicenseFactory
 from tenants.tests.factories import TenantOwnedFactory
 
@@ -23,3 +23,11 @@ class DailyUsageFactory(HourlyUsageFactory):
         model = DailyUsage
 
     period_start = factory.Sequence(lambda n: datetime(2026, 1, 1 + n % 28, tzinfo=UTC))
+
+
+class UsageRollupRunFactory(TenantOwnedFactory):
+    class Meta:
+        model = UsageRollupRun
+
+    license = factory.SubFactory(LicenseFactory, tenant=factory.SelfAttribute("..tenant"))
+    rolled_up_to = factory.LazyFunction(timezone.now)

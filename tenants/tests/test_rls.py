@@ -9,8 +9,8 @@ from django.db import DatabaseError, connection, transaction
 
 from accounts.models import Invite, RefreshToken, User
 from accounts.tests.factories import InviteFactory, RefreshTokenFactory, UserFactory
-from analytics.models import DailyUsage, HourlyUsage
-from analytics.tests.factories import DailyUsageFactory, HourlyUsageFactory
+from analytics.models import DailyUsage, HourlyUsage, UsageRollupRun
+from analytics.tests.factories import DailyUsageFactory, HourlyUsageFactory, UsageRollupRunFactory
 from audit.models import AuditLog
 from audit.tests.factories import AuditLogFactory
 from licenses.models import BorrowedLease, Lease, License
@@ -31,6 +31,7 @@ FACTORIES = {
     RefreshToken: RefreshTokenFactory,
     HourlyUsage: HourlyUsageFactory,
     DailyUsage: DailyUsageFactory,
+    UsageRollupRun: UsageRollupRunFactory,
 }
 
 pytestmark = pytest.mark.django_db
