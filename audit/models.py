@@ -34,6 +34,9 @@ class AuditLog(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-id"], name="audit_tenant_id_desc"),
             models.Index(fields=["action", "created_at"], name="audit_action_created"),
+            # One license's rows: the drainer's and the sweep's dedupe, the
+            # restore after a loss of Redis, the console's license pages.
+            models.Index(fields=["target_id", "action"], name="audit_target_action"),
         ]
 
     def __str__(self) -> str:
