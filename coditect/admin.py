@@ -1,13 +1,18 @@
 """The tenant pages of the operator console. The tenant's page shows what a
 support call asks about a customer: its licenses with their seats in use
 (from the seat ledger), state and expiry, its users, and its latest audit
-rows with a link to all of them. The licenses' helpers live with the license
-admin (licenses/admin.py); they are imported when the page is drawn, so this
-app does not depend on the licenses app to load."""
+rows with a link to all of them. It draws on every app (the license admin's
+helpers, users, the audit log), so it lives with the project, on the top
+floor, not in `tenants`, which the others stand on."""
 
 from django.contrib import admin
 from django.urls import reverse
 
+from accounts.models import User
+from audit.admin import TargetLabels, details_text
+from audit.models import AuditLog
+from licenses.admin import last_activity, license_state, seats_in_use, when
+from licenses.models import License
 from tenants.models import Tenant
 from tenants.services import tenant_create
 
@@ -31,14 +36,10 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.display(description="Created", ordering="created_at")
     def created(self, tenant):
-        from licenses.admin import when
-
         return when(tenant.created_at, seconds=True, none="—")
 
     @admin.display(description="Updated")
     def updated(self, tenant):
-        from licenses.admin import when
-
         return when(tenant.updated_at, seconds=True, none="—")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -50,12 +51,6 @@ class TenantAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _support_panel(tenant: Tenant) -> dict:
-        from accounts.models import User
-        from audit.admin import TargetLabels, details_text
-        from audit.models import AuditLog
-        from licenses.admin import last_activity, license_state, seats_in_use
-        from licenses.models import License
-
         licenses = list(License.objects.filter(tenant_id=tenant.pk).order_by("name")[:TENANT_PAGE_ROWS])
         used, latest = seats_in_use(licenses), last_activity(licenses)
         license_rows = [
