@@ -644,3 +644,47 @@ def no_secret_in_any_log_line():
             f"{shown}",
             pytrace=False,
         )
+
+
+# --- a browser ------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, which `make test` installs; never a downloaded one
+# What this machine's closed network needs: no background connections, no updates, no sync.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_context(profile_dir, *, args=(), **options):
+    """Debian's Chromium under Playwright, headless, on a fresh profile in
+    `profile_dir`: a context manager giving the browser context. `args` adds
+    flags; `options` go to launch_persistent_context."""
+    from contextlib import contextmanager
+    from pathlib import Path
+
+    @contextmanager
+    def launched():
+        assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it"
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(profile_dir),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=[*CHROMIUM_FLAGS, *args],
+                viewport={"width": 1280, "height": 900},
+                **options,
+            )
+            try:
+                yield context
+            finally:
+                context.close()
+
+    return launched()

@@ -16,8 +16,7 @@ from django.conf import settings
 from django.db import connections
 
 from accounts.tests.test_create_operator import PASSWORD, manage, production_environment
-from analytics.tests.test_dashboard_browser import CHROMIUM, CHROMIUM_FLAGS
-from coditect.testing import LiveServer, _test_roles
+from coditect.testing import LiveServer, _test_roles, chromium_context
 from licenses.tests.test_admin_browser import ARTIFACTS
 from tenants.models import Tenant
 from tenants.tests.factories import TenantFactory
@@ -80,41 +79,30 @@ def test_create_operator_then_the_operator_signs_in_to_the_admin_in_a_browser(pr
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["email"] == EMAIL
 
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `make install` installs it"
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     admin = f"{production_server.url}/{settings.ADMIN_URL}"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            styles = []
-            page.on("response", lambda r: styles.append(r) if r.url.endswith(".css") else None)
-            page.goto(f"{admin}login/")
-            assert styles and all(
-                r.status == 200 for r in styles
-            )  # the admin's own look, served by the server
-            page.fill("input[name=username]", EMAIL)
-            page.fill("input[name=password]", "not the password")
-            page.click("input[type=submit]")
-            assert page.url.startswith(f"{admin}login/")  # a wrong password does not get in
-            page.fill("input[name=username]", EMAIL)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("input[type=submit]")
-            page.wait_for_url(admin)
-            page.screenshot(path=str(ARTIFACTS / "first-operator-home.png"), full_page=True)
+    with chromium_context(tmp_path / "chromium-profile") as browser:
+        page = browser.new_page()
+        styles = []
+        page.on("response", lambda r: styles.append(r) if r.url.endswith(".css") else None)
+        page.goto(f"{admin}login/")
+        assert styles and all(r.status == 200 for r in styles)  # the admin's own look, served by the server
+        page.fill("input[name=username]", EMAIL)
+        page.fill("input[name=password]", "not the password")
+        page.click("input[type=submit]")
+        assert page.url.startswith(f"{admin}login/")  # a wrong password does not get in
+        page.fill("input[name=username]", EMAIL)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_url(admin)
+        page.screenshot(path=str(ARTIFACTS / "first-operator-home.png"), full_page=True)
 
-            page.goto(f"{admin}tenants/tenant/")
-            page.screenshot(path=str(ARTIFACTS / "first-operator-tenants.png"), full_page=True)
-            body = page.content()
-            assert page.url == f"{admin}tenants/tenant/"
-            assert "Acme Industries" in body and "Globex Corporation" in body
-            cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
-            assert (
-                cookies["sessionid"]["secure"] and cookies["sessionid"]["httpOnly"]
-            )  # DEBUG off, as in production
-        finally:
-            browser.close()
+        page.goto(f"{admin}tenants/tenant/")
+        page.screenshot(path=str(ARTIFACTS / "first-operator-tenants.png"), full_page=True)
+        body = page.content()
+        assert page.url == f"{admin}tenants/tenant/"
+        assert "Acme Industries" in body and "Globex Corporation" in body
+        cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
+        assert (
+            cookies["sessionid"]["secure"] and cookies["sessionid"]["httpOnly"]
+        )  # DEBUG off, as in production

@@ -15,23 +15,14 @@ from django.utils import timezone
 from accounts.tests.factories import TEST_PASSWORD
 from analytics.tests.factories import DailyUsageFactory
 from coditect.personas import tenant_admin
+from coditect.testing import chromium_context
 from licenses.ledger.redis import RedisSeatLedger
 from licenses.tests.factories import LicenseFactory
 from tenants.tests.factories import TenantFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "dashboard"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -69,22 +60,9 @@ def scene(live_server_e2e):
 
 @pytest.fixture
 def page(tmp_path):
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `make install` installs it"
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),  # a fresh profile for every run
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium_context(tmp_path / "chromium-profile") as context:
+        yield context.new_page()
 
 
 def shot(page, name: str) -> None:

@@ -13,28 +13,17 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
+from coditect.testing import chromium_context
+
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "api-docs"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # No name resolves: a CDN's host could not be reached even if routed.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
+# No name resolves: a CDN's host could not be reached even if routed.
+OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 
 
 @pytest.fixture
 def offline_page(tmp_path, live_server_e2e):
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it"
-    from playwright.sync_api import sync_playwright
-
     server = urlsplit(live_server_e2e.url)
     refused: list[str] = []
     errors: list[str] = []
@@ -48,22 +37,11 @@ def offline_page(tmp_path, live_server_e2e):
             route.abort("internetdisconnected")
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 900},
-            service_workers="block",
-        )
-        try:
-            context.route("**/*", only_the_server)
-            page = context.new_page()
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            yield live_server_e2e.url, page, refused, errors
-        finally:
-            context.close()
+    with chromium_context(tmp_path / "chromium-profile", args=OFFLINE, service_workers="block") as context:
+        context.route("**/*", only_the_server)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        yield live_server_e2e.url, page, refused, errors
 
 
 def test_swagger_ui_lists_the_operations_with_the_network_cut_off(offline_page, client):

@@ -23,9 +23,8 @@ from django.db import connections, transaction
 
 from accounts.models import User
 from accounts.tests.factories import TEST_PASSWORD
-from analytics.tests.test_dashboard_browser import CHROMIUM, CHROMIUM_FLAGS
 from audit.models import AuditLog
-from coditect.testing import LiveServer
+from coditect.testing import LiveServer, chromium_context
 from licenses.models import License
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import operator_scope, tenant_scope
@@ -70,22 +69,9 @@ def scene(server):
 
 @pytest.fixture
 def browser(tmp_path):
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `make install` installs it"
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium_context(tmp_path / "chromium-profile") as context:
+        yield context
 
 
 def shot(page, name: str) -> None:
