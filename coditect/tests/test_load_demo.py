@@ -29,3 +29,18 @@ def test_the_demo_keeps_who_signs_in_where_and_is_made_once(committed_db, settin
     assert json.loads((tmp_path / "demo.json").read_text()) == state
     with operator_scope():
         assert License.objects.count() == 1
+
+
+def test_a_demo_whose_key_was_regenerated_gets_no_second_license(committed_db, settings, tmp_path):
+    from licenses.services import license_regenerate_key
+
+    settings.DEBUG = True
+    settings.VAR_DIR = tmp_path
+    call_command("load_demo", stdout=StringIO())
+    with operator_scope():
+        license_regenerate_key(license=License.objects.get())
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    with operator_scope():
+        assert License.objects.count() == 1
+    assert "regenerated in the admin" in out.getvalue()

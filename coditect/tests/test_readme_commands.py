@@ -2,11 +2,13 @@
 a fresh environment: a new line in the README is tested too.
 
 Each line must parse (the command exists, its arguments are accepted, it is
-plain ASCII: a pasted "…" is an error). Lines without an environment prefix
-then run, in order, as the README's laptop instructions say (`DEBUG=1`,
-`.venv/bin/python`), against a throwaway SQLite var dir migrated first, as
-`make run` does. Lines that begin with production variables (a database on
-the host `db`) are only parsed."""
+plain ASCII: a pasted "…" is an error). Then they run, in order, against a
+throwaway SQLite var dir migrated first, as `make run` does: a laptop line
+with exactly the environment it names (`DEBUG=1`: none is added, so a line
+that forgets it fails as it would for a reader), and a line of the
+production sections with no variables of its own in the server's
+environment, which the embedded settings stand in for. Lines that begin
+with production variables (a database on the host `db`) are only parsed."""
 
 import os
 import re
@@ -86,7 +88,7 @@ def test_each_readme_command_line_is_plain_and_parses(line):
     result = subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,
-        env={**_fresh_environment(ROOT / "var" / "readme-parse"), **env},
+        env={**_fresh_environment(ROOT / "var" / "readme-parse"), "DEBUG": "1", **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -98,7 +100,6 @@ def _fresh_environment(var_dir: Path) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(var_dir),
-        "DEBUG": "1",
         "DJANGO_SETTINGS_MODULE": "coditect.settings",
         "CODITECT_VAR_DIR": str(var_dir),
         "CODITECT_ENV_FILE": str(var_dir / "no.env"),
@@ -110,23 +111,24 @@ def _fresh_environment(var_dir: Path) -> dict[str, str]:
 def test_the_readme_commands_run_as_written_on_a_fresh_embedded_install(tmp_path):
     env = _fresh_environment(tmp_path / "var")
 
-    def run(args: list[str]) -> subprocess.CompletedProcess:
+    def run(args: list[str], variables: dict[str, str]) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), *args],
             cwd=tmp_path,
-            env=env,
+            env={**env, **variables},
             capture_output=True,
             text=True,
             timeout=120,
         )
 
-    assert run(["migrate", "--no-input", "-v0"]).returncode == 0  # what `make run` does first
+    assert run(["migrate", "--no-input", "-v0"], {"DEBUG": "1"}).returncode == 0  # what `make run` does first
     ran = []
     for line in readme_command_lines():
         prefix, _, args, redirect = _split(line)
-        if prefix:
+        if set(prefix) - {"DEBUG"}:
             continue  # a production line (a database on the host `db`): parsed above
-        result = run(args)
+        # A laptop line runs with what it names; a production one in the server's environment.
+        result = run(args, prefix or {"DEBUG": "1"})
         assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
         assert "Traceback" not in result.stderr, line
         if redirect:

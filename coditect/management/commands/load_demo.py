@@ -24,6 +24,7 @@ from tenants.scope import operator_scope, tenant_scope
 from tenants.services import tenant_create
 
 DEMO_SLUG = "demo"
+DEMO_LICENSE_NAME = "CODITECT Pro (demo)"
 ADMIN_EMAIL = "admin@demo.example"
 OPERATOR_EMAIL = "operator@demo.example"
 
@@ -105,11 +106,15 @@ class Command(BaseCommand):
                 )
             key = state.get("license_key")
             has_license = key and License.objects.filter(key_digest=license_key_digest(key)).exists()
+            if not has_license and License.objects.filter(tenant=tenant, name=DEMO_LICENSE_NAME).exists():
+                # Its key was regenerated in the admin since: the demo license
+                # is there, with a key only the admin showed. No second one.
+                has_license, state["license_key"] = True, None
         if not has_license:
             _, state["license_key"] = license_create(
                 tenant=tenant,
                 max_seats=5,
-                name="CODITECT Pro (demo)",
+                name=DEMO_LICENSE_NAME,
                 entitlements={"pro": True, "export": True},
             )
 
@@ -118,6 +123,12 @@ class Command(BaseCommand):
         os.chmod(state_path, 0o600)
 
         base = options["base_url"].rstrip("/")
+        shown_key = state["license_key"] or "CDT-..."
+        key_line = (
+            f"{state['license_key']}   (kept in {state_path})"
+            if state["license_key"]
+            else "regenerated in the admin since: use the key it showed"
+        )
         self.stdout.write(
             f"""
 CODITECT License Server on {base}
@@ -125,12 +136,12 @@ CODITECT License Server on {base}
   Admin site (operators):   {base}/admin/      {OPERATOR_EMAIL} / {state["operator_password"]}
   Dashboard (tenant admin): {base}/dashboard/  {ADMIN_EMAIL} / {state["admin_password"]}
   API docs:                 {base}/api/docs/
-  Demo license key:         {state["license_key"]}   (kept in {state_path})
+  Demo license key:         {key_line}
 
 Try it:
   TOKEN=$(curl -s {base}/api/v1/auth/login -H 'Content-Type: application/json' \\
     -d '{{"email": "{ADMIN_EMAIL}", "password": "{state["admin_password"]}"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   curl -s {base}/api/v1/licenses/acquire -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
-    -d '{{"license_key": "{state["license_key"]}", "hardware_fingerprint": "demo-machine-1"}}'
+    -d '{{"license_key": "{shown_key}", "hardware_fingerprint": "demo-machine-1"}}'
 """
         )
