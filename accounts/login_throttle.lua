@@ -32,6 +32,11 @@ local lock = 0
 if failures >= threshold then
   lock = math.floor(math.min(base * 2 ^ math.min(failures - threshold, 40), longest))
 end
-redis.call('HSET', key, 'failures', failures, 'last', now, 'locked_until', now + lock)
+-- The lock only when this attempt sets one: an attempt that sets none must
+-- not refuse, as "locked", one made a moment earlier on a clock behind it.
+redis.call('HSET', key, 'failures', failures, 'last', now)
+if lock > 0 then
+  redis.call('HSET', key, 'locked_until', now + lock)
+end
 redis.call('PEXPIRE', key, math.max(window, lock) + 1000)
 return {1, failures, lock}
