@@ -156,7 +156,8 @@ def test_leases_lost_with_redis_are_audited_and_seats_come_back_when_the_borrows
     deadline = time.monotonic() + 20
     while acquire(member, license, "machine-0004").status_code != 201:
         assert time.monotonic() < deadline, "the restored borrows never ended"
-        assert live_use(license)[0] <= 3
+        # One read: the count and the list are two calls, and a borrow may end between them.
+        assert get_seat_ledger("redis").used(license_id=license.id) <= 3
         time.sleep(0.25)
     checkout(member, license, "machine-0005")
     assert live_use(license)[0] == 3
