@@ -25,7 +25,9 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncDate
@@ -36,6 +38,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
@@ -46,6 +49,7 @@ from licenses.keys import KEY_PREFIX, license_key_digest, normalize_license_key
 from licenses.leases import lease_force_release
 from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
+from licenses.once import NONCE_FIELD, nonce_claim, nonce_issue
 from licenses.services import (
     BlockKind,
     ExpiryChange,
@@ -424,48 +428,274 @@ class LicenseAdmin(admin.ModelAdmin):
         return when(license.updated_at, seconds=True, none="—")
 
     # --- bulk actions and CSV -----------------------------------------------------------
+    # Suspend, resume and extend answer a page like Django's delete_selected:
+    # the selected licenses, what each will become and which are left alone
+    # (and why); its "Yes" posts again with `post` and a one-time token.
 
-    def _each(self, request, queryset, action, done: str) -> None:
-        changed, refused = 0, []
-        for license in queryset:
-            try:
-                if action(license) is not False:
-                    changed += 1
-            except ApplicationError as error:
-                refused.append(f"{license}: {error.message}")
-        if changed:
-            messages.success(request, f"{done}: {changed} license{'s' if changed != 1 else ''}.")
-        for line in refused:
-            messages.error(request, line)
-
-    @admin.action(description="Suspend the selected licenses", permissions=["change"])
-    def suspend_selected(self, request, queryset):
-        self._each(
-            request,
-            queryset.filter(suspended=False),
-            lambda license: license_suspend(license=license, actor=request.user, reason="bulk suspend"),
-            "Suspended",
+    def _bulk_page(
+        self,
+        request,
+        licenses: list,
+        *,
+        action: str,
+        title: str,
+        lines: list[str],
+        changes: list,
+        verb: str,
+        left_alone: list,
+        submit: str,
+        reason: str | None = None,
+        error: str = "",
+    ) -> TemplateResponse:
+        if error:
+            messages.error(request, error)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "action": action,
+            "lines": lines,
+            "changes": changes,
+            "changes_heading": ngettext(
+                "%(verb)s (%(count)d license)", "%(verb)s (%(count)d licenses)", len(changes)
+            )
+            % {"verb": verb, "count": len(changes)},
+            "left_alone": left_alone,
+            "left_alone_heading": ngettext(
+                "Left alone (%(count)d license)", "Left alone (%(count)d licenses)", len(left_alone)
+            )
+            % {"count": len(left_alone)},
+            "selected": licenses,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "asks_reason": reason is not None,
+            "reason": reason or "",
+            "submit": submit,
+            "once": nonce_issue(request, f"bulk-{action}"),
+            "once_field": NONCE_FIELD,
+            "changelist_url": reverse("admin:licenses_license_changelist"),
+        }
+        return TemplateResponse(
+            request, "admin/licenses/license/bulk_confirm.html", context, status=400 if error else 200
         )
 
-    @admin.action(description="Resume the selected licenses", permissions=["change"])
-    def resume_selected(self, request, queryset):
-        self._each(
+    def _bulk_once(self, request, action: str, page, licenses: list, act, *, done: str, left_alone: list):
+        """Run `act(license)` (a LogEntry message, or None when it changed
+        nothing) on each license, once per confirmation page; then say what
+        was changed, what was left alone and why, and what was refused."""
+        with nonce_claim(request, request.POST.get(NONCE_FIELD, ""), f"bulk-{action}") as claim:
+            if claim.used:
+                messages.info(request, ALREADY_DONE)
+                return None
+            if not claim.fresh:
+                return page(OUT_OF_DATE)
+            changed, refused = [], []
+            for license in licenses:
+                try:
+                    logged = act(license)
+                except ApplicationError as error:
+                    refused.append(f"{license}: {error.message}")
+                    continue
+                if logged:
+                    changed.append(license)
+                    self._log(request, license, logged)
+                else:
+                    left_alone.append((license, "nothing to change (changed meanwhile)"))
+            claim.done()
+        if changed:
+            messages.success(
+                request,
+                ngettext(
+                    "%(done)s %(count)d license: %(names)s.",
+                    "%(done)s %(count)d licenses: %(names)s.",
+                    len(changed),
+                )
+                % {
+                    "done": done,
+                    "count": len(changed),
+                    "names": "; ".join(str(license) for license in changed),
+                },
+            )
+        if left_alone:
+            messages.info(
+                request,
+                ngettext(
+                    "Left alone, %(count)d license: %(names)s.",
+                    "Left alone, %(count)d licenses: %(names)s.",
+                    len(left_alone),
+                )
+                % {
+                    "count": len(left_alone),
+                    "names": "; ".join(f"{license} ({why})" for license, why in left_alone),
+                },
+            )
+        for line in refused:
+            messages.error(request, line)
+        return None
+
+    @staticmethod
+    def _selected(queryset) -> list:
+        return list(queryset.select_related("tenant").order_by("tenant__name", "name", "pk"))
+
+    @admin.action(description="Suspend the selected licenses…", permissions=["change"])
+    def suspend_selected(self, request, queryset):
+        licenses = self._selected(queryset)
+        reason = request.POST.get("reason", "")
+        reason = "" if "\x00" in reason else reason.strip()[:200]
+        changes = [
+            (license, "suspended: new checkouts refused, live seats end at their next heartbeat")
+            for license in licenses
+            if not license.suspended
+        ]
+        left_alone = [(license, "suspended already") for license in licenses if license.suspended]
+
+        def page(error=""):
+            return self._bulk_page(
+                request,
+                licenses,
+                action="suspend_selected",
+                title="Suspend the selected licenses?",
+                lines=[
+                    "Suspending stops new checkouts (acquires and borrows are answered 403 "
+                    "license_suspended); each seat in use ends at its next heartbeat, and a borrowed seat "
+                    "runs on offline until its borrow ends. The reason goes in each license's audit row.",
+                ],
+                changes=changes,
+                verb="To suspend",
+                left_alone=left_alone,
+                submit="Yes, suspend them",
+                reason=reason,
+                error=error,
+            )
+
+        if request.POST.get("post") != "yes":
+            return page()
+        if not reason:
+            return page("Give a reason for the suspension: it is kept in each license's audit row.")
+
+        def act(license):
+            if license.suspended:
+                return None
+            suspended = license_suspend(license=license, actor=request.user, reason=reason)
+            return f"Suspended (bulk; reason: {reason})." if suspended.suspended else None
+
+        return self._bulk_once(
             request,
-            queryset.filter(suspended=True),
-            lambda license: license_resume(license=license, actor=request.user),
-            "Resumed",
+            "suspend_selected",
+            page,
+            [license for license, _ in changes],
+            act,
+            done="Suspended",
+            left_alone=left_alone,
+        )
+
+    @admin.action(description="Resume the selected licenses…", permissions=["change"])
+    def resume_selected(self, request, queryset):
+        licenses = self._selected(queryset)
+        changes = [
+            (
+                license,
+                "resumed: it may acquire seats again"
+                + (
+                    f" (but it stays expired since {when(license.expires_at)})"
+                    if license.is_expired()
+                    else ""
+                ),
+            )
+            for license in licenses
+            if license.suspended
+        ]
+        left_alone = [(license, "not suspended") for license in licenses if not license.suspended]
+
+        def page(error=""):
+            return self._bulk_page(
+                request,
+                licenses,
+                action="resume_selected",
+                title="Resume the selected licenses?",
+                lines=["Resuming lets a license acquire seats again: new checkouts are accepted."],
+                changes=changes,
+                verb="To resume",
+                left_alone=left_alone,
+                submit="Yes, resume them",
+                error=error,
+            )
+
+        if request.POST.get("post") != "yes":
+            return page()
+
+        def act(license):
+            license_resume(license=license, actor=request.user)
+            return "Resumed (bulk)."
+
+        return self._bulk_once(
+            request,
+            "resume_selected",
+            page,
+            [license for license, _ in changes],
+            act,
+            done="Resumed",
+            left_alone=left_alone,
         )
 
     @admin.action(
-        description="Extend the selected licenses by 30 days (perpetual ones stay perpetual)",
+        description="Extend the selected licenses by 30 days… (perpetual ones stay perpetual)",
         permissions=["change"],
     )
     def extend_selected_30_days(self, request, queryset):
-        self._each(
+        days = BULK_EXTEND_DAYS
+        licenses = self._selected(queryset)
+        now = timezone.now()
+        changes, left_alone = [], []
+        for license in licenses:
+            if license.expires_at is None:
+                left_alone.append((license, PERPETUAL_STAYS))
+                continue
+            try:
+                to = max(license.expires_at, now) + timedelta(days=days)
+            except OverflowError:
+                left_alone.append((license, "past the last date the server can store"))
+                continue
+            since = " (expired: counted from now)" if license.expires_at <= now else ""
+            changes.append((license, f"expiry moves from {when(license.expires_at)} to {when(to)}{since}"))
+
+        def page(error=""):
+            return self._bulk_page(
+                request,
+                licenses,
+                action="extend_selected_30_days",
+                title=f"Extend the selected licenses by {_days(days)}?",
+                lines=[
+                    f"Each expiry moves {_days(days)} on from the current one, or from now for an expired "
+                    "license. A perpetual license stays perpetual: only a date (on its page) makes it "
+                    "expire.",
+                ],
+                changes=changes,
+                verb="To extend",
+                left_alone=left_alone,
+                submit=f"Yes, extend them by {_days(days)}",
+                error=error,
+            )
+
+        if request.POST.get("post") != "yes":
+            return page()
+
+        def act(license):
+            extended, changed = license_extend_by_days(license=license, days=days, actor=request.user)
+            if not changed:
+                return None
+            return (
+                f"Expiry extended by {_days(days)} (bulk): from {when(license.expires_at)} to "
+                f"{when(extended.expires_at)}."
+            )
+
+        return self._bulk_once(
             request,
-            queryset.filter(expires_at__isnull=False),
-            lambda license: license_extend_by_days(license=license, days=30, actor=request.user)[1],
-            "Extended by 30 days",
+            "extend_selected_30_days",
+            page,
+            [license for license, _ in changes],
+            act,
+            done=f"Extended by {_days(days)}",
+            left_alone=left_alone,
         )
 
     @admin.action(description="Export the selected licenses as CSV", permissions=["view"])
@@ -557,15 +787,48 @@ class LicenseAdmin(admin.ModelAdmin):
         obj.pk = license.pk
         obj._issued_key = key
 
+    def add_view(self, request, form_url="", extra_context=None):
+        """The add form carries a one-time token (licenses/once.py): a double
+        click on Save creates one license, and the second POST goes to the
+        page of its key. A form whose token is unknown or too old creates
+        nothing."""
+        extra = dict(extra_context or {})
+        if request.method != "POST":
+            extra["console_once"] = nonce_issue(request, "add")
+            return super().add_view(request, form_url, extra)
+        with nonce_claim(request, request.POST.get(NONCE_FIELD, ""), "add") as claim:
+            if claim.used:
+                messages.info(request, "That form was sent twice: one license was created, not two.")
+                return _see_other(claim.result or reverse("admin:licenses_license_changelist"))
+            if not claim.fresh:
+                messages.error(
+                    request,
+                    "This form is out of date (open too long, or sent from an old page): nothing was "
+                    "created. Fill it in again.",
+                )
+                return _see_other(reverse("admin:licenses_license_add"))
+            # An invalid form comes back with the same token, still unused.
+            extra["console_once"] = request.POST[NONCE_FIELD]
+            response = super().add_view(request, form_url, extra)
+            location = getattr(request, "_console_key_url", None)
+            if location:
+                # The key's sealed copy is saved before the token is released.
+                request.session.save()
+                request.session.modified = False
+                claim.done(location)
+        return response
+
     def response_add(self, request, obj, post_url_continue=None):
         key = getattr(obj, "_issued_key", None)
         if key is None:
             return super().response_add(request, obj, post_url_continue)
-        return self._redirect_to_key(request, obj, key, created=True)
+        request._console_key_url = self._key_url(request, obj, key, created=True)
+        return _see_other(request._console_key_url)
 
-    def _redirect_to_key(self, request, license: License, key: str, *, created: bool):
+    def _key_url(self, request, license: License, key: str, *, created: bool) -> str:
+        """Seal the key into the session; the address of the one page that shows it."""
         token = key_to_show_once(request, license, key, created=created)
-        return _see_other(reverse("admin:licenses_license_key", args=[license.pk, token]))
+        return reverse("admin:licenses_license_key", args=[license.pk, token])
 
     def key_view(self, request, object_id, token):
         """The one page that ever shows a key, once: not cached, not stored
@@ -616,13 +879,15 @@ class LicenseAdmin(admin.ModelAdmin):
 
         return [
             view("release", require_POST(self.release_view)),
-            view("suspend", require_POST(self.suspend_view)),
-            view("resume", require_POST(self.resume_view)),
-            view("extend", require_POST(self.extend_view)),
-            view("set-expiry", require_POST(self.set_expiry_view)),
-            view("make-perpetual", require_POST(self.make_perpetual_view)),
+            # A GET or a first POST answers the confirmation page; its POST
+            # (`confirm` and a one-time token) acts, once.
+            view("suspend", self.suspend_view),
+            view("resume", self.resume_view),
+            view("extend", self.extend_view),
+            view("set-expiry", self.set_expiry_view),
+            view("make-perpetual", self.make_perpetual_view),
             view("unbind", require_POST(self.unbind_view)),
-            # A POST without `confirm` answers the confirmation page; with it, acts.
+            # A POST without `confirm` answers the confirmation page; with it, acts once.
             view("block", require_POST(self.block_view)),
             view("unblock", require_POST(self.unblock_view)),
             # GET asks for confirmation; POST regenerates and redirects to the key.
@@ -816,135 +1081,419 @@ class LicenseAdmin(admin.ModelAdmin):
     def release_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
         session_id = request.POST.get("session_id", "")
+
+        def release():
+            lease_force_release(
+                license=license, session_id=_posted(request, "session_id"), actor=request.user
+            )
+            self._log(request, license, f"Lease {session_id[:8]}… force-released.")
+
         return self._run(
             request,
             license,
-            lambda: lease_force_release(
-                license=license,
-                session_id=_posted(request, "session_id"),
-                actor=request.user,
-            ),
+            release,
             f"Lease {session_id[:8]}… released; its seat is free. The client will acquire a seat again "
             "at its next heartbeat unless its machine or user is blocked (“Block this machine” / "
             "“Block this user”).",
         )
 
+    # --- confirmed actions: suspend, resume, extend, set expiry, make perpetual ---------
+    # The license page's forms (or a GET of the action's address) answer a page
+    # that says what will change; only its "Yes" (a POST with `confirm` and the
+    # page's one-time token, licenses/once.py) acts, once.
+
+    def _log(self, request, license: License, message: str) -> None:
+        """The admin's own record (LogEntry: "Recent actions", the license's
+        history) of a console action. Its audit row is the service's (or, for a
+        release on the Redis ledger, the drainer's): the audited admin's
+        log_change would add an `admin.changed` row beside it, so the LogEntry
+        is written as ModelAdmin writes it."""
+        admin.ModelAdmin.log_change(self, request, license, message)
+
+    def _confirm_page(
+        self,
+        request,
+        license: License,
+        *,
+        action: str,
+        title: str,
+        lines: list[str],
+        submit: str,
+        inputs: tuple = (),
+        hidden: tuple = (),
+        error: str = "",
+    ) -> TemplateResponse:
+        """The confirmation of one action; with `error`, the same form again,
+        answered 400, the error said on it."""
+        if error:
+            messages.error(request, error)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": license,
+            "title": title,
+            "action": action,
+            "lines": lines,
+            "inputs": inputs,
+            "hidden": hidden,
+            "submit": submit,
+            "error": error,
+            "once": nonce_issue(request, action, license),
+            "once_field": NONCE_FIELD,
+            "action_url": reverse(f"admin:licenses_license_{action.replace('-', '_')}", args=[license.pk]),
+            "change_url": reverse("admin:licenses_license_change", args=[license.pk]),
+        }
+        return TemplateResponse(
+            request, "admin/licenses/license/action_confirm.html", context, status=400 if error else 200
+        )
+
+    def _once(self, request, license: License, action: str, page, act) -> HttpResponse:
+        """Act on a confirming POST, once per confirmation page. `page(error)`
+        answers the form again; `act()` returns (message, LogEntry message or
+        None when nothing changed) or raises ApplicationError."""
+        change_url = reverse("admin:licenses_license_change", args=[license.pk])
+        with nonce_claim(request, request.POST.get(NONCE_FIELD, ""), action, license) as claim:
+            if claim.used:
+                messages.info(request, ALREADY_DONE)
+                return _see_other(claim.result or change_url)
+            if not claim.fresh:
+                return page(OUT_OF_DATE)
+            try:
+                message, logged = act()
+            except ApplicationError as error:
+                return page(error.message)
+            claim.done(change_url)
+        if logged:
+            self._log(request, license, logged)
+            messages.success(request, message)
+        else:
+            messages.info(request, message)
+        return _see_other(change_url)
+
     def suspend_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
-        return self._run(
-            request,
-            license,
-            lambda: license_suspend(
-                license=license, actor=request.user, reason=_posted(request, "reason")[:200]
-            ),
-            "License suspended: no new seats; live leases end at their next heartbeat.",
+        try:
+            reason = _field(request, "reason").strip()[:200]
+        except UnusableInput as error:
+            return self._unusable(request, license, error)
+        if license.suspended:
+            messages.info(request, "The license is suspended already.")
+            return self._back(license)
+
+        def page(error=""):
+            return self._confirm_page(
+                request,
+                license,
+                action="suspend",
+                title="Suspend this license?",
+                lines=self._suspension_lines(license),
+                inputs=(
+                    {"name": "reason", "label": "Reason", "value": reason, "maxlength": 200, "size": 50},
+                ),
+                submit="Yes, suspend the license",
+                error=error,
+            )
+
+        if not _confirming(request):
+            return page()
+        if not reason:
+            return page(
+                "Give a reason for the suspension: it is kept in the audit log and shown on the license page."
+            )
+
+        def act():
+            license_suspend(license=license, actor=request.user, reason=reason)
+            return (
+                "License suspended: new checkouts are refused; live seats end at their next heartbeat.",
+                f"Suspended (reason: {reason}).",
+            )
+
+        return self._once(request, license, "suspend", page, act)
+
+    def _suspension_lines(self, license: License) -> list[str]:
+        """What suspending does, in plain words, from what the code does:
+        acquires and borrows are refused (license_suspended); a live lease ends
+        at its next heartbeat (licenses.leases._end_if_license_ended); a
+        borrowed seat makes no heartbeat, so it runs offline to its end."""
+        lines = [
+            "Suspending stops new checkouts: acquires and borrows are answered 403 license_suspended.",
+        ]
+        try:
+            leases = seat_ledger().live_leases(license_id=license.id, tenant_id=license.tenant_id)
+        except ServiceUnavailable:
+            lines.append(
+                "The seat ledger does not answer, so the seats in use cannot be counted now: each one "
+                "ends at its next heartbeat, as below."
+            )
+            leases = None
+        if leases is not None:
+            held = [lease for lease in leases if not lease.borrowed_until]
+            borrowed = [lease for lease in leases if lease.borrowed_until]
+            if not leases:
+                lines.append("No seat is in use now.")
+            if held:
+                latest = max(lease.expires_at for lease in held)
+                lines.append(
+                    ngettext(
+                        "The %(count)d seat in use keeps running until its next heartbeat, which ends it "
+                        "(the client is told license_suspended); if no heartbeat comes, it ends when its "
+                        "lease runs out, by %(latest)s.",
+                        "The %(count)d seats in use keep running until their next heartbeat, which ends "
+                        "each one (the client is told license_suspended); one that sends no heartbeat "
+                        "ends when its lease runs out, all of them by %(latest)s.",
+                        len(held),
+                    )
+                    % {"count": len(held), "latest": when(latest)}
+                )
+            if borrowed:
+                latest = max(lease.borrowed_until for lease in borrowed)
+                lines.append(
+                    ngettext(
+                        "%(count)d borrowed seat runs on offline until its borrow ends (%(latest)s): a "
+                        "borrowed seat sends no heartbeat; if its client comes back online before, its "
+                        "next heartbeat ends it.",
+                        "%(count)d borrowed seats run on offline until their borrows end (the last at "
+                        "%(latest)s): a borrowed seat sends no heartbeat; one whose client comes back "
+                        "online before ends at its next heartbeat.",
+                        len(borrowed),
+                    )
+                    % {"count": len(borrowed), "latest": when(latest)}
+                )
+        lines.append(
+            f"Other server processes see the suspension within {_seconds(settings.LICENSE_CACHE_SECONDS)}. "
+            "Resuming the license lets it acquire seats again."
         )
+        return lines
 
     def resume_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
-        return self._run(
-            request,
-            license,
-            lambda: license_resume(license=license, actor=request.user),
-            "License resumed.",
-        )
+        if not license.suspended:
+            messages.info(request, "The license is not suspended.")
+            return self._back(license)
+
+        def page(error=""):
+            lines = []
+            suspension = self._suspension(license)
+            if suspension is not None:
+                lines.append(
+                    f"Suspended by {suspension.actor or '—'} at {when(suspension.created_at)}; reason: "
+                    f"{(suspension.details or {}).get('reason') or 'none given'}."
+                )
+            lines.append(
+                "Resuming lets the license acquire seats again: new checkouts are accepted (other server "
+                f"processes see it within {_seconds(settings.LICENSE_CACHE_SECONDS)})."
+            )
+            if license.is_expired():
+                lines.append(
+                    f"It stays expired (since {when(license.expires_at)}): checkouts are still refused "
+                    "(license_expired) until its expiry is extended, set or removed."
+                )
+            return self._confirm_page(
+                request,
+                license,
+                action="resume",
+                title="Resume this license?",
+                lines=lines,
+                submit="Yes, resume the license",
+                error=error,
+            )
+
+        if not _confirming(request):
+            return page()
+
+        def act():
+            license_resume(license=license, actor=request.user)
+            return "License resumed: it may acquire seats again.", "Resumed."
+
+        return self._once(request, license, "resume", page, act)
 
     def extend_view(self, request, object_id):
         """Extend by N days from the current expiry (from now if it has passed).
         A perpetual license stays perpetual: only a date makes it expire."""
         license = self._license_for_action(request, object_id)
-        days = request.POST.get("days", "").strip()
+        days = _field(request, "days", unusable="").strip()
         # isdecimal alone takes digits of other scripts, isdigit even "²".
-        if not (days.isascii() and days.isdecimal() and len(days) <= 4 and 1 <= int(days) <= 3660):
-            messages.error(request, "Extend by a whole number of days (1 to 3660).")
-            return self._back(license)
-        try:
-            extended, changed = license_extend_by_days(license=license, days=int(days), actor=request.user)
-        except ApplicationError as error:
-            messages.error(request, error.message)
-            return self._back(license)
-        if not changed:
+        valid = days.isascii() and days.isdecimal() and len(days) <= 4 and 1 <= int(days) <= 3660
+        if valid and license.expires_at is None:
             messages.warning(
                 request,
                 "The license is perpetual and stays perpetual: extending adds days to an expiry, "
                 "and it has none. Set a date to make it expire.",
             )
+            return self._back(license)
+        new_expiry, error = None, ""
+        if not valid:
+            error = "Extend by a whole number of days (1 to 3660)."
         else:
-            messages.success(
+            try:
+                new_expiry = max(license.expires_at, timezone.now()) + timedelta(days=int(days))
+            except OverflowError:
+                error = "That is past the last date the server can store."
+
+        def page(error=""):
+            lines = []
+            if new_expiry is not None and not error:
+                lines.append(f"Expiry moves from {when(license.expires_at)} to {when(new_expiry)}.")
+                if license.is_expired():
+                    lines.append(
+                        f"The license expired {when(license.expires_at)}, so the days count from now: it "
+                        "may acquire seats again at once"
+                        + (" once it is resumed (it is suspended)." if license.suspended else ".")
+                    )
+                lines.append(
+                    "The days are added when you confirm: if another operator moves the expiry meanwhile, "
+                    "they are added to that one."
+                )
+            return self._confirm_page(
                 request,
-                f"Extended by {int(days)} days: the license now expires {_when(extended.expires_at)}.",
+                license,
+                action="extend",
+                title="Extend this license?",
+                lines=lines,
+                inputs=(
+                    {
+                        "name": "days",
+                        "label": "Extend by",
+                        "after": "days",
+                        "value": days if valid else "",
+                        "type": "number",
+                        "min": 1,
+                        "max": 3660,
+                        "size": 5,
+                    },
+                ),
+                hidden=(("described", days if valid else ""),),
+                submit="Yes, extend" if valid and not error else "Show the change",
+                error=error,
             )
-        return self._back(license)
+
+        if error:
+            return page(error)
+        if not _confirming(request) or request.POST.get("described") != days:
+            return page()
+
+        def act():
+            extended, changed = license_extend_by_days(license=license, days=int(days), actor=request.user)
+            if not changed:  # made perpetual meanwhile
+                return "The license is perpetual now and stays perpetual: nothing was extended.", None
+            return (
+                f"Extended by {_days(int(days))}: the license now expires {when(extended.expires_at)}.",
+                f"Expiry extended by {_days(int(days))}: from {when(license.expires_at)} to "
+                f"{when(extended.expires_at)}.",
+            )
+
+        return self._once(request, license, "extend", page, act)
 
     def set_expiry_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
+        exact = _field(request, "expires_at", unusable="\x00").strip()
+        error = ""
         try:
-            expires_at = self._posted_expiry(request)
-        except ValueError as error:
-            messages.error(request, str(error))
+            expires_at = _expiry(exact)
+        except ValueError as refused:
+            expires_at, error = None, str(refused)
+        if expires_at is not None and expires_at <= timezone.now():
+            error = "The new expiry must be in the future (to stop the license now, suspend it)."
+        if not error and expires_at == license.expires_at:
+            messages.info(request, f"The license expires {when(expires_at)} already.")
             return self._back(license)
-        return self._run(
-            request,
-            license,
-            lambda: license_extend(
-                license=license, expires_at=expires_at, actor=request.user, how=ExpiryChange.SET
-            ),
-            f"The license now expires {_when(expires_at)}.",
-        )
+
+        def page(error=""):
+            lines = []
+            if not error:
+                lines.append(f"Expiry moves from {when(license.expires_at)} to {when(expires_at)}.")
+                if license.expires_at is None:
+                    lines.append(
+                        "The license is perpetual now: with a date it stops accepting checkouts then, and "
+                        "its live seats end at their next heartbeat after it."
+                    )
+            return self._confirm_page(
+                request,
+                license,
+                action="set-expiry",
+                title="Set the expiry of this license?",
+                lines=lines,
+                inputs=(
+                    {
+                        "name": "expires_at",
+                        "label": "Expires",
+                        "after": "UTC (YYYY-MM-DD or YYYY-MM-DD HH:MM)",
+                        "value": exact if "\x00" not in exact else "",
+                        "size": 18,
+                        "placeholder": "YYYY-MM-DD HH:MM",
+                    },
+                ),
+                hidden=(("described", "" if error else exact),),
+                submit="Show the change" if error else "Yes, set the expiry",
+                error=error,
+            )
+
+        if error:
+            return page(error)
+        if not _confirming(request) or request.POST.get("described") != exact:
+            return page()
+
+        def act():
+            license_extend(license=license, expires_at=expires_at, actor=request.user, how=ExpiryChange.SET)
+            return (
+                f"The license now expires {when(expires_at)}.",
+                f"Expiry set: from {when(license.expires_at)} to {when(expires_at)}.",
+            )
+
+        return self._once(request, license, "set-expiry", page, act)
 
     def make_perpetual_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
         if license.expires_at is None:
             messages.info(request, "The license is already perpetual.")
             return self._back(license)
-        return self._run(
-            request,
-            license,
-            lambda: license_make_perpetual(license=license, actor=request.user),
-            "The license is now perpetual: it never expires (set a date to change that).",
-        )
 
-    @staticmethod
-    def _posted_expiry(request):
-        """The date the set-expiry form asks for, or ValueError with what to fix.
-        A date alone is its midnight; times are UTC unless they say otherwise."""
-        exact = request.POST.get("expires_at", "").strip()
-        if not exact:
-            raise ValueError("Give an expiry (YYYY-MM-DD or YYYY-MM-DD HH:MM, UTC).")
-        expires_at = None
-        # Python 3.11's fromisoformat() ignores what follows a NUL.
-        if len(exact) <= 40 and "\x00" not in exact:
-            try:
-                expires_at = parse_datetime(exact)
-                if expires_at is None:
-                    day = parse_date(exact)
-                    if day is not None:
-                        expires_at = datetime(day.year, day.month, day.day)
-                if expires_at is not None and timezone.is_naive(expires_at):
-                    expires_at = timezone.make_aware(expires_at, UTC)
-            except (ValueError, OverflowError):
-                pass  # well formed, but no such date ("2025-02-30")
-        if expires_at is None:
-            raise ValueError("The expiry given is not a date and time (YYYY-MM-DD HH:MM, UTC).")
-        return expires_at
+        def page(error=""):
+            lines = [
+                f"Expiry moves from {when(license.expires_at)} to never (perpetual): the license never "
+                "expires, until a date is set again."
+            ]
+            if license.is_expired():
+                lines.append(
+                    f"It expired {when(license.expires_at)}: perpetual, it may acquire seats again at once"
+                    + (" once it is resumed (it is suspended)." if license.suspended else ".")
+                )
+            return self._confirm_page(
+                request,
+                license,
+                action="make-perpetual",
+                title="Make this license perpetual?",
+                lines=lines,
+                submit="Yes, make it perpetual",
+                error=error,
+            )
+
+        if not _confirming(request):
+            return page()
+
+        def act():
+            license_make_perpetual(license=license, actor=request.user)
+            return (
+                "The license is now perpetual: it never expires (set a date to change that).",
+                f"Made perpetual (it expired {when(license.expires_at)} before).",
+            )
+
+        return self._once(request, license, "make-perpetual", page, act)
 
     def unbind_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
-        return self._run(
-            request,
-            license,
-            lambda: license_unbind_machine(
-                license=license,
-                fingerprint=_posted(request, "fingerprint"),
-                actor=request.user,
-            ),
-            "Machine unbound; its place is free for another machine.",
-        )
+
+        def unbind():
+            fingerprint = _posted(request, "fingerprint")
+            license_unbind_machine(license=license, fingerprint=fingerprint, actor=request.user)
+            self._log(request, license, f"Machine {fingerprint[:40]} unbound.")
+
+        return self._run(request, license, unbind, "Machine unbound; its place is free for another machine.")
 
     def block_view(self, request, object_id):
         """Block a machine or a user: the license page's form and each live
         lease's "block" buttons post here; the confirmation page answers, and
-        its "Yes, block" posts again with `confirm`."""
+        its "Yes, block" posts again with `confirm` and its one-time token."""
         license = self._license_for_action(request, object_id)
         try:
             kind, value = _posted(request, "kind"), _posted(request, "value").strip()
@@ -954,17 +1503,24 @@ class LicenseAdmin(admin.ModelAdmin):
         if kind not in BlockKind.ALL or not value:
             messages.error(request, "Name a machine (its fingerprint) or a user (email or id) to block.")
             return self._back(license)
-        if request.POST.get("confirm") != "yes":
+
+        def page(error=""):
             return self._block_confirmation(
-                request, license, kind=kind, value=value, reason=reason, block=True
+                request, license, kind=kind, value=value, reason=reason, block=True, error=error
             )
-        return self._run(
-            request,
-            license,
-            lambda: license_block(license=license, kind=kind, value=value, reason=reason, actor=request.user),
-            f"The {kind} is blocked on this license: its live seats were released, and it cannot acquire "
-            "again until unblocked.",
-        )
+
+        if not _confirming(request):
+            return page()
+
+        def act():
+            license_block(license=license, kind=kind, value=value, reason=reason, actor=request.user)
+            return (
+                f"The {kind} is blocked on this license: its live seats were released, and it cannot "
+                "acquire again until unblocked.",
+                f"Blocked {kind} {value[:60]}" + (f" (reason: {reason})." if reason else "."),
+            )
+
+        return self._once(request, license, "block", page, act)
 
     def unblock_view(self, request, object_id):
         license = self._license_for_action(request, object_id)
@@ -975,25 +1531,37 @@ class LicenseAdmin(admin.ModelAdmin):
         if kind not in BlockKind.ALL:
             messages.error(request, "A block names a machine or a user.")
             return self._back(license)
-        if request.POST.get("confirm") != "yes":
+
+        def page(error=""):
+            return self._block_confirmation(
+                request, license, kind=kind, value=value, reason="", block=False, error=error
+            )
+
+        if not _confirming(request):
             if license.block_of(kind, value) is None:
                 messages.error(request, f"This {kind} is not blocked on the license.")
                 return self._back(license)
-            return self._block_confirmation(request, license, kind=kind, value=value, reason="", block=False)
-        return self._run(
-            request,
-            license,
-            lambda: license_unblock(license=license, kind=kind, value=value, actor=request.user),
-            f"The {kind} is unblocked: it may acquire seats of this license again.",
-        )
+            return page()
 
-    def _block_confirmation(self, request, license, *, kind, value, reason, block: bool):
+        def act():
+            license_unblock(license=license, kind=kind, value=value, actor=request.user)
+            return (
+                f"The {kind} is unblocked: it may acquire seats of this license again.",
+                f"Unblocked {kind} {value[:60]}.",
+            )
+
+        return self._once(request, license, "unblock", page, act)
+
+    def _block_confirmation(self, request, license, *, kind, value, reason, block: bool, error: str = ""):
+        if error:
+            messages.error(request, error)
         email = ""
         if kind == BlockKind.USER and "@" not in value:
             try:
                 email = User.objects.filter(pk=uuid.UUID(value)).values_list("email", flat=True).first() or ""
             except ValueError:
                 pass
+        action = "block" if block else "unblock"
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -1004,26 +1572,114 @@ class LicenseAdmin(admin.ModelAdmin):
             "value": value,
             "email": email,
             "reason": reason,
-            "action_url": reverse(
-                f"admin:licenses_license_{'block' if block else 'unblock'}", args=[license.pk]
-            ),
+            "once": nonce_issue(request, action, license),
+            "once_field": NONCE_FIELD,
+            "action_url": reverse(f"admin:licenses_license_{action}", args=[license.pk]),
             "change_url": reverse("admin:licenses_license_change", args=[license.pk]),
         }
-        return TemplateResponse(request, "admin/licenses/license/block_confirm.html", context)
+        return TemplateResponse(
+            request, "admin/licenses/license/block_confirm.html", context, status=400 if error else 200
+        )
 
     def regenerate_key_view(self, request, object_id):
+        """GET: the confirmation, with a one-time token. Its POST regenerates
+        the key once: a second POST with the same token (a double click)
+        regenerates nothing and goes to the same page of the key."""
         license = self._license_for_action(request, object_id)
-        if request.method != "POST":
+
+        def page(error=""):
+            if error:
+                messages.error(request, error)
             context = {
                 **self.admin_site.each_context(request),
                 "opts": self.model._meta,
                 "original": license,
                 "title": "Regenerate the license key?",
+                "once": nonce_issue(request, "regenerate-key", license),
+                "once_field": NONCE_FIELD,
                 "change_url": reverse("admin:licenses_license_change", args=[license.pk]),
             }
-            return TemplateResponse(request, "admin/licenses/license/regenerate_key.html", context)
-        license, key = license_regenerate_key(license=license, actor=request.user)
-        return self._redirect_to_key(request, license, key, created=False)
+            return TemplateResponse(
+                request, "admin/licenses/license/regenerate_key.html", context, status=400 if error else 200
+            )
+
+        if request.method != "POST":
+            return page()
+        with nonce_claim(request, request.POST.get(NONCE_FIELD, ""), "regenerate-key", license) as claim:
+            if claim.used:
+                return _see_other(claim.result or reverse("admin:licenses_license_change", args=[license.pk]))
+            if not claim.fresh:
+                return page(OUT_OF_DATE.replace("Nothing was done", "Nothing was regenerated"))
+            previous = license.key_prefix
+            license, key = license_regenerate_key(license=license, actor=request.user)
+            location = self._key_url(request, license, key, created=False)
+            # The key's sealed copy is in the session before the token is
+            # released: a second POST waiting on it lands on a page that has it.
+            request.session.save()
+            request.session.modified = False
+            claim.done(location)
+        self._log(request, license, f"Key regenerated: {previous}… replaced by {license.key_prefix}….")
+        return _see_other(location)
+
+
+# The bulk "extend" action's days.
+BULK_EXTEND_DAYS = 30
+PERPETUAL_STAYS = "perpetual: it stays perpetual (extending adds days to an expiry, and it has none)"
+
+# What a second POST of a used confirmation, and one of an unknown or old one, are told.
+ALREADY_DONE = "That was done already: the confirmation was sent twice, and nothing was changed again."
+OUT_OF_DATE = (
+    "This confirmation is out of date (open too long, or from another page). Nothing was done: "
+    "check what it says and confirm again."
+)
+
+
+def _confirming(request) -> bool:
+    return request.method == "POST" and request.POST.get("confirm") == "yes"
+
+
+def _field(request, name: str, *, unusable: str | None = None) -> str:
+    """A field of the form (a POST) or of the action's address (a GET); an
+    unusable one (NUL, absurd length) raises UnusableInput, or is `unusable`."""
+    data = request.POST if request.method == "POST" else request.GET
+    value = data.get(name, "")
+    if "\x00" in value or len(value) > MAX_POSTED_LENGTH:
+        if unusable is None:
+            raise UnusableInput(name)
+        return unusable
+    return value
+
+
+def _expiry(exact: str) -> datetime:
+    """The date the set-expiry form asks for, or ValueError with what to fix.
+    A date alone is its midnight; times are UTC unless they say otherwise."""
+    if not exact:
+        raise ValueError("Give an expiry (YYYY-MM-DD or YYYY-MM-DD HH:MM, UTC).")
+    expires_at = None
+    # Python 3.11's fromisoformat() ignores what follows a NUL.
+    if len(exact) <= 40 and "\x00" not in exact:
+        try:
+            expires_at = parse_datetime(exact)
+            if expires_at is None:
+                day = parse_date(exact)
+                if day is not None:
+                    expires_at = datetime(day.year, day.month, day.day)
+            if expires_at is not None and timezone.is_naive(expires_at):
+                expires_at = timezone.make_aware(expires_at, UTC)
+        except (ValueError, OverflowError):
+            pass  # well formed, but no such date ("2025-02-30")
+    if expires_at is None:
+        raise ValueError("The expiry given is not a date and time (YYYY-MM-DD HH:MM, UTC).")
+    return expires_at
+
+
+def _days(days: int) -> str:
+    return ngettext("%(count)d day", "%(count)d days", days) % {"count": days}
+
+
+def _seconds(seconds: float) -> str:
+    count = int(seconds) if float(seconds).is_integer() else seconds
+    return ngettext("%(count)s second", "%(count)s seconds", count) % {"count": count}
 
 
 def _see_other(url: str) -> HttpResponseRedirect:
@@ -1031,10 +1687,6 @@ def _see_other(url: str) -> HttpResponseRedirect:
     response = HttpResponseRedirect(url)
     response.status_code = 303
     return response
-
-
-def _when(moment) -> str:
-    return when(moment)
 
 
 def _csv_response(filename: str) -> HttpResponse:

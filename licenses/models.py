@@ -179,3 +179,27 @@ class BorrowedLease(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"Borrowed lease {self.session_id[:8]}… of {self.license_id}"
+
+
+class ConsoleNonce(models.Model):
+    """A one-time token carried by a confirming form of the operator console
+    (regenerate a key, extend, suspend, add a license, a bulk action...): the
+    first POST that carries it takes it, under a row lock, and acts; a second
+    POST with the same token (a double click) acts on nothing and lands where
+    the first one did (`result`). Not tenant-owned: the admin site writes it
+    on the operator path. The table keeps the token's SHA-256, not the token."""
+
+    digest = models.CharField(primary_key=True, max_length=64)
+    user_id = models.UUIDField()
+    action = models.CharField(max_length=40)
+    license_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    # Where a second POST with the token goes (a URL of the console), if anywhere.
+    result = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        db_table = "licenses_console_nonce"
+
+    def __str__(self) -> str:
+        return f"{self.action} token ({'used' if self.used_at else 'unused'})"

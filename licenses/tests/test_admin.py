@@ -22,6 +22,7 @@ from licenses.keys import license_key_digest
 from licenses.ledger import get_seat_ledger
 from licenses.models import License
 from licenses.selectors import LicenseNotFound, license_get_by_key
+from licenses.tests.console_forms import confirm, confirm_fields
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import operator_scope, tenant_scope
 from tenants.tests.factories import TenantFactory
@@ -140,9 +141,9 @@ def test_force_release_frees_the_seat_and_is_audited(console, scene, operator):
 def test_suspend_and_resume_change_the_license_and_are_audited(console, scene):
     _, license, _ = scene
 
-    console.post(url("suspend", license), {"reason": "unpaid invoice"})
+    confirm(console, url("suspend", license), {"reason": "unpaid invoice"})
     assert fresh(license).suspended is True
-    console.post(url("resume", license))
+    confirm(console, url("resume", license))
     assert fresh(license).suspended is False
 
     (suspended,) = audit(license, "license.suspended")
@@ -152,9 +153,9 @@ def test_suspend_and_resume_change_the_license_and_are_audited(console, scene):
 
 def test_extend_moves_the_expiry_and_is_audited(console, scene):
     _, license, _ = scene
-    console.post(url("set_expiry", license), {"expires_at": "2099-01-01 00:00"})
+    confirm(console, url("set_expiry", license), {"expires_at": "2099-01-01 00:00"})
 
-    console.post(url("extend", license), {"days": "30"})
+    confirm(console, url("extend", license), {"days": "30"})
 
     expires = fresh(license).expires_at
     assert expires.isoformat() == "2099-01-31T00:00:00+00:00"
@@ -201,7 +202,9 @@ def test_an_unusable_expiry_is_a_message_on_the_page_and_changes_nothing(
 
     response = console.post(url(action, license), posted, follow=True)
 
-    assert response.status_code == 200
+    # The form again, with the message: nothing to confirm.
+    assert response.status_code == 400
+    assert 'value="Yes, ' not in response.content.decode()
     assert any(message in shown for shown in messages_shown(response)), messages_shown(response)
     assert fresh(license).expires_at == license.expires_at
     assert audit(license, "license.extended") == []
@@ -209,7 +212,7 @@ def test_an_unusable_expiry_is_a_message_on_the_page_and_changes_nothing(
 
 def test_an_extension_past_the_last_storable_date_is_a_message(console, scene):
     _, license, _ = scene
-    console.post(url("set_expiry", license), {"expires_at": "9999-12-30 00:00"})
+    confirm(console, url("set_expiry", license), {"expires_at": "9999-12-30 00:00"})
 
     response = console.post(url("extend", license), {"days": "3660"}, follow=True)
 
@@ -264,9 +267,9 @@ def test_regenerate_key_shows_the_new_key_once_and_the_old_one_stops_working(con
     tenant, license, _ = scene
     old_key = license.key
 
-    confirm = console.get(url("regenerate_key", license))
-    assert confirm.status_code == 200 and b"Yes, regenerate" in confirm.content
-    response = console.post(url("regenerate_key", license))
+    page = console.get(url("regenerate_key", license))
+    assert page.status_code == 200 and b"Yes, regenerate" in page.content
+    response = console.post(url("regenerate_key", license), confirm_fields(page))
 
     # Post/redirect/get: the POST answers a redirect that names a token, not the key.
     assert response.status_code == 303
@@ -312,7 +315,7 @@ def test_a_pasted_key_finds_its_license_by_a_post_and_a_prefix_by_the_search_box
 
 def test_the_audit_log_is_read_only_in_the_admin(console, scene):
     _, license, _ = scene
-    console.post(url("suspend", license))
+    confirm(console, url("suspend", license), {"reason": "audit page"})
     with tenant_scope(license.tenant_id):
         event = AuditLog.objects.first()
 
@@ -380,9 +383,11 @@ def test_editing_the_license_form_goes_through_the_audited_update_service(consol
 def test_adding_a_license_redirects_to_the_page_that_shows_its_key(console, scene):
     tenant, _, _ = scene
 
+    add = reverse("admin:licenses_license_add")
     response = console.post(
-        reverse("admin:licenses_license_add"),
+        add,
         {
+            "once": confirm_fields(console.get(add), ["license_form"])["once"],
             "tenant": str(tenant.id),
             "name": "New product",
             "max_seats": "4",
