@@ -505,8 +505,8 @@ class LicenseAdmin(admin.ModelAdmin):
             messages.success(
                 request,
                 ngettext(
-                    "%(done)s %(count)d license: %(names)s.",
-                    "%(done)s %(count)d licenses: %(names)s.",
+                    "%(done)s: %(count)d license (%(names)s).",
+                    "%(done)s: %(count)d licenses (%(names)s).",
                     len(changed),
                 )
                 % {
@@ -519,8 +519,8 @@ class LicenseAdmin(admin.ModelAdmin):
             messages.info(
                 request,
                 ngettext(
-                    "Left alone, %(count)d license: %(names)s.",
-                    "Left alone, %(count)d licenses: %(names)s.",
+                    "Left alone: %(count)d license (%(names)s).",
+                    "Left alone: %(count)d licenses (%(names)s).",
                     len(left_alone),
                 )
                 % {

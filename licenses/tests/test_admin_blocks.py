@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from licenses.tests import test_admin
+from licenses.tests.console_forms import confirm, confirm_fields
 from licenses.tests.test_admin import audit, fresh, live, messages_shown, url
 from tenants.scope import tenant_scope
 
@@ -58,7 +59,7 @@ def test_block_asks_first_then_blocks_the_machine_and_ends_its_seat(console, sce
     assert "Yes, block this machine" in confirmation and 'value="stolen laptop"' in confirmation
     assert fresh(license).blocks == [] and sorted(live(license)) == sorted(sessions)
 
-    done = console.post(url("block", license), {**posted, "confirm": "yes"}, follow=True)
+    done = console.post(url("block", license), confirm_fields(asked), follow=True)
 
     assert "cannot acquire again until unblocked" in " ".join(messages_shown(done))
     (block,) = fresh(license).blocks
@@ -80,7 +81,7 @@ def test_a_user_is_blocked_from_the_lease_row_and_listed_by_email(console, scene
     tenant, license, _ = scene
     member = member_of(tenant)
 
-    console.post(url("block", license), {"kind": "user", "value": str(member.pk), "confirm": "yes"})
+    confirm(console, url("block", license), {"kind": "user", "value": str(member.pk)})
 
     assert [(block["kind"], block["value"]) for block in fresh(license).blocks] == [("user", str(member.pk))]
     assert live(license) == []  # both seats were the member's
@@ -90,7 +91,7 @@ def test_a_user_is_blocked_from_the_lease_row_and_listed_by_email(console, scene
 
 def test_unblock_asks_first_then_lifts_the_block(console, scene, operator):
     _, license, _ = scene
-    console.post(url("block", license), {"kind": "machine", "value": "fp-aaaa-0001", "confirm": "yes"})
+    confirm(console, url("block", license), {"kind": "machine", "value": "fp-aaaa-0001"})
     lifted = {"kind": "machine", "value": "fp-aaaa-0001"}
 
     asked = console.post(url("unblock", license), lifted)
@@ -98,7 +99,7 @@ def test_unblock_asks_first_then_lifts_the_block(console, scene, operator):
     assert asked.status_code == 200 and "Yes, unblock this machine" in asked.content.decode()
     assert len(fresh(license).blocks) == 1
 
-    done = console.post(url("unblock", license), {**lifted, "confirm": "yes"}, follow=True)
+    done = console.post(url("unblock", license), confirm_fields(asked), follow=True)
 
     assert "may acquire seats of this license again" in " ".join(messages_shown(done))
     assert fresh(license).blocks == []
@@ -107,22 +108,28 @@ def test_unblock_asks_first_then_lifts_the_block(console, scene, operator):
 
 
 @pytest.mark.parametrize(
-    ("action", "posted", "message"),
+    ("action", "posted", "confirmed", "message", "status"),
     [
-        ("block", {"kind": "printer", "value": "x", "confirm": "yes"}, "Name a machine"),
-        ("block", {"kind": "user", "value": "nobody@acme.test", "confirm": "yes"}, "No user of"),
-        ("block", {"kind": "machine", "value": "fp\x00", "confirm": "yes"}, "The value given is not usable"),
-        ("unblock", {"kind": "printer", "value": "x", "confirm": "yes"}, "A block names a machine or a user"),
-        ("unblock", {"kind": "machine", "value": "fp-aaaa-0001"}, "is not blocked"),
-        ("unblock", {"kind": "machine", "value": "fp-aaaa-0001", "confirm": "yes"}, "is not blocked"),
+        ("block", {"kind": "printer", "value": "x"}, False, "Name a machine", 200),
+        ("block", {"kind": "user", "value": "nobody@acme.test"}, True, "No user of", 400),
+        ("block", {"kind": "machine", "value": "fp\x00"}, False, "The value given is not usable", 200),
+        ("unblock", {"kind": "printer", "value": "x"}, False, "A block names a machine or a user", 200),
+        ("unblock", {"kind": "machine", "value": "fp-aaaa-0001"}, False, "is not blocked", 200),
+        # "Yes" without the confirmation page's one-time token.
+        ("block", {"kind": "machine", "value": "fp-aaaa-0001", "confirm": "yes"}, False, "out of date", 400),
     ],
 )
-def test_a_block_that_cannot_be_is_a_message_and_changes_nothing(console, scene, action, posted, message):
+def test_a_block_that_cannot_be_is_a_message_and_changes_nothing(
+    console, scene, action, posted, confirmed, message, status
+):
     _, license, sessions = scene
 
-    response = console.post(url(action, license), posted, follow=True)
+    if confirmed:  # refused by the service, on the confirming POST
+        response = confirm(console, url(action, license), posted, follow=True)
+    else:
+        response = console.post(url(action, license), posted, follow=True)
 
-    assert response.status_code == 200
+    assert response.status_code == status
     assert message in " ".join(messages_shown(response))
     assert fresh(license).blocks == [] and sorted(live(license)) == sorted(sessions)
     assert audit(license, "license.blocked") == audit(license, "license.unblocked") == []

@@ -33,6 +33,7 @@ from accounts.tests.factories import UserFactory
 from licenses import admin as license_admin
 from licenses.models import License
 from licenses.tests import test_admin
+from licenses.tests.console_forms import confirm, confirm_fields
 from licenses.tests.factories import LicenseFactory
 from licenses.tests.test_admin import audit, fresh, make_operator, messages_shown, shown_key, url
 from tenants.scope import operator_scope, tenant_scope
@@ -79,10 +80,20 @@ def session_row(client: Client) -> str:
 # --- keys shown once -----------------------------------------------------------------
 
 
+def regenerate(client: Client, license):
+    """Press "Yes, regenerate the key" on its confirmation page."""
+    page = client.get(url("regenerate_key", license))
+    return client.post(url("regenerate_key", license), confirm_fields(page))
+
+
+def add_form_token(client: Client) -> str:
+    return confirm_fields(client.get(reverse("admin:licenses_license_add")), ["license_form"])["once"]
+
+
 def test_a_regenerated_key_is_shown_once_and_reloads_regenerate_nothing(console, scene):
     _, license, _ = scene
 
-    posted = console.post(url("regenerate_key", license))
+    posted = regenerate(console, license)
     first, second, third = (console.get(posted["Location"]) for _ in range(3))
 
     key = shown_key(first)
@@ -100,7 +111,7 @@ def test_a_regenerated_key_is_shown_once_and_reloads_regenerate_nothing(console,
 def test_the_key_page_prints_its_title_once_and_has_a_copy_button(console, scene):
     _, license, _ = scene
 
-    page = console.get(console.post(url("regenerate_key", license))["Location"]).content.decode()
+    page = console.get(regenerate(console, license)["Location"]).content.decode()
 
     assert page.count("<h1>New license key</h1>") == 1
     assert 'id="copy-license-key" data-copy-target="license-key"' in page
@@ -110,7 +121,10 @@ def test_the_key_page_prints_its_title_once_and_has_a_copy_button(console, scene
 def test_a_license_added_then_reloaded_is_one_license(console, scene):
     tenant, existing, _ = scene
 
-    posted = console.post(reverse("admin:licenses_license_add"), {**ADD_FORM, "tenant": str(tenant.id)})
+    posted = console.post(
+        reverse("admin:licenses_license_add"),
+        {**ADD_FORM, "tenant": str(tenant.id), "once": add_form_token(console)},
+    )
     assert posted.status_code == 303
     shown = console.get(posted["Location"])
     reloaded = console.get(posted["Location"])
@@ -126,7 +140,7 @@ def test_a_license_added_then_reloaded_is_one_license(console, scene):
 def test_the_session_row_never_holds_the_key(console, scene):
     _, license, _ = scene
 
-    posted = console.post(url("regenerate_key", license))
+    posted = regenerate(console, license)
     while_pending = session_row(console)
     key = shown_key(console.get(posted["Location"]))
     after = session_row(console)
@@ -141,7 +155,7 @@ def test_another_operator_cannot_open_the_token_and_the_owner_still_can(console,
     with operator_scope():
         other.force_login(make_operator(email="other-ops@coditect.test", is_superuser=True))
 
-    location = console.post(url("regenerate_key", license))["Location"]
+    location = regenerate(console, license)["Location"]
     stolen = other.get(location)
     mine = console.get(location)
 
@@ -154,7 +168,7 @@ def test_a_token_of_another_license_or_made_up_or_too_old_shows_nothing(console,
     tenant, license, _ = scene
     second = LicenseFactory(tenant=tenant, max_seats=1)
 
-    location = console.post(url("regenerate_key", license))["Location"]
+    location = regenerate(console, license)["Location"]
     token = location.rstrip("/").rsplit("/", 1)[1]
     elsewhere = console.get(reverse("admin:licenses_license_key", args=[second.pk, token]))
     made_up = console.get(reverse("admin:licenses_license_key", args=[license.pk, "x" * 24]))
@@ -171,9 +185,9 @@ def test_a_token_of_another_license_or_made_up_or_too_old_shows_nothing(console,
 
 def test_a_key_left_unseen_is_dropped_from_the_session_when_the_next_one_is_made(console, scene, monkeypatch):
     _, license, _ = scene
-    first = console.post(url("regenerate_key", license))["Location"]
+    first = regenerate(console, license)["Location"]
     monkeypatch.setattr(license_admin, "SHOWN_ONCE_SECONDS", -1)
-    console.post(url("regenerate_key", license))
+    regenerate(console, license)
     with operator_scope():
         cookie = console.cookies[settings.SESSION_COOKIE_NAME].value
         entries = SessionStore(session_key=cookie).load()[license_admin.SHOWN_ONCE_SESSION_KEY]
@@ -190,7 +204,7 @@ def test_the_key_page_and_regeneration_refuse_who_is_not_staff(console, scene):
     with tenant_scope(tenant.id):
         client.force_login(boss)
 
-    location = console.post(url("regenerate_key", license))["Location"]
+    location = regenerate(console, license)["Location"]
 
     assert client.get(location).status_code == 302  # to the admin's login
     assert client.post(url("regenerate_key", license)).status_code == 302
@@ -316,7 +330,7 @@ def test_extending_a_perpetual_license_leaves_it_perpetual_and_says_so(console, 
 def test_setting_a_date_makes_a_perpetual_license_expire(console, scene):
     _, license, _ = scene
 
-    response = console.post(url("set_expiry", license), {"expires_at": "2031-05-04"}, follow=True)
+    response = confirm(console, url("set_expiry", license), {"expires_at": "2031-05-04"}, follow=True)
 
     assert fresh(license).expires_at == datetime(2031, 5, 4, tzinfo=UTC)
     assert "2031-05-04 00:00 UTC" in " ".join(messages_shown(response))
@@ -329,7 +343,7 @@ def test_making_an_expiring_license_perpetual(console, scene, operator):
     _, license, _ = scene
     set_expiry(license, datetime(2030, 1, 1, tzinfo=UTC))
 
-    response = console.post(url("make_perpetual", license), follow=True)
+    response = confirm(console, url("make_perpetual", license), follow=True)
 
     assert fresh(license).expires_at is None
     assert "now perpetual" in " ".join(messages_shown(response))
@@ -349,7 +363,7 @@ def test_extending_adds_days_to_the_current_expiry(console, scene):
     end = (timezone.now() + timedelta(days=5)).replace(microsecond=0)
     set_expiry(license, end)
 
-    console.post(url("extend", license), {"days": "30"})
+    confirm(console, url("extend", license), {"days": "30"})
 
     assert fresh(license).expires_at == end + timedelta(days=30)
     (event,) = audit(license, "license.extended")
@@ -362,7 +376,7 @@ def test_extending_an_expired_license_counts_from_now(console, scene):
     set_expiry(license, timezone.now() - timedelta(days=100))
     before = timezone.now()
 
-    console.post(url("extend", license), {"days": "30"})
+    confirm(console, url("extend", license), {"days": "30"})
 
     expires = fresh(license).expires_at
     assert before + timedelta(days=30) <= expires <= timezone.now() + timedelta(days=30)
@@ -383,7 +397,14 @@ def test_the_license_page_says_perpetual_and_offers_the_three_controls(console, 
 
 
 @pytest.mark.parametrize("action", ["extend", "set_expiry", "make_perpetual"])
-def test_expiry_controls_are_post_only(console, scene, action):
+def test_a_get_of_an_expiry_control_asks_first_and_changes_nothing(console, scene, action):
     _, license, _ = scene
-    assert console.get(url(action, license), {"days": "30", "expires_at": "2031-01-01"}).status_code == 405
+    set_expiry(license, datetime(2030, 1, 1, tzinfo=UTC))
+
+    page = console.get(url(action, license), {"days": "30", "expires_at": "2031-01-01"})
+
+    assert page.status_code == 200
+    assert 'value="Yes, ' in page.content.decode()
+    assert "Expiry moves from 2030-01-01 00:00 UTC to " in page.content.decode()
+    assert fresh(license).expires_at == datetime(2030, 1, 1, tzinfo=UTC)
     assert audit(license, "license.extended") == []
