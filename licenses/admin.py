@@ -1401,7 +1401,9 @@ class LicenseAdmin(admin.ModelAdmin):
         def page(error=""):
             lines = []
             if not error:
-                lines.append(f"Expiry moves from {when(license.expires_at)} to {when(expires_at)}.")
+                lines.append(
+                    f"Expiry moves from {when(license.expires_at, none=PERPETUAL)} to {when(expires_at)}."
+                )
                 if license.expires_at is None:
                     lines.append(
                         "The license is perpetual now: with a date it stops accepting checkouts then, and "
@@ -1437,7 +1439,7 @@ class LicenseAdmin(admin.ModelAdmin):
             license_extend(license=license, expires_at=expires_at, actor=request.user, how=ExpiryChange.SET)
             return (
                 f"The license now expires {when(expires_at)}.",
-                f"Expiry set: from {when(license.expires_at)} to {when(expires_at)}.",
+                f"Expiry set: from {when(license.expires_at, none=PERPETUAL)} to {when(expires_at)}.",
             )
 
         return self._once(request, license, "set-expiry", page, act)
@@ -1622,6 +1624,7 @@ class LicenseAdmin(admin.ModelAdmin):
         return _see_other(location)
 
 
+PERPETUAL = "never (perpetual)"
 # The bulk "extend" action's days.
 BULK_EXTEND_DAYS = 30
 PERPETUAL_STAYS = "perpetual: it stays perpetual (extending adds days to an expiry, and it has none)"
