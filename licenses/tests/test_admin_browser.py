@@ -7,6 +7,10 @@ its server.log. Screenshots go to test-artifacts/admin/.
 - A regenerated key is shown once: two reloads show "already shown", and
   there is one `license.key_regenerated` row.
 - A license added, then its key page reloaded: one license.
+- Double clicks on "Regenerate key…" and on its "Yes": one
+  `license.key_regenerated` row, the key shown once; its form sent twice
+  at once regenerates once too.
+- The expiry controls ask first; "Recent actions" shows a console action.
 - A key pasted in "Find by license key" opens the license by id; the key is
   in no address the browser asks for, no Referer it sends, no page it gets
   back and no line of the server's log.
@@ -215,23 +219,88 @@ def test_the_expiry_controls_in_the_browser(scene, browser):
     assert expires.inner_text() == "never (perpetual)"
 
     page.fill("#expiry-controls input[name=days]", "30")
-    page.click("#expiry-controls input[value=Extend]")
+    page.click("#expiry-controls input[value='Extend…']")
     page.wait_for_selector("text=stays perpetual")
     assert expires.inner_text() == "never (perpetual)"
     shot(page, "5-extend-perpetual")
 
     page.fill("#expiry-controls input[name=expires_at]", "2031-05-04 12:00")
-    page.click("#expiry-controls input[value='Set expiry']")
+    page.click("#expiry-controls input[value='Set expiry…']")
+    page.wait_for_selector("text=Expiry moves from never (perpetual) to 2031-05-04 12:00 UTC.")
+    shot(page, "6-set-expiry-asks")
+    page.click("input[value='Yes, set the expiry']")
     page.wait_for_selector("text=now expires 2031-05-04 12:00 UTC")
     assert expires.inner_text() == "2031-05-04 12:00 UTC"
 
     page.fill("#expiry-controls input[name=days]", "10")
-    page.click("#expiry-controls input[value=Extend]")
+    page.click("#expiry-controls input[value='Extend…']")
+    page.wait_for_selector("text=Expiry moves from 2031-05-04 12:00 UTC to 2031-05-14 12:00 UTC.")
+    page.click("input[value='Yes, extend']")
     page.wait_for_selector("text=Extended by 10 days")
     assert expires.inner_text() == "2031-05-14 12:00 UTC"
 
-    page.click("#expiry-controls input[value='Make perpetual']")
+    page.click("#expiry-controls input[value='Make perpetual…']")
+    page.click("text=No, go back")  # cancel: nothing changes
+    assert expires.inner_text() == "2031-05-14 12:00 UTC"
+    page.click("#expiry-controls input[value='Make perpetual…']")
+    page.click("input[value='Yes, make it perpetual']")
     page.wait_for_selector("text=now perpetual")
     assert expires.inner_text() == "never (perpetual)"
-    shot(page, "6-made-perpetual")
+    shot(page, "7-made-perpetual")
     assert audit_rows(license, "license.extended") == 3
+
+
+def test_double_clicks_on_regenerate_and_on_its_confirm_button_regenerate_once(scene, browser):
+    server, _, license = scene
+    url = server.url
+    page = browser.new_page()
+    sign_in(page, url)
+    page.goto(f"{url}/admin/licenses/license/{license.pk}/change/")
+
+    page.dblclick("text=Regenerate key…")
+    page.wait_for_selector("input[value='Yes, regenerate the key']")
+    page.dblclick("input[value='Yes, regenerate the key']")
+    page.wait_for_selector("#license-key")
+    page.wait_for_load_state("networkidle")
+    shot(page, "8-double-click-regenerate")
+
+    key = page.locator("#license-key").inner_text().strip()
+    assert key.startswith("CDT-")
+    assert audit_rows(license, "license.key_regenerated") == 1
+    (stored,) = licenses_named(license.tenant, "Acme Pro")
+    assert key.startswith(stored.key_prefix)  # the key shown is the one that works
+    assert page.reload().status == 410 and key not in page.content()
+
+    # The button is disabled once pressed, but the server is what guarantees
+    # it: the confirmation's form sent twice at once from the browser (what
+    # a double click does without script) regenerates once, and both land
+    # on the same page of the key, which shows it once.
+    page.goto(f"{url}/admin/licenses/license/{license.pk}/regenerate-key/")
+    answers = page.evaluate(
+        """async () => {
+            const form = document.getElementById("regenerate-form");
+            const send = () => fetch(form.action, {method: "POST", body: new FormData(form)});
+            const answers = await Promise.all([send(), send()]);
+            return answers.map((answer) => [answer.url, answer.status]);
+        }"""
+    )
+    assert answers[0][0] == answers[1][0] and "/key/" in answers[0][0]
+    assert sorted(status for _, status in answers) == [200, 410]
+    assert audit_rows(license, "license.key_regenerated") == 2
+
+
+def test_recent_actions_shows_a_console_action(scene, browser):
+    server, _, license = scene
+    url = server.url
+    page = browser.new_page()
+    sign_in(page, url)
+    page.goto(f"{url}/admin/licenses/license/{license.pk}/change/")
+    page.fill("#license-actions input[name=reason]", "browser check")
+    page.click("input[value='Suspend license…']")
+    page.click("input[value='Yes, suspend the license']")
+    page.wait_for_selector("text=License suspended")
+
+    page.goto(f"{url}/admin/")
+    recent = page.locator("#recent-actions-module")
+    assert "Acme Pro" in recent.inner_text()
+    shot(page, "9-recent-actions")
