@@ -1,5 +1,6 @@
-"""Rate limits: per client address (middleware, every request but the probes)
-and per user (a DRF throttle, after authentication has said who is calling).
+"""Rate limits: per client address (middleware, every request but the probes
+and the operator console's signed-in operators) and per user (a DRF
+throttle, after authentication has said who is calling).
 
 Both count requests in a sliding window: in Redis by a Lua script over a sorted
 set (ratelimit.lua, loaded once, run by EVALSHA), or, where there is no Redis
@@ -12,6 +13,23 @@ When the limiter's store is down, requests go through (fail open) and a
 warning is logged: a limiter protects the service, it must not become the
 outage. Redis is then left alone for a few seconds rather than waited on by
 every request.
+
+The per-address limit guards the API and the sign-in doors. The admin site
+(ADMIN_URL) is the operators' console: a support person clicking through it,
+or several behind one office address, must not be refused by the limit meant
+for API clients. So a request to the admin site is counted only when it does
+not come from a signed-in operator (active staff without a tenant, whom the
+admin site lets in). Who is signed in is known only after the session and
+authentication middleware, which run after this one: for the admin site the
+count is made in `process_view`, just before the view, where `request.user`
+reads the session the admin view reads anyway (one lookup, cached on the
+request: no query is added). Every other request is counted in `__call__`,
+as before, and never touches the session. Anonymous admin requests (the login
+form included, which the sign-in throttle guards as well) stay counted.
+
+A refused request answers in the shape of where it went: the API's error
+shape (JSON) under /api/ and /.well-known/, an HTML page (templates/429.html)
+for the pages (admin site, dashboard); both with Retry-After.
 """
 
 from __future__ import annotations
@@ -29,12 +47,14 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Count, Min
+from django.http import HttpResponse
+from django.template.loader import render_to_string
 from django.utils import timezone
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import RateLimitHit
 from core.context import client_ip
-from core.errors import ApplicationError, error_response
+from core.errors import ApplicationError, error_response, is_api_request
 from core.redis_scripts import ScriptClients
 from tenants.scope import DEFAULT_DB
 
@@ -153,26 +173,62 @@ def _refusal(message: str, decision: Decision):
 class PerIpRateLimitMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
+        self.console_prefix = "/" + settings.ADMIN_URL.strip("/") + "/"
+
+    def _console(self, request) -> bool:
+        return request.path_info.startswith(self.console_prefix)
 
     def __call__(self, request):
         limit = settings.RATE_LIMIT_PER_IP
-        decision = None
-        if limit > 0 and request.path_info not in UNLIMITED_PATHS:
-            ip = getattr(request, "client_ip", None) or client_ip(request)
-            decision = rate_limit_hit(key=f"ip:{ip}", limit=limit)
-            if decision is not None and not decision.allowed:
-                message, details = _refusal("Too many requests from this address; slow down.", decision)
-                response = error_response("rate_limited", message, details)
-                for name, value in decision.headers().items():
-                    response[name] = value
-                return response
+        request.rate_limit_ip = None
+        if limit > 0 and request.path_info not in UNLIMITED_PATHS and not self._console(request):
+            refused = self._count(request, limit)
+            if refused is not None:
+                return refused
         response = self.get_response(request)
-        decisions = [d for d in (decision, getattr(request, "rate_limit_user", None)) if d is not None]
+        decisions = [
+            d for d in (request.rate_limit_ip, getattr(request, "rate_limit_user", None)) if d is not None
+        ]
         if decisions and "RateLimit-Limit" not in response:
             tightest = min(decisions, key=lambda d: d.remaining)
             for name, value in tightest.headers().items():
                 response[name] = value
         return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        """The admin site's requests, counted once the session has said who is
+        calling: a signed-in operator's are not counted."""
+        limit = settings.RATE_LIMIT_PER_IP
+        if limit <= 0 or not self._console(request) or _signed_in_operator(request):
+            return None
+        return self._count(request, limit)
+
+    def _count(self, request, limit: int):
+        """Count the request against its address; the refusal, if it is one."""
+        ip = getattr(request, "client_ip", None) or client_ip(request)
+        decision = rate_limit_hit(key=f"ip:{ip}", limit=limit)
+        request.rate_limit_ip = decision
+        if decision is None or decision.allowed:
+            return None
+        message = "Too many requests from this address; slow down."
+        if is_api_request(request):
+            message, details = _refusal(message, decision)
+            response = error_response("rate_limited", message, details)
+        else:
+            retry_after = int(decision.headers()["Retry-After"])
+            context = {"retry_after": retry_after, "console": self._console(request)}
+            page = render_to_string("429.html", context)
+            response = HttpResponse(page, status=429, content_type="text/html; charset=utf-8")
+        for name, value in decision.headers().items():
+            response[name] = value
+        return response
+
+
+def _signed_in_operator(request) -> bool:
+    """An active operator (staff without a tenant) signed in to this session,
+    as the admin site's own permission check asks (accounts/admin.py)."""
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_active and getattr(user, "is_operator", False))
 
 
 class PerUserRateLimit(BaseThrottle):

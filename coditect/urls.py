@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.urls import invite_urlpatterns
 from analytics.apis import AnalyticsUsageApi
 from coditect import health, metrics
+from coditect.api_docs import RedocView
 from core.errors import api_route_not_found
 from licenses.jwks import JwksApi, SignedKeySetApi
 
@@ -43,6 +44,8 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[]),
         name="docs",
     ),
+    # The same schema in ReDoc (coditect/api_docs.py: its page's policy).
+    path("api/redoc/", RedocView.as_view(), name="redoc"),
     re_path(r"^(api|\.well-known)/", api_route_not_found),
 ]
 

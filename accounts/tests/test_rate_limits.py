@@ -226,3 +226,112 @@ def test_concurrent_requests_never_slip_past_the_limit(committed_db, settings):
         with ThreadPoolExecutor(max_workers=8) as pool:
             allowed = list(pool.map(hit, range(24)))
         assert allowed.count(True) == 5, store
+
+
+# --- the operator console and the pages ----------------------------------------------------
+
+CONSOLE_PAGES = ["/admin/", "/admin/licenses/license/", "/admin/tenants/tenant/", "/admin/accounts/user/"]
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def _signed_in(client, **fields):
+    """`client` signed in to the admin site's session as a new staff user."""
+    from django.conf import settings as django_settings
+    from django.db import transaction
+
+    from accounts.models import User
+    from tenants.scope import operator_scope
+
+    with operator_scope(), transaction.atomic(using=django_settings.OPERATOR_DATABASE):
+        user = User.objects.create_user(
+            f"ops-{uuid.uuid4().hex[:6]}@coditect.test", "a console passphrase", is_staff=True, **fields
+        )
+    with operator_scope():
+        client.force_login(user)
+    return user
+
+
+def _assert_html_refusal(response):
+    assert response.status_code == 429
+    assert response["Content-Type"].startswith("text/html")
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert response["RateLimit-Remaining"] == "0"
+    text = response.content.decode()
+    assert "Too many requests" in text and "rate_limited" not in text
+    assert "script-src" in response["Content-Security-Policy"]  # a page like the others
+
+
+def test_a_signed_in_operators_console_pages_are_not_counted(
+    backend, settings, committed_db, client, address
+):
+    settings.RATE_LIMIT_PER_IP = 3
+    _signed_in(client, is_superuser=True)
+    answers = [get(client, address, CONSOLE_PAGES[n % len(CONSOLE_PAGES)], **BROWSER) for n in range(150)]
+    assert [a.status_code for a in answers] == [200] * 150
+    assert all("RateLimit-Limit" not in a.headers for a in answers)
+    # None of them was counted: the address still has its whole allowance for the API,
+    # where the operator's session cookie counts for nothing.
+    assert [get(client, address).status_code for _ in range(4)] == [401, 401, 401, 429]
+
+
+def test_an_anonymous_console_request_past_the_limit_gets_an_html_page(
+    backend, settings, committed_db, client, address
+):
+    settings.RATE_LIMIT_PER_IP = 3
+    assert [get(client, address, "/admin/", **BROWSER).status_code for _ in range(3)] == [302, 302, 302]
+    _assert_html_refusal(get(client, address, "/admin/", **BROWSER))
+    # The sign-in form too (it also has the sign-in throttle, per account).
+    _assert_html_refusal(get(client, address, "/admin/login/", **BROWSER))
+
+
+def test_staff_of_a_tenant_is_no_operator_and_is_counted(backend, settings, committed_db, client, address):
+    """The admin site lets no tenant's member in, whatever is_staff says; nor does the limit."""
+    from tenants.tests.factories import TenantFactory
+
+    settings.RATE_LIMIT_PER_IP = 2
+    _signed_in(client, tenant=TenantFactory(slug=f"staff-{uuid.uuid4().hex[:6]}"))
+    assert [get(client, address, "/admin/", **BROWSER).status_code for _ in range(2)] == [302, 302]
+    _assert_html_refusal(get(client, address, "/admin/", **BROWSER))
+
+
+@pytest.mark.django_db
+def test_the_api_past_the_limit_keeps_the_json_error_for_a_browser_too(backend, settings, client, address):
+    settings.RATE_LIMIT_PER_IP = 1
+    assert get(client, address, **BROWSER).status_code == 401
+    for path in (ANY_ROUTE, "/api/v1/nope", "/.well-known/jwks.json"):
+        refused = get(client, address, path, **BROWSER)
+        assert refused.status_code == 429, path
+        assert refused["Content-Type"] == "application/json"
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert refused.json()["error"]["details"]["retry_after"] == int(refused["Retry-After"])
+
+
+@pytest.mark.django_db
+def test_the_dashboard_past_the_limit_gets_an_html_page(backend, settings, client, address):
+    settings.RATE_LIMIT_PER_IP = 1
+    assert get(client, address, "/dashboard/login/", **BROWSER).status_code == 200
+    refused = get(client, address, "/dashboard/login/", **BROWSER)
+    _assert_html_refusal(refused)
+    assert "operator" not in refused.content.decode()
+
+
+def test_an_api_request_never_reads_the_session(backend, settings, committed_db, client, address):
+    """The console's exemption costs the API nothing: the session (a query) is
+    read for the admin site only."""
+    from contextlib import ExitStack
+
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    settings.RATE_LIMIT_PER_IP = 100
+    _signed_in(client)
+
+    def session_reads(path, status):
+        with ExitStack() as stack:
+            captured = [stack.enter_context(CaptureQueriesContext(c)) for c in connections.all()]
+            assert get(client, address, path).status_code == status
+        return [q["sql"] for queries in captured for q in queries if "django_session" in q["sql"]]
+
+    assert session_reads(ANY_ROUTE, 401) == []
+    # The admin site reads it once, for its view and the limit together.
+    assert len(session_reads("/admin/", 200)) == 1

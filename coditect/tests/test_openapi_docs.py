@@ -105,3 +105,65 @@ def test_acquire_lists_each_of_its_error_codes_and_what_to_do(served_schema):
         assert http_status in acquire["responses"], code
         assert ERROR_STATUS[code] == int(http_status), code
         assert advice, code
+
+
+# --- the ReDoc page (/api/redoc/; tests in a browser: test_api_docs_browser.py) -----------
+
+
+@pytest.mark.django_db
+def test_redoc_is_served_from_this_server_alone_to_anyone(client):
+    page = client.get("/api/redoc/", headers={"Authorization": "Bearer eyJhbGciOiJub25lIn0.e30."})
+    assert page.status_code == 200
+    assert page["Content-Type"].startswith("text/html")
+    text = page.content.decode()
+    assets = re.findall(r'(?:src|href|spec-url)="([^"]+)"', text)
+    assert any(asset.endswith("redoc/bundles/redoc.standalone.js") for asset in assets)
+    assert "/api/schema/" in assets
+    assert [asset for asset in assets if "//" in asset] == []  # no Google Fonts, no CDN
+    assert "<script>" not in text  # no inline script: the site's script-src 'self' holds
+
+
+@pytest.mark.django_db
+def test_redocs_policy_is_the_sites_with_its_search_worker(client, settings):
+    settings.CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'"
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = False
+    policy = client.get("/api/redoc/")["Content-Security-Policy"]
+    assert policy == "default-src 'self'; script-src 'self'; worker-src 'self' blob:"
+    # Every other page keeps the site's policy unwidened.
+    login = client.get(f"/{settings.ADMIN_URL}login/")
+    assert login["Content-Security-Policy"] == "default-src 'self'; script-src 'self'"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "overrides, header, expected",
+    [
+        ({"CONTENT_SECURITY_POLICY_REPORT_ONLY": True}, "Content-Security-Policy-Report-Only", "added"),
+        (
+            {"CONTENT_SECURITY_POLICY": "default-src 'self'; worker-src 'none'"},
+            "Content-Security-Policy",
+            "kept",
+        ),
+        ({"CONTENT_SECURITY_POLICY": ""}, "Content-Security-Policy", None),
+        (
+            {"CONTENT_SECURITY_POLICY_EXEMPT": [r"^api/docs/", r"^api/redoc/"]},
+            "Content-Security-Policy",
+            None,
+        ),
+    ],
+)
+def test_redocs_policy_follows_the_sites_settings(client, settings, overrides, header, expected):
+    settings.CONTENT_SECURITY_POLICY = "default-src 'self'"
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = False
+    settings.CONTENT_SECURITY_POLICY_EXEMPT = [r"^api/docs/"]
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    response = client.get("/api/redoc/")
+    assert response.status_code == 200
+    if expected is None:
+        assert header not in response
+    elif expected == "kept":
+        assert response[header] == settings.CONTENT_SECURITY_POLICY
+    else:
+        assert response[header] == "default-src 'self'; worker-src 'self' blob:"
+        assert "Content-Security-Policy" not in response
