@@ -385,8 +385,9 @@ if POD_IP:
     ALLOWED_HOSTS = [*ALLOWED_HOSTS, POD_IP]
 # Content security policy for every HTML page (dashboard, admin). Everything is
 # served from this origin; inline styles stay allowed because the admin's
-# widgets set style attributes. The API docs page loads Swagger UI from a CDN
-# and is left out rather than widening the policy for every page.
+# widgets set style attributes. Swagger UI (/api/docs/, files from the sidecar
+# package) starts with an inline script, so that page is left out rather than
+# widening the policy for every page; ReDoc keeps it, plus a worker (api_docs.py).
 CONTENT_SECURITY_POLICY = env.str(
     "CONTENT_SECURITY_POLICY",
     default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "

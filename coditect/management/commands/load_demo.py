@@ -135,7 +135,7 @@ CODITECT License Server on {base}
   Runs on:                  {describe_configuration()}
   Admin site (operators):   {base}/admin/      {OPERATOR_EMAIL} / {state["operator_password"]}
   Dashboard (tenant admin): {base}/dashboard/  {ADMIN_EMAIL} / {state["admin_password"]}
-  API docs:                 {base}/api/docs/
+  API docs:                 {base}/api/docs/  (ReDoc: {base}/api/redoc/)
   Demo license key:         {key_line}
 
 Try it:
