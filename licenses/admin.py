@@ -49,7 +49,7 @@ from licenses.keys import KEY_PREFIX, license_key_digest, normalize_license_key
 from licenses.leases import lease_force_release
 from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
-from licenses.once import NONCE_FIELD, nonce_claim, nonce_issue
+from licenses.once import NONCE_FIELD, nonce_claim, nonce_issue, once_register, once_take
 from licenses.services import (
     BlockKind,
     ExpiryChange,
@@ -131,6 +131,7 @@ def key_to_show_once(request, license: License, key: str, *, created: bool) -> s
     }
     newest = sorted(entries.items(), key=lambda item: item[1]["at"], reverse=True)[:SHOWN_ONCE_KEEP]
     session[SHOWN_ONCE_SESSION_KEY] = dict(newest)
+    once_register(request, token, license)
     return token
 
 
@@ -152,6 +153,10 @@ def key_shown_once(request, license: License, token: str) -> tuple[str, str | No
         entries[token] = entry
         session[SHOWN_ONCE_SESSION_KEY] = entries
         return "gone", None, entry
+    if not once_take(request, token, license):
+        # Another request (a second tab opened at the same moment) took it; its
+        # own answer marks the session.
+        return "shown", None, entry
     from cryptography.exceptions import InvalidTag
 
     raw = base64.b64decode(entry["sealed"])

@@ -116,3 +116,44 @@ def nonce_claim(request, token: str, action: str, license=None) -> Iterator[Clai
             row.used_at = timezone.now()
             row.result = claim._done[0][:300]
             row.save(using=database, update_fields=["used_at", "result"])
+
+
+# --- a page shown once -------------------------------------------------------------------
+# The key page's token lives in the operator's session, and a session is read by
+# each request before another saves it: pages opened in several tabs at once
+# would each find the key still there. The token is also a row here, and one
+# UPDATE takes it: of requests in flight together, exactly one shows the key.
+
+SHOWN_ONCE_ACTION = "key_shown_once"
+
+
+def once_register(request, token: str, license) -> None:
+    """Record a page's token, so that `once_take` lets it be shown once."""
+    ConsoleNonce.objects.using(_database()).create(
+        digest=_digest(token),
+        user_id=request.user.pk,
+        action=SHOWN_ONCE_ACTION,
+        license_id=getattr(license, "pk", None),
+        created_at=timezone.now(),
+    )
+
+
+def once_take(request, token: str, license) -> bool:
+    """True for the one request that takes the token (this operator's, this
+    license's, not too old); False for every other, at once or later."""
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_NONCE_LENGTH or "\x00" in token:
+        return False
+    now = timezone.now()
+    taken = (
+        ConsoleNonce.objects.using(_database())
+        .filter(
+            digest=_digest(token),
+            user_id=request.user.pk,
+            action=SHOWN_ONCE_ACTION,
+            license_id=getattr(license, "pk", None),
+            created_at__gt=now - timedelta(seconds=NONCE_SECONDS),
+            used_at__isnull=True,
+        )
+        .update(used_at=now)
+    )
+    return taken == 1

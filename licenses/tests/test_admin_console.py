@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
 from django.contrib.sessions.models import Session
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -106,6 +108,37 @@ def test_a_regenerated_key_is_shown_once_and_reloads_regenerate_nothing(console,
         assert "no-store" in reload["Cache-Control"]
     assert len(audit(license, "license.key_regenerated")) == 1
     assert fresh(license).key_prefix == key[: len(fresh(license).key_prefix)]
+
+
+def test_the_key_page_opened_in_four_tabs_at_once_shows_the_key_in_one(console, scene):
+    """Four requests in flight together with one session each read the session
+    before any saves it; the token's row lets one of them show the key."""
+    _, license, _ = scene
+    location = regenerate(console, license)["Location"]
+    cookie = console.cookies[settings.SESSION_COOKIE_NAME].value
+    start = threading.Barrier(4)
+    answers = []
+
+    def open_tab():
+        client = Client()
+        client.cookies[settings.SESSION_COOKIE_NAME] = cookie
+        try:
+            start.wait()
+            answers.append(client.get(location))
+        finally:
+            connections.close_all()
+
+    tabs = [threading.Thread(target=open_tab) for _ in range(4)]
+    for tab in tabs:
+        tab.start()
+    for tab in tabs:
+        tab.join()
+
+    assert sorted(answer.status_code for answer in answers) == [200, 410, 410, 410]
+    (shown,) = (answer for answer in answers if answer.status_code == 200)
+    key = shown_key(shown)
+    assert all(key not in answer.content.decode() for answer in answers if answer is not shown)
+    assert console.get(location).status_code == 410
 
 
 def test_the_key_page_prints_its_title_once_and_has_a_copy_button(console, scene):
