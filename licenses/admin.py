@@ -708,7 +708,7 @@ class LicenseAdmin(admin.ModelAdmin):
         licenses = list(queryset.select_related("tenant"))
         used, latest = seats_in_use(licenses), last_activity(licenses)
         response = _csv_response("licenses.csv")
-        writer = csv.writer(response)
+        writer = _SafeCsvWriter(response)
         writer.writerow(
             [
                 "id",
@@ -729,7 +729,7 @@ class LicenseAdmin(admin.ModelAdmin):
                 [
                     license.pk,
                     license.tenant.name,
-                    _csv_cell(license.name),
+                    license.name,
                     license.key_prefix,
                     license_state(license),
                     "" if seats is None else seats,
@@ -752,7 +752,7 @@ class LicenseAdmin(admin.ModelAdmin):
             tenant_id=license.tenant_id, target_type=LICENSE_TARGET, target_id=str(license.pk)
         ).order_by("-id")
         response = _csv_response(f"license-{license.key_prefix}-audit.csv")
-        writer = csv.writer(response)
+        writer = _SafeCsvWriter(response)
         writer.writerow(["id", "created_at", "action", "actor", "ip_address", "request_id", "details"])
         for row in rows.iterator(chunk_size=500):
             writer.writerow(
@@ -760,10 +760,10 @@ class LicenseAdmin(admin.ModelAdmin):
                     row.pk,
                     when(row.created_at, seconds=True),
                     row.action,
-                    _csv_cell(row.actor),
+                    row.actor,
                     row.ip_address or "",
                     row.request_id,
-                    _csv_cell(_details_text(row.details)),
+                    _details_text(row.details),
                 ]
             )
         return response
@@ -1704,10 +1704,28 @@ def _csv_response(filename: str) -> HttpResponse:
     return response
 
 
-def _csv_cell(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    text = str(text)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def _csv_cell(value):
+    """A cell a spreadsheet will not run as a formula: text that starts (after
+    any spaces) with a formula character gets a leading quote. Numbers stay."""
+    if isinstance(value, int | float) or value is None:
+        return "" if value is None else value
+    text = str(value)
+    return f"'{text}" if text[:1] in _FORMULA_STARTS or text.lstrip(" ")[:1] in _FORMULA_STARTS else text
+
+
+class _SafeCsvWriter:
+    """csv.writer whose every cell goes through _csv_cell: no column, however
+    it is filled (a tenant's self-chosen name, a client's request id), can
+    carry a formula into the operator's spreadsheet."""
+
+    def __init__(self, response):
+        self._writer = csv.writer(response)
+
+    def writerow(self, cells) -> None:
+        self._writer.writerow([_csv_cell(cell) for cell in cells])
 
 
 def _details_text(details) -> str:

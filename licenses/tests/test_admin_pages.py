@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from accounts.models import Role
 from accounts.tests.factories import UserFactory
+from audit.services import audit_record
 from core.context import request_context
 from core.errors import ApplicationError
 from licenses.leases import lease_acquire
@@ -280,6 +281,30 @@ def test_a_csv_cell_is_never_a_formula(console, support):
 
     (row,) = csv.DictReader(io.StringIO(response.content.decode()))
     assert row["name"].startswith("'=")
+
+
+def test_no_column_of_either_csv_carries_a_formula(console, support):
+    """A tenant names itself (open registration), a client picks its request id,
+    a name may hide its formula behind spaces: every text cell is guarded."""
+    evil_tenant = TenantFactory(name='=HYPERLINK("http://evil.test/","Open")')
+    evil = LicenseFactory(tenant=evil_tenant, name=" =1+1", max_seats=1)
+    with request_context(request_id="-A1-A1"), tenant_scope(evil_tenant.id):
+        audit_record(
+            action="license.suspended",
+            tenant_id=evil_tenant.id,
+            actor="-A1-A1",
+            target=evil,
+            details={"reason": "@SUM(A1)"},
+        )
+
+    listed = console.post(LIST, {"action": "export_csv", "_selected_action": [str(evil.pk)]})
+    audited = console.get(reverse("admin:licenses_license_audit_csv", args=[evil.pk]))
+
+    (row,) = csv.DictReader(io.StringIO(listed.content.decode()))
+    assert row["tenant"] == "'" + evil_tenant.name and row["name"] == "' =1+1"
+    (event,) = csv.DictReader(io.StringIO(audited.content.decode()))
+    assert event["request_id"] == event["actor"] == "'-A1-A1"
+    assert "@SUM(A1)" in event["details"] and event["details"].lstrip("'")[:1] not in "=+-@"
 
 
 def bulk(client, action: str, selected: list[str], **fields):
