@@ -1674,8 +1674,12 @@ def _expiry(exact: str) -> datetime:
                     expires_at = datetime(day.year, day.month, day.day)
             if expires_at is not None and timezone.is_naive(expires_at):
                 expires_at = timezone.make_aware(expires_at, UTC)
+            if expires_at is not None:
+                # An offset at the ends of the calendar has no UTC instant
+                # ("9999-12-31T23:59-01:00"): that is no date either.
+                expires_at = expires_at.astimezone(UTC)
         except (ValueError, OverflowError):
-            pass  # well formed, but no such date ("2025-02-30")
+            expires_at = None  # well formed, but no such date ("2025-02-30")
     if expires_at is None:
         raise ValueError("The expiry given is not a date and time (YYYY-MM-DD HH:MM, UTC).")
     return expires_at

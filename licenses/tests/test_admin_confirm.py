@@ -154,8 +154,10 @@ def test_days_changed_on_the_confirmation_page_are_described_again_not_applied(c
         ({"expires_at": "2027-02-30"}, "is not a date and time"),
         ({"expires_at": "2001-01-01"}, "must be in the future"),
         ({"expires_at": ""}, "Give an expiry"),
+        ({"expires_at": "9999-12-31T23:59-01:00"}, "is not a date and time"),
+        ({"expires_at": "0001-01-01T00:30+01:00"}, "is not a date and time"),
     ],
-    ids=["no-such-day", "past", "nothing"],
+    ids=["no-such-day", "past", "nothing", "past-the-calendars-end", "before-its-start"],
 )
 def test_a_bad_date_on_the_confirmation_page_is_the_form_again(console, scene, posted, message):
     _, license, _ = scene
