@@ -1,5 +1,5 @@
 """Middleware that is not about tenants: the request context, request body
-limits, the content security policy."""
+limits, query strings without NUL, the content security policy."""
 
 from __future__ import annotations
 
@@ -47,6 +47,28 @@ class RequestContextMiddleware:
                 response._has_been_logged = True  # Django's log_response would say it again, at ERROR
         response["X-Request-ID"] = request_id
         return response
+
+
+class QueryStringNulMiddleware:
+    """Refuse a query string that carries a NUL character (`%00`) before any
+    view reads it: PostgreSQL text cannot hold one, so a filter or a search
+    given one (the console's list filters) would fail at the database as a
+    500. The API answers 400 invalid_request; other pages Django's 400."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if query and ("%00" in query or "\x00" in query):
+            from django.core.exceptions import SuspiciousOperation
+
+            from core.errors import _answers_json, error_response, handler400
+
+            if _answers_json(request):
+                return error_response("invalid_request", "The query string carries a NUL character (%00).")
+            return handler400(request, SuspiciousOperation("NUL in the query string"))
+        return self.get_response(request)
 
 
 class RequestBodyLimitMiddleware:

@@ -228,3 +228,19 @@ def test_an_oversized_dashboard_form_is_a_400_not_a_500(client, db, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
     response = client.post("/dashboard/login/", {"email": "a@example.com", "password": "x" * 4096})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "query", ["cursor=%00", "limit=1%00", "license_key=CDT%00", "x=%00%00", "%00=1"], ids=str
+)
+def test_a_nul_in_the_query_string_is_a_400_in_the_error_shape(admin, query):
+    response = admin.client.get(f"/api/v1/licenses/status?{query}")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert "NUL" in response.json()["error"]["message"]
+
+
+def test_a_nul_in_a_page_query_string_is_a_plain_400(client, db):
+    response = client.get("/dashboard/?q=%00")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")

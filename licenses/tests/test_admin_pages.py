@@ -373,3 +373,24 @@ def test_every_date_in_the_console_pages_has_one_format_and_its_zone(console, su
             r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}, 20\d\d", text
         ), address
         assert not re.search(r"\b20\d\d-\d\d-\d\d \d\d:\d\d(:\d\d)?(?! UTC)(?!:)\b", text), address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        f"{AUDIT_LIST}?action=%00",
+        f"{AUDIT_LIST}?target_id=%00",
+        f"{AUDIT_LIST}?target_type=%00",
+        f"{AUDIT_LIST}?request_id=%00",
+        f"{AUDIT_LIST}?actor=%00",
+        f"{LIST}?name=%00",
+        f"{LIST}?key_prefix=%00",
+        "/admin/tenants/tenant/?slug=%00",
+        "/admin/accounts/user/?email=%00",
+        f"{LIST}?q=%00",
+    ],
+)
+def test_a_nul_in_a_console_filter_is_a_400_not_a_500(console, support, address):
+    """PostgreSQL text holds no NUL: a filter given one would fail there."""
+    response = console.get(address)
+    assert response.status_code == 400
