@@ -54,6 +54,7 @@ from licenses.services import (
     BlockKind,
     ExpiryChange,
     license_block,
+    license_block_named,
     license_create,
     license_extend,
     license_extend_by_days,
@@ -1545,7 +1546,7 @@ class LicenseAdmin(admin.ModelAdmin):
             )
 
         if not _confirming(request):
-            if license.block_of(kind, value) is None:
+            if license_block_named(license, kind, value) is None:
                 messages.error(request, f"This {kind} is not blocked on the license.")
                 return self._back(license)
             return page()

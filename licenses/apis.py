@@ -18,10 +18,10 @@ from core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageQuerySerializer
 from core.serializers import JsonBodySerializer
 from licenses import leases, selectors
 from licenses.authentication import LicenseTokenAuthentication
+from licenses.models import FINGERPRINT
 from tenants.scope import scope_boundary
 from tenants.views import TenantAPIView
 
-FINGERPRINT = re.compile(r"^[A-Za-z0-9._:+/=-]{8,128}$")
 CLIENT_INFO_KEY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
@@ -8,6 +9,9 @@ from django.db import models
 from django.utils import timezone
 
 from tenants.models import TenantOwnedModel
+
+# What a client may send as its machine's fingerprint (a client-side hash).
+FINGERPRINT = re.compile(r"^[A-Za-z0-9._:+/=-]{8,128}$")
 
 
 def default_lease_ttl() -> int:

@@ -13,7 +13,7 @@ from django.db import transaction
 from audit.events import Event
 from audit.services import audit_record
 from licenses.keys import generate_license_key, license_key_digest, license_key_display_prefix
-from licenses.models import License
+from licenses.models import FINGERPRINT, License
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 
@@ -282,7 +282,7 @@ def license_unblock(*, license: License, kind: str, value: str, actor: Any = Non
         raise ApplicationError("A block names a machine or a user.", code="invalid_request")
     with tenant_scope(license.tenant_id):
         license = _locked(license)
-        block = license.block_of(kind, value)
+        block = license_block_named(license, kind, value)
         if block is None:
             raise ApplicationError(f"This {kind} is not blocked on the license.", code="invalid_request")
         license.blocks = [item for item in license.blocks if item is not block]
@@ -297,6 +297,18 @@ def license_unblock(*, license: License, kind: str, value: str, actor: Any = Non
     return license
 
 
+def license_block_named(license: License, kind: str, value: str) -> dict | None:
+    """The block a console names: a user by id or by email (kept as the id),
+    a machine by its fingerprint; None when there is none."""
+    from core.errors import ApplicationError
+
+    try:
+        value = _block_value(license, kind, value)
+    except ApplicationError:
+        value = (value or "").strip()  # a user since deleted: the id as written
+    return license.block_of(kind, value)
+
+
 def _block_value(license: License, kind: str, value: str) -> str:
     import uuid
 
@@ -309,6 +321,12 @@ def _block_value(license: License, kind: str, value: str) -> str:
     if not value or len(value) > 255:
         raise ApplicationError(
             "Name the machine (its fingerprint) or the user (their id) to block.", code="invalid_request"
+        )
+    if kind == BlockKind.MACHINE and not FINGERPRINT.fullmatch(value):
+        # A value no client can send as its fingerprint would block nothing.
+        raise ApplicationError(
+            "A machine is named by its fingerprint: 8 to 128 letters, digits or . _ : + / = -",
+            code="invalid_request",
         )
     if kind == BlockKind.USER:
         # By id, or by email (the console's form): either way the block keeps the id.

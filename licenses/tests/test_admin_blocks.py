@@ -107,12 +107,29 @@ def test_unblock_asks_first_then_lifts_the_block(console, scene, operator):
     assert unblocked.actor == operator.email
 
 
+def test_a_user_blocked_by_id_is_unblocked_by_email(console, scene):
+    tenant, license, _ = scene
+    member = member_of(tenant)
+    confirm(console, url("block", license), {"kind": "user", "value": str(member.pk)})
+
+    done = confirm(
+        console, url("unblock", license), {"kind": "user", "value": "Member@Acme.test "}, follow=True
+    )
+
+    assert "may acquire seats of this license again" in " ".join(messages_shown(done))
+    assert fresh(license).blocks == []
+
+
 @pytest.mark.parametrize(
     ("action", "posted", "confirmed", "message", "status"),
     [
         ("block", {"kind": "printer", "value": "x"}, False, "Name a machine", 200),
         ("block", {"kind": "user", "value": "nobody@acme.test"}, True, "No user of", 400),
         ("block", {"kind": "machine", "value": "fp\x00"}, False, "The value given is not usable", 200),
+        # No client can send these as its fingerprint: such a block would block nothing.
+        ("block", {"kind": "machine", "value": "<b>my laptop</b>"}, True, "named by its fingerprint", 400),
+        ("block", {"kind": "machine", "value": "short"}, True, "named by its fingerprint", 400),
+        ("block", {"kind": "machine", "value": "f" * 129}, True, "named by its fingerprint", 400),
         ("unblock", {"kind": "printer", "value": "x"}, False, "A block names a machine or a user", 200),
         ("unblock", {"kind": "machine", "value": "fp-aaaa-0001"}, False, "is not blocked", 200),
         # "Yes" without the confirmation page's one-time token.
