@@ -9,9 +9,10 @@ from django.contrib import admin
 from django.urls import reverse
 
 from accounts.models import User
-from audit.admin import TargetLabels, details_text
 from audit.models import AuditLog
-from licenses.admin import last_activity, license_state, seats_in_use, when
+from audit.readable import TargetLabels, details_text
+from core.dates import when
+from licenses.admin import last_activity, license_state, seats_in_use
 from licenses.models import License
 from tenants.models import Tenant
 from tenants.services import tenant_create
@@ -25,6 +26,9 @@ class TenantAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "is_active", "created")
     search_fields = ("name", "slug", "id")
     list_filter = ("is_active",)
+    # By name, then slug: two tenants of one name keep one order here and in
+    # the license list's tenant filter (which takes this admin's ordering).
+    ordering = ("name", "slug")
     readonly_fields = ("id", "created", "updated")
     change_form_template = "admin/tenants/tenant/change_form.html"
 
