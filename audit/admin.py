@@ -155,6 +155,7 @@ class AuditLogAdmin(admin.ModelAdmin):
     list_per_page = 50
     change_list_template = "admin/audit/auditlog/change_list.html"
     change_form_template = "admin/audit/auditlog/change_form.html"
+    object_history_template = "admin/audit/object_history.html"
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)

@@ -139,6 +139,8 @@ def assert_readable(page: str, *hidden_ids) -> None:
     assert 'name="_save"' not in page and 'name="_continue"' not in page
     assert 'name="_addanother"' not in page and "deletelink" not in page
     assert WITH_SECONDS.search(text)
+    # Not one without its zone (the breadcrumbs and heading included), nor an ISO one.
+    assert not re.search(r"\b20\d\d-\d\d-\d\d \d\d:\d\d(:\d\d)?(?! UTC)(?!:)\b", text)
     assert not ISO_MOMENT.search(text), ISO_MOMENT.search(text)
     assert not re.search(r"\bNone\b", text)
     for hidden in hidden_ids:
@@ -310,6 +312,19 @@ def test_the_list_and_the_tenant_page_write_detail_times_in_the_one_format(conso
         assert f"acquired_at: {when(seeded['acquired'], seconds=True)}" in text
         assert not ISO_MOMENT.search(text)
     assert "API client" in text_of(console.get(AUDIT_LIST).content.decode())
+
+
+def test_a_tenants_history_page_writes_its_times_in_the_one_format(console, seeded):
+    acme = seeded["acme"]
+    tenant_page = reverse("admin:tenants_tenant_change", args=[acme.pk])
+    console.post(tenant_page, {"name": "Acme East", "slug": "acme-east", "is_active": "on"})
+
+    page = console.get(reverse("admin:tenants_tenant_history", args=[acme.pk])).content.decode()
+
+    text = text_of(page)
+    assert "Changed Name." in text and WITH_SECONDS.search(text)
+    assert not re.search(r"\b(a\.m\.|p\.m\.|noon|midnight)", text)
+    assert f"{AUDIT_LIST}?target_id={acme.pk}" in page
 
 
 def test_every_declared_event_has_words():
