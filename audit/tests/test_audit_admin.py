@@ -33,7 +33,8 @@ from licenses.tests.test_admin import fresh, make_operator
 from tenants.scope import operator_scope, tenant_scope
 from tenants.tests.factories import TenantFactory
 
-pytestmark = pytest.mark.postgres
+# Both passes: PostgreSQL (the operator role, under RLS) and the embedded SQLite install.
+pytestmark = pytest.mark.embedded
 
 fresh_content_types = test_admin.fresh_content_types
 quick_password_hashing = test_admin.quick_password_hashing
