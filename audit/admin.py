@@ -192,13 +192,12 @@ class AuditLogAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra = dict(extra_context or {})
-        row = self.get_object(request, object_id)
-        if row is not None and self.has_view_permission(request, row):
-            page = row_page(row)
-            extra.update(page, title=f"Audit row {row.pk}", subtitle=page["audit_title"])
-        return super().change_view(request, object_id, form_url, extra_context=extra)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The row the view already read and checked the permission for.
+        if obj is not None:
+            page = row_page(obj)
+            context.update(page, title=f"Audit row {obj.pk}", subtitle=page["audit_title"])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_add_permission(self, request):
         return False

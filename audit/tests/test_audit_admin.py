@@ -12,6 +12,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
@@ -326,6 +327,12 @@ def test_a_tenants_history_page_writes_its_times_in_the_one_format(console, seed
     assert "Changed Name." in text and WITH_SECONDS.search(text)
     assert not re.search(r"\b(a\.m\.|p\.m\.|noon|midnight)", text)
     assert f"{AUDIT_LIST}?target_id={acme.pk}" in page
+    with operator_scope():
+        changed = AuditLog.objects.get(action=Event.ADMIN_CHANGED, target_id=str(acme.pk))
+    row_page = page_of(console, changed).content.decode()
+    assert_readable(row_page, acme.pk)
+    assert table(row_page, "audit-details") == {"Object": "Acme East (acme-east)", "Change": "Changed Name."}
+    assert table(row_page, "audit-row")["Target"] == "Tenant Acme East (acme-east)"
 
 
 def test_every_declared_event_has_words():
@@ -348,3 +355,15 @@ def test_every_declared_event_has_words():
 )
 def test_a_detail_value_reads_as_text(value, shown):
     assert value_text(value) == shown
+
+
+def test_an_audit_rows_page_reads_what_it_names_in_one_query_per_kind(
+    console, seeded, django_assert_max_num_queries
+):
+    # The session and its user, the row, its license, the users it names (its
+    # own and the detail's, together), its tenant, the content types, and the
+    # view's transaction.
+    with django_assert_max_num_queries(10, using=settings.OPERATOR_DATABASE):
+        response = page_of(console, seeded["rows"]["lease.lost"])
+
+    assert response.status_code == 200
