@@ -16,17 +16,15 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from datetime import UTC
 
-from django.apps import apps
 from django.contrib import admin
-from django.core.exceptions import ValidationError
 from django.db import router, transaction
-from django.utils.text import capfirst
 
 from audit.events import Event
 from audit.models import AuditLog
+from audit.readable import TargetLabels, details_text, row_page
 from audit.services import audit_capture, audit_record
+from core import dates
 from tenants.models import Tenant
 
 
@@ -102,72 +100,20 @@ def audit_every_registered_admin(site: admin.AdminSite) -> None:
         site.register(model, audited)
 
 
-AUDIT_DETAILS_SHOWN = 200
-
-
-def _when(moment) -> str:
-    if moment is None:
-        return "—"
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
-
-
-class TargetLabels:
-    """Names for a page of targets, one query per kind (licenses, tenants,
-    users), so the list says "License Acme Pro CDT-7K2QF…", not a UUID."""
-
-    def __init__(self, rows) -> None:
-        wanted: dict[str, set[str]] = {}
-        for row in rows:
-            if row.target_type and row.target_id:
-                wanted.setdefault(row.target_type, set()).add(row.target_id)
-        self.labels: dict[tuple[str, str], str] = {}
-        for target_type, ids in wanted.items():
-            try:
-                model = apps.get_model(target_type)
-            except (LookupError, ValueError):
-                continue
-            manager = getattr(model, "unscoped", None) or model._default_manager
-            valid = []
-            for value in ids:
-                try:
-                    valid.append(model._meta.pk.to_python(value))
-                except ValidationError:
-                    pass
-            for obj in manager.using(router.db_for_read(AuditLog)).filter(pk__in=valid):
-                self.labels[(target_type, str(obj.pk))] = f"{capfirst(model._meta.verbose_name)} {obj}"
-
-    def __call__(self, row) -> str:
-        if not row.target_type:
-            return "—"
-        return self.labels.get((row.target_type, row.target_id)) or f"{row.target_type} {row.target_id}"
-
-
-def details_text(details) -> str:
-    if not details:
-        return "—"
-    if isinstance(details, dict):
-        text = "; ".join(f"{key}: {_value_text(value)}" for key, value in details.items())
-    else:
-        text = str(details)
-    return text if len(text) <= AUDIT_DETAILS_SHOWN else f"{text[: AUDIT_DETAILS_SHOWN - 1]}…"
-
-
-def _value_text(value) -> str:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
-
-
 class TenantFilter(admin.SimpleListFilter):
     """By tenant (from the tenants table, not a scan of the log), or the
-    operator chain (events of no tenant)."""
+    operator chain (events of no tenant). Each is "Name (slug)", by name then
+    slug: two tenants of one name are told apart."""
 
     title = "tenant"
     parameter_name = "tenant"
 
     def lookups(self, request, model_admin):
-        tenants = Tenant.objects.using(router.db_for_read(AuditLog)).order_by("name")
-        return [("none", "Operator (no tenant)"), *((str(tenant.pk), tenant.name) for tenant in tenants)]
+        tenants = Tenant.objects.using(router.db_for_read(AuditLog)).order_by("name", "slug")
+        return [
+            ("none", "Operator (no tenant)"),
+            *((str(tenant.pk), f"{tenant.name} ({tenant.slug})") for tenant in tenants),
+        ]
 
     def queryset(self, request, queryset):
         if self.value() == "none":
@@ -198,15 +144,18 @@ class AuditLogAdmin(admin.ModelAdmin):
     """Read-only: the log is append-only, in the database too. The list reads
     as text (targets named, details written out), filters by tenant, action and
     date, and may be narrowed to one target (`?target_id=`), as each license
-    page links it."""
+    page links it. A row's own page (audit/readable.row_page) is a page to
+    read, not a form: who, what, on what, and each detail on its own line."""
 
-    list_display = ("when", "tenant", "action", "actor", "target", "details_shown")
+    list_display = ("when", "tenant", "action", "who", "target", "details_shown")
     list_filter = (TenantFilter, ActionFilter, ("created_at", admin.DateFieldListFilter))
     list_select_related = ("tenant",)
     search_fields = ("action", "actor", "target_id", "request_id")
     date_hierarchy = "created_at"
     list_per_page = 50
     change_list_template = "admin/audit/auditlog/change_list.html"
+    change_form_template = "admin/audit/auditlog/change_form.html"
+    object_history_template = "admin/audit/object_history.html"
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
@@ -215,7 +164,14 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="When (UTC)", ordering="created_at")
     def when(self, row):
-        return _when(row.created_at)
+        return dates.when(row.created_at, seconds=True)
+
+    @admin.display(description="Who")
+    def who(self, row):
+        # The list reads no users: the email the row kept, else what made it.
+        if row.actor:
+            return row.actor
+        return "API client" if row.request_id else "system"
 
     @admin.display(description="Target")
     def target(self, row):
@@ -229,8 +185,19 @@ class AuditLogAdmin(admin.ModelAdmin):
     def lookup_allowed(self, lookup, value, request=None):
         return lookup in ("target_id", "target_type") or super().lookup_allowed(lookup, value, request)
 
+    def get_fields(self, request, obj=None):
+        # The page draws its own rows (row_page); the form behind it has none.
+        return ()
+
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The row the view already read and checked the permission for.
+        if obj is not None:
+            page = row_page(obj)
+            context.update(page, title=f"Audit row {obj.pk}", subtitle=page["audit_title"])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_add_permission(self, request):
         return False

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from core.dates import when
 from tenants.models import Tenant, TenantScopedManager
 
 
@@ -40,4 +41,5 @@ class AuditLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action}"
+        # The console's one format (its breadcrumbs and history pages print this).
+        return f"{when(self.created_at, seconds=True)} {self.action}"

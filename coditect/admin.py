@@ -7,11 +7,13 @@ floor, not in `tenants`, which the others stand on."""
 
 from django.contrib import admin
 from django.urls import reverse
+from django.utils.http import urlencode
 
 from accounts.models import User
-from audit.admin import TargetLabels, details_text
 from audit.models import AuditLog
-from licenses.admin import last_activity, license_state, seats_in_use, when
+from audit.readable import TargetLabels, details_text
+from core.dates import when
+from licenses.admin import last_activity, license_state, seats_in_use
 from licenses.models import License
 from tenants.models import Tenant
 from tenants.services import tenant_create
@@ -25,8 +27,13 @@ class TenantAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "is_active", "created")
     search_fields = ("name", "slug", "id")
     list_filter = ("is_active",)
+    # By name, then slug: two tenants of one name keep one order here and in
+    # the license list's tenant filter (which takes this admin's ordering).
+    ordering = ("name", "slug")
     readonly_fields = ("id", "created", "updated")
     change_form_template = "admin/tenants/tenant/change_form.html"
+    # Its times in the one format, with a link to the tenant's audit rows.
+    object_history_template = "admin/audit/object_history.html"
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -48,6 +55,13 @@ class TenantAdmin(admin.ModelAdmin):
         if tenant is not None:
             extra.update(self._support_panel(tenant))
         return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def history_view(self, request, object_id, extra_context=None):
+        extra = {
+            **(extra_context or {}),
+            "audit_rows_url": f"{reverse('admin:audit_auditlog_changelist')}?{urlencode({'target_id': object_id})}",
+        }
+        return super().history_view(request, object_id, extra_context=extra)
 
     @staticmethod
     def _support_panel(tenant: Tenant) -> dict:
