@@ -48,6 +48,9 @@ AUDITED_VIEWS = ("changeform_view", "changelist_view", "delete_view", "user_chan
 
 
 class AuditedAdminMixin:
+    # A page's history in the console's one date format (with its zone).
+    object_history_template = "admin/audit/object_history.html"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in AUDITED_VIEWS:

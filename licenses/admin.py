@@ -44,6 +44,8 @@ from django.views.decorators.http import require_POST
 from accounts.models import User
 from audit.events import Event
 from audit.models import AuditLog
+from audit.readable import value_text
+from core.dates import when
 from core.errors import ApplicationError, ServiceUnavailable
 from licenses.keys import KEY_PREFIX, license_key_digest, normalize_license_key
 from licenses.leases import lease_force_release
@@ -178,20 +180,6 @@ EXPIRING_SOON_DAYS = 30
 # The license page's usage history.
 USAGE_DAYS = 30
 LICENSE_TARGET = "licenses.license"
-
-
-def when(moment, *, seconds: bool = False, none: str = "never") -> str:
-    """The console's one date format, with its zone: "2026-12-02 14:05 UTC"."""
-    if moment is None or moment == "":
-        return none
-    if isinstance(moment, str):
-        parsed = parse_datetime(moment)
-        if parsed is None:
-            return moment
-        moment = parsed
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, UTC)
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M{':%S' if seconds else ''}} UTC"
 
 
 def license_state(license: License, now=None) -> str:
@@ -1734,6 +1722,7 @@ class _SafeCsvWriter:
 
 
 def _details_text(details) -> str:
+    """The details in full, on one line, times in the one format (the CSV)."""
     if not isinstance(details, dict):
         return str(details)
-    return "; ".join(f"{key}={value}" for key, value in details.items())
+    return "; ".join(f"{key}: {value_text(value)}" for key, value in details.items())

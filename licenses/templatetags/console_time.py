@@ -1,6 +1,6 @@
 """The operator console's one date format: `{{ moment|utc }}` is
 "2026-12-02 14:05 UTC" (`|utc:"seconds"` adds the seconds), "—" for none.
-The Python side (list columns, messages) uses licenses.admin.when, the same
+The Python side (list columns, messages) uses core.dates.when, the same
 function."""
 
 from __future__ import annotations
@@ -12,6 +12,6 @@ register = template.Library()
 
 @register.filter
 def utc(moment, precision: str = "") -> str:
-    from licenses.admin import when
+    from core.dates import when
 
     return when(moment, seconds=precision == "seconds", none="—")
