@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "tenants.middleware.OperatorSiteMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "coditect.middleware.KeyOutOfAdminAddressMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]

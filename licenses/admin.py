@@ -47,7 +47,7 @@ from audit.models import AuditLog
 from audit.readable import value_text
 from core.dates import when
 from core.errors import ApplicationError, ServiceUnavailable
-from licenses.keys import KEY_PREFIX, license_key_digest, normalize_license_key
+from licenses.keys import license_key_digest, looks_like_a_key
 from licenses.leases import lease_force_release
 from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
@@ -82,11 +82,6 @@ def _posted(request, name: str) -> str:
     if "\x00" in value or len(value) > MAX_POSTED_LENGTH:
         raise UnusableInput(name)
     return value
-
-
-def _looks_like_a_key(term: str) -> bool:
-    key = normalize_license_key(term)
-    return key.startswith(f"{KEY_PREFIX}-") and len(key) >= 20
 
 
 # --- Keys shown once ---------------------------------------------------------------
@@ -317,21 +312,8 @@ class LicenseAdmin(admin.ModelAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
-        from django.contrib.admin.views.main import SEARCH_VAR
-
-        term = request.GET.get(SEARCH_VAR, "")
-        if term and _looks_like_a_key(term.strip()):
-            # It is in this request's address already; take it out of the next one
-            # (and of history's last entry), and never search or echo it.
-            query = request.GET.copy()
-            del query[SEARCH_VAR]
-            messages.warning(
-                request,
-                "A whole license key does not go in the search box (it would stay in the address, "
-                "the browser's history and logs): paste it in “Find by license key”.",
-            )
-            changelist = reverse("admin:licenses_license_changelist")
-            return HttpResponseRedirect(f"{changelist}?{query.urlencode()}" if query else changelist)
+        # A whole key pasted in the search box never reaches here: see
+        # coditect.middleware.KeyOutOfAdminAddressMiddleware.
         extra = {
             **(extra_context or {}),
             "find_by_key_url": reverse("admin:licenses_license_find_by_key"),
@@ -350,7 +332,7 @@ class LicenseAdmin(admin.ModelAdmin):
             term = _posted(request, "license_key").strip()
         except UnusableInput:
             term = ""
-        if not _looks_like_a_key(term):
+        if not looks_like_a_key(term):
             messages.error(
                 request,
                 "That is not a whole license key (CDT-…). Search by prefix, name or tenant in the search box.",

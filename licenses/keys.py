@@ -27,6 +27,13 @@ def normalize_license_key(key: str) -> str:
     return key.strip().upper()
 
 
+def looks_like_a_key(term: str) -> bool:
+    """A whole key, or most of one: more than a display prefix (what may be
+    searched for), so it stays out of addresses and logs."""
+    key = normalize_license_key(term)
+    return key.startswith(f"{KEY_PREFIX}-") and len(key) >= 20
+
+
 def license_key_digest(key: str) -> str:
     return hashlib.sha256(normalize_license_key(key).encode()).hexdigest()
 

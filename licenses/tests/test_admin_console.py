@@ -291,6 +291,30 @@ def test_a_key_that_opens_nothing_is_a_message_without_the_key(
         assert pasted not in every_log_line.text
 
 
+@pytest.mark.parametrize(
+    "page",
+    [
+        "admin:licenses_license_changelist",
+        "admin:audit_auditlog_changelist",
+        "admin:tenants_tenant_changelist",
+        "admin:accounts_user_changelist",
+    ],
+)
+@pytest.mark.parametrize("parameter", ["q", "name", "request_id"])
+def test_a_key_in_any_console_address_is_taken_out_and_not_searched(
+    console, scene, every_log_line, page, parameter
+):
+    _, license, _ = scene
+    address = reverse(page)
+
+    found = console.get(address, {parameter: f" {license.key.lower()} ", "o": "1"}, follow=True)
+
+    assert found.redirect_chain[0] == (f"{address}?o=1", 302)
+    assert any("Find by license key" in shown for shown in messages_shown(found))
+    assert license.key not in found.content.decode() and license.key.lower() not in found.content.decode()
+    assert license.key not in every_log_line.text
+
+
 def test_a_key_in_another_tenant_is_found_by_the_operator(console, scene):
     # The operator sees every tenant: the lookup is by digest over all of them.
     from tenants.tests.factories import TenantFactory
@@ -310,9 +334,10 @@ def test_find_by_key_is_post_only_and_staff_only(console, scene):
         client.force_login(boss)
     find = reverse("admin:licenses_license_find_by_key")
 
-    assert console.get(find, {"license_key": license.key})["Location"] == reverse(
-        "admin:licenses_license_changelist"
-    )
+    # A GET carrying the key is sent back without it, then on to the list.
+    got = console.get(find, {"license_key": license.key}, follow=True)
+    assert got.redirect_chain[-1][0] == reverse("admin:licenses_license_changelist")
+    assert all(license.key not in hop for hop, _ in got.redirect_chain)
     refused = client.post(find, {"license_key": license.key})
     assert refused.status_code == 302 and reverse("admin:login") in refused["Location"]
 
