@@ -311,6 +311,12 @@ class LicenseAdmin(admin.ModelAdmin):
         # Licenses are suspended, not deleted: their history and usage stay.
         return False
 
+    def lookup_allowed(self, lookup, value, request=None):
+        # The key's digest is no filter: an address may not probe digests.
+        if lookup.split("__")[0] == "key_digest":
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     def changelist_view(self, request, extra_context=None):
         # A whole key pasted in the search box never reaches here: see
         # coditect.middleware.KeyOutOfAdminAddressMiddleware.

@@ -315,6 +315,14 @@ def test_a_key_in_any_console_address_is_taken_out_and_not_searched(
     assert license.key not in every_log_line.text
 
 
+@pytest.mark.parametrize("lookup", ["key_digest", "key_digest__startswith"])
+def test_the_list_takes_no_filter_on_the_keys_digest(console, scene, lookup):
+    _, license, _ = scene
+    answer = console.get(reverse("admin:licenses_license_changelist"), {lookup: license.key_digest[:1]})
+    # Django's answer to a lookup an admin does not allow (DisallowedModelAdminLookup).
+    assert answer.status_code == 400
+
+
 def test_a_key_in_another_tenant_is_found_by_the_operator(console, scene):
     # The operator sees every tenant: the lookup is by digest over all of them.
     from tenants.tests.factories import TenantFactory
