@@ -43,3 +43,34 @@ def confirm(client, url: str, data: dict | None = None, *, follow: bool = False,
     assert page.status_code == 200, page.content.decode()[:3000]
     fields = {**confirm_fields(page), **changes}
     return client.post(url, fields, follow=follow)
+
+
+def at_once(console, count: int, send) -> list:
+    """`send(client)` from `count` clients sharing the console's session, all
+    released together (tabs or double clicks in flight at the same moment,
+    each on its own database connection); their answers, in arrival order."""
+    import threading
+
+    from django.conf import settings
+    from django.db import connections
+    from django.test import Client
+
+    cookie = console.cookies[settings.SESSION_COOKIE_NAME].value
+    start = threading.Barrier(count)
+    answers = []
+
+    def one():
+        client = Client()
+        client.cookies[settings.SESSION_COOKIE_NAME] = cookie
+        try:
+            start.wait()
+            answers.append(send(client))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers

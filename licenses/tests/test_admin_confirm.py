@@ -16,19 +16,17 @@ admin's own views on PostgreSQL (the app and operator roles):
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
-from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
 from licenses.models import License
 from licenses.tests import test_admin
-from licenses.tests.console_forms import confirm, confirm_fields
+from licenses.tests.console_forms import at_once, confirm, confirm_fields
 from licenses.tests.factories import LicenseFactory
 from licenses.tests.test_admin import audit, fresh, messages_shown, shown_key, url
 from licenses.tests.test_admin_pages import LIST, bulk
@@ -231,24 +229,8 @@ def test_regenerate_sent_twice_at_the_same_moment_regenerates_once(console, scen
     session): the second waits for the first's lock, then finds it used."""
     _, license, _ = scene
     fields = confirm_fields(console.get(url("regenerate_key", license)))
-    cookie = console.cookies[settings.SESSION_COOKIE_NAME].value
-    start = threading.Barrier(2)
-    answers = []
 
-    def post():
-        client = Client()
-        client.cookies[settings.SESSION_COOKIE_NAME] = cookie
-        try:
-            start.wait()
-            answers.append(client.post(url("regenerate_key", license), fields))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=post) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = at_once(console, 2, lambda tab: tab.post(url("regenerate_key", license), fields))
 
     assert [answer.status_code for answer in answers] == [303, 303]
     assert answers[0]["Location"] == answers[1]["Location"]

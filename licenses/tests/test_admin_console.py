@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -35,7 +33,7 @@ from accounts.tests.factories import UserFactory
 from licenses import admin as license_admin
 from licenses.models import License
 from licenses.tests import test_admin
-from licenses.tests.console_forms import confirm, confirm_fields
+from licenses.tests.console_forms import at_once, confirm, confirm_fields
 from licenses.tests.factories import LicenseFactory
 from licenses.tests.test_admin import audit, fresh, make_operator, messages_shown, shown_key, url
 from tenants.scope import operator_scope, tenant_scope
@@ -115,24 +113,8 @@ def test_the_key_page_opened_in_four_tabs_at_once_shows_the_key_in_one(console, 
     before any saves it; the token's row lets one of them show the key."""
     _, license, _ = scene
     location = regenerate(console, license)["Location"]
-    cookie = console.cookies[settings.SESSION_COOKIE_NAME].value
-    start = threading.Barrier(4)
-    answers = []
 
-    def open_tab():
-        client = Client()
-        client.cookies[settings.SESSION_COOKIE_NAME] = cookie
-        try:
-            start.wait()
-            answers.append(client.get(location))
-        finally:
-            connections.close_all()
-
-    tabs = [threading.Thread(target=open_tab) for _ in range(4)]
-    for tab in tabs:
-        tab.start()
-    for tab in tabs:
-        tab.join()
+    answers = at_once(console, 4, lambda tab: tab.get(location))
 
     assert sorted(answer.status_code for answer in answers) == [200, 410, 410, 410]
     (shown,) = (answer for answer in answers if answer.status_code == 200)
