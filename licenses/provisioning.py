@@ -442,10 +442,11 @@ class LicenseListApi(ProvisioningAPIView):
         query = self.LicenseQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        queryset = License.objects.filter(deleted_at__isnull=True)
-        if "tenant_id" in params:
-            queryset = queryset.filter(tenant_id=params["tenant_id"])
         with self.reads():
+            # Built in the scope it reads in: the scoped manager decides when it is called.
+            queryset = License.objects.filter(deleted_at__isnull=True)
+            if "tenant_id" in params:
+                queryset = queryset.filter(tenant_id=params["tenant_id"])
             page = queryset_page(
                 queryset,
                 kind="licenses",
