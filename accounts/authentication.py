@@ -113,3 +113,60 @@ class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": "The access token from /api/v1/auth/login, or an Identity Platform ID token.",
         }
+
+
+# --- API keys (the provisioning API) -------------------------------------------------
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """`Authorization: Bearer cdt_pk_...`: an API key (accounts/apikeys.py).
+
+    Beside `BearerAuthentication` on the views that take both (it passes on
+    any bearer token that is not shaped like a key). A tenant-scoped key
+    activates its tenant, inside the transaction and scope boundary the view
+    opened, exactly as an access token does; an operator-wide key activates
+    none (the provisioning views take the operator path for its reads). An
+    unknown or revoked key is 401 `not_authenticated`, the same answer for both.
+    """
+
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        from accounts.apikeys import ApiKeyCaller, api_key_find, looks_like_api_key
+
+        parts = get_authorization_header(request).split()
+        if len(parts) != 2 or parts[0].lower() != self.keyword:
+            return None
+        try:
+            token = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if not looks_like_api_key(token):
+            return None
+        api_key = api_key_find(key=token)
+        if api_key is None:
+            logger.info("API key refused")
+            raise AuthenticationFailed("The API key is not valid or has been revoked.")
+        if api_key.tenant_id is not None:
+            BearerAuthentication._activate(api_key.tenant_id)
+        caller = ApiKeyCaller(api_key=api_key)
+        context_set_actor(caller)
+        return (caller, api_key)
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "An API key (`cdt_pk_...`) an operator made in the admin: operator-wide, or scoped "
+                "to one tenant."
+            ),
+        }

@@ -183,3 +183,61 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key[:12]}: {self.failures} failures"
+
+
+# --- API keys of the provisioning API (issue 15) ------------------------------------
+
+
+class ApiKey(models.Model):
+    """A key the vendor's own backend sends as `Authorization: Bearer
+    cdt_pk_...` to the provisioning API (accounts/apikeys.py).
+
+    `tenant` empty: operator-wide (every tenant, and creating tenants); set:
+    that tenant only, its requests run in its scope. The key itself is shown
+    once; the table keeps its SHA-256 (the key is 256 random bits, so a fast
+    hash suffices) and a display prefix. Under row-level security by tenant:
+    the app role sees a tenant's keys only in that tenant's scope and the
+    operator-wide ones never; authentication looks keys up on the operator
+    path, as sign-in by email does.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Empty: operator-wide (every tenant). Set: this tenant only.",
+    )
+    name = models.CharField(max_length=200, help_text="What uses it, e.g. 'billing backend'.")
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    key_prefix = models.CharField(max_length=16, editable=False)
+    created_by = models.CharField(max_length=254, blank=True, default="", editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.CharField(max_length=254, blank=True, default="", editable=False)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        db_table = "accounts_api_keys"
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @property
+    def is_operator_wide(self) -> bool:
+        return self.tenant_id is None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def save(self, *args, **kwargs):
+        check_write_scope(self.tenant_id)
+        super().save(*args, **kwargs)

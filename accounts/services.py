@@ -827,3 +827,53 @@ def invite_revoke(*, invite: Invite, actor: User) -> Invite:
         invite.save(update_fields=["revoked_at"])
         audit_record(action=Event.INVITE_REVOKED, tenant_id=invite.tenant_id, user=actor, target=invite)
     return invite
+
+
+# --- Tenants changed by the provisioning API (issue 15) -------------------------------
+
+
+TENANT_UPDATABLE_FIELDS = ("name",)
+
+
+def tenant_update(*, tenant: Tenant, name: str, actor=None) -> Tenant:
+    """Rename a tenant (its slug stays: URLs and sign-ins name it). Audited
+    with what changed; a rename to the same name changes nothing."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise ApplicationError(
+            "The request is not valid.", details={"fields": {"name": ["1 to 200 characters."]}}
+        )
+    with tenant_scope(tenant.id):
+        current = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if current.name != name:
+            changes = {"name": {"from": current.name, "to": name}}
+            current.name = name
+            current.save(update_fields=["name", "updated_at"])
+            audit_record(
+                action=Event.TENANT_UPDATED,
+                tenant_id=current.id,
+                user=actor,
+                target=current,
+                details={"changes": changes},
+            )
+    return current
+
+
+def tenant_set_active(*, tenant: Tenant, active: bool, actor=None) -> Tenant:
+    """Suspend (`active=False`) or resume a tenant. A suspended tenant's members
+    are refused (`User.is_active_member`) and their sign-ins end (the
+    post_save receiver of accounts.receivers), its API keys answer
+    `tenant_inactive`; its licenses are left as they are. A change that
+    changes nothing is not audited."""
+    with tenant_scope(tenant.id):
+        current = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if current.is_active != active:
+            current.is_active = active
+            current.save(update_fields=["is_active", "updated_at"])
+            audit_record(
+                action=Event.TENANT_RESUMED if active else Event.TENANT_SUSPENDED,
+                tenant_id=current.id,
+                user=actor,
+                target=current,
+            )
+    return current

@@ -58,6 +58,13 @@ class Event(StrEnum):
     LEASE_EXPIRED = "lease.expired"
     # Live in a Redis ledger that lost its state (DESIGN.md invariant 9).
     LEASE_LOST = "lease.lost"
+    # Provisioning API (issue 15): its API keys, a license deleted (soft), a tenant changed
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+    LICENSE_DELETED = "license.deleted"
+    TENANT_UPDATED = "tenant.updated"
+    TENANT_SUSPENDED = "tenant.suspended"
+    TENANT_RESUMED = "tenant.resumed"
     # The operator console
     ADMIN_ADDED = "admin.added"
     ADMIN_CHANGED = "admin.changed"
@@ -142,6 +149,13 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LEASE_ENDED: LEASE_END_FIELDS | {D.REASON} | LEDGER_EVENT_FIELDS,
     Event.LEASE_EXPIRED: LEASE_END_FIELDS | {D.EXPIRED_AT},
     Event.LEASE_LOST: LEASE_END_FIELDS,
+    # Provisioning API (issue 15). scope: operator (an operator-wide key) or tenant.
+    Event.API_KEY_CREATED: frozenset({"key_prefix", "name", "scope"}),
+    Event.API_KEY_REVOKED: frozenset({"key_prefix", "name", "scope"}),
+    Event.LICENSE_DELETED: frozenset({"key_prefix"}),
+    Event.TENANT_UPDATED: frozenset({"changes"}),
+    Event.TENANT_SUSPENDED: frozenset(),
+    Event.TENANT_RESUMED: frozenset(),
     Event.ADMIN_ADDED: frozenset({"object", "change"}),
     Event.ADMIN_CHANGED: frozenset({"object", "change"}),
     Event.ADMIN_DELETED: frozenset({"object", "change"}),

@@ -308,6 +308,10 @@ LICENSE_CACHE_SECONDS = env.float("LICENSE_CACHE_SECONDS", default=5.0)
 # (a license, a holder's standing) for at most this long.
 LICENSE_CACHE_STALE_IF_ERROR_SECONDS = env.float("LICENSE_CACHE_STALE_IF_ERROR_SECONDS", default=3600.0)
 
+# --- Provisioning API (issue 15) ------------------------------------------------------
+# Hours an `Idempotency-Key` of a create is kept (licenses/idempotency.py).
+IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+
 # --- API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -330,6 +334,11 @@ API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
 API_MAX_JSON_KEYS = env.int("API_MAX_JSON_KEYS", default=1000)
 API_MAX_STRING_LENGTH = env.int("API_MAX_STRING_LENGTH", default=8192)
 SPECTACULAR_SETTINGS = {
+    # The two `state` fields (a license's, a tenant's), each with its own enum.
+    "ENUM_NAME_OVERRIDES": {
+        "LicenseStateEnum": ["active", "suspended", "expired"],
+        "TenantStateEnum": ["active", "suspended"],
+    },
     "TITLE": "CODITECT License Server API",
     "DESCRIPTION": "Floating license seats: acquire, heartbeat, release, borrow.",
     "VERSION": "1.0.0",
@@ -351,6 +360,13 @@ SPECTACULAR_SETTINGS = {
         },
         {"name": "analytics", "description": "Usage per license per hour or day, for tenant admins."},
         {"name": "keys", "description": "The public keys that verify license tokens (JWKS, signed key set)."},
+        {
+            "name": "provisioning",
+            "description": (
+                "The vendor's backend: tenants and licenses, with an API key (`cdt_pk_...`); tenant "
+                "admins may read their own licenses with their access token."
+            ),
+        },
     ],
 }
 

@@ -24,6 +24,8 @@ api_v1 = [
     path(".well-known/coditect-keyset.jws", SignedKeySetV1Api.as_view(), name="signed-keyset"),
     path("licenses/", include("licenses.urls")),
     path("analytics/usage", AnalyticsUsageApi.as_view(), name="analytics-usage"),
+    # Provisioning API (issue 15): the vendor's backend, with API keys.
+    path("provisioning/", include("licenses.provisioning_urls")),
 ]
 
 urlpatterns = [

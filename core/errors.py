@@ -41,6 +41,9 @@ ERROR_STATUS: dict[str, int] = {
     "login_throttled": 429,
     "service_unavailable": 503,
     "internal_error": 500,
+    # Provisioning API (issue 15)
+    "tenant_not_found": 404,
+    "idempotency_key_reused": 422,
 }
 
 

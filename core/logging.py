@@ -28,9 +28,12 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {
 
 # What a secret looks like wherever it turns up (a path of a 404, a client's
 # header echoed in a message): a license key (licenses/keys.py: CDT- and
-# groups of five; the display prefix CDT-XXXXX alone is not one), a JWS.
+# groups of five; the display prefix CDT-XXXXX alone is not one), a JWS, an
+# API key of the provisioning API (accounts/apikeys.py: cdt_pk_ and 43
+# characters; its display prefix cdt_pk_ and 6 alone is not one).
 SECRET_SHAPES = re.compile(
-    r"\bCDT-[0-9A-Z]{5}(?:-[0-9A-Z]{5}){2,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?",
+    r"\bCDT-[0-9A-Z]{5}(?:-[0-9A-Z]{5}){2,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?"
+    r"|cdt_pk_[A-Za-z0-9_-]{16,}",
     re.IGNORECASE,
 )
 REDACTED = "[redacted]"

@@ -78,6 +78,7 @@ TAG_BY_PREFIX = (
     ("/api/v1/auth/", "auth"),
     ("/api/v1/invites", "invites"),
     ("/api/v1/licenses/", "licenses"),
+    ("/api/v1/provisioning/", "provisioning"),
     ("/api/v1/analytics/", "analytics"),
     ("/api/v1/.well-known/", "keys"),
     ("/.well-known/", "keys"),

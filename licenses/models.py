@@ -67,6 +67,11 @@ class License(TenantOwnedModel):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Provisioning API (issue 15): a deleted license is suspended and gone from
+    # every list and lookup by key (acquire answers license_not_found); the row
+    # and its audit trail stay (licenses.services.license_delete).
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Policies (issue 15, h-policy): the `policy` foreign key goes here.
 
     class Meta:
         db_table = "licenses"
@@ -207,3 +212,34 @@ class ConsoleNonce(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} token ({'used' if self.used_at else 'unused'})"
+
+
+# --- Provisioning API (issue 15) ------------------------------------------------------
+
+
+class IdempotencyRecord(models.Model):
+    """The answer of a create sent with an `Idempotency-Key` header, kept a day
+    (licenses/idempotency.py): the same key and body again answer the same,
+    another body under the key is refused. Keyed per API key (or per user, for
+    an access token). Not tenant-owned (an operator-wide key's creates have no
+    tenant until they make one); the answer, which holds the new license key,
+    is sealed under a key derived from the caller's own API key, so the table
+    alone cannot disclose it."""
+
+    id = models.BigAutoField(primary_key=True)
+    # Who sent it: an API key's id (or a user's), never a secret.
+    caller_id = models.UUIDField()
+    key = models.CharField(max_length=255)
+    request_digest = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    sealed_answer = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "licenses_idempotency_records"
+        constraints = [
+            models.UniqueConstraint(fields=["caller_id", "key"], name="licenses_idempotency_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Idempotency-Key {self.key[:16]} ({self.status_code or 'pending'})"

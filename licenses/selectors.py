@@ -33,7 +33,8 @@ def license_get_by_key(*, license_key: str, for_update: bool = False) -> License
         license = License.objects.select_for_update().filter(key_digest=digest).first()
     else:
         license = License.objects.fetch(key_digest=digest)
-    if license is None:
+    if license is None or license.deleted_at is not None:
+        # A deleted license (licenses.services.license_delete) is no license.
         raise LicenseNotFound("No license with this key.")
     return license
 
@@ -79,13 +80,17 @@ def license_cache_forget(*, instance: License, **kwargs) -> None:
 
 
 def license_list() -> list[License]:
-    return list(License.objects.order_by("created_at"))
+    return list(License.objects.filter(deleted_at__isnull=True).order_by("created_at"))
 
 
 def license_page(*, cursor: str | None, limit: int) -> Page:
     """One page of the tenant's licenses, oldest first, as license_list orders them."""
     return queryset_page(
-        License.objects.all(), kind="licenses", order=("created_at", "id"), cursor=cursor, limit=limit
+        License.objects.filter(deleted_at__isnull=True),
+        kind="licenses",
+        order=("created_at", "id"),
+        cursor=cursor,
+        limit=limit,
     )
 
 
@@ -139,6 +144,8 @@ def license_status_page(
         license = (
             license_get_by_key(license_key=license_key) if license_key else license_get(license_id=license_id)
         )
+        if license.deleted_at is not None:
+            raise LicenseNotFound("No such license.")
         lease_cursor = _lease_cursor_decode(cursor, license) if cursor is not None else None
         status = _license_status(license, user=user, lease_cursor=lease_cursor, limit=limit)
         return {"licenses": [status], "next_cursor": status["leases_next_cursor"]}

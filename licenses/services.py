@@ -400,6 +400,7 @@ def license_update(*, license: License, fields: Iterable[str], actor: Any = None
         "expires_at",
         "hardware_fingerprints",
         "blocks",
+        "deleted_at",
     }
     fields = [name for name in fields if name not in guarded]
     if not fields:
@@ -423,3 +424,31 @@ def license_update(*, license: License, fields: Iterable[str], actor: Any = None
                 details={"changes": json.loads(json.dumps(changes, cls=DjangoJSONEncoder))},
             )
     return current
+
+
+# --- Provisioning API (issue 15) ------------------------------------------------------
+
+
+def license_delete(*, license: License, actor: Any = None) -> License:
+    """Delete a license, softly: it is suspended (live leases end at their next
+    heartbeat, as suspension does: invariant 6) and marked deleted, so acquire
+    and status by key answer `license_not_found` and every list leaves it out;
+    the row stays, and with it its audit trail. Deleting a deleted license
+    changes nothing."""
+    from django.utils import timezone
+
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        if license.deleted_at is not None:
+            return license
+        license.deleted_at = timezone.now()
+        license.suspended = True
+        license.save(update_fields=["deleted_at", "suspended", "updated_at"])
+        audit_record(
+            action=Event.LICENSE_DELETED,
+            tenant_id=license.tenant_id,
+            user=actor,
+            target=license,
+            details={"key_prefix": license.key_prefix},
+        )
+    return license

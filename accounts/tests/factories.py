@@ -4,7 +4,7 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from accounts.models import Invite, RefreshToken, Role, User
+from accounts.models import ApiKey, Invite, RefreshToken, Role, User
 from accounts.tokens import tenant_secret_digest, tenant_secret_new
 from tenants.tests.factories import TenantOwnedFactory
 
@@ -59,3 +59,24 @@ class RefreshTokenFactory(TenantOwnedFactory):
     family_id = factory.LazyFunction(uuid.uuid4)
     token_digest = factory.LazyFunction(lambda: tenant_secret_digest(uuid.uuid4().hex))
     expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
+
+
+class ApiKeyFactory(TenantOwnedFactory):
+    """A tenant-scoped API key; the secret is kept on the instance as `.key`,
+    for tests only (an operator-wide one: accounts.apikeys.api_key_create)."""
+
+    class Meta:
+        model = ApiKey
+
+    name = factory.Sequence(lambda n: f"backend {n}")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from accounts.apikeys import DISPLAY_PREFIX_LENGTH, api_key_digest, api_key_generate
+
+        key = api_key_generate()
+        kwargs["key_digest"] = api_key_digest(key)
+        kwargs["key_prefix"] = key[:DISPLAY_PREFIX_LENGTH]
+        api_key = super()._create(model_class, *args, **kwargs)
+        api_key.key = key
+        return api_key

@@ -7,8 +7,8 @@ import pytest
 from django.apps import apps
 from django.db import DatabaseError, connection, transaction
 
-from accounts.models import Invite, RefreshToken, User
-from accounts.tests.factories import InviteFactory, RefreshTokenFactory, UserFactory
+from accounts.models import ApiKey, Invite, RefreshToken, User
+from accounts.tests.factories import ApiKeyFactory, InviteFactory, RefreshTokenFactory, UserFactory
 from analytics.models import DailyUsage, HourlyUsage, UsageRollupRun
 from analytics.tests.factories import DailyUsageFactory, HourlyUsageFactory, UsageRollupRunFactory
 from audit.models import AuditLog
@@ -29,6 +29,7 @@ FACTORIES = {
     BorrowedLease: BorrowedLeaseFactory,
     Invite: InviteFactory,
     RefreshToken: RefreshTokenFactory,
+    ApiKey: ApiKeyFactory,
     HourlyUsage: HourlyUsageFactory,
     DailyUsage: DailyUsageFactory,
     UsageRollupRun: UsageRollupRunFactory,
