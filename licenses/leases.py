@@ -25,6 +25,7 @@ from audit.services import audit_record, audit_record_standalone
 from core.context import context_undo_on_failure, current_context, request_context
 from core.errors import ApplicationError, ServiceUnavailable
 from licenses import metrics
+from licenses.delivery import seats_notice_maybe_enqueue
 from licenses.ledger import Lease, LedgerEvent, NoSeatsAvailable, SessionNotFound
 from licenses.ledger.base import PendingEvent
 from licenses.ledger.gateway import SeatLedgerGateway, seat_ledger
@@ -192,6 +193,10 @@ def lease_acquire(
         },
     )
     metrics.record_acquire_outcome("granted" if result.created else "existing")
+    if result.created:
+        # Email (issue 15): near the limit, the tenant's admins hear of it, at
+        # most once a day; the notice is enqueued on commit, never sent here.
+        seats_notice_maybe_enqueue(license, result.used)
     return checkout
 
 
