@@ -793,7 +793,8 @@ def invite_create(
     lifetime_hours: int | None = None,
 ) -> tuple[Invite, str]:
     """An invite to the creator's tenant; returns it and its code, which exists
-    only in this return value."""
+    only in this return value (and, for an invite with an `email`, in the
+    email sent to that address once this commits: accounts.emails)."""
     if role not in Role.values:
         raise _field_error("role", f"Choose one of {', '.join(Role.values)}.")
     hours = lifetime_hours or settings.INVITE_LIFETIME_HOURS
@@ -815,6 +816,10 @@ def invite_create(
             target=invite,
             details={"role": role, "email": invite.email, "expires_at": invite.expires_at.isoformat()},
         )
+        # Email (issue 15): an invite for an address is sent to it, on commit.
+        from accounts.emails import invite_email_enqueue
+
+        invite_email_enqueue(invite=invite, code=code)
     return invite, code
 
 

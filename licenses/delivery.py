@@ -69,7 +69,9 @@ def _claim_token_tenant(token: str) -> uuid.UUID | None:
         return None
 
 
-def license_delivery_send(*, license: License, email: str, requested_by: str = "", actor: Any = None) -> LicenseClaim:
+def license_delivery_send(
+    *, license: License, email: str, requested_by: str = "", actor: Any = None
+) -> LicenseClaim:
     """Email `email` a one-time link that claims this license's key. Returns
     the claim; the link's token exists only in the sealed task argument."""
     email = email.strip().lower()
@@ -99,7 +101,9 @@ def license_delivery_send(*, license: License, email: str, requested_by: str = "
         )
         from licenses.tasks import license_delivery_email_task
 
-        task_enqueue_on_commit(license_delivery_email_task, str(claim.id), str(license.tenant_id), secret_seal(token))
+        task_enqueue_on_commit(
+            license_delivery_email_task, str(claim.id), str(license.tenant_id), secret_seal(token)
+        )
     return claim
 
 
@@ -182,7 +186,9 @@ def _notice_once(license: License, kind: str, key: str) -> bool:
     """Record the notice; False when it was sent already."""
     try:
         with transaction.atomic():
-            LicenseNotice(tenant_id=license.tenant_id, license=license, kind=kind, key=key).save(force_insert=True)
+            LicenseNotice(tenant_id=license.tenant_id, license=license, kind=kind, key=key).save(
+                force_insert=True
+            )
     except IntegrityError:
         return False
     return True
@@ -203,9 +209,9 @@ def expiry_notices_due(now=None) -> list[tuple[str, str, int]]:
             ).values_list("id", "tenant_id", "expires_at")
         )
         sent = set(
-            LicenseNotice.objects.filter(kind="expiring", license_id__in=[row[0] for row in licenses]).values_list(
-                "license_id", "key"
-            )
+            LicenseNotice.objects.filter(
+                kind="expiring", license_id__in=[row[0] for row in licenses]
+            ).values_list("license_id", "key")
         )
     due = []
     for license_id, tenant_id, expires_at in licenses:
@@ -238,7 +244,12 @@ def license_expiry_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID, d
         return email_send(
             template="license_expiring",
             to=to,
-            context={"tenant": license.tenant, "license": license, "days": days, "expires_at": license.expires_at},
+            context={
+                "tenant": license.tenant,
+                "license": license,
+                "days": days,
+                "expires_at": license.expires_at,
+            },
         )
 
 
@@ -292,5 +303,10 @@ def license_seats_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID) ->
         return email_send(
             template="license_seats",
             to=to,
-            context={"tenant": license.tenant, "license": license, "used": used, "max_seats": license.max_seats},
+            context={
+                "tenant": license.tenant,
+                "license": license,
+                "used": used,
+                "max_seats": license.max_seats,
+            },
         )

@@ -121,4 +121,6 @@ def license_expiry_notices_task() -> int:
 
 @shared_task(name="licenses.seats_near_limit_notice", **_EMAIL_TASK)
 def seats_near_limit_notice_task(license_id: str, tenant_id: str) -> int:
-    return delivery.license_seats_notice_send(license_id=uuid.UUID(license_id), tenant_id=uuid.UUID(tenant_id))
+    return delivery.license_seats_notice_send(
+        license_id=uuid.UUID(license_id), tenant_id=uuid.UUID(tenant_id)
+    )
