@@ -1,9 +1,10 @@
 """Email of accounts (issue 15): an invite sent to its address, and the
 password reset (`POST /api/v1/auth/password/reset` and `/confirm`).
 
-An invite made for an email is sent to it on commit (accounts.tasks); its code
-crosses the broker sealed (core.email.secret_seal), as the answer to its
-creator still shows it once.
+This module renders and sends (the tasks' work, accounts.tasks); the
+enqueueing is in accounts.tasks and the confirm in accounts.services. An invite
+made for an email is sent to it on commit; its code crosses the broker sealed
+(core.email.secret_seal), as the answer to its creator still shows it once.
 
 A reset request never says whether the email has an account: the API answers
 202 at once, and the task looks the address up (so the answer's timing does
@@ -23,39 +24,19 @@ import logging
 import uuid
 
 from django.conf import settings
-from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
-from django.core.exceptions import ValidationError
-from django.db import transaction
 
 from accounts.models import Invite, User
-from accounts.selectors import (
-    user_sign_in_candidate_by_email_across_tenants,
-    user_sign_in_candidate_by_id_across_tenants,
-)
-from accounts.throttle import LoginThrottled, login_attempt_begin, login_attempt_succeeded
+from accounts.selectors import user_sign_in_candidate_by_email_across_tenants
 from audit.events import Event
 from audit.services import audit_record
-from core.email import email_send, secret_seal
-from core.errors import ApplicationError
-from core.tasks import task_enqueue_on_commit
+from core.email import email_send
 from tenants.scope import tenant_scope
 
 logger = logging.getLogger(__name__)
 
-RESET_INVALID = "This password reset link is not valid or has expired; ask for a new one."
-
 
 # --- invites ----------------------------------------------------------------------------------
-
-
-def invite_email_enqueue(*, invite: Invite, code: str) -> None:
-    """Send the invite to its address once the caller's transaction commits."""
-    if not invite.email:
-        return
-    from accounts.tasks import invite_email_task
-
-    task_enqueue_on_commit(invite_email_task, str(invite.id), str(invite.tenant_id), secret_seal(code))
 
 
 def invite_email(*, invite_id: uuid.UUID, tenant_id: uuid.UUID, code: str) -> int:
@@ -80,15 +61,6 @@ def invite_email(*, invite_id: uuid.UUID, tenant_id: uuid.UUID, code: str) -> in
 
 
 # --- password reset ---------------------------------------------------------------------------
-
-
-def password_reset_request(*, email: str) -> None:
-    """Ask for a reset email; the same nothing for any address (202)."""
-    if not settings.PASSWORD_LOGIN_ENABLED:
-        return
-    from accounts.tasks import password_reset_email_task
-
-    task_enqueue_on_commit(password_reset_email_task, email.strip().lower()[:254])
 
 
 def password_reset_email(*, email: str) -> int:
@@ -120,53 +92,3 @@ def password_reset_email(*, email: str) -> int:
                 "valid_minutes": max(1, settings.PASSWORD_RESET_TIMEOUT // 60),
             },
         )
-
-
-def _reset_invalid() -> ApplicationError:
-    return ApplicationError(RESET_INVALID, code="invalid_request", details={"token": [RESET_INVALID]})
-
-
-def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
-    """Set the password of the user a valid reset token names. One answer
-    (400) for an unknown user, a bad, used or expired token."""
-    from accounts.services import _password_login_check, login_throttled_error
-
-    _password_login_check()
-    candidate = user_sign_in_candidate_by_id_across_tenants(user_id=uid)
-    if candidate is None or candidate.tenant_id is None:
-        raise _reset_invalid()
-    with tenant_scope(candidate.tenant_id):
-        user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
-        if user is None or not user.is_active_member:
-            raise _reset_invalid()
-        try:
-            validate_password(new_password, user=user)
-        except ValidationError as exc:
-            raise ApplicationError(
-                "; ".join(exc.messages), code="invalid_request", details={"new_password": exc.messages}
-            ) from exc
-        try:
-            attempt = login_attempt_begin(email=user.email)
-        except LoginThrottled as throttled:
-            raise login_throttled_error(throttled.retry_after) from None
-        if not default_token_generator.check_token(user, token):
-            # Counted as a failed sign-in (login_attempt_begin did), with its row.
-            audit_record(
-                action=Event.AUTH_LOGIN_FAILED,
-                tenant_id=user.tenant_id,
-                user=user,
-                actor=user.email,
-                details={"reason": "bad_reset_token", "method": "password_reset"},
-            )
-            failed = True
-        else:
-            login_attempt_succeeded(attempt)
-            with transaction.atomic():
-                user.set_password(new_password)
-                user.save(update_fields=["password"])  # ends every sign-in (accounts.receivers)
-                audit_record(
-                    action=Event.AUTH_PASSWORD_RESET, tenant_id=user.tenant_id, user=user, target=user
-                )
-            failed = False
-    if failed:
-        raise _reset_invalid()

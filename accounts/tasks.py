@@ -11,7 +11,9 @@ from django.conf import settings
 from django.db import OperationalError
 
 from accounts import emails
-from core.email import SEND_RETRYABLE, secret_unseal
+from accounts.models import Invite
+from core.email import SEND_RETRYABLE, secret_seal, secret_unseal
+from core.tasks import task_enqueue_on_commit
 
 _EMAIL_TASK = {
     "autoretry_for": (*SEND_RETRYABLE, OperationalError),
@@ -32,3 +34,20 @@ def invite_email_task(invite_id: str, tenant_id: str, sealed_code: str) -> int:
 @shared_task(name="accounts.password_reset_email", **_EMAIL_TASK)
 def password_reset_email_task(email: str) -> int:
     return emails.password_reset_email(email=email)
+
+
+# --- enqueueing, on commit ---------------------------------------------------------------
+
+
+def invite_email_enqueue(*, invite: Invite, code: str) -> None:
+    """Send the invite to its address once the caller's transaction commits."""
+    if not invite.email:
+        return
+    task_enqueue_on_commit(invite_email_task, str(invite.id), str(invite.tenant_id), secret_seal(code))
+
+
+def password_reset_request(*, email: str) -> None:
+    """Ask for a reset email; the same nothing for any address (202)."""
+    if not settings.PASSWORD_LOGIN_ENABLED:
+        return
+    task_enqueue_on_commit(password_reset_email_task, email.strip().lower()[:254])

@@ -10,7 +10,9 @@ urlpatterns = [
     path("logout", views.LogoutApi.as_view(), name="auth-logout"),
     path("password", views.PasswordChangeApi.as_view(), name="auth-password"),
     path("password/reset", views.PasswordResetApi.as_view(), name="auth-password-reset"),
-    path("password/reset/confirm", views.PasswordResetConfirmApi.as_view(), name="auth-password-reset-confirm"),
+    path(
+        "password/reset/confirm", views.PasswordResetConfirmApi.as_view(), name="auth-password-reset-confirm"
+    ),
     path("me", views.MeApi.as_view(), name="auth-me"),
 ]
 

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from accounts import emails, selectors, services
+from accounts import selectors, services
 from accounts.models import Role
 from accounts.permissions import TENANT_ADMIN_ONLY, TENANT_MEMBERS
 from core.openapi import error_responses
@@ -385,7 +385,7 @@ class PasswordResetApi(PublicAPIView):
     def post(self, request):
         data = self.PasswordResetInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        emails.password_reset_request(email=data.validated_data["email"])
+        services.password_reset_request(email=data.validated_data["email"])
         return Response(status=202)
 
 
@@ -414,5 +414,5 @@ class PasswordResetConfirmApi(PublicAPIView):
     def post(self, request):
         data = self.PasswordResetConfirmInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        emails.password_reset_confirm(**data.validated_data)
+        services.password_reset_confirm(**data.validated_data)
         return Response(status=204)

@@ -9,7 +9,8 @@ from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
-from licenses.delivery import ClaimRefused, license_claim_peek, license_claim_redeem
+from licenses.delivery import license_claim_peek
+from licenses.mailing import ClaimRefused, license_claim_redeem
 
 REFUSED = "This link is not valid: it was used already, it expired, or it was never issued."
 

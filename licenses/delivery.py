@@ -1,4 +1,8 @@
-"""Email about licenses (issue 15): delivering a key as a one-time claim link,
+"""Email about licenses (issue 15), the work the tasks do (licenses.email_tasks);
+what enqueues them is licenses.mailing (delivery, claims) and licenses.notices
+(the seats notice, from acquire), kept apart so no import goes round in a circle.
+
+Email about licenses: delivering a key as a one-time claim link,
 and the notices a tenant's admins get (expiring soon, seats near the limit).
 
 Delivery. `license_delivery_send` is the one way a key goes out by email: the
@@ -24,7 +28,6 @@ import math
 import secrets
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -33,18 +36,13 @@ from django.utils import timezone
 from accounts.models import Role, User
 from audit.events import Event
 from audit.services import audit_record
-from core.email import email_link, email_send, secret_seal
-from core.tasks import task_enqueue_on_commit
+from core.email import email_link, email_send
 from licenses.models import License, LicenseClaim, LicenseNotice
 from tenants.scope import operator_scope, tenant_scope
 
 logger = logging.getLogger(__name__)
 
 CLAIM_PATH = "/claim?t="
-
-
-class ClaimRefused(Exception):
-    """The link is unknown, used or expired (one answer for all three)."""
 
 
 def claim_token_new(tenant_id: uuid.UUID) -> str:
@@ -67,44 +65,6 @@ def _claim_token_tenant(token: str) -> uuid.UUID | None:
         return uuid.UUID(tenant_part)
     except ValueError:
         return None
-
-
-def license_delivery_send(
-    *, license: License, email: str, requested_by: str = "", actor: Any = None
-) -> LicenseClaim:
-    """Email `email` a one-time link that claims this license's key. Returns
-    the claim; the link's token exists only in the sealed task argument."""
-    email = email.strip().lower()
-    token = claim_token_new(license.tenant_id)
-    with tenant_scope(license.tenant_id), transaction.atomic():
-        claim = LicenseClaim(
-            tenant_id=license.tenant_id,
-            license=license,
-            token_digest=claim_token_digest(token),
-            email=email,
-            requested_by=requested_by[:254],
-            expires_at=timezone.now() + timedelta(hours=settings.LICENSE_CLAIM_LIFETIME_HOURS),
-        )
-        claim.save(force_insert=True)
-        audit_record(
-            action=Event.LICENSE_DELIVERY_SENT,
-            tenant_id=license.tenant_id,
-            user=actor if isinstance(actor, User) else None,
-            actor=requested_by[:254] if not isinstance(actor, User) else "",
-            target=license,
-            details={
-                "email": email,
-                "claim_id": str(claim.id),
-                "expires_at": claim.expires_at.isoformat(),
-                "via": requested_by[:100],
-            },
-        )
-        from licenses.tasks import license_delivery_email_task
-
-        task_enqueue_on_commit(
-            license_delivery_email_task, str(claim.id), str(license.tenant_id), secret_seal(token)
-        )
-    return claim
 
 
 def license_delivery_email(*, claim_id: uuid.UUID, tenant_id: uuid.UUID, token: str) -> int:
@@ -138,36 +98,6 @@ def license_claim_peek(*, token: str) -> LicenseClaim | None:
             .first()
         )
         return claim if claim is not None and claim.is_open() else None
-
-
-def license_claim_redeem(*, token: str) -> tuple[LicenseClaim, str]:
-    """Take the claim (once): the license's key is minted anew and returned;
-    the previous key stops working. ClaimRefused otherwise, changing nothing."""
-    from licenses.services import license_regenerate_key
-
-    tenant_id = _claim_token_tenant(token)
-    if tenant_id is None:
-        raise ClaimRefused()
-    with tenant_scope(tenant_id), transaction.atomic():
-        claim = (
-            LicenseClaim.objects.select_for_update()
-            .select_related("license", "tenant")
-            .filter(token_digest=claim_token_digest(token))
-            .first()
-        )
-        if claim is None or not claim.is_open():
-            raise ClaimRefused()
-        claim.used_at = timezone.now()
-        claim.save(update_fields=["used_at"])
-        license, key = license_regenerate_key(license=claim.license, actor=None)
-        audit_record(
-            action=Event.LICENSE_CLAIMED,
-            tenant_id=tenant_id,
-            actor=claim.email,
-            target=license,
-            details={"claim_id": str(claim.id), "key_prefix": license.key_prefix},
-        )
-    return claim, key
 
 
 # --- notices to a tenant's admins ---------------------------------------------------------
@@ -256,27 +186,6 @@ def license_expiry_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID, d
 def seats_near_limit(used: int, max_seats: int) -> bool:
     share = settings.EMAIL_SEATS_NEAR_LIMIT_SHARE
     return 0 < share and max_seats > 0 and used >= max(1, math.ceil(share * max_seats))
-
-
-# Licenses this process has enqueued a seats notice for today: acquire asks
-# here first, so a busy license enqueues once a day per process, not per seat.
-_seats_enqueued: set[tuple[str, str]] = set()
-
-
-def seats_notice_maybe_enqueue(license: License, used: int) -> None:
-    """Called by acquire: enqueue the "seats near the limit" notice on commit
-    when this acquire reached the share (the task dedupes across processes)."""
-    if not seats_near_limit(used, license.max_seats):
-        return
-    marker = (str(license.id), timezone.now().date().isoformat())
-    if marker in _seats_enqueued:
-        return
-    if len(_seats_enqueued) > 10_000:
-        _seats_enqueued.clear()
-    _seats_enqueued.add(marker)
-    from licenses.tasks import seats_near_limit_notice_task
-
-    task_enqueue_on_commit(seats_near_limit_notice_task, str(license.id), str(license.tenant_id))
 
 
 def license_seats_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:

@@ -25,11 +25,11 @@ from audit.services import audit_record, audit_record_standalone
 from core.context import context_undo_on_failure, current_context, request_context
 from core.errors import ApplicationError, ServiceUnavailable
 from licenses import metrics
-from licenses.delivery import seats_notice_maybe_enqueue
 from licenses.ledger import Lease, LedgerEvent, NoSeatsAvailable, SessionNotFound
 from licenses.ledger.base import PendingEvent
 from licenses.ledger.gateway import SeatLedgerGateway, seat_ledger
 from licenses.models import License
+from licenses.notices import seats_notice_maybe_enqueue
 from licenses.selectors import (
     LicenseNotFound,
     license_get,

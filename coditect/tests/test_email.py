@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from coditect.personas import tenant_admin, tenant_member
-from licenses import delivery
+from licenses import delivery, mailing, notices
 from licenses.keys import license_key_digest
 from licenses.models import License, LicenseClaim
 from licenses.tests.conftest import acquire
@@ -38,9 +38,9 @@ def on_commit(django_capture_on_commit_callbacks):
 
 @pytest.fixture(autouse=True)
 def _fresh_seat_markers(eager_tasks):
-    delivery._seats_enqueued.clear()
+    notices._seats_enqueued.clear()
     yield
-    delivery._seats_enqueued.clear()
+    notices._seats_enqueued.clear()
 
 
 def html_of(message) -> str:
@@ -136,7 +136,7 @@ def test_a_claim_link_shows_the_key_once_then_refuses(acme, globex, on_commit, c
     license = LicenseFactory(tenant=acme, name="Acme Studio", max_seats=3)
     LicenseFactory(tenant=globex, name="Globex Suite")
     with on_commit():
-        claim = delivery.license_delivery_send(
+        claim = mailing.license_delivery_send(
             license=license, email="Buyer@Example.test", requested_by="test"
         )
     [message] = mail.outbox
@@ -172,7 +172,7 @@ def test_a_claim_link_shows_the_key_once_then_refuses(acme, globex, on_commit, c
 def test_an_expired_or_forged_claim_link_refuses_and_changes_nothing(acme, globex, on_commit, client):
     license = LicenseFactory(tenant=acme)
     with on_commit():
-        claim = delivery.license_delivery_send(license=license, email="b@example.test")
+        claim = mailing.license_delivery_send(license=license, email="b@example.test")
     token = _claim_token(mail.outbox[0])
     # The same secret under another tenant's id: that tenant has no such claim.
     forged = f"{globex.id}.{token.partition('.')[2]}"
@@ -206,7 +206,7 @@ def test_seats_near_the_limit_tell_the_tenants_admins_once_a_day(acme, globex, s
     assert message.to == [acme_admin.user.email]
     assert "2 of 3" in message.subject and "Acme Floating" in message.body and "Globex" not in message.body
     # The marker forgotten (another process): the task's own once-a-day record holds.
-    delivery._seats_enqueued.clear()
+    notices._seats_enqueued.clear()
     with on_commit():
         assert acquire(member, license, "machine-3").status_code == 201
     assert len(mail.outbox) == 1

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.utils.dateparse import parse_datetime
 
-from licenses.delivery import license_delivery_send
+from licenses.mailing import license_delivery_send
 from licenses.services import license_create
 from tenants.models import Tenant
 from tenants.scope import operator_scope
