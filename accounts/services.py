@@ -844,12 +844,13 @@ RESET_INVALID = "This password reset link is not valid or has expired; ask for a
 
 
 def _reset_invalid() -> ApplicationError:
-    return ApplicationError(RESET_INVALID, code="invalid_request", details={"token": [RESET_INVALID]})
+    # The token is a credential: refused as a refresh token is (401).
+    return NotAuthenticated(RESET_INVALID)
 
 
 def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
     """Set the password of the user a valid reset token names. One answer
-    (400) for an unknown user, a bad, used or expired token."""
+    (401 not_authenticated) for an unknown user, a bad, used or expired token."""
     _password_login_check()
     candidate = user_sign_in_candidate_by_id_across_tenants(user_id=uid)
     if candidate is None or candidate.tenant_id is None:

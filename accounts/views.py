@@ -401,14 +401,16 @@ class PasswordResetConfirmApi(PublicAPIView):
         description=(
             "Sets the password of the user the emailed `uid` and `token` name, and ends every "
             "sign-in of that user (their access and refresh tokens stop working); sign in anew. "
-            "An unknown `uid` or a bad, used or expired `token` is 400 `invalid_request` (one "
+            "An unknown `uid` or a bad, used or expired `token` is 401 `not_authenticated` (one "
             "answer for all), and counts as a failed sign-in of the account: the sign-in throttle "
             "applies (429 `login_throttled`). A refused new password is 400 naming `new_password`."
         ),
         request=PasswordResetConfirmInputSerializer,
         responses={
             204: None,
-            **error_responses("invalid_request", "permission_denied", "rate_limited", "login_throttled"),
+            **error_responses(
+                "invalid_request", "not_authenticated", "permission_denied", "rate_limited", "login_throttled"
+            ),
         },
     )
     def post(self, request):

@@ -131,7 +131,7 @@ def test_a_password_reset_is_emailed_to_the_member_and_ends_their_sign_ins(acme,
         {"uid": uid, "token": token, "new_password": "yet-another-passphrase-9"},
         format="json",
     )
-    assert again.status_code == 400 and again.json()["error"]["code"] == "invalid_request"
+    assert again.status_code == 401 and again.json()["error"]["code"] == "not_authenticated"
     assert len(audit_actions(acme, "auth.password_reset")) == 1
 
 
@@ -149,7 +149,7 @@ def test_a_bad_reset_token_counts_as_a_failed_sign_in_and_is_throttled(member, a
     settings.LOGIN_FAILURES_BEFORE_THROTTLE = 2
     body = {"uid": str(member.user.pk), "token": "abc-def", "new_password": "a-long-fresh-passphrase-7"}
     codes = [api.post("/api/v1/auth/password/reset/confirm", body, format="json") for _ in range(3)]
-    assert [r.status_code for r in codes] == [400, 400, 429]
+    assert [r.status_code for r in codes] == [401, 401, 429]
     assert codes[2].json()["error"]["code"] == "login_throttled"
     assert (
         api.post(
@@ -158,7 +158,7 @@ def test_a_bad_reset_token_counts_as_a_failed_sign_in_and_is_throttled(member, a
         == 429
     )
     unknown = {**body, "uid": "00000000-0000-0000-0000-000000000000"}
-    assert api.post("/api/v1/auth/password/reset/confirm", unknown, format="json").status_code == 400
+    assert api.post("/api/v1/auth/password/reset/confirm", unknown, format="json").status_code == 401
 
 
 # --- 4. license expiring soon ----------------------------------------------------------------
