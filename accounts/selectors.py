@@ -121,3 +121,13 @@ def seat_holder_standing_forget_user(*, instance: User, **kwargs) -> None:
 @receiver([post_save, post_delete], sender=Tenant, dispatch_uid="accounts.selectors.forget_tenant")
 def seat_holder_standing_forget_tenant(**kwargs) -> None:
     _standing.clear()
+
+
+def user_sign_in_candidate_by_id_across_tenants(*, user_id: str) -> SignInCandidate | None:
+    """CROSS-TENANT READ (operator path): the user of this id (a password
+    reset's `uid`), and in which tenant; None for anything not a user's id."""
+    try:
+        user_uuid = uuid.UUID(str(user_id))
+    except ValueError:
+        return None
+    return _candidate(pk=user_uuid)

@@ -18,6 +18,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -27,8 +28,10 @@ from accounts.models import Invite, RefreshToken, Role, User
 from accounts.selectors import (
     SignInCandidate,
     user_sign_in_candidate_by_email_across_tenants,
+    user_sign_in_candidate_by_id_across_tenants,
     user_sign_in_candidate_by_identity_across_tenants,
 )
+from accounts.tasks import invite_email_enqueue, password_reset_request  # noqa: F401 (the API's door)
 from accounts.throttle import (
     LoginAttempt,
     LoginBusy,
@@ -793,7 +796,8 @@ def invite_create(
     lifetime_hours: int | None = None,
 ) -> tuple[Invite, str]:
     """An invite to the creator's tenant; returns it and its code, which exists
-    only in this return value."""
+    only in this return value (and, for an invite with an `email`, in the
+    email sent to that address once this commits: accounts.emails)."""
     if role not in Role.values:
         raise _field_error("role", f"Choose one of {', '.join(Role.values)}.")
     hours = lifetime_hours or settings.INVITE_LIFETIME_HOURS
@@ -815,6 +819,8 @@ def invite_create(
             target=invite,
             details={"role": role, "email": invite.email, "expires_at": invite.expires_at.isoformat()},
         )
+        # Email (issue 15): an invite for an address is sent to it, on commit.
+        invite_email_enqueue(invite=invite, code=code)
     return invite, code
 
 
@@ -877,3 +883,60 @@ def tenant_set_active(*, tenant: Tenant, active: bool, actor=None) -> Tenant:
                 target=current,
             )
     return current
+
+
+# --- password reset (issue 15: email) ----------------------------------------------------------
+# The request (accounts.tasks.password_reset_request) answers the same for any
+# address; the email is accounts.emails'. The confirm is here: the sign-in
+# throttle's rules apply to its token check (see accounts.emails' docstring).
+
+RESET_INVALID = "This password reset link is not valid or has expired; ask for a new one."
+
+
+def _reset_invalid() -> ApplicationError:
+    # The token is a credential: refused as a refresh token is (401).
+    return NotAuthenticated(RESET_INVALID)
+
+
+def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
+    """Set the password of the user a valid reset token names. One answer
+    (401 not_authenticated) for an unknown user, a bad, used or expired token."""
+    _password_login_check()
+    candidate = user_sign_in_candidate_by_id_across_tenants(user_id=uid)
+    if candidate is None or candidate.tenant_id is None:
+        raise _reset_invalid()
+    with tenant_scope(candidate.tenant_id):
+        user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
+        if user is None or not user.is_active_member:
+            raise _reset_invalid()
+        try:
+            validate_password(new_password, user=user)
+        except ValidationError as exc:
+            raise ApplicationError(
+                "; ".join(exc.messages), code="invalid_request", details={"new_password": exc.messages}
+            ) from exc
+        try:
+            attempt = login_attempt_begin(email=user.email)
+        except LoginThrottled as throttled:
+            raise login_throttled_error(throttled.retry_after) from None
+        if not default_token_generator.check_token(user, token):
+            # Counted as a failed sign-in (login_attempt_begin did), with its row.
+            audit_record(
+                action=Event.AUTH_LOGIN_FAILED,
+                tenant_id=user.tenant_id,
+                user=user,
+                actor=user.email,
+                details={"reason": "bad_reset_token", "method": "password_reset"},
+            )
+            failed = True
+        else:
+            login_attempt_succeeded(attempt)
+            with transaction.atomic():
+                user.set_password(new_password)
+                user.save(update_fields=["password"])  # ends every sign-in (accounts.receivers)
+                audit_record(
+                    action=Event.AUTH_PASSWORD_RESET, tenant_id=user.tenant_id, user=user, target=user
+                )
+            failed = False
+    if failed:
+        raise _reset_invalid()

@@ -9,6 +9,10 @@ urlpatterns = [
     path("refresh", views.RefreshApi.as_view(), name="auth-refresh"),
     path("logout", views.LogoutApi.as_view(), name="auth-logout"),
     path("password", views.PasswordChangeApi.as_view(), name="auth-password"),
+    path("password/reset", views.PasswordResetApi.as_view(), name="auth-password-reset"),
+    path(
+        "password/reset/confirm", views.PasswordResetConfirmApi.as_view(), name="auth-password-reset-confirm"
+    ),
     path("me", views.MeApi.as_view(), name="auth-me"),
 ]
 

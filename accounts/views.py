@@ -292,7 +292,9 @@ class InvitesApi(TenantAPIView):
         summary="Make an invite code",
         description=(
             "A code that `register` redeems to join this tenant in `role`, optionally only for one "
-            "`email`. The code is in this answer only: it is never shown again. Tenant admins only."
+            "`email`. With an `email`, the code is also emailed to that address (once the invite "
+            "is saved; a failed send retries in the background and never fails this request). "
+            "The code is never shown again. Tenant admins only."
         ),
         request=InviteInputSerializer,
         responses={
@@ -356,4 +358,63 @@ class InviteDetailApi(TenantAPIView):
     )
     def delete(self, request, invite_id):
         services.invite_revoke(invite=self._invite(invite_id), actor=request.user)
+        return Response(status=204)
+
+
+# --- password reset (issue 15: email) ----------------------------------------------------------
+
+
+class PasswordResetApi(PublicAPIView):
+    class PasswordResetInputSerializer(JsonBodySerializer):
+        email = EmailField(max_length=254)
+
+    @extend_schema(
+        operation_id="auth_password_reset",
+        summary="Email a password reset token",
+        description=(
+            "Always 202, whether or not the email has an account: an active member with a password "
+            "is emailed a `uid` and a `token` for `password/reset/confirm`, good for "
+            "`PASSWORD_RESET_TIMEOUT` seconds and once. Nobody else is emailed."
+        ),
+        request=PasswordResetInputSerializer,
+        responses={
+            202: None,
+            **error_responses("invalid_request", "rate_limited"),
+        },
+    )
+    def post(self, request):
+        data = self.PasswordResetInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_reset_request(email=data.validated_data["email"])
+        return Response(status=202)
+
+
+class PasswordResetConfirmApi(PublicAPIView):
+    class PasswordResetConfirmInputSerializer(JsonBodySerializer):
+        uid = serializers.CharField(max_length=64)
+        token = serializers.CharField(max_length=128)
+        new_password = serializers.CharField(trim_whitespace=False, max_length=256)
+
+    @extend_schema(
+        operation_id="auth_password_reset_confirm",
+        summary="Set a new password with a reset token",
+        description=(
+            "Sets the password of the user the emailed `uid` and `token` name, and ends every "
+            "sign-in of that user (their access and refresh tokens stop working); sign in anew. "
+            "An unknown `uid` or a bad, used or expired `token` is 401 `not_authenticated` (one "
+            "answer for all), and counts as a failed sign-in of the account: the sign-in throttle "
+            "applies (429 `login_throttled`). A refused new password is 400 naming `new_password`."
+        ),
+        request=PasswordResetConfirmInputSerializer,
+        responses={
+            204: None,
+            **error_responses(
+                "invalid_request", "not_authenticated", "permission_denied", "rate_limited", "login_throttled"
+            ),
+        },
+    )
+    def post(self, request):
+        data = self.PasswordResetConfirmInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_reset_confirm(**data.validated_data)
         return Response(status=204)

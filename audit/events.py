@@ -65,6 +65,14 @@ class Event(StrEnum):
     TENANT_UPDATED = "tenant.updated"
     TENANT_SUSPENDED = "tenant.suspended"
     TENANT_RESUMED = "tenant.resumed"
+    # Email (issue 15): a license's key sent as a one-time claim link, the link
+    # claimed; the notices sent to a tenant's admins; a password reset.
+    LICENSE_DELIVERY_SENT = "license.delivery_sent"
+    LICENSE_CLAIMED = "license.claimed"
+    LICENSE_EXPIRING_SOON = "license.expiring_soon"
+    LICENSE_SEATS_NEAR_LIMIT = "license.seats_near_limit"
+    AUTH_PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"
+    AUTH_PASSWORD_RESET = "auth.password_reset"
     # The operator console
     ADMIN_ADDED = "admin.added"
     ADMIN_CHANGED = "admin.changed"
@@ -156,6 +164,13 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.TENANT_UPDATED: frozenset({"changes"}),
     Event.TENANT_SUSPENDED: frozenset(),
     Event.TENANT_RESUMED: frozenset(),
+    # Email (issue 15). `claim_id` names the LicenseClaim; no key or token is ever a detail.
+    Event.LICENSE_DELIVERY_SENT: frozenset({"email", "claim_id", "expires_at", "via"}),
+    Event.LICENSE_CLAIMED: frozenset({"claim_id", "key_prefix"}),
+    Event.LICENSE_EXPIRING_SOON: frozenset({"days", "expires_at", "recipients"}),
+    Event.LICENSE_SEATS_NEAR_LIMIT: frozenset({"used", "max", "recipients"}),
+    Event.AUTH_PASSWORD_RESET_REQUESTED: frozenset(),
+    Event.AUTH_PASSWORD_RESET: frozenset(),
     Event.ADMIN_ADDED: frozenset({"object", "change"}),
     Event.ADMIN_CHANGED: frozenset({"object", "change"}),
     Event.ADMIN_DELETED: frozenset({"object", "change"}),

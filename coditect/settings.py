@@ -601,3 +601,45 @@ CELERY_BEAT_SCHEDULE.update(
 )
 # The tenant dashboard signs in with its own page; a session lasts a working day.
 DASHBOARD_SESSION_AGE = env.int("DASHBOARD_SESSION_AGE", default=12 * 3600)
+
+# --- Email (django-anymail; issue 15) ------------------------------------------------
+# SendGrid through anymail when SENDGRID_API_KEY (or SENDGRID_API_KEY_FILE) is set;
+# otherwise Django's console backend (`make run` prints each message to its
+# terminal). EMAIL_BACKEND names any other backend outright (the file backend:
+# django.core.mail.backends.filebased.EmailBackend, writing under EMAIL_FILE_PATH).
+# Mail is sent by Celery tasks enqueued on commit (accounts.tasks, licenses.tasks);
+# a failed send retries EMAIL_SEND_RETRIES times with exponential backoff.
+SENDGRID_API_KEY = secret("SENDGRID_API_KEY", "") or ""
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="anymail.backends.sendgrid.EmailBackend"
+    if SENDGRID_API_KEY
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CODITECT <no-reply@localhost>")
+# Seconds one call to SendGrid's API may take (anymail's REQUESTS_TIMEOUT).
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+ANYMAIL = {"SENDGRID_API_KEY": SENDGRID_API_KEY, "REQUESTS_TIMEOUT": EMAIL_TIMEOUT}
+EMAIL_SEND_RETRIES = env.int("EMAIL_SEND_RETRIES", default=5)
+# Where links in emails point (the claim page, the invite's registration): this
+# server's public address, no trailing slash.
+EMAIL_LINK_BASE_URL = env.str("EMAIL_LINK_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# "License expiring soon": one notice per license at each of these many days
+# before its expiry (a periodic task, EMAIL_EXPIRY_NOTICE_INTERVAL seconds apart).
+EMAIL_EXPIRY_NOTICE_DAYS = sorted({int(d) for d in env.list("EMAIL_EXPIRY_NOTICE_DAYS", default=["14", "3"])})
+EMAIL_EXPIRY_NOTICE_INTERVAL = env.float("EMAIL_EXPIRY_NOTICE_INTERVAL", default=3600.0)
+# "Seats near the limit": when an acquire leaves at least this share of a
+# license's seats in use; at most once a day per license.
+EMAIL_SEATS_NEAR_LIMIT_SHARE = env.float("EMAIL_SEATS_NEAR_LIMIT_SHARE", default=0.9)
+# How long a license-delivery claim link and a password-reset link stay good.
+LICENSE_CLAIM_LIFETIME_HOURS = env.int("LICENSE_CLAIM_LIFETIME_HOURS", default=72)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "license-expiry-notices": {
+            "task": "licenses.expiry_notices",
+            "schedule": EMAIL_EXPIRY_NOTICE_INTERVAL,
+        },
+    }
+)

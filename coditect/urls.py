@@ -9,6 +9,7 @@ from analytics.apis import AnalyticsUsageApi
 from coditect import health, metrics
 from coditect.api_docs import RedocView
 from core.errors import api_route_not_found
+from licenses.claim_views import license_claim_view
 from licenses.jwks import JwksApi, SignedKeySetApi
 
 # The same key set under the API prefix, named apart in the OpenAPI schema.
@@ -37,6 +38,8 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
     path(settings.ADMIN_URL, admin.site.urls),
     path("dashboard/", include("analytics.urls")),
+    # Email (issue 15): the one-time claim link of a license delivery email.
+    path("claim", license_claim_view, name="license-claim"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     # Public pages: no authentication runs, so a caller's bearer token (which
     # would open a tenant scope these views do not have) is simply not read.

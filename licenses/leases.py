@@ -29,6 +29,7 @@ from licenses.ledger import Lease, LedgerEvent, NoSeatsAvailable, SessionNotFoun
 from licenses.ledger.base import PendingEvent
 from licenses.ledger.gateway import SeatLedgerGateway, seat_ledger
 from licenses.models import License
+from licenses.notices import seats_notice_maybe_enqueue
 from licenses.selectors import (
     LicenseNotFound,
     license_get,
@@ -192,6 +193,10 @@ def lease_acquire(
         },
     )
     metrics.record_acquire_outcome("granted" if result.created else "existing")
+    if result.created:
+        # Email (issue 15): near the limit, the tenant's admins hear of it, at
+        # most once a day; the notice is enqueued on commit, never sent here.
+        seats_notice_maybe_enqueue(license, result.used)
     return checkout
 
 

@@ -243,3 +243,57 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"Idempotency-Key {self.key[:16]} ({self.status_code or 'pending'})"
+
+
+# --- Email: license delivery and notices (issue 15) ------------------------------------
+
+
+class LicenseClaim(TenantOwnedModel):
+    """A one-time link that delivers a license's key by email (licenses.delivery).
+
+    The email carries the link, never the key; the table keeps the SHA-256 of
+    the link's token, not the token. Claiming (a POST from the claim page)
+    mints the license's key anew and shows it once: the key that was current
+    until then stops working, and no key is ever stored. A used, expired or
+    revoked claim refuses."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="claims")
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    email = models.EmailField()
+    # Who asked for it: an operator's or an API key's name, `create_license`...
+    requested_by = models.CharField(max_length=254, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "license_claims"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"claim {self.id} of {self.license_id}"
+
+    def is_open(self, now=None) -> bool:
+        return self.used_at is None and self.expires_at > (now or timezone.now())
+
+
+class LicenseNotice(TenantOwnedModel):
+    """An email notice sent about a license, kept so each is sent once:
+    `kind` "expiring" with `key` "<days>:<expiry date>" (a renewed license is
+    told again about its new date), `kind` "seats" with `key` the UTC day."""
+
+    id = models.BigAutoField(primary_key=True)
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="notices")
+    kind = models.CharField(max_length=20)
+    key = models.CharField(max_length=64)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "license_notices"
+        constraints = [
+            models.UniqueConstraint(fields=["license", "kind", "key"], name="license_notices_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} notice {self.key} of {self.license_id}"

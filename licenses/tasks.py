@@ -76,3 +76,13 @@ def lease_events_drain_task() -> int:
     for license_id, tenant_id in waiting:
         task_enqueue_on_commit(lease_events_drain_license_task, license_id, tenant_id)
     return len(waiting)
+
+
+# Email (issue 15): its tasks live in licenses.email_tasks (acquire enqueues one,
+# and this module imports licenses.leases); imported here so a worker finds them.
+from licenses.email_tasks import (  # noqa: E402, F401
+    license_delivery_email_task,
+    license_expiry_notice_task,
+    license_expiry_notices_task,
+    seats_near_limit_notice_task,
+)

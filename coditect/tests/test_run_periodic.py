@@ -132,6 +132,11 @@ TASK_NAMES = {
     "licenses.lease_events_drain_license",
     "licenses.lease_expiry_sweep",
     "licenses.lease_expiry_sweep_license",
+    # Email (issue 15)
+    "licenses.delivery_email",
+    "licenses.expiry_notice",
+    "licenses.expiry_notices",
+    "licenses.seats_near_limit_notice",
 }
 
 

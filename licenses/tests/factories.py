@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from licenses.keys import generate_license_key, license_key_digest, license_key_display_prefix
 from licenses.ledger.base import new_session_id
-from licenses.models import BorrowedLease, Lease, License
+from licenses.models import BorrowedLease, Lease, License, LicenseClaim, LicenseNotice
 from tenants.tests.factories import TenantOwnedFactory
 
 
@@ -54,3 +54,33 @@ class BorrowedLeaseFactory(TenantOwnedFactory):
     fingerprint = factory.Sequence(lambda n: f"machine-{n:04d}")
     created_at = factory.LazyFunction(timezone.now)
     borrowed_until = factory.LazyAttribute(lambda lease: lease.created_at + timedelta(hours=48))
+
+
+class LicenseClaimFactory(TenantOwnedFactory):
+    """A one-time delivery link (licenses.delivery); `.token` is kept on the instance, for tests."""
+
+    class Meta:
+        model = LicenseClaim
+
+    license = factory.LazyAttribute(lambda o: LicenseFactory(tenant=o.tenant))
+    email = factory.Sequence(lambda n: f"buyer{n}@example.test")
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from licenses.delivery import claim_token_digest, claim_token_new
+
+        token = claim_token_new(kwargs["tenant"].id)
+        kwargs["token_digest"] = claim_token_digest(token)
+        claim = super()._create(model_class, *args, **kwargs)
+        claim.token = token
+        return claim
+
+
+class LicenseNoticeFactory(TenantOwnedFactory):
+    class Meta:
+        model = LicenseNotice
+
+    license = factory.LazyAttribute(lambda o: LicenseFactory(tenant=o.tenant))
+    kind = "seats"
+    key = factory.Sequence(lambda n: f"2026-01-{n % 28 + 1:02d}-{n}")

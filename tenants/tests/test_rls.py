@@ -13,8 +13,14 @@ from analytics.models import DailyUsage, HourlyUsage, UsageRollupRun
 from analytics.tests.factories import DailyUsageFactory, HourlyUsageFactory, UsageRollupRunFactory
 from audit.models import AuditLog
 from audit.tests.factories import AuditLogFactory
-from licenses.models import BorrowedLease, Lease, License
-from licenses.tests.factories import BorrowedLeaseFactory, LeaseFactory, LicenseFactory
+from licenses.models import BorrowedLease, Lease, License, LicenseClaim, LicenseNotice
+from licenses.tests.factories import (
+    BorrowedLeaseFactory,
+    LeaseFactory,
+    LicenseClaimFactory,
+    LicenseFactory,
+    LicenseNoticeFactory,
+)
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 
@@ -33,6 +39,8 @@ FACTORIES = {
     HourlyUsage: HourlyUsageFactory,
     DailyUsage: DailyUsageFactory,
     UsageRollupRun: UsageRollupRunFactory,
+    LicenseClaim: LicenseClaimFactory,
+    LicenseNotice: LicenseNoticeFactory,
 }
 
 pytestmark = pytest.mark.django_db

@@ -3,8 +3,10 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
 from django.utils.dateparse import parse_datetime
 
+from licenses.mailing import license_delivery_send
 from licenses.services import license_create
 from tenants.models import Tenant
 from tenants.scope import operator_scope
@@ -38,8 +40,18 @@ class Command(BaseCommand):
             "--fingerprint", action="append", default=[], help="Node-lock to this fingerprint (repeatable)."
         )
         parser.add_argument("--entitlements", default="{}", help="JSON object, e.g. '{\"pro\": true}'.")
+        parser.add_argument(
+            "--email",
+            help="Email this address a one-time link that shows the key, instead of printing the key.",
+        )
 
     def handle(self, *args, **options):
+        email = (options.get("email") or "").strip()
+        if options.get("email") is not None:
+            try:
+                validate_email(email)
+            except ValidationError:
+                raise CommandError(f"--email {email!r} is not an email address") from None
         tenant = _find_tenant(options["tenant"])
         expires_at = None
         if options.get("expires_at"):
@@ -69,12 +81,21 @@ class Command(BaseCommand):
             )
         except (ValueError, ValidationError) as exc:
             raise CommandError(f"cannot create license: {exc}") from exc
+        output = {"id": str(license.id), "tenant": {"id": str(tenant.id), "slug": tenant.slug}}
+        if email:
+            # The key is never printed: the claim link shows a new one, once.
+            claim = license_delivery_send(license=license, email=email, requested_by="create_license")
+            output["claim"] = {
+                "id": str(claim.id),
+                "email": claim.email,
+                "expires_at": claim.expires_at.isoformat(),
+            }
+        else:
+            output["license_key"] = key
         self.stdout.write(
             json.dumps(
                 {
-                    "id": str(license.id),
-                    "tenant": {"id": str(tenant.id), "slug": tenant.slug},
-                    "license_key": key,
+                    **output,
                     "key_prefix": license.key_prefix,
                     "max_seats": license.max_seats,
                     "expires_at": license.expires_at.isoformat() if license.expires_at else None,

@@ -1,0 +1,221 @@
+"""Email about licenses (issue 15), the work the tasks do (licenses.email_tasks);
+what enqueues them is licenses.mailing (delivery, claims) and licenses.notices
+(the seats notice, from acquire), kept apart so no import goes round in a circle.
+
+Email about licenses: delivering a key as a one-time claim link,
+and the notices a tenant's admins get (expiring soon, seats near the limit).
+
+Delivery. `license_delivery_send` is the one way a key goes out by email: the
+console's "Email the key to…", `create_license --email`, and (later) the
+provisioning API and Stripe call it. It writes a LicenseClaim (the token's
+SHA-256 only) and its audit row, and enqueues the email on commit, the token
+sealed (core.email). The email carries the claim link, never the key. The
+claim page (licenses.views) shows a button; pressing it (a POST, so a mail
+scanner's GET takes nothing) mints the license's key anew and shows it once:
+the key that was current until then stops working. A second visit, an expired
+or an unknown link refuses, all with the same page.
+
+Notices. Each is sent once (a LicenseNotice row, written in the sending
+transaction: a send that fails rolls it back and the retry tries again; two
+workers at once meet on its unique constraint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Role, User
+from audit.events import Event
+from audit.services import audit_record
+from core.email import email_link, email_send
+from licenses.models import License, LicenseClaim, LicenseNotice
+from tenants.scope import operator_scope, tenant_scope
+
+logger = logging.getLogger(__name__)
+
+CLAIM_PATH = "/claim?t="
+
+
+def claim_token_new(tenant_id: uuid.UUID) -> str:
+    # The tenant's id in front so the claim page opens the right tenant's scope
+    # before it looks anything up (RLS); the rest is the secret.
+    return f"{tenant_id}.{secrets.token_urlsafe(32)}"
+
+
+def claim_token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _claim_token_tenant(token: str) -> uuid.UUID | None:
+    if not isinstance(token, str) or len(token) > 200:
+        return None
+    tenant_part, _, secret_part = token.partition(".")
+    if len(secret_part) < 32:
+        return None
+    try:
+        return uuid.UUID(tenant_part)
+    except ValueError:
+        return None
+
+
+def license_delivery_email(*, claim_id: uuid.UUID, tenant_id: uuid.UUID, token: str) -> int:
+    """The delivery email of one claim (the task's work). A claim already used
+    or expired is not sent."""
+    with tenant_scope(tenant_id):
+        claim = LicenseClaim.objects.select_related("license", "tenant").filter(id=claim_id).first()
+        if claim is None or not claim.is_open():
+            return 0
+        return email_send(
+            template="license_delivery",
+            to=[claim.email],
+            context={
+                "tenant": claim.tenant,
+                "license": claim.license,
+                "claim_url": email_link(f"{CLAIM_PATH}{token}"),
+                "expires_at": claim.expires_at,
+            },
+        )
+
+
+def license_claim_peek(*, token: str) -> LicenseClaim | None:
+    """The open claim this token names (the claim page's GET), or None."""
+    tenant_id = _claim_token_tenant(token)
+    if tenant_id is None:
+        return None
+    with tenant_scope(tenant_id):
+        claim = (
+            LicenseClaim.objects.select_related("license", "tenant")
+            .filter(token_digest=claim_token_digest(token))
+            .first()
+        )
+        return claim if claim is not None and claim.is_open() else None
+
+
+# --- notices to a tenant's admins ---------------------------------------------------------
+
+
+def tenant_admin_emails(tenant_id: uuid.UUID) -> list[str]:
+    """The addresses notices go to: the tenant's active admins (in its scope)."""
+    return sorted(
+        User.objects.filter(tenant_id=tenant_id, role=Role.TENANT_ADMIN, is_active=True).values_list(
+            "email", flat=True
+        )
+    )
+
+
+def _notice_once(license: License, kind: str, key: str) -> bool:
+    """Record the notice; False when it was sent already."""
+    try:
+        with transaction.atomic():
+            LicenseNotice(tenant_id=license.tenant_id, license=license, kind=kind, key=key).save(
+                force_insert=True
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def expiry_notices_due(now=None) -> list[tuple[str, str, int]]:
+    """(license id, tenant id, days) of each license that has an expiring-soon
+    notice to send now: the smallest of EMAIL_EXPIRY_NOTICE_DAYS its expiry is
+    within, not yet sent for this expiry date."""
+    days = settings.EMAIL_EXPIRY_NOTICE_DAYS
+    if not days:
+        return []
+    now = now or timezone.now()
+    with operator_scope():
+        licenses = list(
+            License.objects.filter(
+                expires_at__gt=now, expires_at__lte=now + timedelta(days=max(days)), suspended=False
+            ).values_list("id", "tenant_id", "expires_at")
+        )
+        sent = set(
+            LicenseNotice.objects.filter(
+                kind="expiring", license_id__in=[row[0] for row in licenses]
+            ).values_list("license_id", "key")
+        )
+    due = []
+    for license_id, tenant_id, expires_at in licenses:
+        left = expires_at - now
+        window = min(d for d in days if left <= timedelta(days=d))
+        if (license_id, f"{window}:{expires_at.date().isoformat()}") not in sent:
+            due.append((str(license_id), str(tenant_id), window))
+    return due
+
+
+def license_expiry_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID, days: int) -> int:
+    """The "expiring soon" email of one license, once per (days, expiry date)."""
+    with tenant_scope(tenant_id), transaction.atomic():
+        license = License.objects.select_related("tenant").filter(id=license_id).first()
+        if license is None or license.expires_at is None or license.expires_at <= timezone.now():
+            return 0
+        # A license that reached a smaller window first is not told the larger one after.
+        for d in settings.EMAIL_EXPIRY_NOTICE_DAYS:
+            if d > days:
+                _notice_once(license, "expiring", f"{d}:{license.expires_at.date().isoformat()}")
+        if not _notice_once(license, "expiring", f"{days}:{license.expires_at.date().isoformat()}"):
+            return 0
+        to = tenant_admin_emails(tenant_id)
+        audit_record(
+            action=Event.LICENSE_EXPIRING_SOON,
+            tenant_id=tenant_id,
+            target=license,
+            details={"days": days, "expires_at": license.expires_at.isoformat(), "recipients": len(to)},
+        )
+        return email_send(
+            template="license_expiring",
+            to=to,
+            context={
+                "tenant": license.tenant,
+                "license": license,
+                "days": days,
+                "expires_at": license.expires_at,
+            },
+        )
+
+
+def seats_near_limit(used: int, max_seats: int) -> bool:
+    share = settings.EMAIL_SEATS_NEAR_LIMIT_SHARE
+    return 0 < share and max_seats > 0 and used >= max(1, math.ceil(share * max_seats))
+
+
+def license_seats_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
+    """The "seats near the limit" email of one license, at most once a UTC day,
+    and only while the seats in use are still at the share."""
+    from licenses.ledger.gateway import seat_ledger
+
+    with tenant_scope(tenant_id), transaction.atomic():
+        license = License.objects.select_related("tenant").filter(id=license_id).first()
+        if license is None:
+            return 0
+        used = seat_ledger().used(license_id=license.id, tenant_id=license.tenant_id)
+        if not seats_near_limit(used, license.max_seats):
+            return 0
+        if not _notice_once(license, "seats", timezone.now().date().isoformat()):
+            return 0
+        to = tenant_admin_emails(tenant_id)
+        audit_record(
+            action=Event.LICENSE_SEATS_NEAR_LIMIT,
+            tenant_id=tenant_id,
+            target=license,
+            details={"used": used, "max": license.max_seats, "recipients": len(to)},
+        )
+        return email_send(
+            template="license_seats",
+            to=to,
+            context={
+                "tenant": license.tenant,
+                "license": license,
+                "used": used,
+                "max_seats": license.max_seats,
+            },
+        )
