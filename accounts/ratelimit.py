@@ -170,6 +170,10 @@ def _refusal(message: str, decision: Decision):
     return message, {"retry_after": int(decision.headers()["Retry-After"])}
 
 
+# The admin site's views that check a password: counted for every caller.
+PASSWORD_VIEWS = frozenset({"login", "password_change"})
+
+
 class PerIpRateLimitMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -181,11 +185,23 @@ class PerIpRateLimitMiddleware:
     def __call__(self, request):
         limit = settings.RATE_LIMIT_PER_IP
         request.rate_limit_ip = None
-        if limit > 0 and request.path_info not in UNLIMITED_PATHS and not self._console(request):
-            refused = self._count(request, limit)
-            if refused is not None:
-                return refused
+        counted = False
+        if limit > 0 and request.path_info not in UNLIMITED_PATHS:
+            console = self._console(request)
+            # A console request with no session cannot be an operator's: it is
+            # counted here, before anything else answers it.
+            if not console or settings.SESSION_COOKIE_NAME not in request.COOKIES:
+                refused = self._count(request, limit)
+                if refused is not None:
+                    return refused
+                counted = True
+            request._rate_limit_ip_pending = not counted
         response = self.get_response(request)
+        if getattr(request, "_rate_limit_ip_pending", False) and not _signed_in_operator(request):
+            # A console request with a session that no view counted (answered
+            # before one, by a redirect or a refusal) still counts: its answer
+            # is made, so it is not refused, but the next one may be.
+            self._count(request, limit)
         decisions = [
             d for d in (request.rate_limit_ip, getattr(request, "rate_limit_user", None)) if d is not None
         ]
@@ -196,12 +212,18 @@ class PerIpRateLimitMiddleware:
         return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        """The admin site's requests, counted once the session has said who is
-        calling: a signed-in operator's are not counted."""
-        limit = settings.RATE_LIMIT_PER_IP
-        if limit <= 0 or not self._console(request) or _signed_in_operator(request):
+        """The admin site's requests with a session, counted once the session
+        has said who is calling: a signed-in operator's pages are not counted;
+        the sign-in and password forms always are, whoever is signed in (a
+        session is no licence to try passwords)."""
+        if not getattr(request, "_rate_limit_ip_pending", False):
             return None
-        return self._count(request, limit)
+        request._rate_limit_ip_pending = False
+        match = request.resolver_match
+        password_form = match is not None and match.url_name in PASSWORD_VIEWS
+        if _signed_in_operator(request) and not password_form:
+            return None
+        return self._count(request, settings.RATE_LIMIT_PER_IP)
 
     def _count(self, request, limit: int):
         """Count the request against its address; the refusal, if it is one."""
@@ -216,7 +238,7 @@ class PerIpRateLimitMiddleware:
             response = error_response("rate_limited", message, details)
         else:
             retry_after = int(decision.headers()["Retry-After"])
-            context = {"retry_after": retry_after, "console": self._console(request)}
+            context = {"retry_after": retry_after}
             page = render_to_string("429.html", context)
             response = HttpResponse(page, status=429, content_type="text/html; charset=utf-8")
         for name, value in decision.headers().items():

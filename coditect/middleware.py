@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote
+
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseRedirect
 
-from licenses.keys import looks_like_a_key
+# More of a key than its display prefix (CDT-7K2QF), anywhere in a value.
+_KEY_IN = re.compile(r"CDT-[0-9A-Z]{5}-[0-9A-Z]{3}", re.IGNORECASE)
 
-ADMIN_PREFIX = "/admin/"
+
+def _carries_a_key(value: str) -> bool:
+    # A value may hold an address that holds the key (?next=/admin/...%3Fq%3DCDT-...).
+    return bool(_KEY_IN.search(value) or _KEY_IN.search(unquote(unquote(value))))
 
 
 class KeyOutOfAdminAddressMiddleware:
-    """A whole license key never stays in a console address: a GET under
-    /admin/ whose query carries one (pasted in any search box or filter, the
-    license list's, the audit log's, the tenants') is sent back to the same
-    page without it, with a pointer to "Find by license key" (a POST). The key
+    """A license key never stays in a console address: a GET (or HEAD) under
+    ADMIN_URL whose query carries one anywhere in a value (pasted in any search
+    box or filter, the license list's, the audit log's, the tenants', or
+    inside a `next` address) is sent back to the same page without it, with a pointer to "Find by license key" (a POST). The key
     is not searched, echoed or logged (the access log redacts it). The API's
     `status?license_key=` is the contract's and is not touched."""
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self.console_prefix = "/" + settings.ADMIN_URL.strip("/") + "/"
 
     def __call__(self, request):
-        if request.method == "GET" and request.path_info.startswith(ADMIN_PREFIX) and request.GET:
+        if (
+            request.method in ("GET", "HEAD")
+            and request.path_info.startswith(self.console_prefix)
+            and request.GET
+        ):
             query = request.GET.copy()
-            carrying = [
-                name for name, values in query.lists() if any(looks_like_a_key(v.strip()) for v in values)
-            ]
+            carrying = [name for name, values in query.lists() if any(_carries_a_key(v) for v in values)]
             if carrying:
                 for name in carrying:
                     del query[name]

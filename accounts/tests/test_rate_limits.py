@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import RequestFactory
 
 from accounts import ratelimit
@@ -284,6 +285,42 @@ def test_an_anonymous_console_request_past_the_limit_gets_an_html_page(
     _assert_html_refusal(get(client, address, "/admin/login/", **BROWSER))
 
 
+def test_a_signed_in_operators_sign_in_attempts_are_counted(backend, settings, committed_db, client, address):
+    """A session is no licence to try passwords: the admin's sign-in form,
+    POSTed from an operator's session, counts against the address."""
+    settings.RATE_LIMIT_PER_IP = 3
+    _signed_in(client, is_superuser=True)
+
+    def attempt(n):
+        return client.post(
+            "/admin/login/",
+            {"username": f"user{n}@acme.test", "password": "wrong"},
+            REMOTE_ADDR=address,
+            headers=BROWSER,
+        )
+
+    answers = [attempt(n) for n in range(5)]
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+    _assert_html_refusal(answers[3])
+    # The operator's own pages are still not counted.
+    assert get(client, address, "/admin/", **BROWSER).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "answered_before_any_view", ["/admin/login/?a=%00", "/admin/?q=CDT-AAAAA-BBBBB-CCCCC-DDDDD-EEEEE"]
+)
+def test_a_console_request_answered_before_its_view_is_counted(
+    backend, settings, committed_db, client, address, answered_before_any_view
+):
+    settings.RATE_LIMIT_PER_IP = 3
+    client.cookies[django_settings.SESSION_COOKIE_NAME] = "not-a-session"  # counted after its answer
+    for _ in range(3):
+        assert get(client, address, answered_before_any_view, **BROWSER).status_code in (302, 400)
+    _assert_html_refusal(get(client, address, "/admin/login/", **BROWSER))
+    del client.cookies[django_settings.SESSION_COOKIE_NAME]  # counted before its answer
+    _assert_html_refusal(get(client, address, answered_before_any_view, **BROWSER))
+
+
 def test_staff_of_a_tenant_is_no_operator_and_is_counted(backend, settings, committed_db, client, address):
     """The admin site lets no tenant's member in, whatever is_staff says; nor does the limit."""
     from tenants.tests.factories import TenantFactory
@@ -313,6 +350,16 @@ def test_the_dashboard_past_the_limit_gets_an_html_page(backend, settings, clien
     refused = get(client, address, "/dashboard/login/", **BROWSER)
     _assert_html_refusal(refused)
     assert "operator" not in refused.content.decode()
+
+
+def test_the_refusal_page_says_nothing_of_who_is_not_counted(
+    backend, settings, committed_db, client, address
+):
+    settings.RATE_LIMIT_PER_IP = 1
+    get(client, address, "/admin/", **BROWSER)
+    refused = get(client, address, "/admin/login/", **BROWSER)
+    _assert_html_refusal(refused)
+    assert "operator" not in refused.content.decode() and "signed in" not in refused.content.decode()
 
 
 def test_an_api_request_never_reads_the_session(backend, settings, committed_db, client, address):

@@ -297,6 +297,45 @@ def test_a_key_in_any_console_address_is_taken_out_and_not_searched(
     assert license.key not in every_log_line.text
 
 
+@pytest.mark.parametrize(
+    "carrying",
+    [
+        lambda key: {"q": f"acme {key}"},
+        lambda key: {"next": f"/admin/licenses/license/?q={key}"},
+        lambda key: {"_changelist_filters": f"q%3D{key}"},
+    ],
+    ids=["among-words", "in-an-address", "encoded-in-an-address"],
+)
+def test_a_key_anywhere_in_a_console_value_is_taken_out(console, scene, carrying):
+    _, license, _ = scene
+    address = reverse("admin:licenses_license_changelist")
+
+    found = console.get(address, {**carrying(license.key), "o": "1"})
+    head = console.head(address, carrying(license.key))
+
+    assert (found.status_code, found["Location"]) == (302, f"{address}?o=1")
+    assert (head.status_code, head["Location"]) == (302, address)
+
+
+def test_the_key_is_taken_out_wherever_the_console_is_mounted(settings):
+    from django.contrib.messages.storage.cookie import CookieStorage
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from coditect.middleware import KeyOutOfAdminAddressMiddleware
+
+    settings.ADMIN_URL = "ops-console/"
+    middleware = KeyOutOfAdminAddressMiddleware(lambda request: HttpResponse("the page"))
+    request = RequestFactory().get(
+        "/ops-console/licenses/license/", {"q": "CDT-AAAAA-BBBBB-CCCCC-DDDDD-EEEEE"}
+    )
+    request._messages = CookieStorage(request)
+
+    answer = middleware(request)
+
+    assert (answer.status_code, answer["Location"]) == (302, "/ops-console/licenses/license/")
+
+
 @pytest.mark.parametrize("lookup", ["key_digest", "key_digest__startswith"])
 def test_the_list_takes_no_filter_on_the_keys_digest(console, scene, lookup):
     _, license, _ = scene
