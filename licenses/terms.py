@@ -68,7 +68,12 @@ def _pick(override, inherited):
 def license_terms(license) -> LicenseTerms:
     """The effective values of a license (its policy loaded with it where the
     caller is a hot path: licenses.selectors fetches both in one statement)."""
-    policy = license.policy
+    if license.policy_id is None:
+        # Not saved yet (a license is given its policy when saved): the
+        # defaults a policy is made with.
+        policy = type(license)._meta.get_field("policy").related_model()
+    else:
+        policy = license.policy
     grace_until = None
     if license.expires_at is not None and policy.expiry_grace_days:
         grace_until = license.expires_at + timedelta(days=policy.expiry_grace_days)
