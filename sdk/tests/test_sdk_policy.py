@@ -73,7 +73,7 @@ def client_for(server, account: Account, tmp_path, **kwargs) -> LicenseClient:  
 
 
 def test_the_token_carries_the_effective_terms_and_a_graced_license_acquires(server, graced, tmp_path):  # noqa: F811
-    account, expired, grace_until = graced
+    account, _, grace_until = graced
     with client_for(server, account, tmp_path, app_version="2.4.0") as app:
         lease = app.lease
         assert lease is not None and lease.created

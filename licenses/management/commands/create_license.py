@@ -56,7 +56,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--tenant", required=True, help="Tenant slug or id.")
         parser.add_argument(
-            "--policy", help="Policy slug (the template: seats, TTLs, trial, catalog); default: the default policy."
+            "--policy",
+            help="Policy slug (the template: seats, TTLs, trial, catalog); default: the default policy.",
         )
         parser.add_argument("--seats", type=int, help="Default: the policy's seats.")
         parser.add_argument("--name", default="")
