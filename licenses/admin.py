@@ -270,7 +270,12 @@ class LicenseForm(forms.ModelForm):
             self.initial["entitlements"] = ""
 
     def clean_policy(self):
-        return self.cleaned_data.get("policy") or Policy.default()
+        # Not given: the license's own (an edit), or the default policy (a new one).
+        if self.cleaned_data.get("policy") is not None:
+            return self.cleaned_data["policy"]
+        if self.instance.pk and self.instance.policy_id:
+            return self.instance.policy
+        return Policy.default()
 
     def clean(self):
         from licenses.terms import entitlements_from_codes
@@ -281,11 +286,13 @@ class LicenseForm(forms.ModelForm):
             return cleaned
         try:
             codes = entitlement_codes_parse(self.data.get(self.add_prefix("entitlements"), ""))
+            same_policy = self.instance.pk and self.instance.policy_id == policy.pk
+            before = self.instance.entitlements if self.instance.pk else None
+            if same_policy and codes is not None and before is not None and set(codes) == set(before):
+                # As it was (a license older than policies may keep other values).
+                cleaned["entitlements"] = before
+                return cleaned
             if codes is not None:
-                if "entitlements" not in self.changed_data and "policy" not in self.changed_data:
-                    # As it was (a license older than policies may keep other values).
-                    cleaned["entitlements"] = self.instance.entitlements
-                    return cleaned
                 codes = entitlements_from_codes(policy, codes)
         except forms.ValidationError as error:
             self.add_error("entitlements", error)
