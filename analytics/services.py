@@ -166,7 +166,7 @@ def usage_sources(*, license: License, begin: datetime, end: datetime, now: date
             # Neither live nor ended on record (its expiry not yet swept): it
             # held its seat at least one TTL; a later run, after the sweep,
             # puts the true end in.
-            session.end = min(session.start + timedelta(seconds=license.lease_ttl), now)
+            session.end = min(session.start + timedelta(seconds=license.terms.lease_ttl), now)
             session.provisional = True
 
     denials = [

@@ -103,6 +103,9 @@ def _card(license, periods: list[dict], leases: list | None, as_of=None) -> dict
         "as_of": as_of,
         "as_of_label": _as_of_label(as_of),
         "state": license_state(license),
+        # The effective terms (the policy's under the license's overrides):
+        # the grace period after expiry, when the license is in it.
+        "grace_until": license.terms.grace_until,
         "gauge": seat_gauge(used=len(leases), max_seats=license.max_seats) if leases is not None else None,
         "chart": usage_chart(periods, max_seats=license.max_seats),
         "peak_30d": max((p["peak_seats"] for p in periods), default=0),

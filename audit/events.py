@@ -135,7 +135,7 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.AUTH_SIGN_INS_ENDED: frozenset({D.REASON, D.REVOKED}),
     Event.USER_LOGIN_THROTTLED: frozenset({"failures", "retry_after", D.METHOD}),
     Event.USER_UNLOCKED: frozenset({"failures", "via"}),
-    Event.LICENSE_CREATED: frozenset({"key_prefix", "max_seats"}),
+    Event.LICENSE_CREATED: frozenset({"key_prefix", "max_seats", "policy"}),
     Event.LICENSE_UPDATED: frozenset({"changes"}),
     Event.LICENSE_SUSPENDED: frozenset({D.REASON}),
     Event.LICENSE_RESUMED: frozenset(),

@@ -25,6 +25,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -50,7 +51,7 @@ from core.errors import ApplicationError, ServiceUnavailable
 from licenses.keys import license_key_digest, looks_like_a_key
 from licenses.leases import lease_force_release
 from licenses.ledger.gateway import seat_ledger
-from licenses.models import License
+from licenses.models import DEFAULT_POLICY_SLUG, License, Policy, Product
 from licenses.once import NONCE_FIELD, nonce_claim, nonce_issue, once_register, once_take
 from licenses.services import (
     BlockKind,
@@ -178,12 +179,117 @@ LICENSE_TARGET = "licenses.license"
 
 
 def license_state(license: License, now=None) -> str:
-    """active, suspended or expired (suspension first: it is what an operator undoes)."""
+    """active, grace (expired, inside its policy's grace period: it still holds
+    seats), suspended or expired (suspension first: it is what an operator undoes)."""
     if license.suspended:
         return "suspended"
     if license.is_expired(now):
         return "expired"
+    if license.in_grace(now):
+        return "grace"
     return "active"
+
+
+# --- The license form: a policy and codes of its catalog ------------------------------
+
+
+def entitlement_codes_parse(text: str):
+    """The form's entitlements: codes separated by commas or spaces, or a JSON
+    list of codes, or a {code: true} object. Blank: None (the whole catalog);
+    "{}" or "[]": none at all."""
+    import json
+    import re
+
+    text = (text or "").strip()
+    if not text:
+        return None
+    if text[0] in "[{":
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise forms.ValidationError("Not JSON: give codes separated by commas.") from None
+        if isinstance(value, dict):
+            if any(item is not True for item in value.values()):
+                raise forms.ValidationError(
+                    'Entitlements are codes: {"code": true, ...}, or a list of codes.'
+                )
+            return list(value)
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return value
+        raise forms.ValidationError("Give codes separated by commas, or a JSON list of codes.")
+    return [code for code in re.split(r"[\s,]+", text) if code]
+
+
+class LicenseForm(forms.ModelForm):
+    policy = forms.ModelChoiceField(
+        queryset=Policy.objects.select_related("product"),
+        required=False,
+        help_text="The template this license follows; empty: the default policy. "
+        "Empty fields below follow the policy.",
+    )
+    entitlements = forms.CharField(
+        required=False,
+        help_text="Codes of the policy's catalog, separated by commas. Empty: the whole catalog; {} : none.",
+    )
+
+    class Meta:
+        model = License
+        # The admin names the fields it shows (LicenseAdmin.fields).
+        fields = (
+            "tenant",
+            "name",
+            "policy",
+            "max_seats",
+            "expires_at",
+            "suspended",
+            "hardware_fingerprints",
+            "max_machines",
+            "entitlements",
+            "lease_ttl",
+            "offline_grace",
+            "borrow_limit_hours",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        entitlements = self.instance.entitlements if self.instance.pk else None
+        if entitlements is not None:
+            self.initial["entitlements"] = ", ".join(entitlements) if entitlements else "{}"
+        else:
+            self.initial["entitlements"] = ""
+
+    def clean_policy(self):
+        # Not given: the license's own (an edit), or the default policy (a new one).
+        if self.cleaned_data.get("policy") is not None:
+            return self.cleaned_data["policy"]
+        if self.instance.pk and self.instance.policy_id:
+            return self.instance.policy
+        return Policy.default()
+
+    def clean(self):
+        from licenses.terms import entitlements_from_codes
+
+        cleaned = super().clean()
+        policy = cleaned.get("policy")
+        if "entitlements" in self.errors or policy is None:
+            return cleaned
+        try:
+            codes = entitlement_codes_parse(self.data.get(self.add_prefix("entitlements"), ""))
+            same_policy = self.instance.pk and self.instance.policy_id == policy.pk
+            before = self.instance.entitlements if self.instance.pk else None
+            if same_policy and codes is not None and before is not None and set(codes) == set(before):
+                # As it was (a license older than policies may keep other values).
+                cleaned["entitlements"] = before
+                return cleaned
+            if codes is not None:
+                codes = entitlements_from_codes(policy, codes)
+        except forms.ValidationError as error:
+            self.add_error("entitlements", error)
+        except ValueError as error:
+            self.add_error("entitlements", str(error))
+        else:
+            cleaned["entitlements"] = codes
+        return cleaned
 
 
 def seats_in_use(licenses) -> dict:
@@ -250,16 +356,18 @@ class LicenseStateFilter(admin.SimpleListFilter):
 
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
+    form = LicenseForm
     list_display = (
         "key_prefix",
         "name",
         "tenant",
+        "policy",
         "seats_column",
         "state_column",
         "expiry_column",
         "last_activity_column",
     )
-    list_filter = ("tenant", LicenseStateFilter)
+    list_filter = ("tenant", "policy", LicenseStateFilter)
     actions = ("suspend_selected", "resume_selected", "extend_selected_30_days", "export_csv")
     list_per_page = 50
     list_max_show_all = 100
@@ -272,7 +380,7 @@ class LicenseAdmin(admin.ModelAdmin):
         "A whole key goes in “Find by license key”, so that it never lands in an address."
     )
     change_list_template = "admin/licenses/license/change_list.html"
-    list_select_related = ("tenant",)
+    list_select_related = ("tenant", "policy")
     readonly_fields = ("id", "key_prefix", "created", "updated")
     # Changed only through the actions on the license page (each has a service).
     action_fields = ("suspended", "expires_at", "hardware_fingerprints")
@@ -281,6 +389,7 @@ class LicenseAdmin(admin.ModelAdmin):
         "id",
         "tenant",
         "name",
+        "policy",
         "key_prefix",
         "max_seats",
         "expires_at",
@@ -756,11 +865,12 @@ class LicenseAdmin(admin.ModelAdmin):
         license, key = license_create(
             tenant=data["tenant"],
             name=data.get("name", ""),
+            policy=data.get("policy"),
             max_seats=data["max_seats"],
             expires_at=data.get("expires_at"),
             fingerprints=data.get("hardware_fingerprints") or [],
             max_machines=data.get("max_machines"),
-            entitlements=data.get("entitlements") or {},
+            entitlements=data.get("entitlements"),
             lease_ttl=data.get("lease_ttl"),
             offline_grace=data.get("offline_grace"),
             borrow_limit_hours=data.get("borrow_limit_hours"),
@@ -949,7 +1059,7 @@ class LicenseAdmin(admin.ModelAdmin):
             # one was lease_ttl before the expiry (never before the lease began).
             beat = None
             if not lease.borrowed_until:
-                beat = max(lease.created_at, lease.expires_at - timedelta(seconds=license.lease_ttl))
+                beat = max(lease.created_at, lease.expires_at - timedelta(seconds=license.terms.lease_ttl))
             rows.append(
                 {
                     "lease": lease,
@@ -1714,3 +1824,112 @@ def _details_text(details) -> str:
     if not isinstance(details, dict):
         return str(details)
     return "; ".join(f"{key}: {value_text(value)}" for key, value in details.items())
+
+
+# --- Products and policies ------------------------------------------------------------
+# Global: the operator's catalog of editions and the templates licenses are
+# made from. Changes are audited like every admin change (audit.admin).
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "policies_column", "updated")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("id", "created", "updated")
+    fields = ("id", "name", "slug", "description", "created", "updated")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(policy_count=Count("policies"))
+
+    @admin.display(description="Policies", ordering="policy_count")
+    def policies_column(self, product):
+        return product.policy_count
+
+    @admin.display(description="Created")
+    def created(self, product):
+        return when(product.created_at, seconds=True, none="—")
+
+    @admin.display(description="Updated", ordering="updated_at")
+    def updated(self, product):
+        return when(product.updated_at, seconds=True, none="—")
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "slug",
+        "product",
+        "seats",
+        "trial_column",
+        "grace_column",
+        "maintenance_column",
+        "licenses_column",
+        "updated",
+    )
+    list_filter = ("product",)
+    list_select_related = ("product",)
+    search_fields = ("name", "slug", "product__name")
+    prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("id", "created", "updated")
+    fieldsets = (
+        (None, {"fields": ("id", "product", "name", "slug")}),
+        (
+            "Seats and leases",
+            {"fields": ("seats", "lease_ttl", "offline_grace", "borrow_limit_hours", "max_machines")},
+        ),
+        (
+            "Time",
+            {"fields": ("trial_days", "expiry_grace_days", "maintenance_end", "max_version")},
+        ),
+        (
+            "Entitlement catalog",
+            {
+                "fields": ("entitlements",),
+                "description": 'Codes and their names, e.g. {"pro": "Pro features", "export": "Export"}. '
+                "A license grants codes of this catalog (all of them unless it names its own).",
+            },
+        ),
+        (None, {"fields": ("created", "updated")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(license_count=Count("licenses"))
+
+    def has_delete_permission(self, request, obj=None):
+        # The default policy is where licenses made without one go; one with
+        # licenses cannot go either (PROTECT: the admin says which hold it).
+        if obj is not None and obj.slug == DEFAULT_POLICY_SLUG:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    @admin.display(description="Trial")
+    def trial_column(self, policy):
+        return f"{policy.trial_days} days" if policy.trial_days else "—"
+
+    @admin.display(description="Grace after expiry")
+    def grace_column(self, policy):
+        return f"{policy.expiry_grace_days} days" if policy.expiry_grace_days else "—"
+
+    @admin.display(description="Maintenance ends", ordering="maintenance_end")
+    def maintenance_column(self, policy):
+        parts = []
+        if policy.maintenance_end:
+            parts.append(f"{policy.maintenance_end:%Y-%m-%d}")
+        if policy.max_version:
+            parts.append(f"up to {policy.max_version}")
+        return ", ".join(parts) or "—"
+
+    @admin.display(description="Licenses", ordering="license_count")
+    def licenses_column(self, policy):
+        url = f"{reverse('admin:licenses_license_changelist')}?policy__id__exact={policy.pk}"
+        return format_html('<a href="{}">{}</a>', url, policy.license_count)
+
+    @admin.display(description="Created")
+    def created(self, policy):
+        return when(policy.created_at, seconds=True, none="—")
+
+    @admin.display(description="Updated", ordering="updated_at")
+    def updated(self, policy):
+        return when(policy.updated_at, seconds=True, none="—")

@@ -33,7 +33,15 @@ class SeatsSerializer(serializers.Serializer):
 class LicenseSummarySerializer(serializers.Serializer):
     id = serializers.UUIDField()
     expires_at = serializers.DateTimeField(allow_null=True)
-    entitlements = serializers.DictField()
+    grace_until = serializers.DateTimeField(
+        allow_null=True,
+        help_text=(
+            "The end of the grace period after `expires_at` (the policy's); while it is ahead and "
+            "`expires_at` behind, the license is in its grace period and still grants seats."
+        ),
+    )
+    in_grace = serializers.BooleanField(help_text="The license has expired and is in its grace period.")
+    entitlements = serializers.DictField(help_text="Codes of the policy's catalog, each `true`.")
 
 
 class CheckoutSerializer(serializers.Serializer):
@@ -58,15 +66,22 @@ def checkout_answer(checkout: leases.Checkout) -> dict:
     serializer costs more than the rest of the answer. A test checks this
     builder's output against the serializer."""
     lease, license = checkout.lease, checkout.license
+    terms = license.terms
     return {
         "session_id": lease.session_id,
         "token": checkout.token,
         "token_expires_at": checkout.token_expires_at,
         "expires_at": lease.expires_at,
         "borrowed_until": lease.borrowed_until,
-        "heartbeat_interval": license.heartbeat_interval,
-        "seats": {"used": checkout.used, "max": license.max_seats},
-        "license": {"id": license.id, "expires_at": license.expires_at, "entitlements": license.entitlements},
+        "heartbeat_interval": terms.heartbeat_interval,
+        "seats": {"used": checkout.used, "max": terms.max_seats},
+        "license": {
+            "id": license.id,
+            "expires_at": terms.expires_at,
+            "grace_until": terms.grace_until,
+            "in_grace": terms.in_grace(),
+            "entitlements": terms.entitlements,
+        },
     }
 
 
@@ -100,7 +115,10 @@ class LicenseAcquireApi(TenantAPIView):
             "Body `license_key`, `hardware_fingerprint` (a client-side hash, 8 to 128 characters) and "
             "optional `client_info`. 201 a new lease; 200 the live lease the caller already holds on "
             "this fingerprint (renewed, with a fresh token). The answer's `token` is the license "
-            "token for heartbeat, release and borrow; heartbeat every `heartbeat_interval` seconds."
+            "token for heartbeat, release and borrow; heartbeat every `heartbeat_interval` seconds. "
+            "Past the license's expiry and inside its policy's grace period, acquire still succeeds: "
+            "`license.in_grace` is true, `license.grace_until` says until when, and the token "
+            "carries `grace_until`."
             "\n\n"
             "Refusals are checked in this order, the first one answers; what a client should do:\n"
             "\n"
@@ -111,7 +129,7 @@ class LicenseAcquireApi(TenantAPIView):
             "| 403 | `permission_denied` | the caller's role may not acquire (a read-only member); ask a tenant admin |\n"
             "| 404 | `license_not_found` | the key is wrong or not of this tenant; ask for the right key, do not retry |\n"
             "| 403 | `license_suspended` | the license is suspended; tell the user, retry only after an operator resumes it |\n"
-            "| 403 | `license_expired` | the license expired (`details.expired_at`); tell the user, it needs renewing |\n"
+            "| 403 | `license_expired` | the license expired (`details.expired_at`, and `details.grace_until` when its grace period has ended too); tell the user, it needs renewing |\n"
             "| 403 | `machine_blocked` | an operator blocked this machine on this license; do not acquire again until unblocked |\n"
             "| 403 | `user_blocked` | an operator blocked this user on this license; do not acquire again until unblocked |\n"
             "| 403 | `fingerprint_not_allowed` | this machine is not one the license is bound to, or its machine limit is reached; ask an operator |\n"
@@ -295,9 +313,16 @@ class LicenseStatusSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
     key_prefix = serializers.CharField()
-    state = serializers.ChoiceField(choices=["active", "suspended", "expired"])
+    state = serializers.ChoiceField(
+        choices=["active", "grace", "suspended", "expired"],
+        help_text="`grace`: past `expires_at`, inside the grace period to `grace_until`; seats still granted.",
+    )
     expires_at = serializers.DateTimeField(allow_null=True)
-    entitlements = serializers.DictField()
+    grace_until = serializers.DateTimeField(
+        allow_null=True, help_text="The end of the grace period after `expires_at`; null without one."
+    )
+    policy = serializers.CharField(help_text="The slug of the license's policy.")
+    entitlements = serializers.DictField(help_text="Codes of the policy's catalog, each `true`.")
     seats = SeatsSerializer(help_text="Every live lease counts, whoever holds it.")
     leases = LeaseSerializer(
         many=True, help_text="One page of the live leases the caller may see, oldest first."

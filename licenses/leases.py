@@ -73,12 +73,14 @@ def _denied(
 def _token_expiry(license: License, lease: Lease, now: datetime) -> datetime:
     """`exp` is the offline grace; a borrowed lease's token lasts exactly to the
     borrow's end (DESIGN.md); neither outlives the license itself."""
+    terms = license.terms
     if lease.borrowed_until is not None:
         expires = lease.borrowed_until
     else:
-        expires = now + timedelta(seconds=license.offline_grace)
-    if license.expires_at is not None:
-        expires = min(expires, license.expires_at)
+        expires = now + timedelta(seconds=terms.offline_grace)
+    # In the grace period after expiry, the grace's end is the license's end.
+    if terms.ends_at is not None:
+        expires = min(expires, terms.ends_at)
     return expires
 
 
@@ -115,23 +117,24 @@ def lease_acquire(
         raise deny(error, license=license)
 
     binds_machine = False
+    terms = license.terms
     if fingerprint not in license.hardware_fingerprints:
-        if license.max_machines is None and license.hardware_fingerprints:
+        if terms.max_machines is None and license.hardware_fingerprints:
             raise deny(
                 ApplicationError("This machine is not licensed.", code="fingerprint_not_allowed"),
                 license=license,
             )
-        if license.max_machines is not None:
+        if terms.max_machines is not None:
             # Binding a new machine: the row lock serialises concurrent binds,
             # so the machine limit holds under any interleaving.
             license = license_get(license_id=license.id, for_update=True)
             if fingerprint not in license.hardware_fingerprints:
-                if len(license.hardware_fingerprints) >= license.max_machines:
+                if len(license.hardware_fingerprints) >= terms.max_machines:
                     raise deny(
                         ApplicationError(
                             "This license is bound to its maximum number of machines.",
                             code="fingerprint_not_allowed",
-                            details={"max_machines": license.max_machines},
+                            details={"max_machines": terms.max_machines},
                         ),
                         license=license,
                     )
@@ -141,10 +144,10 @@ def lease_acquire(
         result = seat_ledger().acquire(
             license_id=license.id,
             tenant_id=license.tenant_id,
-            max_seats=license.max_seats,
+            max_seats=terms.max_seats,
             fingerprint=fingerprint,
             user_id=str(user.pk),
-            ttl=license.lease_ttl,
+            ttl=terms.lease_ttl,
             client_info=client_info or {},
         )
     except NoSeatsAvailable as exc:
@@ -376,7 +379,7 @@ def lease_heartbeat(*, claims: dict[str, Any]) -> tuple[License, Lease]:
             license_id=license.id,
             tenant_id=license.tenant_id,
             session_id=claims["sid"],
-            ttl=license.lease_ttl,
+            ttl=license.terms.lease_ttl,
             rejection=rejection,
         )
     except SessionNotFound:
@@ -454,13 +457,14 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
     license = _leased_license(claims)
     _end_if_license_ended(license, claims["sid"])
     _refuse_if_blocked(license, claims)
-    if license.borrow_limit_hours == 0:
+    terms = license.terms
+    if terms.borrow_limit_hours == 0:
         raise ApplicationError("This license does not allow borrowing.", code="permission_denied")
-    if hours > license.borrow_limit_hours:
+    if hours > terms.borrow_limit_hours:
         raise ApplicationError(
-            f"This license lets a seat be borrowed for at most {license.borrow_limit_hours} hours.",
+            f"This license lets a seat be borrowed for at most {terms.borrow_limit_hours} hours.",
             code="invalid_request",
-            details={"max_hours": license.borrow_limit_hours},
+            details={"max_hours": terms.borrow_limit_hours},
         )
     seats = seat_ledger()
     # The lease names its holder: one who may no longer hold a seat gets no
@@ -470,7 +474,7 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
             license_id=license.id,
             tenant_id=license.tenant_id,
             session_id=claims["sid"],
-            ttl=license.lease_ttl,
+            ttl=terms.lease_ttl,
         )
     except SessionNotFound:
         raise ApplicationError("This session is not live; acquire again.", code="session_not_found") from None
@@ -490,7 +494,7 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
                 seconds=hours * 3600,
                 # On the ledger's clock, so neither the borrow nor its token
                 # outlives the license (invariant 11).
-                not_after=license.expires_at,
+                not_after=terms.ends_at,
                 event=event,
             )
         except SessionNotFound:

@@ -26,32 +26,49 @@ def default_borrow_limit_hours() -> int:
     return settings.LICENSE_DEFAULT_BORROW_LIMIT_HOURS
 
 
-class License(TenantOwnedModel):
-    """A pool of floating seats for one tenant.
+# --- Products and policies (issue 15) ---------------------------------------------
+# Global, not tenant-owned: the operator (the vendor running this server) sells
+# the same editions to every tenant, and a policy is the vendor's template a
+# license is made from. A tenant's own deal is a license's overrides. Neither
+# table holds tenant data, so neither is under RLS; the app role reads them
+# (a license's effective terms need its policy on every acquire).
 
-    Fingerprints: with `max_machines` unset, a non-empty
-    `hardware_fingerprints` node-locks the license to exactly those machines;
-    with `max_machines` set, new machines are bound into the list until it
-    holds that many, and the next is refused. An empty list and no limit lets
-    any machine in.
-    """
+DEFAULT_PRODUCT_SLUG = "coditect"
+DEFAULT_POLICY_SLUG = "default"
+
+
+class Product(models.Model):
+    """A CODITECT edition the operator sells."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=200, blank=True, default="")
-    # The SHA-256 hex digest of the key (column name from the seed schema).
-    key_digest = models.CharField(max_length=64, unique=True, db_column="license_key", editable=False)
-    key_prefix = models.CharField(max_length=16, editable=False)
-    max_seats = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: perpetual.")
-    hardware_fingerprints = models.JSONField(default=list, blank=True)
-    max_machines = models.PositiveIntegerField(null=True, blank=True)
-    entitlements = models.JSONField(default=dict, blank=True)
-    suspended = models.BooleanField(default=False)
-    # Machines and users an operator has blocked on this license, each
-    # {"kind": "machine"|"user", "value", "reason", "by", "at", "sessions"}
-    # (`sessions`: the leases the block ended when it was made): kept on the
-    # row so the per-process license cache carries them to the heartbeat path.
-    blocks = models.JSONField(default=list, blank=True)
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "license_products"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Policy(models.Model):
+    """The template a license is made from (licenses/terms.py reads a license's
+    effective values from it and the license's overrides).
+
+    `entitlements` is the catalog: {code: name}. A license grants every code of
+    it unless it names its own (codes of this catalog)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="policies")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    seats = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="Seats of a license made without a number."
+    )
     lease_ttl = models.PositiveIntegerField(
         default=default_lease_ttl,
         validators=[MinValueValidator(1)],
@@ -64,6 +81,118 @@ class License(TenantOwnedModel):
     )
     borrow_limit_hours = models.PositiveIntegerField(
         default=default_borrow_limit_hours, help_text="0: no borrowing."
+    )
+    max_machines = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no machine limit.")
+    trial_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="A trial: licenses made from it expire this many days after creation. Empty: no trial.",
+    )
+    expiry_grace_days = models.PositiveIntegerField(
+        default=0, help_text="Days after expiry during which acquire still succeeds (0: none)."
+    )
+    maintenance_end = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Application releases after this day are refused by the SDK. Empty: no end.",
+    )
+    max_version = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        help_text="The newest application version covered (dotted numbers, e.g. 2.4). Empty: any.",
+    )
+    entitlements = models.JSONField(default=dict, blank=True, help_text='The catalog: {"code": "Name", ...}.')
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "license_policies"
+        ordering = ["name"]
+        verbose_name_plural = "policies"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(seats__gte=1), name="license_policies_seats_positive")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from licenses.terms import catalog_error, version_error
+
+        errors = {}
+        if error := catalog_error(self.entitlements):
+            errors["entitlements"] = error
+        if self.max_version and (error := version_error(self.max_version)):
+            errors["max_version"] = error
+        if errors:
+            raise ValidationError(errors)
+
+    @classmethod
+    def default(cls) -> Policy:
+        """The policy a license made without one points to (the data migration
+        made it; made again here should a test's flush have taken it)."""
+        policy = cls.objects.filter(slug=DEFAULT_POLICY_SLUG).first()
+        if policy is None:
+            product, _ = Product.objects.get_or_create(
+                slug=DEFAULT_PRODUCT_SLUG, defaults={"name": "CODITECT"}
+            )
+            policy, _ = cls.objects.get_or_create(
+                slug=DEFAULT_POLICY_SLUG, defaults={"name": "Default", "product": product}
+            )
+        return policy
+
+
+class License(TenantOwnedModel):
+    """A pool of floating seats for one tenant.
+
+    Fingerprints: with `max_machines` unset, a non-empty
+    `hardware_fingerprints` node-locks the license to exactly those machines;
+    with `max_machines` set, new machines are bound into the list until it
+    holds that many, and the next is refused. An empty list and no limit lets
+    any machine in.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, blank=True, default="")
+    # The template; the fields below that may be empty are its overrides
+    # (empty: the policy's value). licenses/terms.py gives the effective ones.
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="licenses")
+    # The SHA-256 hex digest of the key (column name from the seed schema).
+    key_digest = models.CharField(max_length=64, unique=True, db_column="license_key", editable=False)
+    key_prefix = models.CharField(max_length=16, editable=False)
+    max_seats = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: perpetual.")
+    hardware_fingerprints = models.JSONField(default=list, blank=True)
+    max_machines = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: the policy's (whose empty is no limit)."
+    )
+    # Codes of the policy's catalog, as {code: true}; empty (None): every code
+    # of the catalog. Licenses older than policies keep their own JSON here.
+    entitlements = models.JSONField(null=True, blank=True, default=None)
+    suspended = models.BooleanField(default=False)
+    # Machines and users an operator has blocked on this license, each
+    # {"kind": "machine"|"user", "value", "reason", "by", "at", "sessions"}
+    # (`sessions`: the leases the block ended when it was made): kept on the
+    # row so the per-process license cache carries them to the heartbeat path.
+    blocks = models.JSONField(default=list, blank=True)
+    lease_ttl = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Seconds a seat lives without a heartbeat. Empty: the policy's.",
+    )
+    offline_grace = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Seconds a license token stays valid offline. Empty: the policy's.",
+    )
+    borrow_limit_hours = models.PositiveIntegerField(
+        null=True, blank=True, help_text="0: no borrowing. Empty: the policy's."
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -83,13 +212,29 @@ class License(TenantOwnedModel):
     def __str__(self) -> str:
         return f"{self.name or 'License'} {self.key_prefix}…"
 
+    def save(self, *args, **kwargs):
+        if self.policy_id is None:
+            self.policy = Policy.default()
+        super().save(*args, **kwargs)
+
+    @property
+    def terms(self):
+        """The effective values (licenses.terms.license_terms)."""
+        from licenses.terms import license_terms
+
+        return license_terms(self)
+
     @property
     def heartbeat_interval(self) -> int:
-        # Room for two missed beats before the lease expires (invariant 5).
-        return max(1, self.lease_ttl // 3)
+        return self.terms.heartbeat_interval
 
     def is_expired(self, now=None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+        """Past its end and past the policy's grace after it: it may hold no seat."""
+        return self.terms.is_expired(now)
+
+    def in_grace(self, now=None) -> bool:
+        """Past its end, inside the grace period: acquire still succeeds."""
+        return self.terms.in_grace(now)
 
     def block_of(self, kind: str, value: str | None) -> dict | None:
         """The block on this machine (kind "machine", a fingerprint) or user

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.utils import timezone
 
 from core.cache import ProcessCache
 from core.errors import ApplicationError, ServiceUnavailable
@@ -32,7 +33,8 @@ def license_get_by_key(*, license_key: str, for_update: bool = False) -> License
     if for_update:
         license = License.objects.select_for_update().filter(key_digest=digest).first()
     else:
-        license = License.objects.fetch(key_digest=digest)
+        # With its policy, in one statement: the effective terms need both.
+        license = License.objects.fetch(related="policy", key_digest=digest)
     if license is None or license.deleted_at is not None:
         # A deleted license (licenses.services.license_delete) is no license.
         raise LicenseNotFound("No license with this key.")
@@ -44,7 +46,7 @@ def license_get(*, license_id: uuid.UUID | str, for_update: bool = False) -> Lic
         if for_update:
             license = License.objects.select_for_update().filter(id=license_id).first()
         else:
-            license = License.objects.fetch(id=license_id)
+            license = License.objects.fetch(related="policy", id=license_id)
     except (ValidationError, ValueError):
         license = None
     if license is None:
@@ -80,13 +82,15 @@ def license_cache_forget(*, instance: License, **kwargs) -> None:
 
 
 def license_list() -> list[License]:
-    return list(License.objects.filter(deleted_at__isnull=True).order_by("created_at"))
+    return list(
+        License.objects.filter(deleted_at__isnull=True).select_related("policy").order_by("created_at")
+    )
 
 
 def license_page(*, cursor: str | None, limit: int) -> Page:
     """One page of the tenant's licenses, oldest first, as license_list orders them."""
     return queryset_page(
-        License.objects.filter(deleted_at__isnull=True),
+        License.objects.filter(deleted_at__isnull=True).select_related("policy"),
         kind="licenses",
         order=("created_at", "id"),
         cursor=cursor,
@@ -96,11 +100,17 @@ def license_page(*, cursor: str | None, limit: int) -> Page:
 
 def license_state(license: License) -> str:
     """The one check of whether a license may hold seats: "suspended" (named
-    first, whatever its expiry), "expired", or "active"."""
+    first, whatever its expiry), "expired" (past its end and its policy's
+    grace after it), "grace" (past its end, inside the grace: it still holds
+    seats), or "active"."""
     if license.suspended:
         return "suspended"
-    if license.is_expired():
+    terms = license.terms
+    now = timezone.now()
+    if terms.is_expired(now):
         return "expired"
+    if terms.in_grace(now):
+        return "grace"
     return "active"
 
 
@@ -110,11 +120,10 @@ def license_state_error(license: License) -> ApplicationError | None:
     if state == "suspended":
         return ApplicationError("This license is suspended.", code="license_suspended")
     if state == "expired":
-        return ApplicationError(
-            "This license has expired.",
-            code="license_expired",
-            details={"expired_at": license.expires_at.isoformat()},
-        )
+        details = {"expired_at": license.expires_at.isoformat()}
+        if (grace_until := license.terms.grace_until) is not None:
+            details["grace_until"] = grace_until.isoformat()
+        return ApplicationError("This license has expired.", code="license_expired", details=details)
     return None
 
 
@@ -167,14 +176,17 @@ def _license_status(license: License, *, user, lease_cursor: str | None, limit: 
         )
     except LeaseCursorInvalid:
         raise InvalidCursor() from None
+    terms = license.terms
     return {
         "id": license.id,
         "name": license.name,
         "key_prefix": license.key_prefix,
         "state": license_state(license),
         "expires_at": license.expires_at,
-        "entitlements": license.entitlements,
-        "seats": {"used": seats.used(**ids), "max": license.max_seats},
+        "grace_until": terms.grace_until,
+        "policy": license.policy.slug,
+        "entitlements": terms.entitlements,
+        "seats": {"used": seats.used(**ids), "max": terms.max_seats},
         "leases": leases,
         "leases_next_cursor": (
             cursor_encode("leases", [str(license.id), next_lease_cursor]) if next_lease_cursor else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -13,7 +13,7 @@ from django.db import transaction
 from audit.events import Event
 from audit.services import audit_record
 from licenses.keys import generate_license_key, license_key_digest, license_key_display_prefix
-from licenses.models import FINGERPRINT, License
+from licenses.models import FINGERPRINT, License, Policy
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 
@@ -21,24 +21,50 @@ from tenants.scope import tenant_scope
 def license_create(
     *,
     tenant: Tenant,
-    max_seats: int,
+    max_seats: int | None = None,
     name: str = "",
+    policy: Policy | None = None,
     expires_at: datetime | None = None,
     lease_ttl: int | None = None,
     offline_grace: int | None = None,
     borrow_limit_hours: int | None = None,
     fingerprints: Iterable[str] = (),
     max_machines: int | None = None,
-    entitlements: dict[str, Any] | None = None,
+    entitlements: Iterable[str] | dict[str, Any] | None = None,
     actor: Any = None,
 ) -> tuple[License, str]:
-    """Create a license; return it and its key. The key exists only in this
-    return value: the database keeps its digest."""
+    """Create a license from a policy (the default policy without one); return
+    it and its key. The key exists only in this return value: the database
+    keeps its digest.
+
+    Without `max_seats`, the policy's seats; without `expires_at`, a trial
+    policy's length from now (else perpetual). The other terms given here
+    are overrides; those left out stay empty and follow the policy.
+    `entitlements` are codes of the policy's catalog (a list, or a
+    {code: true} object); None grants the whole catalog."""
+    from django.utils import timezone
+
+    from licenses.terms import entitlements_from_codes
+
+    policy = policy or Policy.default()
+    if max_seats is None:
+        max_seats = policy.seats
     if max_seats < 1:
         raise ValueError("max_seats must be at least 1")
+    if expires_at is None and policy.trial_days:
+        expires_at = timezone.now() + timedelta(days=policy.trial_days)
+    if entitlements is not None:
+        if isinstance(entitlements, dict):
+            if any(value is not True for value in entitlements.values()):
+                raise ValueError('Entitlements are codes of the policy\'s catalog: {"code": true, ...}.')
+            entitlements = list(entitlements)
+        elif isinstance(entitlements, str):
+            raise ValueError("Entitlements are a list of codes of the policy's catalog.")
+        entitlements = entitlements_from_codes(policy, entitlements)
     key = generate_license_key()
     fields: dict[str, Any] = {
         "tenant": tenant,
+        "policy": policy,
         "name": name,
         "key_digest": license_key_digest(key),
         "key_prefix": license_key_display_prefix(key),
@@ -46,15 +72,11 @@ def license_create(
         "expires_at": expires_at,
         "hardware_fingerprints": sorted(set(fingerprints)),
         "max_machines": max_machines,
-        "entitlements": entitlements or {},
+        "entitlements": entitlements,
+        "lease_ttl": lease_ttl,
+        "offline_grace": offline_grace,
+        "borrow_limit_hours": borrow_limit_hours,
     }
-    for field, value in (
-        ("lease_ttl", lease_ttl),
-        ("offline_grace", offline_grace),
-        ("borrow_limit_hours", borrow_limit_hours),
-    ):
-        if value is not None:
-            fields[field] = value
     with tenant_scope(tenant.id), transaction.atomic():
         license = License(**fields)
         license.full_clean(exclude=["tenant", "key_digest"])
@@ -64,7 +86,7 @@ def license_create(
             tenant_id=tenant.id,
             user=actor,
             target=license,
-            details={"key_prefix": license.key_prefix, "max_seats": max_seats},
+            details={"key_prefix": license.key_prefix, "max_seats": max_seats, "policy": policy.slug},
         )
     return license, key
 

@@ -87,17 +87,27 @@ def license_token_issue(*, license: Any, lease: Any, expires_at: datetime, now: 
     """Sign the token of one lease. `expires_at` is the caller's choice: the
     offline grace, or the end of a borrow."""
     issued_at = _timestamp(now, "now")
+    terms = license.terms
     claims = {
         "iss": settings.LICENSE_TOKEN_ISSUER,
         "sub": str(license.id),
         "tid": str(license.tenant_id),
         "sid": str(lease.session_id),
         "fp": lease.fingerprint,
-        "ent": license.entitlements or {},
+        "ent": terms.entitlements,
         "iat": issued_at,
         "nbf": issued_at,
         "exp": _timestamp(expires_at, "expires_at"),
     }
+    # The policy's terms a client checks offline, each only where it applies:
+    # the end of the grace period after expiry (seconds, as `exp`), the last
+    # day of maintenance (an ISO date) and the newest version covered.
+    if terms.grace_until is not None:
+        claims["grace_until"] = _timestamp(terms.grace_until, "grace_until")
+    if terms.maintenance_end is not None:
+        claims["maint"] = terms.maintenance_end.isoformat()
+    if terms.max_version:
+        claims["ver_max"] = terms.max_version
     return signing_keys().sign(claims)
 
 

@@ -243,3 +243,26 @@ def test_a_seat_ledger_that_does_not_answer_is_a_notice_not_an_error_page(world,
     assert overview.status_code == detail.status_code == 200
     assert "seat ledger does not answer" in overview.content.decode()
     assert 'data-testid="seat-gauge-unavailable"' in detail.content.decode()
+
+
+def test_a_license_in_its_grace_period_says_so_on_the_dashboard(world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from licenses.models import Policy, Product
+
+    product = Product.objects.create(name="CODITECT", slug="coditect-dash")
+    policy = Policy.objects.create(product=product, name="Graced", slug="graced", expiry_grace_days=5)
+    expired = timezone.now() - timedelta(days=1)
+    graced = LicenseFactory(
+        tenant=world["acme"], name="Acme Graced", max_seats=1, policy=policy, expires_at=expired
+    )
+    client = signed_in()
+
+    for page in (client.get("/dashboard/"), client.get(f"/dashboard/licenses/{graced.id}/")):
+        text = page.content.decode()
+        assert page.status_code == 200
+        assert '<span class="state state-grace">grace</span>' in text
+        until = (expired + timedelta(days=5)).astimezone(timezone.get_current_timezone())
+        assert f"in its grace period until {until:%Y-%m-%d %H:%M} UTC" in text

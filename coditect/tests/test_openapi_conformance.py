@@ -152,7 +152,6 @@ def seeded(live_server_e2e):
         tenant=tenant,
         max_seats=1000,
         borrow_limit_hours=BORROW_LIMIT_HOURS,
-        entitlements={"modules": ["cad"]},
     )
     url = live_server_e2e.url
     login = requests.post(

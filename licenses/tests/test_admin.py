@@ -357,6 +357,9 @@ def test_staff_without_the_change_permission_cannot_act(scene):
 
 def test_editing_the_license_form_goes_through_the_audited_update_service(console, scene):
     _, license, _ = scene
+    # Entitlements are codes of the license's policy's catalog.
+    license.policy.entitlements = {"pro": "Pro features"}
+    license.policy.save()
 
     response = console.post(
         reverse("admin:licenses_license_change", args=[license.pk]),

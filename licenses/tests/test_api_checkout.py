@@ -32,7 +32,7 @@ def test_acquire_answers_the_contract_and_a_verifiable_token(ledger, member, lic
     assert body["seats"] == {"used": 1, "max": 2}
     assert body["license"]["id"] == str(license.id)
     assert body["license"]["entitlements"] == {"pro": True}
-    assert body["heartbeat_interval"] == license.lease_ttl // 3
+    assert body["heartbeat_interval"] == license.terms.lease_ttl // 3
     claims = license_token_verify(body["token"])
     assert claims["sid"] == body["session_id"]
     assert claims["sub"] == str(license.id)

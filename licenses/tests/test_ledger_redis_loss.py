@@ -258,7 +258,7 @@ def test_a_borrow_that_cannot_be_kept_durably_does_not_stand(own_redis, member, 
     assert live_use(license) == (1, {seat["session_id"]})
     lease = lease_of(license, seat["session_id"])
     assert lease.borrowed_until is None
-    assert lease.expires_at < timezone.now() + timedelta(seconds=license.lease_ttl + 5)
+    assert lease.expires_at < timezone.now() + timedelta(seconds=license.terms.lease_ttl + 5)
     assert heartbeat(seat["token"]).status_code == 200
     assert durable_copies(license) == {}
     drain_ledger_events(license)

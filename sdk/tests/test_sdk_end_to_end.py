@@ -62,18 +62,24 @@ def account(server):
         *, seats: int = 1, offline_grace: int = 3600, borrow_limit_hours: int = 0, lease_ttl: int = TTL
     ) -> Account:
         from accounts.tests.factories import TEST_PASSWORD, TenantAdminFactory
+        from licenses.models import Policy, Product
         from licenses.services import license_create
         from tenants.tests.factories import TenantFactory
 
         tenant = TenantFactory()
         admin = TenantAdminFactory(tenant=tenant)
+        product, _ = Product.objects.get_or_create(slug="coditect-cad", defaults={"name": "CODITECT CAD"})
+        policy, _ = Policy.objects.get_or_create(
+            slug="cad", defaults={"name": "CAD", "product": product, "entitlements": {"cad": "CAD modules"}}
+        )
         license, key = license_create(
             tenant=tenant,
+            policy=policy,
             max_seats=seats,
             lease_ttl=lease_ttl,
             offline_grace=offline_grace,
             borrow_limit_hours=borrow_limit_hours,
-            entitlements={"modules": ["cad"]},
+            entitlements=["cad"],
         )
         return Account(server.url, key, admin.email, TEST_PASSWORD, str(license.id))
 
@@ -135,7 +141,7 @@ def test_1_acquire_heartbeats_and_release_take_the_seat_count_0_1_0(account, mak
 
     lease = app.acquire()
     assert lease.created and lease.heartbeat_interval == TTL // 3
-    assert lease.entitlements == {"modules": ["cad"]}
+    assert lease.entitlements == {"cad": True}
     assert seats_used(observer) == 1
 
     # Outlive the lease's TTL on heartbeats alone.
@@ -348,7 +354,7 @@ def test_8_threads_sharing_a_client_and_clients_sharing_a_process_keep_apart(acc
             for _ in range(8):
                 sessions.add(shared.acquire().session_id)
                 assert shared.is_licensed()
-                assert shared.entitlements() == {"modules": ["cad"]}
+                assert shared.entitlements() == {"cad": True}
                 assert shared.status().seats_used == 1
         except BaseException as exc:
             failures.append(exc)

@@ -115,7 +115,8 @@ class Command(BaseCommand):
                 tenant=tenant,
                 max_seats=5,
                 name=DEMO_LICENSE_NAME,
-                entitlements={"pro": True, "export": True},
+                policy=_demo_policy(),
+                entitlements=["pro", "export"],
             )
 
         state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,3 +146,20 @@ Try it:
     -d '{{"license_key": "{shown_key}", "hardware_fingerprint": "demo-machine-1"}}'
 """
         )
+
+
+def _demo_policy():
+    """The demo's policy: CODITECT Pro, with a catalog of two codes."""
+    from licenses.models import Policy, Product
+
+    product, _ = Product.objects.get_or_create(slug="coditect-pro", defaults={"name": "CODITECT Pro"})
+    policy, _ = Policy.objects.get_or_create(
+        slug="pro",
+        defaults={
+            "name": "Pro",
+            "product": product,
+            "seats": 5,
+            "entitlements": {"pro": "Pro features", "export": "Export"},
+        },
+    )
+    return policy

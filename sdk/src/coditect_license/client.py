@@ -32,7 +32,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import jwt
@@ -46,6 +46,7 @@ from coditect_license.errors import (
     ConnectionFailed,
     KeyNotTrusted,
     LicenseError,
+    MaintenanceExpired,
     NotAuthenticated,
     NotLicensed,
     ProtocolError,
@@ -57,7 +58,7 @@ from coditect_license.errors import (
 )
 from coditect_license.fingerprint import DEFAULT_SALT
 from coditect_license.fingerprint import fingerprint as default_fingerprint
-from coditect_license.tokens import Claims, KeySet
+from coditect_license.tokens import Claims, KeySet, maintenance_check, version_tuple
 from coditect_license.transport import HttpApi, Interrupted, RetryPolicy
 from coditect_license.trust import INSECURE_WARNING, KEYSET_PATHS, Trust, verify_signed_keyset
 
@@ -114,10 +115,23 @@ class Lease:
     created: bool = False
     offline: bool = False
     token: str = field(default="", repr=False)
+    # The end of the grace period after `license_expires_at` (the token's
+    # `grace_until`); None without one.
+    license_grace_until: datetime | None = None
 
     @property
     def is_borrowed(self) -> bool:
         return self.borrowed_until is not None
+
+    @property
+    def in_grace(self) -> bool:
+        """The license has expired and runs in its grace period: tell the user it needs renewing."""
+        now = datetime.now(UTC)
+        return (
+            self.license_expires_at is not None
+            and self.license_grace_until is not None
+            and self.license_expires_at <= now < self.license_grace_until
+        )
 
     def to_cache(self) -> dict[str, Any]:
         return {
@@ -148,6 +162,9 @@ class Lease:
             borrowed_until=_time(meta.get("borrowed_until")),
             offline=True,
             token=token,
+            license_grace_until=(
+                datetime.fromtimestamp(claims.grace_until, UTC) if claims.grace_until is not None else None
+            ),
         )
 
 
@@ -199,6 +216,8 @@ class LicenseClient:
         clock_leeway: float = 300.0,
         release_at_exit: bool = True,
         rng: random.Random | None = None,
+        app_version: str | None = None,
+        app_released: date | str | None = None,
     ) -> None:
         if not license_key or not license_key.strip():
             raise ValueError("license_key is required")
@@ -206,6 +225,14 @@ class LicenseClient:
             raise ValueError("heartbeat_jitter is a fraction in [0, 1)")
         if not 0 < renew_fraction < 1:
             raise ValueError("renew_fraction is a fraction in (0, 1)")
+        # The application's own version and release day, checked against the
+        # license's maintenance terms (ver_max, maint) of every token.
+        if app_version is not None:
+            version_tuple(app_version)  # a ValueError now, not at the first token
+        if isinstance(app_released, str):
+            app_released = date.fromisoformat(app_released)
+        self.app_version = app_version
+        self.app_released = app_released
         # First: a client that could not check a token must not exist at all.
         self._trust = Trust(
             jwks=trusted_jwks,
@@ -388,6 +415,7 @@ class LicenseClient:
                 leeway=self._clock_leeway,
             )
             self._note_seen(now)
+            maintenance_check(claims, app_version=self.app_version, app_released=self.app_released)
             return claims
 
     def is_licensed(self) -> bool:
@@ -509,11 +537,25 @@ class LicenseClient:
                 # use: give it back rather than hold it to its expiry.
                 self._give_back_refused(token)
             raise
+        try:
+            maintenance_check(claims, app_version=self.app_version, app_released=self.app_released)
+        except MaintenanceExpired:
+            # A seat this application may not use: given back, not held to its expiry.
+            try:
+                self._api.request("DELETE", RELEASE_PATH, bearer=token)
+            except LicenseError:
+                pass  # it frees itself at its expiry anyway
+            with self._lock:
+                self._forget_lease()
+            raise
         # The token's own exp is what offline checks honour; keep the lease in step with it.
         lease = dataclasses.replace(
             lease,
             token_expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
             entitlements=claims.entitlements or lease.entitlements,
+            license_grace_until=(
+                datetime.fromtimestamp(claims.grace_until, UTC) if claims.grace_until is not None else None
+            ),
         )
         with self._lock:
             self._lease = lease

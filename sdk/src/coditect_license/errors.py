@@ -184,6 +184,15 @@ class TrustNotConfigured(LicenseError):
     code = "trust_not_configured"
 
 
+class MaintenanceExpired(LicenseError):
+    """The license does not cover this version of the application: it is
+    newer than the token's `ver_max`, or was released after its maintenance
+    ended (`maint`). An older release of the application is accepted; so is
+    this one once the license's policy covers it. The seat is given back."""
+
+    code = "maintenance_expired"
+
+
 class NotLicensed(LicenseError):
     """No lease and no usable cached token."""
 

@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import jwt
 from jwt.exceptions import InvalidTokenError, PyJWKError
 
-from coditect_license.errors import ClockSetBack, KeyNotTrusted, TokenExpired, TokenInvalid
+from coditect_license.errors import (
+    ClockSetBack,
+    KeyNotTrusted,
+    MaintenanceExpired,
+    TokenExpired,
+    TokenInvalid,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +192,13 @@ class Claims:
     not_before: float
     expires_at: float
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    # The policy's terms (each None where the policy sets none): the end of
+    # the grace period after the license's expiry, the last day of
+    # maintenance (an application released after it is not covered) and the
+    # newest application version covered.
+    grace_until: float | None = None
+    maintenance_end: date | None = None
+    max_version: str | None = None
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> Claims:
@@ -199,6 +214,53 @@ class Claims:
                 not_before=float(payload["nbf"]),
                 expires_at=float(payload["exp"]),
                 raw=dict(payload),
+                grace_until=float(payload["grace_until"]) if payload.get("grace_until") is not None else None,
+                maintenance_end=date.fromisoformat(payload["maint"]) if payload.get("maint") else None,
+                max_version=str(payload["ver_max"]) if payload.get("ver_max") else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TokenInvalid("The token's claims are malformed.") from exc
+
+
+# --- Maintenance: the application's own version against the license's terms ---------
+
+_VERSION = re.compile(r"^\s*v?(\d+(?:\.\d+)*)")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """The leading dotted numbers of a version ("2.5.1rc1" is (2, 5, 1)),
+    without trailing zeros, so that 2.4 and 2.4.0 compare equal; ValueError
+    for a version that starts with none."""
+    match = _VERSION.match(str(version))
+    if match is None:
+        raise ValueError(f"{version!r} is not a version (dotted numbers, e.g. 2.4.1)")
+    parts = [int(part) for part in match.group(1).split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def maintenance_check(claims: Claims, *, app_version: str | None, app_released: date | None) -> None:
+    """Refuse (MaintenanceExpired) an application newer than the license
+    covers: a version above the token's `ver_max`, or a release day after its
+    `maint`. An application that says neither, or a token with neither, passes."""
+    if app_version is not None and claims.max_version:
+        try:
+            covered = version_tuple(claims.max_version)
+        except ValueError:
+            raise TokenInvalid("The token's ver_max is not a version.") from None
+        if version_tuple(app_version) > covered:
+            raise MaintenanceExpired(
+                f"This license covers versions up to {claims.max_version}; this is {app_version}.",
+                details={"ver_max": claims.max_version, "app_version": app_version},
+            )
+    if app_released is not None and claims.maintenance_end is not None:
+        if app_released > claims.maintenance_end:
+            raise MaintenanceExpired(
+                f"This license's maintenance ended on {claims.maintenance_end.isoformat()}; this "
+                f"version was released on {app_released.isoformat()}.",
+                details={
+                    "maint": claims.maintenance_end.isoformat(),
+                    "app_released": app_released.isoformat(),
+                },
+            )
