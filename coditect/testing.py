@@ -135,7 +135,8 @@ def admin_connection_url() -> str:
 def committed_db(django_db_setup, django_db_blocker):
     """Real commits, for tests whose threads or processes must see each other's
     writes. Every table is emptied afterwards through a superuser connection,
-    because the app role rightly holds no TRUNCATE."""
+    because the app role rightly holds no TRUNCATE, and the default policy the
+    migrations made is made again."""
     from django.db import connections
 
     with django_db_blocker.unblock():
@@ -162,6 +163,13 @@ def committed_db(django_db_setup, django_db_blocker):
             from django.core.management import call_command
 
             call_command("flush", verbosity=0, interactive=False, inhibit_post_migrate=False)
+        # What the migrations made that the next test counts on, as they made it:
+        # the default policy (a license made without one points to it).
+        from licenses.models import Policy
+
+        Policy.default()
+        for conn in connections.all():
+            conn.close()
 
 
 @pytest.fixture

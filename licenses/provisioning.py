@@ -41,8 +41,9 @@ from core.pagination import PageQuerySerializer, queryset_page
 from core.serializers import JsonBodySerializer
 from licenses import idempotency, services
 from licenses.ledger.gateway import seat_ledger
-from licenses.models import License
+from licenses.models import License, Policy
 from licenses.selectors import license_state
+from licenses.terms import ENTITLEMENT_CODE, entitlements_from_codes
 from tenants.models import Tenant
 from tenants.scope import current_tenant_id, operator_scope, scoped_transaction
 from tenants.services import tenant_create
@@ -118,9 +119,31 @@ def _tenant_of(view: ProvisioningAPIView, tenant_id) -> Tenant:
     return tenant
 
 
+def _invalid(field: str, message: str) -> ApplicationError:
+    return ApplicationError("The request is not valid.", details={"fields": {field: [message]}})
+
+
+class PolicyField(serializers.SlugRelatedField):
+    """A policy named by its slug (policies are the operator's, global)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="slug", queryset=Policy.objects.all(), **kwargs)
+
+
+def CODES_FIELD(**kwargs):
+    return serializers.ListField(
+        child=serializers.RegexField(ENTITLEMENT_CODE.pattern, max_length=64),
+        max_length=200,
+        help_text="Codes of the policy's entitlement catalog.",
+        **kwargs,
+    )
+
+
 def _license_of(view: ProvisioningAPIView, license_id) -> License:
     with view.reads():
-        license = License.objects.filter(pk=license_id, deleted_at__isnull=True).first()
+        license = (
+            License.objects.filter(pk=license_id, deleted_at__isnull=True).select_related("policy").first()
+        )
     if license is None:
         raise ApplicationError("No such license.", code="license_not_found")
     return license
@@ -204,7 +227,10 @@ class ProvisionedLicenseSerializer(serializers.Serializer):
     max_seats = serializers.IntegerField()
     seats = ProvisionedSeatsSerializer(help_text="Seats in use now (every live lease).")
     expires_at = serializers.DateTimeField(allow_null=True, help_text="null: perpetual.")
-    entitlements = serializers.DictField()
+    policy = serializers.CharField(help_text="The slug of the policy the license is made from.")
+    entitlements = serializers.DictField(
+        child=serializers.BooleanField(), help_text="Codes of the policy's catalog: {code: true}."
+    )
     max_machines = serializers.IntegerField(allow_null=True)
     lease_ttl = serializers.IntegerField()
     offline_grace = serializers.IntegerField()
@@ -218,6 +244,8 @@ class LicenseWithKeySerializer(ProvisionedLicenseSerializer):
 
 
 def license_answer(license: License, *, key: str | None = None) -> dict:
+    """The license as its effective terms say (an override, or its policy's)."""
+    terms = license.terms
     answer = {
         "id": license.id,
         "tenant_id": license.tenant_id,
@@ -230,11 +258,12 @@ def license_answer(license: License, *, key: str | None = None) -> dict:
             "max": license.max_seats,
         },
         "expires_at": license.expires_at,
-        "entitlements": license.entitlements,
-        "max_machines": license.max_machines,
-        "lease_ttl": license.lease_ttl,
-        "offline_grace": license.offline_grace,
-        "borrow_limit_hours": license.borrow_limit_hours,
+        "policy": license.policy.slug,
+        "entitlements": terms.entitlements,
+        "max_machines": terms.max_machines,
+        "lease_ttl": terms.lease_ttl,
+        "offline_grace": terms.offline_grace,
+        "borrow_limit_hours": terms.borrow_limit_hours,
         "created_at": license.created_at,
         "updated_at": license.updated_at,
     }
@@ -412,16 +441,20 @@ class LicenseListApi(ProvisioningAPIView):
             required=False, help_text="Required with an operator-wide key; a tenant-scoped key's own tenant."
         )
         name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
-        max_seats = serializers.IntegerField(min_value=1, max_value=1_000_000)
-        expires_at = FutureDateTimeField(
-            required=False, allow_null=True, default=None, help_text="null: perpetual."
+        policy = PolicyField(required=False, help_text="A policy's slug; absent: the default policy.")
+        max_seats = serializers.IntegerField(
+            min_value=1, max_value=1_000_000, required=False, help_text="Absent: the policy's seats."
         )
-        entitlements = serializers.DictField(required=False, default=dict)
+        expires_at = FutureDateTimeField(
+            required=False,
+            allow_null=True,
+            help_text="null or absent: a trial policy's length from now, else perpetual.",
+        )
+        entitlements = CODES_FIELD(required=False)
         max_machines = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
         lease_ttl = serializers.IntegerField(min_value=30, max_value=86400, required=False)
         offline_grace = serializers.IntegerField(min_value=60, max_value=90 * 86400, required=False)
         borrow_limit_hours = serializers.IntegerField(min_value=0, max_value=24 * 365, required=False)
-        # Policies (issue 15, h-policy): `policy_id` goes here.
 
     class LicensePageSerializer(serializers.Serializer):
         licenses = ProvisionedLicenseSerializer(many=True)
@@ -444,7 +477,7 @@ class LicenseListApi(ProvisioningAPIView):
         params = query.validated_data
         with self.reads():
             # Built in the scope it reads in: the scoped manager decides when it is called.
-            queryset = License.objects.filter(deleted_at__isnull=True)
+            queryset = License.objects.filter(deleted_at__isnull=True).select_related("policy")
             if "tenant_id" in params:
                 queryset = queryset.filter(tenant_id=params["tenant_id"])
             page = queryset_page(
@@ -462,8 +495,11 @@ class LicenseListApi(ProvisioningAPIView):
         operation_id="provisioning_licenses_create",
         summary="Create a license",
         description=(
-            "Body `max_seats` and optional `name`, `expires_at` (future; null or absent: perpetual), "
-            "`entitlements`, `max_machines`, `lease_ttl`, `offline_grace`, `borrow_limit_hours`; "
+            "Optional `policy` (a slug; the default policy without one), `max_seats` (the policy's "
+            "without it), `name`, `expires_at` (future; null or absent: a trial policy's "
+            "length from now, else perpetual), `entitlements` (codes of the policy's catalog; absent: all of "
+            "them), `max_machines`, `lease_ttl`, `offline_grace`, `borrow_limit_hours` (overrides of "
+            "the policy's; the answer gives the effective values); "
             "`tenant_id` with an operator-wide key (an unknown one, or another tenant's with a "
             "tenant-scoped key: 404 `tenant_not_found`). 201 with `license_key`: shown in this "
             "answer only. Send an `Idempotency-Key` to make a retry safe."
@@ -489,7 +525,10 @@ class LicenseListApi(ProvisioningAPIView):
         tenant = _tenant_of(self, tenant_id)
 
         def create():
-            license, key = services.license_create(tenant=tenant, actor=request.user, **data)
+            try:
+                license, key = services.license_create(tenant=tenant, actor=request.user, **data)
+            except ValueError as error:  # a code the policy's catalog lacks
+                raise _invalid("entitlements", str(error)) from None
             return status.HTTP_201_CREATED, _plain(license_answer(license, key=key))
 
         return _idempotent_create(self, create)
@@ -507,9 +546,9 @@ class LicenseDetailApi(ProvisioningAPIView):
             help_text="Lowering it ends no live lease: new acquires wait until enough are released.",
         )
         expires_at = FutureDateTimeField(required=False, allow_null=True, help_text="null: perpetual.")
-        entitlements = serializers.DictField(required=False)
+        policy = PolicyField(required=False, help_text="Move the license to another policy (its slug).")
+        entitlements = CODES_FIELD(required=False)
         max_machines = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-        # Policies (issue 15, h-policy): `policy_id` goes here, through its own service.
 
     @extend_schema(
         operation_id="provisioning_licenses_read",
@@ -527,8 +566,8 @@ class LicenseDetailApi(ProvisioningAPIView):
         operation_id="provisioning_licenses_update",
         summary="Change a license",
         description=(
-            "Any of `name`, `max_seats`, `expires_at` (future, or null: perpetual), `entitlements`, "
-            "`max_machines`. Audited as `license.updated` (and `license.extended` for the expiry). "
+            "Any of `name`, `max_seats`, `expires_at` (future, or null: perpetual), `policy` (a slug), "
+            "`entitlements` (codes of the policy's catalog), `max_machines`. Audited as `license.updated` (and `license.extended` for the expiry). "
             "Lowering `max_seats` below the seats in use ends no lease (DESIGN.md invariant 6)."
         ),
         request=LicenseUpdateSerializer,
@@ -543,6 +582,12 @@ class LicenseDetailApi(ProvisioningAPIView):
             license = services.license_extend(
                 license=license, expires_at=data.pop("expires_at"), actor=request.user
             )
+        policy = data.get("policy", license.policy)
+        if "entitlements" in data:
+            try:
+                data["entitlements"] = entitlements_from_codes(policy, data["entitlements"])
+            except ValueError as error:
+                raise _invalid("entitlements", str(error)) from None
         for name, value in data.items():
             setattr(license, name, value)
         license = services.license_update(license=license, fields=list(data), actor=request.user)

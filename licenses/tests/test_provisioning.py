@@ -22,7 +22,7 @@ from accounts.tests.factories import ApiKeyFactory, UserFactory
 from audit.models import AuditLog
 from coditect.personas import Persona, tenant_admin, tenant_member
 from core.logging import redact
-from licenses.models import IdempotencyRecord, License
+from licenses.models import IdempotencyRecord, License, Policy, Product
 from licenses.tests.conftest import error_code
 from licenses.tests.factories import LicenseFactory
 from tenants.models import Tenant
@@ -90,6 +90,11 @@ def audit_actions(target_id) -> list[str]:
 
 def test_the_whole_lifecycle_with_an_operator_key(operator_key):
     api = key_client(operator_key)
+    with operator_scope():
+        product = Product.objects.create(name="CODITECT Pro", slug="coditect-pro")
+        pro = Policy.objects.create(
+            product=product, name="Pro", slug="pro", seats=3, entitlements={"pro": "Pro", "cloud": "Cloud"}
+        )
     # A tenant: create, read, list, rename.
     response = api.post(f"{BASE}/tenants", {"name": "Initech", "slug": "initech"}, format="json")
     assert response.status_code == 201, response.content
@@ -103,13 +108,20 @@ def test_the_whole_lifecycle_with_an_operator_key(operator_key):
     # A license in it: the key is in the create answer, and only there.
     response = api.post(
         f"{BASE}/licenses",
-        {"tenant_id": tenant["id"], "name": "CODITECT Pro", "max_seats": 2, "entitlements": {"pro": True}},
+        {
+            "tenant_id": tenant["id"],
+            "policy": pro.slug,
+            "name": "CODITECT Pro",
+            "max_seats": 2,
+            "entitlements": ["pro"],
+        },
         format="json",
     )
     assert response.status_code == 201, response.content
     created = response.json()
     license_id, key = created["id"], created["license_key"]
     assert key.startswith(created["key_prefix"]) and created["expires_at"] is None
+    assert (created["policy"], created["entitlements"]) == ("pro", {"pro": True})
     read = api.get(f"{BASE}/licenses/{license_id}").json()
     assert "license_key" not in read and read["seats"] == {"used": 0, "max": 2}
     listed = api.get(f"{BASE}/licenses", {"tenant_id": tenant["id"]}).json()
@@ -128,7 +140,7 @@ def test_the_whole_lifecycle_with_an_operator_key(operator_key):
         f"{BASE}/licenses/{license_id}",
         {
             "max_seats": 5,
-            "entitlements": {"pro": True, "cloud": True},
+            "entitlements": ["pro", "cloud"],
             "name": "Pro",
             "max_machines": 10,
             "expires_at": end.isoformat(),
@@ -417,3 +429,30 @@ def test_api_keys_are_redacted_from_log_lines(committed_db):
     _, key = api_key_create(name="leaky")
     assert redact(f"Authorization: Bearer {key}") == "Authorization: Bearer [redacted]"
     assert redact("key cdt_pk_Ab12Cd") == "key cdt_pk_Ab12Cd"  # a display prefix is not a secret
+
+
+def test_a_code_the_policys_catalog_lacks_or_an_unknown_policy_is_a_400_and_makes_nothing(operator_key, acme):
+    api = key_client(operator_key)
+    before = count_licenses(acme)
+    for body in (
+        {"tenant_id": str(acme.id), "max_seats": 1, "entitlements": ["no-such-code"]},
+        {"tenant_id": str(acme.id), "max_seats": 1, "policy": "no-such-policy"},
+        {"tenant_id": str(acme.id), "max_seats": 1, "entitlements": ["Not A Code"]},
+    ):
+        response = api.post(f"{BASE}/licenses", body, format="json")
+        assert response.status_code == 400, response.content
+        assert response.json()["error"]["code"] == "invalid_request"
+    assert count_licenses(acme) == before
+
+
+def test_a_license_made_without_terms_answers_its_policys(operator_key, acme):
+    api = key_client(operator_key)
+    created = api.post(f"{BASE}/licenses", {"tenant_id": str(acme.id)}, format="json").json()
+    default = Policy.default()
+    assert created["policy"] == default.slug and created["max_seats"] == default.seats
+    assert created["lease_ttl"] == default.lease_ttl and created["offline_grace"] == default.offline_grace
+
+
+def count_licenses(tenant) -> int:
+    with tenant_scope(tenant.id):
+        return License.objects.count()
