@@ -350,6 +350,10 @@ SPECTACULAR_SETTINGS = {
         },
         {"name": "analytics", "description": "Usage per license per hour or day, for tenant admins."},
         {"name": "keys", "description": "The public keys that verify license tokens (JWKS, signed key set)."},
+        {
+            "name": "webhooks",
+            "description": "Outbound webhooks: a tenant admin's endpoints, their deliveries, redelivery, ping.",
+        },
     ],
 }
 

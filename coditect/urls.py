@@ -24,6 +24,7 @@ api_v1 = [
     path(".well-known/coditect-keyset.jws", SignedKeySetV1Api.as_view(), name="signed-keyset"),
     path("licenses/", include("licenses.urls")),
     path("analytics/usage", AnalyticsUsageApi.as_view(), name="analytics-usage"),
+    path("webhooks/", include("webhooks.urls")),
 ]
 
 urlpatterns = [

@@ -79,6 +79,7 @@ TAG_BY_PREFIX = (
     ("/api/v1/invites", "invites"),
     ("/api/v1/licenses/", "licenses"),
     ("/api/v1/analytics/", "analytics"),
+    ("/api/v1/webhooks/", "webhooks"),
     ("/api/v1/.well-known/", "keys"),
     ("/.well-known/", "keys"),
 )

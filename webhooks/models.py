@@ -130,6 +130,9 @@ class DeliveryAttempt(_TenantOrOperatorRow):
         db_table = "webhook_delivery_attempts"
         ordering = ["-attempted_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"{self.attempted_at:%Y-%m-%d %H:%M:%S} {self.response_code or self.error}"
+
 
 class OperatorSubscription(models.Model):
     """The event types some operator-wide endpoint subscribes to, and nothing
@@ -141,3 +144,6 @@ class OperatorSubscription(models.Model):
 
     class Meta:
         db_table = "webhook_operator_subscriptions"
+
+    def __str__(self) -> str:
+        return self.event_type

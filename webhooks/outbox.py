@@ -37,7 +37,11 @@ def subscriptions_forget() -> None:
 
 
 def _types(endpoints) -> set[str]:
-    return {name for types in endpoints.filter(enabled=True).values_list("event_types", flat=True) for name in types}
+    return {
+        name
+        for types in endpoints.filter(enabled=True).values_list("event_types", flat=True)
+        for name in types
+    }
 
 
 def _operator_types() -> set[str]:
@@ -84,10 +88,16 @@ def event_payload(row: AuditLog) -> dict[str, Any]:
     }
 
 
-def message_enqueue(message: Message, using: str) -> None:
-    from webhooks.tasks import message_dispatch_task
+def task_named(name: str):
+    """A task of webhooks.tasks by its name (that module imports the services,
+    so they cannot import it back; apps.ready has loaded it)."""
+    from celery import current_app
 
-    task_enqueue_on_commit(message_dispatch_task, str(message.id), using=using)
+    return current_app.tasks[name]
+
+
+def message_enqueue(message: Message, using: str) -> None:
+    task_enqueue_on_commit(task_named("webhooks.message_dispatch"), str(message.id), using=using)
 
 
 class OutboxHook:

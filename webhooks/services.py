@@ -8,6 +8,7 @@ endpoints and the operator's), as background tasks enqueued on commit.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -30,7 +31,7 @@ from core.tasks import task_enqueue_on_commit
 from tenants.scope import operator_scope
 from webhooks.events import PING_EVENT, WEBHOOK_EVENTS
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, Message
-from webhooks.outbox import message_enqueue
+from webhooks.outbox import message_enqueue, task_named
 from webhooks.signing import webhook_headers, webhook_secret_new
 from webhooks.transport import TargetForbidden, target_check_url, webhook_post
 
@@ -54,7 +55,9 @@ def endpoint_validate(*, url: str, event_types: list[str]) -> None:
     if unknown or not event_types:
         raise ApplicationError(
             "The request is not valid.",
-            details={"fields": {"event_types": [f"Unknown event types: {unknown}" if unknown else "Name one."]}},
+            details={
+                "fields": {"event_types": [f"Unknown event types: {unknown}" if unknown else "Name one."]}
+            },
         )
 
 
@@ -183,9 +186,7 @@ def delivery_redeliver(*, delivery: Delivery, actor: Any = None) -> Delivery:
 
 
 def _delivery_enqueue(delivery: Delivery, using: str) -> None:
-    from webhooks.tasks import delivery_attempt_task
-
-    task_enqueue_on_commit(delivery_attempt_task, str(delivery.id), using=using)
+    task_enqueue_on_commit(task_named("webhooks.delivery_attempt"), str(delivery.id), using=using)
 
 
 # --- The sender (operator path) ------------------------------------------------------
@@ -198,9 +199,7 @@ def message_dispatch(*, message_id: uuid.UUID) -> int:
         using = _db()
         with transaction.atomic(using=using):
             message = (
-                Message.objects.select_for_update()
-                .filter(pk=message_id, dispatched_at__isnull=True)
-                .first()
+                Message.objects.select_for_update().filter(pk=message_id, dispatched_at__isnull=True).first()
             )
             if message is None:
                 return 0
@@ -217,7 +216,9 @@ def message_dispatch(*, message_id: uuid.UUID) -> int:
                 ]
             now = timezone.now()
             deliveries = [
-                Delivery(tenant_id=endpoint.tenant_id, endpoint=endpoint, message=message, next_attempt_at=now)
+                Delivery(
+                    tenant_id=endpoint.tenant_id, endpoint=endpoint, message=message, next_attempt_at=now
+                )
                 for endpoint in endpoints
             ]
             for delivery in deliveries:
@@ -232,7 +233,9 @@ def retry_delay(attempts: int) -> float:
     """Seconds before the next try after `attempts` failed ones: exponential,
     capped, with jitter (half fixed, half random, so tries never bunch up yet
     each wait is at least half the last one's ceiling)."""
-    ceiling = min(settings.WEBHOOK_RETRY_MAX_SECONDS, settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+    ceiling = min(
+        settings.WEBHOOK_RETRY_MAX_SECONDS, settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** (attempts - 1)
+    )
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
 
 
@@ -265,7 +268,9 @@ def delivery_attempt(*, delivery_id: uuid.UUID) -> Delivery | None:
             return None
         endpoint, message = delivery.endpoint, delivery.message
         if not endpoint.enabled:
-            return _finish(delivery, using, status=DeliveryStatus.FAILED, code=None, error="endpoint disabled")
+            return _finish(
+                delivery, using, status=DeliveryStatus.FAILED, code=None, error="endpoint disabled"
+            )
         body = json.dumps(message.payload, separators=(",", ":")).encode()
         started = time.monotonic()
         code, error = None, ""
@@ -282,9 +287,7 @@ def delivery_attempt(*, delivery_id: uuid.UUID) -> Delivery | None:
                 error = f"answered {code}"
         except TargetForbidden as refused:
             error = f"refused: {refused}"
-        except OSError as failure:  # http.client.HTTPException is one too
-            error = f"{type(failure).__name__}: {failure}"[:500]
-        except Exception as failure:  # noqa: BLE001 - http.client raises HTTPException, not OSError
+        except (OSError, http.client.HTTPException) as failure:
             error = f"{type(failure).__name__}: {failure}"[:500]
         duration_ms = int((time.monotonic() - started) * 1000)
         return _record(delivery, using, code=code, error=error, duration_ms=duration_ms)
@@ -321,7 +324,8 @@ def _finish(delivery: Delivery, using: str, *, status: str, code: int | None, er
     delivery.status, delivery.last_response_code, delivery.last_error = status, code, error
     delivery.next_attempt_at, delivery.completed_at = None, timezone.now()
     delivery.save(
-        using=using, update_fields=["status", "last_response_code", "last_error", "next_attempt_at", "completed_at"]
+        using=using,
+        update_fields=["status", "last_response_code", "last_error", "next_attempt_at", "completed_at"],
     )
     return delivery
 
@@ -352,9 +356,7 @@ def _disable(endpoint: Endpoint, using: str) -> None:
         .values_list("email", flat=True)
     )
     if recipients:
-        transaction.on_commit(
-            lambda: _mail_safely(send_mail, subject, text, None, recipients), using=using
-        )
+        transaction.on_commit(lambda: _mail_safely(send_mail, subject, text, None, recipients), using=using)
 
 
 def _mail_safely(send, *args) -> None:

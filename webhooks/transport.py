@@ -76,7 +76,9 @@ def address_check(address: str) -> None:
         or ip.is_unspecified
         or not ip.is_global
     ) and not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
-        raise TargetForbidden(f"{ip} is in a private or reserved range (WEBHOOK_ALLOW_PRIVATE_TARGETS is off).")
+        raise TargetForbidden(
+            f"{ip} is in a private or reserved range (WEBHOOK_ALLOW_PRIVATE_TARGETS is off)."
+        )
 
 
 def target_check_url(url: str) -> None:

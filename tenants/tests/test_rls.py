@@ -17,6 +17,8 @@ from licenses.models import BorrowedLease, Lease, License
 from licenses.tests.factories import BorrowedLeaseFactory, LeaseFactory, LicenseFactory
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
+from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Message
+from webhooks.tests.factories import DeliveryAttemptFactory, DeliveryFactory, EndpointFactory, MessageFactory
 
 # Every tenant-owned model, with a factory to make its rows. A new model with a
 # tenant foreign key fails `test_every_tenant_owned_model_is_covered` until it
@@ -32,6 +34,10 @@ FACTORIES = {
     HourlyUsage: HourlyUsageFactory,
     DailyUsage: DailyUsageFactory,
     UsageRollupRun: UsageRollupRunFactory,
+    Endpoint: EndpointFactory,
+    Message: MessageFactory,
+    Delivery: DeliveryFactory,
+    DeliveryAttempt: DeliveryAttemptFactory,
 }
 
 pytestmark = pytest.mark.django_db
