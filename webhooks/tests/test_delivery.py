@@ -35,7 +35,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(receiver.status)
@@ -96,7 +96,7 @@ def test_a_signed_lease_acquired_reaches_the_endpoint_and_verifies(acme_hooks, r
     assert payload["data"]["tenant_id"] == str(tenant.id)
     assert payload["data"]["target_id"] == str(license.id)
     assert headers["webhook-id"].startswith("msg_")
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(Exception, match=r"(?i)signature"):
         Webhook(endpoint["secret"]).verify(body + b" ", headers)
     [delivery] = deliveries(endpoint["id"])
     assert (delivery.status, delivery.attempts, delivery.last_response_code) == (
@@ -117,7 +117,7 @@ def test_a_signed_lease_acquired_reaches_the_endpoint_and_verifies(acme_hooks, r
 def test_no_secret_in_the_payload(acme_hooks, receiver):
     tenant, _admin, endpoint = acme_hooks
     _license, key = license_create(tenant=tenant, max_seats=3)
-    [(headers, body)] = receiver.received
+    [(_headers, body)] = receiver.received
     assert json.loads(body)["type"] == "license.created"
     assert key not in body.decode()
     assert endpoint["secret"] not in body.decode()
@@ -229,7 +229,7 @@ def test_a_change_that_rolls_back_sends_nothing(acme_hooks, receiver):
 def test_an_operator_wide_endpoint_hears_every_tenant_and_tenants_do_not_see_it(acme_hooks, receiver):
     from webhooks.services import endpoint_create
 
-    tenant, admin, _endpoint = acme_hooks
+    _tenant, admin, _endpoint = acme_hooks
     with operator_scope():
         operator_endpoint = endpoint_create(tenant_id=None, url=receiver.url, event_types=["license.created"])
     globex = TenantFactory(name="Globex", slug="globex")
