@@ -77,6 +77,15 @@ class Event(StrEnum):
     ADMIN_ADDED = "admin.added"
     ADMIN_CHANGED = "admin.changed"
     ADMIN_DELETED = "admin.deleted"
+    # Outbound webhooks (webhooks/): endpoints made, changed, removed, disabled
+    # after repeated failure; a delivery sent again; a test ping. Never
+    # delivered as webhooks themselves.
+    WEBHOOK_ENDPOINT_CREATED = "webhook.endpoint_created"
+    WEBHOOK_ENDPOINT_UPDATED = "webhook.endpoint_updated"
+    WEBHOOK_ENDPOINT_DELETED = "webhook.endpoint_deleted"
+    WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
+    WEBHOOK_REDELIVERED = "webhook.redelivered"
+    WEBHOOK_PINGED = "webhook.pinged"
 
 
 class Detail(StrEnum):
@@ -174,6 +183,13 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.ADMIN_ADDED: frozenset({"object", "change"}),
     Event.ADMIN_CHANGED: frozenset({"object", "change"}),
     Event.ADMIN_DELETED: frozenset({"object", "change"}),
+    # Outbound webhooks: `url` and `event_types` as set; `changes` names the fields changed.
+    Event.WEBHOOK_ENDPOINT_CREATED: frozenset({"url", "event_types"}),
+    Event.WEBHOOK_ENDPOINT_UPDATED: frozenset({"changes"}),
+    Event.WEBHOOK_ENDPOINT_DELETED: frozenset({"url"}),
+    Event.WEBHOOK_ENDPOINT_DISABLED: frozenset({D.REASON, "failures"}),
+    Event.WEBHOOK_REDELIVERED: frozenset({"delivery_id", "message_id"}),
+    Event.WEBHOOK_PINGED: frozenset({"message_id"}),
 }
 
 

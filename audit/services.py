@@ -22,6 +22,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from audit.events import event_check
+from audit.hooks import audit_hooks_run, audit_hooks_want
 from audit.models import AuditLog
 from core.context import current_context
 from tenants.models import check_write_scope
@@ -174,7 +175,13 @@ def audit_record_standalone(*, tenant_id: uuid.UUID | str, **event: Any) -> Audi
     tenant_id = tenant_id if isinstance(tenant_id, uuid.UUID) else uuid.UUID(str(tenant_id))
     using = router.db_for_write(AuditLog)
     connection = connections[using]
-    if connection.vendor != "postgresql" or connection.in_atomic_block or in_operator_scope():
+    if (
+        connection.vendor != "postgresql"
+        or connection.in_atomic_block
+        or in_operator_scope()
+        # A hook (an outbound webhook's outbox) writes with the row: one transaction.
+        or audit_hooks_want(event["action"], tenant_id)
+    ):
         if connection.in_atomic_block and current_tenant_id() == tenant_id:
             return audit_record(tenant_id=tenant_id, **event)
         with tenant_scope(tenant_id):
@@ -223,6 +230,10 @@ def _append(row: AuditLog, *, own_transaction: bool = False) -> AuditLog:
         row.prev_hash = previous or ""
         row.hash = audit_link_hash(row.prev_hash, digest)
         row.save(using=using, force_insert=True)
+    if not own_transaction:
+        # In the row's transaction (audit_record_standalone takes the one-statement
+        # path only when no hook wants the event).
+        audit_hooks_run(row)
     captured = _captured.get()
     if captured is not None:
         captured.append(row)

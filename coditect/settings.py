@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "tenants",
     "audit",
     "licenses",
+    "webhooks",
     "analytics",
     "coditect",
 ]
@@ -367,6 +368,10 @@ SPECTACULAR_SETTINGS = {
                 "admins may read their own licenses with their access token."
             ),
         },
+        {
+            "name": "webhooks",
+            "description": "Outbound webhooks: a tenant admin's endpoints, their deliveries, redelivery, ping.",
+        },
     ],
 }
 
@@ -643,3 +648,27 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
+
+# --- Outbound webhooks (webhooks/; docs/operations.md, "Outbound webhooks") -------------
+# Standard Webhooks-signed POSTs of audit events to the endpoints that subscribe.
+# A target must be https:// (http:// only with DEBUG); loopback only with DEBUG;
+# private, link-local and reserved ranges only with WEBHOOK_ALLOW_PRIVATE_TARGETS.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Each try: connect and answer within this many seconds; at most this much of the answer is read.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RESPONSE_MAX_BYTES = env.int("WEBHOOK_RESPONSE_MAX_BYTES", default=4096)
+# A failed try is retried after base * 2^(n-1) seconds (capped; half of it random),
+# at most WEBHOOK_MAX_ATTEMPTS tries per delivery.
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 3600.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+# This many failed tries in a row (across deliveries) disable an endpoint and email its admins.
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=15)
+# How often retries that fell due (and messages whose enqueue was lost) are sent.
+WEBHOOK_DELIVERY_SWEEP_INTERVAL = env.float("WEBHOOK_DELIVERY_SWEEP_INTERVAL", default=15.0)
+# How long a process keeps which events a tenant's endpoints subscribe to.
+WEBHOOK_SUBSCRIPTION_CACHE_SECONDS = env.float("WEBHOOK_SUBSCRIPTION_CACHE_SECONDS", default=5.0)
+CELERY_BEAT_SCHEDULE["webhook-deliveries-sweep"] = {
+    "task": "webhooks.deliveries_sweep",
+    "schedule": WEBHOOK_DELIVERY_SWEEP_INTERVAL,
+}

@@ -27,6 +27,7 @@ api_v1 = [
     path("analytics/usage", AnalyticsUsageApi.as_view(), name="analytics-usage"),
     # Provisioning API (issue 15): the vendor's backend, with API keys.
     path("provisioning/", include("licenses.provisioning_urls")),
+    path("webhooks/", include("webhooks.urls")),
 ]
 
 urlpatterns = [

@@ -35,6 +35,9 @@ ERROR_STATUS: dict[str, int] = {
     "tenant_inactive": 403,
     "no_seats_available": 409,
     "session_not_found": 404,
+    # Outbound webhooks: a target URL refused (SSRF rules), an endpoint disabled.
+    "webhook_target_forbidden": 400,
+    "webhook_endpoint_disabled": 409,
     "method_not_allowed": 405,
     "request_too_large": 413,
     "rate_limited": 429,

@@ -80,6 +80,7 @@ TAG_BY_PREFIX = (
     ("/api/v1/licenses/", "licenses"),
     ("/api/v1/provisioning/", "provisioning"),
     ("/api/v1/analytics/", "analytics"),
+    ("/api/v1/webhooks/", "webhooks"),
     ("/api/v1/.well-known/", "keys"),
     ("/.well-known/", "keys"),
 )

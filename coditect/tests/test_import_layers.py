@@ -18,6 +18,7 @@ FLOORS = {
     "audit": 2,
     "accounts": 3,
     "licenses": 3,
+    "webhooks": 3,
     "analytics": 4,
     "coditect": 5,
 }

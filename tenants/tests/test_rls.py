@@ -23,6 +23,8 @@ from licenses.tests.factories import (
 )
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
+from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Message
+from webhooks.tests.factories import DeliveryAttemptFactory, DeliveryFactory, EndpointFactory, MessageFactory
 
 # Every tenant-owned model, with a factory to make its rows. A new model with a
 # tenant foreign key fails `test_every_tenant_owned_model_is_covered` until it
@@ -41,6 +43,10 @@ FACTORIES = {
     UsageRollupRun: UsageRollupRunFactory,
     LicenseClaim: LicenseClaimFactory,
     LicenseNotice: LicenseNoticeFactory,
+    Endpoint: EndpointFactory,
+    Message: MessageFactory,
+    Delivery: DeliveryFactory,
+    DeliveryAttempt: DeliveryAttemptFactory,
 }
 
 pytestmark = pytest.mark.django_db
