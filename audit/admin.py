@@ -22,7 +22,8 @@ from django.db import router, transaction
 
 from audit.events import Event
 from audit.models import AuditLog
-from audit.readable import TargetLabels, details_text, row_page
+from audit.readable import References, TargetLabels, details_text, row_page
+from audit.readable import who as who_did
 from audit.services import audit_capture, audit_record
 from core import dates
 from tenants.models import Tenant
@@ -162,7 +163,9 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
-        self._labels = TargetLabels(list(changelist.result_list))
+        rows = list(changelist.result_list)
+        self._references = References(rows, people=True, details=True)
+        self._labels = TargetLabels(rows, self._references)
         return changelist
 
     @admin.display(description="When (UTC)", ordering="created_at")
@@ -171,10 +174,9 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="Who")
     def who(self, row):
-        # The list reads no users: the email the row kept, else what made it.
-        if row.actor:
-            return row.actor
-        return "API client" if row.request_id else "system"
+        # The users of the page's rows are read once (References), as the row's page does.
+        references = getattr(self, "_references", None) or References([row], people=True)
+        return who_did(row, references)
 
     @admin.display(description="Target")
     def target(self, row):
@@ -183,7 +185,7 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="Details")
     def details_shown(self, row):
-        return details_text(row.details)
+        return details_text(row.details, getattr(self, "_references", None))
 
     def lookup_allowed(self, lookup, value, request=None):
         return lookup in ("target_id", "target_type") or super().lookup_allowed(lookup, value, request)

@@ -73,6 +73,24 @@ ACTION_WORDS: dict[str, str] = {
     Event.ADMIN_ADDED: "Added in the console",
     Event.ADMIN_CHANGED: "Changed in the console",
     Event.ADMIN_DELETED: "Deleted in the console",
+    Event.API_KEY_CREATED: "API key made",
+    Event.API_KEY_REVOKED: "API key revoked",
+    Event.LICENSE_DELETED: "License deleted",
+    Event.TENANT_UPDATED: "Tenant changed",
+    Event.TENANT_SUSPENDED: "Tenant suspended",
+    Event.TENANT_RESUMED: "Tenant resumed",
+    Event.LICENSE_DELIVERY_SENT: "License key sent as a claim link",
+    Event.LICENSE_CLAIMED: "License claim link used",
+    Event.LICENSE_EXPIRING_SOON: "Told the admins the license expires soon",
+    Event.LICENSE_SEATS_NEAR_LIMIT: "Told the admins the seats are nearly all taken",
+    Event.AUTH_PASSWORD_RESET_REQUESTED: "Password reset asked for",
+    Event.AUTH_PASSWORD_RESET: "Password reset",
+    Event.WEBHOOK_ENDPOINT_CREATED: "Webhook endpoint made",
+    Event.WEBHOOK_ENDPOINT_UPDATED: "Webhook endpoint changed",
+    Event.WEBHOOK_ENDPOINT_DELETED: "Webhook endpoint removed",
+    Event.WEBHOOK_ENDPOINT_DISABLED: "Webhook endpoint disabled after failures",
+    Event.WEBHOOK_REDELIVERED: "Webhook delivery sent again",
+    Event.WEBHOOK_PINGED: "Webhook endpoint pinged",
 }
 
 DETAIL_WORDS: dict[str, str] = {
@@ -219,9 +237,15 @@ def who(row: AuditLog, references: References) -> str:
         return user.email
     if row.actor:
         return f"{row.actor} (not signed in)"
+    if row.request_id.startswith(TASK_REQUEST_PREFIX):  # coditect.celery: a task's own context
+        return "server (expiry sweep)" if row.action == "lease.expired" else "server (background task)"
     if row.request_id:
         return "API client (no signed-in user)"
     return "system"
+
+
+# The request id a background task's rows carry (coditect/celery.py).
+TASK_REQUEST_PREFIX = "task-"
 
 
 def tenant_link(row: AuditLog) -> str:
@@ -236,7 +260,12 @@ def tenant_link(row: AuditLog) -> str:
     )
 
 
-def value_text(value) -> str:
+# How deep a detail value is followed; deeper is "…" (a JSON field an
+# operator saved may nest far deeper than a page needs, or Python's stack allows).
+DETAIL_DEPTH_SHOWN = 6
+
+
+def value_text(value, _depth: int = 0) -> str:
     """One detail value as text: times in the one format, None as "—"."""
     if value is None or value == "":
         return NONE
@@ -245,19 +274,24 @@ def value_text(value) -> str:
     if isinstance(value, str):
         moment = moment_in(value)
         return when(moment, seconds=True) if moment is not None else value
+    if isinstance(value, dict | list) and _depth >= DETAIL_DEPTH_SHOWN:
+        return "…"
     if isinstance(value, dict):
         if set(value) == {"from", "to"}:
-            return f"{value_text(value['from'])} → {value_text(value['to'])}"
-        return "; ".join(f"{key}: {value_text(item)}" for key, item in value.items()) or NONE
+            return f"{value_text(value['from'], _depth + 1)} → {value_text(value['to'], _depth + 1)}"
+        return "; ".join(f"{key}: {value_text(item, _depth + 1)}" for key, item in value.items()) or NONE
     if isinstance(value, list):
-        return ", ".join(value_text(item) for item in value) or NONE
+        return ", ".join(value_text(item, _depth + 1) for item in value) or NONE
     return str(value)
 
 
 def _change_text(value) -> str:
     """An admin change message (Django's JSON list) in Django's own words."""
     if isinstance(value, list):
-        text = LogEntry(change_message=json.dumps(value)).get_change_message()
+        try:
+            text = LogEntry(change_message=json.dumps(value)).get_change_message()
+        except (KeyError, AttributeError, TypeError, ValueError):  # not in Django's shape
+            return value_text(value)
         return text or "No fields changed."
     return value_text(value)
 
@@ -287,6 +321,14 @@ def detail_rows(row: AuditLog, references: References) -> list[tuple[str, str]]:
     return shown
 
 
+def _referenced_text(details: dict, name: str, value, references: References | None) -> str:
+    model = _referenced(details, name)
+    obj = references.get(model, value) if references and model and isinstance(value, str) and value else None
+    if obj is None:
+        return value_text(value)
+    return obj.email if model == USER else _label_of(model, obj)
+
+
 def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
@@ -295,15 +337,19 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def details_text(details) -> str:
-    """The details on one line ("reason: …; acquired at: 2026-12-02 05:41:07 UTC"),
-    cut at AUDIT_DETAILS_SHOWN characters."""
+def details_text(details, references: References | None = None) -> str:
+    """The details on one line ("reason: …; user: ada@example.com; acquired at:
+    2026-12-02 05:41:07 UTC"), cut at AUDIT_DETAILS_SHOWN characters; users
+    and other objects the `references` hold are named, not given as ids."""
     if not details:
         return NONE
     if isinstance(details, dict):
-        text = "; ".join(f"{key}: {value_text(value)}" for key, value in details.items())
+        text = "; ".join(
+            f"{key}: {_referenced_text(details, key, value, references)}"
+            for key, value in details.items()
+        )
     else:
-        text = str(details)
+        text = value_text(details)
     return text if len(text) <= AUDIT_DETAILS_SHOWN else f"{text[: AUDIT_DETAILS_SHOWN - 1]}…"
 
 

@@ -11,7 +11,7 @@ from django.utils.http import urlencode
 
 from accounts.models import User
 from audit.models import AuditLog
-from audit.readable import TargetLabels, details_text
+from audit.readable import References, TargetLabels, details_text, who
 from core.dates import when
 from licenses.admin import last_activity, license_state, seats_in_use
 from licenses.models import License
@@ -79,7 +79,8 @@ class TenantAdmin(admin.ModelAdmin):
         ]
         users = list(User.objects.filter(tenant_id=tenant.pk).order_by("email")[:TENANT_PAGE_ROWS])
         audit = list(AuditLog.objects.filter(tenant_id=tenant.pk).order_by("-id")[:20])
-        labels = TargetLabels(audit)
+        references = References(audit, people=True, details=True)
+        labels = TargetLabels(audit, references)
         known = [row["seats"] for row in license_rows if row["seats"] is not None]
         return {
             "tenant_licenses": license_rows,
@@ -90,7 +91,13 @@ class TenantAdmin(admin.ModelAdmin):
             "tenant_users": users,
             "tenant_user_count": User.objects.filter(tenant_id=tenant.pk).count(),
             "tenant_audit": [
-                {"row": row, "target": labels(row), "details": details_text(row.details)} for row in audit
+                {
+                    "row": row,
+                    "who": who(row, references),
+                    "target": labels(row),
+                    "details": details_text(row.details, references),
+                }
+                for row in audit
             ],
             "tenant_audit_url": f"{reverse('admin:audit_auditlog_changelist')}?tenant={tenant.pk}",
             "tenant_licenses_url": f"{reverse('admin:licenses_license_changelist')}?tenant__id__exact={tenant.pk}",

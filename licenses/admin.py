@@ -306,7 +306,9 @@ def seats_in_use(licenses) -> dict:
 
 
 def last_activity(licenses) -> dict:
-    """{license id: the time of its latest audit row}, one query for them all."""
+    """{license id: the time of its latest use}: its latest lease event (an
+    acquire, a denial, a release, a borrow, an end), not an operator's change
+    or a sweep of the console's own; one query for them all."""
     licenses = list(licenses)
     if not licenses:
         return {}
@@ -315,11 +317,22 @@ def last_activity(licenses) -> dict:
             tenant_id__in={license.tenant_id for license in licenses},
             target_type=LICENSE_TARGET,
             target_id__in=[str(license.pk) for license in licenses],
+            action__in=CUSTOMER_USE,
         )
         .values("target_id")
         .annotate(latest=Max("created_at"))
     )
     return {row["target_id"]: row["latest"] for row in rows}
+
+
+# What a customer's applications did: the "last use" of a license.
+CUSTOMER_USE = (
+    Event.LEASE_ACQUIRED,
+    Event.LEASE_DENIED,
+    Event.LEASE_RELEASED,
+    Event.LEASE_BORROWED,
+    Event.LEASE_HEARTBEAT_REJECTED,
+)
 
 
 def audit_list_url(license: License) -> str:
@@ -506,9 +519,13 @@ class LicenseAdmin(admin.ModelAdmin):
             )
         return when(license.expires_at)
 
-    @admin.display(description="Last activity")
+    @admin.display(description="Last use")
     def last_activity_column(self, license):
-        return when(getattr(license, "console_last_activity", None), none="—")
+        """The customer's: seats held now, else its latest lease event (an
+        operator's change or a sweep is no use)."""
+        if getattr(license, "console_seats", None):
+            return "in use now"
+        return when(getattr(license, "console_last_activity", None), none="never used")
 
     @admin.display(description="Created")
     def created(self, license):

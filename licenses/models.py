@@ -210,7 +210,8 @@ class License(TenantOwnedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name or 'License'} {self.key_prefix}…"
+        # Pages say "License …" before it: an unnamed one is its key prefix alone.
+        return f"{self.name} {self.key_prefix}…" if self.name else f"{self.key_prefix}…"
 
     def save(self, *args, **kwargs):
         if self.policy_id is None:

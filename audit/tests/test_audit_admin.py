@@ -367,3 +367,64 @@ def test_an_audit_rows_page_reads_what_it_names_in_one_query_per_kind(
         response = page_of(console, seeded["rows"]["lease.lost"])
 
     assert response.status_code == 200
+
+
+def test_the_list_names_the_user_a_detail_holds_and_the_sweep_as_the_server(console, seeded):
+    acme, alice, pro = seeded["acme"], seeded["alice"], seeded["pro"]
+    with request_context(request_id="task-5f0c2a"), tenant_scope(acme.id):
+        audit_record(
+            action=Event.LEASE_EXPIRED,
+            tenant_id=acme.id,
+            target=pro,
+            details={
+                "session_id": "sess-0003",
+                "fingerprint": "fp-alice-laptop-0001",
+                "user_id": str(alice.pk),
+                "acquired_at": seeded["acquired"].isoformat(),
+                "expired_at": timezone.now().isoformat(),
+            },
+        )
+
+    listed = text_of(console.get(AUDIT_LIST, {"tenant": acme.pk}).content.decode())
+    tenant_page = text_of(
+        console.get(reverse("admin:tenants_tenant_change", args=[acme.pk])).content.decode()
+    )
+
+    for page in (listed, tenant_page):
+        assert "user_id: alice@acme.test" in page
+        assert str(alice.pk) not in page
+        assert "server (expiry sweep)" in page
+
+
+def test_a_detail_nested_past_any_page_renders_cut_short(console, seeded):
+    """A JSON field saved in the console may nest far deeper than the stack."""
+    acme, pro = seeded["acme"], seeded["pro"]
+    deep = "end"
+    for _ in range(450):  # as deep as the console's JSON field took (the attack pass)
+        deep = {"k": deep}
+    with tenant_scope(acme.id):
+        row = audit_record(
+            action=Event.LICENSE_UPDATED,
+            tenant_id=acme.id,
+            target=pro,
+            details={"changes": {"entitlements": deep}},
+        )
+
+    for address in (
+        AUDIT_LIST,
+        reverse("admin:audit_auditlog_change", args=[row.pk]),
+        reverse("admin:tenants_tenant_change", args=[acme.pk]),
+        reverse("admin:licenses_license_audit_csv", args=[pro.pk]),
+    ):
+        answer = console.get(address)
+        assert answer.status_code == 200, address
+        assert "…" in answer.content.decode()
+
+
+@pytest.mark.parametrize(
+    "change", [[{"changed": {}}], [{"added": {"name": 1}}], [{"deleted": {"name": "x"}}]], ids=str
+)
+def test_a_console_change_row_in_no_shape_django_knows_still_opens(console, seeded, change):
+    with operator_scope():
+        row = audit_record(action=Event.ADMIN_CHANGED, details={"object": "x", "change": change})
+    assert console.get(reverse("admin:audit_auditlog_change", args=[row.pk])).status_code == 200

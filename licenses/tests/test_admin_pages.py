@@ -119,7 +119,7 @@ def results(response) -> str:
     return found.group(1) if found else ""
 
 
-def test_the_license_list_shows_seats_state_expiry_and_last_activity(console, support):
+def test_the_license_list_shows_seats_state_expiry_and_last_use(console, support):
     response = console.get(LIST)
 
     assert response.status_code == 200
@@ -131,9 +131,10 @@ def test_the_license_list_shows_seats_state_expiry_and_last_activity(console, su
     assert "expired" in rows["Acme Gone"]
     assert "expiring soon" in rows["Acme Soon"] and ONE_FORMAT.search(rows["Acme Soon"])
     assert "expiring soon" not in rows["Acme Pro"] and "never (perpetual)" in rows["Acme Pro"]
-    # Last activity: the latest audit row of the license (the denial, for Pro).
-    latest = audit(support["pro"], "lease.denied")[-1].created_at
-    assert f"{latest:%Y-%m-%d %H:%M} UTC" in rows["Acme Pro"]
+    # Last use: the customer's, not the console's. Pro holds seats now; Held was
+    # only suspended by an operator; Soon was never used.
+    assert "in use now" in rows["Acme Pro"]
+    assert "never used" in rows["Acme Held"] and "never used" in rows["Acme Soon"]
     # No "Suspended" yes/no column: no red ✗ on a healthy license.
     assert "icon-no.svg" not in page and "icon-yes.svg" not in page
 
@@ -259,7 +260,8 @@ def test_licenses_export_as_csv(console, support):
     assert set(rows) == {"Acme Pro", "Acme Held"}
     assert rows["Acme Pro"]["seats_in_use"] == "2" and rows["Acme Pro"]["state"] == "active"
     assert rows["Acme Held"]["state"] == "suspended" and rows["Acme Pro"]["tenant"] == "Acme"
-    assert ONE_FORMAT.fullmatch(rows["Acme Pro"]["last_activity"])
+    assert ONE_FORMAT.fullmatch(rows["Acme Pro"]["last_activity"])  # its denial, the latest lease event
+    assert rows["Acme Held"]["last_activity"] == ""  # suspended by an operator: no use
 
 
 def test_a_license_audit_exports_as_csv(console, support):

@@ -57,7 +57,7 @@ def test_the_support_pages_show_what_a_support_call_asks(seeded, page):
     page.goto(f"{url}/admin/licenses/license/")
     shot(page, "7-license-list")
     headers = page.locator("#result_list thead").inner_text().lower()
-    for column in ("Seats in use", "State", "Expires", "Last activity"):
+    for column in ("Seats in use", "State", "Expires", "Last use"):
         assert column.lower() in headers
     pro = row_text(page, "#result_list tbody tr", "Acme Pro")
     assert "2 / 2" in pro and "active" in pro and UTC_DATE.search(pro)
