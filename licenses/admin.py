@@ -56,6 +56,7 @@ from licenses.once import NONCE_FIELD, nonce_claim, nonce_issue, once_register, 
 from licenses.services import (
     BlockKind,
     ExpiryChange,
+    block_value,
     license_block,
     license_block_named,
     license_create,
@@ -1613,6 +1614,13 @@ class LicenseAdmin(admin.ModelAdmin):
             return self._unusable(request, license, error)
         if kind not in BlockKind.ALL or not value:
             messages.error(request, "Name a machine (its fingerprint) or a user (email or id) to block.")
+            return self._back(license)
+        try:
+            # Checked before the confirmation describes it: a block that cannot
+            # be is said so here, not after "Yes". A user is then named by id.
+            value = block_value(license, kind, value)
+        except ApplicationError as error:
+            messages.error(request, error.message)
             return self._back(license)
 
         def page(error=""):

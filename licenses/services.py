@@ -262,7 +262,7 @@ def license_block(*, license: License, kind: str, value: str, reason: str = "", 
     Blocking what is already blocked is refused."""
     from core.errors import ApplicationError
 
-    value = _block_value(license, kind, value)
+    value = block_value(license, kind, value)
     reason = (reason or "").strip()[:BLOCK_REASON_MAX]
     with tenant_scope(license.tenant_id):
         license = _locked(license)
@@ -325,13 +325,15 @@ def license_block_named(license: License, kind: str, value: str) -> dict | None:
     from core.errors import ApplicationError
 
     try:
-        value = _block_value(license, kind, value)
+        value = block_value(license, kind, value)
     except ApplicationError:
         value = (value or "").strip()  # a user since deleted: the id as written
     return license.block_of(kind, value)
 
 
-def _block_value(license: License, kind: str, value: str) -> str:
+def block_value(license: License, kind: str, value: str) -> str:
+    """The value a block keeps (a user's id, a machine's fingerprint), or
+    ApplicationError saying why there can be no such block."""
     import uuid
 
     from accounts.models import User

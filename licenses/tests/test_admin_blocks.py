@@ -124,12 +124,12 @@ def test_a_user_blocked_by_id_is_unblocked_by_email(console, scene):
     ("action", "posted", "confirmed", "message", "status"),
     [
         ("block", {"kind": "printer", "value": "x"}, False, "Name a machine", 200),
-        ("block", {"kind": "user", "value": "nobody@acme.test"}, True, "No user of", 400),
+        ("block", {"kind": "user", "value": "nobody@acme.test"}, False, "No user of", 200),
         ("block", {"kind": "machine", "value": "fp\x00"}, False, "The value given is not usable", 200),
         # No client can send these as its fingerprint: such a block would block nothing.
-        ("block", {"kind": "machine", "value": "<b>my laptop</b>"}, True, "named by its fingerprint", 400),
-        ("block", {"kind": "machine", "value": "short"}, True, "named by its fingerprint", 400),
-        ("block", {"kind": "machine", "value": "f" * 129}, True, "named by its fingerprint", 400),
+        ("block", {"kind": "machine", "value": "<b>my laptop</b>"}, False, "named by its fingerprint", 200),
+        ("block", {"kind": "machine", "value": "short"}, False, "named by its fingerprint", 200),
+        ("block", {"kind": "machine", "value": "f" * 129}, False, "named by its fingerprint", 200),
         ("unblock", {"kind": "printer", "value": "x"}, False, "A block names a machine or a user", 200),
         ("unblock", {"kind": "machine", "value": "fp-aaaa-0001"}, False, "is not blocked", 200),
         # "Yes" without the confirmation page's one-time token.
