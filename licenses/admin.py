@@ -1587,7 +1587,11 @@ class LicenseAdmin(admin.ModelAdmin):
             license_make_perpetual(license=license, actor=request.user)
             return (
                 "The license is now perpetual: it never expires (set a date to change that).",
-                f"Made perpetual (it expired {when(license.expires_at)} before).",
+                (
+                    f"Made perpetual (it had expired {when(license.expires_at)})."
+                    if license.is_expired()
+                    else f"Made perpetual (it was to expire {when(license.expires_at)})."
+                ),
             )
 
         return self._once(request, license, "make-perpetual", page, act)
@@ -1744,7 +1748,7 @@ class LicenseAdmin(admin.ModelAdmin):
 PERPETUAL = "never (perpetual)"
 # The bulk "extend" action's days.
 BULK_EXTEND_DAYS = 30
-PERPETUAL_STAYS = "perpetual: it stays perpetual (extending adds days to an expiry, and it has none)"
+PERPETUAL_STAYS = "perpetual, and it stays so: extending adds days to an expiry, and it has none"
 
 # What a second POST of a used confirmation, and one of an unknown or old one, are told.
 ALREADY_DONE = "That was done already: the confirmation was sent twice, and nothing was changed again."
