@@ -817,6 +817,7 @@ class LicenseAdmin(admin.ModelAdmin):
             [
                 "id",
                 "tenant",
+                "tenant_slug",
                 "name",
                 "key_prefix",
                 "state",
@@ -833,6 +834,7 @@ class LicenseAdmin(admin.ModelAdmin):
                 [
                     license.pk,
                     license.tenant.name,
+                    license.tenant.slug,
                     license.name,
                     license.key_prefix,
                     license_state(license),

@@ -260,6 +260,7 @@ def test_licenses_export_as_csv(console, support):
     assert set(rows) == {"Acme Pro", "Acme Held"}
     assert rows["Acme Pro"]["seats_in_use"] == "2" and rows["Acme Pro"]["state"] == "active"
     assert rows["Acme Held"]["state"] == "suspended" and rows["Acme Pro"]["tenant"] == "Acme"
+    assert rows["Acme Pro"]["tenant_slug"] == "acme"  # two tenants may share a name
     assert ONE_FORMAT.fullmatch(rows["Acme Pro"]["last_activity"])  # its denial, the latest lease event
     assert rows["Acme Held"]["last_activity"] == ""  # suspended by an operator: no use
 

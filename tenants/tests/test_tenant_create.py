@@ -70,6 +70,18 @@ def test_the_create_tenant_command_prints_one_json_object_and_records_it(committ
         call_command("create_tenant", "--name", "Initech", "--slug", "initech-hq", stdout=io.StringIO())
 
 
+@pytest.mark.embedded
+def test_a_second_tenant_of_the_same_name_is_made_and_said(committed_db):
+    call_command("create_tenant", "--name", "Example Ltd", stdout=io.StringIO(), stderr=io.StringIO())
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command("create_tenant", "--name", "example ltd", stdout=out, stderr=err)
+
+    second = json.loads(out.getvalue())
+    assert second["slug"] != "example-ltd"
+    assert "already exists (example-ltd)" in err.getvalue()
+
+
 @pytest.mark.postgres
 def test_a_tenant_added_in_the_admin_is_made_by_the_service(committed_db):
     ContentType.objects.clear_cache()  # committed_db empties the content types too

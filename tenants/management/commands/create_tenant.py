@@ -14,6 +14,19 @@ class Command(BaseCommand):
         parser.add_argument("--slug", help="Default: made from the name.")
 
     def handle(self, *args, **options):
+        from tenants.models import Tenant
+        from tenants.scope import operator_scope
+
+        with operator_scope():
+            namesakes = list(
+                Tenant.objects.filter(name__iexact=options["name"].strip()).values_list("slug", flat=True)
+            )
+        if namesakes:
+            # Allowed (two companies may share a name), but said: the slug tells them apart.
+            self.stderr.write(
+                f"note: a tenant named {options['name']!r} already exists ({', '.join(namesakes)}); "
+                "this one gets a slug of its own"
+            )
         try:
             tenant = tenant_create(name=options["name"], slug=options.get("slug"))
         except (ValueError, IntegrityError) as exc:
