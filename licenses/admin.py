@@ -628,13 +628,13 @@ class LicenseAdmin(admin.ModelAdmin):
             messages.info(
                 request,
                 ngettext(
-                    "Left alone: %(count)d license (%(names)s).",
-                    "Left alone: %(count)d licenses (%(names)s).",
+                    "Left alone: %(count)d license: %(names)s.",
+                    "Left alone: %(count)d licenses: %(names)s.",
                     len(left_alone),
                 )
                 % {
                     "count": len(left_alone),
-                    "names": "; ".join(f"{license} ({why})" for license, why in left_alone),
+                    "names": "; ".join(f"{license}, {why}" for license, why in left_alone),
                 },
             )
         for line in refused:
@@ -1087,6 +1087,12 @@ class LicenseAdmin(admin.ModelAdmin):
                     "hostname": info.get("hostname", ""),
                     "app_version": info.get("app_version", "") or info.get("version", ""),
                     "client_info": info,
+                    # What else the application sent (os, locale, …), each shown.
+                    "client_extra": sorted(
+                        (str(key), str(value))
+                        for key, value in info.items()
+                        if key not in ("hostname", "app_version", "version")
+                    ),
                     "last_heartbeat": beat,
                     "ip": addresses.get(lease.session_id, ""),
                 }
@@ -1132,8 +1138,22 @@ class LicenseAdmin(admin.ModelAdmin):
             entry = days.setdefault(row["day"], {"day": row["day"], "acquired": 0, "denied": 0})
             entry["acquired" if row["action"] == Event.LEASE_ACQUIRED else "denied"] += row["count"]
         rows = sorted(days.values(), key=lambda entry: entry["day"], reverse=True)
+        # Why seats were refused: the code each denial answered, most frequent first.
+        by_code = (
+            AuditLog.objects.filter(
+                tenant_id=license.tenant_id,
+                action=Event.LEASE_DENIED,
+                created_at__gte=since,
+                target_type=LICENSE_TARGET,
+                target_id=str(license.pk),
+            )
+            .values("details__code")
+            .annotate(count=Count("id"))
+            .order_by("-count")
+        )
         return {
             "days": rows,
+            "denied_by_code": [(row["details__code"] or "—", row["count"]) for row in by_code],
             "acquired": sum(entry["acquired"] for entry in rows),
             "denied": sum(entry["denied"] for entry in rows),
             "since": since,

@@ -334,7 +334,7 @@ def test_bulk_extend_leaves_a_perpetual_license_perpetual_and_says_so_once(conso
     page = text(asked)
     assert "To extend (1 license)" in page and "Left alone (1 license)" in page
     assert "expiry moves from 2030-01-01 00:00 UTC to 2030-01-31 00:00 UTC" in page
-    assert f"<strong>{forever}</strong> of Acme (acme): perpetual: it stays perpetual" in page
+    assert f"<strong>{forever}</strong> of Acme (acme): perpetual, and it stays so" in page
 
     fields = confirm_fields(asked, ["bulk-confirm-form"])
     done = console.post(LIST, fields, follow=True)
@@ -345,7 +345,7 @@ def test_bulk_extend_leaves_a_perpetual_license_perpetual_and_says_so_once(conso
     assert audit(forever, "license.extended") == [] and len(audit(dated, "license.extended")) == 1
     shown = " ".join(messages_shown(done))
     assert f"Extended by 30 days: 1 license ({dated})." in shown
-    assert f"Left alone: 1 license ({forever} (perpetual: it stays perpetual" in shown
+    assert f"Left alone: 1 license: {forever}, perpetual, and it stays so" in shown
     assert "done already" in " ".join(messages_shown(again))
 
 

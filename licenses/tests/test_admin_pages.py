@@ -75,7 +75,7 @@ def support_scene(operator=None) -> dict:
                 user=user,
                 license_key=pro.key,
                 fingerprint=fingerprint,
-                client_info={"hostname": host, "app_version": "4.2.1"},
+                client_info={"hostname": host, "app_version": "4.2.1", "os": "Windows 11"},
             )
         sessions[user.email] = checkout.lease.session_id
     with request_context(request_id="req-denied", client_ip="192.0.2.1"), tenant_scope(acme.id):
@@ -175,12 +175,14 @@ def test_the_license_page_shows_leases_with_client_info_heartbeat_and_ip(console
         session = support["sessions"][email]
         row = re.search(rf'<tr data-session-id="{session}">(.*?)</tr>', page, flags=re.S).group(1)
         assert email in row and host in row and "v4.2.1" in row and ip in row
+        assert "os: Windows 11" in row  # all the application sent, not only host and version
         assert len(ONE_FORMAT.findall(row)) >= 3  # since, last heartbeat, expires
     assert "fp-alice-laptop-0001" in page  # bound machines
     assert 'id="bound-machines"' in page
     # 30 days of usage: two acquires, one denial, as of now.
     assert '<span id="usage-acquired">2</span> acquires' in page
     assert '<span id="usage-denied">1</span> denial (' in page  # not "1 denials"
+    assert "Denials by answer: <code>no_seats_available</code> 1." in page
     assert f'href="{AUDIT_LIST}?target_id={pro.pk}"' in page
 
 
@@ -338,7 +340,7 @@ def test_bulk_suspend_resume_and_extend_go_through_the_services_and_are_audited(
     assert audit(pro, "license.extended") == []
     shown = response.content.decode()
     assert f"Extended by 30 days: 1 license ({soon})." in shown
-    assert f"Left alone: 1 license ({pro} (perpetual: it stays perpetual" in shown
+    assert f"Left alone: 1 license: {pro}, perpetual, and it stays so" in shown
 
 
 def test_a_viewer_only_staff_member_cannot_run_bulk_actions(committed_db, support):
