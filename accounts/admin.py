@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 
 from accounts.models import ApiKey, User
@@ -50,6 +51,13 @@ def _operators_only(request) -> bool:
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
 admin.site.has_permission = _operators_only
+admin.site.site_header = "CODITECT console"
+admin.site.site_title = "CODITECT console"
+admin.site.index_title = "CODITECT console"
+
+# The console gives no rights by group: an operator is staff without a tenant
+# (_operators_only), a read-only one has view permissions of its own.
+admin.site.unregister(Group)
 
 
 @admin.register(User)
@@ -76,7 +84,7 @@ class UserAdmin(DjangoUserAdmin):
         ),
         (
             "Operator permissions",
-            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+            {"fields": ("is_active", "is_staff", "is_superuser", "user_permissions")},
         ),
     )
     add_fieldsets = (

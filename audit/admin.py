@@ -19,6 +19,7 @@ import uuid
 
 from django.contrib import admin
 from django.db import router, transaction
+from django.utils.html import format_html
 
 from audit.events import Event
 from audit.models import AuditLog
@@ -185,7 +186,9 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="Details")
     def details_shown(self, row):
-        return details_text(row.details, getattr(self, "_references", None))
+        return format_html(
+            '<div class="cell-clamp">{}</div>', details_text(row.details, getattr(self, "_references", None))
+        )
 
     def lookup_allowed(self, lookup, value, request=None):
         return lookup in ("target_id", "target_type") or super().lookup_allowed(lookup, value, request)

@@ -345,8 +345,7 @@ def details_text(details, references: References | None = None) -> str:
         return NONE
     if isinstance(details, dict):
         text = "; ".join(
-            f"{key}: {_referenced_text(details, key, value, references)}"
-            for key, value in details.items()
+            f"{key}: {_referenced_text(details, key, value, references)}" for key, value in details.items()
         )
     else:
         text = value_text(details)

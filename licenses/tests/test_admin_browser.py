@@ -18,6 +18,7 @@ its server.log. Screenshots go to test-artifacts/admin/.
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -141,6 +142,10 @@ def test_a_regenerated_key_is_shown_once_and_two_reloads_regenerate_nothing(scen
     assert key.startswith("CDT-") and key != license.key
     assert key not in page.url
     assert page.locator("h1", has_text="New license key").count() == 1
+    # Big enough to read out on a call, and on one line at 1280 px.
+    shown = page.locator("#license-key")
+    assert float(shown.evaluate("key => parseFloat(getComputedStyle(key).fontSize)")) >= 24
+    assert shown.bounding_box()["height"] < 60
     page.click("#copy-license-key")
     page.wait_for_selector("#copy-license-key:has-text('Copied')")
     assert page.evaluate("navigator.clipboard.readText()") == key
@@ -303,4 +308,9 @@ def test_recent_actions_shows_a_console_action(scene, browser):
     page.goto(f"{url}/admin/")
     recent = page.locator("#recent-actions-module")
     assert "Acme Pro" in recent.inner_text()
-    shot(page, "9-recent-actions")
+    # What was done and when, not only on what.
+    assert "Suspended (reason: browser check)." in recent.inner_text()
+    assert re.search(r"20\d\d-\d\d-\d\d \d\d:\d\d UTC", recent.inner_text())
+    assert page.title() == "CODITECT console"
+    assert "Groups" not in page.locator("#content-main").inner_text()
+    shot(page, "13-index")

@@ -16,6 +16,7 @@ admin's own views on PostgreSQL (the app and operator roles):
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -385,6 +386,9 @@ def test_console_actions_show_in_recent_actions_and_add_no_audit_row_of_their_ow
     ]
     recent = index.split('id="recent-actions-module"')[1]
     assert str(license) in recent
+    # Each says what was done (its change message) and when, in UTC.
+    assert "Suspended (reason: unpaid)." in recent and f"Lease {sessions[0][:8]}… force-released." in recent
+    assert re.search(r"20\d\d-\d\d-\d\d \d\d:\d\d UTC", recent)
     assert audit(license, "admin.changed") == []
     history = text(console.get(reverse("admin:licenses_license_history", args=[license.pk])))
     assert "Suspended (reason: unpaid)." in history

@@ -50,12 +50,58 @@ def row_text(page, selector: str, name: str) -> str:
     return page.locator(selector, has_text=name).first.inner_text()
 
 
+# The lines of text each matching cell takes (the distinct tops of its text's
+# boxes): a cell whose words break mid-letter takes several.
+CELL_LINES = """(selector) => [...document.querySelectorAll(selector)].map((cell) => {
+  const range = document.createRange();
+  range.selectNodeContents(cell);
+  const tops = new Set([...range.getClientRects()].map((box) => Math.round(box.top)));
+  return [cell.textContent.trim(), tops.size];
+})"""
+
+# The list's table against its box, and how far right its last column reaches.
+LIST_FIT = """() => {
+  const box = document.querySelector("#changelist .results");
+  const table = document.querySelector("#result_list");
+  const last = document.querySelector("#result_list thead th:last-child");
+  return {
+    table: table.offsetWidth,
+    box: box.clientWidth,
+    scrolls: box.scrollWidth > box.clientWidth,
+    lastRight: last.getBoundingClientRect().right,
+    window: window.innerWidth,
+    page: document.documentElement.scrollWidth,
+  };
+}"""
+
+
+def assert_list_fits(page) -> None:
+    fit = page.evaluate(LIST_FIT)
+    assert fit["table"] <= fit["box"] and not fit["scrolls"], fit
+    assert fit["lastRight"] <= fit["window"] and fit["page"] <= fit["window"], fit
+
+
+def assert_one_line(page, selector: str) -> None:
+    cells = page.evaluate(CELL_LINES, selector)
+    assert cells and all(lines == 1 for _, lines in cells), cells
+
+
 def test_the_support_pages_show_what_a_support_call_asks(seeded, page):
     server, scene = seeded
     url = server.url
 
     page.goto(f"{url}/admin/licenses/license/")
     shot(page, "7-license-list")
+    # The sidebar is open, as a new operator has it.
+    assert page.locator("#main.shifted #nav-sidebar").is_visible()
+    assert page.title() == "Licenses | CODITECT console"
+    assert page.locator("#content h1").inner_text() == "Licenses"
+    assert page.locator("#site-name").inner_text() == "CODITECT console"
+    assert_list_fits(page)
+    assert_one_line(page, "#result_list td.field-last_activity_column, #result_list td.field-seats_column")
+    assert_one_line(page, "#result_list .license-state")
+    badge = page.locator("#result_list .license-state").first.bounding_box()
+    assert badge["height"] <= 20
     headers = page.locator("#result_list thead").inner_text().lower()
     for column in ("Seats in use", "State", "Expires", "Last use"):
         assert column.lower() in headers
@@ -67,8 +113,17 @@ def test_the_support_pages_show_what_a_support_call_asks(seeded, page):
     assert page.locator("#result_list img[src*='icon-no']").count() == 0
     assert "by tenant" in page.locator("#changelist-filter").inner_text().lower()
 
+    for width in (1440, 1024):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.reload()
+        shot(page, f"7-license-list-{width}")
+        assert_list_fits(page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     page.goto(f"{url}/admin/licenses/license/{scene['pro'].pk}/change/")
     shot(page, "8-license-page")
+    assert page.locator("#content h1").inner_text() == str(scene["pro"])
+    assert page.title() == f"{scene['pro']} | License | CODITECT console"
     leases = page.locator("#live-leases").inner_text()
     for expected in ("alice@acme.test", "bob@acme.test", "alice-laptop", "v4.2.1", "198.51.100.7"):
         assert expected in leases
@@ -94,9 +149,33 @@ def test_the_support_pages_show_what_a_support_call_asks(seeded, page):
     users = page.locator("#tenant-users").inner_text()
     assert "alice@acme.test" in users and "bob@acme.test" in users
     assert "license.suspended" in page.locator("#tenant-audit").inner_text()
+    assert_one_line(page, "#tenant-audit td.when, #tenant-audit td.who, #tenant-audit td.target")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
     page.goto(f"{url}/admin/audit/auditlog/")
     shot(page, "11-audit-list")
+    assert page.locator("#content h1").inner_text() == "Audit logs"
+    # One line a row: no word broken mid-letter in Tenant, Who or Target ...
+    assert_one_line(
+        page,
+        "#result_list td.field-when, #result_list td.field-tenant, #result_list td.field-action,"
+        " #result_list td.field-who, #result_list td.field-target",
+    )
+    # ... only the details wrap, two lines at most; a short page for a few rows.
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#result_list td')).lineHeight)")
+    heights = [row.bounding_box()["height"] for row in page.locator("#result_list tbody tr").all()]
+    assert heights and max(heights) <= 2 * line + 16, (heights, line)
+    assert_list_fits(page)
+    for width in (1440, 1024):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.reload()
+        shot(page, f"11-audit-list-{width}")
+        assert_one_line(
+            page, "#result_list td.field-tenant, #result_list td.field-who, #result_list td.field-target"
+        )
+        assert_list_fits(page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.reload()
     filters = page.locator("#changelist-filter").inner_text().lower()
     for title in ("By tenant", "By action", "By created at"):
         assert title.lower() in filters
