@@ -238,7 +238,7 @@ def who(row: AuditLog, references: References) -> str:
     if row.actor:
         return f"{row.actor} (not signed in)"
     if row.request_id.startswith(TASK_REQUEST_PREFIX):  # coditect.celery: a task's own context
-        return "server (expiry sweep)" if row.action == "lease.expired" else "server (background task)"
+        return "server (expiry sweep)" if row.action == Event.LEASE_EXPIRED else "server (background task)"
     if row.request_id:
         return "API client (no signed-in user)"
     return "system"
