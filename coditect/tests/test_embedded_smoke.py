@@ -36,6 +36,7 @@ def test_make_run_serves_health_on_the_embedded_default(tmp_path):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    printed = b""
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -50,7 +51,27 @@ def test_make_run_serves_health_on_the_embedded_default(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as response:
             assert response.status == 200
         assert (tmp_path / "coditect.sqlite3").exists()
+        # The script prints the banner once its own probe of /health answers,
+        # which may be a moment after ours.
+        printed = _read_until(server.stdout, b"curl", seconds=30)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        output = server.communicate(timeout=20)[0].decode()
+        output = (printed + server.communicate(timeout=20)[0]).decode()
     assert "demo.example" in output and "curl" in output
+
+
+def _read_until(stream, marker: bytes, *, seconds: float) -> bytes:
+    """What `stream` gives until `marker` appears, or `seconds` pass."""
+    import selectors
+
+    read = b""
+    deadline = time.monotonic() + seconds
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while marker not in read and time.monotonic() < deadline:
+            if selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                chunk = os.read(stream.fileno(), 65536)
+                if not chunk:
+                    break
+                read += chunk
+    return read

