@@ -29,7 +29,8 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncDate
 from django.http import Http404, HttpResponse, HttpResponseRedirect
@@ -51,6 +52,7 @@ from core.errors import ApplicationError, ServiceUnavailable
 from licenses.keys import license_key_digest, looks_like_a_key
 from licenses.leases import lease_force_release
 from licenses.ledger.gateway import seat_ledger
+from licenses.mailing import license_delivery_send
 from licenses.models import DEFAULT_POLICY_SLUG, License, Policy, Product
 from licenses.once import NONCE_FIELD, nonce_claim, nonce_issue, once_register, once_take
 from licenses.services import (
@@ -1004,6 +1006,8 @@ class LicenseAdmin(admin.ModelAdmin):
             view("unblock", require_POST(self.unblock_view)),
             # GET asks for confirmation; POST regenerates and redirects to the key.
             view("regenerate-key", self.regenerate_key_view),
+            # A GET or a first POST asks (for the address too); its POST emails, once.
+            view("email-key", self.email_key_view),
             view("audit-csv", self.audit_csv_view),
             path(
                 "<path:object_id>/key/<str:token>/",
@@ -1036,6 +1040,7 @@ class LicenseAdmin(admin.ModelAdmin):
                     "block",
                     "unblock",
                     "regenerate_key",
+                    "email_key",
                 )
             }
             extra["blocks"] = self._blocks_shown(license)
@@ -1765,6 +1770,69 @@ class LicenseAdmin(admin.ModelAdmin):
             claim.done(location)
         self._log(request, license, f"Key regenerated: {previous}… replaced by {license.key_prefix}….")
         return _see_other(location)
+
+    def email_key_view(self, request, object_id):
+        """Email the key to an address: a one-time claim link
+        (licenses.mailing.license_delivery_send), never the key itself. The
+        claim mints a new key, so the page says the current one then stops
+        working. Asks first; its "Yes" sends once (a double click sends one)."""
+        license = self._license_for_action(request, object_id)
+        try:
+            email = _field(request, "email").strip()
+        except UnusableInput as error:
+            return self._unusable(request, license, error)
+        hours = settings.LICENSE_CLAIM_LIFETIME_HOURS
+
+        def page(error=""):
+            lines = [
+                "A link is emailed to the address below. The email carries no key: the link opens a page "
+                "that shows a new key once.",
+                f"When the link is claimed, a new key is made and the current key ({license.key_prefix}…) "
+                "stops working: every installation that uses it must then be given the new key. Seats in "
+                "use stay in use. Until the link is claimed, the current key keeps working.",
+                f"The link works once, for {hours} hour{'s' if hours != 1 else ''}.",
+            ]
+            if license.suspended:
+                lines.append("The license is suspended: the new key is refused too until it is resumed.")
+            return self._confirm_page(
+                request,
+                license,
+                action="email-key",
+                title="Email the key?",
+                lines=lines,
+                inputs=(
+                    {
+                        "name": "email",
+                        "label": "Email the key to",
+                        "type": "email",
+                        "value": email,
+                        "maxlength": 254,
+                        "size": 40,
+                    },
+                ),
+                submit="Yes, email the claim link",
+                error=error,
+            )
+
+        if not _confirming(request):
+            return page()
+        try:
+            validate_email(email)
+        except ValidationError:
+            return page(
+                "Give an email address to send the link to (like name@example.com). Nothing was sent."
+            )
+
+        def act():
+            claim = license_delivery_send(
+                license=license, email=email, requested_by=request.user.email, actor=request.user
+            )
+            return (
+                f"A claim link was emailed to {claim.email}. The current key works until it is claimed.",
+                f"Claim link emailed to {claim.email} (the key is replaced when it is claimed).",
+            )
+
+        return self._once(request, license, "email-key", page, act)
 
 
 PERPETUAL = "never (perpetual)"

@@ -36,9 +36,11 @@ def license_delivery_send(
     email = email.strip().lower()
     token = claim_token_new(license.tenant_id)
     with tenant_scope(license.tenant_id), transaction.atomic():
+        # By id, not the instance: a license the console read on the operator
+        # alias would otherwise send the claim there, outside this transaction.
         claim = LicenseClaim(
             tenant_id=license.tenant_id,
-            license=license,
+            license_id=license.id,
             token_digest=claim_token_digest(token),
             email=email,
             requested_by=requested_by[:254],
