@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
+from django.urls import reverse
 
 from accounts.models import Invite, User
 from accounts.selectors import user_sign_in_candidate_by_email_across_tenants
 from audit.events import Event
 from audit.services import audit_record
-from core.email import email_send
+from core.email import email_link, email_send
 from tenants.scope import tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -81,14 +83,16 @@ def password_reset_email(*, email: str) -> int:
             target=user,
             actor=user.email,
         )
+        # The dashboard's page that sets the password (analytics); its query
+        # carries uid and token, which are also what the API's confirm takes.
+        query = urlencode({"uid": str(user.pk), "token": default_token_generator.make_token(user)})
         return email_send(
             template="password_reset",
             to=[user.email],
             context={
                 "user": user,
                 "tenant": user.tenant,
-                "uid": str(user.pk),
-                "token": default_token_generator.make_token(user),
+                "reset_url": email_link(f"{reverse('dashboard:password-reset-confirm')}?{query}"),
                 "valid_minutes": max(1, settings.PASSWORD_RESET_TIMEOUT // 60),
             },
         )

@@ -373,7 +373,8 @@ class PasswordResetApi(PublicAPIView):
         summary="Email a password reset token",
         description=(
             "Always 202, whether or not the email has an account: an active member with a password "
-            "is emailed a `uid` and a `token` for `password/reset/confirm`, good for "
+            "is emailed a link to the dashboard's page that sets a new password; its query carries "
+            "the `uid` and `token` that `password/reset/confirm` takes, good for "
             "`PASSWORD_RESET_TIMEOUT` seconds and once. Nobody else is emailed."
         ),
         request=PasswordResetInputSerializer,

@@ -11,6 +11,8 @@ import uuid
 from datetime import UTC, timedelta
 
 from django.contrib import auth, messages
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -18,7 +20,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from accounts.services import DashboardSignInFailed, auth_login_dashboard
+from accounts.services import (
+    DashboardSignInFailed,
+    auth_login_dashboard,
+    password_reset_confirm,
+    password_reset_request,
+)
 from analytics.charts import seat_gauge, usage_chart
 from analytics.dashboard import dashboard_session_start, tenant_admin_view
 from analytics.selectors import usage_series
@@ -72,6 +79,89 @@ def sign_in(request):
 def sign_out(request):
     auth.logout(request)
     return redirect("dashboard:login")
+
+
+# --- password reset: the pages of POST /api/v1/auth/password/reset and /confirm ----------------
+# The same services as the API, so the same limits: the per-address limit counts
+# these pages as it counts the API, and a bad token counts as a failed sign-in of
+# the account (the sign-in throttle). The request page says the same for any
+# address. The email's link carries uid and token in its query; its GET moves
+# them into the session and redirects to the bare address, so the token is in
+# no address the form page is shown at, and no Referer it sends.
+
+RESET_SESSION_KEY = "dashboard.password_reset"
+RESET_SENT = (
+    "If that address has an account here, an email with a link to choose a new password is on its "
+    "way. It works once, for a limited time. No email? Check the address and ask again."
+)
+RESET_LINK_REFUSED = (
+    "This link is not valid: it was used already, it expired, or it was never sent. Ask for a new one."
+)
+
+
+@require_http_methods(["GET", "POST"])
+def password_reset(request):
+    email, error, status = "", "", 200
+    if request.method == "POST":
+        email = request.POST.get("email", "").strip()[:254]
+        try:
+            if not _usable(email):
+                raise ValidationError("unusable")
+            validate_email(email)
+        except ValidationError:
+            email = email if _usable(email) else ""
+            error, status = "Give your email address (like name@example.com).", 400
+        else:
+            password_reset_request(email=email)
+            messages.info(request, RESET_SENT)
+            return redirect("dashboard:password-reset")
+    return render(request, "dashboard/password_reset.html", {"email": email, "error": error}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def password_reset_set(request):
+    if request.method == "GET" and ("uid" in request.GET or "token" in request.GET):
+        request.session[RESET_SESSION_KEY] = {
+            "uid": request.GET.get("uid", "")[:64],
+            "token": request.GET.get("token", "")[:128],
+        }
+        return redirect("dashboard:password-reset-confirm")
+    link = request.session.get(RESET_SESSION_KEY)
+    if not link:
+        return _reset_page(request, refused=RESET_LINK_REFUSED, status=400)
+    if request.method == "GET":
+        return _reset_page(request)
+    new, again = request.POST.get("new_password", ""), request.POST.get("new_password_again", "")
+    if new != again:
+        return _reset_page(request, error="The two passwords differ; type the same one twice.", status=400)
+    if not (_usable(new) and _usable(link["uid"]) and _usable(link["token"])):
+        return _reset_page(request, error="That password cannot be used; choose another.", status=400)
+    try:
+        password_reset_confirm(uid=link["uid"], token=link["token"], new_password=new)
+    except ApplicationError as refusal:
+        if refusal.code == "invalid_request":
+            return _reset_page(request, error=refusal.message, status=400)
+        request.session.pop(RESET_SESSION_KEY, None)
+        response = _reset_page(
+            request,
+            refused=RESET_LINK_REFUSED if refusal.code == "not_authenticated" else refusal.message,
+            status=refusal.status,
+        )
+        for header, value in refusal.headers.items():
+            response[header] = value
+        return response
+    request.session.pop(RESET_SESSION_KEY, None)
+    messages.success(
+        request,
+        "Your new password is set, and every earlier sign-in of the account has ended. Sign in with it.",
+    )
+    return redirect("dashboard:login")
+
+
+def _reset_page(request, *, error: str = "", refused: str = "", status: int = 200):
+    return render(
+        request, "dashboard/password_reset_set.html", {"error": error, "refused": refused}, status=status
+    )
 
 
 def _chart_window() -> tuple:
