@@ -604,6 +604,9 @@ CELERY_BEAT_SCHEDULE.update(
         "audit-export": {"task": "analytics.audit_export", "schedule": AUDIT_EXPORT_INTERVAL},
     }
 )
+# Messages ride in the session, not in a cookie: a console message may carry a
+# secret shown once (a webhook endpoint's), and a cookie is signed, not sealed.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # The tenant dashboard signs in with its own page; a session lasts a working day.
 DASHBOARD_SESSION_AGE = env.int("DASHBOARD_SESSION_AGE", default=12 * 3600)
 

@@ -112,6 +112,20 @@ def test_a_new_endpoints_secret_is_shown_once_and_signs_what_is_sent(console, ac
     assert Webhook(shown[0]).verify(body, headers)["type"] == "lease.acquired"
 
 
+def test_the_secret_never_rides_in_a_cookie(console, acme, receiver):
+    """The message that shows it is kept in the session (MESSAGE_STORAGE): a
+    cookie is signed, not sealed, and outlives the page."""
+    added = console.post(
+        reverse("admin:webhooks_endpoint_add"),
+        {"tenant": str(acme.pk), "url": receiver.url, "event_types": ["lease.acquired"], "enabled": "on"},
+    )
+    [endpoint] = endpoints()
+    assert added.status_code == 302
+    assert endpoint.secret not in added.cookies.output()
+    shown = console.get(added["Location"])
+    assert endpoint.secret in text(shown) and endpoint.secret not in shown.cookies.output()
+
+
 def test_the_form_refuses_a_target_in_a_private_range_and_makes_nothing(console, acme):
     refused = add_endpoint(console, acme, "https://10.1.2.3/hooks")
 
