@@ -373,6 +373,10 @@ SPECTACULAR_SETTINGS = {
             "name": "webhooks",
             "description": "Outbound webhooks: a tenant admin's endpoints, their deliveries, redelivery, ping.",
         },
+        {
+            "name": "integrations",
+            "description": "Events other services send: Stripe's webhook, verified by its signature.",
+        },
     ],
 }
 
