@@ -62,18 +62,20 @@ class Outcome:
 
 def stripe_event_verify(*, payload: bytes, signature: str | None) -> dict:
     """The event, if its signature is good: else 400 `invalid_request`."""
+    if not signature:
+        raise ApplicationError("The Stripe-Signature header is missing.", code="invalid_request")
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         raise ServiceUnavailable("The Stripe integration is not configured (STRIPE_WEBHOOK_SECRET).")
-    if not signature:
-        raise ApplicationError("The Stripe-Signature header is missing.", code="invalid_request")
     try:
         event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=SIGNATURE_TOLERANCE)
     except stripe.SignatureVerificationError:
         raise ApplicationError(
             "The Stripe-Signature header does not verify.", code="invalid_request"
         ) from None
-    except ValueError:
+    except (ValueError, AttributeError, TypeError):
+        # Verified, but not JSON (ValueError) or not an object (the library's
+        # Event.construct_from fails on a list or a string).
         raise ApplicationError("The body is not a Stripe event.", code="invalid_request") from None
     event = event.to_dict()
     if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):

@@ -452,3 +452,11 @@ def test_a_checkout_for_an_existing_license_tenant_adds_a_license(api, prices, a
     with tenant_scope(acme.id):
         assert License.objects.count() == before + 2
         assert Invite.objects.count() == 0  # an existing tenant has its admins
+
+
+@pytest.mark.parametrize("body", ["not json", "[]", '{"object": "event"}'])
+def test_a_signed_body_that_is_not_an_event_is_400_and_changes_nothing(api, body):
+    before = everything()
+    response = post(api, body)  # signed with the right secret
+    assert response.status_code == 400 and error_code(response) == "invalid_request"
+    assert everything() == before
