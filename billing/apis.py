@@ -17,6 +17,15 @@ from core.openapi import error_responses
 from tenants.views import PublicAPIView
 
 
+class StripeEventBody(serializers.Serializer):
+    """The schema of the body (never used to parse it: the signature is over its bytes)."""
+
+    id = serializers.RegexField(services.EVENT_ID.pattern, help_text="The event's id (`evt_…`).")
+    type = serializers.RegexField(services.EVENT_TYPE.pattern, help_text="`checkout.session.completed`, …")
+    data = serializers.DictField(required=False, help_text='`{"object": …}`: the object the event is about.')
+    livemode = serializers.BooleanField(required=False)
+
+
 class StripeWebhookApi(PublicAPIView):
     # The body is read raw (request.body) and never through request.data: the
     # JSON parser here only names the body's type in the schema.
@@ -38,7 +47,7 @@ class StripeWebhookApi(PublicAPIView):
             "or an unknown price, is recorded and answered 200. 503 when the integration is not "
             "configured or Stripe's API cannot be read (Stripe delivers the event again)."
         ),
-        request=OpenApiTypes.OBJECT,
+        request=StripeEventBody,
         parameters=[
             OpenApiParameter(
                 "Stripe-Signature",

@@ -25,6 +25,7 @@ The flows (docs/operations.md, "Stripe"):
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +52,9 @@ from tenants.services import tenant_create
 logger = logging.getLogger(__name__)
 
 SIGNATURE_TOLERANCE = 300  # seconds: stripe.Webhook.DEFAULT_TOLERANCE
+# What an event's id and type look like (evt_…; checkout.session.completed); the schema says the same.
+EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,250}$")
+EVENT_TYPE = re.compile(r"^[a-z0-9_.]{1,100}$")
 ACTOR = "stripe"
 
 
@@ -78,26 +82,31 @@ def stripe_event_verify(*, payload: bytes, signature: str | None) -> dict:
         # Event.construct_from fails on a list or a string).
         raise ApplicationError("The body is not a Stripe event.", code="invalid_request") from None
     event = event.to_dict()
-    if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
-        raise ApplicationError("The body is not a Stripe event.", code="invalid_request")
+    event_id, event_type = event.get("id"), event.get("type")
+    if not (isinstance(event_id, str) and EVENT_ID.match(event_id)) or not (
+        isinstance(event_type, str) and EVENT_TYPE.match(event_type)
+    ):
+        raise ApplicationError("The body is not a Stripe event (its id or type).", code="invalid_request")
     return event
 
 
 def stripe_event_handle(*, payload: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
     """Verify, record and act on one event; returns its row and whether it is a replay."""
     event = stripe_event_verify(payload=payload, signature=signature)
-    obj = (event.get("data") or {}).get("object") or {}
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    obj = obj if isinstance(obj, dict) else {}
     with transaction.atomic():
         try:
             with transaction.atomic():
                 row = StripeEvent.objects.create(
-                    event_id=event["id"][:255],
-                    type=event["type"][:100],
+                    event_id=event["id"],
+                    type=event["type"],
                     livemode=bool(event.get("livemode")),
                     outcome=EventOutcome.IGNORED,
                 )
         except IntegrityError:
-            return StripeEvent.objects.get(event_id=event["id"][:255]), True
+            return StripeEvent.objects.get(event_id=event["id"]), True
         handler = HANDLERS.get(event["type"])
         result = handler(event["id"], obj) if handler else Outcome(EventOutcome.IGNORED)
         row.outcome, row.detail = result.outcome, result.detail
