@@ -790,21 +790,29 @@ def auth_password_change(*, user: User, current_password: str, new_password: str
 
 def invite_create(
     *,
-    created_by: User,
+    created_by: User | None,
     role: str = Role.USER,
     email: str = "",
     lifetime_hours: int | None = None,
+    tenant: Tenant | None = None,
 ) -> tuple[Invite, str]:
     """An invite to the creator's tenant; returns it and its code, which exists
     only in this return value (and, for an invite with an `email`, in the
-    email sent to that address once this commits: accounts.emails)."""
+    email sent to that address once this commits: accounts.emails).
+
+    A system caller with no user (the Stripe integration inviting a new
+    tenant's first admin) passes `created_by=None` and the `tenant`, and calls
+    it inside that tenant's scope."""
     if role not in Role.values:
         raise _field_error("role", f"Choose one of {', '.join(Role.values)}.")
+    if created_by is None and tenant is None:
+        raise ValueError("an invite without a creator needs its tenant")
+    tenant_id = created_by.tenant_id if created_by is not None else tenant.id
     hours = lifetime_hours or settings.INVITE_LIFETIME_HOURS
-    code = tenant_secret_new(created_by.tenant_id)
+    code = tenant_secret_new(tenant_id)
     with transaction.atomic():
         invite = Invite(
-            tenant_id=created_by.tenant_id,
+            tenant_id=tenant_id,
             code_digest=tenant_secret_digest(code),
             role=role,
             email=email.strip().lower(),
@@ -814,7 +822,7 @@ def invite_create(
         invite.save(force_insert=True)
         audit_record(
             action=Event.INVITE_CREATED,
-            tenant_id=created_by.tenant_id,
+            tenant_id=tenant_id,
             user=created_by,
             target=invite,
             details={"role": role, "email": invite.email, "expires_at": invite.expires_at.isoformat()},

@@ -86,6 +86,11 @@ class Event(StrEnum):
     WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
     WEBHOOK_REDELIVERED = "webhook.redelivered"
     WEBHOOK_PINGED = "webhook.pinged"
+    # Stripe (billing/): a checkout that made a license, a failed payment (its
+    # grace's end: the license is suspended then), a paid invoice after one.
+    BILLING_CHECKOUT_COMPLETED = "billing.checkout_completed"
+    BILLING_PAYMENT_FAILED = "billing.payment_failed"
+    BILLING_PAYMENT_RECOVERED = "billing.payment_recovered"
 
 
 class Detail(StrEnum):
@@ -190,6 +195,12 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.WEBHOOK_ENDPOINT_DISABLED: frozenset({D.REASON, "failures"}),
     Event.WEBHOOK_REDELIVERED: frozenset({"delivery_id", "message_id"}),
     Event.WEBHOOK_PINGED: frozenset({"message_id"}),
+    # Stripe: `event_id` is Stripe's event (evt_…); `resumed`: the paid invoice resumed the license.
+    Event.BILLING_CHECKOUT_COMPLETED: frozenset(
+        {D.EVENT_ID, "customer_id", "subscription_id", "price_id", "quantity"}
+    ),
+    Event.BILLING_PAYMENT_FAILED: frozenset({D.EVENT_ID, "subscription_id", "suspend_after"}),
+    Event.BILLING_PAYMENT_RECOVERED: frozenset({D.EVENT_ID, "subscription_id", "resumed"}),
 }
 
 

@@ -91,6 +91,9 @@ ACTION_WORDS: dict[str, str] = {
     Event.WEBHOOK_ENDPOINT_DISABLED: "Webhook endpoint disabled after failures",
     Event.WEBHOOK_REDELIVERED: "Webhook delivery sent again",
     Event.WEBHOOK_PINGED: "Webhook endpoint pinged",
+    Event.BILLING_CHECKOUT_COMPLETED: "Stripe checkout made a license",
+    Event.BILLING_PAYMENT_FAILED: "Stripe payment failed (license suspended after the grace)",
+    Event.BILLING_PAYMENT_RECOVERED: "Stripe invoice paid after a failed payment",
 }
 
 DETAIL_WORDS: dict[str, str] = {

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "licenses",
     "webhooks",
     "analytics",
+    "billing",
     "coditect",
 ]
 
@@ -371,6 +372,10 @@ SPECTACULAR_SETTINGS = {
         {
             "name": "webhooks",
             "description": "Outbound webhooks: a tenant admin's endpoints, their deliveries, redelivery, ping.",
+        },
+        {
+            "name": "integrations",
+            "description": "Events other services send: Stripe's webhook, verified by its signature.",
         },
     ],
 }
@@ -674,4 +679,21 @@ WEBHOOK_SUBSCRIPTION_CACHE_SECONDS = env.float("WEBHOOK_SUBSCRIPTION_CACHE_SECON
 CELERY_BEAT_SCHEDULE["webhook-deliveries-sweep"] = {
     "task": "webhooks.deliveries_sweep",
     "schedule": WEBHOOK_DELIVERY_SWEEP_INTERVAL,
+}
+
+# --- Stripe (billing/; docs/operations.md, "Stripe") --------------------------------------
+# The webhook's signing secret (whsec_…, from the Stripe dashboard's endpoint); empty: the
+# endpoint answers 503 and acts on nothing. STRIPE_API_KEY (a restricted key that may read
+# Checkout Sessions) is used only to read a session's line items when the vendor did not put
+# `price_id` and `quantity` in its metadata; each call waits at most STRIPE_API_TIMEOUT seconds.
+STRIPE_WEBHOOK_SECRET = secret("STRIPE_WEBHOOK_SECRET", "") or ""
+STRIPE_API_KEY = secret("STRIPE_API_KEY", "") or ""
+STRIPE_API_TIMEOUT = env.float("STRIPE_API_TIMEOUT", default=10.0)
+# Days a license keeps working after a failed payment (invoice.payment_failed) before the
+# sweep, every STRIPE_PAYMENT_GRACE_SWEEP_INTERVAL seconds, suspends it; a paid invoice resumes it.
+STRIPE_PAYMENT_GRACE_DAYS = env.int("STRIPE_PAYMENT_GRACE_DAYS", default=7)
+STRIPE_PAYMENT_GRACE_SWEEP_INTERVAL = env.float("STRIPE_PAYMENT_GRACE_SWEEP_INTERVAL", default=3600.0)
+CELERY_BEAT_SCHEDULE["stripe-payment-grace-sweep"] = {
+    "task": "billing.payment_grace_sweep",
+    "schedule": STRIPE_PAYMENT_GRACE_SWEEP_INTERVAL,
 }

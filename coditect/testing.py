@@ -357,6 +357,8 @@ class LiveServer:
             "LICENSE_SIGNING_KEY_FILE": str(keys["license"]),
             "AUTH_SIGNING_KEY_FILE": str(keys["auth"]),
             "LICENSE_KEYSET_ROOT_KEY_FILE": str(keys["keyset-root"]),
+            # The Stripe webhook configured, so what it is sent is verified (and refused: 400).
+            "STRIPE_WEBHOOK_SECRET": "whsec_e2e_only_not_secret",
             # End-to-end tests beat every second from one address: rate limits have their own tests.
             "RATE_LIMIT_PER_IP": "0",
             "RATE_LIMIT_PER_USER": "0",

@@ -28,6 +28,8 @@ api_v1 = [
     # Provisioning API (issue 15): the vendor's backend, with API keys.
     path("provisioning/", include("licenses.provisioning_urls")),
     path("webhooks/", include("webhooks.urls")),
+    # Stripe (issue 15): its webhook, signed by Stripe.
+    path("integrations/", include("billing.urls")),
 ]
 
 urlpatterns = [

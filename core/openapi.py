@@ -81,6 +81,7 @@ TAG_BY_PREFIX = (
     ("/api/v1/provisioning/", "provisioning"),
     ("/api/v1/analytics/", "analytics"),
     ("/api/v1/webhooks/", "webhooks"),
+    ("/api/v1/integrations/", "integrations"),
     ("/api/v1/.well-known/", "keys"),
     ("/.well-known/", "keys"),
 )

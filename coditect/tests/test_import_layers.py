@@ -20,6 +20,7 @@ FLOORS = {
     "licenses": 3,
     "webhooks": 3,
     "analytics": 4,
+    "billing": 4,
     "coditect": 5,
 }
 

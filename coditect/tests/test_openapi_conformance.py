@@ -206,6 +206,7 @@ def test_schemathesis_with_every_check_finds_no_failure(seeded, tmp_path):
         "CONFORMANCE_ACCESS_TOKEN": access_token,
         "CONFORMANCE_LICENSE_TOKEN": license_token,
         "CONFORMANCE_LICENSE_KEY": license_key,
+        "CONFORMANCE_STRIPE_WEBHOOK_SECRET": server.env["STRIPE_WEBHOOK_SECRET"],
         "CONFORMANCE_BORROW_LIMIT_HOURS": str(BORROW_LIMIT_HOURS),
         "SCHEMATHESIS_HOOKS": HOOKS,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.BASE_DIR), os.environ.get("PYTHONPATH")])),

@@ -10,7 +10,7 @@ from core.errors import ERROR_STATUS
 
 pytestmark = pytest.mark.embedded
 
-AREAS = {"auth", "invites", "licenses", "analytics", "keys", "provisioning", "webhooks"}
+AREAS = {"auth", "invites", "licenses", "analytics", "keys", "provisioning", "webhooks", "integrations"}
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,7 @@ def test_every_operation_has_an_area_tag_a_summary_and_a_description(served_sche
         ("/api/v1/analytics/", "analytics"),
         ("/api/v1/provisioning/", "provisioning"),
         ("/api/v1/webhooks/", "webhooks"),
+        ("/api/v1/integrations/", "integrations"),
         ("/.well-known/", "keys"),
         ("/api/v1/.well-known/", "keys"),
     ],

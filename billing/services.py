@@ -1,0 +1,398 @@
+"""Stripe events to licenses (issue 15): the webhook's work.
+
+`stripe_event_handle` verifies the `Stripe-Signature` header with the
+`stripe` library (STRIPE_WEBHOOK_SECRET, Stripe's default tolerance of 300
+seconds), then records the event by its id and acts on it in one transaction:
+a replay finds the row and changes nothing; an error rolls back the row with
+the change, so Stripe's redelivery tries again.
+
+The flows (docs/operations.md, "Stripe"):
+- `checkout.session.completed`: the tenant of the Stripe customer, or a new
+  one (named from the customer details) with an invite for its first admin
+  (emailed) and the license's claim link (emailed); the license from the
+  price's policy, seats = quantity x the price's seats per quantity. The
+  price and quantity come from the session's `metadata` (`price_id`,
+  `quantity`) when the vendor set them, else from Stripe's API
+  (billing.stripe_api). An unknown price is recorded and makes nothing.
+- `customer.subscription.updated`: seats follow the quantity (fewer seats
+  end no live lease: DESIGN.md invariant 6); a new price moves the policy.
+- `invoice.payment_failed`: the failure time is kept; the periodic sweep
+  suspends the license once STRIPE_PAYMENT_GRACE_DAYS have passed;
+  `invoice.paid` clears it and resumes a license the sweep suspended.
+- `customer.subscription.deleted`: the license expires at the period's end.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Role
+from accounts.services import invite_create
+from audit.events import Event
+from audit.services import audit_record
+from billing import stripe_api
+from billing.models import EventOutcome, StripeCustomer, StripeEvent, StripePrice, StripeSubscription
+from core.errors import ApplicationError, ServiceUnavailable
+from licenses.mailing import license_delivery_send
+from licenses.models import License
+from licenses.selectors import license_get
+from licenses.services import license_create, license_extend, license_resume, license_suspend, license_update
+from tenants.models import Tenant
+from tenants.scope import tenant_scope
+from tenants.services import tenant_create
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_TOLERANCE = 300  # seconds: stripe.Webhook.DEFAULT_TOLERANCE
+# What an event's id and type look like (evt_…; checkout.session.completed); the schema says the same.
+EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,250}$")
+EVENT_TYPE = re.compile(r"^[a-z0-9_.]{1,100}$")
+ACTOR = "stripe"
+
+
+class Outcome:
+    def __init__(self, outcome: str, **detail: Any) -> None:
+        self.outcome = outcome
+        self.detail = {key: str(value) for key, value in detail.items() if value is not None}
+
+
+def stripe_event_verify(*, payload: bytes, signature: str | None) -> dict:
+    """The event, if its signature is good: else 400 `invalid_request`."""
+    if not signature:
+        raise ApplicationError("The Stripe-Signature header is missing.", code="invalid_request")
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        raise ServiceUnavailable("The Stripe integration is not configured (STRIPE_WEBHOOK_SECRET).")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=SIGNATURE_TOLERANCE)
+    except stripe.SignatureVerificationError:
+        raise ApplicationError(
+            "The Stripe-Signature header does not verify.", code="invalid_request"
+        ) from None
+    except (ValueError, AttributeError, TypeError):
+        # Verified, but not JSON (ValueError) or not an object (the library's
+        # Event.construct_from fails on a list or a string).
+        raise ApplicationError("The body is not a Stripe event.", code="invalid_request") from None
+    event = event.to_dict()
+    event_id, event_type = event.get("id"), event.get("type")
+    if not (isinstance(event_id, str) and EVENT_ID.match(event_id)) or not (
+        isinstance(event_type, str) and EVENT_TYPE.match(event_type)
+    ):
+        raise ApplicationError("The body is not a Stripe event (its id or type).", code="invalid_request")
+    return event
+
+
+def stripe_event_handle(*, payload: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
+    """Verify, record and act on one event; returns its row and whether it is a replay."""
+    event = stripe_event_verify(payload=payload, signature=signature)
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    obj = obj if isinstance(obj, dict) else {}
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                row = StripeEvent.objects.create(
+                    event_id=event["id"],
+                    type=event["type"],
+                    livemode=bool(event.get("livemode")),
+                    outcome=EventOutcome.IGNORED,
+                )
+        except IntegrityError:
+            return StripeEvent.objects.get(event_id=event["id"]), True
+        handler = HANDLERS.get(event["type"])
+        result = handler(event["id"], obj) if handler else Outcome(EventOutcome.IGNORED)
+        row.outcome, row.detail = result.outcome, result.detail
+        row.save(update_fields=["outcome", "detail"])
+    logger.info(
+        "stripe event",
+        extra={"event_id": row.event_id, "event_type": row.type, "outcome": row.outcome, **row.detail},
+    )
+    return row, False
+
+
+# --- reading Stripe's objects ---------------------------------------------------------------
+
+
+def _id(value) -> str | None:
+    """An id, whether Stripe sent it bare or expanded."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _quantity(value) -> int:
+    try:
+        quantity = int(value)
+    except (TypeError, ValueError):
+        return 1
+    return max(quantity, 1)
+
+
+def _first_item(subscription: dict) -> dict:
+    items = ((subscription.get("items") or {}).get("data")) or []
+    return items[0] if items else {}
+
+
+def _period_end(subscription: dict) -> datetime | None:
+    # On the subscription in older API versions, on its items since 2025-03-31.
+    end = subscription.get("current_period_end") or _first_item(subscription).get("current_period_end")
+    if not isinstance(end, int | float):
+        return None
+    return datetime.fromtimestamp(end, tz=UTC)
+
+
+def _invoice_subscription(invoice: dict) -> str | None:
+    # `subscription` in older API versions, `parent.subscription_details` since 2025-03-31.
+    found = _id(invoice.get("subscription"))
+    if found:
+        return found
+    parent = invoice.get("parent") or {}
+    return _id((parent.get("subscription_details") or {}).get("subscription"))
+
+
+def _checkout_price(session: dict) -> tuple[str | None, int]:
+    metadata = session.get("metadata") or {}
+    if metadata.get("price_id"):
+        return str(metadata["price_id"]), _quantity(metadata.get("quantity"))
+    items = stripe_api.checkout_line_items(session["id"])
+    if not items:
+        return None, 1
+    price_id, quantity = items[0]
+    return price_id, _quantity(quantity)
+
+
+def _price(price_id: str | None) -> StripePrice | None:
+    if not price_id:
+        return None
+    return StripePrice.objects.select_related("policy").filter(price_id=price_id).first()
+
+
+def _license(link: StripeSubscription) -> License:
+    with tenant_scope(link.tenant_id):
+        return license_get(license_id=link.license_id)
+
+
+# --- the flows --------------------------------------------------------------------------------
+
+
+def checkout_completed(event_id: str, session: dict) -> Outcome:
+    customer_id = _id(session.get("customer"))
+    if not _id(session.get("id")) or not customer_id:
+        return Outcome(EventOutcome.INCOMPLETE, missing="customer")
+    price_id, quantity = _checkout_price(session)
+    price = _price(price_id)
+    if price is None:
+        return Outcome(EventOutcome.UNKNOWN_PRICE, price_id=price_id or "", customer_id=customer_id)
+    subscription_id = _id(session.get("subscription")) or f"checkout:{session['id']}"
+    if StripeSubscription.objects.filter(subscription_id=subscription_id).exists():
+        return Outcome(EventOutcome.IGNORED, subscription_id=subscription_id, already="linked")
+    details = session.get("customer_details") or {}
+    email = (details.get("email") or session.get("customer_email") or "").strip().lower()
+    mapping = StripeCustomer.objects.select_for_update().filter(customer_id=customer_id).first()
+    tenant, invite = None, None
+    if mapping is not None:
+        with tenant_scope(mapping.tenant_id):
+            tenant = Tenant.objects.filter(pk=mapping.tenant_id).first()
+    if tenant is None:
+        name = (details.get("name") or email or customer_id).strip()[:200]
+        tenant = tenant_create(name=name)
+        if mapping is None:
+            StripeCustomer.objects.create(customer_id=customer_id, tenant_id=tenant.id)
+        else:
+            mapping.tenant_id = tenant.id
+            mapping.save(update_fields=["tenant_id"])
+        if email:
+            with tenant_scope(tenant.id):
+                invite, _code = invite_create(
+                    created_by=None, tenant=tenant, role=Role.TENANT_ADMIN, email=email
+                )
+    seats = quantity * price.seats_per_quantity
+    license, _key = license_create(
+        tenant=tenant, policy=price.policy, max_seats=seats, name=f"Stripe {subscription_id}"[:200]
+    )
+    StripeSubscription.objects.create(
+        subscription_id=subscription_id,
+        customer_id=customer_id,
+        tenant_id=tenant.id,
+        license_id=license.id,
+        price_id=price.price_id,
+        quantity=quantity,
+    )
+    with tenant_scope(tenant.id):
+        audit_record(
+            action=Event.BILLING_CHECKOUT_COMPLETED,
+            tenant_id=tenant.id,
+            actor=ACTOR,
+            target=license,
+            details={
+                "event_id": event_id,
+                "customer_id": customer_id,
+                "subscription_id": subscription_id,
+                "price_id": price.price_id,
+                "quantity": quantity,
+            },
+        )
+    if email:
+        # The key goes out as a one-time claim link, never in the email itself.
+        license_delivery_send(license=license, email=email, requested_by=ACTOR)
+    return Outcome(
+        EventOutcome.PROCESSED,
+        tenant_id=tenant.id,
+        license_id=license.id,
+        invite_id=invite.id if invite else None,
+        price_id=price.price_id,
+    )
+
+
+def subscription_updated(event_id: str, subscription: dict) -> Outcome:
+    subscription_id = _id(subscription.get("id"))
+    link = StripeSubscription.objects.select_for_update().filter(subscription_id=subscription_id).first()
+    if link is None:
+        return Outcome(EventOutcome.UNKNOWN_SUBSCRIPTION, subscription_id=subscription_id or "")
+    item = _first_item(subscription)
+    price_id = _id(item.get("price")) or link.price_id
+    price = _price(price_id)
+    if price is None:
+        return Outcome(EventOutcome.UNKNOWN_PRICE, price_id=price_id, subscription_id=subscription_id)
+    quantity = _quantity(item.get("quantity", link.quantity))
+    license = _license(link)
+    # Fewer seats refuse new acquires beyond the number; live leases run on
+    # (DESIGN.md invariant 6): license_update changes the row, never a lease.
+    license.max_seats = quantity * price.seats_per_quantity
+    license.policy_id = price.policy_id
+    license = license_update(license=license, fields=["max_seats", "policy_id"], actor=None)
+    link.price_id, link.quantity = price.price_id, quantity
+    link.save(update_fields=["price_id", "quantity", "updated_at"])
+    return Outcome(
+        EventOutcome.PROCESSED, license_id=link.license_id, seats=license.max_seats, price_id=price_id
+    )
+
+
+def subscription_deleted(event_id: str, subscription: dict) -> Outcome:
+    subscription_id = _id(subscription.get("id"))
+    link = StripeSubscription.objects.filter(subscription_id=subscription_id).first()
+    if link is None:
+        return Outcome(EventOutcome.UNKNOWN_SUBSCRIPTION, subscription_id=subscription_id or "")
+    end = _period_end(subscription)
+    if end is None:
+        return Outcome(EventOutcome.INCOMPLETE, missing="current_period_end", license_id=link.license_id)
+    license = _license(link)
+    if end > timezone.now():
+        license_extend(license=license, expires_at=end)
+    else:
+        # The period is already over: the license ends now. An end in the
+        # past is refused by license_extend (expiring now is suspension).
+        license_suspend(license=license, reason="stripe_subscription_ended")
+    return Outcome(EventOutcome.PROCESSED, license_id=link.license_id, expires_at=end.isoformat())
+
+
+def _invoice_link(invoice: dict) -> StripeSubscription | None:
+    subscription_id = _invoice_subscription(invoice)
+    if not subscription_id:
+        return None
+    return StripeSubscription.objects.select_for_update().filter(subscription_id=subscription_id).first()
+
+
+def invoice_payment_failed(event_id: str, invoice: dict) -> Outcome:
+    link = _invoice_link(invoice)
+    if link is None:
+        return Outcome(
+            EventOutcome.UNKNOWN_SUBSCRIPTION, subscription_id=_invoice_subscription(invoice) or ""
+        )
+    if link.payment_failed_at is None:
+        link.payment_failed_at = timezone.now()
+        link.save(update_fields=["payment_failed_at", "updated_at"])
+        suspend_after = link.payment_failed_at + timedelta(days=settings.STRIPE_PAYMENT_GRACE_DAYS)
+        with tenant_scope(link.tenant_id):
+            audit_record(
+                action=Event.BILLING_PAYMENT_FAILED,
+                tenant_id=link.tenant_id,
+                actor=ACTOR,
+                target_type="license",
+                target_id=str(link.license_id),
+                details={
+                    "event_id": event_id,
+                    "subscription_id": link.subscription_id,
+                    "suspend_after": suspend_after.isoformat(),
+                },
+            )
+    return Outcome(
+        EventOutcome.PROCESSED,
+        license_id=link.license_id,
+        payment_failed_at=link.payment_failed_at.isoformat(),
+    )
+
+
+def invoice_paid(event_id: str, invoice: dict) -> Outcome:
+    link = _invoice_link(invoice)
+    if link is None:
+        return Outcome(
+            EventOutcome.UNKNOWN_SUBSCRIPTION, subscription_id=_invoice_subscription(invoice) or ""
+        )
+    if link.payment_failed_at is None and not link.suspended_for_payment:
+        return Outcome(EventOutcome.PROCESSED, license_id=link.license_id)
+    resumed = link.suspended_for_payment
+    if resumed:
+        license_resume(license=_license(link))
+    link.payment_failed_at, link.suspended_for_payment = None, False
+    link.save(update_fields=["payment_failed_at", "suspended_for_payment", "updated_at"])
+    with tenant_scope(link.tenant_id):
+        audit_record(
+            action=Event.BILLING_PAYMENT_RECOVERED,
+            tenant_id=link.tenant_id,
+            actor=ACTOR,
+            target_type="license",
+            target_id=str(link.license_id),
+            details={"event_id": event_id, "subscription_id": link.subscription_id, "resumed": resumed},
+        )
+    return Outcome(EventOutcome.PROCESSED, license_id=link.license_id, resumed=resumed)
+
+
+HANDLERS = {
+    "checkout.session.completed": checkout_completed,
+    "customer.subscription.updated": subscription_updated,
+    "customer.subscription.deleted": subscription_deleted,
+    "invoice.payment_failed": invoice_payment_failed,
+    "invoice.paid": invoice_paid,
+}
+
+
+# --- the grace sweep (periodic) -------------------------------------------------------------
+
+
+def payment_grace_sweep(now: datetime | None = None) -> int:
+    """Suspend each license whose failed payment's grace ran out; returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.STRIPE_PAYMENT_GRACE_DAYS)
+    due = list(
+        StripeSubscription.objects.filter(
+            payment_failed_at__isnull=False, payment_failed_at__lte=cutoff, suspended_for_payment=False
+        ).values_list("pk", flat=True)
+    )
+    suspended = 0
+    for pk in due:
+        with transaction.atomic():
+            link = (
+                StripeSubscription.objects.select_for_update()
+                .filter(pk=pk, payment_failed_at__lte=cutoff, suspended_for_payment=False)
+                .first()
+            )
+            if link is None:
+                continue
+            license = _license(link)
+            if license.suspended:
+                # Suspended already (by an operator): not ours to resume later.
+                continue
+            license_suspend(license=license, reason="stripe_payment_failed")
+            link.suspended_for_payment = True
+            link.save(update_fields=["suspended_for_payment", "updated_at"])
+            suspended += 1
+    return suspended

@@ -1,0 +1,1 @@
+from licenses.tests.conftest import ledger  # noqa: F401 - the seat ledgers, each in turn
