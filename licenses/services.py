@@ -412,6 +412,16 @@ def license_regenerate_key(*, license: License, actor: Any = None) -> tuple[Lice
     return license, key
 
 
+def _change_value(value: Any) -> Any:
+    """A changed value as the audit row keeps it: a related row (the policy) by
+    its slug, or its id."""
+    from django.db.models import Model
+
+    if isinstance(value, Model):
+        return getattr(value, "slug", None) or str(value.pk)
+    return value
+
+
 def license_update(*, license: License, fields: Iterable[str], actor: Any = None) -> License:
     """Save the named fields of an edited license (the admin's change form) and
     record what changed. State changes with their own rules (suspension,
@@ -436,7 +446,7 @@ def license_update(*, license: License, fields: Iterable[str], actor: Any = None
             before, after = getattr(current, name), getattr(license, name)
             if before != after:
                 setattr(current, name, after)
-                changes[name] = {"from": before, "to": after}
+                changes[name] = {"from": _change_value(before), "to": _change_value(after)}
         if changes:
             current.full_clean(exclude=["tenant", "key_digest"])
             current.save(update_fields=[*changes, "updated_at"])

@@ -456,3 +456,21 @@ def test_a_license_made_without_terms_answers_its_policys(operator_key, acme):
 def count_licenses(tenant) -> int:
     with tenant_scope(tenant.id):
         return License.objects.count()
+
+
+def test_a_license_moves_to_another_policy_and_the_audit_names_both(operator_key, acme):
+    api = key_client(operator_key)
+    with operator_scope():
+        product = Product.objects.create(name="CODITECT Team", slug="coditect-team")
+        team = Policy.objects.create(product=product, name="Team", slug="team", seats=5, lease_ttl=240)
+    created = api.post(f"{BASE}/licenses", {"tenant_id": str(acme.id), "max_seats": 2}, format="json").json()
+
+    moved = api.patch(f"{BASE}/licenses/{created['id']}", {"policy": "team"}, format="json")
+
+    assert moved.status_code == 200, moved.content
+    assert (moved.json()["policy"], moved.json()["lease_ttl"]) == ("team", team.lease_ttl)
+    with tenant_scope(acme.id):
+        from audit.models import AuditLog
+
+        (row,) = AuditLog.objects.filter(action="license.updated", target_id=created["id"])
+    assert row.details["changes"]["policy"] == {"from": Policy.default().slug, "to": "team"}
