@@ -65,6 +65,7 @@ class Event(StrEnum):
     TENANT_UPDATED = "tenant.updated"
     TENANT_SUSPENDED = "tenant.suspended"
     TENANT_RESUMED = "tenant.resumed"
+    TENANT_DELETED = "tenant.deleted"
     # Email (issue 15): a license's key sent as a one-time claim link, the link
     # claimed; the notices sent to a tenant's admins; a password reset.
     LICENSE_DELIVERY_SENT = "license.delivery_sent"
@@ -178,6 +179,7 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.TENANT_UPDATED: frozenset({"changes"}),
     Event.TENANT_SUSPENDED: frozenset(),
     Event.TENANT_RESUMED: frozenset(),
+    Event.TENANT_DELETED: frozenset({"licenses"}),
     # Email (issue 15). `claim_id` names the LicenseClaim; no key or token is ever a detail.
     Event.LICENSE_DELIVERY_SENT: frozenset({"email", "claim_id", "expires_at", "via"}),
     Event.LICENSE_CLAIMED: frozenset({"claim_id", "key_prefix"}),

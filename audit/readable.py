@@ -79,6 +79,7 @@ ACTION_WORDS: dict[str, str] = {
     Event.TENANT_UPDATED: "Tenant changed",
     Event.TENANT_SUSPENDED: "Tenant suspended",
     Event.TENANT_RESUMED: "Tenant resumed",
+    Event.TENANT_DELETED: "Tenant deleted",
     Event.LICENSE_DELIVERY_SENT: "License key sent as a claim link",
     Event.LICENSE_CLAIMED: "License claim link used",
     Event.LICENSE_EXPIRING_SOON: "Told the admins the license expires soon",

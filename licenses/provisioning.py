@@ -113,7 +113,7 @@ class ProvisioningAPIView(APIView):
 
 def _tenant_of(view: ProvisioningAPIView, tenant_id) -> Tenant:
     with view.reads():
-        tenant = Tenant.objects.filter(pk=tenant_id).first()
+        tenant = Tenant.objects.filter(pk=tenant_id, deleted_at__isnull=True).first()
     if tenant is None:
         raise ApplicationError("No such tenant.", code="tenant_not_found")
     return tenant
@@ -312,7 +312,7 @@ class TenantListApi(ProvisioningAPIView):
         query.is_valid(raise_exception=True)
         with self.reads():
             page = queryset_page(
-                Tenant.objects.all(),
+                Tenant.objects.filter(deleted_at__isnull=True),
                 kind="tenants",
                 order=("created_at", "id"),
                 cursor=query.validated_data.get("cursor"),
@@ -382,6 +382,23 @@ class TenantDetailApi(ProvisioningAPIView):
         body.is_valid(raise_exception=True)
         tenant = tenant_update(tenant=tenant, name=body.validated_data["name"], actor=request.user)
         return Response(tenant_answer(tenant))
+
+    @extend_schema(
+        operation_id="provisioning_tenants_delete",
+        summary="Delete a tenant (soft)",
+        description=(
+            "Operator-wide keys only. The tenant is suspended (its members are refused, their "
+            "sign-ins end, its API keys answer 403 `tenant_inactive`), each of its licenses is "
+            "deleted as `DELETE /provisioning/licenses/{id}` does, and it is gone: reading it is 404 "
+            "`tenant_not_found` and lists leave it out. Its audit trail stays (`tenant.deleted`)."
+        ),
+        request=None,
+        responses={204: None, **error_responses(*TENANT_ERRORS)},
+    )
+    def delete(self, request, tenant_id):
+        self.require_operator()
+        services.tenant_delete(tenant=_tenant_of(self, tenant_id), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TenantSuspendApi(ProvisioningAPIView):

@@ -463,6 +463,38 @@ def license_update(*, license: License, fields: Iterable[str], actor: Any = None
 # --- Provisioning API (issue 15) ------------------------------------------------------
 
 
+def tenant_delete(*, tenant: Tenant, actor: Any = None) -> Tenant:
+    """Delete a tenant, softly: it is suspended (its members are refused and
+    their sign-ins end, its API keys answer `tenant_inactive`), each of its
+    licenses is deleted (license_delete), and it is marked deleted, so the
+    provisioning API answers `tenant_not_found` for it and lists leave it out.
+    Its rows stay, and with them its audit trail. Deleting it again changes
+    nothing."""
+    from django.utils import timezone
+
+    from accounts.services import tenant_set_active
+
+    with tenant_scope(tenant.id):
+        current = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if current.deleted_at is not None:
+            return current
+        current = tenant_set_active(tenant=current, active=False, actor=actor)
+        deleted = 0
+        for license in License.objects.filter(tenant_id=current.id, deleted_at__isnull=True):
+            license_delete(license=license, actor=actor)
+            deleted += 1
+        current.deleted_at = timezone.now()
+        current.save(update_fields=["deleted_at", "updated_at"])
+        audit_record(
+            action=Event.TENANT_DELETED,
+            tenant_id=current.id,
+            user=actor,
+            target=current,
+            details={"licenses": deleted},
+        )
+    return current
+
+
 def license_delete(*, license: License, actor: Any = None) -> License:
     """Delete a license, softly: it is suspended (live leases end at their next
     heartbeat, as suspension does: invariant 6) and marked deleted, so acquire

@@ -160,6 +160,8 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     is_active = models.BooleanField(default=True)
+    # Deleted softly (the provisioning API): inactive, gone from its lists, its rows kept.
+    deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -474,3 +474,25 @@ def test_a_license_moves_to_another_policy_and_the_audit_names_both(operator_key
 
         (row,) = AuditLog.objects.filter(action="license.updated", target_id=created["id"])
     assert row.details["changes"]["policy"] == {"from": Policy.default().slug, "to": "team"}
+
+
+def test_a_deleted_tenant_is_gone_its_licenses_too_and_its_audit_stays(operator_key, acme, acme_key, member):
+    api = key_client(operator_key)
+    created = api.post(f"{BASE}/licenses", {"tenant_id": str(acme.id), "max_seats": 2}, format="json").json()
+    assert acquire(member.user, created["license_key"]).status_code == 201
+
+    # A tenant-scoped key may not delete its own tenant.
+    refused = key_client(acme_key).delete(f"{BASE}/tenants/{acme.id}")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "permission_denied")
+
+    assert api.delete(f"{BASE}/tenants/{acme.id}").status_code == 204
+
+    gone = api.get(f"{BASE}/tenants/{acme.id}")
+    assert (gone.status_code, gone.json()["error"]["code"]) == (404, "tenant_not_found")
+    assert str(acme.id) not in [t["id"] for t in api.get(f"{BASE}/tenants").json()["tenants"]]
+    assert api.get(f"{BASE}/licenses/{created['id']}").status_code == 404
+    assert key_client(acme_key).get(f"{BASE}/licenses").json()["error"]["code"] == "tenant_inactive"
+    assert audit_actions(acme.id)[-1] == "tenant.deleted"
+    assert "license.deleted" in audit_actions(created["id"])
+    # Again: nothing more to delete.
+    assert api.delete(f"{BASE}/tenants/{acme.id}").status_code == 404
