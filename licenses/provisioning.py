@@ -23,19 +23,17 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, BearerAuthentication
 from accounts.models import Role
 from accounts.services import tenant_set_active, tenant_update
-from core.context import context_undo_changes
-from core.errors import ApplicationError, database_unavailable_response
+from core.errors import ApplicationError
 from core.openapi import error_responses
 from core.pagination import PageQuerySerializer, queryset_page
 from core.serializers import JsonBodySerializer
@@ -45,8 +43,9 @@ from licenses.models import License, Policy
 from licenses.selectors import license_state
 from licenses.terms import ENTITLEMENT_CODE, entitlements_from_codes
 from tenants.models import Tenant
-from tenants.scope import current_tenant_id, operator_scope, scoped_transaction
+from tenants.scope import current_tenant_id, operator_scope
 from tenants.services import tenant_create
+from tenants.views import ScopedTransactionAPIView
 
 # --- Callers and scope ----------------------------------------------------------------
 
@@ -79,7 +78,7 @@ class ProvisioningCaller(BasePermission):
         )
 
 
-class ProvisioningAPIView(APIView):
+class ProvisioningAPIView(ScopedTransactionAPIView):
     """The request's transaction and scope boundary, as the tenant-safe base
     view opens them, but without its refusal of a request with no tenant: an
     operator-wide key has none (and takes the operator path for reads)."""
@@ -87,19 +86,6 @@ class ProvisioningAPIView(APIView):
     authentication_classes = [ApiKeyAuthentication, BearerAuthentication]
     permission_classes = [ProvisioningCaller]
     tenant_admins_read = False
-
-    def dispatch(self, request, *args, **kwargs):
-        try:
-            with scoped_transaction():
-                response = super().dispatch(request, *args, **kwargs)
-        except (OperationalError, InterfaceError):
-            response = database_unavailable_response()
-        except BaseException:
-            context_undo_changes()
-            raise
-        if response.status_code >= 500:
-            context_undo_changes()
-        return response
 
     def reads(self):
         """The scope reads run in: the operator path for an operator-wide key,

@@ -18,7 +18,12 @@ from core.errors import ApplicationError, database_unavailable_response
 from tenants.scope import current_tenant_id, scope_boundary, scoped_transaction
 
 
-class TenantAPIView(APIView):
+class ScopedTransactionAPIView(APIView):
+    """A request in one transaction and a scope boundary: a database that fails
+    opening or committing it is a 503, and a 5xx undoes what the request
+    changed elsewhere. TenantAPIView adds the refusal of a caller without a
+    tenant; the provisioning API (an operator-wide key has none) stands here."""
+
     def dispatch(self, request, *args, **kwargs):
         try:
             with scoped_transaction():
@@ -36,6 +41,8 @@ class TenantAPIView(APIView):
             context_undo_changes()
         return response
 
+
+class TenantAPIView(ScopedTransactionAPIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if current_tenant_id() is None:
