@@ -36,6 +36,11 @@ from webhooks.signing import webhook_headers, webhook_secret_new
 from webhooks.transport import TargetForbidden, target_check_url, webhook_post
 
 logger = logging.getLogger(__name__)
+# A delivery's error as its tenant reads it when the target was refused.
+REFUSED_AT_DELIVERY = (
+    "refused: the target is not one this server delivers to "
+    "(its name does not resolve, or an address it resolves to is in a range that is not allowed)"
+)
 
 EDITABLE = ("url", "description", "event_types", "enabled")
 
@@ -286,7 +291,13 @@ def delivery_attempt(*, delivery_id: uuid.UUID) -> Delivery | None:
             if not 200 <= code < 300:
                 error = f"answered {code}"
         except TargetForbidden as refused:
-            error = f"refused: {refused}"
+            # The tenant reads this: what its host name resolved to (an internal
+            # address) or whether it resolves at all stays in the server's log.
+            error = REFUSED_AT_DELIVERY
+            logger.warning(
+                "webhook target refused at delivery",
+                extra={"endpoint_id": str(endpoint.pk), "why": str(refused)[:300]},
+            )
         except (OSError, http.client.HTTPException) as failure:
             error = f"{type(failure).__name__}: {failure}"[:500]
         duration_ms = int((time.monotonic() - started) * 1000)

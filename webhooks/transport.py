@@ -17,6 +17,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -62,8 +63,14 @@ def _split(url: str):
 def address_check(address: str) -> None:
     """TargetForbidden unless this address may be delivered to."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried inside an IPv6 one (mapped, 6to4, Teredo) is
+        # judged as the IPv4 address it reaches.
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None:
+            address_check(str(embedded))
+            if ip.ipv4_mapped is not None:
+                return
     if ip.is_loopback:
         if not settings.DEBUG:
             raise TargetForbidden("A loopback address is allowed only with DEBUG on.")
@@ -141,6 +148,12 @@ def webhook_post(url: str, *, body: bytes, headers: dict[str, str]) -> Answer:
     timeout = settings.WEBHOOK_TIMEOUT_SECONDS
     connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(target, timeout)
+    # The timeout holds each socket operation; this holds the whole try, so a
+    # receiver that drips its answer a byte at a time cannot keep a worker.
+    cut_off = threading.Event()
+    deadline = threading.Timer(timeout, _abort, args=(connection, cut_off))
+    deadline.daemon = True
+    deadline.start()
     try:
         connection.request(
             "POST",
@@ -153,6 +166,25 @@ def webhook_post(url: str, *, body: bytes, headers: dict[str, str]) -> Answer:
             },
         )
         response = connection.getresponse()
-        return Answer(status=response.status, body=response.read(settings.WEBHOOK_RESPONSE_MAX_BYTES))
+        answer = Answer(status=response.status, body=response.read(settings.WEBHOOK_RESPONSE_MAX_BYTES))
+    except (OSError, http.client.HTTPException, ValueError, AttributeError):
+        if not cut_off.is_set():
+            raise
+        answer = None
     finally:
+        deadline.cancel()
         connection.close()
+    # An answer cut off at the deadline may even parse as a short one: it is none.
+    if cut_off.is_set() or answer is None:
+        raise TimeoutError(f"no whole answer within {timeout:g} s")
+    return answer
+
+
+def _abort(connection, cut_off: threading.Event) -> None:
+    cut_off.set()
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

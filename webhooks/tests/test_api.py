@@ -35,6 +35,10 @@ def endpoint_count(tenant) -> int:
         "https://[::ffff:10.0.0.1]/hooks",
         "https://[fd00::1]/hooks",
         "https://0.0.0.0/hooks",
+        # IPv4 inside IPv6: 6to4 of 127.0.0.1 and of the metadata address, Teredo of 10.0.0.1.
+        "https://[2002:7f00:1::1]/hooks",
+        "https://[2002:a9fe:a9fe::1]/hooks",
+        "https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hooks",
     ],
 )
 def test_a_target_in_a_private_or_reserved_range_is_refused(admin, url):
@@ -125,3 +129,39 @@ def test_delivery_resolves_once_and_checks_every_address(settings, monkeypatch):
     target = target_resolve("https://public.example.com/in")
     assert (target.address, target.host, target.port) == ("93.184.216.34", "public.example.com", 443)
     assert calls == ["rebind.example.com", "public.example.com"]
+
+
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_timeout(settings):
+    """The timeout holds the whole try, not each read: one header line every
+    0.3 s would otherwise keep a worker for as long as the receiver likes."""
+    import threading
+    import time as clock
+
+    from webhooks.transport import webhook_post
+
+    settings.DEBUG = True  # a loopback receiver
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1.0
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def drip():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        try:
+            for n in range(40):
+                clock.sleep(0.3)
+                conn.sendall(f"X-Drip-{n}: 1\r\n".encode())
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = clock.monotonic()
+    with pytest.raises((TimeoutError, OSError)):
+        webhook_post(f"http://127.0.0.1:{port}/hooks", body=b"{}", headers={})
+    assert clock.monotonic() - started < 3
+    listener.close()
