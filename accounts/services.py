@@ -918,12 +918,6 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
         if user is None or not user.is_active_member:
             raise _reset_invalid()
         try:
-            validate_password(new_password, user=user)
-        except ValidationError as exc:
-            raise ApplicationError(
-                "; ".join(exc.messages), code="invalid_request", details={"new_password": exc.messages}
-            ) from exc
-        try:
             attempt = login_attempt_begin(email=user.email)
         except LoginThrottled as throttled:
             raise login_throttled_error(throttled.retry_after) from None
@@ -939,6 +933,14 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
             failed = True
         else:
             login_attempt_succeeded(attempt)
+            # Only behind a valid token: the validators (similar to the email, a
+            # common password) tell nothing to one who holds none.
+            try:
+                validate_password(new_password, user=user)
+            except ValidationError as exc:
+                raise ApplicationError(
+                    "; ".join(exc.messages), code="invalid_request", details={"new_password": exc.messages}
+                ) from exc
             with transaction.atomic():
                 user.set_password(new_password)
                 user.save(update_fields=["password"])  # ends every sign-in (accounts.receivers)

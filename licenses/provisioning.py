@@ -105,6 +105,10 @@ def _tenant_of(view: ProvisioningAPIView, tenant_id) -> Tenant:
     return tenant
 
 
+# Machines one license may bind (the column is a PostgreSQL integer).
+MAX_MACHINES = 1_000_000
+
+
 def _invalid(field: str, message: str) -> ApplicationError:
     return ApplicationError("The request is not valid.", details={"fields": {field: [message]}})
 
@@ -454,7 +458,9 @@ class LicenseListApi(ProvisioningAPIView):
             help_text="null or absent: a trial policy's length from now, else perpetual.",
         )
         entitlements = CODES_FIELD(required=False)
-        max_machines = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+        max_machines = serializers.IntegerField(
+            min_value=1, max_value=MAX_MACHINES, required=False, allow_null=True, default=None
+        )
         lease_ttl = serializers.IntegerField(min_value=30, max_value=86400, required=False)
         offline_grace = serializers.IntegerField(min_value=60, max_value=90 * 86400, required=False)
         borrow_limit_hours = serializers.IntegerField(min_value=0, max_value=24 * 365, required=False)
@@ -551,7 +557,9 @@ class LicenseDetailApi(ProvisioningAPIView):
         expires_at = FutureDateTimeField(required=False, allow_null=True, help_text="null: perpetual.")
         policy = PolicyField(required=False, help_text="Move the license to another policy (its slug).")
         entitlements = CODES_FIELD(required=False)
-        max_machines = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+        max_machines = serializers.IntegerField(
+            min_value=1, max_value=MAX_MACHINES, required=False, allow_null=True
+        )
 
     @extend_schema(
         operation_id="provisioning_licenses_read",

@@ -165,6 +165,14 @@ def test_a_bad_reset_token_counts_as_a_failed_sign_in_and_is_throttled(member, a
     assert api.post("/api/v1/auth/password/reset/confirm", unknown, format="json").status_code == 401
 
 
+def test_without_a_valid_token_the_password_validators_say_nothing(member, api):
+    """The validators ("too similar to the email") answer only behind a valid
+    token: one who holds none learns nothing of the account from them."""
+    weak = {"uid": str(member.user.pk), "token": "abc-def", "new_password": member.user.email}
+    answer = api.post("/api/v1/auth/password/reset/confirm", weak, format="json")
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, "not_authenticated")
+
+
 # --- 4. license expiring soon ----------------------------------------------------------------
 
 

@@ -411,6 +411,8 @@ def test_renewing_a_perpetual_license_by_days_keeps_it_perpetual(acme, acme_key)
         ("", "patch", {"max_seats": 0}),
         ("", "patch", {"max_seats": "5"}),
         ("", "patch", {"expires_at": "2000-01-01T00:00:00Z"}),
+        ("", "patch", {"max_machines": 2147483648}),
+        ("", "patch", {"max_machines": 10**20}),
     ],
 )
 def test_bad_input_is_400_and_changes_nothing(acme, acme_key, path, method, body):
