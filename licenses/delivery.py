@@ -97,7 +97,7 @@ def license_claim_peek(*, token: str) -> LicenseClaim | None:
             .filter(token_digest=claim_token_digest(token))
             .first()
         )
-        return claim if claim is not None and claim.is_open() else None
+        return claim if claim is not None and claim.is_open() and claim.license.deleted_at is None else None
 
 
 # --- notices to a tenant's admins ---------------------------------------------------------

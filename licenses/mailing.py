@@ -79,7 +79,7 @@ def license_claim_redeem(*, token: str) -> tuple[LicenseClaim, str]:
             .filter(token_digest=claim_token_digest(token))
             .first()
         )
-        if claim is None or not claim.is_open():
+        if claim is None or not claim.is_open() or claim.license.deleted_at is not None:
             raise ClaimRefused()
         claim.used_at = timezone.now()
         claim.save(update_fields=["used_at"])

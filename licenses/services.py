@@ -391,10 +391,24 @@ def _release(license: License, leases: list, actor: Any) -> None:
             pass  # it ended meanwhile
 
 
+def _open_claims_void(license: License) -> None:
+    """A new key (or none, the license deleted) ends the claim links still
+    open: claimed later, one would mint another key and stop the new one."""
+    from django.utils import timezone
+
+    from licenses.models import LicenseClaim
+
+    now = timezone.now()
+    LicenseClaim.objects.filter(license_id=license.pk, used_at__isnull=True, expires_at__gt=now).update(
+        expires_at=now
+    )
+
+
 def license_regenerate_key(*, license: License, actor: Any = None) -> tuple[License, str]:
-    """Replace the key (a leaked one, say); the old key stops working at once.
-    Live leases keep their seats: their tokens name the license, not the key.
-    The new key exists only in this return value."""
+    """Replace the key (a leaked one, say); the old key stops working at once,
+    and so do claim links still open (licenses.mailing). Live leases keep their
+    seats: their tokens name the license, not the key. The new key exists only
+    in this return value."""
     key = generate_license_key()
     with tenant_scope(license.tenant_id):
         license = _locked(license)
@@ -402,6 +416,7 @@ def license_regenerate_key(*, license: License, actor: Any = None) -> tuple[Lice
         license.key_digest = license_key_digest(key)
         license.key_prefix = license_key_display_prefix(key)
         license.save(update_fields=["key_digest", "key_prefix", "updated_at"])
+        _open_claims_void(license)
         audit_record(
             action=Event.LICENSE_KEY_REGENERATED,
             tenant_id=license.tenant_id,
@@ -510,6 +525,7 @@ def license_delete(*, license: License, actor: Any = None) -> License:
         license.deleted_at = timezone.now()
         license.suspended = True
         license.save(update_fields=["deleted_at", "suspended", "updated_at"])
+        _open_claims_void(license)
         audit_record(
             action=Event.LICENSE_DELETED,
             tenant_id=license.tenant_id,

@@ -119,3 +119,49 @@ def test_an_unusable_address_is_refused(console, scene):
     refused = console.post(url("email_key", license), {"email": "a\x00@example.test", "confirm": "yes"})
     assert refused.status_code == 302
     assert mail.outbox == [] and claims(license) == []
+
+
+def email_key(console, license, address: str) -> str:
+    """Email the key through the console; the claim link's token."""
+    asked = console.post(url("email_key", license), {"email": address})
+    console.post(url("email_key", license), confirm_fields(asked))
+    return CLAIM_LINK.search(mail.outbox[-1].body).group(1)
+
+
+@pytest.mark.parametrize("then", ["regenerate", "delete"])
+def test_a_new_key_or_a_deletion_ends_the_claim_links_still_open(console, scene, then):
+    """Claimed later, an old link would mint yet another key and stop the new one
+    (or give a key to a deleted license)."""
+    from django.test import Client
+
+    from licenses.services import license_delete, license_regenerate_key
+
+    _, license, _ = scene
+    tokens = [email_key(console, license, "a@example.test"), email_key(console, license, "b@example.test")]
+    with tenant_scope(license.tenant_id):
+        if then == "regenerate":
+            license_regenerate_key(license=fresh(license))
+        else:
+            license_delete(license=fresh(license))
+    before = fresh(license).key_digest
+
+    visitor = Client()
+    for token in tokens:
+        assert visitor.get("/claim", {"t": token}).status_code == 404
+        assert visitor.post("/claim", {"t": token}).status_code == 404
+    assert fresh(license).key_digest == before
+
+
+def test_claiming_one_link_ends_the_others(console, scene):
+    from django.test import Client
+
+    _, license, _ = scene
+    first, second = (
+        email_key(console, license, "a@example.test"),
+        email_key(console, license, "b@example.test"),
+    )
+    visitor = Client()
+    assert visitor.post("/claim", {"t": first}).status_code == 200
+    claimed = fresh(license).key_digest
+    assert visitor.post("/claim", {"t": second}).status_code == 404
+    assert fresh(license).key_digest == claimed
