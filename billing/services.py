@@ -31,7 +31,9 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Role
@@ -56,12 +58,34 @@ SIGNATURE_TOLERANCE = 300  # seconds: stripe.Webhook.DEFAULT_TOLERANCE
 EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,250}$")
 EVENT_TYPE = re.compile(r"^[a-z0-9_.]{1,100}$")
 ACTOR = "stripe"
+# What a signed event in an unusable shape raises in a flow.
+MALFORMED = (
+    AttributeError,
+    TypeError,
+    ValueError,
+    OverflowError,
+    KeyError,
+    DataError,
+    DjangoValidationError,
+    ApplicationError,
+)
 
 
 class Outcome:
     def __init__(self, outcome: str, **detail: Any) -> None:
         self.outcome = outcome
         self.detail = {key: str(value) for key, value in detail.items() if value is not None}
+
+
+# The most seats one license sells (the provisioning API's limit too).
+MAX_SEATS = 1_000_000
+
+
+def _seats(quantity: int, price: StripePrice) -> int:
+    seats = quantity * price.seats_per_quantity
+    if not 1 <= seats <= MAX_SEATS:
+        raise ValueError(f"{seats} seats is not a license's (1 to {MAX_SEATS})")  # recorded: malformed
+    return seats
 
 
 def stripe_event_verify(*, payload: bytes, signature: str | None) -> dict:
@@ -108,7 +132,20 @@ def stripe_event_handle(*, payload: bytes, signature: str | None) -> tuple[Strip
         except IntegrityError:
             return StripeEvent.objects.get(event_id=event["id"]), True
         handler = HANDLERS.get(event["type"])
-        result = handler(event["id"], obj) if handler else Outcome(EventOutcome.IGNORED)
+        try:
+            with transaction.atomic():
+                result = handler(event["id"], obj) if handler else Outcome(EventOutcome.IGNORED)
+        except ServiceUnavailable:
+            raise  # a dependency down: 503, and Stripe sends it again
+        except MALFORMED as error:
+            # Signed, but in a shape the flow cannot use (a field of another type,
+            # a value past a column): recorded and answered 200, so Stripe does
+            # not resend it for days; what it would have changed is rolled back.
+            result = Outcome(EventOutcome.INCOMPLETE, error=f"malformed: {type(error).__name__}")
+            logger.warning(
+                "stripe event in a shape the flow cannot use",
+                extra={"event_id": event["id"], "event_type": event["type"], "error": repr(error)[:300]},
+            )
         row.outcome, row.detail = result.outcome, result.detail
         row.save(update_fields=["outcome", "detail"])
     logger.info(
@@ -196,6 +233,14 @@ def checkout_completed(event_id: str, session: dict) -> Outcome:
         return Outcome(EventOutcome.IGNORED, subscription_id=subscription_id, already="linked")
     details = session.get("customer_details") or {}
     email = (details.get("email") or session.get("customer_email") or "").strip().lower()
+    try:
+        if email:
+            validate_email(email)
+    except DjangoValidationError:
+        # No invite or claim link can go to it: the event is recorded, nothing made.
+        return Outcome(
+            EventOutcome.INCOMPLETE, customer_id=customer_id, error="customer email is not an address"
+        )
     mapping = StripeCustomer.objects.select_for_update().filter(customer_id=customer_id).first()
     tenant, invite = None, None
     if mapping is not None:
@@ -214,9 +259,14 @@ def checkout_completed(event_id: str, session: dict) -> Outcome:
                 invite, _code = invite_create(
                     created_by=None, tenant=tenant, role=Role.TENANT_ADMIN, email=email
                 )
-    seats = quantity * price.seats_per_quantity
+    seats = _seats(quantity, price)
+    # Paid: no trial end. It runs until the subscription ends (its period end).
     license, _key = license_create(
-        tenant=tenant, policy=price.policy, max_seats=seats, name=f"Stripe {subscription_id}"[:200]
+        tenant=tenant,
+        policy=price.policy,
+        max_seats=seats,
+        name=f"Stripe {subscription_id}"[:200],
+        trial=False,
     )
     StripeSubscription.objects.create(
         subscription_id=subscription_id,
@@ -266,7 +316,7 @@ def subscription_updated(event_id: str, subscription: dict) -> Outcome:
     license = _license(link)
     # Fewer seats refuse new acquires beyond the number; live leases run on
     # (DESIGN.md invariant 6): license_update changes the row, never a lease.
-    license.max_seats = quantity * price.seats_per_quantity
+    license.max_seats = _seats(quantity, price)
     license.policy_id = price.policy_id
     license = license_update(license=license, fields=["max_seats", "policy_id"], actor=None)
     link.price_id, link.quantity = price.price_id, quantity

@@ -32,12 +32,14 @@ def license_create(
     max_machines: int | None = None,
     entitlements: Iterable[str] | dict[str, Any] | None = None,
     actor: Any = None,
+    trial: bool = True,
 ) -> tuple[License, str]:
     """Create a license from a policy (the default policy without one); return
     it and its key. The key exists only in this return value: the database
     keeps its digest.
 
-    Without `max_seats`, the policy's seats; without `expires_at`, a trial
+    Without `max_seats`, the policy's seats; without `expires_at` (and unless
+    `trial=False`: a paid subscription's license runs until it ends), a trial
     policy's length from now (else perpetual). The other terms given here
     are overrides; those left out stay empty and follow the policy.
     `entitlements` are codes of the policy's catalog (a list, or a
@@ -51,7 +53,7 @@ def license_create(
         max_seats = policy.seats
     if max_seats < 1:
         raise ValueError("max_seats must be at least 1")
-    if expires_at is None and policy.trial_days:
+    if expires_at is None and policy.trial_days and trial:
         expires_at = timezone.now() + timedelta(days=policy.trial_days)
     if entitlements is not None:
         if isinstance(entitlements, dict):

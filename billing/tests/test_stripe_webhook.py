@@ -460,3 +460,52 @@ def test_a_signed_body_that_is_not_an_event_is_400_and_changes_nothing(api, body
     response = post(api, body)  # signed with the right secret
     assert response.status_code == 400 and error_code(response) == "invalid_request"
     assert everything() == before
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        checkout(customer_details="Initech"),
+        checkout(metadata=["price_team", 3]),
+        checkout(customer_details={"email": 42, "name": "Initech"}),
+        checkout(customer_details={"email": "x" * 250 + "@initech.test", "name": "Initech"}),
+        checkout(customer_details={"email": "buyer@initech.test", "name": "Ini\x00tech"}),
+        checkout(customer_details={"email": "buyer@initech.test\nBcc: all@evil.test", "name": "Initech"}),
+        checkout(customer_details={"email": "not-an-email", "name": "Initech"}),
+        checkout(quantity="1000000000000"),
+        checkout(quantity="5000000"),
+    ],
+    ids=[
+        "details-a-string",
+        "metadata-a-list",
+        "email-a-number",
+        "email-too-long",
+        "nul-in-name",
+        "newline-in-email",
+        "email-not-an-address",
+        "quantity-past-any-license",
+        "more-seats-than-a-license-sells",
+    ],
+)
+def test_a_signed_event_of_an_unusable_shape_is_recorded_and_changes_nothing(api, prices, session):
+    """Answered 200 (Stripe would resend a 5xx for days), recorded as
+    incomplete, and whatever the flow began is rolled back."""
+    before = everything()
+    response = post(api, event("checkout.session.completed", session))
+    assert response.status_code == 200, response.content
+    assert response.json()["outcome"] == EventOutcome.INCOMPLETE
+    after = everything()
+    assert after.pop("events") == before.pop("events") + 1 and after == before
+
+
+def test_a_paid_checkout_on_a_trial_policy_makes_a_license_that_does_not_end_at_the_trial(api, prices):
+    """The license of a subscription runs until the subscription ends; a
+    policy's trial is for licenses made without one."""
+    policy = prices["team"].policy
+    policy.trial_days = 14
+    policy.save(update_fields=["trial_days"])
+
+    response = post(api, event("checkout.session.completed", checkout()))
+
+    assert response.json()["outcome"] == EventOutcome.PROCESSED
+    assert license_of().expires_at is None
