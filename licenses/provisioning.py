@@ -589,16 +589,23 @@ class LicenseDetailApi(ProvisioningAPIView):
         body = self.LicenseUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
-        if "expires_at" in data:
-            license = services.license_extend(
-                license=license, expires_at=data.pop("expires_at"), actor=request.user
-            )
+        # Every check before any change: a refused request changes nothing.
         policy = data.get("policy", license.policy)
         if "entitlements" in data:
             try:
                 data["entitlements"] = entitlements_from_codes(policy, data["entitlements"])
             except ValueError as error:
                 raise _invalid("entitlements", str(error)) from None
+        elif "policy" in data and license.entitlements is not None:
+            # Moved to another policy, its codes must be in that catalog too.
+            try:
+                entitlements_from_codes(policy, list(license.entitlements))
+            except ValueError as error:
+                raise _invalid("entitlements", f"{error} Send `entitlements` with the move.") from None
+        if "expires_at" in data:
+            license = services.license_extend(
+                license=license, expires_at=data.pop("expires_at"), actor=request.user
+            )
         for name, value in data.items():
             setattr(license, name, value)
         license = services.license_update(license=license, fields=list(data), actor=request.user)

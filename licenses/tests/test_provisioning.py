@@ -498,3 +498,25 @@ def test_a_deleted_tenant_is_gone_its_licenses_too_and_its_audit_stays(operator_
     assert "license.deleted" in audit_actions(created["id"])
     # Again: nothing more to delete.
     assert api.delete(f"{BASE}/tenants/{acme.id}").status_code == 404
+
+
+def test_a_move_to_a_policy_whose_catalog_lacks_the_licenses_codes_is_refused(operator_key, acme):
+    api = key_client(operator_key)
+    with operator_scope():
+        product = Product.objects.create(name="Sim", slug="sim")
+        Policy.objects.create(product=product, name="Sim", slug="sim", entitlements={"sim": "Simulation"})
+        Policy.objects.create(product=product, name="Plain", slug="plain", entitlements={"cad": "CAD"})
+    body = {"tenant_id": str(acme.id), "max_seats": 1, "policy": "sim", "entitlements": ["sim"]}
+    created = api.post(f"{BASE}/licenses", body, format="json").json()
+
+    later = (timezone.now() + timedelta(days=9)).isoformat()
+    refused = api.patch(
+        f"{BASE}/licenses/{created['id']}", {"policy": "plain", "expires_at": later}, format="json"
+    )
+    assert api.get(f"{BASE}/licenses/{created['id']}").json()["expires_at"] is None  # nothing changed
+    moved = api.patch(
+        f"{BASE}/licenses/{created['id']}", {"policy": "plain", "entitlements": ["cad"]}, format="json"
+    )
+
+    assert refused.status_code == 400 and "Send `entitlements`" in refused.content.decode()
+    assert (moved.json()["policy"], moved.json()["entitlements"]) == ("plain", {"cad": True})
