@@ -627,7 +627,7 @@ EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
     default="anymail.backends.sendgrid.EmailBackend"
     if SENDGRID_API_KEY
-    else "django.core.mail.backends.console.EmailBackend",
+    else "core.email.ConsoleToStderrBackend",
 )
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CODITECT <no-reply@localhost>")

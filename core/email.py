@@ -22,6 +22,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.console import EmailBackend as ConsoleEmailBackend
 from django.template.loader import render_to_string
 
 logger = logging.getLogger(__name__)
@@ -91,3 +92,15 @@ def email_send(*, template: str, to: Iterable[str], context: dict[str, Any], tag
         sent += message.send()
     logger.info("email sent", extra={"template": template, "recipients": len(recipients)})
     return sent
+
+
+class ConsoleToStderrBackend(ConsoleEmailBackend):
+    """Django's console backend, writing to standard error: a command that
+    prints one JSON object on standard output (`create_license --email`) keeps
+    it one, and `make run`'s terminal still shows each message."""
+
+    def __init__(self, *args, **kwargs):
+        import sys
+
+        kwargs.setdefault("stream", sys.stderr)
+        super().__init__(*args, **kwargs)

@@ -245,3 +245,15 @@ def test_the_sendgrid_backend_builds_its_payload_with_a_timeout(admin, settings,
     assert [c["type"] for c in payload["content"]] == ["text/plain", "text/html"]
     assert response.json()["code"] in payload["content"][0]["value"]
     assert payload["categories"] == ["invite"]
+
+
+def test_the_laptop_backend_writes_to_standard_error_not_a_commands_json(capsys):
+    """`create_license --email` prints one JSON object on standard output; the
+    console backend `make run` uses writes each message to standard error."""
+    from django.core.mail import get_connection, send_mail
+
+    connection = get_connection("core.email.ConsoleToStderrBackend")
+    send_mail("A subject", "A body", "from@example.test", ["to@example.test"], connection=connection)
+
+    printed = capsys.readouterr()
+    assert printed.out == "" and "A subject" in printed.err
