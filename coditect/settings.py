@@ -672,6 +672,8 @@ WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 3
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 # This many failed tries in a row (across deliveries) disable an endpoint and email its admins.
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=15)
+# ...and only once the endpoint has been failing this long (seconds; default 3 days).
+WEBHOOK_DISABLE_AFTER_SECONDS = env.float("WEBHOOK_DISABLE_AFTER_SECONDS", default=3 * 86400.0)
 # How often retries that fell due (and messages whose enqueue was lost) are sent.
 WEBHOOK_DELIVERY_SWEEP_INTERVAL = env.float("WEBHOOK_DELIVERY_SWEEP_INTERVAL", default=15.0)
 # How long a process keeps which events a tenant's endpoints subscribe to.

@@ -45,6 +45,9 @@ class Endpoint(_TenantOrOperatorRow):
     enabled = models.BooleanField(default=True)
     # Failed tries in a row, across deliveries; WEBHOOK_DISABLE_AFTER_FAILURES disables.
     failure_count = models.PositiveIntegerField(default=0)
+    # When the run of failures began (None while it succeeds): an endpoint is
+    # disabled only once failing for WEBHOOK_DISABLE_AFTER_SECONDS too.
+    failing_since = models.DateTimeField(null=True, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
     disabled_reason = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -105,7 +105,8 @@ def endpoint_update(*, endpoint: Endpoint, values: dict[str, Any], actor: Any = 
     if "enabled" in changes and endpoint.enabled:
         # Enabled again by hand: its failures so far are forgiven.
         endpoint.failure_count, endpoint.disabled_at, endpoint.disabled_reason = 0, None, ""
-        fields += ["failure_count", "disabled_at", "disabled_reason"]
+        endpoint.failing_since = None
+        fields += ["failure_count", "failing_since", "disabled_at", "disabled_reason"]
     with transaction.atomic(using=_db()):
         endpoint.save(using=_db(), update_fields=[*fields, "updated_at"])
         audit_record(
@@ -317,11 +318,21 @@ def _record(delivery: Delivery, using: str, *, code: int | None, error: str, dur
         ).save(using=using, force_insert=True)
         endpoint = Endpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
         if not error:
-            Endpoint.objects.filter(pk=endpoint.pk).update(failure_count=0)
+            Endpoint.objects.filter(pk=endpoint.pk).update(failure_count=0, failing_since=None)
             return _finish(delivery, using, status=DeliveryStatus.SUCCEEDED, code=code, error="")
-        Endpoint.objects.filter(pk=endpoint.pk).update(failure_count=F("failure_count") + 1)
+        failing_since = endpoint.failing_since or now
+        Endpoint.objects.filter(pk=endpoint.pk).update(
+            failure_count=F("failure_count") + 1, failing_since=failing_since
+        )
         endpoint.failure_count += 1
-        if endpoint.enabled and endpoint.failure_count >= settings.WEBHOOK_DISABLE_AFTER_FAILURES:
+        # Disabled for sustained failure only: many tries in a row AND for long
+        # enough (a receiver restarted for a minute is not switched off).
+        sustained = now - failing_since >= timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_SECONDS)
+        if (
+            endpoint.enabled
+            and endpoint.failure_count >= settings.WEBHOOK_DISABLE_AFTER_FAILURES
+            and sustained
+        ):
             _disable(endpoint, using)
         if not endpoint.enabled or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
             return _finish(delivery, using, status=DeliveryStatus.FAILED, code=code, error=error)

@@ -128,6 +128,7 @@ def test_a_500_is_retried_with_backoff_then_the_endpoint_is_disabled(
 ):
     settings.WEBHOOK_RETRY_BASE_SECONDS = 10
     settings.WEBHOOK_DISABLE_AFTER_FAILURES = 3
+    settings.WEBHOOK_DISABLE_AFTER_SECONDS = 0
     settings.WEBHOOK_MAX_ATTEMPTS = 5
     tenant, admin, endpoint = acme_hooks
     receiver.status = 500
@@ -239,3 +240,20 @@ def test_an_operator_wide_endpoint_hears_every_tenant_and_tenants_do_not_see_it(
     assert admin.client.get(f"/api/v1/webhooks/endpoints/{operator_endpoint.id}").status_code == 404
     listed = admin.client.get("/api/v1/webhooks/endpoints").json()["results"]
     assert str(operator_endpoint.id) not in {item["id"] for item in listed}
+
+
+def test_a_short_outage_of_many_failed_tries_does_not_disable_the_endpoint(acme_hooks, receiver, settings):
+    """Many tries fail within a minute (a receiver restarting): the endpoint
+    stays on until it has also been failing for WEBHOOK_DISABLE_AFTER_SECONDS."""
+    settings.WEBHOOK_DISABLE_AFTER_FAILURES = 2
+    settings.WEBHOOK_DISABLE_AFTER_SECONDS = 3600
+    tenant, _admin, endpoint = acme_hooks
+    receiver.status = 500
+    member = tenant_member(tenant)
+    for n in range(3):
+        license = LicenseFactory(tenant=tenant)
+        assert acquire(member, license, fingerprint=f"machine-000{n}").status_code == 201
+    assert len(receiver.received) == 3
+    with operator_scope():
+        still = Endpoint.objects.get(pk=endpoint["id"])
+    assert still.failure_count == 3 and still.enabled and still.failing_since is not None
