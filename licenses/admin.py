@@ -255,11 +255,23 @@ class LicenseForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # (A new license has its UUID already: `_state.adding` says it is new.)
+        if self.instance._state.adding and "max_seats" in self.fields:
+            # A new license may take its seats from the policy, as the CLI and the API do.
+            self.fields["max_seats"].required = False
+            self.fields["max_seats"].help_text = "Empty: the policy's seats."
         entitlements = self.instance.entitlements if self.instance.pk else None
         if entitlements is not None:
             self.initial["entitlements"] = ", ".join(entitlements) if entitlements else "{}"
         else:
             self.initial["entitlements"] = ""
+
+    def clean_max_seats(self):
+        seats = self.cleaned_data.get("max_seats")
+        if seats is None and self.instance._state.adding:
+            # The policy is cleaned first (it stands before the seats in Meta.fields).
+            return (self.cleaned_data.get("policy") or Policy.default()).seats
+        return seats
 
     def clean_policy(self):
         # Not given: the license's own (an edit), or the default policy (a new one).

@@ -135,3 +135,28 @@ def test_the_license_form_picks_a_policy_and_codes_of_its_catalog(console):
     with tenant_scope(tenant.id):
         (created,) = AuditLog.objects.filter(action="license.created", target_id=str(license.pk))
     assert created.details["policy"] == "pro"
+
+
+def test_a_license_added_without_seats_takes_its_policys(console):
+    tenant = TenantFactory(name="Acme", slug="acme")
+    product = Product.objects.create(name="CODITECT Team", slug="coditect-team")
+    policy = Policy.objects.create(product=product, name="Team", slug="team", seats=7)
+    add = reverse("admin:licenses_license_add")
+
+    made = console.post(
+        add,
+        {
+            "tenant": str(tenant.id),
+            "policy": str(policy.pk),
+            "name": "Acme Team",
+            "max_seats": "",
+            "hardware_fingerprints": "[]",
+            "entitlements": "",
+            "_save": "Save",
+            "once": confirm_fields(console.get(add), ["license_form"])["once"],
+        },
+    )
+
+    assert made.status_code == 303, made.context_data["adminform"].form.errors
+    with tenant_scope(tenant.id):
+        assert License.objects.get().max_seats == 7
