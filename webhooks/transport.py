@@ -98,7 +98,12 @@ def target_check_url(url: str) -> None:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        return  # a name: resolved and checked at each delivery
+        # IPv4 in the C library's other spellings (167772161, 0x0a000001, 10.1)
+        # is an address too, whatever ipaddress says.
+        try:
+            host = str(ipaddress.IPv4Address(socket.inet_aton(host)))
+        except (OSError, ValueError):
+            return  # a name: resolved and checked at each delivery
     address_check(host)
 
 

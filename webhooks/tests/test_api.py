@@ -39,6 +39,10 @@ def endpoint_count(tenant) -> int:
         "https://[2002:7f00:1::1]/hooks",
         "https://[2002:a9fe:a9fe::1]/hooks",
         "https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hooks",
+        # 10.0.0.1 as the C library also reads it.
+        "https://167772161/hooks",
+        "https://0x0a000001/hooks",
+        "https://10.1/hooks",
     ],
 )
 def test_a_target_in_a_private_or_reserved_range_is_refused(admin, url):
