@@ -105,9 +105,48 @@ def filter_case(context, case) -> bool:
         return False
     if operation == "licenses_acquire" and isinstance(body.get("client_info"), dict):
         return all(CLIENT_INFO_KEY.match(key) for key in body["client_info"])
+    # A target written as an address (in any spelling the C library reads, "http://0" is
+    # 0.0.0.0) outside the public ranges is refused (contract: 400 webhook_target_forbidden).
+    # And it must parse as a URL at all (the schema's pattern only approximates one).
+    if operation in ("webhook_endpoints_create", "webhook_endpoints_update") and isinstance(
+        body.get("url"), str
+    ):
+        return _parses(body["url"]) and not _is_an_address(body["url"])
     # The license's own borrow limit (contract: 400 with details.max_hours).
     if operation == "licenses_borrow" and isinstance(body.get("hours"), int):
         return body["hours"] <= BORROW_LIMIT_HOURS
+    return True
+
+
+def _parses(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is none
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
+def _is_an_address(url: str) -> bool:
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
     return True
 
 
