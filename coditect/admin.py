@@ -65,7 +65,11 @@ class TenantAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _support_panel(tenant: Tenant) -> dict:
-        licenses = list(License.objects.filter(tenant_id=tenant.pk).order_by("name")[:TENANT_PAGE_ROWS])
+        licenses = list(
+            License.objects.filter(tenant_id=tenant.pk)
+            .select_related("policy")
+            .order_by("name")[:TENANT_PAGE_ROWS]
+        )
         used, latest = seats_in_use(licenses), last_activity(licenses)
         license_rows = [
             {

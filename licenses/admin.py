@@ -657,7 +657,7 @@ class LicenseAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _selected(queryset) -> list:
-        return list(queryset.select_related("tenant").order_by("tenant__name", "name", "pk"))
+        return list(queryset.select_related("tenant", "policy").order_by("tenant__name", "name", "pk"))
 
     @admin.action(description="Suspend the selected licenses…", permissions=["change"])
     def suspend_selected(self, request, queryset):
@@ -823,7 +823,7 @@ class LicenseAdmin(admin.ModelAdmin):
 
     @admin.action(description="Export the selected licenses as CSV", permissions=["view"])
     def export_csv(self, request, queryset):
-        licenses = list(queryset.select_related("tenant"))
+        licenses = list(queryset.select_related("tenant", "policy"))
         used, latest = seats_in_use(licenses), last_activity(licenses)
         response = _csv_response("licenses.csv")
         writer = _SafeCsvWriter(response)

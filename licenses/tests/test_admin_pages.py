@@ -31,6 +31,7 @@ from audit.services import audit_record
 from core.context import request_context
 from core.errors import ApplicationError
 from licenses.leases import lease_acquire
+from licenses.models import License
 from licenses.services import license_suspend
 from licenses.tests import test_admin
 from licenses.tests.console_forms import confirm_fields
@@ -399,3 +400,35 @@ def test_a_nul_in_a_console_filter_is_a_400_not_a_500(console, support, address)
     """PostgreSQL text holds no NUL: a filter given one would fail there."""
     response = console.get(address)
     assert response.status_code == 400
+
+
+def _queries_of(send) -> int:
+    from contextlib import ExitStack
+
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    with ExitStack() as stack:
+        captured = [stack.enter_context(CaptureQueriesContext(c)) for c in connections.all()]
+        send()
+    return sum(len(c.captured_queries) for c in captured)
+
+
+def test_the_csv_export_and_the_tenant_page_read_no_row_per_license(console, support):
+    """Each license's state needs its policy (its grace): read with the page,
+    not one query per license."""
+    acme = support["acme"]
+
+    def export():
+        with tenant_scope(acme.id):
+            ids = [str(pk) for pk in License.objects.values_list("pk", flat=True)]
+        assert console.post(LIST, {"action": "export_csv", "_selected_action": ids}).status_code == 200
+
+    def tenant_page():
+        assert console.get(reverse("admin:tenants_tenant_change", args=[acme.pk])).status_code == 200
+
+    export(), tenant_page()  # once first: what a session does once (its save, caches) is not counted
+    before = (_queries_of(export), _queries_of(tenant_page))
+    for n in range(6):
+        LicenseFactory(tenant=acme, name=f"Acme Extra {n}", max_seats=1)
+    assert (_queries_of(export), _queries_of(tenant_page)) == before
