@@ -8,20 +8,13 @@ import uuid
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError
 
 from accounts import emails
 from accounts.models import Invite
-from core.email import SEND_RETRYABLE, secret_seal, secret_unseal
+from core.email import email_task_options, secret_seal, secret_unseal
 from core.tasks import task_enqueue_on_commit
 
-_EMAIL_TASK = {
-    "autoretry_for": (*SEND_RETRYABLE, OperationalError),
-    "retry_backoff": 30,
-    "retry_backoff_max": 3600,
-    "retry_jitter": True,
-    "max_retries": settings.EMAIL_SEND_RETRIES,
-}
+_EMAIL_TASK = email_task_options()
 
 
 @shared_task(name="accounts.invite_email", **_EMAIL_TASK)

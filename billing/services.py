@@ -44,7 +44,7 @@ from billing import stripe_api
 from billing.models import EventOutcome, StripeCustomer, StripeEvent, StripePrice, StripeSubscription
 from core.errors import ApplicationError, ServiceUnavailable
 from licenses.mailing import license_delivery_send
-from licenses.models import License
+from licenses.models import MAX_SEATS, License
 from licenses.selectors import license_get
 from licenses.services import license_create, license_extend, license_resume, license_suspend, license_update
 from tenants.models import Tenant
@@ -75,10 +75,6 @@ class Outcome:
     def __init__(self, outcome: str, **detail: Any) -> None:
         self.outcome = outcome
         self.detail = {key: str(value) for key, value in detail.items() if value is not None}
-
-
-# The most seats one license sells (the provisioning API's limit too).
-MAX_SEATS = 1_000_000
 
 
 def _seats(quantity: int, price: StripePrice) -> int:

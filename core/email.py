@@ -37,6 +37,20 @@ except ImportError:  # pragma: no cover
     SEND_RETRYABLE = (OSError,)
 
 
+def email_task_options() -> dict:
+    """The Celery options of every email task: a send that fails (SendGrid
+    away, a timeout, the database away) retries with exponential backoff."""
+    from django.db import OperationalError
+
+    return {
+        "autoretry_for": (*SEND_RETRYABLE, OperationalError),
+        "retry_backoff": 30,
+        "retry_backoff_max": 3600,
+        "retry_jitter": True,
+        "max_retries": settings.EMAIL_SEND_RETRIES,
+    }
+
+
 class SealedSecretInvalid(Exception):
     """A sealed value that was tampered with, sealed under another key, or too old."""
 

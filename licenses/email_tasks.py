@@ -7,21 +7,12 @@ from __future__ import annotations
 import uuid
 
 from celery import shared_task
-from django.conf import settings
-from django.db import OperationalError
 
-from core.email import SEND_RETRYABLE, secret_unseal
+from core.email import email_task_options, secret_unseal
 from core.tasks import task_enqueue_on_commit
 from licenses import delivery
 
-EMAIL_RETRYABLE = (*SEND_RETRYABLE, OperationalError)
-_EMAIL_TASK = {
-    "autoretry_for": EMAIL_RETRYABLE,
-    "retry_backoff": 30,
-    "retry_backoff_max": 3600,
-    "retry_jitter": True,
-    "max_retries": settings.EMAIL_SEND_RETRIES,
-}
+_EMAIL_TASK = email_task_options()
 
 
 @shared_task(name="licenses.delivery_email", **_EMAIL_TASK)

@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from tenants.models import TenantOwnedModel
 
+# The most seats one license sells (the provisioning API, Stripe).
+MAX_SEATS = 1_000_000
 # What a client may send as its machine's fingerprint (a client-side hash).
 FINGERPRINT = re.compile(r"^[A-Za-z0-9._:+/=-]{8,128}$")
 

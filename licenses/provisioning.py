@@ -39,7 +39,7 @@ from core.pagination import PageQuerySerializer, queryset_page
 from core.serializers import JsonBodySerializer
 from licenses import idempotency, services
 from licenses.ledger.gateway import seat_ledger
-from licenses.models import License, Policy
+from licenses.models import MAX_SEATS, License, Policy
 from licenses.selectors import license_state
 from licenses.terms import ENTITLEMENT_CODE, entitlements_from_codes
 from tenants.models import Tenant
@@ -450,7 +450,7 @@ class LicenseListApi(ProvisioningAPIView):
         name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
         policy = PolicyField(required=False, help_text="A policy's slug; absent: the default policy.")
         max_seats = serializers.IntegerField(
-            min_value=1, max_value=1_000_000, required=False, help_text="Absent: the policy's seats."
+            min_value=1, max_value=MAX_SEATS, required=False, help_text="Absent: the policy's seats."
         )
         expires_at = FutureDateTimeField(
             required=False,
@@ -550,7 +550,7 @@ class LicenseDetailApi(ProvisioningAPIView):
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
         max_seats = serializers.IntegerField(
             min_value=1,
-            max_value=1_000_000,
+            max_value=MAX_SEATS,
             required=False,
             help_text="Lowering it ends no live lease: new acquires wait until enough are released.",
         )
