@@ -510,7 +510,8 @@ class LicenseListApi(ProvisioningAPIView):
             "them), `max_machines`, `lease_ttl`, `offline_grace`, `borrow_limit_hours` (overrides of "
             "the policy's; the answer gives the effective values); "
             "`tenant_id` with an operator-wide key (an unknown one, or another tenant's with a "
-            "tenant-scoped key: 404 `tenant_not_found`). 201 with `license_key`: shown in this "
+            "tenant-scoped key: 404 `tenant_not_found`; a suspended tenant may be given licenses, "
+            "which serve once it is resumed). 201 with `license_key`: shown in this "
             "answer only. Send an `Idempotency-Key` to make a retry safe."
         ),
         parameters=[IDEMPOTENCY_PARAMETER],

@@ -520,3 +520,16 @@ def test_a_move_to_a_policy_whose_catalog_lacks_the_licenses_codes_is_refused(op
 
     assert refused.status_code == 400 and "Send `entitlements`" in refused.content.decode()
     assert (moved.json()["policy"], moved.json()["entitlements"]) == ("plain", {"cad": True})
+
+
+def test_a_suspended_tenant_may_be_given_a_license_that_serves_once_it_is_resumed(operator_key, acme, member):
+    api = key_client(operator_key)
+    assert api.post(f"{BASE}/tenants/{acme.id}/suspend").status_code == 200
+    created = api.post(f"{BASE}/licenses", {"tenant_id": str(acme.id), "max_seats": 1}, format="json")
+    assert created.status_code == 201, created.content
+    # Its members' sign-ins ended with the suspension.
+    refused = acquire(member.user, created.json()["license_key"])
+    assert (refused.status_code, error_code(refused)) == (401, "not_authenticated")
+
+    assert api.post(f"{BASE}/tenants/{acme.id}/resume").status_code == 200
+    assert acquire(member.user, created.json()["license_key"]).status_code == 201
