@@ -4,7 +4,7 @@ import re
 import uuid
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -12,6 +12,8 @@ from tenants.models import TenantOwnedModel
 
 # The most seats one license sells (the provisioning API, Stripe).
 MAX_SEATS = 1_000_000
+# The longest trial or grace a policy gives (a century; past it a date overflows).
+MAX_POLICY_DAYS = 36_500
 # What a client may send as its machine's fingerprint (a client-side hash).
 FINGERPRINT = re.compile(r"^[A-Za-z0-9._:+/=-]{8,128}$")
 
@@ -88,11 +90,13 @@ class Policy(models.Model):
     trial_days = models.PositiveIntegerField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_POLICY_DAYS)],
         help_text="A trial: licenses made from it expire this many days after creation. Empty: no trial.",
     )
     expiry_grace_days = models.PositiveIntegerField(
-        default=0, help_text="Days after expiry during which acquire still succeeds (0: none)."
+        default=0,
+        validators=[MaxValueValidator(MAX_POLICY_DAYS)],
+        help_text="Days after expiry during which acquire still succeeds (0: none).",
     )
     maintenance_end = models.DateField(
         null=True,

@@ -61,6 +61,15 @@ class LicenseTerms:
         )
 
 
+def _days_after(moment: datetime, days: int) -> datetime:
+    """`moment` plus `days`, or the last moment a datetime holds when that is
+    past it (a license that runs to 9999-12-31 on a policy with a grace)."""
+    try:
+        return moment + timedelta(days=days)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=moment.tzinfo)
+
+
 def _pick(override, inherited):
     return inherited if override is None else override
 
@@ -76,11 +85,14 @@ def license_terms(license) -> LicenseTerms:
         policy = license.policy
     grace_until = None
     if license.expires_at is not None and policy.expiry_grace_days:
-        grace_until = license.expires_at + timedelta(days=policy.expiry_grace_days)
+        grace_until = _days_after(license.expires_at, policy.expiry_grace_days)
+    catalog = policy.entitlements or {}
     if license.entitlements is None:
-        entitlements = dict.fromkeys(policy.entitlements or {}, True)
+        entitlements = dict.fromkeys(catalog, True)
     else:
-        entitlements = dict(license.entitlements)
+        # A code the operator took out of the catalog is granted by no license
+        # of the policy, whether it named the code or inherited it.
+        entitlements = {code: value for code, value in license.entitlements.items() if code in catalog}
     return LicenseTerms(
         max_seats=license.max_seats,
         lease_ttl=_pick(license.lease_ttl, policy.lease_ttl),
