@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
+from django.core.cache import cache
 from django.urls import reverse
 
 from accounts.models import Invite, User
@@ -77,22 +78,62 @@ def password_reset_email(*, email: str) -> int:
         user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
         if user is None or not user.is_active_member or not user.has_usable_password():
             return 0
-        audit_record(
-            action=Event.AUTH_PASSWORD_RESET_REQUESTED,
-            tenant_id=user.tenant_id,
-            target=user,
-            actor=user.email,
+        if not _reset_mail_slot_take(user.pk):
+            logger.info("password reset email held back: one went to this account in the last minutes")
+            return 0
+        try:
+            return _password_reset_send(user)
+        except BaseException:
+            _reset_mail_slot_give_back(user.pk)  # the task's retry may send
+            raise
+
+
+def _reset_mail_slot_key(user_id) -> str:
+    return f"accounts:password-reset-mail:{user_id}"
+
+
+def _reset_mail_slot_take(user_id) -> bool:
+    """At most one reset email per account per PASSWORD_RESET_EMAIL_INTERVAL
+    seconds, whoever asks and from wherever (the request API is limited per
+    IP only, and must not say whether the address has an account). A cache
+    that is down holds nothing back."""
+    interval = settings.PASSWORD_RESET_EMAIL_INTERVAL
+    if interval <= 0:
+        return True
+    try:
+        return bool(cache.add(_reset_mail_slot_key(user_id), 1, timeout=interval))
+    except Exception:
+        logger.warning("password reset email interval not checked: the cache is unavailable", exc_info=True)
+        return True
+
+
+def _reset_mail_slot_give_back(user_id) -> None:
+    try:
+        cache.delete(_reset_mail_slot_key(user_id))
+    except Exception:
+        logger.warning(
+            "password reset email interval not given back: the cache is unavailable", exc_info=True
         )
-        # The dashboard's page that sets the password (analytics); its query
-        # carries uid and token, which are also what the API's confirm takes.
-        query = urlencode({"uid": str(user.pk), "token": default_token_generator.make_token(user)})
-        return email_send(
-            template="password_reset",
-            to=[user.email],
-            context={
-                "user": user,
-                "tenant": user.tenant,
-                "reset_url": email_link(f"{reverse('dashboard:password-reset-confirm')}?{query}"),
-                "valid_minutes": max(1, settings.PASSWORD_RESET_TIMEOUT // 60),
-            },
-        )
+
+
+def _password_reset_send(user) -> int:
+    """Audit the request and mail the link (inside the user's tenant scope)."""
+    audit_record(
+        action=Event.AUTH_PASSWORD_RESET_REQUESTED,
+        tenant_id=user.tenant_id,
+        target=user,
+        actor=user.email,
+    )
+    # The dashboard's page that sets the password (analytics); its query
+    # carries uid and token, which are also what the API's confirm takes.
+    query = urlencode({"uid": str(user.pk), "token": default_token_generator.make_token(user)})
+    return email_send(
+        template="password_reset",
+        to=[user.email],
+        context={
+            "user": user,
+            "tenant": user.tenant,
+            "reset_url": email_link(f"{reverse('dashboard:password-reset-confirm')}?{query}"),
+            "valid_minutes": max(1, settings.PASSWORD_RESET_TIMEOUT // 60),
+        },
+    )

@@ -648,6 +648,8 @@ EMAIL_SEATS_NEAR_LIMIT_SHARE = env.float("EMAIL_SEATS_NEAR_LIMIT_SHARE", default
 # How long a license-delivery claim link and a password-reset link stay good.
 LICENSE_CLAIM_LIFETIME_HOURS = env.int("LICENSE_CLAIM_LIFETIME_HOURS", default=72)
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)
+# At most one reset email per account this many seconds apart (0: no limit).
+PASSWORD_RESET_EMAIL_INTERVAL = env.int("PASSWORD_RESET_EMAIL_INTERVAL", default=300)
 CELERY_BEAT_SCHEDULE.update(
     {
         "license-expiry-notices": {

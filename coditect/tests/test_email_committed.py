@@ -149,6 +149,31 @@ def test_a_reset_request_never_says_whether_the_email_exists(admin, on_commit, a
     assert [m.to for m in mail.outbox] == [[admin.user.email]]
 
 
+def test_one_reset_email_per_account_per_interval_and_a_failed_send_does_not_hold_it(
+    admin, on_commit, api, settings, monkeypatch
+):
+    """The request API is limited per IP only; whoever asks, an account gets
+    one reset email per PASSWORD_RESET_EMAIL_INTERVAL. A send that fails
+    gives its turn back, so the task's retry can send."""
+    from accounts import emails
+
+    settings.PASSWORD_RESET_EMAIL_INTERVAL = 300
+
+    def ask():
+        with on_commit():
+            return api.post("/api/v1/auth/password/reset", {"email": admin.user.email}, format="json")
+
+    real_send = emails.email_send
+    monkeypatch.setattr(
+        emails, "email_send", lambda **kw: (_ for _ in ()).throw(ConnectionError("SendGrid away"))
+    )
+    assert ask().status_code == 202  # the failed send is logged (core.tasks), not answered
+    monkeypatch.setattr(emails, "email_send", real_send)
+    assert [ask().status_code for _ in range(3)] == [202, 202, 202]
+    assert [m.to for m in mail.outbox] == [[admin.user.email]]
+    assert len(audit_actions(admin.tenant, "auth.password_reset_requested")) == 1
+
+
 def test_a_bad_reset_token_counts_as_a_failed_sign_in_and_is_throttled(member, api, settings):
     settings.LOGIN_FAILURES_BEFORE_THROTTLE = 2
     body = {"uid": str(member.user.pk), "token": "abc-def", "new_password": "a-long-fresh-passphrase-7"}
