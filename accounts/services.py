@@ -45,7 +45,7 @@ from accounts.tokens import access_token_issue, tenant_secret_digest, tenant_sec
 from audit.events import Event
 from audit.services import audit_record
 from core.errors import ApplicationError, ServiceUnavailable
-from tenants.models import Tenant
+from tenants.models import Tenant, tenant_name_normalized
 from tenants.scope import current_tenant_id, in_operator_scope, operator_scope, tenant_scope
 from tenants.services import tenant_create
 
@@ -852,7 +852,7 @@ TENANT_UPDATABLE_FIELDS = ("name",)
 def tenant_update(*, tenant: Tenant, name: str, actor=None) -> Tenant:
     """Rename a tenant (its slug stays: URLs and sign-ins name it). Audited
     with what changed; a rename to the same name changes nothing."""
-    name = (name or "").strip()
+    name = tenant_name_normalized(name)
     if not name or len(name) > 200:
         raise ApplicationError(
             "The request is not valid.", details={"fields": {"name": ["1 to 200 characters."]}}

@@ -9,6 +9,7 @@ still sees only what row-level security lets through.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Any
 
@@ -177,7 +178,16 @@ class Tenant(models.Model):
 
     def save(self, *args, **kwargs):
         check_write_scope(self.id)
+        self.name = tenant_name_normalized(self.name)
         super().save(*args, **kwargs)
+
+
+def tenant_name_normalized(name: str) -> str:
+    """A tenant's name on one line: control characters and line or paragraph
+    separators become spaces and runs of white space one space (the name is
+    an email's subject and a page's title; a newline there cut the subject)."""
+    spaced = "".join(" " if unicodedata.category(ch) in {"Cc", "Zl", "Zp"} else ch for ch in (name or ""))
+    return " ".join(spaced.split())
 
 
 def check_write_scope(tenant_id: uuid.UUID | None) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 from django.db import IntegrityError, router, transaction
 from django.utils.text import slugify
 
-from tenants.models import Tenant
+from tenants.models import Tenant, tenant_name_normalized
 from tenants.scope import tenant_scope
 from tenants.signals import tenant_created
 
@@ -25,7 +25,7 @@ def tenant_create(*, name: str, slug: str | None = None, actor: Any = None) -> T
     is sent in the same transaction, so its audit row commits with it. A taken
     slug is retried with a suffix, unless the caller asked for that exact slug.
     `actor` is the user who creates it (None from the shell)."""
-    name = name.strip()
+    name = tenant_name_normalized(name)
     if not name:
         raise ValueError("a tenant needs a name")
     tenant_id = uuid.uuid4()

@@ -533,3 +533,15 @@ def test_a_suspended_tenant_may_be_given_a_license_that_serves_once_it_is_resume
 
     assert api.post(f"{BASE}/tenants/{acme.id}/resume").status_code == 200
     assert acquire(member.user, created.json()["license_key"]).status_code == 201
+
+
+def test_a_tenant_name_is_kept_on_one_line(operator_key, acme):
+    """A name is an email's subject and a page's title: a newline in it cut the subject."""
+    api = key_client(operator_key)
+    created = api.post(f"{BASE}/tenants", {"name": "Initech\r\nBcc: x@evil.test\u2028 Ltd\t"}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["name"] == "Initech Bcc: x@evil.test Ltd"
+    renamed = api.patch(f"{BASE}/tenants/{acme.id}", {"name": "Acme\n\nCorp"}, format="json")
+    assert renamed.json()["name"] == "Acme Corp"
+    blank = api.patch(f"{BASE}/tenants/{acme.id}", {"name": "\n\x00\x07"}, format="json")
+    assert blank.status_code == 400
