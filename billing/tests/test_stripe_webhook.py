@@ -469,7 +469,6 @@ def test_a_signed_body_that_is_not_an_event_is_400_and_changes_nothing(api, body
         checkout(metadata=["price_team", 3]),
         checkout(customer_details={"email": 42, "name": "Initech"}),
         checkout(customer_details={"email": "x" * 250 + "@initech.test", "name": "Initech"}),
-        checkout(customer_details={"email": "buyer@initech.test", "name": "Ini\x00tech"}),
         checkout(customer_details={"email": "buyer@initech.test\nBcc: all@evil.test", "name": "Initech"}),
         checkout(customer_details={"email": "not-an-email", "name": "Initech"}),
         checkout(quantity="1000000000000"),
@@ -480,7 +479,6 @@ def test_a_signed_body_that_is_not_an_event_is_400_and_changes_nothing(api, body
         "metadata-a-list",
         "email-a-number",
         "email-too-long",
-        "nul-in-name",
         "newline-in-email",
         "email-not-an-address",
         "quantity-past-any-license",
@@ -496,6 +494,13 @@ def test_a_signed_event_of_an_unusable_shape_is_recorded_and_changes_nothing(api
     assert response.json()["outcome"] == EventOutcome.INCOMPLETE
     after = everything()
     assert after.pop("events") == before.pop("events") + 1 and after == before
+
+
+def test_a_buyers_name_with_control_characters_names_the_tenant_on_one_line(api, prices):
+    session = checkout(customer_details={"email": "buyer@initech.test", "name": "Ini\x00tech\nLtd"})
+    assert post(api, event("checkout.session.completed", session)).json()["outcome"] == EventOutcome.PROCESSED
+    with operator_scope():
+        assert Tenant.objects.get(pk=link("sub_1").tenant_id).name == "Ini tech Ltd"
 
 
 def test_a_paid_checkout_on_a_trial_policy_makes_a_license_that_does_not_end_at_the_trial(api, prices):
