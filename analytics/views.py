@@ -24,6 +24,7 @@ from accounts.services import (
     DashboardSignInFailed,
     auth_login_dashboard,
     password_reset_confirm,
+    password_reset_link_check,
     password_reset_request,
 )
 from analytics.charts import seat_gauge, usage_chart
@@ -95,7 +96,8 @@ RESET_SENT = (
     "way. It works once, for a limited time. No email? Check the address and ask again."
 )
 RESET_LINK_REFUSED = (
-    "This link is not valid: it was used already, it expired, or it was never sent. Ask for a new one."
+    "This link has expired or has been used (or it was never sent); it cannot set a password. "
+    "Ask for a new one."
 )
 
 
@@ -130,6 +132,16 @@ def password_reset_set(request):
     if not link:
         return _reset_page(request, refused=RESET_LINK_REFUSED, status=400)
     if request.method == "GET":
+        # The link is checked before the form is shown (as the submit checks it:
+        # a bad token counts as a failed sign-in), so a used or expired one
+        # shows no form to fill in for nothing.
+        if not (_usable(link["uid"]) and _usable(link["token"])):
+            request.session.pop(RESET_SESSION_KEY, None)
+            return _reset_page(request, refused=RESET_LINK_REFUSED, status=400)
+        try:
+            password_reset_link_check(uid=link["uid"], token=link["token"])
+        except ApplicationError as refusal:
+            return _reset_refused(request, refusal, link_status=400)
         return _reset_page(request)
     new, again = request.POST.get("new_password", ""), request.POST.get("new_password_again", "")
     if new != again:
@@ -141,15 +153,7 @@ def password_reset_set(request):
     except ApplicationError as refusal:
         if refusal.code == "invalid_request":
             return _reset_page(request, error=refusal.message, status=400)
-        request.session.pop(RESET_SESSION_KEY, None)
-        response = _reset_page(
-            request,
-            refused=RESET_LINK_REFUSED if refusal.code == "not_authenticated" else refusal.message,
-            status=refusal.status,
-        )
-        for header, value in refusal.headers.items():
-            response[header] = value
-        return response
+        return _reset_refused(request, refusal)
     request.session.pop(RESET_SESSION_KEY, None)
     messages.success(
         request,
@@ -162,6 +166,23 @@ def _reset_page(request, *, error: str = "", refused: str = "", status: int = 20
     return render(
         request, "dashboard/password_reset_set.html", {"error": error, "refused": refused}, status=status
     )
+
+
+def _reset_refused(request, refusal: ApplicationError, *, link_status: int = 401):
+    """The link's refusal, with no form: a bad, used or expired link (the
+    session forgets it; `link_status`: the page's 400, the submit's 401 as the
+    API's), a locked account (429, Retry-After), password sign-in off (403)."""
+    bad_link = refusal.code == "not_authenticated"
+    if bad_link:
+        request.session.pop(RESET_SESSION_KEY, None)
+    response = _reset_page(
+        request,
+        refused=RESET_LINK_REFUSED if bad_link else refusal.message,
+        status=link_status if bad_link else refusal.status,
+    )
+    for header, value in refusal.headers.items():
+        response[header] = value
+    return response
 
 
 def _chart_window() -> tuple:
