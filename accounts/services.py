@@ -263,6 +263,25 @@ def user_register(
     return user, tenant
 
 
+def invite_accept(*, invite_code: str, email: str, password: str, full_name: str = "") -> User:
+    """The dashboard's invite page (analytics.views.invite_accept_page):
+    registration as the API's (user_register, with the invite code), and the
+    browser session the page then starts, audited as the dashboard's
+    sign-ins are (`auth.login`, method "invite")."""
+    user, _tenant = user_register(
+        invite_code=invite_code, email=email, password=password, full_name=full_name
+    )
+    with tenant_scope(user.tenant_id):
+        audit_record(
+            action=Event.AUTH_LOGIN,
+            tenant_id=user.tenant_id,
+            user=user,
+            target=user,
+            details={"method": "invite"},
+        )
+    return user
+
+
 # --- sessions --------------------------------------------------------------------------------
 
 
