@@ -58,6 +58,9 @@ def invite_email(*, invite_id: uuid.UUID, tenant_id: uuid.UUID, code: str) -> in
                 "role": invite.get_role_display(),
                 "email": invite.email,
                 "code": code,
+                # The dashboard's page that accepts it (analytics); the code in
+                # its query is also what the API's register takes.
+                "accept_url": email_link(f"{reverse('dashboard:invite')}?{urlencode({'code': code})}"),
                 "expires_at": invite.expires_at,
             },
         )

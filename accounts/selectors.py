@@ -19,6 +19,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from accounts.models import Invite, RefreshToken, User
+from accounts.tokens import tenant_secret_parse
 from core.cache import ProcessCache
 from core.errors import ServiceUnavailable
 from core.pagination import Page, queryset_page
@@ -66,6 +67,45 @@ def invite_page(*, cursor: str | None, limit: int) -> Page:
 
 def invite_get(*, invite_id: uuid.UUID) -> Invite | None:
     return Invite.objects.filter(pk=invite_id).first()
+
+
+@dataclass(frozen=True)
+class InviteByCode:
+    """What the invite page shows of a presented code's invite: its status
+    ("pending", "used", "revoked", "expired"; "inactive" when its tenant is
+    suspended), and for a pending one its tenant's name, role and email."""
+
+    status: str
+    tenant_name: str = ""
+    role: str = ""
+    role_label: str = ""
+    email: str = ""
+
+
+def invite_get_by_code(*, code: str) -> InviteByCode | None:
+    """The invite of an invite code, read in the tenant the code names; None
+    for a code that is no invite's (so nothing tells whose it would be)."""
+    parsed = tenant_secret_parse(code)
+    if parsed is None or "\x00" in code:
+        return None
+    tenant_id, digest = parsed
+    with tenant_scope(tenant_id):
+        invite = Invite.objects.filter(code_digest=digest).first()
+        if invite is None:
+            return None
+        status = invite.status()
+        if status != "pending":
+            return InviteByCode(status=status)
+        tenant = Tenant.objects.filter(pk=tenant_id).first()
+        if tenant is None or not tenant.is_active:
+            return InviteByCode(status="inactive")
+        return InviteByCode(
+            status=status,
+            tenant_name=tenant.name,
+            role=invite.role,
+            role_label=invite.get_role_display(),
+            email=invite.email,
+        )
 
 
 def token_family_is_revoked(*, family_id: uuid.UUID) -> bool:

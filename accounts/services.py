@@ -263,6 +263,25 @@ def user_register(
     return user, tenant
 
 
+def invite_accept(*, invite_code: str, email: str, password: str, full_name: str = "") -> User:
+    """The dashboard's invite page (analytics.views.invite_accept_page):
+    registration as the API's (user_register, with the invite code), and the
+    browser session the page then starts, audited as the dashboard's
+    sign-ins are (`auth.login`, method "invite")."""
+    user, _tenant = user_register(
+        invite_code=invite_code, email=email, password=password, full_name=full_name
+    )
+    with tenant_scope(user.tenant_id):
+        audit_record(
+            action=Event.AUTH_LOGIN,
+            tenant_id=user.tenant_id,
+            user=user,
+            target=user,
+            details={"method": "invite"},
+        )
+    return user
+
+
 # --- sessions --------------------------------------------------------------------------------
 
 
@@ -906,33 +925,62 @@ def _reset_invalid() -> ApplicationError:
     return NotAuthenticated(RESET_INVALID)
 
 
-def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
-    """Set the password of the user a valid reset token names. One answer
-    (401 not_authenticated) for an unknown user, a bad, used or expired token."""
+def _reset_token_checked(user: User, token: str) -> bool:
+    """Whether `token` is a valid reset token of `user` (in the user's tenant
+    scope), through the sign-in throttle: a locked account is refused before
+    the token is looked at (login_throttled_error), a bad token counts as a
+    failed sign-in and writes its row, a good one ends the run of failures."""
+    try:
+        attempt = login_attempt_begin(email=user.email)
+    except LoginThrottled as throttled:
+        raise login_throttled_error(throttled.retry_after) from None
+    if not default_token_generator.check_token(user, token):
+        # Counted as a failed sign-in (login_attempt_begin did), with its row.
+        audit_record(
+            action=Event.AUTH_LOGIN_FAILED,
+            tenant_id=user.tenant_id,
+            user=user,
+            actor=user.email,
+            details={"reason": "bad_reset_token", "method": "password_reset"},
+        )
+        return False
+    login_attempt_succeeded(attempt)
+    return True
+
+
+def _reset_user(uid: str) -> SignInCandidate:
     _password_login_check()
     candidate = user_sign_in_candidate_by_id_across_tenants(user_id=uid)
     if candidate is None or candidate.tenant_id is None:
         raise _reset_invalid()
+    return candidate
+
+
+def password_reset_link_check(*, uid: str, token: str) -> None:
+    """Refuse a reset link that cannot set a password (the dashboard's page
+    asks before it shows its form) as password_reset_confirm would: 401
+    not_authenticated for an unknown user, a bad, used or expired token; the
+    same throttle and audit row for a bad token. Nothing is changed."""
+    candidate = _reset_user(uid)
+    with tenant_scope(candidate.tenant_id):
+        user = User.objects.filter(pk=candidate.id).first()
+        if user is None or not user.is_active_member:
+            raise _reset_invalid()
+        valid = _reset_token_checked(user, token)
+    if not valid:  # outside the transaction: the failure's row is committed
+        raise _reset_invalid()
+
+
+def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
+    """Set the password of the user a valid reset token names. One answer
+    (401 not_authenticated) for an unknown user, a bad, used or expired token."""
+    candidate = _reset_user(uid)
     with tenant_scope(candidate.tenant_id):
         user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
         if user is None or not user.is_active_member:
             raise _reset_invalid()
-        try:
-            attempt = login_attempt_begin(email=user.email)
-        except LoginThrottled as throttled:
-            raise login_throttled_error(throttled.retry_after) from None
-        if not default_token_generator.check_token(user, token):
-            # Counted as a failed sign-in (login_attempt_begin did), with its row.
-            audit_record(
-                action=Event.AUTH_LOGIN_FAILED,
-                tenant_id=user.tenant_id,
-                user=user,
-                actor=user.email,
-                details={"reason": "bad_reset_token", "method": "password_reset"},
-            )
-            failed = True
-        else:
-            login_attempt_succeeded(attempt)
+        valid = _reset_token_checked(user, token)
+        if valid:
             # Only behind a valid token: the validators (similar to the email, a
             # common password) tell nothing to one who holds none.
             try:
@@ -947,6 +995,5 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
                 audit_record(
                     action=Event.AUTH_PASSWORD_RESET, tenant_id=user.tenant_id, user=user, target=user
                 )
-            failed = False
-    if failed:
+    if not valid:
         raise _reset_invalid()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, timedelta
 
+from django.conf import settings
 from django.contrib import auth, messages
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -20,10 +21,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
+from accounts.selectors import invite_get_by_code
 from accounts.services import (
     DashboardSignInFailed,
     auth_login_dashboard,
+    invite_accept,
     password_reset_confirm,
+    password_reset_link_check,
     password_reset_request,
 )
 from analytics.charts import seat_gauge, usage_chart
@@ -95,7 +99,8 @@ RESET_SENT = (
     "way. It works once, for a limited time. No email? Check the address and ask again."
 )
 RESET_LINK_REFUSED = (
-    "This link is not valid: it was used already, it expired, or it was never sent. Ask for a new one."
+    "This link has expired or has been used (or it was never sent); it cannot set a password. "
+    "Ask for a new one."
 )
 
 
@@ -130,6 +135,16 @@ def password_reset_set(request):
     if not link:
         return _reset_page(request, refused=RESET_LINK_REFUSED, status=400)
     if request.method == "GET":
+        # The link is checked before the form is shown (as the submit checks it:
+        # a bad token counts as a failed sign-in), so a used or expired one
+        # shows no form to fill in for nothing.
+        if not (_usable(link["uid"]) and _usable(link["token"])):
+            request.session.pop(RESET_SESSION_KEY, None)
+            return _reset_page(request, refused=RESET_LINK_REFUSED, status=400)
+        try:
+            password_reset_link_check(uid=link["uid"], token=link["token"])
+        except ApplicationError as refusal:
+            return _reset_refused(request, refusal, link_status=400)
         return _reset_page(request)
     new, again = request.POST.get("new_password", ""), request.POST.get("new_password_again", "")
     if new != again:
@@ -141,15 +156,7 @@ def password_reset_set(request):
     except ApplicationError as refusal:
         if refusal.code == "invalid_request":
             return _reset_page(request, error=refusal.message, status=400)
-        request.session.pop(RESET_SESSION_KEY, None)
-        response = _reset_page(
-            request,
-            refused=RESET_LINK_REFUSED if refusal.code == "not_authenticated" else refusal.message,
-            status=refusal.status,
-        )
-        for header, value in refusal.headers.items():
-            response[header] = value
-        return response
+        return _reset_refused(request, refusal)
     request.session.pop(RESET_SESSION_KEY, None)
     messages.success(
         request,
@@ -162,6 +169,162 @@ def _reset_page(request, *, error: str = "", refused: str = "", status: int = 20
     return render(
         request, "dashboard/password_reset_set.html", {"error": error, "refused": refused}, status=status
     )
+
+
+def _reset_refused(request, refusal: ApplicationError, *, link_status: int = 401):
+    """The link's refusal, with no form: a bad, used or expired link (the
+    session forgets it; `link_status`: the page's 400, the submit's 401 as the
+    API's), a locked account (429, Retry-After), password sign-in off (403)."""
+    bad_link = refusal.code == "not_authenticated"
+    if bad_link:
+        request.session.pop(RESET_SESSION_KEY, None)
+    response = _reset_page(
+        request,
+        refused=RESET_LINK_REFUSED if bad_link else refusal.message,
+        status=link_status if bad_link else refusal.status,
+    )
+    for header, value in refusal.headers.items():
+        response[header] = value
+    return response
+
+
+# --- the invite page: an emailed invite accepted in the browser ---------------------------------
+# Registration is the API's (accounts.services.user_register, through
+# invite_accept): the tenant and the role come from the invite, never from the
+# form. As the reset link's, the emailed link's code moves into the session and
+# the browser is sent to the bare address, so the code is in no address the
+# form page is shown at. The per-address limit counts these pages as every
+# dashboard page; a code that is no invite's tells nothing, not even the tenant
+# its first part names.
+
+INVITE_SESSION_KEY = "dashboard.invite_code"
+INVITE_DONE_SESSION_KEY = "dashboard.invite_registered"
+INVITE_UNKNOWN = (
+    "This invite link is not valid. Check that the whole link from the email was opened, "
+    "or ask whoever invited you for a new invite."
+)
+INVITE_GONE = {
+    "used": (
+        "This invite has been used already; it works once. If you registered with it, sign in "
+        "from the CODITECT application (a tenant admin: on this dashboard)."
+    ),
+    "revoked": "This invite was withdrawn. Ask whoever invited you for a new one.",
+    "expired": "This invite has expired. Ask whoever invited you for a new one.",
+    "inactive": "This invite can no longer be used. Ask whoever invited you.",
+}
+INVITE_NO_PASSWORD = (
+    "Sign-in on this server is with Google or GitHub, not with a password, so this page cannot "
+    "register you. Register from the CODITECT application with your Google or GitHub account and "
+    "the invite code from the email."
+)
+
+
+def _invite_refused(request, *, message: str, status: int):
+    return render(request, "dashboard/invite.html", {"refused": message}, status=status)
+
+
+def _invite_form(request, invite, *, values: dict | None = None, errors: dict | None = None, status=200):
+    return render(
+        request,
+        "dashboard/invite.html",
+        {"invite": invite, "values": values or {"email": invite.email}, "errors": errors or {}},
+        status=status,
+    )
+
+
+def _invite_input(request, invite) -> tuple[dict, dict]:
+    """The form's values (the passwords left out) and what is wrong with them."""
+    values = {
+        "email": request.POST.get("email", "").strip()[:254],
+        "full_name": " ".join(request.POST.get("full_name", "").split())[:200],
+    }
+    password = request.POST.get("password", "")
+    errors: dict[str, list[str]] = {}
+    if not _usable(values["email"]):
+        values["email"] = ""
+    if not _usable(values["full_name"]):
+        values["full_name"] = ""
+        errors["full_name"] = ["That name cannot be used."]
+    try:
+        validate_email(values["email"])
+    except ValidationError:
+        errors["email"] = ["Give your email address (like name@example.com)."]
+    if invite.email and values["email"].lower() != invite.email:
+        errors["email"] = [f"This invite is for {invite.email} only."]
+    if not password:
+        errors["password"] = ["Choose a password."]
+    elif len(password) > 256 or not _usable(password):
+        errors["password"] = ["That password cannot be used; choose another (at most 256 characters)."]
+    elif password != request.POST.get("password_again", ""):
+        errors["password_again"] = ["The two passwords differ; type the same one twice."]
+    return values, errors
+
+
+@require_http_methods(["GET", "POST"])
+def invite_accept_page(request):
+    if request.method == "GET" and "code" in request.GET:
+        request.session[INVITE_SESSION_KEY] = request.GET.get("code", "")[:200]
+        return redirect("dashboard:invite")
+    code = request.session.get(INVITE_SESSION_KEY, "")
+    invite = invite_get_by_code(code=code) if code else None
+    if invite is None:
+        return _invite_refused(request, message=INVITE_UNKNOWN, status=404)
+    if invite.status != "pending":
+        return _invite_refused(request, message=INVITE_GONE[invite.status], status=410)
+    if not settings.PASSWORD_LOGIN_ENABLED:
+        return render(
+            request,
+            "dashboard/invite.html",
+            {"invite": invite, "no_password": INVITE_NO_PASSWORD},
+            status=200 if request.method == "GET" else 403,
+        )
+    if request.method == "GET":
+        return _invite_form(request, invite)
+
+    values, errors = _invite_input(request, invite)
+    if errors:
+        return _invite_form(request, invite, values=values, errors=errors, status=400)
+    try:
+        user = invite_accept(
+            invite_code=code,
+            email=values["email"],
+            password=request.POST["password"],
+            full_name=values["full_name"],
+        )
+    except ApplicationError as refusal:
+        fields = refusal.details.get("fields", {}) if isinstance(refusal.details, dict) else {}
+        if "invite_code" in fields:  # used or withdrawn since the page was shown
+            now = invite_get_by_code(code=code)
+            if now is None or now.status != "pending":
+                return _invite_refused(
+                    request, message=INVITE_GONE[now.status] if now else INVITE_UNKNOWN, status=410
+                )
+        errors = {
+            field: list(fields[field]) for field in ("email", "full_name", "password") if field in fields
+        }
+        if not errors:
+            errors = {"form": [refusal.message]}
+        response = _invite_form(request, invite, values=values, errors=errors, status=refusal.status)
+        for header, value in refusal.headers.items():
+            response[header] = value
+        return response
+    request.session.pop(INVITE_SESSION_KEY, None)
+    dashboard_session_start(request, user)
+    if user.is_tenant_admin:
+        messages.success(request, f"Welcome to {invite.tenant_name}: you are registered and signed in.")
+        return redirect("dashboard:overview")
+    request.session[INVITE_DONE_SESSION_KEY] = {"email": user.email, "tenant": invite.tenant_name}
+    return redirect("dashboard:invite-done")
+
+
+@require_GET
+def invite_registered(request):
+    """Where a member who is not a tenant admin lands: the dashboard is for
+    tenant admins, so the CODITECT application is where they sign in."""
+    registered = request.session.get(INVITE_DONE_SESSION_KEY)
+    if not registered:
+        return redirect("dashboard:login")
+    return render(request, "dashboard/invite_done.html", {"registered": registered})
 
 
 def _chart_window() -> tuple:

@@ -110,3 +110,31 @@ def test_a_tenant_admin_watches_seats_releases_one_and_cannot_see_another_tenant
     assert response.status == 404
     assert "Globex CAD" not in page.content()
     shot(page, "6-other-tenant-refused")
+
+
+def test_an_invited_admin_registers_in_the_browser_and_lands_on_the_dashboard(live_server_e2e, page):
+    from accounts.tests.factories import InviteFactory
+
+    url = live_server_e2e.url
+    acme = TenantFactory(name="Acme", slug="acme")
+    invite = InviteFactory(tenant=acme, role="admin", email="invited@people.test")
+
+    page.goto(f"{url}/dashboard/invite/?code={invite.code}")
+    assert page.url == f"{url}/dashboard/invite/"  # the code left the address
+    assert page.locator("[data-testid=invite-tenant]").inner_text() == "Acme"
+    page.fill("input[name=password]", "password123")
+    page.fill("input[name=password_again]", "password123")
+    page.click("button[type=submit]")
+    assert "too common" in page.locator("[data-testid=error-password]").inner_text()
+    shot(page, "7-invite-refused-password")
+
+    page.fill("input[name=full_name]", "Ivy Invited")
+    page.fill("input[name=password]", "a-fresh-long-passphrase-7")
+    page.fill("input[name=password_again]", "a-fresh-long-passphrase-7")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/dashboard/")
+    assert "invited@people.test" in page.content()
+    shot(page, "8-invite-accepted")
+
+    response = page.goto(f"{url}/dashboard/invite/?code={invite.code}")
+    assert response.status == 410 and page.locator("input[name=password]").count() == 0

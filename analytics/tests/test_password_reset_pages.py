@@ -107,13 +107,18 @@ def test_the_link_sets_a_new_password_once_and_ends_the_other_sign_ins(acme, adm
     signed_in = browser.post("/dashboard/login/", {"email": admin.email, "password": NEW})
     assert signed_in.status_code == 302
     assert len(audit(acme, "auth.password_reset")) == 1
-    # The same link again: refused, and the password stays the new one.
+    # The same link again: its page says so and shows no form.
+    again = Client()
+    shown = again.get(link, follow=True)
+    assert shown.status_code == 400 and "This link has expired or has been used" in text(shown)
+    assert 'name="new_password"' not in text(shown) and 'href="/dashboard/password/reset/"' in text(shown)
+    # A submit anyway (the link kept in another session): refused, and the password stays the new one.
     again = Client()
     again.get(link)
     refused = again.post(
         SET, {"new_password": "yet-another-pass-9", "new_password_again": "yet-another-pass-9"}
     )
-    assert refused.status_code == 401 and "This link is not valid" in text(refused)
+    assert refused.status_code == 401 and "This link has expired or has been used" in text(refused)
     assert (
         api.post("/api/v1/auth/login", {"email": admin.email, "password": NEW}, format="json").status_code
         == 200
@@ -156,7 +161,7 @@ def test_the_set_page_without_a_link_or_with_a_forged_one_refuses(acme, admin):
     forged = Client()
     forged.get(SET, {"uid": str(admin.pk), "token": "abc-def"})
     refused = forged.post(SET, {"new_password": NEW, "new_password_again": NEW})
-    assert refused.status_code == 401 and "This link is not valid" in text(refused)
+    assert refused.status_code == 401 and "This link has expired or has been used" in text(refused)
     assert audit(acme, "auth.password_reset") == []
     assert [r.details["reason"] for r in audit(acme, "auth.login_failed")] == ["bad_reset_token"]
 
@@ -187,3 +192,45 @@ def test_the_request_page_is_counted_per_address_as_the_api_is(acme, settings, a
     assert refused.status_code == 429 and "Retry-After" in refused
     assert [m.to for m in mail.outbox] == []
     assert urlsplit(ASK).path == ASK
+
+
+def test_a_forged_or_expired_link_shows_no_form_and_counts_as_a_failed_sign_in(acme, admin, settings):
+    forged = Client().get(SET, {"uid": str(admin.pk), "token": "abc-def"}, follow=True)
+
+    assert forged.status_code == 400 and "This link has expired or has been used" in text(forged)
+    assert 'name="new_password"' not in text(forged)
+    assert [r.details["reason"] for r in audit(acme, "auth.login_failed")] == ["bad_reset_token"]
+
+    browser = Client()
+    ask(browser, admin.email)
+    link = emailed_link(mail.outbox[0])
+    settings.PASSWORD_RESET_TIMEOUT = -1  # the emailed token is now past its time
+    expired = browser.get(link, follow=True)
+    assert expired.status_code == 400 and 'name="new_password"' not in text(expired)
+    # The session forgot it: a submit has no link to use either.
+    assert browser.post(SET, {"new_password": NEW, "new_password_again": NEW}).status_code == 400
+    assert audit(acme, "auth.password_reset") == []
+
+
+def test_opening_a_good_link_twice_still_shows_the_form_and_changes_nothing(acme, admin):
+    browser = Client()
+    ask(browser, admin.email)
+    link = emailed_link(mail.outbox[0])
+
+    pages = [browser.get(link, follow=True) for _ in range(2)]
+
+    assert [p.status_code for p in pages] == [200, 200]
+    assert all('name="new_password"' in text(p) for p in pages)
+    assert audit(acme, "auth.login_failed") == [] and audit(acme, "auth.password_reset") == []
+
+
+def test_a_locked_account_s_link_page_is_429_with_no_form(acme, admin, settings):
+    settings.LOGIN_FAILURES_BEFORE_THROTTLE = 1
+    Client().get(SET, {"uid": str(admin.pk), "token": "abc-def"}, follow=True)
+    browser = Client()
+    ask(browser, admin.email)
+
+    locked = browser.get(emailed_link(mail.outbox[0]), follow=True)
+
+    assert locked.status_code == 429 and int(locked["Retry-After"]) > 0
+    assert 'name="new_password"' not in text(locked)
