@@ -112,12 +112,18 @@ def test_a_tenant_admin_watches_seats_releases_one_and_cannot_see_another_tenant
     shot(page, "6-other-tenant-refused")
 
 
-def test_an_invited_admin_registers_in_the_browser_and_lands_on_the_dashboard(live_server_e2e, page):
+@pytest.fixture
+def invited(live_server_e2e):
+    """An invite of Acme's for an admin (made before the browser starts: the
+    Playwright loop makes the test's thread look async to Django)."""
     from accounts.tests.factories import InviteFactory
 
-    url = live_server_e2e.url
     acme = TenantFactory(name="Acme", slug="acme")
-    invite = InviteFactory(tenant=acme, role="admin", email="invited@people.test")
+    return live_server_e2e.url, InviteFactory(tenant=acme, role="admin", email="invited@people.test")
+
+
+def test_an_invited_admin_registers_in_the_browser_and_lands_on_the_dashboard(invited, page):
+    url, invite = invited
 
     page.goto(f"{url}/dashboard/invite/?code={invite.code}")
     assert page.url == f"{url}/dashboard/invite/"  # the code left the address
