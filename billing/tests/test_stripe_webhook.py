@@ -482,7 +482,6 @@ def test_a_signed_body_that_is_not_an_event_is_400_and_changes_nothing(api, body
         checkout(metadata=["price_team", 3]),
         checkout(customer_details={"email": 42, "name": "Initech"}),
         checkout(customer_details={"email": "x" * 250 + "@initech.test", "name": "Initech"}),
-        checkout(customer_details={"email": "buyer@initech.test", "name": "Ini\x00tech"}),
         checkout(customer_details={"email": "buyer@initech.test\nBcc: all@evil.test", "name": "Initech"}),
         checkout(customer_details={"email": "not-an-email", "name": "Initech"}),
         checkout(quantity="1000000000000"),
@@ -493,7 +492,6 @@ def test_a_signed_body_that_is_not_an_event_is_400_and_changes_nothing(api, body
         "metadata-a-list",
         "email-a-number",
         "email-too-long",
-        "nul-in-name",
         "newline-in-email",
         "email-not-an-address",
         "quantity-past-any-license",
@@ -509,6 +507,14 @@ def test_a_signed_event_of_an_unusable_shape_is_recorded_and_changes_nothing(api
     assert response.json()["outcome"] == EventOutcome.INCOMPLETE
     after = everything()
     assert after.pop("events") == before.pop("events") + 1 and after == before
+
+
+def test_a_control_character_in_the_customers_name_becomes_a_space_in_the_tenants(api, prices):
+    details = {"email": "buyer@initech.test", "name": "Ini\x00tech"}
+    response = post(api, event("checkout.session.completed", checkout(customer_details=details)))
+    assert response.json()["outcome"] == EventOutcome.PROCESSED
+    with tenant_scope(link().tenant_id):
+        assert Tenant.objects.get(pk=link().tenant_id).name == "Ini tech"
 
 
 def test_a_paid_checkout_on_a_trial_policy_makes_a_license_that_does_not_end_at_the_trial(api, prices):
@@ -772,3 +778,39 @@ def test_first_checkouts_of_one_new_customer_at_once_make_one_tenant(prices):
         links = list(StripeSubscription.objects.values_list("tenant_id", flat=True))
         assert len(links) == workers and set(links) == {Tenant.objects.get().id}
         assert License.unscoped.filter(name__startswith="Stripe sub_race_").count() == workers
+
+
+def test_updates_racing_their_checkout_are_each_applied_once_in_order(prices):
+    """A subscription's updates delivered at the moment its checkout is
+    processed: none is left waiting, and the newest quantity is what remains."""
+    import threading
+
+    from django.db import connections
+
+    updates = 7
+    payloads = [event("checkout.session.completed", checkout(quantity=1), created=T0)] + [
+        event("customer.subscription.updated", subscription_object(quantity=n + 2), created=T0 + n + 1)
+        for n in range(updates)
+    ]
+    start, answers, errors = threading.Barrier(len(payloads)), [], []
+
+    def deliver(payload: str) -> None:
+        try:
+            client = api_client()
+            start.wait()
+            answers.append(post(client, payload).status_code)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=deliver, args=(payload,)) for payload in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == [] and answers == [200] * len(payloads)
+    outcomes = set(StripeEvent.objects.values_list("outcome", flat=True))
+    assert EventOutcome.DEFERRED not in outcomes and outcomes <= {EventOutcome.PROCESSED, EventOutcome.STALE}
+    assert license_of().max_seats == updates + 1  # the newest update's quantity
