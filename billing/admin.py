@@ -3,9 +3,18 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from datetime import timedelta
 
-from billing.models import StripeCustomer, StripeEvent, StripePrice, StripeSubscription
+from django.contrib import admin
+from django.utils import timezone
+
+from billing.models import EventOutcome, StripeCustomer, StripeEvent, StripePrice, StripeSubscription
+
+# A deferred event waits for its subscription's checkout; Stripe delivers within
+# seconds and retries a failed delivery for three days, so one still waiting a
+# day later points at a checkout that made nothing here (an unknown price, a
+# checkout made in another account) and wants an operator's look.
+OVERDUE = timedelta(days=1)
 
 
 @admin.register(StripePrice)
@@ -26,11 +35,27 @@ class _ReadOnly(admin.ModelAdmin):
         return False
 
 
+class WaitingFilter(admin.SimpleListFilter):
+    title = "waiting for a checkout"
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Deferred over a day"), ("any", "Deferred")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("overdue", "any"):
+            return queryset
+        queryset = queryset.filter(outcome=EventOutcome.DEFERRED)
+        if self.value() == "overdue":
+            queryset = queryset.filter(received_at__lte=timezone.now() - OVERDUE)
+        return queryset
+
+
 @admin.register(StripeEvent)
 class StripeEventAdmin(_ReadOnly):
-    list_display = ("event_id", "type", "outcome", "livemode", "received_at")
-    list_filter = ("outcome", "type", "livemode")
-    search_fields = ("event_id",)
+    list_display = ("event_id", "type", "outcome", "subscription_id", "created", "received_at", "livemode")
+    list_filter = (WaitingFilter, "outcome", "type", "livemode")
+    search_fields = ("event_id", "subscription_id")
 
 
 @admin.register(StripeCustomer)

@@ -23,6 +23,9 @@ class StripeEventBody(serializers.Serializer):
     id = serializers.RegexField(services.EVENT_ID.pattern, help_text="The event's id (`evt_…`).")
     type = serializers.RegexField(services.EVENT_TYPE.pattern, help_text="`checkout.session.completed`, …")
     data = serializers.DictField(required=False, help_text='`{"object": …}`: the object the event is about.')
+    created = serializers.IntegerField(
+        required=False, help_text="When the event happened (Unix time): the order events are applied in."
+    )
     livemode = serializers.BooleanField(required=False)
 
 
@@ -43,9 +46,14 @@ class StripeWebhookApi(PublicAPIView):
             "`checkout.session.completed` (the tenant, its first admin's invite, the license from "
             "the price's policy), `customer.subscription.updated` (seats and policy), "
             "`customer.subscription.deleted` (expiry at the period's end), `invoice.payment_failed` "
-            "(suspension after `STRIPE_PAYMENT_GRACE_DAYS`) and `invoice.paid`; any other type, "
-            "or an unknown price, is recorded and answered 200. 503 when the integration is not "
-            "configured or Stripe's API cannot be read (Stripe delivers the event again)."
+            "(suspension after `STRIPE_PAYMENT_GRACE_DAYS`) and `invoice.paid`; an unpaid checkout "
+            "(a delayed payment method) makes nothing (`awaiting_payment`) until "
+            "`checkout.session.async_payment_succeeded`; `checkout.session.async_payment_failed` is "
+            "recorded. An event of a subscription whose checkout has not come yet is `deferred` and "
+            "applied with that checkout in Stripe's `created` order; one older than the last applied "
+            "of its kind is `stale` and changes nothing. Any other type, or an unknown price, is "
+            "recorded and answered 200. 503 when the integration is not configured or Stripe's API "
+            "cannot be read (Stripe delivers the event again)."
         ),
         request=StripeEventBody,
         parameters=[

@@ -52,6 +52,13 @@ class EventOutcome(models.TextChoices):
     UNKNOWN_PRICE = "unknown_price", "Unknown price (no license made)"
     UNKNOWN_SUBSCRIPTION = "unknown_subscription", "Unknown subscription"
     INCOMPLETE = "incomplete", "Incomplete (a field the flow needs is missing)"
+    # Of a subscription no checkout here has made yet: kept with its object and
+    # applied when that checkout is processed (services.deferred_apply).
+    DEFERRED = "deferred", "Deferred (waiting for its subscription's checkout)"
+    # Older (Stripe's `created`) than the subscription's state already applied.
+    STALE = "stale", "Stale (older than what was already applied)"
+    AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment (a delayed payment method)"
+    PAYMENT_FAILED = "payment_failed", "Payment failed (a delayed payment; no license made)"
 
 
 class StripeEvent(models.Model):
@@ -59,9 +66,15 @@ class StripeEvent(models.Model):
     type = models.CharField(max_length=100)
     livemode = models.BooleanField(default=False)
     received_at = models.DateTimeField(auto_now_add=True)
+    # Stripe's `created` (the order events happened in; Stripe delivers in any order).
+    created = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=32, choices=EventOutcome.choices)
     # What the event did or why not: ids of the tenant, license, price involved.
     detail = models.JSONField(default=dict, blank=True)
+    # The Stripe subscription the event is about ("" when none), and, while it
+    # is deferred, the event's object (`data.object`), to be applied later.
+    subscription_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    payload = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "billing_stripe_events"
@@ -100,6 +113,11 @@ class StripeSubscription(models.Model):
     # True while the license is suspended because that payment's grace ran out
     # (so a paid invoice resumes it, and only a license suspended this way).
     suspended_for_payment = models.BooleanField(default=False)
+    # Stripe's `created` of the last event applied to the subscription's items
+    # (updated, deleted) and to its payments (invoice failed, paid): an event
+    # older than the one its kind already applied is stale and changes nothing.
+    subscription_event_at = models.DateTimeField(null=True, blank=True)
+    invoice_event_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,14 +6,28 @@ seconds), then records the event by its id and acts on it in one transaction:
 a replay finds the row and changes nothing; an error rolls back the row with
 the change, so Stripe's redelivery tries again.
 
+Stripe delivers events in any order and, for one new customer, at once:
+- an event of a subscription no checkout here has made yet is kept
+  (`deferred`, with its object) and applied, in Stripe's `created` order, in
+  the transaction of the checkout that makes the subscription's license;
+- per subscription, the `created` of the last applied update or deletion, and
+  of the last applied invoice, are kept: an older one is `stale`, changing nothing;
+- a checkout takes a lock on its customer (PostgreSQL: a transaction-level
+  advisory lock; SQLite runs one write transaction at a time anyway), so two
+  first checkouts of one customer make one tenant; a lock on the subscription
+  orders a deferral against the checkout that would apply it.
+
 The flows (docs/operations.md, "Stripe"):
-- `checkout.session.completed`: the tenant of the Stripe customer, or a new
+- `checkout.session.completed`: paid (or no payment required: a trial), the tenant of the Stripe customer, or a new
   one (named from the customer details) with an invite for its first admin
   (emailed) and the license's claim link (emailed); the license from the
   price's policy, seats = quantity x the price's seats per quantity. The
   price and quantity come from the session's `metadata` (`price_id`,
   `quantity`) when the vendor set them, else from Stripe's API
   (billing.stripe_api). An unknown price is recorded and makes nothing.
+  Unpaid (a delayed payment method) it makes nothing (`awaiting_payment`):
+  `checkout.session.async_payment_succeeded` for the session does the above,
+  `checkout.session.async_payment_failed` is recorded (`payment_failed`).
 - `customer.subscription.updated`: seats follow the quantity (fewer seats
   end no live lease: DESIGN.md invariant 6); a new price moves the policy.
 - `invoice.payment_failed`: the failure time is kept; the periodic sweep
@@ -26,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,7 +48,7 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, connections, transaction
 from django.utils import timezone
 
 from accounts.models import Role
@@ -77,6 +92,35 @@ class Outcome:
         self.detail = {key: str(value) for key, value in detail.items() if value is not None}
 
 
+@dataclass(frozen=True)
+class Received:
+    """One event as a flow sees it: now, or later when it was deferred."""
+
+    event_id: str
+    type: str
+    created: datetime  # Stripe's `created` (else when it was received)
+    obj: dict
+
+
+def _created(event: dict) -> datetime | None:
+    created = event.get("created")
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(created, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _lock(kind: str, key: str) -> None:
+    """Held until the transaction ends: one flow at a time per customer or subscription."""
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        return  # SQLite's IMMEDIATE transactions already run one at a time
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"stripe:{kind}:{key}"])
+
+
 def _seats(quantity: int, price: StripePrice) -> int:
     seats = quantity * price.seats_per_quantity
     if not 1 <= seats <= MAX_SEATS:
@@ -116,39 +160,77 @@ def stripe_event_handle(*, payload: bytes, signature: str | None) -> tuple[Strip
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     obj = obj if isinstance(obj, dict) else {}
+    received = Received(
+        event_id=event["id"], type=event["type"], created=_created(event) or timezone.now(), obj=obj
+    )
     with transaction.atomic():
         try:
             with transaction.atomic():
                 row = StripeEvent.objects.create(
-                    event_id=event["id"],
-                    type=event["type"],
+                    event_id=received.event_id,
+                    type=received.type,
                     livemode=bool(event.get("livemode")),
+                    created=received.created,
                     outcome=EventOutcome.IGNORED,
                 )
         except IntegrityError:
             return StripeEvent.objects.get(event_id=event["id"]), True
-        handler = HANDLERS.get(event["type"])
-        try:
-            with transaction.atomic():
-                result = handler(event["id"], obj) if handler else Outcome(EventOutcome.IGNORED)
-        except ServiceUnavailable:
-            raise  # a dependency down: 503, and Stripe sends it again
-        except MALFORMED as error:
-            # Signed, but in a shape the flow cannot use (a field of another type,
-            # a value past a column): recorded and answered 200, so Stripe does
-            # not resend it for days; what it would have changed is rolled back.
-            result = Outcome(EventOutcome.INCOMPLETE, error=f"malformed: {type(error).__name__}")
-            logger.warning(
-                "stripe event in a shape the flow cannot use",
-                extra={"event_id": event["id"], "event_type": event["type"], "error": repr(error)[:300]},
-            )
-        row.outcome, row.detail = result.outcome, result.detail
-        row.save(update_fields=["outcome", "detail"])
+        _record(row, _run(received), received)
     logger.info(
         "stripe event",
         extra={"event_id": row.event_id, "event_type": row.type, "outcome": row.outcome, **row.detail},
     )
     return row, False
+
+
+def _run(received: Received) -> Outcome:
+    """The event's flow, in a savepoint: a shape it cannot use rolls back what it began."""
+    handler = HANDLERS.get(received.type)
+    try:
+        with transaction.atomic():
+            return handler(received) if handler else Outcome(EventOutcome.IGNORED)
+    except ServiceUnavailable:
+        raise  # a dependency down: 503, and Stripe sends it again
+    except MALFORMED as error:
+        # Signed, but in a shape the flow cannot use (a field of another type,
+        # a value past a column): recorded and answered 200, so Stripe does
+        # not resend it for days; what it would have changed is rolled back.
+        logger.warning(
+            "stripe event in a shape the flow cannot use",
+            extra={"event_id": received.event_id, "event_type": received.type, "error": repr(error)[:300]},
+        )
+        return Outcome(EventOutcome.INCOMPLETE, error=f"malformed: {type(error).__name__}")
+
+
+def _record(row: StripeEvent, result: Outcome, received: Received, **extra: str) -> None:
+    row.outcome, row.detail = result.outcome, {**result.detail, **extra}
+    row.subscription_id = result.detail.get("subscription_id", "")[:255]
+    # The object is kept only while the event waits to be applied.
+    row.payload = received.obj if result.outcome == EventOutcome.DEFERRED else None
+    row.save(update_fields=["outcome", "detail", "subscription_id", "payload"])
+
+
+def deferred_apply(*, subscription_id: str, checkout_event_id: str) -> int:
+    """Apply the deferred events of a subscription whose license now exists, in
+    Stripe's order, in the caller's transaction (the checkout's); returns how many."""
+    waiting = list(
+        StripeEvent.objects.select_for_update()
+        .filter(outcome=EventOutcome.DEFERRED, subscription_id=subscription_id)
+        .order_by("created", "received_at", "id")
+    )
+    for row in waiting:
+        received = Received(
+            event_id=row.event_id,
+            type=row.type,
+            created=row.created or row.received_at,
+            obj=row.payload if isinstance(row.payload, dict) else {},
+        )
+        _record(row, _run(received), received, applied_with=checkout_event_id)
+        logger.info(
+            "stripe event applied after its checkout",
+            extra={"event_id": row.event_id, "event_type": row.type, "outcome": row.outcome},
+        )
+    return len(waiting)
 
 
 # --- reading Stripe's objects ---------------------------------------------------------------
@@ -215,18 +297,34 @@ def _license(link: StripeSubscription) -> License:
 
 # --- the flows --------------------------------------------------------------------------------
 
+PAID = {"paid", "no_payment_required"}  # no_payment_required: a free trial
 
-def checkout_completed(event_id: str, session: dict) -> Outcome:
-    customer_id = _id(session.get("customer"))
-    if not _id(session.get("id")) or not customer_id:
+
+def checkout_completed(received: Received) -> Outcome:
+    """`checkout.session.completed` and `checkout.session.async_payment_succeeded`
+    (the same session, its delayed payment now paid)."""
+    session = received.obj
+    session_id, customer_id = _id(session.get("id")), _id(session.get("customer"))
+    if not session_id or not customer_id:
         return Outcome(EventOutcome.INCOMPLETE, missing="customer")
+    subscription_id = _id(session.get("subscription")) or f"checkout:{session_id}"
+    status = session.get("payment_status", "paid")
+    if status == "unpaid":
+        if StripeSubscription.objects.filter(subscription_id=subscription_id).exists():
+            # Its async_payment_succeeded came first and made the license.
+            return Outcome(EventOutcome.IGNORED, subscription_id=subscription_id, already="linked")
+        return Outcome(
+            EventOutcome.AWAITING_PAYMENT,
+            customer_id=customer_id,
+            session_id=session_id,
+            subscription_id=subscription_id,
+        )
+    if status not in PAID:
+        return Outcome(EventOutcome.INCOMPLETE, customer_id=customer_id, error="payment_status")
     price_id, quantity = _checkout_price(session)
     price = _price(price_id)
     if price is None:
         return Outcome(EventOutcome.UNKNOWN_PRICE, price_id=price_id or "", customer_id=customer_id)
-    subscription_id = _id(session.get("subscription")) or f"checkout:{session['id']}"
-    if StripeSubscription.objects.filter(subscription_id=subscription_id).exists():
-        return Outcome(EventOutcome.IGNORED, subscription_id=subscription_id, already="linked")
     details = session.get("customer_details") or {}
     email = (details.get("email") or session.get("customer_email") or "").strip().lower()
     try:
@@ -237,6 +335,13 @@ def checkout_completed(event_id: str, session: dict) -> Outcome:
         return Outcome(
             EventOutcome.INCOMPLETE, customer_id=customer_id, error="customer email is not an address"
         )
+    # Customer first, then subscription (every flow takes them in this order):
+    # two first checkouts of one customer make one tenant, and an event of this
+    # subscription deferred meanwhile is seen below.
+    _lock("customer", customer_id)
+    _lock("subscription", subscription_id)
+    if StripeSubscription.objects.filter(subscription_id=subscription_id).exists():
+        return Outcome(EventOutcome.IGNORED, subscription_id=subscription_id, already="linked")
     mapping = StripeCustomer.objects.select_for_update().filter(customer_id=customer_id).first()
     tenant, invite = None, None
     if mapping is not None:
@@ -279,7 +384,7 @@ def checkout_completed(event_id: str, session: dict) -> Outcome:
             actor=ACTOR,
             target=license,
             details={
-                "event_id": event_id,
+                "event_id": received.event_id,
                 "customer_id": customer_id,
                 "subscription_id": subscription_id,
                 "price_id": price.price_id,
@@ -289,20 +394,72 @@ def checkout_completed(event_id: str, session: dict) -> Outcome:
     if email:
         # The key goes out as a one-time claim link, never in the email itself.
         license_delivery_send(license=license, email=email, requested_by=ACTOR)
+    # What came before the checkout, in Stripe's order. The subscription's state
+    # times start unset here: the session's price and quantity date from when it
+    # was opened, so an update made while a delayed payment settled still applies.
+    applied = deferred_apply(subscription_id=subscription_id, checkout_event_id=received.event_id)
     return Outcome(
         EventOutcome.PROCESSED,
         tenant_id=tenant.id,
         license_id=license.id,
         invite_id=invite.id if invite else None,
         price_id=price.price_id,
+        subscription_id=subscription_id,
+        deferred_applied=applied or None,
     )
 
 
-def subscription_updated(event_id: str, subscription: dict) -> Outcome:
+def checkout_payment_failed(received: Received) -> Outcome:
+    """`checkout.session.async_payment_failed`: recorded; nothing is made."""
+    session = received.obj
+    session_id = _id(session.get("id"))
+    if not session_id:
+        return Outcome(EventOutcome.INCOMPLETE, missing="id")
+    return Outcome(
+        EventOutcome.PAYMENT_FAILED,
+        customer_id=_id(session.get("customer")),
+        session_id=session_id,
+        subscription_id=_id(session.get("subscription")) or f"checkout:{session_id}",
+    )
+
+
+def _link(subscription_id: str | None) -> StripeSubscription | None:
+    if not subscription_id:
+        return None
+    _lock("subscription", subscription_id)
+    return StripeSubscription.objects.select_for_update().filter(subscription_id=subscription_id).first()
+
+
+def _deferred(subscription_id: str | None) -> Outcome:
+    if not subscription_id:
+        return Outcome(EventOutcome.UNKNOWN_SUBSCRIPTION, subscription_id="")
+    return Outcome(EventOutcome.DEFERRED, subscription_id=subscription_id)
+
+
+def _stale(link: StripeSubscription, field: str, received: Received) -> Outcome | None:
+    """`stale` when its kind of event already applied a newer one; else the
+    event's time becomes the last applied (the caller saves `field`)."""
+    last = getattr(link, field)
+    if last is not None and received.created < last:
+        return Outcome(
+            EventOutcome.STALE,
+            subscription_id=link.subscription_id,
+            license_id=link.license_id,
+            newer_applied_at=last.isoformat(),
+        )
+    setattr(link, field, received.created)
+    return None
+
+
+def subscription_updated(received: Received) -> Outcome:
+    subscription = received.obj
     subscription_id = _id(subscription.get("id"))
-    link = StripeSubscription.objects.select_for_update().filter(subscription_id=subscription_id).first()
+    link = _link(subscription_id)
     if link is None:
-        return Outcome(EventOutcome.UNKNOWN_SUBSCRIPTION, subscription_id=subscription_id or "")
+        return _deferred(subscription_id)
+    stale = _stale(link, "subscription_event_at", received)
+    if stale:
+        return stale
     item = _first_item(subscription)
     price_id = _id(item.get("price")) or link.price_id
     price = _price(price_id)
@@ -316,20 +473,28 @@ def subscription_updated(event_id: str, subscription: dict) -> Outcome:
     license.policy_id = price.policy_id
     license = license_update(license=license, fields=["max_seats", "policy_id"], actor=None)
     link.price_id, link.quantity = price.price_id, quantity
-    link.save(update_fields=["price_id", "quantity", "updated_at"])
+    link.save(update_fields=["price_id", "quantity", "subscription_event_at", "updated_at"])
     return Outcome(
-        EventOutcome.PROCESSED, license_id=link.license_id, seats=license.max_seats, price_id=price_id
+        EventOutcome.PROCESSED,
+        license_id=link.license_id,
+        seats=license.max_seats,
+        price_id=price_id,
+        subscription_id=subscription_id,
     )
 
 
-def subscription_deleted(event_id: str, subscription: dict) -> Outcome:
+def subscription_deleted(received: Received) -> Outcome:
+    subscription = received.obj
     subscription_id = _id(subscription.get("id"))
-    link = StripeSubscription.objects.filter(subscription_id=subscription_id).first()
+    link = _link(subscription_id)
     if link is None:
-        return Outcome(EventOutcome.UNKNOWN_SUBSCRIPTION, subscription_id=subscription_id or "")
+        return _deferred(subscription_id)
     end = _period_end(subscription)
     if end is None:
         return Outcome(EventOutcome.INCOMPLETE, missing="current_period_end", license_id=link.license_id)
+    stale = _stale(link, "subscription_event_at", received)
+    if stale:
+        return stale
     license = _license(link)
     if end > timezone.now():
         license_extend(license=license, expires_at=end)
@@ -337,25 +502,25 @@ def subscription_deleted(event_id: str, subscription: dict) -> Outcome:
         # The period is already over: the license ends now. An end in the
         # past is refused by license_extend (expiring now is suspension).
         license_suspend(license=license, reason="stripe_subscription_ended")
-    return Outcome(EventOutcome.PROCESSED, license_id=link.license_id, expires_at=end.isoformat())
+    link.save(update_fields=["subscription_event_at", "updated_at"])
+    return Outcome(
+        EventOutcome.PROCESSED,
+        license_id=link.license_id,
+        expires_at=end.isoformat(),
+        subscription_id=subscription_id,
+    )
 
 
-def _invoice_link(invoice: dict) -> StripeSubscription | None:
-    subscription_id = _invoice_subscription(invoice)
-    if not subscription_id:
-        return None
-    return StripeSubscription.objects.select_for_update().filter(subscription_id=subscription_id).first()
-
-
-def invoice_payment_failed(event_id: str, invoice: dict) -> Outcome:
-    link = _invoice_link(invoice)
+def invoice_payment_failed(received: Received) -> Outcome:
+    subscription_id = _invoice_subscription(received.obj)
+    link = _link(subscription_id)
     if link is None:
-        return Outcome(
-            EventOutcome.UNKNOWN_SUBSCRIPTION, subscription_id=_invoice_subscription(invoice) or ""
-        )
+        return _deferred(subscription_id)
+    stale = _stale(link, "invoice_event_at", received)
+    if stale:
+        return stale
     if link.payment_failed_at is None:
         link.payment_failed_at = timezone.now()
-        link.save(update_fields=["payment_failed_at", "updated_at"])
         suspend_after = link.payment_failed_at + timedelta(days=settings.STRIPE_PAYMENT_GRACE_DAYS)
         with tenant_scope(link.tenant_id):
             audit_record(
@@ -365,31 +530,36 @@ def invoice_payment_failed(event_id: str, invoice: dict) -> Outcome:
                 target_type="license",
                 target_id=str(link.license_id),
                 details={
-                    "event_id": event_id,
+                    "event_id": received.event_id,
                     "subscription_id": link.subscription_id,
                     "suspend_after": suspend_after.isoformat(),
                 },
             )
+    link.save(update_fields=["payment_failed_at", "invoice_event_at", "updated_at"])
     return Outcome(
         EventOutcome.PROCESSED,
         license_id=link.license_id,
         payment_failed_at=link.payment_failed_at.isoformat(),
+        subscription_id=subscription_id,
     )
 
 
-def invoice_paid(event_id: str, invoice: dict) -> Outcome:
-    link = _invoice_link(invoice)
+def invoice_paid(received: Received) -> Outcome:
+    subscription_id = _invoice_subscription(received.obj)
+    link = _link(subscription_id)
     if link is None:
-        return Outcome(
-            EventOutcome.UNKNOWN_SUBSCRIPTION, subscription_id=_invoice_subscription(invoice) or ""
-        )
+        return _deferred(subscription_id)
+    stale = _stale(link, "invoice_event_at", received)
+    if stale:
+        return stale
     if link.payment_failed_at is None and not link.suspended_for_payment:
-        return Outcome(EventOutcome.PROCESSED, license_id=link.license_id)
+        link.save(update_fields=["invoice_event_at", "updated_at"])
+        return Outcome(EventOutcome.PROCESSED, license_id=link.license_id, subscription_id=subscription_id)
     resumed = link.suspended_for_payment
     if resumed:
         license_resume(license=_license(link))
     link.payment_failed_at, link.suspended_for_payment = None, False
-    link.save(update_fields=["payment_failed_at", "suspended_for_payment", "updated_at"])
+    link.save(update_fields=["payment_failed_at", "suspended_for_payment", "invoice_event_at", "updated_at"])
     with tenant_scope(link.tenant_id):
         audit_record(
             action=Event.BILLING_PAYMENT_RECOVERED,
@@ -397,13 +567,21 @@ def invoice_paid(event_id: str, invoice: dict) -> Outcome:
             actor=ACTOR,
             target_type="license",
             target_id=str(link.license_id),
-            details={"event_id": event_id, "subscription_id": link.subscription_id, "resumed": resumed},
+            details={
+                "event_id": received.event_id,
+                "subscription_id": link.subscription_id,
+                "resumed": resumed,
+            },
         )
-    return Outcome(EventOutcome.PROCESSED, license_id=link.license_id, resumed=resumed)
+    return Outcome(
+        EventOutcome.PROCESSED, license_id=link.license_id, resumed=resumed, subscription_id=subscription_id
+    )
 
 
 HANDLERS = {
     "checkout.session.completed": checkout_completed,
+    "checkout.session.async_payment_succeeded": checkout_completed,
+    "checkout.session.async_payment_failed": checkout_payment_failed,
     "customer.subscription.updated": subscription_updated,
     "customer.subscription.deleted": subscription_deleted,
     "invoice.payment_failed": invoice_payment_failed,

@@ -3,8 +3,11 @@ every console change is); the webhook's records are read only."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditLog
 from billing.models import StripeEvent, StripePrice
@@ -51,3 +54,21 @@ def test_the_webhooks_records_are_listed_and_read_only(console):
         == 403
     )
     assert StripeEvent.objects.filter(pk=row.pk).exists()
+
+
+def test_events_still_deferred_a_day_later_are_found_in_the_event_list(console):
+    waiting = StripeEvent.objects.create(
+        event_id="evt_waiting", type="invoice.paid", outcome="deferred", subscription_id="sub_lost"
+    )
+    StripeEvent.objects.filter(pk=waiting.pk).update(received_at=timezone.now() - timedelta(days=1, hours=1))
+    StripeEvent.objects.create(
+        event_id="evt_just_now", type="invoice.paid", outcome="deferred", subscription_id="sub_soon"
+    )
+    StripeEvent.objects.create(event_id="evt_done", type="invoice.paid", outcome="processed")
+    url = reverse("admin:billing_stripeevent_changelist")
+    overdue = console.get(url, {"waiting": "overdue"}).content.decode()
+    assert "evt_waiting" in overdue and "sub_lost" in overdue
+    assert "evt_just_now" not in overdue and "evt_done" not in overdue
+    deferred = console.get(url, {"waiting": "any"}).content.decode()
+    assert "evt_waiting" in deferred and "evt_just_now" in deferred and "evt_done" not in deferred
+    assert "evt_waiting" in console.get(url, {"q": "sub_lost"}).content.decode()

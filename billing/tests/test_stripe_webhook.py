@@ -69,12 +69,13 @@ def signed(payload: str, *, secret: str = SECRET, at: int | None = None) -> str:
 _serial = iter(range(1, 10**6))
 
 
-def event(type_: str, obj: dict, *, event_id: str | None = None) -> str:
+def event(type_: str, obj: dict, *, event_id: str | None = None, created: int | None = None) -> str:
     return json.dumps(
         {
             "id": event_id or f"evt_test_{next(_serial)}",
             "object": "event",
             "type": type_,
+            "created": int(time.time()) if created is None else created,
             "livemode": False,
             "api_version": "2025-03-31.basil",
             "data": {"object": obj},
@@ -92,6 +93,7 @@ def checkout(customer="cus_1", subscription="sub_1", price="price_team", quantit
         "id": f"cs_{subscription}",
         "object": "checkout.session",
         "mode": "subscription",
+        "payment_status": "paid",
         "customer": customer,
         "subscription": subscription,
         "customer_details": {"email": "Buyer@Initech.test", "name": "Initech"},
@@ -343,11 +345,22 @@ def test_an_update_to_an_unknown_price_changes_nothing(api, prices):
     assert after.pop("events") == before.pop("events") + 1 and after == before
 
 
-def test_an_update_of_a_subscription_not_known_here_is_recorded(api, prices):
-    response = post(
-        api, event("customer.subscription.updated", subscription_object(subscription="sub_other"))
+def test_an_update_of_a_subscription_not_known_here_waits_for_its_checkout(api, prices):
+    before = everything()
+    payload = event(
+        "customer.subscription.updated", subscription_object(subscription="sub_other"), event_id="evt_early"
     )
-    assert response.status_code == 200 and response.json()["outcome"] == EventOutcome.UNKNOWN_SUBSCRIPTION
+    response = post(api, payload)
+    assert response.status_code == 200 and response.json()["outcome"] == EventOutcome.DEFERRED
+    row = StripeEvent.objects.get(event_id="evt_early")
+    assert (row.subscription_id, row.payload["id"]) == ("sub_other", "sub_other")
+    after = everything()
+    assert after.pop("events") == before.pop("events") + 1 and after == before
+
+
+def test_an_invoice_of_no_subscription_is_unknown(api, prices):
+    response = post(api, event("invoice.paid", {"id": "in_9", "object": "invoice", "customer": "cus_1"}))
+    assert response.json()["outcome"] == EventOutcome.UNKNOWN_SUBSCRIPTION
 
 
 # --- invoice.payment_failed / invoice.paid ---------------------------------------------------
@@ -514,3 +527,289 @@ def test_a_paid_checkout_on_a_trial_policy_makes_a_license_that_does_not_end_at_
 
     assert response.json()["outcome"] == EventOutcome.PROCESSED
     assert license_of().expires_at is None
+
+
+# --- out of order: deferred until the checkout, stale when older than what was applied --------
+
+T0 = int(time.time()) - 600  # Stripe's `created` of the events below: T0 + seconds
+
+
+def outcome_of(event_id: str) -> str:
+    return StripeEvent.objects.get(event_id=event_id).outcome
+
+
+def test_events_before_their_checkout_are_applied_with_it_in_stripes_order(api, prices):
+    """Delivered newest first and before the checkout: each waits, then the
+    checkout applies them oldest first, so the newest state is what remains."""
+    early = [
+        ("evt_upd_newest", "customer.subscription.updated", subscription_object(quantity=5), T0 + 40),
+        ("evt_paid", "invoice.paid", invoice(), T0 + 30),
+        ("evt_upd_older", "customer.subscription.updated", subscription_object(quantity=2), T0 + 20),
+        ("evt_failed", "invoice.payment_failed", invoice(), T0 + 10),
+    ]
+    for event_id, type_, obj, created in early:
+        response = post(api, event(type_, obj, event_id=event_id, created=created))
+        assert response.status_code == 200 and response.json()["outcome"] == EventOutcome.DEFERRED
+    with operator_scope():
+        assert not StripeSubscription.objects.exists() and not License.unscoped.filter(name__contains="sub_1")
+
+    done = post(api, event("checkout.session.completed", checkout(quantity=3), created=T0))
+    assert done.json()["outcome"] == EventOutcome.PROCESSED
+    assert StripeEvent.objects.get(event_id=done.json()["event_id"]).detail["deferred_applied"] == "4"
+
+    # The newest update's quantity; the failure came before the paid invoice, so none is pending.
+    assert license_of().max_seats == 5
+    assert (link().quantity, link().payment_failed_at, link().suspended_for_payment) == (5, None, False)
+    rows = {row.event_id: row for row in StripeEvent.objects.filter(event_id__in=[e[0] for e in early])}
+    assert {row.outcome for row in rows.values()} == {EventOutcome.PROCESSED}
+    assert {row.detail["applied_with"] for row in rows.values()} == {done.json()["event_id"]}
+    assert all(row.payload is None for row in rows.values())  # kept only while waiting
+    # Applied oldest first: the seats went 2 then 5, and the failure was recorded, then recovered.
+    license = license_of()
+    with tenant_scope(license.tenant_id):
+        updates = AuditLog.objects.filter(action=Event.LICENSE_UPDATED, target_id=str(license.pk))
+        seats = [row.details["changes"]["max_seats"] for row in updates.order_by("created_at", "id")]
+        payments = list(
+            AuditLog.objects.filter(action__startswith="billing.payment")
+            .order_by("created_at", "id")
+            .values_list("action", flat=True)
+        )
+    assert seats == [{"from": 3, "to": 2}, {"from": 2, "to": 5}]
+    assert payments == [Event.BILLING_PAYMENT_FAILED, Event.BILLING_PAYMENT_RECOVERED]
+
+    before = everything()
+    for event_id, type_, obj, created in early:  # Stripe's redelivery of any of them: a replay
+        again = post(api, event(type_, obj, event_id=event_id, created=created))
+        assert again.json()["replay"] is True
+    assert everything() == before
+
+
+def test_an_older_update_after_a_newer_one_is_stale_and_changes_nothing(api, prices):
+    post(api, event("checkout.session.completed", checkout(quantity=3), created=T0))
+    post(api, event("customer.subscription.updated", subscription_object(quantity=5), created=T0 + 20))
+    before = everything()
+    late = post(
+        api,
+        event(
+            "customer.subscription.updated",
+            subscription_object(quantity=2),
+            created=T0 + 10,
+            event_id="evt_old",
+        ),
+    )
+    assert late.status_code == 200 and late.json()["outcome"] == EventOutcome.STALE
+    after = everything()
+    assert after.pop("events") == before.pop("events") + 1 and after == before
+    assert license_of().max_seats == 5
+    assert StripeEvent.objects.get(event_id="evt_old").detail["subscription_id"] == "sub_1"
+    # An update in the same second as the last one applied is not older: it applies.
+    same = post(api, event("customer.subscription.updated", subscription_object(quantity=4), created=T0 + 20))
+    assert same.json()["outcome"] == EventOutcome.PROCESSED and license_of().max_seats == 4
+
+
+def test_an_update_older_than_the_deletion_does_not_undo_it(api, prices):
+    post(api, event("checkout.session.completed", checkout(), created=T0))
+    end = int((timezone.now() + timedelta(days=12)).timestamp())
+    deleted = subscription_object(period_end=end)
+    post(api, event("customer.subscription.deleted", deleted, created=T0 + 30))
+    before = everything()
+    late = post(api, event("customer.subscription.updated", subscription_object(quantity=9), created=T0 + 5))
+    assert late.json()["outcome"] == EventOutcome.STALE
+    after = everything()
+    assert after.pop("events") == before.pop("events") + 1 and after == before
+
+
+def test_an_older_failed_payment_after_a_paid_invoice_is_stale(api, prices):
+    post(api, event("checkout.session.completed", checkout(), created=T0))
+    post(api, event("invoice.paid", invoice(), created=T0 + 20))
+    before = everything()
+    late = post(api, event("invoice.payment_failed", invoice(), created=T0 + 10))
+    assert late.json()["outcome"] == EventOutcome.STALE
+    after = everything()
+    assert after.pop("events") == before.pop("events") + 1 and after == before
+    assert link().payment_failed_at is None
+    # Payments and items are kept apart: an invoice newer than an update does not make the update stale.
+    update = post(
+        api, event("customer.subscription.updated", subscription_object(quantity=7), created=T0 + 15)
+    )
+    assert update.json()["outcome"] == EventOutcome.PROCESSED and license_of().max_seats == 7
+
+
+def test_a_deferred_event_of_an_unusable_shape_does_not_stop_the_checkout_or_the_others(api, prices):
+    post(
+        api,
+        event(
+            "customer.subscription.updated",
+            subscription_object(quantity=5_000_000),
+            event_id="evt_bad",
+            created=T0 + 5,
+        ),
+    )
+    post(
+        api,
+        event(
+            "customer.subscription.updated",
+            subscription_object(quantity=4),
+            event_id="evt_ok",
+            created=T0 + 9,
+        ),
+    )
+    assert (
+        post(api, event("checkout.session.completed", checkout(), created=T0)).json()["outcome"]
+        == "processed"
+    )
+    assert (outcome_of("evt_bad"), outcome_of("evt_ok")) == (EventOutcome.INCOMPLETE, EventOutcome.PROCESSED)
+    assert license_of().max_seats == 4
+
+
+def test_a_deferred_event_is_applied_only_by_its_own_subscriptions_checkout(api, prices):
+    post(
+        api,
+        event("customer.subscription.updated", subscription_object(subscription="sub_2"), event_id="evt_2"),
+    )
+    post(api, event("checkout.session.completed", checkout(subscription="sub_1")))
+    assert outcome_of("evt_2") == EventOutcome.DEFERRED
+    assert StripeEvent.objects.get(event_id="evt_2").payload is not None
+
+
+# --- delayed payment methods: no license until the payment succeeds -------------------------
+
+
+def test_an_unpaid_checkout_waits_and_its_async_success_makes_the_license(api, prices):
+    session = checkout(payment_status="unpaid")
+    before = everything()
+    waiting = post(api, event("checkout.session.completed", session, event_id="evt_unpaid"))
+    assert waiting.status_code == 200 and waiting.json()["outcome"] == EventOutcome.AWAITING_PAYMENT
+    after = everything()
+    assert after.pop("events") == before.pop("events") + 1 and after == before  # no tenant, no email
+    assert mail.outbox == []
+    recorded = StripeEvent.objects.get(event_id="evt_unpaid")
+    assert (recorded.detail["session_id"], recorded.detail["customer_id"]) == ("cs_sub_1", "cus_1")
+
+    # Meanwhile the buyer changes the quantity: it waits for the license too.
+    update = post(api, event("customer.subscription.updated", subscription_object(quantity=6)))
+    assert update.json()["outcome"] == EventOutcome.DEFERRED
+
+    paid = checkout(payment_status="paid")
+    succeeded = post(api, event("checkout.session.async_payment_succeeded", paid, event_id="evt_settled"))
+    assert succeeded.json()["outcome"] == EventOutcome.PROCESSED
+    assert license_of().max_seats == 6
+    assert sorted(message.to[0] for message in mail.outbox) == ["buyer@initech.test"] * 2
+    before = everything()
+    again = post(api, event("checkout.session.async_payment_succeeded", paid, event_id="evt_settled"))
+    assert again.json()["replay"] is True and everything() == before
+    # The unpaid completion delivered again under another id (or late) makes nothing more.
+    late = post(api, event("checkout.session.completed", session))
+    assert late.json()["outcome"] == EventOutcome.IGNORED and everything()["licenses"] == before["licenses"]
+
+
+def test_an_async_success_delivered_before_the_completion_makes_one_license(api, prices):
+    first = post(api, event("checkout.session.async_payment_succeeded", checkout(payment_status="paid")))
+    assert first.json()["outcome"] == EventOutcome.PROCESSED
+    before = everything()
+    late = post(api, event("checkout.session.completed", checkout(payment_status="unpaid")))
+    assert late.json()["outcome"] == EventOutcome.IGNORED
+    after = everything()
+    assert after.pop("events") == before.pop("events") + 1 and after == before
+
+
+def test_a_failed_async_payment_is_recorded_and_makes_nothing(api, prices):
+    post(api, event("checkout.session.completed", checkout(payment_status="unpaid")))
+    before = everything()
+    failed = post(api, event("checkout.session.async_payment_failed", checkout(payment_status="unpaid")))
+    assert failed.status_code == 200 and failed.json()["outcome"] == EventOutcome.PAYMENT_FAILED
+    after = everything()
+    assert after.pop("events") == before.pop("events") + 1 and after == before
+    assert mail.outbox == []
+
+
+def test_a_checkout_with_no_payment_required_makes_the_license(api, prices):
+    response = post(api, event("checkout.session.completed", checkout(payment_status="no_payment_required")))
+    assert response.json()["outcome"] == EventOutcome.PROCESSED
+    assert license_of().max_seats == 3
+
+
+def test_a_payment_status_stripe_does_not_send_makes_nothing(api, prices):
+    before = everything()
+    response = post(api, event("checkout.session.completed", checkout(payment_status="maybe")))
+    assert response.status_code == 200 and response.json()["outcome"] == EventOutcome.INCOMPLETE
+    after = everything()
+    assert after.pop("events") == before.pop("events") + 1 and after == before
+
+
+# --- one new customer's first checkouts at once --------------------------------------------
+
+
+def test_first_checkouts_of_one_new_customer_at_once_make_one_tenant(prices):
+    """Workers each handling one of the customer's checkouts at the same moment:
+    one tenant, one invite, one license per checkout, and every answer is 200."""
+    import threading
+
+    from django.db import connections
+
+    workers = 8
+    start, answers, errors = threading.Barrier(workers), [], []
+
+    def deliver(n: int) -> None:
+        try:
+            payload = event("checkout.session.completed", checkout(subscription=f"sub_race_{n}", quantity=1))
+            client = api_client()
+            start.wait()
+            response = post(client, payload)
+            answers.append((response.status_code, response.json().get("outcome")))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert answers == [(200, EventOutcome.PROCESSED)] * workers
+    with operator_scope():
+        assert Tenant.objects.count() == 1
+        assert StripeCustomer.objects.get(customer_id="cus_1").tenant_id == Tenant.objects.get().id
+        assert Invite.unscoped.count() == 1
+        links = list(StripeSubscription.objects.values_list("tenant_id", flat=True))
+        assert len(links) == workers and set(links) == {Tenant.objects.get().id}
+        assert License.unscoped.filter(name__startswith="Stripe sub_race_").count() == workers
+
+
+def test_updates_racing_their_checkout_are_each_applied_once_in_order(prices):
+    """A subscription's updates delivered at the moment its checkout is
+    processed: none is left waiting, and the newest quantity is what remains."""
+    import threading
+
+    from django.db import connections
+
+    updates = 7
+    payloads = [event("checkout.session.completed", checkout(quantity=1), created=T0)] + [
+        event("customer.subscription.updated", subscription_object(quantity=n + 2), created=T0 + n + 1)
+        for n in range(updates)
+    ]
+    start, answers, errors = threading.Barrier(len(payloads)), [], []
+
+    def deliver(payload: str) -> None:
+        try:
+            client = api_client()
+            start.wait()
+            answers.append(post(client, payload).status_code)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=deliver, args=(payload,)) for payload in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == [] and answers == [200] * len(payloads)
+    outcomes = set(StripeEvent.objects.values_list("outcome", flat=True))
+    assert EventOutcome.DEFERRED not in outcomes and outcomes <= {EventOutcome.PROCESSED, EventOutcome.STALE}
+    assert license_of().max_seats == updates + 1  # the newest update's quantity
