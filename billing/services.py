@@ -329,6 +329,8 @@ def checkout_completed(received: Received) -> Outcome:
     email = (details.get("email") or session.get("customer_email") or "").strip().lower()
     try:
         if email:
+            if len(email) > 254:  # the column's length (SQLite would not refuse it)
+                raise DjangoValidationError("too long")
             validate_email(email)
     except DjangoValidationError:
         # No invite or claim link can go to it: the event is recorded, nothing made.
@@ -345,8 +347,10 @@ def checkout_completed(received: Received) -> Outcome:
     mapping = StripeCustomer.objects.select_for_update().filter(customer_id=customer_id).first()
     tenant, invite = None, None
     if mapping is not None:
+        # A tenant deleted since (the provisioning API's soft delete) is gone
+        # for Stripe too: the customer's next checkout makes a new one.
         with tenant_scope(mapping.tenant_id):
-            tenant = Tenant.objects.filter(pk=mapping.tenant_id).first()
+            tenant = Tenant.objects.filter(pk=mapping.tenant_id, deleted_at__isnull=True).first()
     if tenant is None:
         name = (details.get("name") or email or customer_id).strip()[:200]
         tenant = tenant_create(name=name)
@@ -470,8 +474,13 @@ def subscription_updated(received: Received) -> Outcome:
     # Fewer seats refuse new acquires beyond the number; live leases run on
     # (DESIGN.md invariant 6): license_update changes the row, never a lease.
     license.max_seats = _seats(quantity, price)
-    license.policy_id = price.policy_id
-    license = license_update(license=license, fields=["max_seats", "policy_id"], actor=None)
+    fields = ["max_seats"]
+    if license.policy_id != price.policy_id:
+        # Another plan: the license grants that plan's whole catalog (what the
+        # customer now pays for), not codes it named under the old one.
+        license.policy_id, license.entitlements = price.policy_id, None
+        fields += ["policy_id", "entitlements"]
+    license = license_update(license=license, fields=fields, actor=None)
     link.price_id, link.quantity = price.price_id, quantity
     link.save(update_fields=["price_id", "quantity", "subscription_event_at", "updated_at"])
     return Outcome(
@@ -501,8 +510,14 @@ def subscription_deleted(received: Received) -> Outcome:
     else:
         # The period is already over: the license ends now. An end in the
         # past is refused by license_extend (expiring now is suspension).
+        # That suspension is the subscription's end, not a payment's: an old
+        # invoice paid after it must not resume the license (invoice_paid
+        # resumes only what the payment grace suspended).
         license_suspend(license=license, reason="stripe_subscription_ended")
-    link.save(update_fields=["subscription_event_at", "updated_at"])
+        link.suspended_for_payment, link.payment_failed_at = False, None
+    link.save(
+        update_fields=["subscription_event_at", "suspended_for_payment", "payment_failed_at", "updated_at"]
+    )
     return Outcome(
         EventOutcome.PROCESSED,
         license_id=link.license_id,
