@@ -48,7 +48,7 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import DataError, IntegrityError, connections, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Role
@@ -58,6 +58,7 @@ from audit.services import audit_record
 from billing import stripe_api
 from billing.models import EventOutcome, StripeCustomer, StripeEvent, StripePrice, StripeSubscription
 from core.errors import ApplicationError, ServiceUnavailable
+from core.locks import transaction_lock
 from licenses.mailing import license_delivery_send
 from licenses.models import MAX_SEATS, License
 from licenses.selectors import license_get
@@ -114,11 +115,7 @@ def _created(event: dict) -> datetime | None:
 
 def _lock(kind: str, key: str) -> None:
     """Held until the transaction ends: one flow at a time per customer or subscription."""
-    connection = connections["default"]
-    if connection.vendor != "postgresql":
-        return  # SQLite's IMMEDIATE transactions already run one at a time
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"stripe:{kind}:{key}"])
+    transaction_lock(f"stripe:{kind}:{key}")
 
 
 def _seats(quantity: int, price: StripePrice) -> int:

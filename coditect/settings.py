@@ -680,10 +680,18 @@ WEBHOOK_DISABLE_AFTER_SECONDS = env.float("WEBHOOK_DISABLE_AFTER_SECONDS", defau
 WEBHOOK_DELIVERY_SWEEP_INTERVAL = env.float("WEBHOOK_DELIVERY_SWEEP_INTERVAL", default=15.0)
 # How long a process keeps which events a tenant's endpoints subscribe to.
 WEBHOOK_SUBSCRIPTION_CACHE_SECONDS = env.float("WEBHOOK_SUBSCRIPTION_CACHE_SECONDS", default=5.0)
+# The most endpoints a tenant may have, and the operator-wide ones (each event
+# fans out to every endpoint that subscribes to it, on workers all tenants share).
+WEBHOOK_MAX_ENDPOINTS_PER_TENANT = env.int("WEBHOOK_MAX_ENDPOINTS_PER_TENANT", default=10)
+WEBHOOK_MAX_OPERATOR_ENDPOINTS = env.int("WEBHOOK_MAX_OPERATOR_ENDPOINTS", default=50)
+# Finished deliveries (and their tries) older than this many days are deleted
+# by a periodic task (`manage.py prune_webhook_deliveries` without a broker).
+WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("WEBHOOK_DELIVERY_RETENTION_DAYS", default=30)
 CELERY_BEAT_SCHEDULE["webhook-deliveries-sweep"] = {
     "task": "webhooks.deliveries_sweep",
     "schedule": WEBHOOK_DELIVERY_SWEEP_INTERVAL,
 }
+CELERY_BEAT_SCHEDULE["webhook-deliveries-prune"] = {"task": "webhooks.deliveries_prune", "schedule": 86400.0}
 
 # --- Stripe (billing/; docs/operations.md, "Stripe") --------------------------------------
 # The webhook's signing secret (whsec_…, from the Stripe dashboard's endpoint); empty: the

@@ -38,6 +38,7 @@ ERROR_STATUS: dict[str, int] = {
     # Outbound webhooks: a target URL refused (SSRF rules), an endpoint disabled.
     "webhook_target_forbidden": 400,
     "webhook_endpoint_disabled": 409,
+    "webhook_endpoint_limit_reached": 409,
     "method_not_allowed": 405,
     "request_too_large": 413,
     "rate_limited": 429,

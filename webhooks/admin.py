@@ -30,6 +30,12 @@ class EndpointForm(forms.ModelForm):
                 services.endpoint_validate(url=data["url"], event_types=data["event_types"])
             except ApplicationError as error:
                 raise forms.ValidationError(error.message) from None
+        if self.instance._state.adding:
+            tenant = data.get("tenant")
+            try:
+                services.endpoint_limit_check(tenant_id=tenant.pk if tenant else None)
+            except ApplicationError as error:
+                raise forms.ValidationError(error.message) from None
         return data
 
 
@@ -116,7 +122,12 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Send the selected deliveries again", permissions=["view"])
+    def has_redeliver_permission(self, request) -> bool:
+        # Sending again changes what a receiver sees: it takes the right to
+        # change endpoints, not only to read the log.
+        return request.user.has_perm("webhooks.change_endpoint")
+
+    @admin.action(description="Send the selected deliveries again", permissions=["redeliver"])
     def redeliver(self, request, queryset):
         sent = 0
         for delivery in queryset.select_related("endpoint", "message"):

@@ -125,7 +125,8 @@ class EndpointsApi(TenantAPIView):
             "(`webhook-id`, `webhook-timestamp`, `webhook-signature`) with the `secret` in this answer, "
             "which is never shown again. The URL must be https:// (http:// and loopback only on a "
             "server in DEBUG); an address in a private or reserved range is 400 "
-            "`webhook_target_forbidden`. Tenant admins only."
+            "`webhook_target_forbidden`. A tenant has at most `WEBHOOK_MAX_ENDPOINTS_PER_TENANT` (10) "
+            "endpoints: one more is 409 `webhook_endpoint_limit_reached`. Tenant admins only."
         ),
         request=EndpointInput,
         responses={
@@ -133,6 +134,7 @@ class EndpointsApi(TenantAPIView):
             **error_responses(
                 "invalid_request",
                 "webhook_target_forbidden",
+                "webhook_endpoint_limit_reached",
                 "not_authenticated",
                 "permission_denied",
                 "rate_limited",

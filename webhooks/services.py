@@ -27,6 +27,7 @@ from accounts.models import Role, User
 from audit.events import Event
 from audit.services import audit_record
 from core.errors import ApplicationError
+from core.locks import transaction_lock
 from core.tasks import task_enqueue_on_commit
 from tenants.scope import operator_scope
 from webhooks.events import PING_EVENT, WEBHOOK_EVENTS
@@ -66,6 +67,23 @@ def endpoint_validate(*, url: str, event_types: list[str]) -> None:
         )
 
 
+def endpoint_limit_check(*, tenant_id: uuid.UUID | None) -> None:
+    """409 `webhook_endpoint_limit_reached` when the tenant (None: the
+    operator) has as many endpoints as it may; endpoint_create calls it under
+    the owner's lock, the console's form before it."""
+    limit = (
+        settings.WEBHOOK_MAX_ENDPOINTS_PER_TENANT
+        if tenant_id is not None
+        else settings.WEBHOOK_MAX_OPERATOR_ENDPOINTS
+    )
+    if Endpoint.objects.using(_db()).filter(tenant_id=tenant_id).count() >= limit:
+        raise ApplicationError(
+            f"At most {limit} webhook endpoints; delete one first.",
+            code="webhook_endpoint_limit_reached",
+            details={"limit": limit},
+        )
+
+
 def endpoint_create(
     *, tenant_id: uuid.UUID | None, url: str, event_types: list[str], description: str = "", actor: Any = None
 ) -> Endpoint:
@@ -79,6 +97,10 @@ def endpoint_create(
         secret=webhook_secret_new(),
     )
     with transaction.atomic(using=_db()):
+        # Counted under a lock per owner: two creates at once cannot both
+        # take the last place.
+        transaction_lock(f"webhooks:endpoints:{tenant_id or 'operator'}", using=_db())
+        endpoint_limit_check(tenant_id=tenant_id)
         endpoint.save(using=_db(), force_insert=True)
         audit_record(
             action=Event.WEBHOOK_ENDPOINT_CREATED,
@@ -408,3 +430,34 @@ def deliveries_sweep(*, limit: int = 500) -> int:
     for delivery_id in due:
         delivery_attempt(delivery_id=delivery_id)
     return len(waiting) + len(due)
+
+
+def deliveries_prune(*, now=None, batch: int = 1000) -> int:
+    """Delete finished deliveries (succeeded, or failed for good) completed
+    more than WEBHOOK_DELIVERY_RETENTION_DAYS ago, with their tries, and the
+    dispatched messages no delivery is left of. A pending delivery is never
+    touched. In batches, each its own transaction. Returns the deliveries
+    deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_DELIVERY_RETENTION_DAYS)
+    deleted = 0
+    with operator_scope():
+        using = _db()  # the operator path's alias (the router reads the scope)
+        while True:
+            with transaction.atomic(using=using):
+                ids = list(
+                    Delivery.objects.using(using)
+                    .filter(
+                        status__in=[DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED], completed_at__lt=cutoff
+                    )
+                    .values_list("id", flat=True)[:batch]
+                )
+                if not ids:
+                    break
+                DeliveryAttempt.objects.using(using).filter(delivery_id__in=ids).delete()
+                Delivery.objects.using(using).filter(id__in=ids).delete()
+            deleted += len(ids)
+        with transaction.atomic(using=using):
+            Message.objects.using(using).filter(dispatched_at__lt=cutoff, deliveries__isnull=True).delete()
+    if deleted:
+        logger.info("webhook deliveries pruned", extra={"deleted": deleted, "before": cutoff.isoformat()})
+    return deleted

@@ -8,7 +8,7 @@ import uuid
 from celery import shared_task
 from django.db import OperationalError
 
-from webhooks.services import deliveries_sweep, delivery_attempt, message_dispatch
+from webhooks.services import deliveries_prune, deliveries_sweep, delivery_attempt, message_dispatch
 
 
 @shared_task(
@@ -30,3 +30,9 @@ def delivery_attempt_task(delivery_id: str) -> str:
 def deliveries_sweep_task() -> int:
     """The periodic entry point (WEBHOOK_DELIVERY_SWEEP_INTERVAL): retries fall due here."""
     return deliveries_sweep()
+
+
+@shared_task(name="webhooks.deliveries_prune")
+def deliveries_prune_task() -> int:
+    """Daily: finished deliveries past WEBHOOK_DELIVERY_RETENTION_DAYS go."""
+    return deliveries_prune()

@@ -61,7 +61,9 @@ def _split(url: str):
 
 
 def address_check(address: str) -> None:
-    """TargetForbidden unless this address may be delivered to."""
+    """TargetForbidden unless this address may be delivered to. Site-local
+    IPv6 (fec0::/10, deprecated but still routed inside some networks) is
+    refused as private, though Python's ipaddress calls it global."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
         # An IPv4 address carried inside an IPv6 one (mapped, 6to4, Teredo) is
@@ -82,6 +84,7 @@ def address_check(address: str) -> None:
         or ip.is_multicast
         or ip.is_unspecified
         or not ip.is_global
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
     ) and not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
         raise TargetForbidden(
             f"{ip} is in a private or reserved range (WEBHOOK_ALLOW_PRIVATE_TARGETS is off)."

@@ -34,6 +34,7 @@ def endpoint_count(tenant) -> int:
         "https://169.254.169.254/latest/meta-data",
         "https://[::ffff:10.0.0.1]/hooks",
         "https://[fd00::1]/hooks",
+        "https://[fec0::1]/hooks",
         "https://0.0.0.0/hooks",
         # IPv4 inside IPv6: 6to4 of 127.0.0.1 and of the metadata address, Teredo of 10.0.0.1.
         "https://[2002:7f00:1::1]/hooks",
