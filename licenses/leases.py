@@ -335,6 +335,15 @@ def _lease_event(action: Event, details: dict[str, Any] | None = None, *, actor:
     )
 
 
+def lease_event_user_id(event: LedgerEvent, lease: Lease | None) -> str | None:
+    """Whom a ledger change's audit row (and its webhook's `user_id`) names:
+    who acted on the holder's behalf, else the lease's holder (a release, an
+    expiry, a refused heartbeat are the holder's own seat)."""
+    if event.user_id:
+        return event.user_id
+    return str(lease.user_id) if lease is not None and lease.user_id else None
+
+
 def lease_event_details(event: LedgerEvent, lease: Lease | None) -> dict[str, Any]:
     """An event's audit details from the lease as its change left it: the same
     whether the request writes the row or the drainer does later."""
@@ -358,7 +367,7 @@ def _record_change(
         audit_record_standalone(
             action=event.action,
             tenant_id=license.tenant_id,
-            user_id=event.user_id,
+            user_id=lease_event_user_id(event, lease),
             actor=event.actor,
             target=license,
             details=lease_event_details(event, lease),
@@ -617,7 +626,7 @@ def _events_record(license_id: uuid.UUID, tenant_id: uuid.UUID, events: list[Pen
             audit_record(
                 action=item.event.action,
                 tenant_id=tenant_id,
-                user_id=item.event.user_id,
+                user_id=lease_event_user_id(item.event, item.lease),
                 actor=item.event.actor,
                 target_type="licenses.license",
                 target_id=str(license_id),

@@ -86,13 +86,10 @@ def license_terms(license) -> LicenseTerms:
     grace_until = None
     if license.expires_at is not None and policy.expiry_grace_days:
         grace_until = _days_after(license.expires_at, policy.expiry_grace_days)
-    catalog = policy.entitlements or {}
     if license.entitlements is None:
-        entitlements = dict.fromkeys(catalog, True)
+        entitlements = dict.fromkeys(policy.entitlements or {}, True)
     else:
-        # A code the operator took out of the catalog is granted by no license
-        # of the policy, whether it named the code or inherited it.
-        entitlements = {code: value for code, value in license.entitlements.items() if code in catalog}
+        entitlements = dict(license.entitlements)
     return LicenseTerms(
         max_seats=license.max_seats,
         lease_ttl=_pick(license.lease_ttl, policy.lease_ttl),

@@ -75,6 +75,17 @@ def test_heartbeat_extends_and_release_frees_the_seat(ledger, member, license):
     assert audit_actions(license.tenant)[-2:] == ["lease.released", "lease.heartbeat_rejected"]
 
 
+def test_a_release_is_recorded_as_its_holders(ledger, member, license):
+    """The audit row (and so the webhook's `user_id`) names the lease's holder
+    when no one else acted: it was `null` for a client's own release."""
+    checkout = acquire(member, license).json()
+    assert api_client(token=checkout["token"]).delete("/api/v1/licenses/release").status_code == 200
+    drain_ledger_events(license)
+    with tenant_scope(license.tenant_id):
+        row = AuditLog.objects.filter(action="lease.released").latest("id")
+    assert str(row.user_id) == str(member.user.pk)
+
+
 def test_borrow_keeps_the_seat_until_the_borrow_ends(ledger, member, license):
     checkout = acquire(member, license).json()
     seat = api_client(token=checkout["token"])
