@@ -52,6 +52,7 @@ from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Role
+from accounts.selectors import user_sign_in_candidate_by_email_across_tenants
 from accounts.services import invite_create
 from audit.events import Event
 from audit.services import audit_record
@@ -241,11 +242,16 @@ def _id(value) -> str | None:
 
 
 def _quantity(value) -> int:
-    try:
-        quantity = int(value)
-    except (TypeError, ValueError):
+    """Stripe's quantity: absent is 1; anything but a whole number of at
+    least 1 is a ValueError (the event is recorded incomplete, nothing sold)."""
+    if value is None or value == "":
         return 1
-    return max(quantity, 1)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"quantity {value!r} is not a whole number")
+    quantity = int(value)  # a ValueError for "abc"
+    if quantity < 1:
+        raise ValueError(f"quantity {quantity} is less than 1")
+    return quantity
 
 
 def _first_item(subscription: dict) -> dict:
@@ -348,15 +354,23 @@ def checkout_completed(received: Received) -> Outcome:
         # for Stripe too: the customer's next checkout makes a new one.
         with tenant_scope(mapping.tenant_id):
             tenant = Tenant.objects.filter(pk=mapping.tenant_id, deleted_at__isnull=True).first()
+    made = False
+    if tenant is None and email:
+        # A buyer who already has an account (Stripe makes a new customer per
+        # checkout unless the vendor passes one): the license goes to the
+        # tenant they belong to, not to a new tenant whose invite to them
+        # could never be accepted (an email is one account).
+        tenant = _account_tenant(email)
     if tenant is None:
         name = (details.get("name") or email or customer_id).strip()[:200]
-        tenant = tenant_create(name=name)
-        if mapping is None:
-            StripeCustomer.objects.create(customer_id=customer_id, tenant_id=tenant.id)
-        else:
-            mapping.tenant_id = tenant.id
-            mapping.save(update_fields=["tenant_id"])
-        if email:
+        tenant, made = tenant_create(name=name), True
+    if mapping is None:
+        StripeCustomer.objects.create(customer_id=customer_id, tenant_id=tenant.id)
+    elif mapping.tenant_id != tenant.id:
+        mapping.tenant_id = tenant.id
+        mapping.save(update_fields=["tenant_id"])
+    if made:
+        if email and not user_sign_in_candidate_by_email_across_tenants(email=email):
             with tenant_scope(tenant.id):
                 invite, _code = invite_create(
                     created_by=None, tenant=tenant, role=Role.TENANT_ADMIN, email=email
@@ -408,6 +422,15 @@ def checkout_completed(received: Received) -> Outcome:
         subscription_id=subscription_id,
         deferred_applied=applied or None,
     )
+
+
+def _account_tenant(email: str) -> Tenant | None:
+    """The live tenant of the account this email signs in to, if any."""
+    candidate = user_sign_in_candidate_by_email_across_tenants(email=email)
+    if candidate is None or candidate.tenant_id is None:
+        return None
+    with tenant_scope(candidate.tenant_id):
+        return Tenant.objects.filter(pk=candidate.tenant_id, deleted_at__isnull=True).first()
 
 
 def checkout_payment_failed(received: Received) -> Outcome:

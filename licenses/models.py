@@ -134,8 +134,25 @@ class Policy(models.Model):
             errors["entitlements"] = error
         if self.max_version and (error := version_error(self.max_version)):
             errors["max_version"] = error
+        if "entitlements" not in errors and (named := self._removed_codes_still_named()):
+            errors["entitlements"] = (
+                f"Licenses of this policy name {', '.join(named)}: take the code off them (or move them "
+                "to another policy) before it leaves the catalog."
+            )
         if errors:
             raise ValidationError(errors)
+
+    def _removed_codes_still_named(self) -> list[str]:
+        """Codes this change takes out of the catalog that a live license of
+        the policy still names: a license's entitlements stay codes of its
+        policy's catalog (the console runs on the operator path, which sees
+        every tenant's licenses)."""
+        if self._state.adding:
+            return []
+        before = type(self).objects.filter(pk=self.pk).values_list("entitlements", flat=True).first() or {}
+        removed = sorted(set(before) - set(self.entitlements or {}))
+        licenses = self.licenses.model.unscoped.filter(policy_id=self.pk, deleted_at__isnull=True)
+        return [code for code in removed if licenses.filter(entitlements__has_key=code).exists()]
 
     @classmethod
     def default(cls) -> Policy:

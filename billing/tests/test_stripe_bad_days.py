@@ -12,6 +12,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts.models import Invite, Role
+from accounts.tests.factories import UserFactory
 from billing.models import StripeCustomer
 from billing.services import payment_grace_sweep
 from billing.tests import test_stripe_webhook as stripe_events
@@ -27,6 +29,7 @@ from billing.tests.test_stripe_webhook import (
 from licenses.models import License
 from licenses.selectors import license_state
 from licenses.services import license_update, tenant_delete
+from tenants.models import Tenant
 from tenants.scope import operator_scope, tenant_scope
 
 pytestmark = [pytest.mark.embedded]
@@ -107,3 +110,27 @@ def test_a_plan_change_grants_the_new_plans_catalog(api, prices):
     moved = license_of()
     assert moved.policy_id == studio.id
     assert moved.terms.entitlements == {"cad": True, "cloud": True}
+
+
+def test_a_returning_buyer_under_a_new_stripe_customer_gets_the_license_in_their_tenant(api, prices, acme):
+    """Stripe makes a customer per checkout unless the vendor passes one: a
+    buyer whose email has an account here gets the license in that account's
+    tenant, not a new tenant with an invite that email could never accept."""
+    buyer = UserFactory(tenant=acme, email="buyer@initech.test", role=Role.TENANT_ADMIN)
+    with operator_scope():
+        tenants_before = Tenant.objects.count()
+    session = checkout(customer="cus_new", subscription="sub_again")
+    assert post(api, event("checkout.session.completed", session)).json()["outcome"] == "processed"
+    assert link("sub_again").tenant_id == buyer.tenant_id == acme.id
+    with operator_scope():
+        assert Tenant.objects.count() == tenants_before
+        assert StripeCustomer.objects.get(customer_id="cus_new").tenant_id == acme.id
+        assert Invite.unscoped.count() == 0
+
+
+@pytest.mark.parametrize("quantity", ["abc", "0", "-3", "2.5"])
+def test_a_quantity_that_is_not_a_whole_number_of_seats_sells_nothing(api, prices, quantity):
+    response = post(api, event("checkout.session.completed", checkout(quantity=quantity)))
+    assert response.status_code == 200 and response.json()["outcome"] == "incomplete"
+    with operator_scope():
+        assert not License.unscoped.filter(name__startswith="Stripe sub_1").exists()

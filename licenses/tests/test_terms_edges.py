@@ -1,6 +1,6 @@
 """Effective terms at their edges (found by the attack pass on issue 15): a
 far-future expiry with a grace, a policy given a grace later, days past a
-century."""
+century, and a code licenses name leaving a catalog."""
 
 from __future__ import annotations
 
@@ -79,3 +79,25 @@ def test_a_policy_gives_at_most_a_century_of_trial_or_grace(committed_db):
     with pytest.raises(ValidationError) as refused:
         policy.full_clean(exclude=["product"])
     assert {"expiry_grace_days", "trial_days"} <= set(refused.value.message_dict)
+
+
+def test_a_code_named_by_a_license_cannot_leave_its_policys_catalog(acme):
+    """A license's entitlements are codes of its policy's catalog: a code that
+    live licenses name is refused out of the catalog until they drop it (a
+    license that named it kept granting it, one that inherited did not)."""
+    with operator_scope():
+        product = Product.objects.create(name="P", slug="p-retire")
+        policy = Policy.objects.create(
+            product=product, name="Pro", slug="pro-retire", entitlements={"pro": "Pro", "cloud": "Cloud"}
+        )
+    with tenant_scope(acme.id):
+        named, _ = license_create(tenant=acme, policy=policy, entitlements=["pro", "cloud"])
+        license_create(tenant=acme, policy=policy)  # inherits the catalog
+    with operator_scope():
+        policy.entitlements = {"cloud": "Cloud"}
+        with pytest.raises(ValidationError) as refused:
+            policy.full_clean()
+        assert "pro" in refused.value.message_dict["entitlements"][0]
+        License.unscoped.filter(pk=named.pk).update(entitlements={"cloud": True})
+        policy.full_clean()
+        policy.save()
