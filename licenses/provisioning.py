@@ -32,18 +32,19 @@ from rest_framework.response import Response
 
 from accounts.authentication import ApiKeyAuthentication, BearerAuthentication
 from accounts.models import Role
-from accounts.services import tenant_set_active, tenant_update
+from accounts.selectors import user_sign_in_candidate_by_email_across_tenants
+from accounts.services import invite_create, tenant_set_active, tenant_update
 from core.errors import ApplicationError
 from core.openapi import error_responses
 from core.pagination import PageQuerySerializer, queryset_page
-from core.serializers import JsonBodySerializer
+from core.serializers import EmailField, JsonBodySerializer
 from licenses import idempotency, services
 from licenses.ledger.gateway import seat_ledger
 from licenses.models import MAX_SEATS, License, Policy
 from licenses.selectors import license_state
 from licenses.terms import ENTITLEMENT_CODE, entitlements_from_codes
 from tenants.models import Tenant
-from tenants.scope import current_tenant_id, operator_scope
+from tenants.scope import current_tenant_id, operator_scope, tenant_scope
 from tenants.services import tenant_create
 from tenants.views import ScopedTransactionAPIView
 
@@ -408,6 +409,51 @@ class TenantSuspendApi(ProvisioningAPIView):
         self.require_operator()
         tenant = tenant_set_active(tenant=_tenant_of(self, tenant_id), active=self.active, actor=request.user)
         return Response(tenant_answer(tenant))
+
+
+class TenantInviteApi(ProvisioningAPIView):
+    class TenantInviteInputSerializer(JsonBodySerializer):
+        email = EmailField()
+        role = serializers.ChoiceField(choices=Role.choices, default=Role.TENANT_ADMIN)
+
+    class TenantInviteCreatedSerializer(serializers.Serializer):
+        id = serializers.UUIDField()
+        tenant_id = serializers.UUIDField()
+        email = serializers.EmailField()
+        role = serializers.CharField()
+        expires_at = serializers.DateTimeField()
+        code = serializers.CharField(help_text="Shown in this answer only; the invite email carries it too.")
+
+    @extend_schema(
+        operation_id="provisioning_tenants_invite",
+        summary="Invite a tenant's member (its first admin)",
+        description=(
+            "An invite to this tenant for `email` in `role` (`admin` without one: the tenant's first "
+            "admin), emailed to that address once it is saved, with a link to the page that accepts it "
+            "(`/dashboard/invite/`). The `code` is in this answer only. An email that already has an "
+            "account here is 400 (an email is one account). Audited as `invite.created`."
+        ),
+        request=TenantInviteInputSerializer,
+        responses={201: TenantInviteCreatedSerializer, **error_responses("invalid_request", *TENANT_ERRORS)},
+    )
+    def post(self, request, tenant_id):
+        tenant = _tenant_of(self, tenant_id)
+        body = self.TenantInviteInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        email, role = body.validated_data["email"].strip().lower(), body.validated_data["role"]
+        if user_sign_in_candidate_by_email_across_tenants(email=email) is not None:
+            raise _invalid("email", "An account with this email already exists.")
+        with tenant_scope(tenant.id):
+            invite, code = invite_create(created_by=None, tenant=tenant, role=role, email=email)
+        answer = {
+            "id": invite.id,
+            "tenant_id": tenant.id,
+            "email": invite.email,
+            "role": invite.role,
+            "expires_at": invite.expires_at,
+            "code": code,
+        }
+        return Response(self.TenantInviteCreatedSerializer(answer).data, status=status.HTTP_201_CREATED)
 
 
 class TenantResumeApi(TenantSuspendApi):

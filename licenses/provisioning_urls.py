@@ -15,6 +15,11 @@ urlpatterns = [
     path(
         "tenants/<uuid:tenant_id>/resume", views.TenantResumeApi.as_view(), name="provisioning-tenant-resume"
     ),
+    path(
+        "tenants/<uuid:tenant_id>/invites",
+        views.TenantInviteApi.as_view(),
+        name="provisioning-tenant-invites",
+    ),
     path("licenses", views.LicenseListApi.as_view(), name="provisioning-licenses"),
     path("licenses/<uuid:license_id>", views.LicenseDetailApi.as_view(), name="provisioning-license"),
     path(

@@ -545,3 +545,43 @@ def test_a_tenant_name_is_kept_on_one_line(operator_key, acme):
     assert renamed.json()["name"] == "Acme Corp"
     blank = api.patch(f"{BASE}/tenants/{acme.id}", {"name": "\n\x00\x07"}, format="json")
     assert blank.status_code == 400
+
+
+def test_a_provisioned_tenants_first_admin_is_invited_by_email_and_accepts_in_the_browser(
+    operator_key, acme_key, globex, settings
+):
+    """A tenant made over the API gets its first admin from the API too: the
+    invite is emailed with the link to the page that accepts it."""
+    import re
+
+    from django.core import mail
+    from django.test import Client
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    api = key_client(operator_key)
+    tenant = api.post(f"{BASE}/tenants", {"name": "Initech"}, format="json").json()
+    invited = api.post(
+        f"{BASE}/tenants/{tenant['id']}/invites", {"email": "Boss@Initech.test"}, format="json"
+    )
+    assert invited.status_code == 201, invited.content
+    assert invited.json()["role"] == "admin" and invited.json()["email"] == "boss@initech.test"
+    [message] = [m for m in mail.outbox if m.to == ["boss@initech.test"]]
+    [link] = re.findall(r"https?://\S+/dashboard/invite/\?code=\S+", message.body)
+    browser = Client()
+    page = browser.get(link[link.index("/dashboard/") :], follow=True)
+    assert page.status_code == 200 and "Initech" in page.content.decode()
+
+    # An email that already has an account, another tenant's id with a tenant key, bad input.
+    taken = api.post(f"{BASE}/tenants/{tenant['id']}/invites", {"email": "boss@initech.test"}, format="json")
+    assert taken.status_code == 201  # an invite is not an account: a second one may be sent
+    member = tenant_member(globex)
+    refused = api.post(f"{BASE}/tenants/{tenant['id']}/invites", {"email": member.user.email}, format="json")
+    assert (refused.status_code, error_code(refused)) == (400, "invalid_request")
+    other = key_client(acme_key).post(
+        f"{BASE}/tenants/{globex.id}/invites", {"email": "x@y.test"}, format="json"
+    )
+    assert (other.status_code, error_code(other)) == (404, "tenant_not_found")
+    bad = api.post(
+        f"{BASE}/tenants/{tenant['id']}/invites", {"email": "x@y.test", "role": "owner"}, format="json"
+    )
+    assert bad.status_code == 400
