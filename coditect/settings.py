@@ -664,6 +664,11 @@ CELERY_BEAT_SCHEDULE.update(
 # A target must be https:// (http:// only with DEBUG); loopback only with DEBUG;
 # private, link-local and reserved ranges only with WEBHOOK_ALLOW_PRIVATE_TARGETS.
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# A PEM bundle of CAs trusted for https:// targets besides the system's (receivers
+# with certificates of a private CA); empty: the system's trust only.
+WEBHOOK_CA_FILE = env.str("WEBHOOK_CA_FILE", default="")
+if WEBHOOK_CA_FILE and not Path(WEBHOOK_CA_FILE).is_file():
+    raise ImproperlyConfigured(f"WEBHOOK_CA_FILE={WEBHOOK_CA_FILE} is not a file.")
 # Each try: connect and answer within this many seconds; at most this much of the answer is read.
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_RESPONSE_MAX_BYTES = env.int("WEBHOOK_RESPONSE_MAX_BYTES", default=4096)

@@ -9,6 +9,9 @@ only unless DEBUG; loopback only with DEBUG; private, link-local, reserved,
 multicast and unspecified ranges only with WEBHOOK_ALLOW_PRIVATE_TARGETS.
 Redirects are not followed (http.client never does; a 3xx is a failure), each
 try has a timeout, and at most WEBHOOK_RESPONSE_MAX_BYTES of the answer is read.
+Over https:// the certificate is checked against the URL's host name (SNI),
+trusted by the system's CAs and WEBHOOK_CA_FILE's, while the connection goes
+to the checked address all the same.
 """
 
 from __future__ import annotations
@@ -110,13 +113,18 @@ def target_check_url(url: str) -> None:
     address_check(host)
 
 
+def host_addresses(host: str, port: int) -> list[str]:
+    """The addresses a host name resolves to: the sender's one resolver (the
+    connection itself never resolves again)."""
+    return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
 def target_resolve(url: str) -> Target:
     parts, port = _split(url)
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        addresses = host_addresses(parts.hostname, port)
     except (socket.gaierror, UnicodeError) as error:
         raise TargetForbidden(f"The host does not resolve: {error}") from None
-    addresses = [info[4][0] for info in infos]
     if not addresses:
         raise TargetForbidden("The host does not resolve.")
     # Every address it resolves to must pass, not just the one used.
@@ -137,9 +145,19 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
+def tls_context() -> ssl.SSLContext:
+    """The system's trust, plus WEBHOOK_CA_FILE's CAs if set (a vendor whose
+    receivers carry certificates of a private CA); certificates and host
+    names are always checked."""
+    context = ssl.create_default_context()
+    if settings.WEBHOOK_CA_FILE:
+        context.load_verify_locations(cafile=settings.WEBHOOK_CA_FILE)
+    return context
+
+
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, target: Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+        super().__init__(target.host, target.port, timeout=timeout, context=tls_context())
         self._address = target.address
 
     def connect(self) -> None:
