@@ -272,14 +272,7 @@ def invite_accept(*, invite_code: str, email: str, password: str, full_name: str
         invite_code=invite_code, email=email, password=password, full_name=full_name
     )
     with tenant_scope(user.tenant_id):
-        audit_record(
-            action=Event.AUTH_LOGIN,
-            tenant_id=user.tenant_id,
-            user=user,
-            target=user,
-            details={"method": "invite"},
-        )
-    return user
+        return _dashboard_signed_in(user, method="invite")
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -596,13 +589,13 @@ _DASHBOARD_REFUSALS = {
 }
 
 
-def _dashboard_signed_in(user: User) -> User:
+def _dashboard_signed_in(user: User, *, method: str = "dashboard") -> User:
     audit_record(
         action=Event.AUTH_LOGIN,
         tenant_id=user.tenant_id,
         user=user,
         target=user,
-        details={"method": "dashboard"},
+        details={"method": method},
     )
     return user
 

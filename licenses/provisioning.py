@@ -431,12 +431,19 @@ class TenantInviteApi(ProvisioningAPIView):
             "An invite to this tenant for `email` in `role` (`admin` without one: the tenant's first "
             "admin), emailed to that address once it is saved, with a link to the page that accepts it "
             "(`/dashboard/invite/`). The `code` is in this answer only. An email that already has an "
-            "account here is 400 (an email is one account). Audited as `invite.created`."
+            "account here is 400 (an email is one account). Operator-wide keys only (a tenant's admins "
+            "invite through `POST /invites`). Audited as `invite.created`."
         ),
         request=TenantInviteInputSerializer,
-        responses={201: TenantInviteCreatedSerializer, **error_responses("invalid_request", *TENANT_ERRORS)},
+        responses={
+            201: TenantInviteCreatedSerializer,
+            **error_responses("invalid_request", "permission_denied", *TENANT_ERRORS),
+        },
     )
     def post(self, request, tenant_id):
+        # Operator-wide keys only: the refusal of an email that has an account
+        # is a read across tenants, which a tenant's key must not make.
+        self.require_operator()
         tenant = _tenant_of(self, tenant_id)
         body = self.TenantInviteInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)

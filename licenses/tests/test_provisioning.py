@@ -577,10 +577,13 @@ def test_a_provisioned_tenants_first_admin_is_invited_by_email_and_accepts_in_th
     member = tenant_member(globex)
     refused = api.post(f"{BASE}/tenants/{tenant['id']}/invites", {"email": member.user.email}, format="json")
     assert (refused.status_code, error_code(refused)) == (400, "invalid_request")
-    other = key_client(acme_key).post(
+    # A tenant's own key may not: the account check reads across tenants.
+    own = key_client(acme_key).post(
         f"{BASE}/tenants/{globex.id}/invites", {"email": "x@y.test"}, format="json"
     )
-    assert (other.status_code, error_code(other)) == (404, "tenant_not_found")
+    assert (own.status_code, error_code(own)) == (403, "permission_denied")
+    unknown = api.post(f"{BASE}/tenants/{uuid.uuid4()}/invites", {"email": "x@y.test"}, format="json")
+    assert (unknown.status_code, error_code(unknown)) == (404, "tenant_not_found")
     bad = api.post(
         f"{BASE}/tenants/{tenant['id']}/invites", {"email": "x@y.test", "role": "owner"}, format="json"
     )
