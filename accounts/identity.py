@@ -44,6 +44,9 @@ class Identity:
     email: str
     email_verified: bool
     name: str
+    # The second factor of this sign-in ("totp", "phone"), "" when none: the
+    # token's firebase.sign_in_second_factor claim, set by Identity Platform's MFA.
+    second_factor: str = ""
 
 
 def identity_platform_enabled() -> bool:
@@ -113,4 +116,5 @@ def identity_token_verify(token: str) -> Identity:
         email=str(claims.get("email") or "").strip().lower(),
         email_verified=claims.get("email_verified") is True,
         name=str(claims.get("name") or ""),
+        second_factor=str(firebase.get("sign_in_second_factor") or ""),
     )

@@ -573,10 +573,11 @@ class DashboardSignInFailed(Exception):
     """The dashboard's refusal, with the sentence its sign-in page shows
     (and, for a locked account, the seconds until it may try again)."""
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None, status: int = 401) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.status = 429 if retry_after else status
 
 
 WRONG_CREDENTIALS = "Wrong email or password."
@@ -586,6 +587,9 @@ _DASHBOARD_REFUSALS = {
     "password_login_disabled": "Password sign-in is turned off on this server.",
     "tenant_inactive": "This tenant is deactivated.",
     "not_tenant_admin": "The dashboard is for tenant admins.",
+    "second_factor_required": (
+        "Tenant admins sign in here with Google or GitHub and a second factor; passwords are not enough."
+    ),
 }
 
 
@@ -610,7 +614,7 @@ def auth_login_dashboard(*, email: str, password: str) -> User:
             password=password,
             method="dashboard",
             signed_in=_dashboard_signed_in,
-            refuse=lambda user: None if user.is_tenant_admin else "not_tenant_admin",
+            refuse=lambda user: _dashboard_refusal(user, second_factor=False),
         )
     except PasswordThrottled as throttled:
         raise DashboardSignInFailed(
@@ -623,30 +627,93 @@ def auth_login_dashboard(*, email: str, password: str) -> User:
         raise DashboardSignInFailed(_DASHBOARD_REFUSALS.get(refused.reason, WRONG_CREDENTIALS)) from None
 
 
-def auth_login_id_token(*, id_token: str) -> TokenPair:
+_IDENTITY_REFUSALS = {
+    "inactive_user": "This account is deactivated.",
+    "not_tenant_admin": "The dashboard is for tenant admins.",
+    "second_factor_required": (
+        "Tenant admins sign in here with a second factor. Enrol one (an authenticator app) for your "
+        "Google or GitHub sign-in, then sign in again."
+    ),
+}
+NO_LINKED_ACCOUNT = (
+    "No account is linked to this sign-in. Register with an invite code or a tenant name first."
+)
+
+
+def _identity_sign_in(
+    *,
+    id_token: str,
+    method: str,
+    signed_in: Callable[[User], SignedIn],
+    refuse: Callable[[User, Identity], str | None] | None = None,
+) -> SignedIn:
+    """The one Identity Platform check every door uses (the API's login, the
+    dashboard's), as `_password_sign_in` is for passwords: the active member
+    the ID token names is passed to `signed_in` inside its tenant's scope.
+    Every refusal writes `auth.login_failed`; an invalid token or a sign-in
+    no account is linked to raises NotAuthenticated, Identity Platform out of
+    reach ServiceUnavailable, and a member turned away (deactivated, or by the
+    door's `refuse`) NotAuthenticated with the reason's sentence."""
     try:
         identity = identity_verify(id_token=id_token)
     except NotAuthenticated:
-        _login_failed(reason="invalid_id_token", method="identity_platform", email="")
+        _login_failed(reason="invalid_id_token", method=method, email="")
         raise
     candidate = user_resolve_identity(identity=identity)
     if candidate is None:
-        _login_failed(reason="no_account", method="identity_platform", email=identity.email)
-        raise NotAuthenticated(
-            "No account is linked to this sign-in. Register with an invite code or a tenant name first."
-        )
+        _login_failed(reason="no_account", method=method, email=identity.email)
+        raise NotAuthenticated(NO_LINKED_ACCOUNT)
     with tenant_scope(candidate.tenant_id):
         user = User.objects.select_related("tenant").filter(pk=candidate.id).first()
         if user is not None and user.is_active_member:
-            return _session_start(user=user, method="identity_platform")
+            reason = refuse(user, identity) if refuse is not None else None
+            if reason is None:
+                return signed_in(user)
+        else:
+            reason = "inactive_user"
         _login_failed(
-            reason="inactive_user",
-            method="identity_platform",
-            email=identity.email,
-            tenant_id=candidate.tenant_id,
-            user=user,
+            reason=reason, method=method, email=identity.email, tenant_id=candidate.tenant_id, user=user
         )
-    raise NotAuthenticated("This account is deactivated.")
+    raise NotAuthenticated(_IDENTITY_REFUSALS[reason])
+
+
+def auth_login_id_token(*, id_token: str) -> TokenPair:
+    return _identity_sign_in(
+        id_token=id_token,
+        method="identity_platform",
+        signed_in=lambda user: _session_start(user=user, method="identity_platform"),
+    )
+
+
+def _dashboard_refusal(user: User, *, second_factor: bool) -> str | None:
+    """The dashboard's own rule, for either door: tenant admins only, and with
+    DASHBOARD_ADMIN_MFA_REQUIRED a second factor (which only an Identity
+    Platform sign-in can show)."""
+    if not user.is_tenant_admin:
+        return "not_tenant_admin"
+    if settings.DASHBOARD_ADMIN_MFA_REQUIRED and not second_factor:
+        return "second_factor_required"
+    return None
+
+
+def auth_login_dashboard_identity(*, id_token: str) -> User:
+    """The member an Identity Platform ID token names, signed in to the
+    dashboard (the token as the SDK's sign-in pop-up gave it to the page), or
+    DashboardSignInFailed: 401 for a token or member refused, 503 when
+    Identity Platform cannot be asked."""
+    try:
+        return _identity_sign_in(
+            id_token=id_token,
+            method="dashboard_identity",
+            signed_in=lambda user: _dashboard_signed_in(user, method="identity_platform"),
+            refuse=lambda user, identity: _dashboard_refusal(
+                user, second_factor=bool(identity.second_factor)
+            ),
+        )
+    except NotAuthenticated as refused:
+        raise DashboardSignInFailed(refused.message) from None
+    except ServiceUnavailable as down:
+        raise DashboardSignInFailed(down.message, status=503) from None
 
 
 def auth_refresh(*, refresh_token: str) -> TokenPair:

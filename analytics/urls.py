@@ -7,6 +7,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("login/", views.sign_in, name="login"),
+    path("login/identity/", views.sign_in_identity, name="login-identity"),
     path("logout/", views.sign_out, name="logout"),
     path("password/reset/", views.password_reset, name="password-reset"),
     path("password/reset/confirm/", views.password_reset_set, name="password-reset-confirm"),

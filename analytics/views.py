@@ -25,6 +25,7 @@ from accounts.selectors import invite_get_by_code
 from accounts.services import (
     DashboardSignInFailed,
     auth_login_dashboard,
+    auth_login_dashboard_identity,
     invite_accept,
     password_reset_confirm,
     password_reset_link_check,
@@ -33,8 +34,10 @@ from accounts.services import (
 from analytics.charts import seat_gauge, usage_chart
 from analytics.dashboard import dashboard_session_start, tenant_admin_view
 from analytics.selectors import usage_series
+from analytics.signin import identity_sign_in_enabled, identity_sign_in_page
 from audit.models import AuditLog
 from core.errors import ApplicationError, ServiceUnavailable
+from core.middleware import content_security_policy_header
 from licenses.leases import lease_force_release
 from licenses.ledger.gateway import seat_ledger
 from licenses.selectors import LicenseNotFound, license_get, license_list, license_state
@@ -50,33 +53,80 @@ def _usable(text: str) -> bool:
     return "\x00" not in text
 
 
-@require_http_methods(["GET", "POST"])
-def sign_in(request):
+def _next_url(request) -> str:
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
-        next_url = ""
-    error = ""
-    email = ""
-    retry_after = None
-    if request.method == "POST":
-        email = request.POST.get("email", "")[:254]
-        try:
-            user = auth_login_dashboard(email=email, password=request.POST.get("password", ""))
-        except DashboardSignInFailed as failure:
-            error, retry_after = failure.message, failure.retry_after
-            email = email if _usable(email) else ""
-        else:
-            dashboard_session_start(request, user)
-            return redirect(next_url or "dashboard:overview")
+        return ""
+    return next_url
+
+
+def _sign_in_page(request, *, next_url: str, email: str = "", failure: DashboardSignInFailed | None = None):
+    """The sign-in page: the password form when passwords are on, the Google
+    and GitHub buttons when Identity Platform is configured (analytics.signin)."""
+    identity, policy = identity_sign_in_page()
     response = render(
         request,
         "dashboard/login.html",
-        {"error": error, "email": email, "next": next_url},
-        status=429 if retry_after else 401 if error else 200,
+        {
+            "error": failure.message if failure else "",
+            "email": email,
+            "next": next_url,
+            "password_enabled": settings.PASSWORD_LOGIN_ENABLED,
+            "identity": identity,
+        },
+        status=failure.status if failure else 200,
     )
-    if retry_after:
-        response["Retry-After"] = str(retry_after)
+    if failure and failure.retry_after:
+        response["Retry-After"] = str(failure.retry_after)
+    elif failure and failure.status == 503:
+        response["Retry-After"] = "5"
+    if policy:
+        response[content_security_policy_header()] = policy
+    if identity:
+        # Google's sign-in pop-up is on another origin and answers its opener:
+        # the site's "same-origin" opener policy would cut it off.
+        response["Cross-Origin-Opener-Policy"] = "same-origin-allow-popups"
     return response
+
+
+@require_http_methods(["GET", "POST"])
+def sign_in(request):
+    next_url = _next_url(request)
+    if request.method == "GET":
+        return _sign_in_page(request, next_url=next_url)
+    email = request.POST.get("email", "")[:254]
+    try:
+        user = auth_login_dashboard(email=email, password=request.POST.get("password", ""))
+    except DashboardSignInFailed as failure:
+        return _sign_in_page(
+            request, next_url=next_url, email=email if _usable(email) else "", failure=failure
+        )
+    dashboard_session_start(request, user)
+    return redirect(next_url or "dashboard:overview")
+
+
+# An ID token is three base64url parts of a few hundred bytes each.
+MAX_ID_TOKEN_LENGTH = 8192
+
+
+@require_POST
+def sign_in_identity(request):
+    """Where the sign-in page posts the ID token Identity Platform gave it
+    (Google or GitHub, through the Firebase Auth SDK's pop-up): verified with
+    firebase-admin as the API's sign-in does, then a dashboard session."""
+    next_url = _next_url(request)
+    id_token = request.POST.get("id_token", "")
+    if not identity_sign_in_enabled():
+        raise Http404("Identity Platform sign-in is not configured.")
+    if not id_token or len(id_token) > MAX_ID_TOKEN_LENGTH or not id_token.isascii():
+        failure = DashboardSignInFailed("The sign-in did not complete; try again.", status=400)
+        return _sign_in_page(request, next_url=next_url, failure=failure)
+    try:
+        user = auth_login_dashboard_identity(id_token=id_token)
+    except DashboardSignInFailed as failure:
+        return _sign_in_page(request, next_url=next_url, failure=failure)
+    dashboard_session_start(request, user)
+    return redirect(next_url or "dashboard:overview")
 
 
 @require_POST

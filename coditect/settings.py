@@ -500,6 +500,23 @@ REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=DEBUG)
 IDENTITY_PLATFORM_PROJECT_ID = env.str("IDENTITY_PLATFORM_PROJECT_ID", default="")
 IDENTITY_PLATFORM_CREDENTIALS_FILE = env.str("IDENTITY_PLATFORM_CREDENTIALS_FILE", default="")
 IDENTITY_PLATFORM_HTTP_TIMEOUT = env.float("IDENTITY_PLATFORM_HTTP_TIMEOUT", default=5.0)
+# The dashboard's sign-in page runs the Firebase Auth web SDK (vendored in
+# analytics/static/vendor/) with the project's Web API key (a public identifier
+# of the project, not a secret) and auth domain (where Google's sign-in pop-up
+# is served: <project>.firebaseapp.com unless a custom domain is set up). With
+# no API key the dashboard offers no Google or GitHub button.
+IDENTITY_PLATFORM_API_KEY = env.str("IDENTITY_PLATFORM_API_KEY", default="")
+IDENTITY_PLATFORM_AUTH_DOMAIN = env.str(
+    "IDENTITY_PLATFORM_AUTH_DOMAIN",
+    default=f"{IDENTITY_PLATFORM_PROJECT_ID}.firebaseapp.com" if IDENTITY_PLATFORM_PROJECT_ID else "",
+)
+IDENTITY_PLATFORM_PROVIDERS = env.list("IDENTITY_PLATFORM_PROVIDERS", default=["google.com", "github.com"])
+if unknown := set(IDENTITY_PLATFORM_PROVIDERS) - {"google.com", "github.com"}:
+    raise ImproperlyConfigured(f"IDENTITY_PLATFORM_PROVIDERS: {sorted(unknown)} (google.com, github.com)")
+# Tenant admins must sign in to the dashboard with a second factor: an
+# Identity Platform sign-in whose token carries its multi-factor claim (TOTP or
+# SMS, enrolled in Identity Platform); their password sign-in is refused then.
+DASHBOARD_ADMIN_MFA_REQUIRED = env.bool("DASHBOARD_ADMIN_MFA_REQUIRED", default=False)
 # Requests per window (default a minute); 0 turns that limit off.
 RATE_LIMIT_PER_IP = env.int("RATE_LIMIT_PER_IP", default=100)
 RATE_LIMIT_PER_USER = env.int("RATE_LIMIT_PER_USER", default=600)

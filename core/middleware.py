@@ -141,6 +141,34 @@ class RequestBodyLimitMiddleware:
         return None
 
 
+def content_security_policy_header() -> str:
+    from django.conf import settings
+
+    if settings.CONTENT_SECURITY_POLICY_REPORT_ONLY:
+        return "Content-Security-Policy-Report-Only"
+    return "Content-Security-Policy"
+
+
+def content_security_policy_widened(additions: dict[str, list[str]]) -> str:
+    """The site's policy with more sources for some directives, for the one
+    page that needs them (the dashboard's sign-in with Identity Platform). A
+    directive the policy lacks starts from its default-src; "" when the site
+    sends no policy."""
+    from django.conf import settings
+
+    policy = settings.CONTENT_SECURITY_POLICY
+    if not policy:
+        return ""
+    directives = {}
+    for part in policy.split(";"):
+        if words := part.split():
+            directives[words[0]] = words[1:]
+    for name, sources in additions.items():
+        current = directives.get(name, list(directives.get("default-src", [])))
+        directives[name] = [*[s for s in current if s != "'none'"], *sources]
+    return "; ".join(" ".join([name, *sources]) for name, sources in directives.items())
+
+
 class ContentSecurityPolicyMiddleware:
     """Send settings.CONTENT_SECURITY_POLICY on HTML responses (dashboard, admin).
 
@@ -153,11 +181,7 @@ class ContentSecurityPolicyMiddleware:
 
         self.get_response = get_response
         self.policy = settings.CONTENT_SECURITY_POLICY
-        self.header = (
-            "Content-Security-Policy-Report-Only"
-            if settings.CONTENT_SECURITY_POLICY_REPORT_ONLY
-            else "Content-Security-Policy"
-        )
+        self.header = content_security_policy_header()
         self.exempt = [re.compile(pattern) for pattern in settings.CONTENT_SECURITY_POLICY_EXEMPT]
 
     def __call__(self, request):

@@ -51,14 +51,35 @@ def _certificate(key) -> str:
 
 
 class GoogleEdge:
-    def __init__(self, project_id: str) -> None:
+    def __init__(
+        self, project_id: str, *, key=None, kid: str | None = None, lookup_any: bool = False
+    ) -> None:
         self.project_id = project_id
-        self.key = _KEY
-        self.kid = uuid.uuid4().hex[:16]
+        self.key = key or _KEY
+        self.kid = kid or uuid.uuid4().hex[:16]
         self.certificates = {self.kid: _certificate(self.key)}
         self.users: dict[str, dict] = {}
+        # Answer the revocation lookup for any uid as an enabled user (a
+        # server in another process cannot be told of each user added here).
+        self.lookup_any = lookup_any
         self.calls: list[tuple[str, str]] = []
         self.down = False
+
+    # --- the same edge in a test server's process (google_edge_site/) --------------
+
+    def save(self, path) -> str:
+        """This edge's key and project in a file, for `from_file` in another process."""
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        path.write_text(json.dumps({"project_id": self.project_id, "kid": self.kid, "key": pem}))
+        return str(path)
+
+    @classmethod
+    def from_file(cls, path: str) -> GoogleEdge:
+        saved = json.loads(open(path).read())
+        key = serialization.load_pem_private_key(saved["key"].encode(), password=None)
+        return cls(saved["project_id"], key=key, kid=saved["kid"], lookup_any=True)
 
     # --- what the tests do ---------------------------------------------------------
 
@@ -82,6 +103,7 @@ class GoogleEdge:
         expires_at: int | None = None,
         key=None,
         kid: str | None = None,
+        second_factor: str = "",
     ) -> str:
         """An ID token as Identity Platform makes one."""
         if uid not in self.users:
@@ -100,6 +122,8 @@ class GoogleEdge:
         }
         if email:
             claims.update(email=email, email_verified=email_verified)
+        if second_factor:  # as Identity Platform's MFA sets them
+            claims["firebase"].update(sign_in_second_factor=second_factor, second_factor_identifier="f-1")
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
 
     def service_account_file(self, directory) -> str:
@@ -136,11 +160,18 @@ class GoogleEdge:
         lookup = f"/v1/projects/{self.project_id}/accounts:lookup"
         if url.hostname == "identitytoolkit.googleapis.com" and url.path == lookup:
             uids = json.loads(request.body or b"{}").get("localId", [])
+            if self.lookup_any:
+                for uid in uids:
+                    self.users.setdefault(
+                        uid, {"localId": uid, "disabled": False, "validSince": str(int(time.time()) - 3600)}
+                    )
             found = [self.users[uid] for uid in uids if uid in self.users]
             return 200, {}, json.dumps({"users": found} if found else {}).encode()
         return 404, {}, b'{"error": {"code": 404, "message": "not found"}}'
 
-    def install(self, monkeypatch) -> GoogleEdge:
+    def install(self, monkeypatch=None) -> GoogleEdge:
+        """Answer for Google's hosts at requests' transport: through the test's
+        monkeypatch, or (None: a test server's process) for the process's life."""
         real_send = requests.adapters.HTTPAdapter.send
         edge = self
 
@@ -158,5 +189,8 @@ class GoogleEdge:
             )
             return adapter.build_response(request, raw)
 
-        monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+        if monkeypatch is None:
+            requests.adapters.HTTPAdapter.send = send
+        else:
+            monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
         return self
