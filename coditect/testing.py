@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -698,3 +699,30 @@ def chromium_context(profile_dir, *, args=(), **options):
                 context.close()
 
     return launched()
+
+
+# axe-core (vendored from npm, coditect/tests/vendor/; bin/vendor-frontend) runs
+# in the page: an init script, so the page's own content security policy, which
+# rightly refuses any script but ours, does not stop the check.
+AXE_CORE = Path(__file__).resolve().parent / "tests" / "vendor" / "axe-core" / "4.14.1" / "axe.min.js"
+# WCAG 2.1 A and AA, and axe's best practices.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+
+
+def axe_install(context) -> None:
+    context.add_init_script(path=str(AXE_CORE))
+
+
+def axe_serious_violations(page) -> list[str]:
+    """The page's serious and critical accessibility violations, as readable
+    lines (rule, impact, the first offending elements)."""
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
+        AXE_TAGS,
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(" ".join(node["target"]) for node in v["nodes"][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
