@@ -20,7 +20,7 @@ from django.conf import settings
 from accounts.tests.google_edge import GoogleEdge
 from analytics.tests.identity_stand_in import IdentityPlatformStandIn
 from coditect.personas import tenant_admin, tenant_member
-from coditect.testing import LiveServer, chromium_context
+from coditect.testing import LiveServer, axe_install, axe_serious_violations, chromium_context
 from licenses.tests.factories import LicenseFactory
 from tenants.tests.factories import TenantFactory
 
@@ -81,6 +81,7 @@ def browser(tmp_path, scene):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with chromium_context(tmp_path / "chromium-profile") as context:
         stand_in = IdentityPlatformStandIn(edge, auth_domain=AUTH_DOMAIN).install(context)
+        axe_install(context)
         errors: list[str] = []
         context.on(
             "console", lambda message: errors.append(message.text) if message.type == "error" else None
@@ -89,10 +90,13 @@ def browser(tmp_path, scene):
 
 
 def shots(page, name: str) -> None:
+    """Screenshots at desktop and phone widths, and axe-core's check at both."""
     page.screenshot(path=str(ARTIFACTS / f"{name}-desktop.png"), full_page=True)
+    assert axe_serious_violations(page) == []
     desktop = page.viewport_size
     page.set_viewport_size(PHONE)
     page.screenshot(path=str(ARTIFACTS / f"{name}-phone.png"), full_page=True)
+    assert axe_serious_violations(page) == []
     page.set_viewport_size(desktop)
 
 
