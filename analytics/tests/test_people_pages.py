@@ -418,3 +418,18 @@ def test_a_seat_ledger_that_does_not_answer_is_a_notice_not_an_error_page(world,
 
     assert page.status_code == 200
     assert 'data-testid="ledger-down"' in text(page) and "member@acme.test" in text(page)
+
+
+def test_a_deactivated_admins_dashboard_session_ends_at_its_next_request(world):
+    acme = world["acme"]
+    with tenant_scope(acme.id):
+        UserFactory(tenant=acme, email="second@acme.test", role=Role.TENANT_ADMIN)
+    theirs = signed_in("second@acme.test")
+    assert theirs.get(PAGE).status_code == 200
+
+    done = signed_in().post(f"{PAGE}{user(acme, 'second@acme.test').pk}/deactivate/")
+
+    assert done.status_code == 302
+    assert theirs.get(PAGE).status_code == 302  # to sign-in
+    refused = Client().post("/dashboard/login/", {"email": "second@acme.test", "password": TEST_PASSWORD})
+    assert refused.status_code == 401
