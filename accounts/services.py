@@ -1133,7 +1133,7 @@ def user_role_change(*, user: User, role: str, actor: User) -> User:
             tenant_id=current.tenant_id,
             user=actor,
             target=current,
-            details={"from": previous, "to": role},
+            details={"role": {"from": previous, "to": role}},
         )
     return current
 

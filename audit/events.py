@@ -149,9 +149,9 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.INVITE_CREATED: frozenset({D.ROLE, "email", "expires_at"}),
     Event.INVITE_REDEEMED: frozenset(),
     Event.INVITE_REVOKED: frozenset(),
-    # People (issue 16): a role change names its `from` and `to` roles.
+    # People (issue 16): a role change carries `role` as {"from": old, "to": new}.
     Event.INVITE_RESENT: frozenset({"email", "expires_at"}),
-    Event.USER_ROLE_CHANGED: frozenset({"from", "to"}),
+    Event.USER_ROLE_CHANGED: frozenset({D.ROLE}),
     Event.USER_DEACTIVATED: frozenset(),
     Event.USER_REACTIVATED: frozenset(),
     Event.AUTH_LOGIN: frozenset({D.METHOD, D.FAMILY_ID}),

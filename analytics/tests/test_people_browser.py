@@ -136,7 +136,7 @@ def test_an_admin_invites_by_email_and_a_deactivated_users_seat_ends_at_its_next
         ivy = User.objects.get(email=INVITEE)
         rows = {row.action: row for row in AuditLog.objects.filter(target_id=str(ivy.pk))}
     assert (ivy.role, ivy.is_active) == ("readonly", False)
-    assert rows["user.role_changed"].details == {"from": "user", "to": "readonly"}
+    assert rows["user.role_changed"].details == {"role": {"from": "user", "to": "readonly"}}
     assert {"user.registered", "user.role_changed", "user.deactivated", "auth.sign_ins_ended"} <= set(rows)
     assert rows["user.deactivated"].actor == "admin@acme.test"
 

@@ -22,7 +22,7 @@ from accounts.selectors import invite_get_by_code
 from accounts.tests.factories import TEST_PASSWORD, InviteFactory, RefreshTokenFactory, UserFactory
 from analytics.dashboard import SESSION_TENANT_KEY
 from audit.models import AuditLog
-from audit.readable import ACTION_WORDS
+from audit.readable import ACTION_WORDS, action_text, details_text
 from coditect.personas import api_client, tenant_admin, tenant_member
 from licenses.ledger import get_seat_ledger
 from licenses.tests.factories import LicenseFactory
@@ -250,7 +250,7 @@ def test_a_role_change_is_audited_from_and_to(world):
     assert changed.status_code == 302
     assert user(world["acme"], "member@acme.test").role == Role.READ_ONLY
     [row] = audit(world["acme"], "user.role_changed")
-    assert row.details == {"from": "user", "to": "readonly"} and row.target_id == str(member.pk)
+    assert row.details == {"role": {"from": "user", "to": "readonly"}} and row.target_id == str(member.pk)
     assert row.user_id == world["admin"].user.pk
 
 
@@ -433,3 +433,11 @@ def test_a_deactivated_admins_dashboard_session_ends_at_its_next_request(world):
     assert theirs.get(PAGE).status_code == 302  # to sign-in
     refused = Client().post("/dashboard/login/", {"email": "second@acme.test", "password": TEST_PASSWORD})
     assert refused.status_code == 401
+
+
+def test_a_role_change_reads_as_words_in_the_audit_log(world):
+    signed_in().post(f"{PAGE}{world['member'].user.pk}/role/", {"role": "readonly"})
+
+    [row] = audit(world["acme"], "user.role_changed")
+    assert action_text(row.action) == "Role changed"
+    assert "user → readonly" in details_text(row.details)
