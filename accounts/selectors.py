@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.db.models import Max
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.utils import timezone
 
 from accounts.models import Invite, RefreshToken, User
 from accounts.tokens import tenant_secret_parse
@@ -171,3 +174,45 @@ def user_sign_in_candidate_by_id_across_tenants(*, user_id: str) -> SignInCandid
     except ValueError:
         return None
     return _candidate(pk=user_uuid)
+
+
+# --- People (issue 16): the dashboard's People page ------------------------------------------
+
+
+def people_page(*, cursor: str | None, limit: int) -> Page:
+    """One page of the current tenant's users, by email (the scoped manager
+    picks the tenant)."""
+    return queryset_page(User.objects.all(), kind="people", order=("email", "id"), cursor=cursor, limit=limit)
+
+
+def invite_pending_page(*, cursor: str | None, limit: int) -> Page:
+    """One page of the current tenant's pending invites (not used, withdrawn
+    or expired), newest first, with who made each."""
+    pending = Invite.objects.filter(
+        used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).select_related("created_by")
+    return queryset_page(
+        pending, kind="pending-invites", order=("-created_at", "-id"), cursor=cursor, limit=limit
+    )
+
+
+def user_last_seen(*, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """When each of these users (of the current tenant) was last seen: the
+    newest of their last sign-in (API or dashboard: `last_login`) and their
+    last token refresh (an application that runs refreshes its access token
+    every ACCESS_TOKEN_LIFETIME seconds). Users never seen are left out."""
+    seen: dict[uuid.UUID, datetime] = {}
+    for pk, last_login in User.objects.filter(pk__in=user_ids, last_login__isnull=False).values_list(
+        "pk", "last_login"
+    ):
+        seen[pk] = last_login
+    refreshed = (
+        RefreshToken.objects.filter(user_id__in=user_ids)
+        .values("user_id")
+        .annotate(newest=Max("created_at"))
+        .values_list("user_id", "newest")
+    )
+    for pk, newest in refreshed:
+        if newest is not None and (pk not in seen or newest > seen[pk]):
+            seen[pk] = newest
+    return seen

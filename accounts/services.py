@@ -19,7 +19,9 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -1057,3 +1059,171 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
                 )
     if not valid:
         raise _reset_invalid()
+
+
+# --- People (issue 16): the dashboard's People page ------------------------------------------
+# A tenant admin invites by email, sends an invite again, changes a member's
+# role, deactivates and reactivates members. A tenant always keeps an active
+# admin: the last one can be neither demoted nor deactivated. Deactivating ends
+# every sign-in of the user (accounts.receivers, on the save) and their seats at
+# their next heartbeat (accounts.selectors.seat_holder_standing answers
+# `user_inactive` to the lease code: DESIGN.md invariant 11).
+
+INVITE_NOT_PENDING = "This invite is no longer pending (used, withdrawn or expired); send a new one."
+
+
+def _people_refusal(message: str, *, field: str = "form") -> ApplicationError:
+    return ApplicationError(message, details={"fields": {field: [message]}})
+
+
+def _active_admins_locked() -> list[uuid.UUID]:
+    """The ids of the current tenant's active admins, their rows locked (in one
+    order, so two admins changing each other at once wait rather than deadlock)."""
+    return list(
+        User.objects.select_for_update()
+        .filter(role=Role.TENANT_ADMIN, is_active=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _last_admin_check(*, user: User, admins: list[uuid.UUID], doing: str) -> None:
+    if user.role == Role.TENANT_ADMIN and user.is_active and not (set(admins) - {user.pk}):
+        raise _people_refusal(
+            f"{user.email} is the tenant's last active admin and cannot be {doing}: "
+            "make another member an admin first."
+        )
+
+
+def invite_send(*, actor: User, email: str, role: str) -> Invite:
+    """An invite to the actor's tenant for `email` in `role`, emailed to it on
+    commit (invite_create). Refused (400, nothing made): an address that is not
+    one, a role that is none, an address already a member of this tenant or
+    with a pending invite here. Whether the address has an account in another
+    tenant is not told (a tenant admin must not learn of other tenants); such
+    an invite cannot be accepted, as the invite page then says."""
+    email = email.strip().lower()
+    try:
+        if not email or "\x00" in email or len(email) > 254:
+            raise ValidationError("unusable")
+        validate_email(email)
+    except ValidationError:
+        raise _people_refusal(
+            "Give the person's email address (like name@example.com).", field="email"
+        ) from None
+    if role not in Role.values:
+        raise _people_refusal(f"Choose a role: one of {', '.join(Role.values)}.", field="role")
+    if User.objects.filter(email=email).exists():
+        raise _people_refusal(f"{email} is already a member of this tenant.", field="email")
+    now = timezone.now()
+    pending = Invite.objects.filter(
+        email=email, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+    ).exists()
+    if pending:
+        raise _people_refusal(
+            f"An invite for {email} is pending already; send it again from the list instead.", field="email"
+        )
+    invite, _code = invite_create(created_by=actor, role=role, email=email)
+    return invite
+
+
+def _invite_resend_slot_key(invite_id) -> str:
+    return f"accounts:invite-resend:{invite_id}"
+
+
+def _invite_resend_slot_take(invite_id) -> bool:
+    """At most one resend per invite per INVITE_RESEND_INTERVAL seconds; a
+    cache that is down holds nothing back (as the reset email's interval)."""
+    interval = settings.INVITE_RESEND_INTERVAL
+    if interval <= 0:
+        return True
+    try:
+        return bool(cache.add(_invite_resend_slot_key(invite_id), 1, timeout=interval))
+    except Exception:
+        logger.warning("invite resend interval not checked: the cache is unavailable", exc_info=True)
+        return True
+
+
+def invite_resend(*, invite: Invite, actor: User) -> Invite:
+    """Send a pending invite to its address again under a new code: the old
+    code stops working (its digest is replaced) and the invite's lifetime
+    starts again. 400 for an invite that is not pending or has no address,
+    429 `rate_limited` (with Retry-After) within INVITE_RESEND_INTERVAL
+    seconds of the last resend."""
+    with transaction.atomic():
+        current = Invite.objects.select_for_update().filter(pk=invite.pk).first()
+        if current is None or current.status() != "pending":
+            raise _people_refusal(INVITE_NOT_PENDING)
+        if not current.email:
+            raise _people_refusal("This invite has no email address to send to.")
+        if not _invite_resend_slot_take(current.pk):
+            wait = settings.INVITE_RESEND_INTERVAL
+            raise ApplicationError(
+                f"This invite was sent again moments ago; try again in up to {wait} seconds.",
+                code="rate_limited",
+                details={"retry_after": wait},
+                headers={"Retry-After": str(wait)},
+            )
+        code = tenant_secret_new(current.tenant_id)
+        current.code_digest = tenant_secret_digest(code)
+        current.expires_at = timezone.now() + timedelta(hours=settings.INVITE_LIFETIME_HOURS)
+        current.save(update_fields=["code_digest", "expires_at"])
+        audit_record(
+            action=Event.INVITE_RESENT,
+            tenant_id=current.tenant_id,
+            user=actor,
+            target=current,
+            details={"email": current.email, "expires_at": current.expires_at.isoformat()},
+        )
+        invite_email_enqueue(invite=current, code=code)
+    return current
+
+
+def user_role_change(*, user: User, role: str, actor: User) -> User:
+    """Give a member of the current tenant another role; audited with the role
+    it had and the one it has. The last active admin cannot be demoted (400).
+    The API reads the role from the database on every request, so the change
+    holds at the member's next request."""
+    if role not in Role.values:
+        raise _people_refusal(f"Choose a role: one of {', '.join(Role.values)}.", field="role")
+    with transaction.atomic():
+        admins = _active_admins_locked()
+        current = User.objects.select_for_update().get(pk=user.pk)
+        if current.role == role:
+            return current
+        _last_admin_check(user=current, admins=admins, doing="demoted")
+        previous = current.role
+        current.role = role
+        current.save(update_fields=["role"])
+        audit_record(
+            action=Event.USER_ROLE_CHANGED,
+            tenant_id=current.tenant_id,
+            user=actor,
+            target=current,
+            details={"role": {"from": previous, "to": role}},
+        )
+    return current
+
+
+def user_set_active(*, user: User, active: bool, actor: User) -> User:
+    """Deactivate (`active=False`) or reactivate a member of the current
+    tenant. Deactivation ends every sign-in of the user (the save does it:
+    accounts.receivers) and their seats at their next heartbeat (the lease
+    code asks seat_holder_standing); the last active admin cannot be
+    deactivated (400). A change that changes nothing is not audited."""
+    with transaction.atomic():
+        admins = _active_admins_locked()
+        current = User.objects.select_for_update().get(pk=user.pk)
+        if current.is_active == active:
+            return current
+        if not active:
+            _last_admin_check(user=current, admins=admins, doing="deactivated")
+        current.is_active = active
+        current.save(update_fields=["is_active"])
+        audit_record(
+            action=Event.USER_REACTIVATED if active else Event.USER_DEACTIVATED,
+            tenant_id=current.tenant_id,
+            user=actor,
+            target=current,
+        )
+    return current

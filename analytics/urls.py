@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics import views
+from analytics import people_views, views
 
 app_name = "dashboard"
 
@@ -16,4 +16,20 @@ urlpatterns = [
     path("licenses/<uuid:license_id>/", views.license_detail, name="license"),
     path("licenses/<uuid:license_id>/release/", views.lease_release, name="lease-release"),
     path("audit/", views.audit_log, name="audit"),
+    # People (issue 16): analytics/people_views.py
+    path("people/", people_views.people, name="people"),
+    path("people/invite/", people_views.people_invite, name="people-invite"),
+    path(
+        "people/invites/<uuid:invite_id>/resend/",
+        people_views.people_invite_resend,
+        name="people-invite-resend",
+    ),
+    path(
+        "people/invites/<uuid:invite_id>/revoke/",
+        people_views.people_invite_revoke,
+        name="people-invite-revoke",
+    ),
+    path("people/<uuid:user_id>/role/", people_views.people_role, name="people-role"),
+    path("people/<uuid:user_id>/deactivate/", people_views.people_deactivate, name="people-deactivate"),
+    path("people/<uuid:user_id>/reactivate/", people_views.people_reactivate, name="people-reactivate"),
 ]

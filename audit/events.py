@@ -20,6 +20,13 @@ class Event(StrEnum):
     INVITE_CREATED = "invite.created"
     INVITE_REDEEMED = "invite.redeemed"
     INVITE_REVOKED = "invite.revoked"
+    # The dashboard's People page (issue 16): an invite sent again with a new
+    # code (the old one stops), a member's role changed, a member deactivated
+    # and reactivated by a tenant admin.
+    INVITE_RESENT = "invite.resent"
+    USER_ROLE_CHANGED = "user.role_changed"
+    USER_DEACTIVATED = "user.deactivated"
+    USER_REACTIVATED = "user.reactivated"
     # Sign-in
     AUTH_LOGIN = "auth.login"
     AUTH_LOGIN_FAILED = "auth.login_failed"
@@ -142,6 +149,11 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.INVITE_CREATED: frozenset({D.ROLE, "email", "expires_at"}),
     Event.INVITE_REDEEMED: frozenset(),
     Event.INVITE_REVOKED: frozenset(),
+    # People (issue 16): a role change carries `role` as {"from": old, "to": new}.
+    Event.INVITE_RESENT: frozenset({"email", "expires_at"}),
+    Event.USER_ROLE_CHANGED: frozenset({D.ROLE}),
+    Event.USER_DEACTIVATED: frozenset(),
+    Event.USER_REACTIVATED: frozenset(),
     Event.AUTH_LOGIN: frozenset({D.METHOD, D.FAMILY_ID}),
     Event.AUTH_LOGIN_FAILED: frozenset({D.REASON, D.METHOD}),
     Event.AUTH_REFRESH_REUSED: frozenset({D.FAMILY_ID, D.REVOKED}),

@@ -489,6 +489,9 @@ AUTH_TOKEN_AUDIENCE = env.str("AUTH_TOKEN_AUDIENCE", default="coditect-api")
 ACCESS_TOKEN_LIFETIME = env.int("ACCESS_TOKEN_LIFETIME", default=3600)
 REFRESH_TOKEN_LIFETIME = env.int("REFRESH_TOKEN_LIFETIME", default=7 * 24 * 3600)
 INVITE_LIFETIME_HOURS = env.int("INVITE_LIFETIME_HOURS", default=72)
+# The dashboard's People page (issue 16): an invite is sent again (a new code) at
+# most once per this many seconds, so a button held down mails no one a flood.
+INVITE_RESEND_INTERVAL = env.int("INVITE_RESEND_INTERVAL", default=60)
 PASSWORD_LOGIN_ENABLED = env.bool("PASSWORD_LOGIN_ENABLED", default=True)
 # Whether anyone may register a new tenant (POST /auth/register with tenant_name);
 # closed, only an invite code registers (into the inviting tenant), and operators
