@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics import views
+from analytics import report_views, views
 
 app_name = "dashboard"
 
@@ -15,4 +15,10 @@ urlpatterns = [
     path("licenses/<uuid:license_id>/", views.license_detail, name="license"),
     path("licenses/<uuid:license_id>/release/", views.lease_release, name="lease-release"),
     path("audit/", views.audit_log, name="audit"),
+]
+
+# Monthly usage reports (h-reports)
+urlpatterns += [
+    path("reports/", report_views.report_list, name="reports"),
+    path("reports/<int:report_id>.csv", report_views.report_csv, name="report-csv"),
 ]
