@@ -315,7 +315,10 @@ def monthly_report_email(*, report_id: int, tenant_id: uuid.UUID | str) -> int:
         )
         if report is None:
             return 0
-        license = License.objects.select_related("tenant").get(id=report.license_id)
+        license = License.objects.select_related("tenant").filter(id=report.license_id).first()
+        if license is None:
+            return 0
+        # No active admin: nobody to send to; the report stays on the dashboard, marked sent to 0.
         to = tenant_admin_emails(license.tenant_id)
         sent = email_send(
             template="monthly_report",

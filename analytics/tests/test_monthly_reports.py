@@ -340,3 +340,10 @@ def test_the_command_refuses_a_month_that_is_not_past_or_not_a_month(world):
 def test_beat_runs_the_reports_and_their_prune():
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert {"analytics.monthly_reports", "analytics.monthly_reports_prune"} <= tasks
+
+
+def test_a_report_id_that_is_no_report_is_a_404(world):
+    client = signed_in("admin@acme.test")
+    for report_id in ("0", "12345", "9" * 30):
+        assert client.get(f"/dashboard/reports/{report_id}.csv").status_code == 404, report_id
+    assert client.get("/dashboard/reports/abc.csv").status_code == 404
