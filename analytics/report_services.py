@@ -107,19 +107,14 @@ def monthly_report_targets(*, month: date) -> list[tuple[str, str]]:
     _, end = month_bounds(month)
     with operator_scope():
         tenants = Tenant.objects.filter(is_active=True, deleted_at__isnull=True).values("id")
-        licenses = License.objects.filter(
-            deleted_at__isnull=True, created_at__lt=end, tenant_id__in=tenants
-        ).values_list("id", "tenant_id")
-        done = set(
-            MonthlyReport.objects.filter(month=month, emailed_at__isnull=False).values_list(
-                "license_id", flat=True
-            )
+        emailed = MonthlyReport.objects.filter(month=month, emailed_at__isnull=False).values("license_id")
+        licenses = (
+            License.objects.filter(deleted_at__isnull=True, created_at__lt=end, tenant_id__in=tenants)
+            .exclude(id__in=emailed)
+            .order_by("tenant_id", "created_at")
+            .values_list("id", "tenant_id")
         )
-        return [
-            (str(lid), str(tid))
-            for lid, tid in licenses.order_by("tenant_id", "created_at")
-            if lid not in done
-        ]
+        return [(str(lid), str(tid)) for lid, tid in licenses.iterator()]
 
 
 # --- building one report ----------------------------------------------------------------------
