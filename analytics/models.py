@@ -82,3 +82,47 @@ class UsageRollupRun(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.license_id} as of {self.rolled_up_to:%Y-%m-%d %H:%M}"
+
+
+class MonthlyReport(TenantOwnedModel):
+    """One license's usage over one past UTC month, as it was emailed to the
+    tenant's admins (analytics.report_services): the figures, read from the
+    same rollups as the usage API, and the CSV that was attached. Kept
+    MONTHLY_REPORT_RETENTION_DAYS; `emailed_at` is set in the transaction that
+    sent it, so a second run (or a second worker) sends nothing."""
+
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="+", db_index=False)
+    month = models.DateField(help_text="The first day of the UTC month reported on.")
+    max_seats = models.PositiveIntegerField(help_text="The license's seat limit when the report was made.")
+    peak_seats = models.PositiveIntegerField(default=0, help_text="Most seats held at one instant.")
+    average_seats = models.FloatField(
+        default=0.0, help_text="The mean of the month's hourly peaks (every hour counts, idle ones as 0)."
+    )
+    acquisitions = models.PositiveIntegerField(default=0)
+    denials = models.PositiveIntegerField(default=0)
+    denials_by_code = models.JSONField(default=dict, blank=True)
+    sessions_ended = models.PositiveIntegerField(default=0)
+    session_seconds = models.FloatField(default=0.0)
+    top_users = models.JSONField(
+        default=list, blank=True, help_text='[{"email", "seconds", "sessions"}], most session time first.'
+    )
+    overdraft_seats = models.PositiveIntegerField(
+        default=0, help_text="Seats held beyond max_seats at the peak: max(0, peak - max_seats)."
+    )
+    csv_text = models.TextField(
+        help_text="The CSV attached to the email (and downloaded from the dashboard)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    emailed_to = models.PositiveIntegerField(default=0, help_text="How many admins it was sent to.")
+
+    class Meta:
+        db_table = "monthly_report"
+        ordering = ["-month", "license_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["license", "month"], name="monthly_report_unique"),
+        ]
+        indexes = [models.Index(fields=["tenant", "month"], name="monthly_report_tenant_month")]
+
+    def __str__(self) -> str:
+        return f"{self.license_id} {self.month:%Y-%m}"

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from analytics import people_views, views
+from analytics import people_views, report_views, views
+
 
 app_name = "dashboard"
 
@@ -32,4 +33,10 @@ urlpatterns = [
     path("people/<uuid:user_id>/role/", people_views.people_role, name="people-role"),
     path("people/<uuid:user_id>/deactivate/", people_views.people_deactivate, name="people-deactivate"),
     path("people/<uuid:user_id>/reactivate/", people_views.people_reactivate, name="people-reactivate"),
+]
+
+# Monthly usage reports (h-reports)
+urlpatterns += [
+    path("reports/", report_views.report_list, name="reports"),
+    path("reports/<int:report_id>.csv", report_views.report_csv, name="report-csv"),
 ]

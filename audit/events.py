@@ -99,6 +99,9 @@ class Event(StrEnum):
     BILLING_CHECKOUT_COMPLETED = "billing.checkout_completed"
     BILLING_PAYMENT_FAILED = "billing.payment_failed"
     BILLING_PAYMENT_RECOVERED = "billing.payment_recovered"
+    # Monthly usage reports (analytics.report_services): one license's month
+    # emailed to the tenant's admins, the CSV attached.
+    REPORT_EMAILED = "report.emailed"
 
 
 class Detail(StrEnum):
@@ -215,6 +218,8 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     ),
     Event.BILLING_PAYMENT_FAILED: frozenset({D.EVENT_ID, "subscription_id", "suspend_after"}),
     Event.BILLING_PAYMENT_RECOVERED: frozenset({D.EVENT_ID, "subscription_id", "resumed"}),
+    # `month`: YYYY-MM; `report_id`: the MonthlyReport; `recipients`: how many admins.
+    Event.REPORT_EMAILED: frozenset({"month", "report_id", "recipients"}),
 }
 
 

@@ -99,6 +99,7 @@ ACTION_WORDS: dict[str, str] = {
     Event.BILLING_CHECKOUT_COMPLETED: "Stripe checkout made a license",
     Event.BILLING_PAYMENT_FAILED: "Stripe payment failed (license suspended after the grace)",
     Event.BILLING_PAYMENT_RECOVERED: "Stripe invoice paid after a failed payment",
+    Event.REPORT_EMAILED: "Monthly usage report emailed to the admins",
 }
 
 DETAIL_WORDS: dict[str, str] = {

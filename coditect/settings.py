@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -627,6 +628,17 @@ CELERY_BEAT_SCHEDULE.update(
         "lease-event-drain": {"task": "licenses.lease_events_drain", "schedule": LEASE_EVENT_DRAIN_INTERVAL},
         "usage-rollup": {"task": "analytics.usage_rollup", "schedule": ANALYTICS_ROLLUP_INTERVAL},
         "audit-export": {"task": "analytics.audit_export", "schedule": AUDIT_EXPORT_INTERVAL},
+    }
+)
+# Monthly usage reports (analytics.report_services; docs/dashboard.md, "Reports"): beat
+# runs the task daily at 02:30 UTC for the month before; the run of the 1st builds and
+# emails each license's report, later ones find it sent. Reports are kept (on the
+# dashboard) this many days after they were made, then a daily task deletes them.
+MONTHLY_REPORT_RETENTION_DAYS = env.int("MONTHLY_REPORT_RETENTION_DAYS", default=365)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "monthly-reports": {"task": "analytics.monthly_reports", "schedule": crontab(minute=30, hour=2)},
+        "monthly-reports-prune": {"task": "analytics.monthly_reports_prune", "schedule": 86400.0},
     }
 )
 # Messages ride in the session, not in a cookie: a console message may carry a

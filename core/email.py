@@ -86,25 +86,42 @@ def email_render(template: str, context: dict[str, Any]) -> tuple[str, str, str]
     return subject, text, html
 
 
-def email_send(*, template: str, to: Iterable[str], context: dict[str, Any], tags: Iterable[str] = ()) -> int:
+def email_send(
+    *,
+    template: str,
+    to: Iterable[str],
+    context: dict[str, Any],
+    tags: Iterable[str] = (),
+    attachments: Iterable[tuple[str, str | bytes, str]] = (),
+) -> int:
     """Render and send one message to `to` (each address sees only its own
     copy: one message per recipient). Returns how many were sent. Errors of
-    the backend propagate (the calling task retries them)."""
+    the backend propagate (the calling task retries them).
+
+    `attachments`: (filename, content, MIME type) each. Like a body, their
+    content is never logged, and the calling task loads it from the database
+    by id: it never crosses the broker (only a secret would need the seal)."""
     recipients = sorted({address for address in to if address})
     if not recipients:
         logger.info("email has no recipients", extra={"template": template})
         return 0
     context = {"server_url": settings.EMAIL_LINK_BASE_URL, **context}
     subject, text, html = email_render(template, context)
+    attachments = list(attachments)
     sent = 0
     for address in recipients:
         message = EmailMultiAlternatives(
             subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[address]
         )
         message.attach_alternative(html, "text/html")
+        for filename, content, mimetype in attachments:
+            message.attach(filename, content, mimetype)
         message.tags = [template, *tags]  # anymail: SendGrid categories
         sent += message.send()
-    logger.info("email sent", extra={"template": template, "recipients": len(recipients)})
+    logger.info(
+        "email sent",
+        extra={"template": template, "recipients": len(recipients), "attachments": len(attachments)},
+    )
     return sent
 
 

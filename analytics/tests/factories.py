@@ -1,9 +1,9 @@
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import factory
 from django.utils import timezone
 
-from analytics.models import DailyUsage, HourlyUsage, UsageRollupRun
+from analytics.models import DailyUsage, HourlyUsage, MonthlyReport, UsageRollupRun
 from licenses.tests.factories import LicenseFactory
 from tenants.tests.factories import TenantOwnedFactory
 
@@ -31,3 +31,14 @@ class UsageRollupRunFactory(TenantOwnedFactory):
 
     license = factory.SubFactory(LicenseFactory, tenant=factory.SelfAttribute("..tenant"))
     rolled_up_to = factory.LazyFunction(timezone.now)
+
+
+class MonthlyReportFactory(TenantOwnedFactory):
+    class Meta:
+        model = MonthlyReport
+
+    license = factory.SubFactory(LicenseFactory, tenant=factory.SelfAttribute("..tenant"))
+    month = factory.Sequence(lambda n: date(2020 + n // 12, n % 12 + 1, 1))
+    max_seats = 2
+    peak_seats = 1
+    csv_text = "tenant,license_id\r\n"

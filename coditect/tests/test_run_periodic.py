@@ -137,6 +137,10 @@ TASK_NAMES = {
     "licenses.expiry_notice",
     "licenses.expiry_notices",
     "licenses.seats_near_limit_notice",
+    # Monthly usage reports (issue 16)
+    "analytics.monthly_reports",
+    "analytics.monthly_report_license",
+    "analytics.monthly_reports_prune",
 }
 
 

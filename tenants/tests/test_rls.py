@@ -9,8 +9,13 @@ from django.db import DatabaseError, connection, transaction
 
 from accounts.models import ApiKey, Invite, RefreshToken, User
 from accounts.tests.factories import ApiKeyFactory, InviteFactory, RefreshTokenFactory, UserFactory
-from analytics.models import DailyUsage, HourlyUsage, UsageRollupRun
-from analytics.tests.factories import DailyUsageFactory, HourlyUsageFactory, UsageRollupRunFactory
+from analytics.models import DailyUsage, HourlyUsage, MonthlyReport, UsageRollupRun
+from analytics.tests.factories import (
+    DailyUsageFactory,
+    HourlyUsageFactory,
+    MonthlyReportFactory,
+    UsageRollupRunFactory,
+)
 from audit.models import AuditLog
 from audit.tests.factories import AuditLogFactory
 from licenses.models import BorrowedLease, Lease, License, LicenseClaim, LicenseNotice
@@ -41,6 +46,7 @@ FACTORIES = {
     HourlyUsage: HourlyUsageFactory,
     DailyUsage: DailyUsageFactory,
     UsageRollupRun: UsageRollupRunFactory,
+    MonthlyReport: MonthlyReportFactory,
     LicenseClaim: LicenseClaimFactory,
     LicenseNotice: LicenseNoticeFactory,
     Endpoint: EndpointFactory,
