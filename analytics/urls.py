@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics import views
+from analytics import usage_views, views
 
 app_name = "dashboard"
 
@@ -15,4 +15,14 @@ urlpatterns = [
     path("licenses/<uuid:license_id>/", views.license_detail, name="license"),
     path("licenses/<uuid:license_id>/release/", views.lease_release, name="lease-release"),
     path("audit/", views.audit_log, name="audit"),
+    # Usage (issue 16): denials, top users, charts per license, CSV exports, notices.
+    path("usage/", usage_views.usage_overview, name="usage"),
+    path("usage/usage.csv", usage_views.usage_csv, name="usage-csv"),
+    path("usage/audit.csv", usage_views.audit_csv, name="audit-csv"),
+    path("licenses/<uuid:license_id>/usage/", usage_views.license_usage, name="license-usage"),
+    path(
+        "licenses/<uuid:license_id>/notifications/",
+        usage_views.license_notifications,
+        name="license-notifications",
+    ),
 ]
