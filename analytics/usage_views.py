@@ -20,12 +20,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import User
+from analytics import exports
 from analytics.apis import UsageQuerySerializer
 from analytics.charts import usage_chart
 from analytics.dashboard import tenant_admin_view
 from analytics.exports import (
     AUDIT_COLUMNS,
-    AUDIT_EXPORT_MAX_ROWS,
     USAGE_COLUMNS,
     audit_export_rows,
     audit_export_too_large,
@@ -35,6 +35,7 @@ from analytics.exports import (
 )
 from analytics.selectors import (
     DENIAL_CODES,
+    DENIAL_PAGE_SIZE,
     denial_page,
     top_users_by_session_time,
     usage_series,
@@ -55,6 +56,7 @@ HOURLY_HOURS = 48
 # The longest date range a page or an export may name (the usage API's cap for days).
 MAX_RANGE_DAYS = 366
 TOP_USERS = 10
+DENIALS_PER_PAGE = DENIAL_PAGE_SIZE
 EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(8999, 12, 30)
 
 
@@ -173,6 +175,7 @@ def usage_overview(request):
             start=start,
             end=end,
             before=before,
+            limit=DENIALS_PER_PAGE,
         )
     context["denials"] = page.denials if page else []
     context["older"] = page.older if page else None
@@ -325,7 +328,7 @@ def audit_csv(request):
     if audit_export_too_large(audit_export_rows(action=action, user_id=user_id, start=start, end=end)):
         return _export_refused(
             request,
-            f"More than {AUDIT_EXPORT_MAX_ROWS:,} events: choose fewer days, an action or a user.",
+            f"More than {exports.AUDIT_EXPORT_MAX_ROWS:,} events: choose fewer days, an action or a user.",
         )
     name = f"audit-{request.tenant.slug}-{days['from']:%Y%m%d}-{days['to']:%Y%m%d}.csv"
     rows = audit_rows(tenant_id=request.tenant.id, action=action, user_id=user_id, start=start, end=end)
