@@ -239,7 +239,8 @@ def top_users_by_session_time(
     seconds: dict[str, float] = {}
     sessions: dict[str, int] = {}
     for license in license_list() if licenses is None else licenses:
-        sources = usage_sources(license=license, begin=start, end=end, now=now)
+        # Ended sessions only, so the seat ledger is not asked (the page works while it is away).
+        sources = usage_sources(license=license, begin=start, end=end, now=now, live_leases=False)
         for session in sources.sessions:
             if session.end is None or session.provisional or not start <= session.end < end:
                 continue

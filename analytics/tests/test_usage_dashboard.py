@@ -575,3 +575,18 @@ def test_the_notices_page_changes_nothing_on_get_and_refuses_a_post_without_csrf
     assert client.get(url, {"notify_seats_percent": "5", "notify_email": "on"}).status_code == 200
     assert client.post(url, {"notify_email": "on"}).status_code == 403
     assert notices_of(license) == before
+
+
+def test_the_usage_pages_need_no_seat_ledger(world, denials, monkeypatch):
+    from analytics import services
+    from core.errors import ServiceUnavailable
+
+    def away(*args, **kwargs):
+        raise ServiceUnavailable("The seat ledger does not answer.")
+
+    monkeypatch.setattr(services, "seat_ledger", away)
+    client = signed_in()
+
+    assert client.get("/dashboard/usage/").status_code == 200
+    assert client.get(f"/dashboard/licenses/{world['license'].id}/usage/").status_code == 200
+    assert len(parse_csv(client.get("/dashboard/usage/usage.csv"))) == 60
