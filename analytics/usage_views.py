@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -117,18 +118,10 @@ def _user_filter(params) -> tuple[str, User | None]:
     return email, User.objects.filter(email__iexact=email).first()
 
 
-def _license_choices() -> list[License]:
-    return license_list()
-
-
 def _hms(seconds: float) -> str:
     total = round(seconds)
     hours, rest = divmod(total, 3600)
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
-
-
-def _page(request, template: str, context: dict, *, status: int = 200):
-    return render(request, template, context, status=status)
 
 
 @require_GET
@@ -138,7 +131,7 @@ def usage_overview(request):
     the range, and the export forms."""
     params = request.GET
     context: dict = {
-        "licenses": _license_choices(),
+        "licenses": license_list(),
         "codes": DENIAL_CODES,
         "filters": {
             "license": params.get("license", ""),
@@ -159,7 +152,7 @@ def usage_overview(request):
         before = _cursor(params.get("before"))
     except BadFilter as error:
         context["error"] = str(error)
-        return _page(request, "dashboard/usage.html", context, status=400)
+        return render(request, "dashboard/usage.html", context, status=400)
 
     context["days"] = days
     context["filters"].update({"from": days["from"].isoformat(), "to": days["to"].isoformat()})
@@ -188,7 +181,7 @@ def usage_overview(request):
     )
     context["top_users"] = [{"row": row, "time": _hms(row.seconds)} for row in top]
     context["now"] = timezone.now()
-    return _page(request, "dashboard/usage.html", context)
+    return render(request, "dashboard/usage.html", context)
 
 
 def _cursor(value: str | None) -> int | None:
@@ -213,7 +206,7 @@ def license_usage(request, license_id):
     try:
         day = _day(request.GET.get("day", ""), "Day")
     except BadFilter as error:
-        return _page(
+        return render(
             request, "dashboard/usage_license.html", {"license": license, "error": str(error)}, status=400
         )
     if day is not None:
@@ -227,7 +220,7 @@ def license_usage(request, license_id):
         granularity="day", start=today - timedelta(days=DAILY_DAYS - 1), end=now, license_id=license.id
     )
     recent = denial_page(license_id=license.id, limit=5)
-    return _page(
+    return render(
         request,
         "dashboard/usage_license.html",
         {
@@ -267,9 +260,9 @@ def _csv_response(lines, filename: str) -> StreamingHttpResponse:
 
 
 def _export_refused(request, message: str):
-    context = {"licenses": _license_choices(), "codes": DENIAL_CODES, "actions": _audit_actions()}
+    context = {"licenses": license_list(), "codes": DENIAL_CODES, "actions": _audit_actions()}
     context.update({"error": message, "filters": {}, "export_error": True})
-    return _page(request, "dashboard/usage.html", context, status=400)
+    return render(request, "dashboard/usage.html", context, status=400)
 
 
 @require_GET
@@ -341,8 +334,6 @@ NOTICE_EVENTS = (Event.LICENSE_SEATS_NEAR_LIMIT, Event.LICENSE_EXPIRING_SOON)
 
 
 def _notification_summary(license: License) -> dict:
-    from django.conf import settings
-
     channels = license_notice_channels(license)
     percent = license.notify_seats_percent or round(settings.EMAIL_SEATS_NEAR_LIMIT_SHARE * 100)
     return {
@@ -378,8 +369,6 @@ def _whole(value: str, name: str, low: int, high: int) -> int | None:
 def license_notifications(request, license_id):
     """The license's notices: near the limit and before expiry, each on or
     off with its threshold, and their channels. POST saves, then redirects."""
-    from django.conf import settings
-
     license = _license_or_404(license_id)
     status, error = 200, ""
     values = {
@@ -420,7 +409,7 @@ def license_notifications(request, license_id):
         else:
             messages.success(request, "The notices of this license are saved.")
             return redirect("dashboard:license-notifications", license_id=license.id)
-    return _page(
+    return render(
         request,
         "dashboard/usage_notifications.html",
         {
