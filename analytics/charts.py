@@ -64,10 +64,28 @@ class Chart:
     baseline: float
 
 
+def period_label(moment, granularity: str = "day", *, short: bool = False) -> str:
+    """A period's name on a chart: "Dec 2" (a day), "Dec 2 14:00" or, on the
+    axis (`short`), "14:00" (an hour; its day at midnight). UTC."""
+    day = f"{moment:%b} {moment.day}"
+    if granularity != "hour":
+        return day
+    if short:
+        return day if moment.hour == 0 else f"{moment:%H}:00"
+    return f"{day} {moment:%H}:00"
+
+
 def usage_chart(
-    periods: list[dict], *, max_seats: int, width: int = 640, height: int = 200, label_every: int = 7
+    periods: list[dict],
+    *,
+    max_seats: int,
+    width: int = 640,
+    height: int = 200,
+    label_every: int = 7,
+    granularity: str = "day",
 ) -> Chart:
-    """Bars of peak concurrent seats and of denials, one pair per period."""
+    """Bars of peak concurrent seats and of denials, one pair per period (a
+    day, or an hour with `granularity="hour"`), and the seat limit's line."""
     left, right, top, bottom = 34.0, 8.0, 10.0, 22.0
     plot_w, plot_h = width - left - right, height - top - bottom
     baseline = top + plot_h
@@ -81,8 +99,7 @@ def usage_chart(
     x_ticks: list[Tick] = []
     for index, period in enumerate(periods):
         x0 = left + index * slot
-        day = period["period_start"]
-        label = f"{day:%b} {day.day}"
+        label = period_label(period["period_start"], granularity)
         if period["peak_seats"]:
             bars.append(
                 Bar(
@@ -106,7 +123,8 @@ def usage_chart(
                 )
             )
         if index % label_every == 0:
-            x_ticks.append(Tick(x=round(x0 + slot / 2, 2), y=baseline + 15, label=label))
+            short = period_label(period["period_start"], granularity, short=True)
+            x_ticks.append(Tick(x=round(x0 + slot / 2, 2), y=baseline + 15, label=short))
     steps = sorted({0, (highest + 1) // 2, highest})
     y_ticks = [Tick(x=left - 6, y=round(y(value) + 4, 2), label=str(value)) for value in steps]
     return Chart(

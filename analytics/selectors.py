@@ -1,14 +1,22 @@
-"""Reads of usage rollups, through the tenant-scoped managers."""
+"""Reads of usage rollups, and of the audit rows the usage pages show, through
+the tenant-scoped managers."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.utils import timezone
+
 from analytics.models import DailyUsage, HourlyUsage, UsageRollup, UsageRollupRun
-from analytics.services import DAY, HOUR, floor_day, floor_hour
+from analytics.services import DAY, HOUR, floor_day, floor_hour, usage_sources
+from audit.events import Detail, Event
+from audit.models import AuditLog
 from licenses.models import License
 from licenses.selectors import license_get, license_list
+
+LICENSE_TARGET = "licenses.license"
 
 GRANULARITIES: dict[str, tuple[type[UsageRollup], timedelta]] = {
     "hour": (HourlyUsage, HOUR),
@@ -117,3 +125,144 @@ def series_as_of(series: list[dict]) -> datetime | None:
     if not moments or any(moment is None for moment in moments):
         return None
     return min(moments)
+
+
+# --- Usage pages (issue 16): denials as they happen, top users, CSV rows ------------------------
+# Denials are read from the `lease.denied` audit rows, not the rollups: a row
+# is written by the acquire that was refused, so the table shows it at once
+# (a rollup counts it up to ten minutes later).
+
+DENIAL_PAGE_SIZE = 50
+# The codes acquire refuses with (licenses.leases, licenses.selectors), for the filter.
+DENIAL_CODES = (
+    "no_seats_available",
+    "fingerprint_not_allowed",
+    "machine_blocked",
+    "user_blocked",
+    "license_expired",
+    "license_suspended",
+    "license_not_found",
+    "permission_denied",
+)
+
+
+@dataclass(frozen=True)
+class Denial:
+    id: int
+    at: datetime
+    user_id: uuid.UUID | None
+    user_email: str
+    fingerprint: str
+    code: str
+    license: License | None  # None: the key named no license of the tenant
+
+
+@dataclass(frozen=True)
+class DenialPage:
+    denials: list[Denial]
+    older: int | None  # the cursor of the next (older) page, None on the last
+
+
+def _user_emails(user_ids) -> dict[str, str]:
+    from accounts.models import User
+
+    ids = {str(pk) for pk in user_ids if pk}
+    return {str(pk): email for pk, email in User.objects.filter(pk__in=ids).values_list("pk", "email")}
+
+
+def denial_page(
+    *,
+    license_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
+    code: str = "",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: int | None = None,
+    limit: int = DENIAL_PAGE_SIZE,
+) -> DenialPage:
+    """The current tenant's refused acquires, newest first, `limit` at a time
+    (`before`: the id the previous page ended at). Keyset paging on the audit
+    row's id, so a page costs the same however many denials there are."""
+    rows = AuditLog.objects.filter(action=Event.LEASE_DENIED)
+    if license_id is not None:
+        rows = rows.filter(target_type=LICENSE_TARGET, target_id=str(license_id))
+    if user_id is not None:
+        rows = rows.filter(user_id=user_id)
+    if code:
+        rows = rows.filter(**{f"details__{Detail.CODE}": code})
+    if start is not None:
+        rows = rows.filter(created_at__gte=start)
+    if end is not None:
+        rows = rows.filter(created_at__lt=end)
+    if before is not None:
+        rows = rows.filter(id__lt=before)
+    page = list(rows.order_by("-id")[: limit + 1])
+    more, page = len(page) > limit, page[:limit]
+    emails = _user_emails(row.user_id for row in page)
+    license_ids = {row.target_id for row in page if row.target_type == LICENSE_TARGET}
+    licenses = {str(lic.id): lic for lic in License.objects.filter(id__in=license_ids)}
+    denials = [
+        Denial(
+            id=row.id,
+            at=row.created_at,
+            user_id=row.user_id,
+            user_email=emails.get(str(row.user_id), "") if row.user_id else "",
+            fingerprint=str((row.details or {}).get(Detail.FINGERPRINT) or ""),
+            code=str((row.details or {}).get(Detail.CODE) or "unknown"),
+            license=licenses.get(row.target_id) if row.target_type == LICENSE_TARGET else None,
+        )
+        for row in page
+    ]
+    return DenialPage(denials=denials, older=page[-1].id if more and page else None)
+
+
+@dataclass(frozen=True)
+class UserSessionTime:
+    user_id: str
+    email: str
+    sessions: int
+    seconds: float
+
+
+def top_users_by_session_time(
+    *, start: datetime, end: datetime, licenses: list[License] | None = None, limit: int = 10
+) -> list[UserSessionTime]:
+    """The users whose seats were held longest over [start, end), most first.
+
+    Counted as the usage API counts `session_seconds`: the sessions (leases)
+    that ended in the window, each for its whole length, read from the same
+    audit events by the same code as the rollups (analytics.services
+    .usage_sources); a seat still held is counted once it ends. So for whole
+    UTC periods the users' seconds add up to the API's `session_seconds`."""
+    now = timezone.now()
+    end = min(end, now)
+    seconds: dict[str, float] = {}
+    sessions: dict[str, int] = {}
+    for license in license_list() if licenses is None else licenses:
+        # Ended sessions only, so the seat ledger is not asked (the page works while it is away).
+        sources = usage_sources(license=license, begin=start, end=end, now=now, live_leases=False)
+        for session in sources.sessions:
+            if session.end is None or session.provisional or not start <= session.end < end:
+                continue
+            who = session.user_id or ""
+            seconds[who] = seconds.get(who, 0.0) + (session.end - session.start).total_seconds()
+            sessions[who] = sessions.get(who, 0) + 1
+    emails = _user_emails(pk for pk in seconds if _is_uuid(pk))
+    ranked = sorted(seconds, key=lambda who: (-seconds[who], who))[:limit]
+    return [
+        UserSessionTime(
+            user_id=who,
+            email=emails.get(who, ""),
+            sessions=sessions[who],
+            seconds=round(seconds[who], 3),
+        )
+        for who in ranked
+    ]
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

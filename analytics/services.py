@@ -102,9 +102,14 @@ def _events(license_id: uuid.UUID, actions: Iterable[str]):
     )
 
 
-def usage_sources(*, license: License, begin: datetime, end: datetime, now: datetime) -> Sources:
+def usage_sources(
+    *, license: License, begin: datetime, end: datetime, now: datetime, live_leases: bool = True
+) -> Sources:
     """Every session that may overlap [begin, end), and the window's
-    acquisitions and denials. Runs in the license's tenant scope."""
+    acquisitions and denials. Runs in the license's tenant scope. Without
+    `live_leases` the ledger is not asked: a session with no end on record
+    then has a provisional end (for readers of ended sessions only, which
+    leave both kinds out)."""
     sessions: dict[str, Session] = {}
 
     # Sessions that ended at or after `begin`: an end is recorded no earlier
@@ -153,7 +158,7 @@ def usage_sources(*, license: License, begin: datetime, end: datetime, now: date
         ):
             _fill_from_acquired(sessions[row.details[Detail.SESSION_ID]], row)
 
-    live = {lease.session_id: lease for lease in _live_leases(license)}
+    live = {lease.session_id: lease for lease in (_live_leases(license) if live_leases else [])}
     for lease in live.values():
         session = sessions.setdefault(lease.session_id, Session(session_id=lease.session_id))
         if session.end is None:

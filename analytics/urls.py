@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics import people_views, report_views, views
+from analytics import people_views, report_views, usage_views, views
 
 
 app_name = "dashboard"
@@ -33,10 +33,17 @@ urlpatterns = [
     path("people/<uuid:user_id>/role/", people_views.people_role, name="people-role"),
     path("people/<uuid:user_id>/deactivate/", people_views.people_deactivate, name="people-deactivate"),
     path("people/<uuid:user_id>/reactivate/", people_views.people_reactivate, name="people-reactivate"),
-]
-
-# Monthly usage reports (h-reports)
-urlpatterns += [
+    # Monthly usage reports: analytics/report_views.py
     path("reports/", report_views.report_list, name="reports"),
     path("reports/<int:report_id>.csv", report_views.report_csv, name="report-csv"),
+    # Usage (issue 16): denials, top users, charts per license, CSV exports, notices.
+    path("usage/", usage_views.usage_overview, name="usage"),
+    path("usage/usage.csv", usage_views.usage_csv, name="usage-csv"),
+    path("usage/audit.csv", usage_views.audit_csv, name="audit-csv"),
+    path("licenses/<uuid:license_id>/usage/", usage_views.license_usage, name="license-usage"),
+    path(
+        "licenses/<uuid:license_id>/notifications/",
+        usage_views.license_notifications,
+        name="license-notifications",
+    ),
 ]

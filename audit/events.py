@@ -126,6 +126,9 @@ class Detail(StrEnum):
     # and when the change happened on the ledger's clock (the row is written later).
     EVENT_ID = "event_id"
     OCCURRED_AT = "occurred_at"
+    # The channels a notice to a tenant's admins went out on ("email",
+    # "webhook"): the webhooks' outbox sends none whose channels leave it out.
+    CHANNELS = "channels"
 
 
 D = Detail
@@ -198,8 +201,8 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     # Email (issue 15). `claim_id` names the LicenseClaim; no key or token is ever a detail.
     Event.LICENSE_DELIVERY_SENT: frozenset({"email", "claim_id", "expires_at", "via"}),
     Event.LICENSE_CLAIMED: frozenset({"claim_id", "key_prefix"}),
-    Event.LICENSE_EXPIRING_SOON: frozenset({"days", "expires_at", "recipients"}),
-    Event.LICENSE_SEATS_NEAR_LIMIT: frozenset({"used", "max", "recipients"}),
+    Event.LICENSE_EXPIRING_SOON: frozenset({"days", "expires_at", "recipients", D.CHANNELS}),
+    Event.LICENSE_SEATS_NEAR_LIMIT: frozenset({"used", "max", "recipients", D.CHANNELS}),
     Event.AUTH_PASSWORD_RESET_REQUESTED: frozenset(),
     Event.AUTH_PASSWORD_RESET: frozenset(),
     Event.ADMIN_ADDED: frozenset({"object", "change"}),

@@ -17,7 +17,13 @@ or an unknown link refuses, all with the same page.
 
 Notices. Each is sent once (a LicenseNotice row, written in the sending
 transaction: a send that fails rolls it back and the retry tries again; two
-workers at once meet on its unique constraint).
+workers at once meet on its unique constraint). Each license's tenant admin
+may turn either notice off, set its threshold, and choose its channels on the
+dashboard (the license's `notify_*` fields; their defaults are the server's
+settings, both channels on): the email goes to the tenant's admins, the
+webhook is the notice's audit event, sent to the tenant's endpoints that
+subscribe to it; the row says which channels it went out on (`channels`), and
+the webhooks' outbox leaves it alone when they leave out "webhook".
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
-from audit.events import Event
+from audit.events import Detail, Event
 from audit.services import audit_record
 from core.email import email_link, email_send
-from licenses.models import License, LicenseClaim, LicenseNotice
+from licenses.models import NOTIFY_EXPIRY_DAYS_MAX, License, LicenseClaim, LicenseNotice
 from tenants.scope import operator_scope, tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -124,31 +130,65 @@ def _notice_once(license: License, kind: str, key: str) -> bool:
     return True
 
 
+NOTICE_CHANNELS = ("email", "webhook")
+
+
+def license_notice_channels(license: License) -> list[str]:
+    """The channels the license's notices go out on (none: no notice is sent)."""
+    return [
+        channel
+        for channel, on in (("email", license.notify_email), ("webhook", license.notify_webhook))
+        if on
+    ]
+
+
+def license_expiry_notice_days(license: License) -> list[int]:
+    """The days before its expiry the license's admins are told, smallest first
+    (none: the notice is off): its own day, or EMAIL_EXPIRY_NOTICE_DAYS."""
+    if not license.notify_expiry or not license_notice_channels(license):
+        return []
+    if license.notify_expiry_days:
+        return [license.notify_expiry_days]
+    return list(settings.EMAIL_EXPIRY_NOTICE_DAYS)
+
+
 def expiry_notices_due(now=None) -> list[tuple[str, str, int]]:
     """(license id, tenant id, days) of each license that has an expiring-soon
-    notice to send now: the smallest of EMAIL_EXPIRY_NOTICE_DAYS its expiry is
-    within, not yet sent for this expiry date."""
-    days = settings.EMAIL_EXPIRY_NOTICE_DAYS
-    if not days:
-        return []
+    notice to send now: the smallest of its notice days (its own, or
+    EMAIL_EXPIRY_NOTICE_DAYS) its expiry is within, not yet sent for this
+    expiry date."""
+    defaults = settings.EMAIL_EXPIRY_NOTICE_DAYS
     now = now or timezone.now()
     with operator_scope():
-        licenses = list(
-            License.objects.filter(
-                expires_at__gt=now, expires_at__lte=now + timedelta(days=max(days)), suspended=False
-            ).values_list("id", "tenant_id", "expires_at")
+        notified = License.objects.filter(expires_at__gt=now, suspended=False, notify_expiry=True).exclude(
+            notify_email=False, notify_webhook=False
         )
+        licenses = list(
+            notified.filter(
+                notify_expiry_days__isnull=True,
+                expires_at__lte=now + timedelta(days=max(defaults, default=0)),
+            )
+        ) + [
+            license
+            for license in notified.filter(
+                notify_expiry_days__isnull=False, expires_at__lte=now + timedelta(days=NOTIFY_EXPIRY_DAYS_MAX)
+            )
+            if license.expires_at <= now + timedelta(days=license.notify_expiry_days)
+        ]
         sent = set(
             LicenseNotice.objects.filter(
-                kind="expiring", license_id__in=[row[0] for row in licenses]
+                kind="expiring", license_id__in=[license.id for license in licenses]
             ).values_list("license_id", "key")
         )
     due = []
-    for license_id, tenant_id, expires_at in licenses:
-        left = expires_at - now
-        window = min(d for d in days if left <= timedelta(days=d))
-        if (license_id, f"{window}:{expires_at.date().isoformat()}") not in sent:
-            due.append((str(license_id), str(tenant_id), window))
+    for license in licenses:
+        left = license.expires_at - now
+        windows = [d for d in license_expiry_notice_days(license) if left <= timedelta(days=d)]
+        if not windows:
+            continue
+        window = min(windows)
+        if (license.id, f"{window}:{license.expires_at.date().isoformat()}") not in sent:
+            due.append((str(license.id), str(license.tenant_id), window))
     return due
 
 
@@ -158,19 +198,30 @@ def license_expiry_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID, d
         license = License.objects.select_related("tenant").filter(id=license_id).first()
         if license is None or license.expires_at is None or license.expires_at <= timezone.now():
             return 0
+        notice_days = license_expiry_notice_days(license)
+        if days not in notice_days:  # turned off or changed since it was found due
+            return 0
         # A license that reached a smaller window first is not told the larger one after.
-        for d in settings.EMAIL_EXPIRY_NOTICE_DAYS:
+        for d in notice_days:
             if d > days:
                 _notice_once(license, "expiring", f"{d}:{license.expires_at.date().isoformat()}")
         if not _notice_once(license, "expiring", f"{days}:{license.expires_at.date().isoformat()}"):
             return 0
-        to = tenant_admin_emails(tenant_id)
+        channels = license_notice_channels(license)
+        to = tenant_admin_emails(tenant_id) if "email" in channels else []
         audit_record(
             action=Event.LICENSE_EXPIRING_SOON,
             tenant_id=tenant_id,
             target=license,
-            details={"days": days, "expires_at": license.expires_at.isoformat(), "recipients": len(to)},
+            details={
+                "days": days,
+                "expires_at": license.expires_at.isoformat(),
+                "recipients": len(to),
+                Detail.CHANNELS: channels,
+            },
         )
+        if not to:
+            return 0
         return email_send(
             template="license_expiring",
             to=to,
@@ -183,9 +234,19 @@ def license_expiry_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID, d
         )
 
 
-def seats_near_limit(used: int, max_seats: int) -> bool:
-    share = settings.EMAIL_SEATS_NEAR_LIMIT_SHARE
+def seats_near_limit(used: int, max_seats: int, share: float | None = None) -> bool:
+    share = settings.EMAIL_SEATS_NEAR_LIMIT_SHARE if share is None else share
     return 0 < share and max_seats > 0 and used >= max(1, math.ceil(share * max_seats))
+
+
+def license_seats_near_limit(license: License, used: int) -> bool:
+    """Whether `used` seats call for the license's "near the limit" notice: it
+    is on, goes out somewhere, and `used` reached its share (its own percent,
+    or EMAIL_SEATS_NEAR_LIMIT_SHARE). No query: the license row holds it all."""
+    if not license.notify_seats or not license_notice_channels(license):
+        return False
+    share = license.notify_seats_percent / 100 if license.notify_seats_percent else None
+    return seats_near_limit(used, license.max_seats, share)
 
 
 def license_seats_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
@@ -198,17 +259,25 @@ def license_seats_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID) ->
         if license is None:
             return 0
         used = seat_ledger().used(license_id=license.id, tenant_id=license.tenant_id)
-        if not seats_near_limit(used, license.max_seats):
+        if not license_seats_near_limit(license, used):
             return 0
         if not _notice_once(license, "seats", timezone.now().date().isoformat()):
             return 0
-        to = tenant_admin_emails(tenant_id)
+        channels = license_notice_channels(license)
+        to = tenant_admin_emails(tenant_id) if "email" in channels else []
         audit_record(
             action=Event.LICENSE_SEATS_NEAR_LIMIT,
             tenant_id=tenant_id,
             target=license,
-            details={"used": used, "max": license.max_seats, "recipients": len(to)},
+            details={
+                "used": used,
+                "max": license.max_seats,
+                "recipients": len(to),
+                Detail.CHANNELS: channels,
+            },
         )
+        if not to:
+            return 0
         return email_send(
             template="license_seats",
             to=to,

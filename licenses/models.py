@@ -169,6 +169,19 @@ class Policy(models.Model):
         return policy
 
 
+# The most days before its expiry a license's admins may ask to be told.
+NOTIFY_EXPIRY_DAYS_MAX = 365
+# The notice fields a tenant admin sets (licenses.services.license_notifications_set).
+NOTIFICATION_FIELDS = (
+    "notify_seats",
+    "notify_seats_percent",
+    "notify_expiry",
+    "notify_expiry_days",
+    "notify_email",
+    "notify_webhook",
+)
+
+
 class License(TenantOwnedModel):
     """A pool of floating seats for one tenant.
 
@@ -224,6 +237,30 @@ class License(TenantOwnedModel):
     # and its audit trail stay (licenses.services.license_delete).
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Policies (issue 15, h-policy): the `policy` foreign key goes here.
+    # The notices its tenant's admins get (licenses.delivery), as a tenant admin
+    # set them on the dashboard: each on or off, its threshold (empty: the
+    # server's EMAIL_SEATS_NEAR_LIMIT_SHARE, EMAIL_EXPIRY_NOTICE_DAYS), and the
+    # channels (email to the tenant's admins; the tenant's webhook endpoints
+    # that subscribe to the notice's event). On the row, not beside it: acquire
+    # reads the threshold from the license it already holds, with no query.
+    notify_seats = models.BooleanField(default=True, help_text="Tell the admins when seats run short.")
+    notify_seats_percent = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Percent of the seats in use that is near the limit. Empty: the server's default.",
+    )
+    notify_expiry = models.BooleanField(default=True, help_text="Tell the admins before the license expires.")
+    notify_expiry_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(NOTIFY_EXPIRY_DAYS_MAX)],
+        help_text="Days before the expiry to tell them. Empty: the server's default days.",
+    )
+    notify_email = models.BooleanField(default=True, help_text="Notices go by email to the tenant's admins.")
+    notify_webhook = models.BooleanField(
+        default=True, help_text="Notices go to the tenant's webhook endpoints that subscribe to them."
+    )
 
     class Meta:
         db_table = "licenses"

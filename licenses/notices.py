@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from core.tasks import task_enqueue_on_commit
-from licenses.delivery import seats_near_limit
+from licenses.delivery import license_seats_near_limit
 from licenses.email_tasks import seats_near_limit_notice_task
 from licenses.models import License
 
@@ -18,8 +18,8 @@ _seats_enqueued: set[tuple[str, str]] = set()
 
 def seats_notice_maybe_enqueue(license: License, used: int) -> None:
     """Called by acquire: enqueue the "seats near the limit" notice on commit
-    when this acquire reached the share (the task dedupes across processes)."""
-    if not seats_near_limit(used, license.max_seats):
+    when this acquire reached the license's share (the task dedupes across processes)."""
+    if not license_seats_near_limit(license, used):
         return
     marker = (str(license.id), timezone.now().date().isoformat())
     if marker in _seats_enqueued:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from audit.events import Event
 from audit.services import audit_record
 from licenses.keys import generate_license_key, license_key_digest, license_key_display_prefix
-from licenses.models import FINGERPRINT, License, Policy
+from licenses.models import FINGERPRINT, NOTIFICATION_FIELDS, License, Policy
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 
@@ -475,6 +477,49 @@ def license_update(*, license: License, fields: Iterable[str], actor: Any = None
                 details={"changes": json.loads(json.dumps(changes, cls=DjangoJSONEncoder))},
             )
     return current
+
+
+def license_notifications_set(
+    *,
+    license: License,
+    notify_seats: bool,
+    notify_seats_percent: int | None,
+    notify_expiry: bool,
+    notify_expiry_days: int | None,
+    notify_email: bool,
+    notify_webhook: bool,
+    actor: Any = None,
+) -> License:
+    """Set the notices of a license (the tenant admin's dashboard form; issue
+    16) and record what changed ("license.updated", as every edit). A
+    percent or a number of days out of range is refused (`invalid_request`),
+    as is a notice turned on with neither channel: it would tell no one."""
+    from core.errors import ApplicationError
+
+    if (notify_seats or notify_expiry) and not (notify_email or notify_webhook):
+        raise ApplicationError(
+            "A notice that is on needs a channel: choose email, webhooks or both (or turn the notices off).",
+            details={"fields": {"notify_email": ["Choose a channel."]}},
+        )
+    values = {
+        "notify_seats": notify_seats,
+        "notify_seats_percent": notify_seats_percent,
+        "notify_expiry": notify_expiry,
+        "notify_expiry_days": notify_expiry_days,
+        "notify_email": notify_email,
+        "notify_webhook": notify_webhook,
+    }
+    edited = copy.copy(license)
+    for name, value in values.items():
+        setattr(edited, name, value)
+    try:
+        for name in ("notify_seats_percent", "notify_expiry_days"):
+            License._meta.get_field(name).clean(values[name], edited)
+    except ValidationError as error:
+        raise ApplicationError(
+            f"Not a usable value: {' '.join(error.messages)}", details={"fields": {name: error.messages}}
+        ) from None
+    return license_update(license=edited, fields=NOTIFICATION_FIELDS, actor=actor)
 
 
 # --- Provisioning API (issue 15) ------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connections, router
 
+from audit.events import Detail
 from audit.models import AuditLog
 from core.cache import ProcessCache
 from core.tasks import task_enqueue_on_commit
@@ -105,6 +106,9 @@ class OutboxHook:
         return event_wanted(action, tenant_id)
 
     def written(self, row: AuditLog) -> None:
+        channels = row.details.get(Detail.CHANNELS) if isinstance(row.details, dict) else None
+        if isinstance(channels, list) and "webhook" not in channels:
+            return  # a notice its tenant admin sends by email only (licenses.delivery)
         using = router.db_for_write(Message)
         message = Message(
             tenant_id=row.tenant_id,
