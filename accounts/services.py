@@ -585,7 +585,6 @@ _DASHBOARD_REFUSALS = {
     # dashboard serves no third-party script, so it has no door then.
     "password_login_disabled": "Password sign-in is turned off on this server.",
     "tenant_inactive": "This tenant is deactivated.",
-    "not_tenant_admin": "The dashboard is for tenant admins.",
 }
 
 
@@ -601,16 +600,16 @@ def _dashboard_signed_in(user: User, *, method: str = "dashboard") -> User:
 
 
 def auth_login_dashboard(*, email: str, password: str) -> User:
-    """The tenant admin with this email and password (the dashboard's door: the
-    password check of every sign-in, and tenant admins only), or
-    DashboardSignInFailed. Every attempt leaves an audit row."""
+    """The active member with this email and password (the dashboard's door:
+    the password check of every sign-in; any role: a tenant admin's pages
+    refuse the others, who have a page of their own), or DashboardSignInFailed.
+    Every attempt leaves an audit row."""
     try:
         return _password_sign_in(
             email=email,
             password=password,
             method="dashboard",
             signed_in=_dashboard_signed_in,
-            refuse=lambda user: None if user.is_tenant_admin else "not_tenant_admin",
         )
     except PasswordThrottled as throttled:
         raise DashboardSignInFailed(
@@ -741,6 +740,27 @@ def user_sign_ins_end(*, user: User, reason: str) -> int:
     """End every sign-in of a user (all their refresh and access tokens);
     the number of refresh tokens revoked."""
     return _sign_ins_end(tenant_id=user.tenant_id, reason=reason, target=user, user_id=user.pk)
+
+
+def user_sign_out_everywhere(*, user: User, actor: User) -> int:
+    """End every sign-in of a user, wherever it is: the application's (their
+    refresh-token families, and through them their access tokens) and the
+    dashboard's (a session begun before this row is over: analytics.dashboard).
+    Unlike the ends above it always leaves its `auth.sign_ins_ended` row, for
+    it is the row that ends the dashboard's sessions. The number of refresh
+    tokens revoked."""
+    with transaction.atomic():
+        revoked = RefreshToken.objects.filter(
+            tenant_id=user.tenant_id, user_id=user.pk, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        audit_record(
+            action=Event.AUTH_SIGN_INS_ENDED,
+            tenant_id=user.tenant_id,
+            user=actor,
+            target=user,
+            details={"reason": "signed_out_everywhere", "revoked": revoked},
+        )
+    return revoked
 
 
 def tenant_sign_ins_end(*, tenant: Tenant, reason: str) -> int:

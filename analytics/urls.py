@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics import views
+from analytics import me_views, views
 
 app_name = "dashboard"
 
@@ -15,4 +15,9 @@ urlpatterns = [
     path("licenses/<uuid:license_id>/", views.license_detail, name="license"),
     path("licenses/<uuid:license_id>/release/", views.lease_release, name="lease-release"),
     path("audit/", views.audit_log, name="audit"),
+    # --- auditme: a member's own page (analytics/me_views.py) ---
+    path("me/", me_views.me, name="me"),
+    path("me/licenses/<uuid:license_id>/release/", me_views.me_seat_release, name="me-seat-release"),
+    path("me/password/", me_views.me_password_change, name="me-password"),
+    path("me/sign-out-everywhere/", me_views.me_sign_out_everywhere, name="me-sign-out-everywhere"),
 ]
