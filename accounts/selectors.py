@@ -186,5 +186,7 @@ def user_operator_ids_across_tenants(*, ids: set[str]) -> set[str]:
     if not keys:
         return set()
     with operator_scope():
-        found = User.objects.filter(pk__in=keys, tenant__isnull=True, is_staff=True).values_list("pk", flat=True)
+        found = User.objects.filter(pk__in=keys, tenant__isnull=True, is_staff=True).values_list(
+            "pk", flat=True
+        )
         return {str(pk) for pk in found}

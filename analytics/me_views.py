@@ -188,7 +188,9 @@ def me_password_change(request):
     current = request.POST.get("current_password", "")
     new, again = request.POST.get("new_password", ""), request.POST.get("new_password_again", "")
     if not current:
-        return _me_page(request, password_errors={"current_password": ["Give your current password."]}, status=400)
+        return _me_page(
+            request, password_errors={"current_password": ["Give your current password."]}, status=400
+        )
     if new != again:
         errors = {"new_password_again": ["The two new passwords differ; type the same one twice."]}
         return _me_page(request, password_errors=errors, status=400)

@@ -534,7 +534,9 @@ def _audit_rows(page: list[AuditLog], tenant_id) -> list[dict]:
         owner = obj.pk if key[0] == "tenants.tenant" else getattr(obj, "tenant_id", None)
         if str(owner) != str(tenant_id):
             del references.objects[key]
-    unknown = {str(row.user_id) for row in page if row.user_id and not references.get(USER_LABEL, row.user_id)}
+    unknown = {
+        str(row.user_id) for row in page if row.user_id and not references.get(USER_LABEL, row.user_id)
+    }
     operators = user_operator_ids_across_tenants(ids=unknown) if unknown else set()
     labels = TargetLabels(page, references)
     return [

@@ -336,9 +336,7 @@ def detail_rows(row: AuditLog, references: References) -> list[tuple[str, str]]:
     return shown
 
 
-def _referenced_text(
-    details: dict, name: str, value, references: References | None, moment_text=None
-) -> str:
+def _referenced_text(details: dict, name: str, value, references: References | None, moment_text=None) -> str:
     model = _referenced(details, name)
     obj = references.get(model, value) if references and model and isinstance(value, str) and value else None
     if obj is None:
