@@ -35,6 +35,7 @@ from accounts.services import (
 from analytics.charts import seat_gauge, usage_chart
 from analytics.dashboard import dashboard_session_start, local_when, tenant_admin_view
 from analytics.selectors import usage_series
+from audit.events import DETAIL_FIELDS
 from audit.models import AuditLog
 from audit.readable import ACTION_WORDS, References, TargetLabels, action_text, details_text, who
 from audit.readable import USER as USER_LABEL
@@ -492,7 +493,7 @@ def audit_filters_read(query, zone) -> AuditFilters:
         filters.errors["form"] = "A filter holds a character that cannot be used."
         return filters
     if values["action"]:
-        if values["action"] in ACTION_WORDS:
+        if values["action"] in ACTION_WORDS or values["action"] in DETAIL_FIELDS:
             filters.action = values["action"]
         else:
             filters.errors["action"] = "Choose an action from the list."
