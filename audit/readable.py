@@ -67,7 +67,7 @@ ACTION_WORDS: dict[str, str] = {
     Event.LEASE_BORROWED: "Seat borrowed for offline use",
     Event.LEASE_BORROW_UNDONE: "Borrow undone (the seat is as it was before)",
     Event.LEASE_RELEASED: "Seat released",
-    Event.LEASE_FORCE_RELEASED: "Seat released by an operator",
+    Event.LEASE_FORCE_RELEASED: "Seat released from the console or the dashboard",
     Event.LEASE_ENDED: "Seat ended by the server",
     Event.LEASE_EXPIRED: "Seat expired (no heartbeat in time)",
     Event.LEASE_LOST: "Seat lost with the seat ledger's state",
