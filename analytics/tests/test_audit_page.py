@@ -236,3 +236,23 @@ def test_a_plain_member_gets_the_403_page(world):
     response, page = page_of(signed_in("member@acme.test"))
 
     assert response.status_code == 403 and "for tenant admins" in page and "audit-log" not in page
+
+
+def test_the_pages_that_say_utc_stay_in_utc_whatever_the_viewers_zone(world):
+    from analytics.tests.factories import DailyUsageFactory
+
+    pro = world["pro"]
+    with tenant_scope(world["acme"].id):
+        pro.expires_at = datetime(2027, 1, 1, 0, 30, tzinfo=UTC)
+        pro.save(update_fields=["expires_at"])
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    DailyUsageFactory(tenant=world["acme"], license=pro, period_start=today, peak_seats=2)
+    client = signed_in("admin@acme.test")
+    client.cookies["tz"] = "America/Los_Angeles"
+
+    overview = client.get("/dashboard/").content.decode()
+    license_page = client.get(f"/dashboard/licenses/{pro.id}/").content.decode()
+
+    assert "expires 2027-01-01 00:30 UTC" in overview and "expires 2027-01-01 00:30 UTC" in license_page
+    assert f"<td>{today:%Y-%m-%d}</td>" in license_page  # the rollup's UTC day, not the day before
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d P[SD]T</td>", license_page)  # a live lease, local
