@@ -129,10 +129,11 @@ def test_the_walk_knows_every_route(world):
     assert names[-len(SESSION_ENDING) :] == list(SESSION_ENDING)
 
 
-def test_a_plain_member_gets_403_or_404_on_every_tenant_admin_url_and_their_own_page(world):
+@pytest.mark.parametrize("email", ["member@acme.test", "viewer@acme.test"], ids=["user", "read-only"])
+def test_a_plain_member_gets_403_or_404_on_every_tenant_admin_url_and_their_own_page(world, email):
     routes = dashboard_routes(world)
     seats = seats_of_acme(world)
-    client = signed_in("member@acme.test")
+    client = signed_in(email)
     wrong, refused = [], set()
 
     for route, method, response in walk(client, routes):
@@ -208,3 +209,14 @@ def test_a_random_id_is_a_404_for_the_tenant_admin_too(world):
             filled = {name: uuid.uuid4() for name in route.params}
             url = reverse(f"dashboard:{route.name}", kwargs=filled)
             assert client.get(url).status_code in (404, 405), url
+
+
+def test_the_tenant_admin_walks_every_route_without_an_error_page(world):
+    client = signed_in("admin@acme.test")
+    wrong = [
+        f"{method.upper()} {route.pattern}: {response.status_code}"
+        for route, method, response in walk(client, dashboard_routes(world))
+        if response.status_code >= 500
+    ]
+
+    assert not wrong, "\n".join(wrong)
