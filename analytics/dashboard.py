@@ -62,11 +62,15 @@ def dashboard_session_renewed(request) -> None:
 def _sign_ins_ended_since_start(request, user: User) -> bool:
     """Whether every sign-in of the user was ended after this session began
     (the `auth.sign_ins_ended` row of "sign out everywhere", a new password).
-    A session that does not say when it began counts as ended."""
+    A session begun by another door than dashboard_session_start, which does
+    not say when it began, is taken to have begun at the user's last sign-in
+    (Django's `last_login`); with neither it counts as ended."""
     try:
-        started = datetime.fromisoformat(request.session.get(SESSION_STARTED_KEY, ""))
-    except (TypeError, ValueError):
-        return True
+        started = datetime.fromisoformat(request.session[SESSION_STARTED_KEY])
+    except (KeyError, TypeError, ValueError):
+        started = user.last_login
+        if started is None:
+            return True
     return AuditLog.objects.filter(
         target_id=str(user.pk),
         action=Event.AUTH_SIGN_INS_ENDED,

@@ -250,3 +250,17 @@ def test_a_deactivated_member_is_signed_out(world):
         user.save()
 
     assert client.get("/dashboard/me/").status_code == 302
+
+
+def test_a_session_begun_by_another_door_still_works_and_still_ends(world):
+    # A door that logs in without dashboard_session_start (it keeps no start
+    # time) is taken to have begun at the user's last sign-in.
+    client = signed_in("member@acme.test")
+    session = client.session
+    del session["dashboard_signed_in_at"]
+    session.save()
+    assert client.get("/dashboard/me/").status_code == 200
+
+    signed_in("member@acme.test").post("/dashboard/me/sign-out-everywhere/")
+
+    assert client.get("/dashboard/me/").status_code == 302
