@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib import auth, messages
 from django.core.exceptions import ValidationError
@@ -20,6 +21,7 @@ from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
@@ -37,7 +39,7 @@ from analytics.dashboard import dashboard_session_start, local_when, tenant_admi
 from analytics.selectors import usage_series
 from audit.events import DETAIL_FIELDS
 from audit.models import AuditLog
-from audit.readable import ACTION_WORDS, References, TargetLabels, action_text, details_text, who
+from audit.readable import ACTION_WORDS, NONE, References, TargetLabels, action_text, details_text, who
 from audit.readable import USER as USER_LABEL
 from audit.selectors import audit_rows_filtered
 from core.errors import ApplicationError, ServiceUnavailable
@@ -527,6 +529,23 @@ def _audit_who(row, references, operators: set[str]) -> str:
     return who(row, references)
 
 
+def _audit_target(row, references, labels) -> str:
+    """The target by name; never a bare id (one since removed says so)."""
+    if not row.target_type:
+        return NONE
+    obj = references.get(row.target_type, row.target_id)
+    if obj is None:
+        try:
+            kind = apps.get_model(row.target_type)._meta.verbose_name
+        except (LookupError, ValueError):
+            kind = row.target_type.rpartition(".")[2].replace("_", " ")
+        return f"{capfirst(kind)} (since removed)"
+    if row.target_type == "accounts.refreshtoken":
+        email = references.user_email(getattr(obj, "user_id", None))
+        return f"A sign-in of {email}" if email else "A sign-in"
+    return labels(row)
+
+
 def _audit_rows(page: list[AuditLog], tenant_id) -> list[dict]:
     references = References(page, people=True, details=True)
     # Only this tenant's own objects are named (on PostgreSQL row-level
@@ -546,7 +565,7 @@ def _audit_rows(page: list[AuditLog], tenant_id) -> list[dict]:
             "when": local_when(row.created_at),
             "action": action_text(row.action),
             "who": _audit_who(row, references, operators),
-            "target": labels(row),
+            "target": _audit_target(row, references, labels),
             "details": details_text(row.details, references, labels=True, moment_text=local_when),
         }
         for row in page

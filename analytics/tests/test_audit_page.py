@@ -256,3 +256,26 @@ def test_the_pages_that_say_utc_stay_in_utc_whatever_the_viewers_zone(world):
     assert "expires 2027-01-01 00:30 UTC" in overview and "expires 2027-01-01 00:30 UTC" in license_page
     assert f"<td>{today:%Y-%m-%d}</td>" in license_page  # the rollup's UTC day, not the day before
     assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d P[SD]T</td>", license_page)  # a live lease, local
+
+
+def test_a_target_since_removed_or_a_sign_in_is_named_without_an_id(world):
+    from accounts.services import auth_login_password, auth_logout
+    from accounts.tests.factories import TEST_PASSWORD
+
+    pair = auth_login_password(email="member@acme.test", password=TEST_PASSWORD)
+    auth_logout(refresh_token=pair.refresh_token)
+    gone = "6b0c3f7e-2f1d-4c55-9a1e-2d3c4b5a6f70"
+    with tenant_scope(world["acme"].id):
+        audit_record(
+            action="license.deleted",
+            tenant_id=world["acme"].id,
+            target_type="licenses.license",
+            target_id=gone,
+        )
+
+    _, page = page_of(signed_in("admin@acme.test"))
+
+    logout = next(row for row in rows(page) if 'data-action="auth.logout"' in row)
+    assert cells(logout)[3] == "A sign-in of member@acme.test"
+    deleted = next(row for row in rows(page) if 'data-action="license.deleted"' in row)
+    assert cells(deleted)[3] == "License (since removed)" and gone not in page
