@@ -216,3 +216,22 @@ def user_last_seen(*, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
         if newest is not None and (pk not in seen or newest > seen[pk]):
             seen[pk] = newest
     return seen
+
+
+def user_operator_ids_across_tenants(*, ids: set[str]) -> set[str]:
+    """CROSS-TENANT READ (operator path): which of these user ids are
+    operators' (staff of no tenant), so a tenant's audit log can say
+    "operator" for their actions without showing who they are."""
+    keys = []
+    for value in ids:
+        try:
+            keys.append(uuid.UUID(str(value)))
+        except ValueError:
+            pass
+    if not keys:
+        return set()
+    with operator_scope():
+        found = User.objects.filter(pk__in=keys, tenant__isnull=True, is_staff=True).values_list(
+            "pk", flat=True
+        )
+        return {str(pk) for pk in found}

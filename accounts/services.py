@@ -584,11 +584,9 @@ class DashboardSignInFailed(Exception):
 
 WRONG_CREDENTIALS = "Wrong email or password."
 _DASHBOARD_REFUSALS = {
-    # Identity Platform sign-in needs Google's script in the page; the
-    # dashboard serves no third-party script, so it has no door then.
+    # With passwords off, the page offers Google and GitHub (Identity Platform) only.
     "password_login_disabled": "Password sign-in is turned off on this server.",
     "tenant_inactive": "This tenant is deactivated.",
-    "not_tenant_admin": "The dashboard is for tenant admins.",
     "second_factor_required": (
         "Tenant admins sign in here with Google or GitHub and a second factor; passwords are not enough."
     ),
@@ -607,9 +605,10 @@ def _dashboard_signed_in(user: User, *, method: str = "dashboard") -> User:
 
 
 def auth_login_dashboard(*, email: str, password: str) -> User:
-    """The tenant admin with this email and password (the dashboard's door: the
-    password check of every sign-in, and tenant admins only), or
-    DashboardSignInFailed. Every attempt leaves an audit row."""
+    """The active member with this email and password (the dashboard's door:
+    the password check of every sign-in; any role: a tenant admin's pages
+    refuse the others, who have a page of their own), or DashboardSignInFailed.
+    Every attempt leaves an audit row."""
     try:
         return _password_sign_in(
             email=email,
@@ -631,7 +630,6 @@ def auth_login_dashboard(*, email: str, password: str) -> User:
 
 _IDENTITY_REFUSALS = {
     "inactive_user": "This account is deactivated.",
-    "not_tenant_admin": "The dashboard is for tenant admins.",
     "second_factor_required": (
         "Tenant admins sign in here with a second factor. Enrol one (an authenticator app) for your "
         "Google or GitHub sign-in, then sign in again."
@@ -688,12 +686,11 @@ def auth_login_id_token(*, id_token: str) -> TokenPair:
 
 
 def _dashboard_refusal(user: User, *, second_factor: bool) -> str | None:
-    """The dashboard's own rule, for either door: tenant admins only, and with
-    DASHBOARD_ADMIN_MFA_REQUIRED a second factor (which only an Identity
-    Platform sign-in can show)."""
-    if not user.is_tenant_admin:
-        return "not_tenant_admin"
-    if settings.DASHBOARD_ADMIN_MFA_REQUIRED and not second_factor:
+    """The dashboard's own rule, for either door: any active member may sign
+    in (a tenant admin's pages refuse the others, who have a page of their
+    own), but with DASHBOARD_ADMIN_MFA_REQUIRED a tenant admin needs a second
+    factor, which only an Identity Platform sign-in can show."""
+    if user.is_tenant_admin and settings.DASHBOARD_ADMIN_MFA_REQUIRED and not second_factor:
         return "second_factor_required"
     return None
 
@@ -810,6 +807,27 @@ def user_sign_ins_end(*, user: User, reason: str) -> int:
     """End every sign-in of a user (all their refresh and access tokens);
     the number of refresh tokens revoked."""
     return _sign_ins_end(tenant_id=user.tenant_id, reason=reason, target=user, user_id=user.pk)
+
+
+def user_sign_out_everywhere(*, user: User, actor: User) -> int:
+    """End every sign-in of a user, wherever it is: the application's (their
+    refresh-token families, and through them their access tokens) and the
+    dashboard's (a session begun before this row is over: analytics.dashboard).
+    Unlike the ends above it always leaves its `auth.sign_ins_ended` row, for
+    it is the row that ends the dashboard's sessions. The number of refresh
+    tokens revoked."""
+    with transaction.atomic():
+        revoked = RefreshToken.objects.filter(
+            tenant_id=user.tenant_id, user_id=user.pk, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        audit_record(
+            action=Event.AUTH_SIGN_INS_ENDED,
+            tenant_id=user.tenant_id,
+            user=actor,
+            target=user,
+            details={"reason": "signed_out_everywhere", "revoked": revoked},
+        )
+    return revoked
 
 
 def tenant_sign_ins_end(*, tenant: Tenant, reason: str) -> int:

@@ -1,7 +1,6 @@
 from django.urls import path
 
-from analytics import people_views, report_views, usage_views, views
-
+from analytics import me_views, people_views, report_views, usage_views, views
 
 app_name = "dashboard"
 
@@ -46,4 +45,9 @@ urlpatterns = [
         usage_views.license_notifications,
         name="license-notifications",
     ),
+    # --- auditme: a member's own page (analytics/me_views.py) ---
+    path("me/", me_views.me, name="me"),
+    path("me/licenses/<uuid:license_id>/release/", me_views.me_seat_release, name="me-seat-release"),
+    path("me/password/", me_views.me_password_change, name="me-password"),
+    path("me/sign-out-everywhere/", me_views.me_sign_out_everywhere, name="me-sign-out-everywhere"),
 ]

@@ -1,27 +1,31 @@
 """The tenant dashboard: server-rendered pages for tenant admins.
 
 Every page but sign-in runs through `tenant_admin_view`, in the signed-in
-admin's tenant scope; reads go through the same selectors as the API, and the
+admin's tenant scope (any member may sign in; their own page is
+analytics/me_views.py); reads go through the same selectors as the API, and the
 one write (releasing a lease) through the same service as the admin site.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib import auth, messages
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from accounts.selectors import invite_get_by_code
+from accounts.selectors import invite_get_by_code, user_operator_ids_across_tenants
 from accounts.services import (
     DashboardSignInFailed,
     auth_login_dashboard,
@@ -32,10 +36,14 @@ from accounts.services import (
     password_reset_request,
 )
 from analytics.charts import seat_gauge, usage_chart
-from analytics.dashboard import dashboard_session_start, tenant_admin_view
+from analytics.dashboard import dashboard_session_start, local_when, tenant_admin_view
 from analytics.selectors import usage_series
 from analytics.signin import identity_sign_in_enabled, identity_sign_in_page
+from audit.events import DETAIL_FIELDS
 from audit.models import AuditLog
+from audit.readable import ACTION_WORDS, NONE, References, TargetLabels, action_text, details_text, who
+from audit.readable import USER as USER_LABEL
+from audit.selectors import audit_rows_filtered
 from core.errors import ApplicationError, ServiceUnavailable
 from core.middleware import content_security_policy_header
 from licenses.leases import lease_force_release
@@ -89,6 +97,12 @@ def _sign_in_page(request, *, next_url: str, email: str = "", failure: Dashboard
     return response
 
 
+def _landing(user) -> str:
+    """Where a member lands after signing in: a tenant admin on the overview,
+    anyone else on their own page."""
+    return "dashboard:overview" if user.is_tenant_admin else "dashboard:me"
+
+
 @require_http_methods(["GET", "POST"])
 def sign_in(request):
     next_url = _next_url(request)
@@ -102,7 +116,7 @@ def sign_in(request):
             request, next_url=next_url, email=email if _usable(email) else "", failure=failure
         )
     dashboard_session_start(request, user)
-    return redirect(next_url or "dashboard:overview")
+    return redirect(next_url or _landing(user))
 
 
 # An ID token is three base64url parts of a few hundred bytes each.
@@ -126,7 +140,7 @@ def sign_in_identity(request):
     except DashboardSignInFailed as failure:
         return _sign_in_page(request, next_url=next_url, failure=failure)
     dashboard_session_start(request, user)
-    return redirect(next_url or "dashboard:overview")
+    return redirect(next_url or _landing(user))
 
 
 @require_POST
@@ -369,8 +383,8 @@ def invite_accept_page(request):
 
 @require_GET
 def invite_registered(request):
-    """Where a member who is not a tenant admin lands: the dashboard is for
-    tenant admins, so the CODITECT application is where they sign in."""
+    """Where a member who is not a tenant admin lands: the CODITECT
+    application is where they work; here they have their own seats page."""
     registered = request.session.get(INVITE_DONE_SESSION_KEY)
     if not registered:
         return redirect("dashboard:login")
@@ -497,12 +511,125 @@ def _cursor(value: str | None) -> int | None:
     return None
 
 
-@require_GET
-@tenant_admin_view
-def audit_log(request):
-    """The tenant's audit log, newest first, paged by id (no counting)."""
-    rows = AuditLog.objects.all()
-    before, after = _cursor(request.GET.get("before")), _cursor(request.GET.get("after"))
+# --- the audit log, readable by people -----------------------------------------------------------
+# Rows are named as the console names them (audit.readable: actions in words,
+# targets and people by name, details as text), with times in the viewer's
+# zone. Filters are a GET query (reading changes nothing); the pager keeps
+# them. A filter that cannot be read is a 400 that says which, and shows no rows.
+
+AUDIT_FILTERS = ("action", "user", "from", "to")
+
+
+@dataclass
+class AuditFilters:
+    action: str = ""
+    email: str = ""
+    user: User | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    values: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
+
+
+def _local_day(text: str, zone) -> datetime | None:
+    """The start of a day given as YYYY-MM-DD, in the viewer's zone."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    if len(text) != 10:
+        return None
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def audit_filters_read(query, zone) -> AuditFilters:
+    """The audit page's filters from a GET query: `action` (an event name),
+    `user` (an email), `from` and `to` (days, both included, in `zone`)."""
+    values = {name: query.get(name, "").strip()[:254] for name in AUDIT_FILTERS}
+    filters = AuditFilters(values=values)
+    if not all(_usable(value) for value in values.values()):
+        filters.errors["form"] = "A filter holds a character that cannot be used."
+        return filters
+    if values["action"]:
+        if values["action"] in ACTION_WORDS or values["action"] in DETAIL_FIELDS:
+            filters.action = values["action"]
+        else:
+            filters.errors["action"] = "Choose an action from the list."
+    if values["user"]:
+        try:
+            validate_email(values["user"])
+        except ValidationError:
+            filters.errors["user"] = "Give the user's email address (like name@example.com)."
+        else:
+            filters.email = values["user"].lower()
+            filters.user = User.objects.filter(email=filters.email).first()
+    for name in ("from", "to"):
+        if values[name]:
+            moment = _local_day(values[name], zone)
+            if moment is None:
+                filters.errors[name] = "Give a day as YYYY-MM-DD."
+            elif name == "from":
+                filters.start = moment
+            else:
+                filters.end = datetime.combine(moment.date() + timedelta(days=1), time.min, tzinfo=zone)
+    if filters.start and filters.end and filters.start >= filters.end:
+        filters.errors["to"] = "The last day is before the first."
+    return filters
+
+
+def _audit_who(row, references, operators: set[str]) -> str:
+    if row.user_id and references.get(USER_LABEL, row.user_id) is None and str(row.user_id) in operators:
+        return "operator"
+    if not row.user_id and row.actor.startswith("api-key:"):
+        return f"API key {row.actor.removeprefix('api-key:')}"
+    return who(row, references)
+
+
+def _audit_target(row, references, labels) -> str:
+    """The target by name; never a bare id (one since removed says so)."""
+    if not row.target_type:
+        return NONE
+    obj = references.get(row.target_type, row.target_id)
+    if obj is None:
+        try:
+            kind = apps.get_model(row.target_type)._meta.verbose_name
+        except (LookupError, ValueError):
+            kind = row.target_type.rpartition(".")[2].replace("_", " ")
+        return f"{capfirst(kind)} (since removed)"
+    if row.target_type == "accounts.refreshtoken":
+        email = references.user_email(getattr(obj, "user_id", None))
+        return f"A sign-in of {email}" if email else "A sign-in"
+    return labels(row)
+
+
+def _audit_rows(page: list[AuditLog], tenant_id) -> list[dict]:
+    references = References(page, people=True, details=True)
+    # Only this tenant's own objects are named (on PostgreSQL row-level
+    # security already keeps the others out of sight; the embedded database has none).
+    for key, obj in list(references.objects.items()):
+        owner = obj.pk if key[0] == "tenants.tenant" else getattr(obj, "tenant_id", None)
+        if str(owner) != str(tenant_id):
+            del references.objects[key]
+    unknown = {
+        str(row.user_id) for row in page if row.user_id and not references.get(USER_LABEL, row.user_id)
+    }
+    operators = user_operator_ids_across_tenants(ids=unknown) if unknown else set()
+    labels = TargetLabels(page, references)
+    return [
+        {
+            "row": row,
+            "when": local_when(row.created_at),
+            "action": action_text(row.action),
+            "who": _audit_who(row, references, operators),
+            "target": _audit_target(row, references, labels),
+            "details": details_text(row.details, references, labels=True, moment_text=local_when),
+        }
+        for row in page
+    ]
+
+
+def _audit_page(rows, before: int | None, after: int | None) -> tuple[list, int | None, int | None]:
+    """A page of rows newest first, by id: (rows, older cursor, newer cursor)."""
     if after is not None:
         page = list(rows.filter(id__gt=after).order_by("id")[: AUDIT_PAGE_SIZE + 1])
         has_newer = len(page) > AUDIT_PAGE_SIZE
@@ -510,17 +637,52 @@ def audit_log(request):
         has_older = bool(page) and rows.filter(id__lt=page[-1].id).exists()
     else:
         if before is not None:
-            rows = rows.filter(id__lt=before)
-        page = list(rows.order_by("-id")[: AUDIT_PAGE_SIZE + 1])
+            rows_before = rows.filter(id__lt=before)
+        else:
+            rows_before = rows
+        page = list(rows_before.order_by("-id")[: AUDIT_PAGE_SIZE + 1])
         has_older = len(page) > AUDIT_PAGE_SIZE
         page = page[:AUDIT_PAGE_SIZE]
-        has_newer = before is not None and bool(page) and AuditLog.objects.filter(id__gt=page[0].id).exists()
+        has_newer = before is not None and bool(page) and rows.filter(id__gt=page[0].id).exists()
+    return page, page[-1].id if has_older and page else None, page[0].id if has_newer and page else None
+
+
+def _pager_query(filters: AuditFilters, **cursor) -> str:
+    query = QueryDict(mutable=True)
+    for name in AUDIT_FILTERS:
+        if filters.values.get(name):
+            query[name] = filters.values[name]
+    query.update(cursor)
+    return query.urlencode()
+
+
+@require_GET
+@tenant_admin_view
+def audit_log(request):
+    """The tenant's audit log, newest first, filtered, paged by id (no counting)."""
+    filters = audit_filters_read(request.GET, request.viewer_zone)
+    page, older, newer = [], None, None
+    if not filters.errors:
+        rows = audit_rows_filtered(
+            action=filters.action,
+            user_id=filters.user.pk if filters.user else None,
+            email=filters.email,
+            start=filters.start,
+            end=filters.end,
+        )
+        page, older, newer = _audit_page(
+            rows, _cursor(request.GET.get("before")), _cursor(request.GET.get("after"))
+        )
     return render(
         request,
         "dashboard/audit.html",
         {
-            "events": page,
-            "older": page[-1].id if has_older and page else None,
-            "newer": page[0].id if has_newer and page else None,
+            "events": _audit_rows(page, request.tenant.id),
+            "filters": filters,
+            "actions": sorted(ACTION_WORDS.items(), key=lambda item: item[1].lower()),
+            "filtered": any(filters.values.values()),
+            "older": _pager_query(filters, before=older) if older else "",
+            "newer": _pager_query(filters, after=newer) if newer else "",
         },
+        status=400 if filters.errors else 200,
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from django.apps import apps
 from django.contrib.admin.models import LogEntry
@@ -70,7 +71,7 @@ ACTION_WORDS: dict[str, str] = {
     Event.LEASE_BORROWED: "Seat borrowed for offline use",
     Event.LEASE_BORROW_UNDONE: "Borrow undone (the seat is as it was before)",
     Event.LEASE_RELEASED: "Seat released",
-    Event.LEASE_FORCE_RELEASED: "Seat released by an operator",
+    Event.LEASE_FORCE_RELEASED: "Seat released from the console or the dashboard",
     Event.LEASE_ENDED: "Seat ended by the server",
     Event.LEASE_EXPIRED: "Seat expired (no heartbeat in time)",
     Event.LEASE_LOST: "Seat lost with the seat ledger's state",
@@ -274,23 +275,33 @@ def tenant_link(row: AuditLog) -> str:
 DETAIL_DEPTH_SHOWN = 6
 
 
-def value_text(value, _depth: int = 0) -> str:
-    """One detail value as text: times in the one format, None as "—"."""
+def _when_seconds(moment) -> str:
+    return when(moment, seconds=True)
+
+
+def value_text(value, _depth: int = 0, *, moment_text: Callable[[datetime], str] | None = None) -> str:
+    """One detail value as text: times in the one format (or as `moment_text`
+    writes them: the dashboard's, in the viewer's zone), None as "—"."""
+    moment_text = moment_text or _when_seconds
     if value is None or value == "":
         return NONE
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):
         moment = moment_in(value)
-        return when(moment, seconds=True) if moment is not None else value
+        return moment_text(moment) if moment is not None else value
     if isinstance(value, dict | list) and _depth >= DETAIL_DEPTH_SHOWN:
         return "…"
+
+    def inner(item) -> str:
+        return value_text(item, _depth + 1, moment_text=moment_text)
+
     if isinstance(value, dict):
         if set(value) == {"from", "to"}:
-            return f"{value_text(value['from'], _depth + 1)} → {value_text(value['to'], _depth + 1)}"
-        return "; ".join(f"{key}: {value_text(item, _depth + 1)}" for key, item in value.items()) or NONE
+            return f"{inner(value['from'])} → {inner(value['to'])}"
+        return "; ".join(f"{key}: {inner(item)}" for key, item in value.items()) or NONE
     if isinstance(value, list):
-        return ", ".join(value_text(item, _depth + 1) for item in value) or NONE
+        return ", ".join(inner(item) for item in value) or NONE
     return str(value)
 
 
@@ -330,11 +341,11 @@ def detail_rows(row: AuditLog, references: References) -> list[tuple[str, str]]:
     return shown
 
 
-def _referenced_text(details: dict, name: str, value, references: References | None) -> str:
+def _referenced_text(details: dict, name: str, value, references: References | None, moment_text=None) -> str:
     model = _referenced(details, name)
     obj = references.get(model, value) if references and model and isinstance(value, str) and value else None
     if obj is None:
-        return value_text(value)
+        return value_text(value, moment_text=moment_text)
     return obj.email if model == USER else _label_of(model, obj)
 
 
@@ -346,18 +357,28 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def details_text(details, references: References | None = None) -> str:
+def details_text(
+    details,
+    references: References | None = None,
+    *,
+    labels: bool = False,
+    moment_text: Callable[[datetime], str] | None = None,
+) -> str:
     """The details on one line ("reason: …; user: ada@example.com; acquired at:
     2026-12-02 05:41:07 UTC"), cut at AUDIT_DETAILS_SHOWN characters; users
-    and other objects the `references` hold are named, not given as ids."""
+    and other objects the `references` hold are named, not given as ids.
+    `labels`: each field by its label in words ("Machine (fingerprint): …"),
+    not its key; `moment_text`: how a time is written (default: the one format)."""
     if not details:
         return NONE
     if isinstance(details, dict):
         text = "; ".join(
-            f"{key}: {_referenced_text(details, key, value, references)}" for key, value in details.items()
+            f"{detail_label(key) if labels else key}: "
+            f"{_referenced_text(details, key, value, references, moment_text)}"
+            for key, value in details.items()
         )
     else:
-        text = value_text(details)
+        text = value_text(details, moment_text=moment_text)
     return text if len(text) <= AUDIT_DETAILS_SHOWN else f"{text[: AUDIT_DETAILS_SHOWN - 1]}…"
 
 

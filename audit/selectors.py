@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
 
 from audit.models import AuditLog
 from audit.services import audit_row_hash, audit_row_hash_before_0003
@@ -47,3 +50,35 @@ def audit_chain_ids() -> list[uuid.UUID | None]:
     with operator_scope():
         tenants = list(Tenant.objects.order_by("created_at").values_list("id", flat=True))
     return [*tenants, None]
+
+
+def audit_rows_filtered(
+    *,
+    action: str = "",
+    user_id: uuid.UUID | None = None,
+    email: str = "",
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[AuditLog]:
+    """The caller's tenant's audit rows (the scoped manager), narrowed by
+    what is given: one action; one person (`user_id` and/or `email`: rows
+    they did, rows about them, the seats they held, and rows that name the
+    email as actor, e.g. failed sign-ins or an account since deleted); a time
+    range [start, end). Unordered: the caller pages it by id."""
+    rows = AuditLog.objects.all()
+    if action:
+        rows = rows.filter(action=action)
+    if user_id is not None or email:
+        person = Q()
+        if user_id is not None:
+            person |= Q(user_id=user_id)
+            person |= Q(target_type="accounts.user", target_id=str(user_id))
+            person |= Q(details__user_id=str(user_id))
+        if email:
+            person |= Q(actor__iexact=email)
+        rows = rows.filter(person)
+    if start is not None:
+        rows = rows.filter(created_at__gte=start)
+    if end is not None:
+        rows = rows.filter(created_at__lt=end)
+    return rows

@@ -132,6 +132,15 @@ def test_an_admins_google_token_opens_a_dashboard_session(google, acme, settings
     assert (admin.oauth_provider, admin.oauth_subject) == ("google.com", "uid-admin")
 
 
+def test_a_plain_members_token_lands_on_their_own_page(google, acme, settings):
+    settings.DASHBOARD_ADMIN_MFA_REQUIRED = True  # for tenant admins only
+    client = Client()
+    response = post_token(client, google.mint("uid-member", email="member@acme.test", provider="github.com"))
+    assert response.status_code == 302 and response["Location"] == "/dashboard/me/"
+    assert client.get("/dashboard/me/").status_code == 200
+    assert client.get("/dashboard/").status_code == 403
+
+
 def test_a_next_address_elsewhere_is_dropped(google, acme):
     response = post_token(
         Client(), google.mint("uid-admin", email="admin@acme.test"), next="https://evil.test/"
@@ -143,7 +152,6 @@ def test_a_next_address_elsewhere_is_dropped(google, acme):
     ("who", "expected"),
     [
         ("stranger", "No account is linked to this sign-in"),
-        ("member", "The dashboard is for tenant admins."),
         ("deactivated", "This account is deactivated."),
         ("forged", "not valid"),
     ],
@@ -152,7 +160,7 @@ def test_tokens_the_dashboard_refuses(google, acme, who, expected):
     if who == "deactivated":
         with tenant_scope(acme["tenant"].id):
             User.objects.filter(pk=acme["admin"].pk).update(is_active=False)
-    email = {"stranger": "x@elsewhere.test", "member": "member@acme.test"}.get(who, "admin@acme.test")
+    email = {"stranger": "x@elsewhere.test"}.get(who, "admin@acme.test")
     if who == "forged":
         from cryptography.hazmat.primitives.asymmetric import rsa
 

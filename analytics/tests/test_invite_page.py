@@ -144,7 +144,8 @@ def test_a_plain_user_is_registered_signed_in_and_sent_to_the_application(acme, 
     with tenant_scope(acme.id):
         user = User.objects.get(email="pat@people.test")
     assert user.role == "user" and browser.session["_auth_user_id"] == str(user.pk)
-    assert browser.get("/dashboard/").status_code == 302  # the dashboard is for tenant admins
+    assert browser.get("/dashboard/").status_code == 403  # the tenant admin's pages are not theirs
+    assert browser.get("/dashboard/me/").status_code == 200  # their own page is
     login = api_client().post(
         "/api/v1/auth/login", {"email": "pat@people.test", "password": PASSWORD}, format="json"
     )
