@@ -22,7 +22,7 @@ from licenses.models import License, Policy, Product
 from licenses.services import license_unbind_machine
 from licenses.tests.conftest import error_code
 from licenses.tests.factories import LicenseFactory
-from tenants.scope import tenant_scope
+from tenants.scope import operator_scope, tenant_scope
 from tenants.tests.factories import TenantFactory
 
 pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("test_events")]
@@ -457,3 +457,67 @@ def test_changing_requests_refuse_get(world):
     client = signed_in()
     for tail in ("machines/unbind/", "blocks/", "blocks/remove/"):
         assert client.get(url(world["license"], tail)).status_code == 405
+
+
+# --- the cap under load, and the operator console ---------------------------------------------
+
+
+@pytest.mark.postgres
+def test_unbinds_sent_at_once_never_pass_the_cap_together(world):
+    from licenses.tests.console_forms import at_once
+
+    license = world["license"]
+    with tenant_scope(license.tenant_id):
+        License.objects.filter(pk=license.pk).update(max_unbinds_per_month=1)
+    client = signed_in()
+    machines = iter(MACHINES)
+    picked = {}
+
+    def send(each):
+        import threading
+
+        machine = picked.setdefault(threading.get_ident(), next(machines))
+        return each.post(
+            url(license, "machines/unbind/"), {"fingerprint": machine, "confirm": "yes"}
+        ).status_code
+
+    answers = at_once(client, 3, send)
+
+    assert sorted(answers) == [302, 409, 409]
+    assert len(fresh(license).hardware_fingerprints) == 2
+    assert len(unbound_rows(license)) == 1
+
+
+@pytest.fixture
+def console(world):
+    from django.contrib.contenttypes.models import ContentType
+
+    from licenses.tests.test_admin import make_operator
+
+    ContentType.objects.clear_cache()
+    client = Client()
+    with operator_scope():
+        client.force_login(make_operator(is_superuser=True))
+    return client
+
+
+@pytest.mark.postgres
+def test_the_console_shows_the_cap_on_policy_and_license_and_its_unbinds_are_not_capped(world, console):
+    from django.urls import reverse
+
+    license, policy = world["license"], world["policy"]
+    Policy.objects.filter(pk=policy.pk).update(max_unbinds_per_month=0)
+
+    policy_page = console.get(reverse("admin:licenses_policy_change", args=[policy.pk])).content.decode()
+    assert 'name="max_unbinds_per_month"' in policy_page
+    license_page = console.get(reverse("admin:licenses_license_change", args=[license.pk])).content.decode()
+    assert 'name="max_unbinds_per_month"' in license_page
+    assert "Unbinding here is not capped" in license_page and "they may not unbind" in license_page
+
+    response = console.post(
+        reverse("admin:licenses_license_unbind", args=[license.pk]), {"fingerprint": MACHINES[0]}
+    )
+
+    assert response.status_code in (302, 303)
+    assert MACHINES[0] not in fresh(license).hardware_fingerprints
+    assert [row.details for row in unbound_rows(license)] == [{"fingerprint": MACHINES[0]}]
