@@ -42,6 +42,7 @@ from licenses.services import (
     license_regenerate_key,
     license_unbind_machine,
     license_unblock,
+    unbind_limit_error,
 )
 
 ROTATE_ACTION = "dashboard-rotate-key"
@@ -250,6 +251,8 @@ def machine_unbind(request, license_id):
             ApplicationError("This machine is not bound to the license.", code="invalid_request"),
         )
     if request.POST.get("confirm") != "yes":
+        if (refusal := unbind_limit_error(license)) is not None:
+            return _refused(request, license, refusal)  # said before asking, not after "Yes"
         unbinds = _unbinds(license)
         consequences = [
             "Its place is free for another machine.",

@@ -231,7 +231,7 @@ def license_unbind_machine(
     from core.errors import ApplicationError
     from licenses.leases import lease_force_release
     from licenses.ledger.gateway import seat_ledger
-    from licenses.selectors import UNBIND_VIA_DASHBOARD, license_unbinds_this_month, unbind_month
+    from licenses.selectors import UNBIND_VIA_DASHBOARD
 
     with tenant_scope(license.tenant_id):
         license = _locked(license)
@@ -239,23 +239,8 @@ def license_unbind_machine(
             raise ApplicationError("This machine is not bound to the license.", code="invalid_request")
         details = {"fingerprint": fingerprint}
         if capped:
-            cap = license.terms.max_unbinds_per_month
-            if cap is not None:
-                used = license_unbinds_this_month(license=license)
-                if used >= cap:
-                    resets_at = unbind_month()[1]
-                    message = (
-                        "Machines of this license cannot be unbound here; ask your vendor's support."
-                        if cap == 0
-                        else f"This license's {cap} unbind{'s' if cap != 1 else ''} of the month "
-                        f"{'are' if cap != 1 else 'is'} used; the next is possible from "
-                        f"{resets_at:%Y-%m-%d} 00:00 UTC, or ask your vendor's support."
-                    )
-                    raise ApplicationError(
-                        message,
-                        code="unbind_limit_reached",
-                        details={"limit": cap, "used": used, "resets_at": resets_at.isoformat()},
-                    )
+            if (refusal := unbind_limit_error(license)) is not None:
+                raise refusal
             details["via"] = UNBIND_VIA_DASHBOARD
         license.hardware_fingerprints = [fp for fp in license.hardware_fingerprints if fp != fingerprint]
         license.save(update_fields=["hardware_fingerprints", "updated_at"])
@@ -273,6 +258,35 @@ def license_unbind_machine(
                 except ApplicationError:
                     pass  # it ended meanwhile
     return license
+
+
+def unbind_limit_error(license: License):
+    """The refusal (`unbind_limit_reached`) of a tenant admin's next unbind
+    when the license's monthly cap is used, or None. Decisive only under the
+    license row's lock (license_unbind_machine); a page may ask it first."""
+    from core.errors import ApplicationError
+    from licenses.selectors import license_unbinds_this_month, unbind_month
+
+    cap = license.terms.max_unbinds_per_month
+    if cap is None:
+        return None
+    used = license_unbinds_this_month(license=license)
+    if used < cap:
+        return None
+    resets_at = unbind_month()[1]
+    if cap == 0:
+        message = "Machines of this license cannot be unbound here; ask your vendor's support."
+    else:
+        message = (
+            f"This license's {cap} unbind{'s' if cap != 1 else ''} of the month "
+            f"{'are' if cap != 1 else 'is'} used; the next is possible from "
+            f"{resets_at:%Y-%m-%d} 00:00 UTC, or ask your vendor's support."
+        )
+    return ApplicationError(
+        message,
+        code="unbind_limit_reached",
+        details={"limit": cap, "used": used, "resets_at": resets_at.isoformat()},
+    )
 
 
 class BlockKind:

@@ -195,8 +195,11 @@ def test_a_key_page_of_another_session_shows_nothing(world):
 
 
 def unbind(client, license, machine):
+    """Ask, then confirm; a refusal before asking (the cap used) is the answer."""
     asked = client.post(url(license, "machines/unbind/"), {"fingerprint": machine})
-    assert asked.status_code == 200 and "Are you sure?" in asked.content.decode(), asked.content
+    if asked.status_code != 200:
+        return asked
+    assert "Are you sure?" in asked.content.decode(), asked.content
     return client.post(url(license, "machines/unbind/"), {"fingerprint": machine, "confirm": "yes"})
 
 
@@ -212,6 +215,9 @@ def test_machines_unbind_up_to_the_monthly_cap_then_are_refused(world):
     assert refused.status_code == 409
     text = refused.content.decode()
     assert "2 unbinds of the month are used" in text and 'data-testid="license-error"' in text
+    assert fresh(license).hardware_fingerprints == [MACHINES[2]]
+    confirmed = client.post(url(license, "machines/unbind/"), {"fingerprint": MACHINES[2], "confirm": "yes"})
+    assert confirmed.status_code == 409  # a confirmation sent anyway is refused as well
     assert fresh(license).hardware_fingerprints == [MACHINES[2]]
     rows = unbound_rows(license)
     assert [row.details for row in rows] == [
