@@ -75,6 +75,24 @@ def shots(page, name: str) -> None:
     page.set_viewport_size(DESKTOP)
 
 
+# Elements of the page's main part that reach past the viewport's right edge,
+# leaving out what sits in a box that scrolls by itself (a table's wrapper).
+OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth;
+  return [...document.querySelectorAll("main *")]
+    .filter((el) => !el.closest(".lic-scroll") && el.getBoundingClientRect().right > width + 1)
+    .map((el) => el.tagName + "." + el.className);
+}"""
+
+
+def fits_a_phone(page) -> list[str]:
+    page.set_viewport_size(PHONE)
+    try:
+        return page.evaluate(OVERFLOWING)
+    finally:
+        page.set_viewport_size(DESKTOP)
+
+
 def acquire(url: str, access_token: str, key: str, machine: str) -> requests.Response:
     return requests.post(
         f"{url}/api/v1/licenses/acquire",
@@ -106,6 +124,7 @@ def test_a_tenant_admin_rotates_the_key_unbinds_to_the_cap_and_blocks(scene, pag
     assert page.locator("[data-testid=seat-gauge]").get_attribute("data-used") == "1"
     assert page.locator("[data-testid=bound-machines] tbody tr[data-fingerprint]").count() == 3
     shots(page, "license")
+    assert fits_a_phone(page) == []
 
     # Rotate: asked first, shown once, the old key refused and the new one taken.
     page.click("[data-testid=rotate-key]")
@@ -164,6 +183,7 @@ def test_a_tenant_admin_rotates_the_key_unbinds_to_the_cap_and_blocks(scene, pag
     blocked = acquire(url, access, new_key, MACHINES[2])
     assert blocked.status_code == 403 and blocked.json()["error"]["code"] == "user_blocked"
     shots(page, "blocked")
+    assert fits_a_phone(page) == []
     row.locator("button", has_text="Unblock").click()
     page.wait_for_selector("text=is unblocked")
     assert page.locator(f"[data-testid=blocks] tr[data-block-value='{member.pk}']").count() == 0
