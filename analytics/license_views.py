@@ -31,7 +31,6 @@ from analytics.selectors import usage_series
 from analytics.views import _card, _chart_window, _is_uuid, _license_or_404, _live_leases, _usable
 from core.errors import ApplicationError
 from licenses.admin import key_shown_once, key_to_show_once
-from licenses.models import FINGERPRINT
 from licenses.once import NONCE_FIELD, nonce_claim, nonce_issue
 from licenses.selectors import license_unbinds_this_month, unbind_month
 from licenses.services import (
@@ -240,15 +239,15 @@ def machine_unbind(request, license_id):
     """Unbind a machine: the first POST asks, the one with `confirm` acts."""
     license = _license_or_404(license_id)
     fingerprint = _posted(request, "fingerprint")
-    if (
-        not fingerprint
-        or not FINGERPRINT.fullmatch(fingerprint)
-        or fingerprint not in license.hardware_fingerprints
-    ):
+    # Any fingerprint the license holds (one bound before the fingerprint rules too).
+    if not fingerprint or fingerprint not in license.hardware_fingerprints:
         return _refused(
             request,
             license,
-            ApplicationError("This machine is not bound to the license.", code="invalid_request"),
+            ApplicationError(
+                "This machine is not bound to the license (if you just unbound it, that is done).",
+                code="invalid_request",
+            ),
         )
     if request.POST.get("confirm") != "yes":
         if (refusal := unbind_limit_error(license)) is not None:
