@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 from unittest import mock
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -527,3 +528,31 @@ def test_the_console_shows_the_cap_on_policy_and_license_and_its_unbinds_are_not
     assert response.status_code in (302, 303)
     assert MACHINES[0] not in fresh(license).hardware_fingerprints
     assert [row.details for row in unbound_rows(license)] == [{"fingerprint": MACHINES[0]}]
+
+
+@pytest.mark.parametrize(
+    "now, start, end",
+    [
+        (
+            datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
+            datetime(2026, 12, 1, tzinfo=UTC),
+            datetime(2027, 1, 1, tzinfo=UTC),
+        ),
+        (
+            datetime(2027, 1, 1, 0, 0, tzinfo=UTC),
+            datetime(2027, 1, 1, tzinfo=UTC),
+            datetime(2027, 2, 1, tzinfo=UTC),
+        ),
+        # 23:30 on 31 January in New York is already 1 February in UTC: the month is UTC's.
+        (
+            datetime(2027, 1, 31, 23, 30, tzinfo=ZoneInfo("America/New_York")),
+            datetime(2027, 2, 1, tzinfo=UTC),
+            datetime(2027, 3, 1, tzinfo=UTC),
+        ),
+    ],
+    ids=["december", "new-year", "utc-not-local"],
+)
+def test_the_cap_counts_a_calendar_month_in_utc(now, start, end):
+    from licenses.selectors import unbind_month
+
+    assert unbind_month(now) == (start, end)
