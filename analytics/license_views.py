@@ -168,6 +168,40 @@ def license_detail(request, license_id):
     return _license_page(request, _license_or_404(license_id))
 
 
+# --- live leases: releasing one asks first (the release itself is views.lease_release) -----
+
+
+@require_POST
+@tenant_admin_view
+def lease_release_confirm(request, license_id):
+    """ "Are you sure?" for a lease's Release button; its "Yes" posts to
+    views.lease_release, which releases."""
+    license = _license_or_404(license_id)
+    session_id = _posted(request, "session_id", limit=200)
+    if not session_id:
+        refusal = ApplicationError("No such session.", code="session_not_found")
+        return _refused(request, license, refusal)
+    lease = next((each for each in _live_leases(license) or () if each.session_id == session_id), None)
+    holder = ""
+    if lease is not None and _is_uuid(lease.user_id):
+        holder = User.objects.filter(pk=lease.user_id).values_list("email", flat=True).first() or ""
+    machine = f" on machine {lease.fingerprint}" if lease is not None else ""
+    return _confirm(
+        request,
+        license,
+        title="Release a seat",
+        question=f"Release the seat{f' of {holder}' if holder else ''}{machine}?",
+        consequences=[
+            "The seat is free at once.",
+            "The application finds out at its next heartbeat and checks out again if it still runs "
+            "(and a seat is free).",
+        ],
+        action=reverse("dashboard:lease-release", args=[license.id]),
+        fields={"session_id": session_id},
+        button="Yes, release the seat",
+    )
+
+
 # --- the key ------------------------------------------------------------------------------
 
 

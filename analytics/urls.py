@@ -21,4 +21,9 @@ urlpatterns = [
     path("licenses/<uuid:license_id>/machines/unbind/", license_views.machine_unbind, name="license-unbind"),
     path("licenses/<uuid:license_id>/blocks/", license_views.block_add, name="license-block"),
     path("licenses/<uuid:license_id>/blocks/remove/", license_views.block_remove, name="license-unblock"),
+    path(
+        "licenses/<uuid:license_id>/release/confirm/",
+        license_views.lease_release_confirm,
+        name="lease-release-confirm",
+    ),
 ]

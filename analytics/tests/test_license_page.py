@@ -429,6 +429,7 @@ def every_url(license) -> list[tuple[str, str, dict]]:
         ("post", url(license, "machines/unbind/"), {"fingerprint": MACHINES[0], "confirm": "yes"}),
         ("post", url(license, "blocks/"), {"kind": "machine", "value": MACHINES[0], "confirm": "yes"}),
         ("post", url(license, "blocks/remove/"), {"kind": "machine", "value": MACHINES[0]}),
+        ("post", url(license, "release/confirm/"), {"session_id": "abc"}),
     ]
 
 
@@ -556,3 +557,39 @@ def test_the_cap_counts_a_calendar_month_in_utc(now, start, end):
     from licenses.selectors import unbind_month
 
     assert unbind_month(now) == (start, end)
+
+
+def test_releasing_a_live_seat_asks_first(world):
+    from licenses.ledger import get_seat_ledger
+
+    license, member = world["license"], world["member"].user
+    with tenant_scope(license.tenant_id):
+        session_id = (
+            get_seat_ledger()
+            .acquire(
+                license_id=license.id,
+                tenant_id=license.tenant_id,
+                max_seats=license.max_seats,
+                fingerprint=MACHINES[0],
+                user_id=str(member.pk),
+                ttl=600,
+            )
+            .lease.session_id
+        )
+    client = signed_in()
+    assert url(license, "release/confirm/") in client.get(url(license)).content.decode()
+
+    asked = client.post(url(license, "release/confirm/"), {"session_id": session_id})
+
+    text = asked.content.decode()
+    assert asked.status_code == 200 and "Are you sure?" in text
+    assert member.email in text and MACHINES[0] in text
+    assert f'action="/dashboard/licenses/{license.id}/release/"' in text
+    with tenant_scope(license.tenant_id):
+        assert [lease.session_id for lease in get_seat_ledger().live_leases(license_id=license.id)] == [
+            session_id
+        ]
+    released = client.post(url(license, "release/"), {"session_id": session_id})
+    assert released.status_code == 302
+    with tenant_scope(license.tenant_id):
+        assert get_seat_ledger().live_leases(license_id=license.id) == []
