@@ -461,32 +461,6 @@ def _license_or_404(license_id):
         raise Http404("No such license.") from None
 
 
-@require_GET
-@tenant_admin_view
-def license_detail(request, license_id):
-    license = _license_or_404(license_id)
-    start, end = _chart_window()
-    (item,) = usage_series(granularity="day", start=start, end=end, license_id=license.id)
-    leases = _live_leases(license)
-    holders = {}
-    if leases:
-        user_ids = [lease.user_id for lease in leases if _is_uuid(lease.user_id)]
-        holders = {
-            str(pk): email for pk, email in User.objects.filter(pk__in=user_ids).values_list("pk", "email")
-        }
-    rows = [{"lease": lease, "holder": holders.get(str(lease.user_id), "")} for lease in leases or []]
-    return render(
-        request,
-        "dashboard/license.html",
-        {
-            "card": _card(license, item["periods"], leases, item["as_of"]),
-            "leases": rows,
-            "ledger_down": leases is None,
-            "days": list(reversed(item["periods"])),
-        },
-    )
-
-
 @require_POST
 @tenant_admin_view
 def lease_release(request, license_id):

@@ -176,7 +176,8 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LICENSE_EXTENDED: frozenset({"from", "to", "how", "days"}),
     Event.LICENSE_KEY_REGENERATED: frozenset({"previous_prefix", "key_prefix"}),
     Event.LICENSE_MACHINE_BOUND: frozenset({D.FINGERPRINT}),
-    Event.LICENSE_MACHINE_UNBOUND: frozenset({D.FINGERPRINT}),
+    # via: "dashboard" for a tenant admin's own unbind (counted against the monthly cap).
+    Event.LICENSE_MACHINE_UNBOUND: frozenset({D.FINGERPRINT, "via"}),
     # kind: machine (value a fingerprint) or user (value a user id).
     Event.LICENSE_BLOCKED: frozenset({"kind", "value", D.REASON}),
     Event.LICENSE_UNBLOCKED: frozenset({"kind", "value", D.REASON}),

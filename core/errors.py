@@ -48,6 +48,8 @@ ERROR_STATUS: dict[str, int] = {
     # Provisioning API (issue 15)
     "tenant_not_found": 404,
     "idempotency_key_reused": 422,
+    # The dashboard (issue 16): a license's monthly self-service unbinds are used.
+    "unbind_limit_reached": 409,
 }
 
 

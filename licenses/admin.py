@@ -247,6 +247,7 @@ class LicenseForm(forms.ModelForm):
             "suspended",
             "hardware_fingerprints",
             "max_machines",
+            "max_unbinds_per_month",
             "entitlements",
             "lease_ttl",
             "offline_grace",
@@ -424,6 +425,7 @@ class LicenseAdmin(admin.ModelAdmin):
         "suspended",
         "hardware_fingerprints",
         "max_machines",
+        "max_unbinds_per_month",
         "entitlements",
         "lease_ttl",
         "offline_grace",
@@ -904,6 +906,7 @@ class LicenseAdmin(admin.ModelAdmin):
             expires_at=data.get("expires_at"),
             fingerprints=data.get("hardware_fingerprints") or [],
             max_machines=data.get("max_machines"),
+            max_unbinds_per_month=data.get("max_unbinds_per_month"),
             entitlements=data.get("entitlements"),
             lease_ttl=data.get("lease_ttl"),
             offline_grace=data.get("offline_grace"),
@@ -2008,7 +2011,16 @@ class PolicyAdmin(admin.ModelAdmin):
         (None, {"fields": ("id", "product", "name", "slug")}),
         (
             "Seats and leases",
-            {"fields": ("seats", "lease_ttl", "offline_grace", "borrow_limit_hours", "max_machines")},
+            {
+                "fields": (
+                    "seats",
+                    "lease_ttl",
+                    "offline_grace",
+                    "borrow_limit_hours",
+                    "max_machines",
+                    "max_unbinds_per_month",
+                )
+            },
         ),
         (
             "Time",

@@ -87,6 +87,12 @@ class Policy(models.Model):
         default=default_borrow_limit_hours, help_text="0: no borrowing."
     )
     max_machines = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no machine limit.")
+    max_unbinds_per_month = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Machines a tenant admin may unbind from one license per calendar month (UTC), on the "
+        "dashboard. Empty: no cap; 0: tenant admins may not unbind. Operators are never capped.",
+    )
     trial_days = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -205,6 +211,12 @@ class License(TenantOwnedModel):
     hardware_fingerprints = models.JSONField(default=list, blank=True)
     max_machines = models.PositiveIntegerField(
         null=True, blank=True, help_text="Empty: the policy's (whose empty is no limit)."
+    )
+    max_unbinds_per_month = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Machines a tenant admin may unbind per calendar month (UTC); 0: none. "
+        "Empty: the policy's (whose empty is no cap).",
     )
     # Codes of the policy's catalog, as {code: true}; empty (None): every code
     # of the catalog. Licenses older than policies keep their own JSON here.

@@ -110,6 +110,19 @@ def _tenant_of(view: ProvisioningAPIView, tenant_id) -> Tenant:
 MAX_MACHINES = 1_000_000
 
 
+def UNBINDS_FIELD(**options):
+    """A license's override of its policy's monthly cap on a tenant admin's unbinds (issue 16)."""
+    return serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_MACHINES,
+        required=False,
+        allow_null=True,
+        help_text="Overrides the policy's cap on the machines a tenant admin may unbind per calendar "
+        "month (UTC) on the dashboard; 0: none; null: the policy's.",
+        **options,
+    )
+
+
 def _invalid(field: str, message: str) -> ApplicationError:
     return ApplicationError("The request is not valid.", details={"fields": {field: [message]}})
 
@@ -223,6 +236,11 @@ class ProvisionedLicenseSerializer(serializers.Serializer):
         child=serializers.BooleanField(), help_text="Codes of the policy's catalog: {code: true}."
     )
     max_machines = serializers.IntegerField(allow_null=True)
+    max_unbinds_per_month = serializers.IntegerField(
+        allow_null=True,
+        help_text="Machines a tenant admin may unbind on the dashboard per calendar month (UTC); "
+        "0: none; null: no cap.",
+    )
     lease_ttl = serializers.IntegerField()
     offline_grace = serializers.IntegerField()
     borrow_limit_hours = serializers.IntegerField()
@@ -252,6 +270,7 @@ def license_answer(license: License, *, key: str | None = None) -> dict:
         "policy": license.policy.slug,
         "entitlements": terms.entitlements,
         "max_machines": terms.max_machines,
+        "max_unbinds_per_month": terms.max_unbinds_per_month,
         "lease_ttl": terms.lease_ttl,
         "offline_grace": terms.offline_grace,
         "borrow_limit_hours": terms.borrow_limit_hours,
@@ -514,6 +533,7 @@ class LicenseListApi(ProvisioningAPIView):
         max_machines = serializers.IntegerField(
             min_value=1, max_value=MAX_MACHINES, required=False, allow_null=True, default=None
         )
+        max_unbinds_per_month = UNBINDS_FIELD(default=None)
         lease_ttl = serializers.IntegerField(min_value=30, max_value=86400, required=False)
         offline_grace = serializers.IntegerField(min_value=60, max_value=90 * 86400, required=False)
         borrow_limit_hours = serializers.IntegerField(min_value=0, max_value=24 * 365, required=False)
@@ -560,7 +580,8 @@ class LicenseListApi(ProvisioningAPIView):
             "Optional `policy` (a slug; the default policy without one), `max_seats` (the policy's "
             "without it), `name`, `expires_at` (future; null or absent: a trial policy's "
             "length from now, else perpetual), `entitlements` (codes of the policy's catalog; absent: all of "
-            "them), `max_machines`, `lease_ttl`, `offline_grace`, `borrow_limit_hours` (overrides of "
+            "them), `max_machines`, `max_unbinds_per_month`, `lease_ttl`, `offline_grace`, "
+            "`borrow_limit_hours` (overrides of "
             "the policy's; the answer gives the effective values); "
             "`tenant_id` with an operator-wide key (an unknown one, or another tenant's with a "
             "tenant-scoped key: 404 `tenant_not_found`; a suspended tenant may be given licenses, "
@@ -614,6 +635,7 @@ class LicenseDetailApi(ProvisioningAPIView):
         max_machines = serializers.IntegerField(
             min_value=1, max_value=MAX_MACHINES, required=False, allow_null=True
         )
+        max_unbinds_per_month = UNBINDS_FIELD()
 
     @extend_schema(
         operation_id="provisioning_licenses_read",
@@ -632,7 +654,7 @@ class LicenseDetailApi(ProvisioningAPIView):
         summary="Change a license",
         description=(
             "Any of `name`, `max_seats`, `expires_at` (future, or null: perpetual), `policy` (a slug), "
-            "`entitlements` (codes of the policy's catalog), `max_machines`. Audited as `license.updated` (and `license.extended` for the expiry). "
+            "`entitlements` (codes of the policy's catalog), `max_machines`, `max_unbinds_per_month`. Audited as `license.updated` (and `license.extended` for the expiry). "
             "Lowering `max_seats` below the seats in use ends no lease (DESIGN.md invariant 6)."
         ),
         request=LicenseUpdateSerializer,

@@ -201,3 +201,43 @@ def _lease_cursor_decode(cursor: str, license: License) -> str:
     if license_id != str(license.id) or not isinstance(ledger_cursor, str):
         raise InvalidCursor()
     return ledger_cursor
+
+
+# --- Self-service unbinds (issue 16): the monthly cap -------------------------------------
+# Counted from the audit log: each unbind a tenant admin makes is a
+# `license.machine_unbound` row with `via` "dashboard", written in the same
+# transaction as the unbind, under the license row's lock, so two unbinds at
+# once count each other (the second reads after the first has committed).
+UNBIND_VIA_DASHBOARD = "dashboard"
+
+
+def unbind_month(now=None) -> tuple:
+    """The current calendar month (UTC): its first moment and the next month's."""
+    from datetime import UTC
+
+    now = (now or timezone.now()).astimezone(UTC)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+    return start, end
+
+
+def license_unbinds_this_month(*, license: License, now=None) -> int:
+    """The machines tenant admins unbound from the license this calendar month
+    (UTC); an operator's unbinds (the admin site) do not count."""
+    from audit.events import Event
+    from audit.models import AuditLog
+
+    start, end = unbind_month(now)
+    return AuditLog.objects.filter(
+        tenant_id=license.tenant_id,
+        target_type=License._meta.label_lower,
+        target_id=str(license.pk),
+        action=Event.LICENSE_MACHINE_UNBOUND,
+        created_at__gte=start,
+        created_at__lt=end,
+        details__via=UNBIND_VIA_DASHBOARD,
+    ).count()

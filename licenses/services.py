@@ -32,6 +32,7 @@ def license_create(
     borrow_limit_hours: int | None = None,
     fingerprints: Iterable[str] = (),
     max_machines: int | None = None,
+    max_unbinds_per_month: int | None = None,
     entitlements: Iterable[str] | dict[str, Any] | None = None,
     actor: Any = None,
     trial: bool = True,
@@ -76,6 +77,7 @@ def license_create(
         "expires_at": expires_at,
         "hardware_fingerprints": sorted(set(fingerprints)),
         "max_machines": max_machines,
+        "max_unbinds_per_month": max_unbinds_per_month,
         "entitlements": entitlements,
         "lease_ttl": lease_ttl,
         "offline_grace": offline_grace,
@@ -216,17 +218,32 @@ def _set_expiry(license: License, expires_at, *, actor: Any, how: str, days: int
     return license
 
 
-def license_unbind_machine(*, license: License, fingerprint: str, actor: Any = None) -> License:
+def license_unbind_machine(
+    *, license: License, fingerprint: str, actor: Any = None, capped: bool = False
+) -> License:
     """Take a machine off the license, freeing its place for another one; the
-    machine's live lease, if any, ends now (it may no longer hold a seat)."""
+    machine's live lease, if any, ends now (it may no longer hold a seat).
+
+    `capped`: a tenant admin's own unbind (the dashboard), counted against the
+    license's `max_unbinds_per_month` (its terms) and refused past it with
+    `unbind_limit_reached`, so unbinding cannot pass one seat of a node-locked
+    license from machine to machine. The count is read under the license row's
+    lock, so unbinds at once never pass the cap together. An operator's unbind
+    (the admin site: a support case) is neither capped nor counted."""
     from core.errors import ApplicationError
     from licenses.leases import lease_force_release
     from licenses.ledger.gateway import seat_ledger
+    from licenses.selectors import UNBIND_VIA_DASHBOARD
 
     with tenant_scope(license.tenant_id):
         license = _locked(license)
         if fingerprint not in license.hardware_fingerprints:
             raise ApplicationError("This machine is not bound to the license.", code="invalid_request")
+        details = {"fingerprint": fingerprint}
+        if capped:
+            if (refusal := unbind_limit_error(license)) is not None:
+                raise refusal
+            details["via"] = UNBIND_VIA_DASHBOARD
         license.hardware_fingerprints = [fp for fp in license.hardware_fingerprints if fp != fingerprint]
         license.save(update_fields=["hardware_fingerprints", "updated_at"])
         audit_record(
@@ -234,7 +251,7 @@ def license_unbind_machine(*, license: License, fingerprint: str, actor: Any = N
             tenant_id=license.tenant_id,
             user=actor,
             target=license,
-            details={"fingerprint": fingerprint},
+            details=details,
         )
         for lease in seat_ledger().live_leases(license_id=license.id, tenant_id=license.tenant_id):
             if lease.fingerprint == fingerprint:
@@ -243,6 +260,35 @@ def license_unbind_machine(*, license: License, fingerprint: str, actor: Any = N
                 except ApplicationError:
                     pass  # it ended meanwhile
     return license
+
+
+def unbind_limit_error(license: License):
+    """The refusal (`unbind_limit_reached`) of a tenant admin's next unbind
+    when the license's monthly cap is used, or None. Decisive only under the
+    license row's lock (license_unbind_machine); a page may ask it first."""
+    from core.errors import ApplicationError
+    from licenses.selectors import license_unbinds_this_month, unbind_month
+
+    cap = license.terms.max_unbinds_per_month
+    if cap is None:
+        return None
+    used = license_unbinds_this_month(license=license)
+    if used < cap:
+        return None
+    resets_at = unbind_month()[1]
+    if cap == 0:
+        message = "Machines of this license cannot be unbound here; ask your vendor's support."
+    else:
+        message = (
+            f"This license's {cap} unbind{'s' if cap != 1 else ''} of the month "
+            f"{'are' if cap != 1 else 'is'} used; the next is possible from "
+            f"{resets_at:%Y-%m-%d} 00:00 UTC, or ask your vendor's support."
+        )
+    return ApplicationError(
+        message,
+        code="unbind_limit_reached",
+        details={"limit": cap, "used": used, "resets_at": resets_at.isoformat()},
+    )
 
 
 class BlockKind:

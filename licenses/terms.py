@@ -31,6 +31,8 @@ class LicenseTerms:
     offline_grace: int
     borrow_limit_hours: int
     max_machines: int | None
+    # Unbinds a tenant admin may make per calendar month (UTC); None: no cap.
+    max_unbinds_per_month: int | None
     entitlements: dict[str, Any]
     expires_at: datetime | None
     # The end of the grace period after expiry; None without an expiry or grace.
@@ -96,6 +98,7 @@ def license_terms(license) -> LicenseTerms:
         offline_grace=_pick(license.offline_grace, policy.offline_grace),
         borrow_limit_hours=_pick(license.borrow_limit_hours, policy.borrow_limit_hours),
         max_machines=_pick(license.max_machines, policy.max_machines),
+        max_unbinds_per_month=_pick(license.max_unbinds_per_month, policy.max_unbinds_per_month),
         entitlements=entitlements,
         expires_at=license.expires_at,
         grace_until=grace_until,

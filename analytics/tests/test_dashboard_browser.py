@@ -96,6 +96,7 @@ def test_a_tenant_admin_watches_seats_releases_one_and_cannot_see_another_tenant
 
     released = rows.first.get_attribute("data-session-id")
     rows.first.locator("button", has_text="Release").click()
+    page.click("[data-testid=confirm-yes]")  # the license page asks first (issue 16)
     page.wait_for_selector("text=The lease was released")
     assert page.locator("[data-testid=seat-gauge]").get_attribute("data-used") == "1"
     assert page.locator("[data-testid=live-leases] tbody tr[data-session-id]").count() == 1

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("licenses", "0011_policy_day_limits"),
+        ("licenses", "0012_policy_max_unbinds_per_month"),
     ]
 
     operations = [

@@ -588,3 +588,26 @@ def test_a_provisioned_tenants_first_admin_is_invited_by_email_and_accepts_in_th
         f"{BASE}/tenants/{tenant['id']}/invites", {"email": "x@y.test", "role": "owner"}, format="json"
     )
     assert bad.status_code == 400
+
+
+def test_the_monthly_unbind_cap_is_the_policys_unless_the_license_overrides_it(acme, acme_key):
+    """Issue 16: `max_unbinds_per_month` is an override like the others."""
+    api = key_client(acme_key)
+    with operator_scope():
+        product = Product.objects.create(name="CODITECT Node", slug="coditect-node")
+        Policy.objects.create(
+            product=product, name="Node-locked", slug="node-locked", max_unbinds_per_month=3
+        )
+
+    made = api.post(f"{BASE}/licenses", {"policy": "node-locked"}, format="json")
+    assert made.status_code == 201, made.content
+    assert made.json()["max_unbinds_per_month"] == 3
+    license_id = made.json()["id"]
+    for sent, effective in ((0, 0), (5, 5), (None, 3)):
+        changed = api.patch(f"{BASE}/licenses/{license_id}", {"max_unbinds_per_month": sent}, format="json")
+        assert changed.status_code == 200, changed.content
+        assert changed.json()["max_unbinds_per_month"] == effective
+    refused = api.patch(f"{BASE}/licenses/{license_id}", {"max_unbinds_per_month": -1}, format="json")
+    assert refused.status_code == 400 and error_code(refused) == "invalid_request"
+    with tenant_scope(acme.id):
+        assert License.objects.get(pk=license_id).max_unbinds_per_month is None

@@ -1,0 +1,389 @@
+"""The license page of the tenant dashboard (issue 16, "Licenses"): a
+license's policy, state, entitlements, seats and history; rotating its key;
+its bound machines (unbind, under the monthly cap); its blocks.
+
+Every write is a POST through the same services as the operator console
+(licenses.services), in the signed-in tenant admin's scope: another tenant's
+license is not found (404), and a user to block must be of this tenant.
+Destructive actions (rotate, unbind, block) ask first: their first step is a
+confirmation page, and only the POST it sends acts. A refusal (bad input, the
+cap, the ledger away) shows the license page again with the reason and the
+refusal's status (400, 409, 503); nothing changed.
+
+A rotated key is shown once, as the console shows it (post/redirect/get): the
+POST seals it into the session (licenses.admin.key_to_show_once) and
+redirects to the key's page, which shows it and forgets it; a reload says it
+was shown and rotates nothing. The confirming form carries a one-time token
+(licenses.once), so a double click rotates once.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import User
+from analytics.dashboard import tenant_admin_view
+from analytics.selectors import usage_series
+from analytics.views import _card, _chart_window, _is_uuid, _license_or_404, _live_leases, _usable
+from core.errors import ApplicationError
+from licenses.admin import key_shown_once, key_to_show_once
+from licenses.once import NONCE_FIELD, nonce_claim, nonce_issue
+from licenses.selectors import license_unbinds_this_month, unbind_month
+from licenses.services import (
+    BlockKind,
+    block_value,
+    license_block,
+    license_block_named,
+    license_regenerate_key,
+    license_unbind_machine,
+    license_unblock,
+    unbind_limit_error,
+)
+
+ROTATE_ACTION = "dashboard-rotate-key"
+# Longer than any fingerprint (128), user id or email (254) a block names.
+MAX_VALUE_LENGTH = 300
+REASON_MAX = 200
+
+
+def _posted(request, name: str, limit: int = MAX_VALUE_LENGTH) -> str | None:
+    """A posted field, stripped; None when no service could take it."""
+    value = request.POST.get(name, "")
+    if not _usable(value) or len(value) > limit:
+        return None
+    return value.strip()
+
+
+def _entitlements(license) -> list[dict]:
+    """The effective entitlements by name (the policy's catalog names its codes)."""
+    catalog = license.policy.entitlements or {}
+    return [
+        {"code": code, "name": catalog.get(code, "")}
+        for code in sorted(
+            license.terms.entitlements, key=lambda code: (catalog.get(code, code).lower(), code)
+        )
+    ]
+
+
+def _blocks(license) -> list[dict]:
+    """The license's blocks, a user's named by their email where they are still here."""
+    blocks = list(license.blocks or ())
+    ids = [
+        block["value"] for block in blocks if block.get("kind") == BlockKind.USER and _is_uuid(block["value"])
+    ]
+    emails = {str(pk): email for pk, email in User.objects.filter(pk__in=ids).values_list("pk", "email")}
+    return [
+        {**block, "email": emails.get(block.get("value"), ""), "at": parse_datetime(block.get("at") or "")}
+        for block in blocks
+    ]
+
+
+def _unbinds(license) -> dict:
+    """This month's self-service unbinds against the cap (None: no cap)."""
+    cap = license.terms.max_unbinds_per_month
+    used = license_unbinds_this_month(license=license) if cap else 0
+    return {
+        "cap": cap,
+        "used": used,
+        "left": None if cap is None else max(0, cap - used),
+        "resets_at": unbind_month()[1],
+    }
+
+
+def _license_page(request, license, *, error: str = "", status: int = 200, form: dict | None = None):
+    start, end = _chart_window()
+    (item,) = usage_series(granularity="day", start=start, end=end, license_id=license.id)
+    leases = _live_leases(license)
+    holders = {}
+    if leases:
+        user_ids = [lease.user_id for lease in leases if _is_uuid(lease.user_id)]
+        holders = {
+            str(pk): email for pk, email in User.objects.filter(pk__in=user_ids).values_list("pk", "email")
+        }
+    rows = [{"lease": lease, "holder": holders.get(str(lease.user_id), "")} for lease in leases or []]
+    terms = license.terms
+    return render(
+        request,
+        "dashboard/license.html",
+        {
+            "card": _card(license, item["periods"], leases, item["as_of"]),
+            "leases": rows,
+            "ledger_down": leases is None,
+            "days": list(reversed(item["periods"])),
+            "policy": license.policy,
+            "terms": terms,
+            "entitlements": _entitlements(license),
+            "machines": list(license.hardware_fingerprints or ()),
+            "unbinds": _unbinds(license),
+            "blocks": _blocks(license),
+            "error": error,
+            "form": form or {},
+        },
+        status=status,
+    )
+
+
+def _refused(request, license, refusal: ApplicationError, form: dict | None = None):
+    response = _license_page(request, license, error=refusal.message, status=refusal.status, form=form)
+    for header, value in refusal.headers.items():
+        response[header] = value
+    return response
+
+
+def _confirm(
+    request,
+    license,
+    *,
+    title: str,
+    question: str,
+    consequences: list[str],
+    action: str,
+    fields: dict,
+    button: str,
+    status: int = 200,
+):
+    return render(
+        request,
+        "dashboard/license_confirm.html",
+        {
+            "license": license,
+            "title": title,
+            "question": question,
+            "consequences": consequences,
+            "action": action,
+            "fields": fields,
+            "button": button,
+        },
+        status=status,
+    )
+
+
+@require_GET
+@tenant_admin_view
+def license_detail(request, license_id):
+    return _license_page(request, _license_or_404(license_id))
+
+
+# --- live leases: releasing one asks first (the release itself is views.lease_release) -----
+
+
+@require_POST
+@tenant_admin_view
+def lease_release_confirm(request, license_id):
+    """ "Are you sure?" for a lease's Release button; its "Yes" posts to
+    views.lease_release, which releases."""
+    license = _license_or_404(license_id)
+    session_id = _posted(request, "session_id", limit=200)
+    if not session_id:
+        refusal = ApplicationError("No such session.", code="session_not_found")
+        return _refused(request, license, refusal)
+    lease = next((each for each in _live_leases(license) or () if each.session_id == session_id), None)
+    holder = ""
+    if lease is not None and _is_uuid(lease.user_id):
+        holder = User.objects.filter(pk=lease.user_id).values_list("email", flat=True).first() or ""
+    machine = f" on machine {lease.fingerprint}" if lease is not None else ""
+    return _confirm(
+        request,
+        license,
+        title="Release a seat",
+        question=f"Release the seat{f' of {holder}' if holder else ''}{machine}?",
+        consequences=[
+            "The seat is free at once.",
+            "The application finds out at its next heartbeat and checks out again if it still runs "
+            "(and a seat is free).",
+        ],
+        action=reverse("dashboard:lease-release", args=[license.id]),
+        fields={"session_id": session_id},
+        button="Yes, release the seat",
+    )
+
+
+# --- the key ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_admin_view
+def key_rotate(request, license_id):
+    """GET: "Are you sure?" with a one-time token; POST (with it): a new key,
+    shown once on the page the browser is sent to."""
+    license = _license_or_404(license_id)
+
+    def ask(status: int = 200):
+        return _confirm(
+            request,
+            license,
+            title="Rotate the license key",
+            question=f"Rotate the key of {license.name or 'this license'} (now {license.key_prefix}…)?",
+            consequences=[
+                "The current key stops working at once: applications that check out seats with it are "
+                "refused until they are given the new key.",
+                "Seats in use now stay in use.",
+                "The new key is shown once, on the next page: copy it there.",
+            ],
+            action=reverse("dashboard:license-key-rotate", args=[license.id]),
+            fields={NONCE_FIELD: nonce_issue(request, ROTATE_ACTION, license)},
+            button="Yes, rotate the key",
+            status=status,
+        )
+
+    if request.method == "GET":
+        return ask()
+    with nonce_claim(request, request.POST.get(NONCE_FIELD, ""), ROTATE_ACTION, license) as claim:
+        if claim.used:
+            # A second click on the same form: the first rotated; its page says the key was shown.
+            return redirect(claim.result or reverse("dashboard:license", args=[license.id]))
+        if not claim.fresh:
+            messages.warning(
+                request, "That confirmation is too old or not yours; nothing changed. Confirm again."
+            )
+            return ask(status=400)
+        license, key = license_regenerate_key(license=license, actor=request.user)
+        token = key_to_show_once(request, license, key, created=False)
+        target = reverse("dashboard:license-key", args=[license.id, token])
+        claim.done(target)
+    return redirect(target)
+
+
+@require_GET
+@tenant_admin_view
+def key_shown(request, license_id, token):
+    """The one page that shows the new key, once; a reload answers 410."""
+    license = _license_or_404(license_id)
+    state, key, _entry = key_shown_once(request, license, token[:100])
+    response = render(
+        request,
+        "dashboard/license_key.html",
+        {"license": license, "state": state, "license_key": key},
+        status=200 if state == "show" else 410,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- bound machines -------------------------------------------------------------------------
+
+
+@require_POST
+@tenant_admin_view
+def machine_unbind(request, license_id):
+    """Unbind a machine: the first POST asks, the one with `confirm` acts."""
+    license = _license_or_404(license_id)
+    fingerprint = _posted(request, "fingerprint")
+    # Any fingerprint the license holds (one bound before the fingerprint rules too).
+    if not fingerprint or fingerprint not in license.hardware_fingerprints:
+        return _refused(
+            request,
+            license,
+            ApplicationError(
+                "This machine is not bound to the license (if you just unbound it, that is done).",
+                code="invalid_request",
+            ),
+        )
+    if request.POST.get("confirm") != "yes":
+        if (refusal := unbind_limit_error(license)) is not None:
+            return _refused(request, license, refusal)  # said before asking, not after "Yes"
+        unbinds = _unbinds(license)
+        consequences = [
+            "Its place is free for another machine.",
+            "If it holds a seat now, the seat ends at once.",
+        ]
+        if unbinds["cap"] is not None:
+            consequences.append(
+                f"This uses one of this license's {unbinds['cap']} unbinds of the month "
+                f"({unbinds['left']} left until {unbinds['resets_at']:%Y-%m-%d} 00:00 UTC)."
+            )
+        return _confirm(
+            request,
+            license,
+            title="Unbind a machine",
+            question=f"Unbind machine {fingerprint} from {license.name or 'this license'}?",
+            consequences=consequences,
+            action=reverse("dashboard:license-unbind", args=[license.id]),
+            fields={"fingerprint": fingerprint, "confirm": "yes"},
+            button="Yes, unbind it",
+        )
+    try:
+        license_unbind_machine(license=license, fingerprint=fingerprint, actor=request.user, capped=True)
+    except ApplicationError as refusal:
+        return _refused(request, _license_or_404(license_id), refusal)
+    messages.success(request, f"Machine {fingerprint} is unbound; its place is free for another machine.")
+    return redirect("dashboard:license", license_id=license.id)
+
+
+# --- blocks ---------------------------------------------------------------------------------
+
+
+@require_POST
+@tenant_admin_view
+def block_add(request, license_id):
+    """Block a machine (fingerprint) or a user of this tenant (email): the
+    first POST asks, the one with `confirm` acts."""
+    license = _license_or_404(license_id)
+    kind, value = request.POST.get("kind", ""), _posted(request, "value")
+    reason = _posted(request, "reason", limit=1000)
+    form = {"kind": kind, "value": value or "", "reason": (reason or "")[:REASON_MAX]}
+    if kind not in BlockKind.ALL or not value or reason is None:
+        refusal = ApplicationError(
+            "Choose a machine or a user, and name it: a machine by its fingerprint, a user by their email.",
+            code="invalid_request",
+        )
+        return _refused(request, license, refusal, form=form)
+    reason = reason[:REASON_MAX]
+    try:
+        # A user named by email is kept by id; one of another tenant is no user here.
+        value = block_value(license, kind, value)
+    except ApplicationError as refusal:
+        return _refused(request, license, refusal, form=form)
+    if license.block_of(kind, value) is not None:
+        refusal = ApplicationError(f"This {kind} is already blocked on the license.", code="invalid_request")
+        return _refused(request, license, refusal, form=form)
+    named = value
+    if kind == BlockKind.USER:
+        named = User.objects.filter(pk=value).values_list("email", flat=True).first() or value
+    if request.POST.get("confirm") != "yes":
+        return _confirm(
+            request,
+            license,
+            title=f"Block a {kind}",
+            question=f"Block {kind} {named} on {license.name or 'this license'}?",
+            consequences=[
+                "Its seats in use end now.",
+                (
+                    "It cannot check out a seat of this license on any machine until unblocked."
+                    if kind == BlockKind.USER
+                    else "No one can check out a seat of this license on it until it is unblocked."
+                ),
+            ],
+            action=reverse("dashboard:license-block", args=[license.id]),
+            fields={"kind": kind, "value": value, "reason": reason, "confirm": "yes"},
+            button=f"Yes, block the {kind}",
+        )
+    try:
+        license_block(license=license, kind=kind, value=value, reason=reason, actor=request.user)
+    except ApplicationError as refusal:
+        return _refused(request, _license_or_404(license_id), refusal, form=form)
+    messages.success(
+        request, f"The {kind} {named} is blocked on this license; its seats in use were released."
+    )
+    return redirect("dashboard:license", license_id=license.id)
+
+
+@require_POST
+@tenant_admin_view
+def block_remove(request, license_id):
+    """Lift a block (nothing is lost by it: no confirmation)."""
+    license = _license_or_404(license_id)
+    kind, value = request.POST.get("kind", ""), _posted(request, "value")
+    if kind not in BlockKind.ALL or not value or license_block_named(license, kind, value) is None:
+        refusal = ApplicationError("There is no such block on the license.", code="invalid_request")
+        return _refused(request, license, refusal)
+    try:
+        license_unblock(license=license, kind=kind, value=value, actor=request.user)
+    except ApplicationError as refusal:
+        return _refused(request, _license_or_404(license_id), refusal)
+    messages.success(request, f"The {kind} is unblocked: it may check out seats of this license again.")
+    return redirect("dashboard:license", license_id=license.id)
