@@ -269,12 +269,22 @@ def invite_accept(*, invite_code: str, email: str, password: str, full_name: str
     """The dashboard's invite page (analytics.views.invite_accept_page):
     registration as the API's (user_register, with the invite code), and the
     browser session the page then starts, audited as the dashboard's
-    sign-ins are (`auth.login`, method "invite")."""
+    sign-ins are (`auth.login`, method "invite"). A tenant admin who must show
+    a second factor (DASHBOARD_ADMIN_MFA_REQUIRED) is registered and not
+    signed in: `invite_accept_signs_in` tells the page which."""
     user, _tenant = user_register(
         invite_code=invite_code, email=email, password=password, full_name=full_name
     )
+    if not invite_accept_signs_in(user):
+        return user
     with tenant_scope(user.tenant_id):
         return _dashboard_signed_in(user, method="invite")
+
+
+def invite_accept_signs_in(user: User) -> bool:
+    """Whether accepting an invite signs the new member in to the dashboard:
+    not a tenant admin who must show a second factor, which registering does not."""
+    return _dashboard_refusal(user, second_factor=False) is None
 
 
 # --- sessions --------------------------------------------------------------------------------

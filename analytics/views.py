@@ -31,6 +31,7 @@ from accounts.services import (
     auth_login_dashboard,
     auth_login_dashboard_identity,
     invite_accept,
+    invite_accept_signs_in,
     password_reset_confirm,
     password_reset_link_check,
     password_reset_request,
@@ -373,6 +374,14 @@ def invite_accept_page(request):
             response[header] = value
         return response
     request.session.pop(INVITE_SESSION_KEY, None)
+    if not invite_accept_signs_in(user):
+        # Registering proves no second factor: the admin signs in through the door that does.
+        messages.success(
+            request,
+            f"Welcome to {invite.tenant_name}: you are registered. Tenant admins sign in here with "
+            "Google or GitHub and a second factor (an authenticator app enrolled for that sign-in).",
+        )
+        return redirect("dashboard:login")
     dashboard_session_start(request, user)
     if user.is_tenant_admin:
         messages.success(request, f"Welcome to {invite.tenant_name}: you are registered and signed in.")

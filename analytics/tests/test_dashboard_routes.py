@@ -24,16 +24,24 @@ from dataclasses import dataclass
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, reverse
-from django.urls.converters import UUIDConverter
 
 from accounts.tests.factories import InviteFactory
 from analytics import urls as dashboard_urls
+from analytics.tests.factories import MonthlyReportFactory
 from analytics.tests.member_world import build_world, live, signed_in
 
 pytestmark = [pytest.mark.embedded]
 
 # Pages for people who are not signed in (sign-in, password reset, invites).
-PUBLIC_ROUTES = {"login", "logout", "password-reset", "password-reset-confirm", "invite", "invite-done"}
+PUBLIC_ROUTES = {
+    "login",
+    "login-identity",
+    "logout",
+    "password-reset",
+    "password-reset-confirm",
+    "invite",
+    "invite-done",
+}
 # Pages of any signed-in member: their own things only.
 MEMBER_ROUTES = {"me", "me-seat-release", "me-password", "me-sign-out-everywhere"}
 # Walked last: a POST to them ends the walker's session.
@@ -44,6 +52,9 @@ OBJECT_PARAMS: dict[str, Callable[[dict], object]] = {
     "license_id": lambda world: world["pro"].id,
     "user_id": lambda world: world["member"].id,
     "invite_id": lambda world: world["invite"].id,
+    "report_id": lambda world: world["report"].id,
+    # The one-time page of a rotated key: a token this session was never given.
+    "token": lambda world: "not-a-token-of-this-session",
 }
 
 
@@ -82,7 +93,7 @@ def dashboard_routes(world: dict) -> list[Route]:
             continue
         params = {}
         for param, converter in getattr(entry.pattern, "converters", {}).items():
-            if isinstance(converter, UUIDConverter) and param in OBJECT_PARAMS:
+            if param in OBJECT_PARAMS:
                 params[param] = OBJECT_PARAMS[param](world)
             else:
                 unfillable.append(
@@ -108,6 +119,7 @@ def quick_password_hashing(settings):
 def world(committed_db):
     world = build_world()
     world["invite"] = InviteFactory(tenant=world["acme"], email="invited@people.test")
+    world["report"] = MonthlyReportFactory(tenant=world["acme"], license=world["pro"])
     return world
 
 
@@ -173,7 +185,8 @@ def test_a_member_of_another_tenant_gets_404_on_every_url_naming_an_object_of_th
             elif status != 405:
                 wrong.append(f"{method.upper()} {url_of(route)}: {status}, not 404")
         if status == 200:
-            page = response.content.decode()
+            body = b"".join(response.streaming_content) if response.streaming else response.content
+            page = body.decode()
             for acme_thing in ("Acme Pro", "Acme CAD", "member@acme.test", str(world["pro"].id)):
                 if acme_thing in page:
                     wrong.append(f"{method.upper()} {route.pattern} shows {acme_thing!r}")
@@ -202,11 +215,20 @@ def test_an_anonymous_browser_is_sent_to_sign_in_on_every_page_but_the_sign_in_p
     assert seats_of_acme(world) == seats
 
 
+def _random_like(value):
+    """An id of the same kind that names nothing."""
+    if isinstance(value, int):
+        return 10**9 + value
+    if isinstance(value, uuid.UUID):
+        return uuid.uuid4()
+    return f"{value}-{uuid.uuid4().hex[:8]}"
+
+
 def test_a_random_id_is_a_404_for_the_tenant_admin_too(world):
     client = signed_in("admin@acme.test")
     for route in dashboard_routes(world):
         if route.names_an_object and route.kind != "public":
-            filled = {name: uuid.uuid4() for name in route.params}
+            filled = {name: _random_like(value) for name, value in route.params.items()}
             url = reverse(f"dashboard:{route.name}", kwargs=filled)
             assert client.get(url).status_code in (404, 405), url
 
@@ -220,3 +242,39 @@ def test_the_tenant_admin_walks_every_route_without_an_error_page(world):
     ]
 
     assert not wrong, "\n".join(wrong)
+
+
+def _state(world) -> tuple:
+    """What a request could change: the tenant's audit rows (every change
+    writes one), its users, invites and licenses as stored, and the live seats."""
+    from accounts.models import Invite, User
+    from audit.models import AuditLog
+    from licenses.models import License
+    from tenants.scope import tenant_scope
+
+    with tenant_scope(world["acme"].id):
+        return (
+            AuditLog.objects.count(),
+            sorted(User.objects.values_list("email", "role", "is_active")),
+            sorted((str(i.pk), i.code_digest, i.revoked_at) for i in Invite.objects.all()),
+            sorted(
+                (str(lic.pk), lic.key_digest, lic.suspended, str(lic.hardware_fingerprints), str(lic.blocks))
+                for lic in License.objects.all()
+            ),
+            seats_of_acme(world),
+        )
+
+
+@pytest.mark.parametrize("email", ["admin@acme.test", "member@acme.test"])
+def test_no_get_changes_anything(world, email):
+    """No request that changes state is a GET: every route, read as a tenant
+    admin and as a plain member, leaves the tenant as it was."""
+    client = signed_in(email)
+    before = _state(world)
+    wrong = [
+        f"GET {url_of(route)}: {response.status_code}"
+        for route in dashboard_routes(world)
+        if (response := client.get(url_of(route))).status_code >= 500
+    ]
+    assert not wrong
+    assert _state(world) == before

@@ -128,6 +128,20 @@ def test_the_emailed_link_registers_a_tenant_admin_who_lands_signed_in_on_the_da
     assert 'name="password"' not in text(used) and "Acme" not in text(used)
 
 
+def test_with_admin_mfa_required_an_invited_admin_is_registered_but_not_signed_in(acme, admin, settings):
+    settings.DASHBOARD_ADMIN_MFA_REQUIRED = True
+    _, code = invite(admin, email="new.admin@people.test", role="admin")
+    browser = opened(code)
+
+    done = submit(browser, email="new.admin@people.test")
+
+    assert done.status_code == 302 and done["Location"] == "/dashboard/login/"
+    assert "second factor" in text(browser.get("/dashboard/login/"))
+    assert browser.get("/dashboard/").status_code == 302  # no session: registering proves no second factor
+    assert "new.admin@people.test" in members(acme)
+    assert audit(acme, "auth.login") == []
+
+
 def test_a_plain_user_is_registered_signed_in_and_sent_to_the_application(acme, admin):
     _id, code = invite(admin, role="user")
     browser = opened(code)

@@ -448,16 +448,16 @@ def test_another_tenants_admin_gets_404_on_every_url_of_the_license_and_changes_
     )
 
 
-def test_a_plain_member_cannot_sign_in_and_a_visitor_is_sent_to_sign_in_on_every_url(world):
+def test_a_plain_member_is_refused_and_a_visitor_is_sent_to_sign_in_on_every_url(world):
     license = world["license"]
     member = Client()
-    refused = member.post("/dashboard/login/", {"email": "member@acme.test", "password": TEST_PASSWORD})
-    assert refused.status_code == 401
+    signed = member.post("/dashboard/login/", {"email": "member@acme.test", "password": TEST_PASSWORD})
+    assert signed.status_code == 302 and signed["Location"] == "/dashboard/me/"
 
-    for client in (member, Client()):
-        for method, path, data in every_url(license):
-            response = getattr(client, method)(path, data)
-            assert response.status_code == 302 and "/dashboard/login/" in response["Location"], (method, path)
+    for method, path, data in every_url(license):
+        assert getattr(member, method)(path, data).status_code == 403, (method, path)
+        response = getattr(Client(), method)(path, data)
+        assert response.status_code == 302 and "/dashboard/login/" in response["Location"], (method, path)
     assert fresh(license).key_digest == license.key_digest
 
 

@@ -112,7 +112,7 @@ def test_an_acquire_refused_through_the_api_shows_with_user_machine_and_time_bef
     assert "Acme Pro" in row["License"]
     shown = datetime.fromisoformat(row["datetime"])
     assert abs((shown - denied_at).total_seconds()) < 60
-    assert row["When"] == f"{shown.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+    assert row["When"] == f"{shown.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"  # the viewer's zone: UTC here
 
 
 # --- the denials table: filters, pages ------------------------------------------------------
@@ -226,11 +226,10 @@ def test_the_usage_pages_need_a_signed_in_tenant_admin(world):
         response = Client().get(url)
         assert response.status_code == 302 and "/dashboard/login/" in response["Location"], url
     member = Client()
-    assert (
-        member.post("/dashboard/login/", {"email": "member@acme.test", "password": TEST_PASSWORD}).status_code
-        == 401
-    )
-    assert member.get("/dashboard/usage/").status_code == 302
+    signed = member.post("/dashboard/login/", {"email": "member@acme.test", "password": TEST_PASSWORD})
+    assert signed.status_code == 302 and signed["Location"] == "/dashboard/me/"
+    for url in ("/dashboard/usage/", "/dashboard/usage/usage.csv", "/dashboard/usage/audit.csv"):
+        assert member.get(url).status_code == 403, url
 
 
 # --- charts ---------------------------------------------------------------------------------
