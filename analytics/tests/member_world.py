@@ -95,7 +95,9 @@ def build_world() -> dict:
     }
 
 
-def signed_in(email: str, **client_options) -> Client:
+def signed_in(email: str = "admin@acme.test", **client_options) -> Client:
+    """A browser signed in to the dashboard with the password (any member;
+    `enforce_csrf_checks=True` to have its CSRF token checked)."""
     client = Client(**client_options)
     token = ""
     if client_options.get("enforce_csrf_checks"):

@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 
 from accounts.tests.factories import TEST_PASSWORD
+from analytics.tests.member_world import signed_in
 from audit.models import AuditLog
 from audit.services import audit_record
 from coditect.personas import tenant_admin, tenant_member
@@ -52,17 +53,6 @@ def world(committed_db):
                 .lease.session_id
             )
     return {"acme": acme, "admin": admin, "license": license, "foreign": foreign, "seats": seats}
-
-
-def signed_in(email="admin@acme.test", **client_options) -> Client:
-    client = Client(**client_options)
-    response = client.get("/dashboard/login/")
-    token = response.cookies["csrftoken"].value if client_options.get("enforce_csrf_checks") else ""
-    response = client.post(
-        "/dashboard/login/", {"email": email, "password": TEST_PASSWORD, "csrfmiddlewaretoken": token}
-    )
-    assert response.status_code == 302, response.content
-    return client
 
 
 def live(license) -> list[str]:

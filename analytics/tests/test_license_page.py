@@ -17,6 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.tests.factories import TEST_PASSWORD
+from analytics.tests.member_world import signed_in
 from audit.models import AuditLog
 from coditect.personas import tenant_admin, tenant_member
 from licenses.models import License, Policy, Product
@@ -69,13 +70,6 @@ def world(committed_db):
         "license": license,
         "foreign": foreign,
     }
-
-
-def signed_in(email="admin@acme.test") -> Client:
-    client = Client()
-    response = client.post("/dashboard/login/", {"email": email, "password": TEST_PASSWORD})
-    assert response.status_code == 302, response.content
-    return client
 
 
 def fresh(license) -> License:

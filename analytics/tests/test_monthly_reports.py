@@ -33,6 +33,7 @@ from analytics.report_services import (
 )
 from analytics.tasks import monthly_reports_prune_task, monthly_reports_task
 from analytics.tests.conftest import EventScript
+from analytics.tests.member_world import signed_in
 from audit.models import AuditLog
 from coditect.personas import tenant_admin, tenant_member
 from licenses.tests.factories import LicenseFactory
@@ -240,13 +241,6 @@ def test_two_runs_at_once_send_once(world):
     with tenant_scope(acme.id):
         assert MonthlyReport.objects.count() == 1
         assert AuditLog.objects.filter(action="report.emailed").count() == 1
-
-
-def signed_in(email: str) -> Client:
-    client = Client()
-    response = client.post("/dashboard/login/", {"email": email, "password": TEST_PASSWORD})
-    assert response.status_code == 302, response.content
-    return client
 
 
 def test_the_dashboard_lists_the_report_and_its_download_is_the_attachment(world):

@@ -21,6 +21,7 @@ from accounts.models import Invite, RefreshToken, Role, User
 from accounts.selectors import invite_get_by_code
 from accounts.tests.factories import TEST_PASSWORD, InviteFactory, RefreshTokenFactory, UserFactory
 from analytics.dashboard import SESSION_TENANT_KEY
+from analytics.tests.member_world import signed_in
 from audit.models import AuditLog
 from audit.readable import ACTION_WORDS, action_text, details_text
 from coditect.personas import api_client, tenant_admin, tenant_member
@@ -59,13 +60,6 @@ def world(committed_db, eager_tasks, license_signing_key):
         "license": license,
         "invite": invite,
     }
-
-
-def signed_in(email="admin@acme.test") -> Client:
-    client = Client()
-    response = client.post("/dashboard/login/", {"email": email, "password": TEST_PASSWORD})
-    assert response.status_code == 302, response.content
-    return client
 
 
 def text(response) -> str:

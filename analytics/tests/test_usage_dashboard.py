@@ -20,6 +20,7 @@ from accounts.tests.factories import TEST_PASSWORD
 from analytics.models import HourlyUsage, UsageRollupRun
 from analytics.services import usage_rollup_license
 from analytics.tests.conftest import EventScript
+from analytics.tests.member_world import signed_in
 from audit.models import AuditLog
 from coditect.personas import api_client, tenant_admin, tenant_member
 from licenses.models import License
@@ -63,13 +64,6 @@ def world(committed_db):
         "second": second,
         "foreign": foreign,
     }
-
-
-def signed_in(email="admin@acme.test") -> Client:
-    client = Client()
-    response = client.post("/dashboard/login/", {"email": email, "password": TEST_PASSWORD})
-    assert response.status_code == 302, response.content
-    return client
 
 
 def denial_rows(html: str) -> list[dict]:
