@@ -238,7 +238,7 @@ def test_a_plain_member_gets_the_403_page(world):
     assert response.status_code == 403 and "for tenant admins" in page and "audit-log" not in page
 
 
-def test_the_pages_that_say_utc_stay_in_utc_whatever_the_viewers_zone(world):
+def test_the_license_pages_write_times_in_the_viewers_zone_and_rollup_days_in_utc(world):
     from analytics.tests.factories import DailyUsageFactory
 
     pro = world["pro"]
@@ -253,7 +253,8 @@ def test_the_pages_that_say_utc_stay_in_utc_whatever_the_viewers_zone(world):
     overview = client.get("/dashboard/").content.decode()
     license_page = client.get(f"/dashboard/licenses/{pro.id}/").content.decode()
 
-    assert "expires 2027-01-01 00:30 UTC" in overview and "expires 2027-01-01 00:30 UTC" in license_page
+    # One format with its zone, the viewer's, everywhere a moment is shown.
+    assert "expires 2026-12-31 16:30 PST" in overview and "2026-12-31 16:30 PST" in license_page
     assert f"<td>{today:%Y-%m-%d}</td>" in license_page  # the rollup's UTC day, not the day before
     assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d P[SD]T</td>", license_page)  # a live lease, local
 
