@@ -105,7 +105,16 @@ def sign_in_with(page, provider: str, email: str):
     page.wait_for_selector(f"button[data-provider]:not([disabled]) >> text=Sign in with {provider}")
     with page.expect_popup() as chooser:
         button.click()
-    chooser.value.get_by_role("button", name=email).click()
+    popup = chooser.value
+    # Choosing the account closes the pop-up, which can land while Playwright still
+    # finishes the click; a pop-up that closed has done what the click was for.
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        popup.get_by_role("button", name=email).click(no_wait_after=True)
+    except PlaywrightError:
+        if not popup.is_closed():
+            raise
 
 
 def test_with_passwords_off_an_admin_signs_in_with_google_and_lands_on_the_dashboard(scene, browser):
