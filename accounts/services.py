@@ -284,7 +284,7 @@ def invite_accept(*, invite_code: str, email: str, password: str, full_name: str
 def invite_accept_signs_in(user: User) -> bool:
     """Whether accepting an invite signs the new member in to the dashboard:
     not a tenant admin who must show a second factor, which registering does not."""
-    return _dashboard_refusal(user, second_factor=False) is None
+    return dashboard_refusal(user, second_factor=False) is None
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -625,7 +625,7 @@ def auth_login_dashboard(*, email: str, password: str) -> User:
             password=password,
             method="dashboard",
             signed_in=_dashboard_signed_in,
-            refuse=lambda user: _dashboard_refusal(user, second_factor=False),
+            refuse=lambda user: dashboard_refusal(user, second_factor=False),
         )
     except PasswordThrottled as throttled:
         raise DashboardSignInFailed(
@@ -695,8 +695,9 @@ def auth_login_id_token(*, id_token: str) -> TokenPair:
     )
 
 
-def _dashboard_refusal(user: User, *, second_factor: bool) -> str | None:
-    """The dashboard's own rule, for either door: any active member may sign
+def dashboard_refusal(user: User, *, second_factor: bool) -> str | None:
+    """The dashboard's own rule, for either door and for the admin pages of a
+    session already begun (analytics.dashboard): any active member may sign
     in (a tenant admin's pages refuse the others, who have a page of their
     own), but with DASHBOARD_ADMIN_MFA_REQUIRED a tenant admin needs a second
     factor, which only an Identity Platform sign-in can show."""
@@ -705,24 +706,30 @@ def _dashboard_refusal(user: User, *, second_factor: bool) -> str | None:
     return None
 
 
-def auth_login_dashboard_identity(*, id_token: str) -> User:
+def auth_login_dashboard_identity(*, id_token: str) -> tuple[User, bool]:
     """The member an Identity Platform ID token names, signed in to the
-    dashboard (the token as the SDK's sign-in pop-up gave it to the page), or
-    DashboardSignInFailed: 401 for a token or member refused, 503 when
-    Identity Platform cannot be asked."""
+    dashboard (the token as the SDK's sign-in pop-up gave it to the page), and
+    whether the sign-in showed a second factor; or DashboardSignInFailed: 401
+    for a token or member refused, 503 when Identity Platform cannot be asked."""
+    shown = False
+
+    def refuse(user: User, identity: Identity) -> str | None:
+        nonlocal shown
+        shown = bool(identity.second_factor)
+        return dashboard_refusal(user, second_factor=shown)
+
     try:
-        return _identity_sign_in(
+        user = _identity_sign_in(
             id_token=id_token,
             method="dashboard_identity",
             signed_in=lambda user: _dashboard_signed_in(user, method="identity_platform"),
-            refuse=lambda user, identity: _dashboard_refusal(
-                user, second_factor=bool(identity.second_factor)
-            ),
+            refuse=refuse,
         )
     except NotAuthenticated as refused:
         raise DashboardSignInFailed(refused.message) from None
     except ServiceUnavailable as down:
         raise DashboardSignInFailed(down.message, status=503) from None
+    return user, shown
 
 
 def auth_refresh(*, refresh_token: str) -> TokenPair:

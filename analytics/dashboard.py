@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.services import dashboard_refusal
 from audit.events import Event
 from audit.models import AuditLog
 from core.context import context_set_actor
@@ -39,16 +40,23 @@ SESSION_TENANT_KEY = "dashboard_tenant_id"
 # When the sign-in began: "sign out everywhere" (and anything else that ends
 # every sign-in of the user) ends the sessions begun before it.
 SESSION_STARTED_KEY = "dashboard_signed_in_at"
+# Whether the sign-in showed a second factor (Identity Platform's MFA): with
+# DASHBOARD_ADMIN_MFA_REQUIRED the admin pages ask it of the session, not only
+# of the sign-in, so a member promoted to admin after a password sign-in does
+# not reach them on that session.
+SESSION_SECOND_FACTOR_KEY = "dashboard_second_factor"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 # Set by analytics/static/analytics/timezone.js from the browser's own zone.
 TZ_COOKIE = "tz"
 
 
-def dashboard_session_start(request, user: User) -> None:
-    """Log the user in (a new session key) and remember their tenant."""
+def dashboard_session_start(request, user: User, *, second_factor: bool = False) -> None:
+    """Log the user in (a new session key) and remember their tenant and
+    whether the sign-in showed a second factor."""
     with tenant_scope(user.tenant_id):
         auth.login(request, user, backend=MODEL_BACKEND)
     request.session[SESSION_TENANT_KEY] = str(user.tenant_id)
+    request.session[SESSION_SECOND_FACTOR_KEY] = second_factor
     dashboard_session_renewed(request)
     request.session.set_expiry(settings.DASHBOARD_SESSION_AGE)
 
@@ -140,6 +148,15 @@ def _dashboard_view(view, *, admins_only: bool):
                     try:
                         if admins_only and not user.is_tenant_admin:
                             return render(request, "dashboard/forbidden.html", status=403)
+                        if admins_only and dashboard_refusal(
+                            user, second_factor=request.session.get(SESSION_SECOND_FACTOR_KEY) is True
+                        ):
+                            return render(
+                                request,
+                                "dashboard/forbidden.html",
+                                {"second_factor_required": True},
+                                status=403,
+                            )
                         return view(request, *args, **kwargs)
                     finally:
                         timezone.deactivate()

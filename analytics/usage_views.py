@@ -45,6 +45,7 @@ from analytics.services import HOUR, floor_hour
 from analytics.views import _as_of_label
 from audit.events import DETAIL_FIELDS, Event
 from audit.readable import action_text
+from core.dates import day_parse
 from core.errors import ApplicationError
 from licenses.delivery import license_expiry_notice_days, license_notice_channels
 from licenses.models import License
@@ -58,7 +59,6 @@ HOURLY_HOURS = 48
 MAX_RANGE_DAYS = 366
 TOP_USERS = 10
 DENIALS_PER_PAGE = DENIAL_PAGE_SIZE
-EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(8999, 12, 30)
 
 
 class BadFilter(Exception):
@@ -69,11 +69,8 @@ def _day(value: str, name: str) -> date | None:
     value = (value or "").strip()
     if not value:
         return None
-    try:
-        day = date.fromisoformat(value) if len(value) == 10 else None
-    except ValueError:
-        day = None
-    if day is None or not EARLIEST_DAY <= day <= LATEST_DAY:
+    day = day_parse(value)
+    if day is None:
         raise BadFilter(f"“{name}” must be a day, like 2026-12-01.")
     return day
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.apps import apps
 from django.conf import settings
@@ -45,6 +45,7 @@ from audit.models import AuditLog
 from audit.readable import ACTION_WORDS, NONE, References, TargetLabels, action_text, details_text, who
 from audit.readable import USER as USER_LABEL
 from audit.selectors import audit_rows_filtered
+from core.dates import day_parse
 from core.errors import ApplicationError, ServiceUnavailable
 from core.middleware import content_security_policy_header
 from licenses.leases import lease_force_release
@@ -137,10 +138,10 @@ def sign_in_identity(request):
         failure = DashboardSignInFailed("The sign-in did not complete; try again.", status=400)
         return _sign_in_page(request, next_url=next_url, failure=failure)
     try:
-        user = auth_login_dashboard_identity(id_token=id_token)
+        user, second_factor = auth_login_dashboard_identity(id_token=id_token)
     except DashboardSignInFailed as failure:
         return _sign_in_page(request, next_url=next_url, failure=failure)
-    dashboard_session_start(request, user)
+    dashboard_session_start(request, user, second_factor=second_factor)
     return redirect(next_url or _landing(user))
 
 
@@ -516,13 +517,8 @@ class AuditFilters:
 
 def _local_day(text: str, zone) -> datetime | None:
     """The start of a day given as YYYY-MM-DD, in the viewer's zone."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        return None
-    if len(text) != 10:
-        return None
-    return datetime.combine(day, time.min, tzinfo=zone)
+    day = day_parse(text)
+    return None if day is None else datetime.combine(day, time.min, tzinfo=zone)
 
 
 def audit_filters_read(query, zone) -> AuditFilters:

@@ -8,7 +8,7 @@ licenses', the tenant page above them) print a moment the same way.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -17,6 +17,20 @@ from django.utils.dateparse import parse_datetime
 # ("2026-12-02T05:41:07.123456+00:00"): a day alone, or digits that merely
 # parse (a session id "20261202"), are not taken for one.
 _ISO_MOMENT = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
+# The days a page's filter takes: far enough from both ends of the calendar
+# that a day's end, in any zone, is still a date.
+EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(8999, 12, 30)
+
+
+def day_parse(text: str) -> date | None:
+    """A day written YYYY-MM-DD between EARLIEST_DAY and LATEST_DAY, or None."""
+    if len(text) != 10:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    return day if EARLIEST_DAY <= day <= LATEST_DAY else None
 
 
 def when(moment, *, seconds: bool = False, none: str = "never") -> str:

@@ -187,6 +187,8 @@ def test_filters_by_days_in_the_viewers_zone_both_days_included(world):
         ("?from=2026-13-01", "from"),
         ("?to=yesterday", "to"),
         ("?from=2026-03-12&to=2026-03-10", "to"),
+        ("?to=9999-12-31", "to"),  # a day whose end is past the calendar
+        ("?from=0001-01-01", "from"),
     ],
 )
 def test_a_filter_that_cannot_be_read_is_a_400_that_says_which(world, query, field):

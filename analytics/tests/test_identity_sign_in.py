@@ -12,7 +12,7 @@ import re
 import pytest
 from django.test import Client
 
-from accounts.models import User
+from accounts.models import Role, User
 from accounts.tests.factories import TEST_PASSWORD
 from accounts.tests.google_edge import GoogleEdge
 from audit.models import AuditLog
@@ -215,3 +215,42 @@ def test_with_mfa_required_an_admins_password_is_not_enough(acme, settings):
     response = Client().post("/dashboard/login/", {"email": "admin@acme.test", "password": TEST_PASSWORD})
     assert response.status_code == 401
     assert "second factor" in response.content.decode()
+
+
+def promote(acme) -> None:
+    with tenant_scope(acme["tenant"].id):
+        User.objects.filter(pk=acme["member"].pk).update(role=Role.TENANT_ADMIN)
+
+
+@pytest.mark.parametrize("door", ["password", "identity_platform"])
+def test_with_mfa_required_a_member_promoted_after_signing_in_needs_a_second_factor(
+    google, acme, settings, door
+):
+    """The second factor is asked of the session, not only of its sign-in: a
+    member signed in without one and made a tenant admin afterwards does not
+    reach the admin pages on that session, until a sign-in that shows one."""
+    settings.DASHBOARD_ADMIN_MFA_REQUIRED = True
+    client = Client()
+    if door == "password":
+        response = client.post("/dashboard/login/", {"email": "member@acme.test", "password": TEST_PASSWORD})
+    else:
+        response = post_token(client, google.mint("uid-member", email="member@acme.test"))
+    assert response.status_code == 302 and response.url == "/dashboard/me/"
+    promote(acme)
+
+    for path in ("/dashboard/", "/dashboard/people/"):
+        page = client.get(path)
+        assert page.status_code == 403, path
+        assert "showed no second factor" in page.content.decode()
+    assert client.get("/dashboard/me/").status_code == 200  # their own page still opens
+
+    response = post_token(client, google.mint("uid-member", email="member@acme.test", second_factor="totp"))
+    assert response.status_code == 302 and client.get("/dashboard/").status_code == 200
+
+
+def test_without_mfa_required_a_promoted_member_reaches_the_admin_pages_at_once(acme):
+    client = Client()
+    client.post("/dashboard/login/", {"email": "member@acme.test", "password": TEST_PASSWORD})
+    assert client.get("/dashboard/").status_code == 403
+    promote(acme)
+    assert client.get("/dashboard/").status_code == 200
