@@ -303,6 +303,30 @@ class TcpProxy:
         self._listener.close()
 
 
+@pytest.fixture
+def redis_ledger_cut(settings, monkeypatch):
+    """The Redis seat ledger, reached through a TcpProxy: call the fixture's
+    value to cut it (the ledger stops answering, within its half-second
+    socket timeout) for the rest of the test; the proxy closes after it."""
+    from urllib.parse import urlsplit
+
+    from licenses import ledger as ledgers
+    from licenses.ledger.redis import RedisSeatLedger
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    redis_url = urlsplit(settings.REDIS_URL)
+    proxy = TcpProxy(redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
+    settings.SEAT_LEDGER = "redis"
+    monkeypatch.setitem(
+        ledgers._ledgers,
+        "redis",
+        RedisSeatLedger.from_url(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=0.5),
+    )
+    yield proxy.cut
+    proxy.close()
+
+
 class LiveServer:
     """The real server started as production starts it (gunicorn with
     deploy/gunicorn.conf.py, PostgreSQL as the app and operator roles, the

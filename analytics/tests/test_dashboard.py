@@ -6,7 +6,6 @@ path, so these tests commit their rows."""
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
@@ -216,28 +215,11 @@ def test_with_password_sign_in_turned_off_the_dashboard_refuses_passwords(world,
 
 
 @pytest.mark.redis
-def test_a_seat_ledger_that_does_not_answer_is_a_notice_not_an_error_page(world, settings, monkeypatch):
-    from coditect.testing import TcpProxy
-    from licenses import ledger as ledgers
-    from licenses.ledger.redis import RedisSeatLedger
-
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis")
-    redis_url = urlsplit(settings.REDIS_URL)
-    proxy = TcpProxy(redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
-    settings.SEAT_LEDGER = "redis"
-    monkeypatch.setitem(
-        ledgers._ledgers,
-        "redis",
-        RedisSeatLedger.from_url(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=0.5),
-    )
+def test_a_seat_ledger_that_does_not_answer_is_a_notice_not_an_error_page(world, redis_ledger_cut):
     client = signed_in()
-    proxy.cut()
-    try:
-        overview = client.get("/dashboard/")
-        detail = client.get(f"/dashboard/licenses/{world['license'].id}/")
-    finally:
-        proxy.close()
+    redis_ledger_cut()
+    overview = client.get("/dashboard/")
+    detail = client.get(f"/dashboard/licenses/{world['license'].id}/")
 
     assert overview.status_code == detail.status_code == 200
     assert "seat ledger does not answer" in overview.content.decode()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from unittest import mock
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -293,32 +292,11 @@ def test_a_machine_that_is_not_bound_is_a_400_that_changes_nothing(world):
 
 
 @pytest.mark.redis
-def test_an_unbind_while_the_seat_ledger_does_not_answer_says_so_and_changes_nothing(
-    world, settings, monkeypatch
-):
-    from coditect.testing import TcpProxy
-    from licenses import ledger as ledgers
-    from licenses.ledger.redis import RedisSeatLedger
-
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis")
-    redis_url = urlsplit(settings.REDIS_URL)
-    proxy = TcpProxy(redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
-    settings.SEAT_LEDGER = "redis"
-    monkeypatch.setitem(
-        ledgers._ledgers,
-        "redis",
-        RedisSeatLedger.from_url(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=0.5),
-    )
+def test_an_unbind_while_the_seat_ledger_does_not_answer_says_so_and_changes_nothing(world, redis_ledger_cut):
     license = world["license"]
     client = signed_in()
-    proxy.cut()
-    try:
-        response = client.post(
-            url(license, "machines/unbind/"), {"fingerprint": MACHINES[0], "confirm": "yes"}
-        )
-    finally:
-        proxy.close()
+    redis_ledger_cut()
+    response = client.post(url(license, "machines/unbind/"), {"fingerprint": MACHINES[0], "confirm": "yes"})
 
     assert response.status_code == 503
     assert "seat ledger does not answer" in response.content.decode()

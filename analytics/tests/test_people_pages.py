@@ -386,29 +386,10 @@ def test_the_new_events_have_words():
 
 
 @pytest.mark.redis
-def test_a_seat_ledger_that_does_not_answer_is_a_notice_not_an_error_page(world, settings, monkeypatch):
-    from urllib.parse import urlsplit
-
-    from coditect.testing import TcpProxy
-    from licenses import ledger as ledgers
-    from licenses.ledger.redis import RedisSeatLedger
-
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis")
-    redis_url = urlsplit(settings.REDIS_URL)
-    proxy = TcpProxy(redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
-    settings.SEAT_LEDGER = "redis"
-    monkeypatch.setitem(
-        ledgers._ledgers,
-        "redis",
-        RedisSeatLedger.from_url(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=0.5),
-    )
+def test_a_seat_ledger_that_does_not_answer_is_a_notice_not_an_error_page(world, redis_ledger_cut):
     client = signed_in()
-    proxy.cut()
-    try:
-        page = client.get(PAGE)
-    finally:
-        proxy.close()
+    redis_ledger_cut()
+    page = client.get(PAGE)
 
     assert page.status_code == 200
     assert 'data-testid="ledger-down"' in text(page) and "member@acme.test" in text(page)
