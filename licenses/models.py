@@ -349,6 +349,11 @@ class Lease(TenantOwnedModel):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     borrowed_until = models.DateTimeField(null=True, blank=True)
+    # Granted beyond max_seats, out of the license's overdraft seats (issue 17).
+    overdraft = models.BooleanField(default=False)
+    # When its holder released it, keeping the seat for them until expires_at
+    # (the policy's linger); None for a lease in use.
+    lingering_since = models.DateTimeField(null=True, blank=True)
     # An expired lease handed to a sweeper is hidden from other sweepers until
     # then; if that sweeper dies before acknowledging, the next one takes it.
     sweep_claimed_until = models.DateTimeField(null=True, blank=True)
@@ -396,6 +401,7 @@ class BorrowedLease(TenantOwnedModel):
     # The lease's own start and the borrow's end, on the Redis clock.
     created_at = models.DateTimeField()
     borrowed_until = models.DateTimeField()
+    overdraft = models.BooleanField(default=False)
 
     class Meta:
         db_table = "licenses_borrowed_leases"

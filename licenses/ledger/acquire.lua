@@ -3,9 +3,10 @@
 -- handed over (invariant 10).
 -- ARGV[3] fingerprint, ARGV[4] ttl ms, ARGV[5] max seats,
 -- ARGV[6] a fresh session id, ARGV[7] the new lease's record (JSON, no times;
--- its `uid` is the user).
+-- its `uid` is the user), ARGV[8] overdraft seats beyond max seats.
 -- Returns {1, sid, record, expiry, used} for a new lease, {0, ...} for the
--- existing one, {-1, used} when every seat is taken, {-2} if the fresh
+-- existing one, {2, ...} for the holder's lingering one taken back (its `lg`
+-- cleared), {-1, used} when every seat is taken, {-2} if the fresh
 -- session id is already known (the caller retries with another), {-3} when
 -- this Redis has lost the license's state (the caller restores, then retries).
 if not state_known() then
@@ -13,6 +14,7 @@ if not state_known() then
 end
 local fingerprint, ttl, max_seats = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local sid, record = ARGV[6], ARGV[7]
+local overdraft = tonumber(ARGV[8]) or 0
 local lease = cjson.decode(record)
 local key = holder(lease.uid, fingerprint)
 
@@ -32,16 +34,27 @@ if not held then
 end
 if held then
   local expiry = redis.call('ZSCORE', live, held)
+  local raw = expiry and redis.call('HGET', leases, held)
+  if raw and lingering(raw) then
+    -- Released by this holder within the linger: the seat is theirs again.
+    local kept = cjson.decode(raw)
+    kept.lg = nil
+    raw = cjson.encode(kept)
+    redis.call('HSET', leases, held, raw)
+    redis.call('ZADD', live, now + ttl, held)
+    keep()
+    return {2, held, raw, now + ttl, redis.call('ZCARD', live)}
+  end
   if expiry then
     expiry = math.max(tonumber(expiry), now + ttl)
     redis.call('ZADD', live, expiry, held)
     keep()
-    return {0, held, redis.call('HGET', leases, held), expiry, redis.call('ZCARD', live)}
+    return {0, held, raw, expiry, redis.call('ZCARD', live)}
   end
 end
 
 local used = redis.call('ZCARD', live)
-if used >= max_seats then
+if used >= max_seats + overdraft then
   return {-1, used}
 end
 if redis.call('HEXISTS', leases, sid) == 1 then
@@ -49,6 +62,9 @@ if redis.call('HEXISTS', leases, sid) == 1 then
 end
 
 lease.c = now
+if used >= max_seats then
+  lease.o = 1 -- one of the overdraft seats, for good
+end
 record = cjson.encode(lease)
 redis.call('ZADD', live, now + ttl, sid)
 redis.call('HSET', leases, sid, record)

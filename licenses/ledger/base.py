@@ -18,6 +18,18 @@
    (`expired_pending` / `expired_ack`).
 11. A borrow never outlasts the license: `not_after` (its expiry) caps it.
 
+Floating-license rules (issue 17), each decided inside the same atomic step
+that grants or ends a seat:
+- Overdraft: acquire's `overdraft` seats beyond max_seats may be granted;
+  live leases <= max_seats + overdraft, and a lease granted while max_seats
+  were already in use is marked `overdraft` for good.
+- Linger: release's `linger` seconds keep a released seat held for its
+  holder (user + machine): the lease stays counted, `lingering`, until the
+  linger ends (then it expires as any lease, recorded as a linger's end) or
+  its holder acquires again and gets it back (`reclaimed`). A lingering lease
+  takes no heartbeat, borrow or second client release (SessionNotFound); a
+  release with no linger (an operator's) frees it.
+
 Every method takes the license's id; the caller has already checked the
 license (exists in the tenant, not suspended or expired, fingerprint allowed).
 Times are timezone-aware UTC datetimes read from the ledger's clock.
@@ -50,6 +62,10 @@ class Lease:
     expires_at: datetime
     borrowed_until: datetime | None = None
     client_info: dict[str, Any] = field(default_factory=dict)
+    # Granted beyond max_seats, out of the license's overdraft seats.
+    overdraft: bool = False
+    # Released by its holder and held for them until expires_at (linger).
+    lingering: bool = False
 
     @property
     def is_borrowed(self) -> bool:
@@ -69,6 +85,10 @@ def lease_from_row(row: Any, *, expires_at: datetime | None = None) -> Lease:
         expires_at=expires_at or row.expires_at,
         borrowed_until=row.borrowed_until,
         client_info=row.client_info,
+        # A borrowed seat kept for Redis has neither: it is no overdraft's
+        # (its record says so) and never lingers.
+        overdraft=getattr(row, "overdraft", False),
+        lingering=getattr(row, "lingering_since", None) is not None,
     )
 
 
@@ -77,6 +97,9 @@ class AcquireResult:
     lease: Lease
     created: bool  # False: the user's existing live lease on the machine came back
     used: int  # live leases of the license after this acquire
+    # The holder's own lingering seat came back (created is True: a checkout
+    # after a release, on the same session id).
+    reclaimed: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,9 +192,12 @@ class SeatLedger(ABC):
         user_id: str | None,
         ttl: int,
         client_info: dict[str, Any] | None = None,
+        overdraft: int = 0,
     ) -> AcquireResult:
         """Take a seat for `user_id` on `fingerprint`, or return the live
-        lease that user holds there (expiry extended to at least now + ttl).
+        lease that user holds there (expiry extended to at least now + ttl),
+        or their lingering one (reclaimed, expiry now + ttl). With every one
+        of max_seats in use, one of `overdraft` more seats, marked so.
         Raises NoSeatsAvailable."""
 
     @abstractmethod
@@ -182,8 +208,13 @@ class SeatLedger(ABC):
         (with `rejection` kept, on a ledger that records events)."""
 
     @abstractmethod
-    def release(self, *, license_id: uuid.UUID, session_id: str, event: LedgerEvent | None = None) -> Lease:
-        """End a live lease, freeing its seat. Raises SessionNotFound."""
+    def release(
+        self, *, license_id: uuid.UUID, session_id: str, event: LedgerEvent | None = None, linger: int = 0
+    ) -> Lease:
+        """End a live lease, freeing its seat; with `linger` seconds, keep the
+        seat for its holder that long instead (the lease comes back
+        `lingering`, expiring then). Raises SessionNotFound, also for a
+        lingering lease released again with a linger."""
 
     @abstractmethod
     def borrow(

@@ -1,5 +1,5 @@
 -- Keep a live lease until at least now + seconds, marked as borrowed; nil
--- when it is not live. ARGV[3] session id, ARGV[4] duration ms, ARGV[5] the
+-- when it is not live or lingers. ARGV[3] session id, ARGV[4] duration ms, ARGV[5] the
 -- latest the borrow may end, ms ('' for no limit: a perpetual license),
 -- ARGV[6] the audit event of the borrow ('' or absent for none; see
 -- record_event), ARGV[7] the borrow's own id.
@@ -9,10 +9,11 @@
 -- Returns {record, expiry}.
 local sid, duration, not_after = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local expiry = redis.call('ZSCORE', live, sid)
-if not expiry then
+local raw = expiry and redis.call('HGET', leases, sid)
+if not raw or lingering(raw) then
   return nil
 end
-local lease = cjson.decode(redis.call('HGET', leases, sid))
+local lease = cjson.decode(raw)
 lease.bid = ARGV[7]
 lease.pb = lease.b or false
 lease.pe = tonumber(expiry)

@@ -78,6 +78,7 @@ class BorrowedLeaseStore:
                     "client_info": lease.client_info,
                     "created_at": lease.created_at,
                     "borrowed_until": lease.borrowed_until,
+                    "overdraft": lease.overdraft,
                 },
             )
             # The license's ended borrows go with the next borrow: a row that

@@ -157,6 +157,11 @@ class DatabaseSeatLedger(SeatLedger):
     def _live_row(self, using: str, license_id: uuid.UUID, session_id: str, now: datetime) -> LeaseRow | None:
         return self._live(using, license_id, now).select_for_update().filter(session_id=session_id).first()
 
+    @staticmethod
+    def _in_use(row: LeaseRow | None) -> LeaseRow | None:
+        """The row, unless its holder released it and it only lingers."""
+        return row if row is not None and row.lingering_since is None else None
+
     # --- the interface --------------------------------------------------------------------
 
     def call_scope(self, tenant_id: uuid.UUID) -> AbstractContextManager:
@@ -183,6 +188,7 @@ class DatabaseSeatLedger(SeatLedger):
         user_id: str | None,
         ttl: int,
         client_info: dict[str, Any] | None = None,
+        overdraft: int = 0,
     ) -> AcquireResult:
         self._require_scope()
         using = self._using()
@@ -201,12 +207,20 @@ class DatabaseSeatLedger(SeatLedger):
             used = seats["used"]
             if seats["held"] is not None:
                 held = live.get(session_id=seats["held"])
+                if held.lingering_since is not None:
+                    # Its holder released it within the linger: the seat is theirs again.
+                    held.lingering_since = None
+                    held.expires_at = now + timedelta(seconds=ttl)
+                    LeaseRow.objects.using(using).filter(pk=held.pk).update(
+                        lingering_since=None, expires_at=held.expires_at
+                    )
+                    return AcquireResult(lease=lease_from_row(held), created=True, used=used, reclaimed=True)
                 expires_at = max(held.expires_at, now + timedelta(seconds=ttl))
                 if expires_at != held.expires_at:
                     LeaseRow.objects.using(using).filter(pk=held.pk).update(expires_at=expires_at)
                     held.expires_at = expires_at
                 return AcquireResult(lease=lease_from_row(held), created=False, used=used)
-            if used < max_seats:
+            if used < max_seats + overdraft:
                 row = LeaseRow(
                     tenant_id=tenant_id,
                     license_id=license_id,
@@ -216,6 +230,7 @@ class DatabaseSeatLedger(SeatLedger):
                     client_info=client_info or {},
                     created_at=now,
                     expires_at=now + timedelta(seconds=ttl),
+                    overdraft=used >= max_seats,
                 )
                 row.save(force_insert=True, using=using)
                 return AcquireResult(lease=lease_from_row(row), created=True, used=used + 1)
@@ -238,7 +253,7 @@ class DatabaseSeatLedger(SeatLedger):
         self, *, license_id: uuid.UUID, session_id: str, ttl: int, rejection: LedgerEvent | None = None
     ) -> Lease:
         with self._live_session(license_id, session_id) as (using, now, row):
-            if row is not None:
+            if (row := self._in_use(row)) is not None:
                 expires_at = max(row.expires_at, now + timedelta(seconds=ttl))
                 if expires_at != row.expires_at:
                     LeaseRow.objects.using(using).filter(pk=row.pk).update(expires_at=expires_at)
@@ -247,10 +262,21 @@ class DatabaseSeatLedger(SeatLedger):
         raise SessionNotFound(session_id)
 
     @_unavailable_on_database_errors
-    def release(self, *, license_id: uuid.UUID, session_id: str, event: LedgerEvent | None = None) -> Lease:
+    def release(
+        self, *, license_id: uuid.UUID, session_id: str, event: LedgerEvent | None = None, linger: int = 0
+    ) -> Lease:
         # The caller records `event` in this same transaction (records_events is False).
         with self._live_session(license_id, session_id) as (using, now, row):
-            if row is not None:
+            if row is not None and linger > 0:
+                if row.lingering_since is None:
+                    # Held for its holder, no longer borrowed: a returned borrow ends.
+                    row.lingering_since, row.borrowed_until = now, None
+                    row.expires_at = now + timedelta(seconds=linger)
+                    LeaseRow.objects.using(using).filter(pk=row.pk).update(
+                        lingering_since=now, borrowed_until=None, expires_at=row.expires_at
+                    )
+                    return lease_from_row(row)
+            elif row is not None:
                 LeaseRow.objects.using(using).filter(pk=row.pk).delete()
                 return lease_from_row(row, expires_at=now)
         raise SessionNotFound(session_id)
@@ -266,7 +292,7 @@ class DatabaseSeatLedger(SeatLedger):
         event: LedgerEvent | None = None,
     ) -> Lease:
         with self._live_session(license_id, session_id) as (using, now, row):
-            if row is not None:
+            if (row := self._in_use(row)) is not None:
                 row.borrowed_until = now + timedelta(seconds=seconds)
                 if not_after is not None:
                     row.borrowed_until = min(row.borrowed_until, not_after)

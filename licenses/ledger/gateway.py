@@ -89,6 +89,7 @@ class SeatLedgerGateway:
         user_id: str | None,
         ttl: int,
         client_info: dict[str, Any] | None = None,
+        overdraft: int = 0,
     ) -> AcquireResult:
         return self._call(
             "acquire",
@@ -100,6 +101,7 @@ class SeatLedgerGateway:
             user_id=user_id,
             ttl=ttl,
             client_info=client_info,
+            overdraft=overdraft,
         )
 
     def heartbeat(
@@ -122,8 +124,11 @@ class SeatLedgerGateway:
         tenant_id: uuid.UUID,
         session_id: str,
         event: LedgerEvent | None = None,
+        linger: int = 0,
     ) -> Lease:
-        return self._call("release", tenant_id, license_id=license_id, session_id=session_id, event=event)
+        return self._call(
+            "release", tenant_id, license_id=license_id, session_id=session_id, event=event, linger=linger
+        )
 
     def borrow(
         self,

@@ -41,6 +41,15 @@ local function holder(user_id, fingerprint)
   return user_id .. '\n' .. fingerprint
 end
 
+-- Whether a lease record lingers: released by its holder, its seat held for
+-- them until its expiry (release.lua's `lg`, when it was released). A find,
+-- not a decode, on the hot paths: cjson writes the field as '"lg":', and no
+-- other field's text can hold that (client_info is a JSON string within the
+-- record, its quotes escaped; fingerprints and ids hold no quote).
+local function lingering(raw)
+  return string.find(raw, '"lg":', 1, true) ~= nil
+end
+
 -- A lease that ends stops being its holder's, under either key.
 local function forget_holder(record, sid)
   for _, key in ipairs({holder(record.uid, record.fp), record.fp}) do

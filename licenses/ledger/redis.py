@@ -124,6 +124,8 @@ def _record(lease: Lease) -> str:
     }
     if lease.borrowed_until is not None:
         record["b"] = _epoch_ms(lease.borrowed_until)
+    if lease.overdraft:
+        record["o"] = 1
     return json.dumps(record)
 
 
@@ -248,6 +250,8 @@ class RedisSeatLedger(SeatLedger):
             expires_at=_time(expires_ms),
             borrowed_until=_time(record["b"]) if record.get("b") else None,
             client_info=json.loads(record["ci"]),
+            overdraft=bool(record.get("o")),
+            lingering=bool(record.get("lg")),
         )
 
     # --- the interface --------------------------------------------------------------------
@@ -267,6 +271,7 @@ class RedisSeatLedger(SeatLedger):
         user_id: str | None,
         ttl: int,
         client_info: dict[str, Any] | None = None,
+        overdraft: int = 0,
     ) -> AcquireResult:
         if user_id is not None and "\n" in user_id:
             # The holders hash joins user and machine with a newline (prelude.lua).
@@ -277,7 +282,7 @@ class RedisSeatLedger(SeatLedger):
         restores = 0
         while True:
             reply = self._run(
-                "acquire", license_id, fingerprint, _ms(ttl), max_seats, new_session_id(), record
+                "acquire", license_id, fingerprint, _ms(ttl), max_seats, new_session_id(), record, overdraft
             )
             if reply[0] == -3:  # this Redis lost the license's state
                 restores += 1
@@ -291,9 +296,12 @@ class RedisSeatLedger(SeatLedger):
                 break
         if reply[0] == -1:
             raise NoSeatsAvailable(used=reply[1], max_seats=max_seats)
-        created, session_id, raw, expires_ms, used = reply
+        outcome, session_id, raw, expires_ms, used = reply
         return AcquireResult(
-            lease=self._lease(license_id, session_id, raw, expires_ms), created=created == 1, used=used
+            lease=self._lease(license_id, session_id, raw, expires_ms),
+            created=outcome in (1, 2),
+            used=used,
+            reclaimed=outcome == 2,
         )
 
     def _restore(self, license_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
@@ -345,12 +353,15 @@ class RedisSeatLedger(SeatLedger):
             raise SessionNotFound(session_id)
         return self._lease(license_id, session_id, *reply)
 
-    def release(self, *, license_id: uuid.UUID, session_id: str, event: LedgerEvent | None = None) -> Lease:
-        reply = self._run("release", license_id, session_id, _event_arg(event))
+    def release(
+        self, *, license_id: uuid.UUID, session_id: str, event: LedgerEvent | None = None, linger: int = 0
+    ) -> Lease:
+        reply = self._run("release", license_id, session_id, _event_arg(event), _ms(linger))
         if reply is None:
             raise SessionNotFound(session_id)
-        lease = self._lease(license_id, session_id, *reply)
-        if lease.is_borrowed and self.borrowed is not None:
+        raw, ended_ms, was_borrowed = reply
+        lease = self._lease(license_id, session_id, raw, ended_ms)
+        if was_borrowed and self.borrowed is not None:
             try:
                 self.borrowed.forget(lease)
             except DatabaseError:

@@ -122,12 +122,18 @@ class Seats:
         tenant_id: uuid.UUID,
         max_seats: int,
         shared: SharedConnections | None = None,
+        *,
+        overdraft: int = 0,
+        linger: int = 0,
     ):
         self.ledger = ledger
         self.license_id = license_id
         self.tenant_id = tenant_id
         self.max_seats = max_seats
         self.shared = shared
+        # The license's floating rules (issue 17), as its policy would hand them over.
+        self.overdraft = overdraft
+        self.linger = linger
 
     @property
     def backend(self) -> str:
@@ -151,6 +157,7 @@ class Seats:
         max_seats: int | None = None,
         user_id: str | None = "user-1",
         client_info: dict | None = None,
+        overdraft: int | None = None,
     ) -> AcquireResult:
         return self.call(
             "acquire",
@@ -160,13 +167,14 @@ class Seats:
             user_id=user_id,
             ttl=ttl,
             client_info=client_info,
+            overdraft=self.overdraft if overdraft is None else overdraft,
         )
 
     def heartbeat(self, session_id: str, *, ttl: int = 60) -> Lease:
         return self.call("heartbeat", session_id=session_id, ttl=ttl)
 
-    def release(self, session_id: str) -> Lease:
-        return self.call("release", session_id=session_id)
+    def release(self, session_id: str, *, linger: int | None = None) -> Lease:
+        return self.call("release", session_id=session_id, linger=self.linger if linger is None else linger)
 
     def borrow(self, session_id: str, *, seconds: int, not_after: datetime | None = None) -> Lease:
         return self.call("borrow", session_id=session_id, seconds=seconds, not_after=not_after)
@@ -189,7 +197,7 @@ class Seats:
         ended = []
         for lease in self.live():
             try:
-                ended.append(self.release(lease.session_id))
+                ended.append(self.release(lease.session_id, linger=0))
             except SessionNotFound:
                 pass  # expired meanwhile
         return ended
@@ -249,13 +257,21 @@ def make_seats(request) -> Iterator[Callable[..., Seats]]:
     made: list[SeatLedger] = []
     shared: list[SharedConnections] = []
 
-    def make(max_seats: int = 10, *, committed: bool = False, **ledger_options: Any) -> Seats:
+    def make(
+        max_seats: int = 10,
+        *,
+        committed: bool = False,
+        overdraft: int = 0,
+        linger: int = 0,
+        **ledger_options: Any,
+    ) -> Seats:
+        rules = {"overdraft": overdraft, "linger": linger}
         if backend == "redis":
             ledger = RedisSeatLedger.from_settings()
             for name, value in ledger_options.items():
                 setattr(ledger, name, value)
             made.append(ledger)
-            return Seats(ledger, uuid.uuid4(), uuid.uuid4(), max_seats)
+            return Seats(ledger, uuid.uuid4(), uuid.uuid4(), max_seats, **rules)
         request.getfixturevalue("committed_db" if committed else "db")
         license = LicenseFactory(max_seats=max_seats)
         # Without real commits the test runs in one transaction on its own
@@ -268,6 +284,7 @@ def make_seats(request) -> Iterator[Callable[..., Seats]]:
             license.tenant_id,
             max_seats,
             shared[-1] if committed else None,
+            **rules,
         )
 
     yield make

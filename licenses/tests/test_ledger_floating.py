@@ -1,0 +1,168 @@
+"""The seat ledger's floating-license rules (issue 17), one suite for every
+backend as test_ledger_contract.py is: overdraft seats and linger, each
+decided in the one atomic step that grants or ends a seat."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from licenses.ledger import NoSeatsAvailable, SessionNotFound
+from licenses.tests import ledger_support
+from licenses.tests.ledger_support import Crew
+
+make_seats = ledger_support.make_seats  # the fixture, one license per backend
+
+
+# --- overdraft ------------------------------------------------------------------------------
+
+
+def test_two_hundred_racing_acquirers_get_max_seats_plus_the_overdraft_and_two_are_marked(make_seats):
+    """10 seats and 2 of overdraft: each round 200 threads race for them and
+    exactly 12 win, the two granted past the tenth marked `overdraft`."""
+    seats = make_seats(max_seats=10, committed=True, overdraft=2)
+    with Crew(200) as crew:
+        for round_ in range(5):
+
+            def acquire(index: int, round_: int = round_):
+                try:
+                    return seats.acquire(f"round-{round_}-machine-{index}")
+                except NoSeatsAvailable as refused:
+                    assert refused.used == 12
+                    return None
+
+            granted = [outcome for outcome in crew.run(acquire) if outcome is not None]
+            assert len(granted) == 12, f"round {round_}: {len(granted)} leases for 10 + 2 seats"
+            overdrafts = [outcome for outcome in granted if outcome.lease.overdraft]
+            assert len(overdrafts) == 2
+            # The overdraft seats are the last two granted, and say so afterwards too.
+            assert sorted(outcome.used for outcome in overdrafts) == [11, 12]
+            assert sorted(lease.overdraft for lease in seats.live()) == [False] * 10 + [True] * 2
+            assert seats.used() == 12
+            seats.release_every_live_lease()
+
+
+def test_an_overdraft_lease_stays_marked_and_a_seat_freed_under_the_limit_is_not_one(make_seats):
+    seats = make_seats(max_seats=2, overdraft=1)
+    first = seats.acquire("a").lease
+    seats.acquire("b")
+    extra = seats.acquire("c").lease
+    assert not first.overdraft and extra.overdraft
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("d")
+
+    seats.release(first.session_id)
+    # The lease granted in overdraft is still an overdraft's; the next seat is
+    # the third in use, again one past the limit.
+    assert seats.live_lease(extra.session_id).overdraft
+    assert seats.heartbeat(extra.session_id).overdraft
+    assert seats.acquire("d").lease.overdraft
+    # The holder acquiring again gets their lease back as it is.
+    assert seats.acquire("c").lease.overdraft and not seats.acquire("c").created
+
+
+def test_without_overdraft_the_limit_is_max_seats(make_seats):
+    seats = make_seats(max_seats=1)
+    assert not seats.acquire("a").lease.overdraft
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("b")
+
+
+# --- linger ---------------------------------------------------------------------------------
+
+
+def test_a_released_seat_lingers_for_its_holder_and_another_holder_is_refused(make_seats):
+    seats = make_seats(max_seats=1, linger=30)
+    lease = seats.acquire("workstation", user_id="alice").lease
+
+    released = seats.release(lease.session_id)
+    assert released.lingering and released.session_id == lease.session_id
+    assert seats.used() == 1  # others see the seat in use
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("laptop", user_id="bob")
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("workstation", user_id="bob")  # the machine alone is not the holder
+
+    back = seats.acquire("workstation", user_id="alice")
+    assert back.created and back.reclaimed
+    assert back.lease.session_id == lease.session_id and not back.lease.lingering
+    # In use again: it takes heartbeats and its next release lingers again.
+    assert not seats.heartbeat(lease.session_id).lingering
+    assert seats.release(lease.session_id).lingering
+
+
+def test_a_lingering_lease_takes_no_heartbeat_borrow_or_second_release(make_seats):
+    seats = make_seats(max_seats=2, linger=30)
+    lease = seats.acquire("workstation").lease
+    seats.release(lease.session_id)
+
+    with pytest.raises(SessionNotFound):
+        seats.heartbeat(lease.session_id)
+    with pytest.raises(SessionNotFound):
+        seats.borrow(lease.session_id, seconds=3600)
+    with pytest.raises(SessionNotFound):
+        seats.release(lease.session_id)
+    assert seats.used() == 1
+    assert seats.live_lease(lease.session_id).lingering
+
+
+def test_a_release_without_linger_frees_a_lingering_seat(make_seats):
+    """An operator's release (no linger) ends the linger: the seat is free."""
+    seats = make_seats(max_seats=1, linger=30)
+    lease = seats.acquire("workstation", user_id="alice").lease
+    seats.release(lease.session_id)
+
+    seats.release(lease.session_id, linger=0)
+    assert seats.used() == 0
+    assert seats.acquire("laptop", user_id="bob").created
+
+
+def test_after_the_linger_the_seat_is_free_and_its_end_goes_to_the_sweep(make_seats):
+    seats = make_seats(max_seats=1, linger=1)
+    lease = seats.acquire("workstation", user_id="alice").lease
+    seats.release(lease.session_id)
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("laptop", user_id="bob")
+
+    time.sleep(1.1)
+    assert seats.used() == 0
+    assert seats.acquire("laptop", user_id="bob").created
+    (ended,) = seats.call("expired_pending")
+    assert ended.lease.session_id == lease.session_id and ended.lease.lingering
+
+
+def test_a_returned_borrow_lingers_as_a_plain_seat(make_seats):
+    seats = make_seats(max_seats=1, linger=30)
+    lease = seats.acquire("laptop").lease
+    seats.borrow(lease.session_id, seconds=48 * 3600)
+
+    released = seats.release(lease.session_id)
+    assert released.lingering and not released.is_borrowed
+    assert (released.expires_at - released.created_at).total_seconds() < 60
+
+
+def test_racing_releases_and_reacquires_by_one_holder_never_take_a_second_seat(make_seats):
+    """The holder's release and acquire racing with other holders' acquires:
+    at no point more leases than seats, and the holder's seat never goes to
+    anyone else while it lingers."""
+    seats = make_seats(max_seats=3, committed=True, linger=30)
+    mine = seats.acquire("mine", user_id="alice").lease
+    seats.acquire("other-1", user_id="bob")
+    seats.acquire("other-2", user_id="carol")
+    with Crew(40) as crew:
+        for _ in range(3):
+            seats.release(mine.session_id)
+
+            def race(index: int):
+                if index == 0:
+                    return seats.acquire("mine", user_id="alice")
+                try:
+                    return seats.acquire(f"stranger-{index}", user_id=f"user-{index}")
+                except NoSeatsAvailable:
+                    return None
+
+            outcomes = crew.run(race)
+            assert outcomes[0].reclaimed and outcomes[0].lease.session_id == mine.session_id
+            assert [outcome for outcome in outcomes[1:] if outcome is not None] == []
+            assert seats.used() == 3
