@@ -65,6 +65,10 @@ class Event(StrEnum):
     LEASE_EXPIRED = "lease.expired"
     # Live in a Redis ledger that lost its state (DESIGN.md invariant 9).
     LEASE_LOST = "lease.lost"
+    # Floating-license rules (issue 17): a released seat's linger ran out with
+    # nobody reclaiming it; a seat ended for its user's reported inactivity.
+    LEASE_LINGER_ENDED = "lease.linger_ended"
+    LEASE_IDLE_RELEASED = "lease.idle_released"
     # Provisioning API (issue 15): its API keys, a license deleted (soft), a tenant changed
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
@@ -79,6 +83,8 @@ class Event(StrEnum):
     LICENSE_CLAIMED = "license.claimed"
     LICENSE_EXPIRING_SOON = "license.expiring_soon"
     LICENSE_SEATS_NEAR_LIMIT = "license.seats_near_limit"
+    # Seats past max_seats granted (issue 17): at most once a UTC day per license.
+    LICENSE_OVERDRAFT = "license.overdraft"
     AUTH_PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"
     AUTH_PASSWORD_RESET = "auth.password_reset"
     # The operator console
@@ -113,6 +119,7 @@ class Detail(StrEnum):
     ACQUIRED_AT = "acquired_at"
     EXPIRED_AT = "expired_at"
     CREATED = "created"
+    OVERDRAFT = "overdraft"
     CODE = "code"
     REASON = "reason"
     HOURS = "hours"
@@ -145,6 +152,7 @@ LEASE_ENDING_EVENTS = (
     Event.LEASE_ENDED,
     Event.LEASE_EXPIRED,
     Event.LEASE_LOST,
+    Event.LEASE_IDLE_RELEASED,
 )
 
 # Each event's detail fields: the ones it may carry. Writing another is refused.
@@ -181,16 +189,21 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     # kind: machine (value a fingerprint) or user (value a user id).
     Event.LICENSE_BLOCKED: frozenset({"kind", "value", D.REASON}),
     Event.LICENSE_UNBLOCKED: frozenset({"kind", "value", D.REASON}),
-    Event.LEASE_ACQUIRED: frozenset({D.SESSION_ID, D.FINGERPRINT, D.CREATED}),
+    # overdraft, reclaimed: only when true (a seat past max_seats; the seat of
+    # the holder's lingering lease).
+    Event.LEASE_ACQUIRED: frozenset({D.SESSION_ID, D.FINGERPRINT, D.CREATED, D.OVERDRAFT, "reclaimed"}),
     Event.LEASE_DENIED: frozenset({D.CODE, D.FINGERPRINT}),
     Event.LEASE_HEARTBEAT_REJECTED: frozenset({D.SESSION_ID, D.FINGERPRINT}) | LEDGER_EVENT_FIELDS,
     Event.LEASE_BORROWED: frozenset({D.SESSION_ID, D.HOURS, D.UNTIL}) | LEDGER_EVENT_FIELDS,
-    Event.LEASE_RELEASED: LEASE_END_FIELDS | LEDGER_EVENT_FIELDS,
+    # linger_until: the seat stays its holder's until then (the policy's linger).
+    Event.LEASE_RELEASED: LEASE_END_FIELDS | {"linger_until"} | LEDGER_EVENT_FIELDS,
     Event.LEASE_BORROW_UNDONE: frozenset({D.SESSION_ID, D.REASON, D.UNTIL}) | LEDGER_EVENT_FIELDS,
     Event.LEASE_FORCE_RELEASED: LEASE_END_FIELDS | LEDGER_EVENT_FIELDS,
     Event.LEASE_ENDED: LEASE_END_FIELDS | {D.REASON} | LEDGER_EVENT_FIELDS,
     Event.LEASE_EXPIRED: LEASE_END_FIELDS | {D.EXPIRED_AT},
     Event.LEASE_LOST: LEASE_END_FIELDS,
+    Event.LEASE_LINGER_ENDED: LEASE_END_FIELDS | {D.EXPIRED_AT},
+    Event.LEASE_IDLE_RELEASED: LEASE_END_FIELDS | {"idle_seconds", "idle_timeout"} | LEDGER_EVENT_FIELDS,
     # Provisioning API (issue 15). scope: operator (an operator-wide key) or tenant.
     Event.API_KEY_CREATED: frozenset({"key_prefix", "name", "scope"}),
     Event.API_KEY_REVOKED: frozenset({"key_prefix", "name", "scope"}),
@@ -204,6 +217,7 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LICENSE_CLAIMED: frozenset({"claim_id", "key_prefix"}),
     Event.LICENSE_EXPIRING_SOON: frozenset({"days", "expires_at", "recipients", D.CHANNELS}),
     Event.LICENSE_SEATS_NEAR_LIMIT: frozenset({"used", "max", "recipients", D.CHANNELS}),
+    Event.LICENSE_OVERDRAFT: frozenset({"used", "max", D.OVERDRAFT, "recipients", D.CHANNELS}),
     Event.AUTH_PASSWORD_RESET_REQUESTED: frozenset(),
     Event.AUTH_PASSWORD_RESET: frozenset(),
     Event.ADMIN_ADDED: frozenset({"object", "change"}),

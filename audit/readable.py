@@ -75,6 +75,8 @@ ACTION_WORDS: dict[str, str] = {
     Event.LEASE_ENDED: "Seat ended by the server",
     Event.LEASE_EXPIRED: "Seat expired (no heartbeat in time)",
     Event.LEASE_LOST: "Seat lost with the seat ledger's state",
+    Event.LEASE_LINGER_ENDED: "Released seat's linger ended (nobody took it back)",
+    Event.LEASE_IDLE_RELEASED: "Seat ended: its user was idle too long",
     Event.ADMIN_ADDED: "Added in the console",
     Event.ADMIN_CHANGED: "Changed in the console",
     Event.ADMIN_DELETED: "Deleted in the console",
@@ -89,6 +91,7 @@ ACTION_WORDS: dict[str, str] = {
     Event.LICENSE_CLAIMED: "License claim link used",
     Event.LICENSE_EXPIRING_SOON: "Told the admins the license expires soon",
     Event.LICENSE_SEATS_NEAR_LIMIT: "Told the admins the seats are nearly all taken",
+    Event.LICENSE_OVERDRAFT: "Seats granted past the limit (overdraft)",
     Event.AUTH_PASSWORD_RESET_REQUESTED: "Password reset asked for",
     Event.AUTH_PASSWORD_RESET: "Password reset",
     Event.WEBHOOK_ENDPOINT_CREATED: "Webhook endpoint made",
@@ -248,7 +251,8 @@ def who(row: AuditLog, references: References) -> str:
     if row.actor:
         return f"{row.actor} (not signed in)"
     if row.request_id.startswith(TASK_REQUEST_PREFIX):  # coditect.celery: a task's own context
-        return "server (expiry sweep)" if row.action == Event.LEASE_EXPIRED else "server (background task)"
+        swept = row.action in (Event.LEASE_EXPIRED, Event.LEASE_LINGER_ENDED)
+        return "server (expiry sweep)" if swept else "server (background task)"
     if row.request_id:
         return "API client (no signed-in user)"
     return "system"

@@ -48,6 +48,12 @@ class CheckoutSerializer(serializers.Serializer):
     """The answer of acquire and borrow, as documented; `checkout_answer` writes it."""
 
     session_id = serializers.CharField()
+    overdraft = serializers.BooleanField(
+        help_text=(
+            "The seat is one of the license's overdraft seats, granted past its `seats.max` "
+            "(the token says so too: `ovr`); counted for the true-up."
+        )
+    )
     token = serializers.CharField(
         help_text="The signed license token (compact JWS); its exp is the offline grace."
     )
@@ -69,6 +75,7 @@ def checkout_answer(checkout: leases.Checkout) -> dict:
     terms = license.terms
     return {
         "session_id": lease.session_id,
+        "overdraft": lease.overdraft,
         "token": checkout.token,
         "token_expires_at": checkout.token_expires_at,
         "expires_at": lease.expires_at,
@@ -239,14 +246,22 @@ class LicenseReleaseApi(LicenseTokenAPIView):
     class ReleaseOutputSerializer(serializers.Serializer):
         session_id = serializers.CharField()
         released = serializers.BooleanField()
+        linger_until = serializers.DateTimeField(
+            allow_null=True,
+            help_text=(
+                "With the policy's linger: the seat stays held for this user on this machine until "
+                "then (an acquire from it gets the seat back, others are refused it); null: freed."
+            ),
+        )
 
     @extend_schema(
         operation_id="licenses_release",
         summary="Give a seat back",
         description=(
-            "Ends the license token's lease and frees its seat at once. Idempotent: an unknown, "
-            "expired or already released session frees nothing and answers 404 `session_not_found`, "
-            "which a client may treat as done."
+            "Ends the license token's lease and frees its seat at once, or, where the policy sets a "
+            "linger, keeps the seat for this user on this machine until `linger_until` (their next "
+            "acquire gets it back). Idempotent: an unknown, expired or already released session "
+            "frees nothing and answers 404 `session_not_found`, which a client may treat as done."
         ),
         request=None,
         responses={
@@ -258,7 +273,9 @@ class LicenseReleaseApi(LicenseTokenAPIView):
     )
     def delete(self, request):
         lease = leases.lease_release(claims=request.auth)
-        return Response({"session_id": lease.session_id, "released": True})
+        return Response(
+            {"session_id": lease.session_id, "released": True, "linger_until": lease.lingering_until}
+        )
 
 
 class LicenseBorrowApi(LicenseTokenAPIView):

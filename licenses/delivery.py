@@ -249,6 +249,51 @@ def license_seats_near_limit(license: License, used: int) -> bool:
     return seats_near_limit(used, license.max_seats, share)
 
 
+def license_overdraft_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
+    """The `license.overdraft` notice of one license (issue 17): seats past its
+    max_seats were granted. At most once a UTC day, on the license's notice
+    channels (email to the tenant's admins, the `license.overdraft` webhook),
+    whether or not the overdraft is still in use when the task runs: it is
+    a fact for the true-up, not a warning."""
+    from licenses.ledger.gateway import seat_ledger
+
+    with tenant_scope(tenant_id), transaction.atomic():
+        license = License.objects.select_related("tenant", "policy").filter(id=license_id).first()
+        if license is None:
+            return 0
+        channels = license_notice_channels(license)
+        if not channels or not _notice_once(license, "overdraft", timezone.now().date().isoformat()):
+            return 0
+        used = seat_ledger().used(license_id=license.id, tenant_id=license.tenant_id)
+        overdraft = license.terms.overdraft_seats
+        to = tenant_admin_emails(tenant_id) if "email" in channels else []
+        audit_record(
+            action=Event.LICENSE_OVERDRAFT,
+            tenant_id=tenant_id,
+            target=license,
+            details={
+                "used": used,
+                "max": license.max_seats,
+                Detail.OVERDRAFT: overdraft,
+                "recipients": len(to),
+                Detail.CHANNELS: channels,
+            },
+        )
+        if not to:
+            return 0
+        return email_send(
+            template="license_overdraft",
+            to=to,
+            context={
+                "tenant": license.tenant,
+                "license": license,
+                "used": used,
+                "max_seats": license.max_seats,
+                "overdraft": overdraft,
+            },
+        )
+
+
 def license_seats_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
     """The "seats near the limit" email of one license, at most once a UTC day,
     and only while the seats in use are still at the share."""

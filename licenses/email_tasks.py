@@ -44,3 +44,10 @@ def seats_near_limit_notice_task(license_id: str, tenant_id: str) -> int:
     return delivery.license_seats_notice_send(
         license_id=uuid.UUID(license_id), tenant_id=uuid.UUID(tenant_id)
     )
+
+
+@shared_task(name="licenses.overdraft_notice", **_EMAIL_TASK)
+def overdraft_notice_task(license_id: str, tenant_id: str) -> int:
+    return delivery.license_overdraft_notice_send(
+        license_id=uuid.UUID(license_id), tenant_id=uuid.UUID(tenant_id)
+    )

@@ -149,6 +149,7 @@ def lease_acquire(
             user_id=str(user.pk),
             ttl=terms.lease_ttl,
             client_info=client_info or {},
+            overdraft=terms.overdraft_seats,
         )
     except NoSeatsAvailable as exc:
         raise deny(
@@ -193,13 +194,16 @@ def lease_acquire(
             Detail.SESSION_ID: result.lease.session_id,
             Detail.FINGERPRINT: fingerprint,
             Detail.CREATED: result.created,
+            **({Detail.OVERDRAFT: True} if result.lease.overdraft else {}),
+            **({"reclaimed": True} if result.reclaimed else {}),
         },
     )
     metrics.record_acquire_outcome("granted" if result.created else "existing")
     if result.created:
         # Email (issue 15): near the limit, the tenant's admins hear of it, at
         # most once a day; the notice is enqueued on commit, never sent here.
-        seats_notice_maybe_enqueue(license, result.used)
+        # A seat past the limit (overdraft) is told the same way.
+        seats_notice_maybe_enqueue(license, result.used, overdraft=result.lease.overdraft)
     return checkout
 
 
@@ -354,6 +358,8 @@ def lease_event_details(event: LedgerEvent, lease: Lease | None) -> dict[str, An
         base = {Detail.SESSION_ID: lease.session_id, Detail.UNTIL: until}
     else:
         base = lease_end_details(lease)
+        if event.action == Event.LEASE_RELEASED and lease.lingering_until is not None:
+            base["linger_until"] = lease.lingering_until.isoformat()
     return {**base, **event.details}
 
 
@@ -409,8 +415,13 @@ def lease_release(*, claims: dict[str, Any]) -> Lease:
     event = _lease_event(Event.LEASE_RELEASED)
     with seats.scope(license.tenant_id):
         try:
+            # With the policy's linger the seat stays this holder's a while.
             lease = seats.release(
-                license_id=license.id, tenant_id=license.tenant_id, session_id=claims["sid"], event=event
+                license_id=license.id,
+                tenant_id=license.tenant_id,
+                session_id=claims["sid"],
+                event=event,
+                linger=license.terms.linger_seconds,
             )
         except SessionNotFound:
             raise ApplicationError(
@@ -545,7 +556,9 @@ def lease_expiry_sweep_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -
         session_ids = [item.lease.session_id for item in pending]
         recorded_session_id = f"details__{Detail.SESSION_ID}"
         already = set(
-            AuditLog.objects.filter(action=Event.LEASE_EXPIRED, target_id=str(license_id))
+            AuditLog.objects.filter(
+                action__in=[Event.LEASE_EXPIRED, Event.LEASE_LINGER_ENDED], target_id=str(license_id)
+            )
             .filter(**{f"{recorded_session_id}__in": session_ids})
             .values_list(recorded_session_id, flat=True)
         )
@@ -553,7 +566,8 @@ def lease_expiry_sweep_license(*, license_id: uuid.UUID, tenant_id: uuid.UUID) -
             if item.lease.session_id in already:
                 continue
             audit_record(
-                action=Event.LEASE_EXPIRED,
+                # A lingering lease was released already: only its linger ended.
+                action=Event.LEASE_LINGER_ENDED if item.lease.lingering else Event.LEASE_EXPIRED,
                 tenant_id=tenant_id,
                 target_type="licenses.license",
                 target_id=str(license_id),

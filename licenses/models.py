@@ -14,6 +14,11 @@ from tenants.models import TenantOwnedModel
 MAX_SEATS = 1_000_000
 # The longest trial or grace a policy gives (a century; past it a date overflows).
 MAX_POLICY_DAYS = 36_500
+# Bounds of the floating-license rules: an overdraft is a few seats, not a
+# second license; a linger or an idle timeout of more than a day is no longer either.
+MAX_OVERDRAFT_SEATS = 100_000
+MAX_LINGER_SECONDS = 86_400
+MAX_IDLE_TIMEOUT = 7 * 86_400
 # What a client may send as its machine's fingerprint (a client-side hash).
 FINGERPRINT = re.compile(r"^[A-Za-z0-9._:+/=-]{8,128}$")
 
@@ -92,6 +97,22 @@ class Policy(models.Model):
         blank=True,
         help_text="Machines a tenant admin may unbind from one license per calendar month (UTC), on the "
         "dashboard. Empty: no cap; 0: tenant admins may not unbind. Operators are never capped.",
+    )
+    # Floating-license rules (issue 17; docs/contract.md "Floating seats").
+    overdraft_seats = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_OVERDRAFT_SEATS)],
+        help_text="Seats granted past the license's seats, marked as overdraft for true-up (0: none).",
+    )
+    linger_seconds = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_LINGER_SECONDS)],
+        help_text="Seconds a released seat stays held for the same user and machine (0: none).",
+    )
+    idle_timeout = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_IDLE_TIMEOUT)],
+        help_text="Seconds of reported user inactivity after which a seat is ended (0: never).",
     )
     trial_days = models.PositiveIntegerField(
         null=True,
@@ -241,6 +262,24 @@ class License(TenantOwnedModel):
     )
     borrow_limit_hours = models.PositiveIntegerField(
         null=True, blank=True, help_text="0: no borrowing. Empty: the policy's."
+    )
+    overdraft_seats = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_OVERDRAFT_SEATS)],
+        help_text="Seats granted past max seats, marked as overdraft (0: none). Empty: the policy's.",
+    )
+    linger_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_LINGER_SECONDS)],
+        help_text="Seconds a released seat stays held for its user and machine. Empty: the policy's.",
+    )
+    idle_timeout = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_IDLE_TIMEOUT)],
+        help_text="Seconds of reported inactivity that end a seat (0: never). Empty: the policy's.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

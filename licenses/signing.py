@@ -108,6 +108,9 @@ def license_token_issue(*, license: Any, lease: Any, expires_at: datetime, now: 
         claims["maint"] = terms.maintenance_end.isoformat()
     if terms.max_version:
         claims["ver_max"] = terms.max_version
+    # A seat granted past max_seats, out of the license's overdraft seats.
+    if getattr(lease, "overdraft", False):
+        claims["ovr"] = True
     return signing_keys().sign(claims)
 
 

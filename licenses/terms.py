@@ -33,6 +33,12 @@ class LicenseTerms:
     max_machines: int | None
     # Unbinds a tenant admin may make per calendar month (UTC); None: no cap.
     max_unbinds_per_month: int | None
+    # Floating-license rules (issue 17): seats past max_seats, marked as
+    # overdraft; seconds a released seat stays its holder's; seconds of
+    # reported inactivity that end a seat (0: never).
+    overdraft_seats: int
+    linger_seconds: int
+    idle_timeout: int
     entitlements: dict[str, Any]
     expires_at: datetime | None
     # The end of the grace period after expiry; None without an expiry or grace.
@@ -99,6 +105,9 @@ def license_terms(license) -> LicenseTerms:
         borrow_limit_hours=_pick(license.borrow_limit_hours, policy.borrow_limit_hours),
         max_machines=_pick(license.max_machines, policy.max_machines),
         max_unbinds_per_month=_pick(license.max_unbinds_per_month, policy.max_unbinds_per_month),
+        overdraft_seats=_pick(license.overdraft_seats, policy.overdraft_seats),
+        linger_seconds=_pick(license.linger_seconds, policy.linger_seconds),
+        idle_timeout=_pick(license.idle_timeout, policy.idle_timeout),
         entitlements=entitlements,
         expires_at=license.expires_at,
         grace_until=grace_until,

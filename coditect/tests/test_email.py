@@ -38,9 +38,9 @@ def on_commit(django_capture_on_commit_callbacks):
 
 @pytest.fixture(autouse=True)
 def _fresh_seat_markers(eager_tasks):
-    notices._seats_enqueued.clear()
+    notices._enqueued.clear()
     yield
-    notices._seats_enqueued.clear()
+    notices._enqueued.clear()
 
 
 def html_of(message) -> str:
@@ -206,7 +206,7 @@ def test_seats_near_the_limit_tell_the_tenants_admins_once_a_day(acme, globex, s
     assert message.to == [acme_admin.user.email]
     assert "2 of 3" in message.subject and "Acme Floating" in message.body and "Globex" not in message.body
     # The marker forgotten (another process): the task's own once-a-day record holds.
-    notices._seats_enqueued.clear()
+    notices._enqueued.clear()
     with on_commit():
         assert acquire(member, license, "machine-3").status_code == 201
     assert len(mail.outbox) == 1

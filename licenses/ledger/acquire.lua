@@ -5,8 +5,8 @@
 -- ARGV[6] a fresh session id, ARGV[7] the new lease's record (JSON, no times;
 -- its `uid` is the user), ARGV[8] overdraft seats beyond max seats.
 -- Returns {1, sid, record, expiry, used} for a new lease, {0, ...} for the
--- existing one, {2, ...} for the holder's lingering one taken back (its `lg`
--- cleared), {-1, used} when every seat is taken, {-2} if the fresh
+-- existing one, {2, ...} for a new lease on the seat of the holder's
+-- lingering one, {-1, used} when every seat is taken, {-2} if the fresh
 -- session id is already known (the caller retries with another), {-3} when
 -- this Redis has lost the license's state (the caller restores, then retries).
 if not state_known() then
@@ -17,6 +17,10 @@ local sid, record = ARGV[6], ARGV[7]
 local overdraft = tonumber(ARGV[8]) or 0
 local lease = cjson.decode(record)
 local key = holder(lease.uid, fingerprint)
+-- Before anything changes: a retry with another id must find all as it was.
+if redis.call('HEXISTS', leases, sid) == 1 then
+  return {-2}
+end
 
 local held = redis.call('HGET', holders, key)
 if not held then
@@ -32,18 +36,20 @@ if not held then
     redis.call('HDEL', holders, fingerprint)
   end
 end
+local reclaimed = false
 if held then
   local expiry = redis.call('ZSCORE', live, held)
   local raw = expiry and redis.call('HGET', leases, held)
   if raw and lingering(raw) then
-    -- Released by this holder within the linger: the seat is theirs again.
-    local kept = cjson.decode(raw)
-    kept.lg = nil
-    raw = cjson.encode(kept)
-    redis.call('HSET', leases, held, raw)
-    redis.call('ZADD', live, now + ttl, held)
-    keep()
-    return {2, held, raw, now + ttl, redis.call('ZCARD', live)}
+    -- Released by this holder within the linger: its seat goes to the
+    -- holder's new lease below, whatever the count (it is one seat already
+    -- held), and the lingering lease is gone without a record (the new
+    -- lease's audit row says it was reclaimed).
+    redis.call('ZREM', live, held)
+    redis.call('HDEL', leases, held)
+    index_remove(held, cjson.decode(raw))
+    redis.call('HDEL', holders, key)
+    reclaimed, expiry = true, nil
   end
   if expiry then
     expiry = math.max(tonumber(expiry), now + ttl)
@@ -54,13 +60,9 @@ if held then
 end
 
 local used = redis.call('ZCARD', live)
-if used >= max_seats + overdraft then
+if used >= max_seats + overdraft and not reclaimed then
   return {-1, used}
 end
-if redis.call('HEXISTS', leases, sid) == 1 then
-  return {-2}
-end
-
 lease.c = now
 if used >= max_seats then
   lease.o = 1 -- one of the overdraft seats, for good
@@ -71,4 +73,4 @@ redis.call('HSET', leases, sid, record)
 index_add(sid, lease)
 redis.call('HSET', holders, key, sid)
 keep()
-return {1, sid, record, now + ttl, used + 1}
+return {reclaimed and 2 or 1, sid, record, now + ttl, used + 1}

@@ -26,9 +26,10 @@ that grants or ends a seat:
 - Linger: release's `linger` seconds keep a released seat held for its
   holder (user + machine): the lease stays counted, `lingering`, until the
   linger ends (then it expires as any lease, recorded as a linger's end) or
-  its holder acquires again and gets it back (`reclaimed`). A lingering lease
-  takes no heartbeat, borrow or second client release (SessionNotFound); a
-  release with no linger (an operator's) frees it.
+  its holder acquires again: their new lease (a new session) takes its seat
+  whatever the count (`reclaimed`) and the lingering one is gone. A
+  lingering lease takes no heartbeat, borrow or second client release
+  (SessionNotFound); a release with no linger (an operator's) frees it.
 
 Every method takes the license's id; the caller has already checked the
 license (exists in the tenant, not suspended or expired, fingerprint allowed).
@@ -64,12 +65,16 @@ class Lease:
     client_info: dict[str, Any] = field(default_factory=dict)
     # Granted beyond max_seats, out of the license's overdraft seats.
     overdraft: bool = False
-    # Released by its holder and held for them until expires_at (linger).
-    lingering: bool = False
+    # Released by its holder and held for them until then (linger); None in use.
+    lingering_until: datetime | None = None
 
     @property
     def is_borrowed(self) -> bool:
         return self.borrowed_until is not None
+
+    @property
+    def lingering(self) -> bool:
+        return self.lingering_until is not None
 
 
 def lease_from_row(row: Any, *, expires_at: datetime | None = None) -> Lease:
@@ -88,7 +93,8 @@ def lease_from_row(row: Any, *, expires_at: datetime | None = None) -> Lease:
         # A borrowed seat kept for Redis has neither: it is no overdraft's
         # (its record says so) and never lingers.
         overdraft=getattr(row, "overdraft", False),
-        lingering=getattr(row, "lingering_since", None) is not None,
+        # A lingering row expires at the linger's end.
+        lingering_until=row.expires_at if getattr(row, "lingering_since", None) is not None else None,
     )
 
 
@@ -97,8 +103,7 @@ class AcquireResult:
     lease: Lease
     created: bool  # False: the user's existing live lease on the machine came back
     used: int  # live leases of the license after this acquire
-    # The holder's own lingering seat came back (created is True: a checkout
-    # after a release, on the same session id).
+    # The new lease took the seat of its holder's lingering one.
     reclaimed: bool = False
 
 
@@ -195,8 +200,8 @@ class SeatLedger(ABC):
         overdraft: int = 0,
     ) -> AcquireResult:
         """Take a seat for `user_id` on `fingerprint`, or return the live
-        lease that user holds there (expiry extended to at least now + ttl),
-        or their lingering one (reclaimed, expiry now + ttl). With every one
+        lease that user holds there (expiry extended to at least now + ttl);
+        a lingering one of theirs gives its seat to the new lease. With every one
         of max_seats in use, one of `overdraft` more seats, marked so.
         Raises NoSeatsAvailable."""
 

@@ -205,22 +205,22 @@ class DatabaseSeatLedger(SeatLedger):
             )
             seats = live.aggregate(used=Count("pk"), held=Min("session_id", filter=holder))
             used = seats["used"]
+            reclaimed = False
             if seats["held"] is not None:
                 held = live.get(session_id=seats["held"])
                 if held.lingering_since is not None:
-                    # Its holder released it within the linger: the seat is theirs again.
-                    held.lingering_since = None
-                    held.expires_at = now + timedelta(seconds=ttl)
-                    LeaseRow.objects.using(using).filter(pk=held.pk).update(
-                        lingering_since=None, expires_at=held.expires_at
-                    )
-                    return AcquireResult(lease=lease_from_row(held), created=True, used=used, reclaimed=True)
+                    # Released by this holder within the linger: its seat goes
+                    # to the holder's new lease, whatever the count (it is one
+                    # seat already held); the new lease's audit row says so.
+                    LeaseRow.objects.using(using).filter(pk=held.pk).delete()
+                    used, reclaimed = used - 1, True
+            if seats["held"] is not None and not reclaimed:
                 expires_at = max(held.expires_at, now + timedelta(seconds=ttl))
                 if expires_at != held.expires_at:
                     LeaseRow.objects.using(using).filter(pk=held.pk).update(expires_at=expires_at)
                     held.expires_at = expires_at
                 return AcquireResult(lease=lease_from_row(held), created=False, used=used)
-            if used < max_seats + overdraft:
+            if used < max_seats + overdraft or reclaimed:
                 row = LeaseRow(
                     tenant_id=tenant_id,
                     license_id=license_id,
@@ -233,7 +233,9 @@ class DatabaseSeatLedger(SeatLedger):
                     overdraft=used >= max_seats,
                 )
                 row.save(force_insert=True, using=using)
-                return AcquireResult(lease=lease_from_row(row), created=True, used=used + 1)
+                return AcquireResult(
+                    lease=lease_from_row(row), created=True, used=used + 1, reclaimed=reclaimed
+                )
         raise NoSeatsAvailable(used=used, max_seats=max_seats)
 
     @contextmanager

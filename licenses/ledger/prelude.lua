@@ -42,7 +42,7 @@ local function holder(user_id, fingerprint)
 end
 
 -- Whether a lease record lingers: released by its holder, its seat held for
--- them until its expiry (release.lua's `lg`, when it was released). A find,
+-- them until its expiry (release.lua's `lg`, the same moment). A find,
 -- not a decode, on the hot paths: cjson writes the field as '"lg":', and no
 -- other field's text can hold that (client_info is a JSON string within the
 -- record, its quotes escaped; fingerprints and ids hold no quote).

@@ -251,7 +251,7 @@ class RedisSeatLedger(SeatLedger):
             borrowed_until=_time(record["b"]) if record.get("b") else None,
             client_info=json.loads(record["ci"]),
             overdraft=bool(record.get("o")),
-            lingering=bool(record.get("lg")),
+            lingering_until=_time(record["lg"]) if record.get("lg") else None,
         )
 
     # --- the interface --------------------------------------------------------------------

@@ -3,7 +3,7 @@
 -- event of the release ('' or absent for none; see record_event), ARGV[5]
 -- linger ms ('' or 0 for none).
 -- With a linger the seat stays held for the lease's holder until now +
--- linger: the record gains `lg` (when it was released) and loses its borrow,
+-- linger: the record gains `lg` (the linger's end, ms) and loses its borrow,
 -- and the holder's acquire takes it back (acquire.lua). A lingering lease
 -- released again with a linger is not live to its client (nil); without one
 -- (an operator's release) its seat is freed.
@@ -21,7 +21,7 @@ if linger > 0 then
   if decoded.lg then
     return nil
   end
-  decoded.lg = now
+  decoded.lg = now + linger
   decoded.b, decoded.bid, decoded.pb, decoded.pe = nil, nil, nil, nil
   record = cjson.encode(decoded)
   redis.call('HSET', leases, sid, record)

@@ -63,7 +63,7 @@ def test_heartbeat_extends_and_release_frees_the_seat(ledger, member, license):
 
     released = seat.delete("/api/v1/licenses/release")
     assert released.status_code == 200
-    assert released.json() == {"session_id": checkout["session_id"], "released": True}
+    assert released.json() == {"session_id": checkout["session_id"], "released": True, "linger_until": None}
     assert live_sessions(ledger, license) == []
 
     # Release is idempotent: the second frees nothing and says so.

@@ -50,7 +50,7 @@ def test_each_users_token_heartbeats_borrows_and_releases_their_own_lease_only(
     assert (borrowed.status_code, borrowed.json()["session_id"]) == (200, mine["session_id"])
 
     released = my_seat.delete("/api/v1/licenses/release")
-    assert released.json() == {"session_id": mine["session_id"], "released": True}
+    assert released.json() == {"session_id": mine["session_id"], "released": True, "linger_until": None}
     assert live_sessions(ledger, license) == [theirs["session_id"]]
     # The other user's lease is untouched: it still beats, and their token
     # is the only one that acts on it.

@@ -85,11 +85,14 @@ def test_a_released_seat_lingers_for_its_holder_and_another_holder_is_refused(ma
         seats.acquire("workstation", user_id="bob")  # the machine alone is not the holder
 
     back = seats.acquire("workstation", user_id="alice")
-    assert back.created and back.reclaimed
-    assert back.lease.session_id == lease.session_id and not back.lease.lingering
-    # In use again: it takes heartbeats and its next release lingers again.
-    assert not seats.heartbeat(lease.session_id).lingering
-    assert seats.release(lease.session_id).lingering
+    assert back.created and back.reclaimed and not back.lease.lingering
+    # A new session on the same seat: the released one is gone for good.
+    assert back.lease.session_id != lease.session_id
+    assert [live.session_id for live in seats.live()] == [back.lease.session_id]
+    with pytest.raises(SessionNotFound):
+        seats.heartbeat(lease.session_id)
+    assert not seats.heartbeat(back.lease.session_id).lingering
+    assert seats.release(back.lease.session_id).lingering
 
 
 def test_a_lingering_lease_takes_no_heartbeat_borrow_or_second_release(make_seats):
@@ -142,10 +145,9 @@ def test_a_returned_borrow_lingers_as_a_plain_seat(make_seats):
     assert (released.expires_at - released.created_at).total_seconds() < 60
 
 
-def test_racing_releases_and_reacquires_by_one_holder_never_take_a_second_seat(make_seats):
-    """The holder's release and acquire racing with other holders' acquires:
-    at no point more leases than seats, and the holder's seat never goes to
-    anyone else while it lingers."""
+def test_a_holder_reclaims_a_lingering_seat_while_others_race_for_it(make_seats):
+    """The holder's acquire racing with 39 other holders' for the seat it
+    released: the holder gets it back every round, nobody else gets one."""
     seats = make_seats(max_seats=3, committed=True, linger=30)
     mine = seats.acquire("mine", user_id="alice").lease
     seats.acquire("other-1", user_id="bob")
@@ -163,6 +165,28 @@ def test_racing_releases_and_reacquires_by_one_holder_never_take_a_second_seat(m
                     return None
 
             outcomes = crew.run(race)
-            assert outcomes[0].reclaimed and outcomes[0].lease.session_id == mine.session_id
+            assert outcomes[0].reclaimed
             assert [outcome for outcome in outcomes[1:] if outcome is not None] == []
             assert seats.used() == 3
+            mine = outcomes[0].lease
+
+
+def test_reclaiming_a_lingering_seat_needs_no_free_seat_even_under_a_lowered_limit(make_seats):
+    seats = make_seats(max_seats=2, linger=30)
+    lease = seats.acquire("workstation", user_id="alice").lease
+    seats.acquire("laptop", user_id="bob")
+    seats.release(lease.session_id)
+
+    back = seats.acquire("workstation", user_id="alice", max_seats=1)
+    assert back.reclaimed and back.used == 2
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("desktop", user_id="carol", max_seats=1)
+
+
+def test_a_reclaimed_seat_past_the_limit_is_an_overdraft_seat(make_seats):
+    seats = make_seats(max_seats=1, overdraft=1, linger=30)
+    seats.acquire("a", user_id="alice")
+    extra = seats.acquire("b", user_id="bob").lease
+    assert extra.overdraft
+    seats.release(extra.session_id)
+    assert seats.acquire("b", user_id="bob").lease.overdraft

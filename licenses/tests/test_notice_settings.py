@@ -32,10 +32,10 @@ NOTICE_EVENTS = ["license.seats_near_limit", "license.expiring_soon"]
 def _fresh(eager_tasks, settings):
     settings.EMAIL_SEATS_NEAR_LIMIT_SHARE = 0.9
     settings.EMAIL_EXPIRY_NOTICE_DAYS = [3, 14]
-    notices._seats_enqueued.clear()
+    notices._enqueued.clear()
     subscriptions_forget()
     yield
-    notices._seats_enqueued.clear()
+    notices._enqueued.clear()
     subscriptions_forget()
 
 
