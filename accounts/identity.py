@@ -106,15 +106,32 @@ def identity_token_verify(token: str) -> Identity:
         logger.error("Identity Platform did not answer", extra={"error": type(exc).__name__})
         raise IdentityUnavailable(type(exc).__name__) from exc
 
-    firebase = claims.get("firebase") or {}
-    provider = str(firebase.get("sign_in_provider") or "")
+    firebase = claims.get("firebase")
+    if not isinstance(firebase, dict):
+        raise IdentityTokenInvalid("the token has no firebase claims")
+    provider = _claim_text(firebase, "sign_in_provider")
     if not provider or provider in _REFUSED_PROVIDERS:
         raise IdentityTokenInvalid(f"sign-in provider {provider!r} is not accepted")
+    subject = _claim_text(claims, "uid")
+    if not subject:
+        raise IdentityTokenInvalid("the token names no user")
     return Identity(
         provider=provider,
-        subject=str(claims["uid"]),
-        email=str(claims.get("email") or "").strip().lower(),
+        subject=subject,
+        email=_claim_text(claims, "email").strip().lower(),
         email_verified=claims.get("email_verified") is True,
-        name=str(claims.get("name") or ""),
-        second_factor=str(firebase.get("sign_in_second_factor") or ""),
+        name=_claim_text(claims, "name"),
+        second_factor=_claim_text(firebase, "sign_in_second_factor"),
     )
+
+
+def _claim_text(claims: dict, name: str) -> str:
+    """A claim that is text, as text ("" when absent). Google signs what it
+    signs, but a claim of another type, or one holding a NUL (which no
+    database column takes), is no identity to look up: the token is refused."""
+    value = claims.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or "\x00" in value or len(value) > 1024:
+        raise IdentityTokenInvalid(f"the token's {name!r} claim is not text")
+    return value

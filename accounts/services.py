@@ -47,6 +47,7 @@ from accounts.tokens import access_token_issue, tenant_secret_digest, tenant_sec
 from audit.events import Event
 from audit.services import audit_record
 from core.errors import ApplicationError, ServiceUnavailable
+from core.tasks import task_broker_check
 from tenants.models import Tenant, tenant_name_normalized
 from tenants.scope import current_tenant_id, in_operator_scope, operator_scope, tenant_scope
 from tenants.services import tenant_create
@@ -925,6 +926,9 @@ def invite_create(
         raise ValueError("an invite without a creator needs its tenant")
     tenant_id = created_by.tenant_id if created_by is not None else tenant.id
     hours = lifetime_hours or settings.INVITE_LIFETIME_HOURS
+    if email.strip():
+        # An invite said to be sent is sent: not made while its email cannot be queued (503).
+        task_broker_check("the invite email")
     code = tenant_secret_new(tenant_id)
     with transaction.atomic():
         invite = Invite(
@@ -1184,13 +1188,15 @@ def invite_resend(*, invite: Invite, actor: User) -> Invite:
     code stops working (its digest is replaced) and the invite's lifetime
     starts again. 400 for an invite that is not pending or has no address,
     429 `rate_limited` (with Retry-After) within INVITE_RESEND_INTERVAL
-    seconds of the last resend."""
+    seconds of the last resend; 503 when the email cannot be queued."""
     with transaction.atomic():
         current = Invite.objects.select_for_update().filter(pk=invite.pk).first()
         if current is None or current.status() != "pending":
             raise _people_refusal(INVITE_NOT_PENDING)
         if not current.email:
             raise _people_refusal("This invite has no email address to send to.")
+        # The old code stops working only when the new one can be sent (else 503, nothing changed).
+        task_broker_check("the invite email")
         if not _invite_resend_slot_take(current.pk):
             wait = settings.INVITE_RESEND_INTERVAL
             raise ApplicationError(

@@ -27,6 +27,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 
 from accounts.models import User
 from accounts.services import dashboard_refusal
@@ -146,23 +147,29 @@ def _dashboard_view(view, *, admins_only: bool):
                     request.viewer_zone_label = zone_label(zone)
                     timezone.activate(zone)
                     try:
-                        if admins_only and not user.is_tenant_admin:
-                            return render(request, "dashboard/forbidden.html", status=403)
-                        if admins_only and dashboard_refusal(
-                            user, second_factor=request.session.get(SESSION_SECOND_FACTOR_KEY) is True
-                        ):
-                            return render(
-                                request,
-                                "dashboard/forbidden.html",
-                                {"second_factor_required": True},
-                                status=403,
-                            )
-                        return view(request, *args, **kwargs)
+                        response = _signed_in_response(view, request, user, admins_only, args, kwargs)
                     finally:
                         timezone.deactivate()
+                    # A signed-in page is the viewer's and of the moment (a key
+                    # shown once, a confirmation): no cache keeps it, nor Back.
+                    add_never_cache_headers(response)
+                    return response
         return redirect_to_login(request.get_full_path(), reverse("dashboard:login"))
 
     return wrapper
+
+
+def _signed_in_response(view, request, user: User, admins_only: bool, args, kwargs):
+    """The page for a signed-in member: an admin page refuses a member who is
+    not a tenant admin, and one whose session showed no second factor where
+    it is asked of admins (DASHBOARD_ADMIN_MFA_REQUIRED)."""
+    if admins_only and not user.is_tenant_admin:
+        return render(request, "dashboard/forbidden.html", status=403)
+    if admins_only and dashboard_refusal(
+        user, second_factor=request.session.get(SESSION_SECOND_FACTOR_KEY) is True
+    ):
+        return render(request, "dashboard/forbidden.html", {"second_factor_required": True}, status=403)
+    return view(request, *args, **kwargs)
 
 
 def tenant_admin_view(view):

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from analytics.selectors import usage_series
-from audit.models import AuditLog
 from audit.readable import References, TargetLabels, action_text, detail_label, value_text, who
+from audit.selectors import audit_rows_filtered
 from licenses.models import License
 from licenses.selectors import license_get, license_page
 from tenants.scope import tenant_scope
@@ -130,18 +130,11 @@ def usage_rows(
             return
 
 
-def audit_export_rows(*, action: str = "", user_id=None, start=None, end=None):
-    """The audit rows an export holds (in the caller's tenant scope), newest first."""
-    rows = AuditLog.objects.all()
-    if action:
-        rows = rows.filter(action=action)
-    if user_id is not None:
-        rows = rows.filter(user_id=user_id)
-    if start is not None:
-        rows = rows.filter(created_at__gte=start)
-    if end is not None:
-        rows = rows.filter(created_at__lt=end)
-    return rows
+def audit_export_rows(*, action: str = "", user_id=None, email: str = "", start=None, end=None):
+    """The audit rows an export holds (in the caller's tenant scope): the
+    audit page's filter (audit_rows_filtered: a person's rows are those they
+    did, those about them and their seats'), unordered."""
+    return audit_rows_filtered(action=action, user_id=user_id, email=email, start=start, end=end)
 
 
 def audit_export_too_large(rows) -> bool:
@@ -163,14 +156,14 @@ def details_full_text(details, references: References) -> str:
 
 
 def audit_rows(
-    *, tenant_id: uuid.UUID, action: str = "", user_id=None, start=None, end=None
+    *, tenant_id: uuid.UUID, action: str = "", user_id=None, email: str = "", start=None, end=None
 ) -> Iterator[list]:
     """The tenant's audit rows as people read them, newest first, in batches
     (keyset on the id, so the file costs the same at its end as at its start)."""
     before = None
     while True:
         with tenant_scope(tenant_id):
-            rows = audit_export_rows(action=action, user_id=user_id, start=start, end=end)
+            rows = audit_export_rows(action=action, user_id=user_id, email=email, start=start, end=end)
             if before is not None:
                 rows = rows.filter(id__lt=before)
             batch = list(rows.order_by("-id")[:AUDIT_ROWS_PER_BATCH])

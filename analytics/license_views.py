@@ -254,14 +254,13 @@ def key_shown(request, license_id, token):
     """The one page that shows the new key, once; a reload answers 410."""
     license = _license_or_404(license_id)
     state, key, _entry = key_shown_once(request, license, token[:100])
-    response = render(
+    # Kept by no cache (as every signed-in page: analytics.dashboard).
+    return render(
         request,
         "dashboard/license_key.html",
         {"license": license, "state": state, "license_key": key},
         status=200 if state == "show" else 410,
     )
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 # --- bound machines -------------------------------------------------------------------------

@@ -104,13 +104,15 @@ class GoogleEdge:
         key=None,
         kid: str | None = None,
         second_factor: str = "",
+        claims: dict | None = None,
     ) -> str:
-        """An ID token as Identity Platform makes one."""
+        """An ID token as Identity Platform makes one (`claims` added or
+        replaced on top, to make one it would not)."""
         if uid not in self.users:
             self.add_user(uid)
         now = int(time.time())
         iat = issued_at if issued_at is not None else now - 60
-        claims = {
+        payload = {
             "iss": issuer or f"https://securetoken.google.com/{self.project_id}",
             "aud": audience or self.project_id,
             "auth_time": iat,
@@ -121,10 +123,11 @@ class GoogleEdge:
             "firebase": {"identities": {provider: [uid]}, "sign_in_provider": provider},
         }
         if email:
-            claims.update(email=email, email_verified=email_verified)
+            payload.update(email=email, email_verified=email_verified)
         if second_factor:  # as Identity Platform's MFA sets them
-            claims["firebase"].update(sign_in_second_factor=second_factor, second_factor_identifier="f-1")
-        return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
+            payload["firebase"].update(sign_in_second_factor=second_factor, second_factor_identifier="f-1")
+        payload.update(claims or {})
+        return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
 
     def service_account_file(self, directory) -> str:
         path = directory / "identity-platform-sa.json"

@@ -95,8 +95,27 @@ def test_an_email_linked_to_another_identity_is_not_taken_over(api, google, link
         {"issued_at": int(time.time()) - 7200},  # expired an hour ago
         {"key": rsa.generate_private_key(public_exponent=65537, key_size=2048)},  # not Google's key
         {"kid": "unknown-kid"},
+        # Signed by Google's key, but with claims no Identity Platform token has:
+        # each is refused as a token, never a 500 from the lookup it would feed.
+        {"claims": {"email": "ada@acme.test\x00x"}},
+        {"claims": {"email": ["ada@acme.test"]}},
+        {"claims": {"firebase": "google.com"}},
+        {"claims": {"firebase": {"sign_in_provider": ["google.com"]}}},
+        {"claims": {"name": {"first": "Ada"}}},
     ],
-    ids=["wrong-audience", "wrong-issuer-project", "wrong-issuer", "expired", "forged", "unknown-kid"],
+    ids=[
+        "wrong-audience",
+        "wrong-issuer-project",
+        "wrong-issuer",
+        "expired",
+        "forged",
+        "unknown-kid",
+        "email-with-nul",
+        "email-a-list",
+        "firebase-a-string",
+        "provider-a-list",
+        "name-an-object",
+    ],
 )
 def test_a_bad_id_token_is_refused_at_login_and_on_the_api(api, google, linked, changes):
     token = google.mint("uid-ada", email="ada@acme.test", **changes)

@@ -226,6 +226,30 @@ def test_a_seat_ledger_that_does_not_answer_is_a_notice_not_an_error_page(world,
     assert 'data-testid="seat-gauge-unavailable"' in detail.content.decode()
 
 
+@pytest.mark.redis
+def test_a_ledger_that_does_not_answer_is_asked_once_per_overview_not_once_per_license(
+    world, redis_ledger_cut, monkeypatch
+):
+    """A hung Redis costs each call a whole socket timeout: the overview stops
+    asking after the first, so the page waits one, however many licenses."""
+    from licenses.ledger.gateway import SeatLedgerGateway
+
+    for number in range(5):
+        LicenseFactory(tenant=world["acme"], name=f"Acme extra {number}", max_seats=1)
+    asked = []
+    real = SeatLedgerGateway.live_leases
+    monkeypatch.setattr(
+        SeatLedgerGateway, "live_leases", lambda self, **kw: asked.append(kw) or real(self, **kw)
+    )
+    client = signed_in()
+    redis_ledger_cut()
+
+    overview = client.get("/dashboard/")
+    assert overview.status_code == 200
+    assert overview.content.decode().count('data-testid="seat-gauge-unavailable"') >= 6
+    assert len(asked) == 1
+
+
 def test_a_license_in_its_grace_period_says_so_on_the_dashboard(world):
     from datetime import timedelta
 
@@ -247,3 +271,11 @@ def test_a_license_in_its_grace_period_says_so_on_the_dashboard(world):
         assert '<span class="state state-grace">grace</span>' in text
         until = (expired + timedelta(days=5)).astimezone(timezone.get_current_timezone())
         assert f"in its grace period until {until:%Y-%m-%d %H:%M} UTC" in text
+
+
+def test_no_signed_in_page_is_kept_by_a_cache_or_the_back_button(world):
+    client = signed_in()
+    for path in ("/dashboard/", f"/dashboard/licenses/{world['license'].id}/key/rotate/", "/dashboard/me/"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"], path

@@ -177,6 +177,29 @@ def test_tokens_the_dashboard_refuses(google, acme, who, expected):
     assert [f.details["method"] for f in failures] == ["dashboard_identity"]
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"email": "admin@acme.test\x00x"},
+        {"firebase": "google.com"},
+        {"firebase": {"sign_in_provider": "google.com", "sign_in_second_factor": {"totp": True}}},
+    ],
+    ids=["email-with-nul", "firebase-a-string", "second-factor-an-object"],
+)
+def test_a_google_signed_token_with_claims_of_the_wrong_kind_is_401_not_500(google, acme, settings, claims):
+    settings.DASHBOARD_ADMIN_MFA_REQUIRED = True
+    client = Client(raise_request_exception=False)
+    response = post_token(client, google.mint("uid-admin", email="admin@acme.test", claims=claims))
+    assert response.status_code == 401
+    assert client.get("/dashboard/").status_code == 302  # no session
+
+
+def test_a_user_id_with_a_nul_is_401_not_500(google, acme):
+    client = Client(raise_request_exception=False)
+    response = post_token(client, google.mint("uid-\x00-admin", email="admin@acme.test"))
+    assert response.status_code == 401
+
+
 def test_identity_platform_out_of_reach_is_503_with_retry_after(google, acme):
     google.down = True
     response = post_token(Client(), google.mint("uid-admin", email="admin@acme.test"))

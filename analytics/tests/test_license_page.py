@@ -137,7 +137,7 @@ def test_rotating_a_key_asks_first_shows_the_new_key_once_and_the_old_one_stops(
     key_page = rotated["Location"]
     assert key_page.startswith(url(license, "key/"))
     shown = client.get(key_page)
-    assert shown.status_code == 200 and shown["Cache-Control"] == "no-store"
+    assert shown.status_code == 200 and "no-store" in shown["Cache-Control"]
     new_key = re.search(r'id="new-key"[^>]*value="([^"]+)"', shown.content.decode()).group(1)
     assert new_key != old_key and new_key.startswith(fresh(license).key_prefix)
 

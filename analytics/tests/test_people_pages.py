@@ -190,6 +190,42 @@ def test_a_bad_invite_is_400_with_the_reason_and_makes_nothing(world, form, said
     assert audit(world["acme"], "invite.created") == []
 
 
+@pytest.fixture
+def broker_down():
+    """Tasks go through a broker that does not answer (a closed port)."""
+    from coditect.celery import app as celery_app
+    from coditect.testing import free_port
+
+    saved = celery_app.conf.task_always_eager, celery_app.conf.broker_url
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    celery_app._pool = None
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.broker_url = saved
+    celery_app._pool = None
+
+
+def test_an_invite_or_a_resend_while_the_email_cannot_be_queued_is_503_and_changes_nothing(
+    world, settings, broker_down
+):
+    """The old code stops working only when the new one can be sent; the page
+    never says "sent" for an email that will not go."""
+    settings.INVITE_RESEND_INTERVAL = 60
+    invite = world["invite"]
+    before = invites(world["acme"])
+    client = signed_in()
+
+    resend = client.post(f"{PAGE}invites/{invite.pk}/resend/")
+    made = client.post(PAGE + "invite/", {"email": "new.person@people.test", "role": "user"})
+
+    for refused in (resend, made):
+        assert refused.status_code == 503 and refused["Retry-After"] == "5"
+        assert "cannot send the invite email right now; nothing was changed" in text(refused)
+    assert invite_get_by_code(code=invite.code).status == "pending"  # the old link still works
+    assert invites(world["acme"]) == before and mail.outbox == []
+    assert audit(world["acme"], "invite.resent") == audit(world["acme"], "invite.created") == []
+
+
 def test_sending_again_gives_a_new_code_the_old_one_stops_and_a_second_at_once_is_429(world, settings):
     settings.INVITE_RESEND_INTERVAL = 60
     invite = world["invite"]

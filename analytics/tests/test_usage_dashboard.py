@@ -16,6 +16,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.tests.factories import TEST_PASSWORD
 from analytics.models import HourlyUsage, UsageRollupRun
 from analytics.services import usage_rollup_license
@@ -457,7 +458,36 @@ def test_the_audit_csv_is_readable_and_filters_by_action_user_and_days(world, de
         "Machine (fingerprint): m-old"
     ]
     assert client.get("/dashboard/usage/audit.csv", {"action": "made.up"}).status_code == 400
-    assert client.get("/dashboard/usage/audit.csv", {"user": "nobody@acme.test"}).status_code == 400
+    # As on the audit page: an email of nobody here finds only rows that name it.
+    nobody = client.get("/dashboard/usage/audit.csv", {"user": "nobody@acme.test"})
+    assert nobody.status_code == 200 and parse_csv(nobody) == []
+
+
+def test_the_audit_csv_of_a_user_holds_the_rows_the_audit_page_shows_for_them(world, denials):
+    """What they did, and what was done to them: the file and the page agree."""
+    from audit.events import Event
+    from audit.services import audit_record
+
+    acme = world["acme"]
+    with tenant_scope(acme.id):
+        other = User.objects.get(email="other@acme.test")
+        admin = User.objects.get(email="admin@acme.test")
+        audit_record(
+            action=Event.USER_ROLE_CHANGED,
+            tenant_id=acme.id,
+            user=admin,
+            target=other,
+            details={"role": {"from": "user", "to": "readonly"}},
+        )
+    client = signed_in()
+
+    rows = parse_csv(client.get("/dashboard/usage/audit.csv", {"user": "other@acme.test"}))
+    page = client.get("/dashboard/audit/", {"user": "other@acme.test"}).content.decode()
+
+    assert sorted(row["action_code"] for row in rows) == ["lease.denied", "lease.denied", "user.role_changed"]
+    changed = next(row for row in rows if row["action_code"] == "user.role_changed")
+    assert changed["actor"] == "admin@acme.test"
+    assert page.count("data-audit-id=") == len(rows)
 
 
 def test_an_audit_export_over_the_cap_is_refused_not_cut_short(world, denials, monkeypatch):
