@@ -71,6 +71,12 @@ class UsagePeriodSerializer(serializers.Serializer):
     sessions_ended = serializers.IntegerField(help_text="Leases that ended in the period.")
     session_seconds = serializers.FloatField(help_text="Total length of the leases that ended.")
     avg_session_seconds = serializers.FloatField(allow_null=True)
+    overdraft_peak = serializers.IntegerField(
+        help_text="Most overdraft seats (granted past the license's seats) held at one instant."
+    )
+    overdraft_seconds = serializers.FloatField(
+        help_text="Seat-seconds held in overdraft within the period (the true-up's measure)."
+    )
 
 
 class LicenseUsageSerializer(serializers.Serializer):

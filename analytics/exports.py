@@ -51,6 +51,8 @@ USAGE_COLUMNS = (
     "sessions_ended",
     "session_seconds",
     "avg_session_seconds",
+    "overdraft_peak",
+    "overdraft_seconds",
     "as_of",
 )
 AUDIT_COLUMNS = ("time_utc", "actor", "action", "action_code", "target", "details")
@@ -124,6 +126,8 @@ def usage_rows(
                     period["sessions_ended"],
                     _number(period["session_seconds"]),
                     _number(period["avg_session_seconds"]),
+                    period["overdraft_peak"],
+                    _number(period["overdraft_seconds"]),
                     iso_utc(item["as_of"]),
                 ]
         if cursor is None:

@@ -26,6 +26,13 @@ class UsageRollup(TenantOwnedModel):
     )
     sessions_ended = models.PositiveIntegerField(default=0, help_text="Leases that ended in the period.")
     session_seconds = models.FloatField(default=0.0, help_text="Total length of the leases that ended.")
+    # Overdraft seats (issue 17): granted past max_seats, marked so on the lease.
+    overdraft_peak = models.PositiveIntegerField(
+        default=0, help_text="Most overdraft seats held at one instant (for the true-up)."
+    )
+    overdraft_seconds = models.FloatField(
+        default=0.0, help_text="Seat-seconds held in overdraft within the period."
+    )
     computed_at = models.DateTimeField()
 
     # The columns a recompute rewrites (everything but the row's identity).
@@ -38,6 +45,8 @@ class UsageRollup(TenantOwnedModel):
         "distinct_machines",
         "sessions_ended",
         "session_seconds",
+        "overdraft_peak",
+        "overdraft_seconds",
     )
 
     class Meta:

@@ -36,6 +36,8 @@ def _zero(period_start: datetime) -> dict:
         "sessions_ended": 0,
         "session_seconds": 0.0,
         "avg_session_seconds": None,
+        "overdraft_peak": 0,
+        "overdraft_seconds": 0.0,
     }
 
 

@@ -75,6 +75,8 @@ class Session:
     fingerprint: str = ""
     # Its end is a guess (see usage_sources): it counts as held, not as ended.
     provisional: bool = False
+    # One of the license's overdraft seats (issue 17).
+    overdraft: bool = False
 
     def overlaps(self, begin: datetime, stop: datetime) -> bool:
         return self.start < stop and (self.end is None or self.end > begin)
@@ -131,6 +133,7 @@ def usage_sources(
             end=ended or row.created_at,
             user_id=str(details.get(Detail.USER_ID) or ""),
             fingerprint=details.get(Detail.FINGERPRINT) or "",
+            overdraft=details.get(Detail.OVERDRAFT) is True,
         )
         sessions[session_id] = session
 
@@ -158,13 +161,20 @@ def usage_sources(
         ):
             _fill_from_acquired(sessions[row.details[Detail.SESSION_ID]], row)
 
-    live = {lease.session_id: lease for lease in (_live_leases(license) if live_leases else [])}
+    # A lingering lease holds its seat for its holder, but nobody uses it:
+    # its session ended at the release (on record, or about to be).
+    live = {
+        lease.session_id: lease
+        for lease in (_live_leases(license) if live_leases else [])
+        if not lease.lingering
+    }
     for lease in live.values():
         session = sessions.setdefault(lease.session_id, Session(session_id=lease.session_id))
         if session.end is None:
             session.start = session.start or lease.created_at
             session.user_id = session.user_id or str(lease.user_id or "")
             session.fingerprint = session.fingerprint or lease.fingerprint
+            session.overdraft = session.overdraft or lease.overdraft
 
     for session in sessions.values():
         if session.end is None and session.session_id not in live and session.start is not None:
@@ -201,18 +211,19 @@ def _live_leases(license: License) -> list:
 
 
 def _fill_from_acquired(session: Session, row: AuditLog) -> None:
+    details = row.details or {}
     session.start = session.start or row.created_at
     session.user_id = session.user_id or str(row.user_id or "")
-    session.fingerprint = session.fingerprint or (row.details or {}).get(Detail.FINGERPRINT) or ""
+    session.fingerprint = session.fingerprint or details.get(Detail.FINGERPRINT) or ""
+    session.overdraft = session.overdraft or details.get(Detail.OVERDRAFT) is True
 
 
-def usage_figures(sources: Sources, begin: datetime, stop: datetime, now: datetime) -> dict:
-    """The figures of one period [begin, stop)."""
-    open_sessions = [s for s in sources.sessions if s.overlaps(begin, stop)]
-    # Sweep line: ends sort before starts at the same instant.
+def _peak(sessions: list[Session], begin: datetime, stop: datetime, now: datetime) -> int:
+    """Most of `sessions` open at one instant of [begin, stop) (a sweep line:
+    ends sort before starts at the same instant)."""
     changes = []
     level = 0
-    for session in open_sessions:
+    for session in sessions:
         if session.start <= begin:
             level += 1
         else:
@@ -224,6 +235,20 @@ def usage_figures(sources: Sources, begin: datetime, stop: datetime, now: dateti
     for _, step in sorted(changes, key=lambda change: (change[0], change[1])):
         level += step
         peak = max(peak, level)
+    return peak
+
+
+def _held_seconds(session: Session, begin: datetime, stop: datetime, now: datetime) -> float:
+    """How long the session held its seat within [begin, stop)."""
+    end = min(session.end if session.end is not None else now, stop)
+    return max(0.0, (end - max(session.start, begin)).total_seconds())
+
+
+def usage_figures(sources: Sources, begin: datetime, stop: datetime, now: datetime) -> dict:
+    """The figures of one period [begin, stop)."""
+    open_sessions = [s for s in sources.sessions if s.overlaps(begin, stop)]
+    peak = _peak(open_sessions, begin, stop, now)
+    overdrafts = [s for s in open_sessions if s.overdraft]
 
     ended = [s for s in sources.sessions if s.end is not None and not s.provisional and begin <= s.end < stop]
     denied = Counter(code for moment, code in sources.denials if begin <= moment < stop)
@@ -236,6 +261,8 @@ def usage_figures(sources: Sources, begin: datetime, stop: datetime, now: dateti
         "distinct_machines": len({s.fingerprint for s in open_sessions if s.fingerprint}),
         "sessions_ended": len(ended),
         "session_seconds": round(sum((s.end - s.start).total_seconds() for s in ended), 3),
+        "overdraft_peak": _peak(overdrafts, begin, stop, now),
+        "overdraft_seconds": round(sum(_held_seconds(s, begin, stop, now) for s in overdrafts), 3),
     }
 
 

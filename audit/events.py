@@ -141,7 +141,8 @@ class Detail(StrEnum):
 D = Detail
 
 # What ends a lease, with who held it and since when (usage rollups need no other row).
-LEASE_END_FIELDS = frozenset({D.SESSION_ID, D.FINGERPRINT, D.USER_ID, D.ACQUIRED_AT})
+# `overdraft` only when true: the lease was one of the overdraft seats (issue 17).
+LEASE_END_FIELDS = frozenset({D.SESSION_ID, D.FINGERPRINT, D.USER_ID, D.ACQUIRED_AT, D.OVERDRAFT})
 # What an event drained from the ledger's own record carries besides its fields.
 LEDGER_EVENT_FIELDS = frozenset({D.EVENT_ID, D.OCCURRED_AT})
 

@@ -321,6 +321,7 @@ def lease_end_details(lease: Lease) -> dict[str, Any]:
         Detail.FINGERPRINT: lease.fingerprint,
         Detail.USER_ID: lease.user_id,
         Detail.ACQUIRED_AT: lease.created_at.isoformat(),
+        **({Detail.OVERDRAFT: True} if lease.overdraft else {}),
     }
 
 

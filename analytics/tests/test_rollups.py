@@ -35,7 +35,9 @@ def figures(model, license) -> dict:
         }
 
 
-def row(peak=0, acq=0, denials=None, users=0, machines=0, ended=0, seconds=0.0) -> dict:
+def row(
+    peak=0, acq=0, denials=None, users=0, machines=0, ended=0, seconds=0.0, over_peak=0, over_seconds=0.0
+) -> dict:
     denials = denials or {}
     return {
         "peak_seats": peak,
@@ -46,6 +48,8 @@ def row(peak=0, acq=0, denials=None, users=0, machines=0, ended=0, seconds=0.0) 
         "distinct_machines": machines,
         "sessions_ended": ended,
         "session_seconds": float(seconds),
+        "overdraft_peak": over_peak,
+        "overdraft_seconds": float(over_seconds),
     }
 
 

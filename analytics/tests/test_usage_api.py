@@ -69,6 +69,8 @@ def test_a_tenant_admin_gets_every_period_of_their_licenses_and_nothing_of_other
         "sessions_ended": 6,
         "session_seconds": 9000.0,
         "avg_session_seconds": 1500.0,
+        "overdraft_peak": 0,
+        "overdraft_seconds": 0.0,
     }
     assert second["peak_seats"] == 0 and second["avg_session_seconds"] is None
 

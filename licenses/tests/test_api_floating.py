@@ -1,0 +1,153 @@
+"""Floating-license rules over HTTP (issue 17), on both ledgers: overdraft
+seats (the answer, the token's `ovr`, the audit row, the notice, the rollup's
+overdraft peak) and linger (the release's `linger_until`, the holder's seat
+back, everyone else refused)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from analytics.models import HourlyUsage
+from analytics.services import floor_hour, usage_rollup_license
+from audit.models import AuditLog
+from coditect.personas import api_client
+from licenses import notices
+from licenses.leases import lease_force_release
+from licenses.signing import license_token_verify
+from licenses.tests.conftest import acquire, drain_ledger_events, error_code
+from licenses.tests.factories import LicenseFactory
+from tenants.scope import tenant_scope
+
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_notice_markers(eager_tasks):
+    notices._enqueued.clear()
+    yield
+    notices._enqueued.clear()
+
+
+def rows(tenant, action: str) -> list[AuditLog]:
+    with tenant_scope(tenant.id):
+        return list(AuditLog.objects.filter(action=action).order_by("id"))
+
+
+def test_an_overdraft_seat_says_so_in_the_answer_the_token_and_the_audit_log(
+    ledger, member, admin, acme, django_capture_on_commit_callbacks
+):
+    license = LicenseFactory(tenant=acme, name="Acme Floating", max_seats=1, overdraft_seats=1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = acquire(member, license, "machine-0001")
+        extra = acquire(admin, license, "machine-0002")
+        refused = acquire(member, license, "machine-0003")
+
+    assert first.status_code == extra.status_code == 201
+    assert first.json()["overdraft"] is False and "ovr" not in license_token_verify(first.json()["token"])
+    assert extra.json()["overdraft"] is True and license_token_verify(extra.json()["token"])["ovr"] is True
+    assert extra.json()["seats"] == {"used": 2, "max": 1}
+    assert refused.status_code == 409 and error_code(refused) == "no_seats_available"
+    acquired = rows(acme, "lease.acquired")
+    assert [row.details.get("overdraft") for row in acquired] == [None, True]
+
+    # The admins hear of it once a day, by email and as the license.overdraft event.
+    [notice] = rows(acme, "license.overdraft")
+    assert notice.details["max"] == 1 and notice.details["overdraft"] == 1
+    def overdraft_emails():
+        return [message for message in mail.outbox if "past the limit" in message.subject]
+
+    [message] = overdraft_emails()
+    assert message.to == [admin.user.email] and "Acme Floating" in message.body
+    notices._enqueued.clear()  # another process: the task's own once-a-day record holds
+    with django_capture_on_commit_callbacks(execute=True):
+        api_client(token=extra.json()["token"]).delete("/api/v1/licenses/release")
+        assert acquire(admin, license, "machine-0002").json()["overdraft"] is True
+    assert len(rows(acme, "license.overdraft")) == 1 and len(overdraft_emails()) == 1
+
+
+def test_the_rollup_keeps_the_overdraft_peak_and_time_for_the_true_up(ledger, member, admin, acme):
+    license = LicenseFactory(tenant=acme, max_seats=1, overdraft_seats=2)
+    acquire(member, license, "machine-0001")
+    extra = [acquire(admin, license, f"machine-000{n}").json() for n in (2, 3)]
+    assert [seat["overdraft"] for seat in extra] == [True, True]
+    api_client(token=extra[0]["token"]).delete("/api/v1/licenses/release")
+    drain_ledger_events(license)
+
+    now = timezone.now()
+    usage_rollup_license(
+        license_id=license.id,
+        tenant_id=acme.id,
+        start=now - timedelta(hours=1),
+        end=now + timedelta(seconds=1),
+    )
+    with tenant_scope(acme.id):
+        hour = HourlyUsage.objects.get(license=license, period_start=floor_hour(now))
+    assert (hour.peak_seats, hour.overdraft_peak) == (3, 2)
+    assert hour.overdraft_seconds > 0
+
+    usage = admin.client.get(
+        "/api/v1/analytics/usage",
+        {
+            "granularity": "hour",
+            "from": floor_hour(now).isoformat(),
+            "to": (floor_hour(now) + timedelta(hours=1)).isoformat(),
+        },
+    )
+    assert usage.status_code == 200, usage.content
+    [period] = [
+        p
+        for item in usage.json()["licenses"]
+        if item["license_id"] == str(license.id)
+        for p in item["periods"]
+    ]
+    assert period["overdraft_peak"] == 2
+
+
+def test_a_released_seat_lingers_for_its_holder_and_no_one_else(ledger, member, admin, acme):
+    license = LicenseFactory(tenant=acme, max_seats=1, linger_seconds=120)
+    mine = acquire(member, license, "machine-0001").json()
+
+    released = api_client(token=mine["token"]).delete("/api/v1/licenses/release")
+    assert released.status_code == 200
+    linger_until = parse_datetime(released.json()["linger_until"])
+    assert abs((linger_until - timezone.now()).total_seconds() - 120) < 5
+
+    # Someone else, on any machine, is refused: the seat is still held.
+    other = acquire(admin, license, "machine-0002")
+    assert other.status_code == 409 and error_code(other) == "no_seats_available"
+    # The released session takes no heartbeat and no second release.
+    seat = api_client(token=mine["token"])
+    assert error_code(seat.post("/api/v1/licenses/heartbeat")) == "session_not_found"
+    assert error_code(seat.delete("/api/v1/licenses/release")) == "session_not_found"
+
+    # The holder's application restarts: its acquire gets the seat back, on a new session.
+    back = acquire(member, license, "machine-0001")
+    assert back.status_code == 201 and back.json()["session_id"] != mine["session_id"]
+    assert rows(acme, "lease.acquired")[-1].details.get("reclaimed") is True
+    drain_ledger_events(license)
+    [release_row] = rows(acme, "lease.released")
+    assert parse_datetime(release_row.details["linger_until"]) == linger_until
+
+
+def test_a_force_release_frees_a_lingering_seat_at_once(ledger, member, admin, acme):
+    license = LicenseFactory(tenant=acme, max_seats=1, linger_seconds=600)
+    mine = acquire(member, license, "machine-0001").json()
+    api_client(token=mine["token"]).delete("/api/v1/licenses/release")
+
+    lease_force_release(license=license, session_id=mine["session_id"], actor=admin.user)
+
+    assert acquire(admin, license, "machine-0002").status_code == 201
+
+
+def test_without_linger_a_release_frees_the_seat_and_says_so(ledger, member, admin, acme):
+    license = LicenseFactory(tenant=acme, max_seats=1)
+    mine = acquire(member, license, "machine-0001").json()
+    released = api_client(token=mine["token"]).delete("/api/v1/licenses/release")
+    assert released.json()["linger_until"] is None
+    assert acquire(admin, license, "machine-0002").status_code == 201
