@@ -59,6 +59,7 @@ def test_an_overdraft_seat_says_so_in_the_answer_the_token_and_the_audit_log(
     # The admins hear of it once a day, by email and as the license.overdraft event.
     [notice] = rows(acme, "license.overdraft")
     assert notice.details["max"] == 1 and notice.details["overdraft"] == 1
+
     def overdraft_emails():
         return [message for message in mail.outbox if "past the limit" in message.subject]
 
