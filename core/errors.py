@@ -50,6 +50,8 @@ ERROR_STATUS: dict[str, int] = {
     "idempotency_key_reused": 422,
     # The dashboard (issue 16): a license's monthly self-service unbinds are used.
     "unbind_limit_reached": 409,
+    # Floating-license rules (issue 17): a seat ended for its user's inactivity.
+    "idle_timeout": 403,
 }
 
 

@@ -197,6 +197,17 @@ class LicenseTokenAPIView(APIView):
 
 
 class LicenseHeartbeatApi(LicenseTokenAPIView):
+    class HeartbeatInputSerializer(JsonBodySerializer):
+        idle_seconds = serializers.IntegerField(
+            min_value=0,
+            max_value=10**9,
+            required=False,
+            help_text=(
+                "Seconds since the application's user was last active (the SDK sends it when the "
+                "application reports activity). Past the policy's idle timeout the seat ends."
+            ),
+        )
+
     class HeartbeatOutputSerializer(serializers.Serializer):
         session_id = serializers.CharField()
         expires_at = serializers.DateTimeField()
@@ -211,10 +222,12 @@ class LicenseHeartbeatApi(LicenseTokenAPIView):
             "(expired or released) — acquire again for a new session. 403 `license_suspended`, "
             "`license_expired`, `user_inactive`, `tenant_inactive`, `machine_blocked`, "
             "`user_blocked`: the seat has been released; stop, and do not acquire again until the "
-            "cause is lifted. 429 and 503: try again after `Retry-After`; the lease lasts its TTL, so "
-            "a missed beat or two loses nothing."
+            "cause is lifted. 403 `idle_timeout`: the body's `idle_seconds` passed the policy's idle "
+            "timeout and the seat has been released; acquire again when the user is back. 429 and "
+            "503: try again after `Retry-After`; the lease lasts its TTL, so a missed beat or two "
+            "loses nothing. The body is optional."
         ),
-        request=None,
+        request=HeartbeatInputSerializer,
         responses={
             200: HeartbeatOutputSerializer,
             **error_responses(
@@ -226,13 +239,20 @@ class LicenseHeartbeatApi(LicenseTokenAPIView):
                 "user_blocked",
                 "user_inactive",
                 "tenant_inactive",
+                "idle_timeout",
                 "rate_limited",
                 "service_unavailable",
             ),
         },
     )
     def post(self, request):
-        license, lease = leases.lease_heartbeat(claims=request.auth)
+        # No body at all is the common case: read one only when there is one.
+        idle_seconds = None
+        if request.body:
+            data = self.HeartbeatInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            idle_seconds = data.validated_data.get("idle_seconds")
+        license, lease = leases.lease_heartbeat(claims=request.auth, idle_seconds=idle_seconds)
         return Response(
             {
                 "session_id": lease.session_id,

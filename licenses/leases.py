@@ -227,11 +227,19 @@ def _leased_license(claims: dict[str, Any]) -> License:
         raise ApplicationError("This session is not live.", code="session_not_found") from None
 
 
-def _end_lease(license: License, session_id: str, error: ApplicationError) -> NoReturn:
+def _end_lease(
+    license: License,
+    session_id: str,
+    error: ApplicationError,
+    *,
+    action: Event = Event.LEASE_ENDED,
+    details: dict[str, Any] | None = None,
+) -> NoReturn:
     """End a lease whose holder may no longer hold it, now, with an audit event
-    that says why, and refuse the call with `error`."""
+    that says why (`lease.ended` with the error's code, or `action` with its
+    `details`), and refuse the call with `error`."""
     seats = seat_ledger()
-    event = _lease_event(Event.LEASE_ENDED, {Detail.REASON: error.code})
+    event = _lease_event(action, {Detail.REASON: error.code} if details is None else details)
     with seats.scope(license.tenant_id):
         try:
             lease = seats.release(
@@ -381,10 +389,37 @@ def _record_change(
         )
 
 
-def lease_heartbeat(*, claims: dict[str, Any]) -> tuple[License, Lease]:
+def _end_if_idle(license: License, session_id: str, idle_seconds: int | None) -> None:
+    """Past the policy's idle timeout, as the client reports its user's
+    inactivity, the seat ends (`lease.idle_released`) and the heartbeat is
+    refused with `idle_timeout`: the application acquires again when its
+    user is back. A client that reports nothing is never idle."""
+    timeout = license.terms.idle_timeout
+    if not timeout or idle_seconds is None or idle_seconds < timeout:
+        return
+    figures = {"idle_seconds": idle_seconds, "idle_timeout": timeout}
+    _end_lease(
+        license,
+        session_id,
+        ApplicationError(
+            f"Idle for {idle_seconds} seconds, past this license's {timeout}: the seat is released. "
+            "Acquire again when the user is back.",
+            code="idle_timeout",
+            details=figures,
+        ),
+        action=Event.LEASE_IDLE_RELEASED,
+        details=figures,
+    )
+
+
+def lease_heartbeat(*, claims: dict[str, Any], idle_seconds: int | None = None) -> tuple[License, Lease]:
+    """Extend the token's lease; `idle_seconds`, how long its user has been
+    inactive as the application tells the SDK, ends it past the policy's
+    idle timeout (`_end_if_idle`)."""
     license = _leased_license(claims)
     _end_if_license_ended(license, claims["sid"])
     _refuse_if_blocked(license, claims)
+    _end_if_idle(license, claims["sid"], idle_seconds)
     seats = seat_ledger()
     rejection = _lease_event(
         Event.LEASE_HEARTBEAT_REJECTED,

@@ -141,6 +141,8 @@ TASK_NAMES = {
     "analytics.monthly_reports",
     "analytics.monthly_report_license",
     "analytics.monthly_reports_prune",
+    # Floating-license rules (issue 17)
+    "licenses.overdraft_notice",
 }
 
 

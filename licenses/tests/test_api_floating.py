@@ -152,3 +152,41 @@ def test_without_linger_a_release_frees_the_seat_and_says_so(ledger, member, adm
     released = api_client(token=mine["token"]).delete("/api/v1/licenses/release")
     assert released.json()["linger_until"] is None
     assert acquire(admin, license, "machine-0002").status_code == 201
+
+
+# --- idle timeout ---------------------------------------------------------------------------
+
+
+def test_a_seat_idle_past_the_policys_timeout_ends_at_its_heartbeat(ledger, member, admin, acme):
+    license = LicenseFactory(tenant=acme, max_seats=1, idle_timeout=900)
+    mine = acquire(member, license, "machine-0001").json()
+    seat = api_client(token=mine["token"])
+
+    assert seat.post("/api/v1/licenses/heartbeat").status_code == 200  # no report: never idle
+    assert seat.post("/api/v1/licenses/heartbeat", {"idle_seconds": 899}, format="json").status_code == 200
+    assert acquire(admin, license, "machine-0002").status_code == 409
+
+    idle = seat.post("/api/v1/licenses/heartbeat", {"idle_seconds": 900}, format="json")
+    assert idle.status_code == 403 and error_code(idle) == "idle_timeout"
+    assert idle.json()["error"]["details"] == {"idle_seconds": 900, "idle_timeout": 900}
+    assert acquire(admin, license, "machine-0002").status_code == 201  # the seat is free
+    assert error_code(seat.post("/api/v1/licenses/heartbeat")) == "session_not_found"
+    drain_ledger_events(license)
+    [ended] = rows(acme, "lease.idle_released")
+    assert ended.details["session_id"] == mine["session_id"] and ended.details["idle_seconds"] == 900
+
+
+def test_without_an_idle_timeout_a_reported_idle_time_ends_nothing(ledger, member, acme):
+    license = LicenseFactory(tenant=acme, max_seats=1)
+    seat = api_client(token=acquire(member, license).json()["token"])
+    assert seat.post("/api/v1/licenses/heartbeat", {"idle_seconds": 10**9}, format="json").status_code == 200
+
+
+@pytest.mark.parametrize("body", [{"idle_seconds": -1}, {"idle_seconds": "60"}, {"idle_seconds": 1.5}, [1]])
+def test_a_heartbeat_body_that_is_not_an_idle_time_is_400_and_changes_nothing(ledger, member, acme, body):
+    license = LicenseFactory(tenant=acme, max_seats=1, idle_timeout=60)
+    checkout = acquire(member, license).json()
+    seat = api_client(token=checkout["token"])
+    refused = seat.post("/api/v1/licenses/heartbeat", body, format="json")
+    assert refused.status_code == 400 and error_code(refused) == "invalid_request"
+    assert seat.post("/api/v1/licenses/heartbeat").status_code == 200  # still live
