@@ -33,6 +33,9 @@ def license_create(
     fingerprints: Iterable[str] = (),
     max_machines: int | None = None,
     max_unbinds_per_month: int | None = None,
+    overdraft_seats: int | None = None,
+    linger_seconds: int | None = None,
+    idle_timeout: int | None = None,
     entitlements: Iterable[str] | dict[str, Any] | None = None,
     actor: Any = None,
     trial: bool = True,
@@ -82,6 +85,9 @@ def license_create(
         "lease_ttl": lease_ttl,
         "offline_grace": offline_grace,
         "borrow_limit_hours": borrow_limit_hours,
+        "overdraft_seats": overdraft_seats,
+        "linger_seconds": linger_seconds,
+        "idle_timeout": idle_timeout,
     }
     with tenant_scope(tenant.id), transaction.atomic():
         license = License(**fields)

@@ -26,6 +26,7 @@ from sdk_testkit import SigningKey
 from coditect_license import (
     CacheTampered,
     ClockSetBack,
+    IdleTimeout,
     KeyNotTrusted,
     LicenseClient,
     NoSeatsAvailable,
@@ -59,7 +60,12 @@ def server(live_server_e2e):
 @pytest.fixture
 def account(server):
     def make(
-        *, seats: int = 1, offline_grace: int = 3600, borrow_limit_hours: int = 0, lease_ttl: int = TTL
+        *,
+        seats: int = 1,
+        offline_grace: int = 3600,
+        borrow_limit_hours: int = 0,
+        lease_ttl: int = TTL,
+        **floating,  # overdraft_seats, linger_seconds, idle_timeout: the license's own
     ) -> Account:
         from accounts.tests.factories import TEST_PASSWORD, TenantAdminFactory
         from licenses.models import Policy, Product
@@ -80,6 +86,7 @@ def account(server):
             offline_grace=offline_grace,
             borrow_limit_hours=borrow_limit_hours,
             entitlements=["cad"],
+            **floating,
         )
         return Account(server.url, key, admin.email, TEST_PASSWORD, str(license.id))
 
@@ -151,6 +158,39 @@ def test_1_acquire_heartbeats_and_release_take_the_seat_count_0_1_0(account, mak
 
     app.close()
     assert seats_used(observer) == 0
+
+
+def test_an_idle_user_loses_the_seat_and_the_application_is_told(account, make_client):
+    """The application reports its user's activity; when it stops, the
+    heartbeats report the idle time, and past the license's idle timeout the
+    server ends the seat: on_lost gets IdleTimeout and the seat is free."""
+    acct = account(seats=1, idle_timeout=2)
+    lost: list = []
+    app = make_client(acct, machine="idle", on_lost=lost.append)
+    app.acquire()
+    app.report_activity()
+    assert wait_for(lambda: lost, timeout=4 * TTL)
+    assert isinstance(lost[0], IdleTimeout) and lost[0].details["idle_timeout"] == 2
+    assert app.lease is None
+    assert make_client(acct, machine="other").acquire().created
+
+
+def test_an_application_that_reports_activity_keeps_its_seat(account, make_client):
+    acct = account(seats=1, idle_timeout=2)
+    lost: list = []
+    app = make_client(acct, machine="busy", on_lost=lost.append)
+    app.acquire()
+    deadline = time.monotonic() + 2 * TTL
+    while time.monotonic() < deadline:
+        app.report_activity()
+        time.sleep(0.2)
+    assert lost == [] and app.heartbeats_sent >= 3 and app.lease is not None
+
+
+def test_an_overdraft_seat_says_so_on_the_lease(account, make_client):
+    acct = account(seats=1, overdraft_seats=1)
+    assert make_client(acct, machine="one").acquire().overdraft is False
+    assert make_client(acct, machine="two").acquire().overdraft is True
 
 
 def test_2_a_full_license_refuses_with_the_typed_exception_until_a_seat_is_given_back(account, make_client):

@@ -132,5 +132,6 @@ def test_the_contracts_codes_are_all_there():
         "tenant_inactive",
         "machine_blocked",
         "user_blocked",
+        "idle_timeout",
         "request_too_large",
     }

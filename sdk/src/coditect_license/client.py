@@ -118,6 +118,9 @@ class Lease:
     # The end of the grace period after `license_expires_at` (the token's
     # `grace_until`); None without one.
     license_grace_until: datetime | None = None
+    # One of the license's overdraft seats, granted past its seats (the
+    # token's `ovr`): counted for the vendor's true-up.
+    overdraft: bool = False
 
     @property
     def is_borrowed(self) -> bool:
@@ -286,6 +289,10 @@ class LicenseClient:
         self._atexit_hook: Callable[[], None] | None = None
         self._closed = False
         self.heartbeats_sent = 0
+        # When the application last said its user was active (report_activity),
+        # on the monotonic clock; None: it does not track activity, and the
+        # heartbeat reports no idle time (the seat is never idle).
+        self._last_activity: float | None = None
 
         if self.base_url.startswith("http://") and not any(
             host in self.base_url for host in ("://127.0.0.1", "://localhost", "://[::1]")
@@ -296,6 +303,19 @@ class LicenseClient:
         return f"<LicenseClient {self.base_url} key={self.license_key[:9]}…>"
 
     # --- the lease ------------------------------------------------------------------
+
+    def report_activity(self) -> None:
+        """Tell the client the application's user is active now (a key press,
+        a click). Once called, each heartbeat reports the seconds since the
+        last call; past the license's idle timeout the server ends the seat
+        and `on_lost` gets IdleTimeout. Cheap enough for every input event."""
+        self._last_activity = time.monotonic()
+
+    def _idle_report(self) -> dict[str, int] | None:
+        last = self._last_activity
+        if last is None:
+            return None
+        return {"idle_seconds": max(0, int(time.monotonic() - last))}
 
     @property
     def lease(self) -> Lease | None:
@@ -526,6 +546,7 @@ class LicenseClient:
                 borrowed_until=_time(body.get("borrowed_until")),
                 created=created,
                 token=token,
+                overdraft=body.get("overdraft") is True,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError("The checkout answer is not what the contract says.") from exc
@@ -924,7 +945,12 @@ class LicenseClient:
                     return self._lost(lease, exc)
             try:
                 response = self._api.request(
-                    "POST", HEARTBEAT_PATH, bearer=lease.token, retry=policy, interrupt=stop
+                    "POST",
+                    HEARTBEAT_PATH,
+                    json=self._idle_report(),
+                    bearer=lease.token,
+                    retry=policy,
+                    interrupt=stop,
                 )
             except Interrupted:
                 return []

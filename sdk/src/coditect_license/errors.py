@@ -111,6 +111,14 @@ class UserBlocked(LicenseError):
     code = "user_blocked"
 
 
+class IdleTimeout(LicenseError):
+    """The application's user was idle (as `LicenseClient.report_activity`
+    tracks it) past the license's idle timeout: the server ended the seat.
+    Acquire again when the user is back."""
+
+    code = "idle_timeout"
+
+
 class RequestTooLarge(LicenseError):
     code = "request_too_large"
 
@@ -217,6 +225,7 @@ SERVER_ERRORS: dict[str, type[LicenseError]] = {
         TenantInactive,
         MachineBlocked,
         UserBlocked,
+        IdleTimeout,
         RequestTooLarge,
     )
 }
