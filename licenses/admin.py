@@ -252,6 +252,9 @@ class LicenseForm(forms.ModelForm):
             "lease_ttl",
             "offline_grace",
             "borrow_limit_hours",
+            "overdraft_seats",
+            "linger_seconds",
+            "idle_timeout",
         )
 
     def __init__(self, *args, **kwargs):
@@ -430,6 +433,9 @@ class LicenseAdmin(admin.ModelAdmin):
         "lease_ttl",
         "offline_grace",
         "borrow_limit_hours",
+        "overdraft_seats",
+        "linger_seconds",
+        "idle_timeout",
         "created",
         "updated",
     )
@@ -911,6 +917,9 @@ class LicenseAdmin(admin.ModelAdmin):
             lease_ttl=data.get("lease_ttl"),
             offline_grace=data.get("offline_grace"),
             borrow_limit_hours=data.get("borrow_limit_hours"),
+            overdraft_seats=data.get("overdraft_seats"),
+            linger_seconds=data.get("linger_seconds"),
+            idle_timeout=data.get("idle_timeout"),
             actor=request.user,
         )
         obj.pk = license.pk
@@ -2020,6 +2029,14 @@ class PolicyAdmin(admin.ModelAdmin):
                     "max_machines",
                     "max_unbinds_per_month",
                 )
+            },
+        ),
+        (
+            "Floating seats",
+            {
+                "fields": ("overdraft_seats", "linger_seconds", "idle_timeout"),
+                "description": "Seats past the license's seats (marked overdraft), a released seat kept "
+                "for its user and machine, and the inactivity that ends a seat (docs/contract.md).",
             },
         ),
         (

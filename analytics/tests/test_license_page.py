@@ -565,3 +565,27 @@ def test_releasing_a_live_seat_asks_first(world):
     assert released.status_code == 302
     with tenant_scope(license.tenant_id):
         assert get_seat_ledger().live_leases(license_id=license.id) == []
+
+
+def test_the_terms_name_the_floating_rules_and_an_overdraft_seat_is_marked(world, settings):
+    from licenses.ledger.gateway import seat_ledger
+
+    settings.SEAT_LEDGER = "database"
+    license = world["license"]
+    with tenant_scope(license.tenant_id):
+        License.objects.filter(pk=license.pk).update(max_seats=1, overdraft_seats=1, linger_seconds=45)
+        for machine in MACHINES[:2]:
+            seat_ledger().acquire(
+                license_id=license.id,
+                tenant_id=license.tenant_id,
+                max_seats=1,
+                fingerprint=machine,
+                user_id=str(world["member"].user.pk),
+                ttl=300,
+                overdraft=1,
+            )
+
+    page = signed_in().get(url(license)).content.decode()
+
+    assert "up to 1 seat past the limit" in page and "for 45 s" in page
+    assert page.count('data-testid="overdraft-seat"') == 1

@@ -28,6 +28,9 @@ POLICY_FORM = {
     "offline_grace": "86400",
     "borrow_limit_hours": "72",
     "max_machines": "",
+    "overdraft_seats": "2",
+    "linger_seconds": "30",
+    "idle_timeout": "0",
     "trial_days": "",
     "expiry_grace_days": "7",
     "maintenance_end": "2027-03-31",
@@ -55,6 +58,7 @@ def test_an_operator_adds_a_product_and_a_policy_and_each_is_audited(console):
     policy = Policy.objects.get(slug="pro-annual")
     assert (policy.seats, policy.expiry_grace_days, policy.max_version) == (5, 7, "3.1")
     assert policy.entitlements == {"cad": "CAD", "cam": "CAM"}
+    assert (policy.overdraft_seats, policy.linger_seconds, policy.idle_timeout) == (2, 30, 0)
     added = {row.target_type for row in operator_rows("admin.added")}
     assert {"licenses.product", "licenses.policy"} <= added
 
@@ -62,6 +66,7 @@ def test_an_operator_adds_a_product_and_a_policy_and_each_is_audited(console):
     assert "Pro annual" in listing and "2027-03-31, up to 3.1" in listing and "7 days" in listing
     page = console.get(reverse("admin:licenses_policy_change", args=[policy.pk])).content.decode()
     assert "Entitlement catalog" in page and " UTC" in page  # the console's one date format
+    assert "Floating seats" in page
 
 
 @pytest.mark.parametrize(
