@@ -52,6 +52,7 @@ ERROR_STATUS: dict[str, int] = {
     "unbind_limit_reached": 409,
     # Floating-license rules (issue 17): a seat ended for its user's inactivity.
     "idle_timeout": 403,
+    "borrow_limit_reached": 409,
 }
 
 

@@ -255,6 +255,8 @@ class LicenseForm(forms.ModelForm):
             "overdraft_seats",
             "linger_seconds",
             "idle_timeout",
+            "borrow_max_seats",
+            "borrow_max_per_user",
         )
 
     def __init__(self, *args, **kwargs):
@@ -436,6 +438,8 @@ class LicenseAdmin(admin.ModelAdmin):
         "overdraft_seats",
         "linger_seconds",
         "idle_timeout",
+        "borrow_max_seats",
+        "borrow_max_per_user",
         "created",
         "updated",
     )
@@ -920,6 +924,8 @@ class LicenseAdmin(admin.ModelAdmin):
             overdraft_seats=data.get("overdraft_seats"),
             linger_seconds=data.get("linger_seconds"),
             idle_timeout=data.get("idle_timeout"),
+            borrow_max_seats=data.get("borrow_max_seats"),
+            borrow_max_per_user=data.get("borrow_max_per_user"),
             actor=request.user,
         )
         obj.pk = license.pk
@@ -2034,9 +2040,16 @@ class PolicyAdmin(admin.ModelAdmin):
         (
             "Floating seats",
             {
-                "fields": ("overdraft_seats", "linger_seconds", "idle_timeout"),
+                "fields": (
+                    "overdraft_seats",
+                    "linger_seconds",
+                    "idle_timeout",
+                    "borrow_max_seats",
+                    "borrow_max_per_user",
+                ),
                 "description": "Seats past the license's seats (marked overdraft), a released seat kept "
-                "for its user and machine, and the inactivity that ends a seat (docs/contract.md).",
+                "for its user and machine, the inactivity that ends a seat, and how many seats may be "
+                "out on borrow at once (docs/contract.md).",
             },
         ),
         (

@@ -308,7 +308,9 @@ class LicenseBorrowApi(LicenseTokenAPIView):
         description=(
             "Keep the license token's seat for `hours` without heartbeats, up to the license's borrow "
             "limit (longer is 400 `invalid_request` with `details.max_hours`) and never past the "
-            "license's expiry; 403 `permission_denied` where the license allows no borrowing. Answers "
+            "license's expiry; 403 `permission_denied` where the license allows no borrowing; 409 "
+            "`borrow_limit_reached` when the license's (or the user's) seats out on borrow at once "
+            "are at its limit (`details.scope`, `limit`, `borrowed`): return one first. Answers "
             "like acquire, with a token whose `exp` is the borrow's end."
         ),
         request=BorrowInputSerializer,
@@ -325,6 +327,7 @@ class LicenseBorrowApi(LicenseTokenAPIView):
                 "user_blocked",
                 "user_inactive",
                 "tenant_inactive",
+                "borrow_limit_reached",
                 "rate_limited",
                 "service_unavailable",
             ),

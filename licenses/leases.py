@@ -25,7 +25,7 @@ from audit.services import audit_record, audit_record_standalone
 from core.context import context_undo_on_failure, current_context, request_context
 from core.errors import ApplicationError, ServiceUnavailable
 from licenses import metrics
-from licenses.ledger import Lease, LedgerEvent, NoSeatsAvailable, SessionNotFound
+from licenses.ledger import BorrowLimitReached, Lease, LedgerEvent, NoSeatsAvailable, SessionNotFound
 from licenses.ledger.base import PendingEvent
 from licenses.ledger.gateway import SeatLedgerGateway, seat_ledger
 from licenses.models import License
@@ -552,10 +552,19 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
                 # outlives the license (invariant 11).
                 not_after=terms.ends_at,
                 event=event,
+                max_borrowed=terms.borrow_max_seats,
+                max_per_user=terms.borrow_max_per_user,
             )
         except SessionNotFound:
             raise ApplicationError(
                 "This session is not live; acquire again.", code="session_not_found"
+            ) from None
+        except BorrowLimitReached as full:
+            whose = "this license's" if full.scope == "license" else "your"
+            raise ApplicationError(
+                f"{full.borrowed} seats are out on borrow, {whose} limit: return one first.",
+                code="borrow_limit_reached",
+                details={"scope": full.scope, "limit": full.limit, "borrowed": full.borrowed},
             ) from None
         try:
             used = seats.used(license_id=license.id, tenant_id=license.tenant_id)

@@ -114,6 +114,12 @@ class Policy(models.Model):
         validators=[MaxValueValidator(MAX_IDLE_TIMEOUT)],
         help_text="Seconds of reported user inactivity after which a seat is ended (0: never).",
     )
+    borrow_max_seats = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seats of one license out on borrow at once. Empty: no limit."
+    )
+    borrow_max_per_user = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seats one user may have out on borrow at once. Empty: no limit."
+    )
     trial_days = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -280,6 +286,12 @@ class License(TenantOwnedModel):
         blank=True,
         validators=[MaxValueValidator(MAX_IDLE_TIMEOUT)],
         help_text="Seconds of reported inactivity that end a seat (0: never). Empty: the policy's.",
+    )
+    borrow_max_seats = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seats out on borrow at once. Empty: the policy's (no limit)."
+    )
+    borrow_max_per_user = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seats one user may borrow at once. Empty: the policy's (no limit)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -36,6 +36,8 @@ def license_create(
     overdraft_seats: int | None = None,
     linger_seconds: int | None = None,
     idle_timeout: int | None = None,
+    borrow_max_seats: int | None = None,
+    borrow_max_per_user: int | None = None,
     entitlements: Iterable[str] | dict[str, Any] | None = None,
     actor: Any = None,
     trial: bool = True,
@@ -88,6 +90,8 @@ def license_create(
         "overdraft_seats": overdraft_seats,
         "linger_seconds": linger_seconds,
         "idle_timeout": idle_timeout,
+        "borrow_max_seats": borrow_max_seats,
+        "borrow_max_per_user": borrow_max_per_user,
     }
     with tenant_scope(tenant.id), transaction.atomic():
         license = License(**fields)

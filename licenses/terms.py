@@ -39,6 +39,9 @@ class LicenseTerms:
     overdraft_seats: int
     linger_seconds: int
     idle_timeout: int
+    # Seats out on borrow at once: of the license, of one user (None: no limit).
+    borrow_max_seats: int | None
+    borrow_max_per_user: int | None
     entitlements: dict[str, Any]
     expires_at: datetime | None
     # The end of the grace period after expiry; None without an expiry or grace.
@@ -108,6 +111,8 @@ def license_terms(license) -> LicenseTerms:
         overdraft_seats=_pick(license.overdraft_seats, policy.overdraft_seats),
         linger_seconds=_pick(license.linger_seconds, policy.linger_seconds),
         idle_timeout=_pick(license.idle_timeout, policy.idle_timeout),
+        borrow_max_seats=_pick(license.borrow_max_seats, policy.borrow_max_seats),
+        borrow_max_per_user=_pick(license.borrow_max_per_user, policy.borrow_max_per_user),
         entitlements=entitlements,
         expires_at=license.expires_at,
         grace_until=grace_until,

@@ -5,6 +5,7 @@
 
 from licenses.ledger.base import (
     AcquireResult,
+    BorrowLimitReached,
     ExpiredLease,
     Lease,
     LedgerEvent,
@@ -16,6 +17,7 @@ from licenses.ledger.base import (
 
 __all__ = [
     "AcquireResult",
+    "BorrowLimitReached",
     "ExpiredLease",
     "Lease",
     "LedgerEvent",

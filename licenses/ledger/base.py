@@ -23,6 +23,8 @@ that grants or ends a seat:
 - Overdraft: acquire's `overdraft` seats beyond max_seats may be granted;
   live leases <= max_seats + overdraft, and a lease granted while max_seats
   were already in use is marked `overdraft` for good.
+- Borrow limits: borrow's `max_borrowed` and `max_per_user` cap the leases
+  out on borrow at once, counted when the borrow is granted.
 - Linger: release's `linger` seconds keep a released seat held for its
   holder (user + machine): the lease stays counted, `lingering`, until the
   linger ends (then it expires as any lease, recorded as a linger's end) or
@@ -165,6 +167,17 @@ class SessionNotFound(LedgerError):
     """Unknown, expired or already released session."""
 
 
+class BorrowLimitReached(LedgerError):
+    """A borrow past the license's limit of seats out on borrow at once
+    (`scope` "license") or of one user's (`scope` "user")."""
+
+    def __init__(self, scope: str, limit: int, borrowed: int) -> None:
+        super().__init__(f"{borrowed} seats are out on borrow ({scope} limit {limit})")
+        self.scope = scope
+        self.limit = limit
+        self.borrowed = borrowed
+
+
 class LeaseCursorInvalid(LedgerError, ValueError):
     """A live_leases_page cursor this backend did not hand out."""
 
@@ -230,9 +243,14 @@ class SeatLedger(ABC):
         seconds: int,
         not_after: datetime | None = None,
         event: LedgerEvent | None = None,
+        max_borrowed: int | None = None,
+        max_per_user: int | None = None,
     ) -> Lease:
         """Keep a live lease until now + seconds, but not after `not_after`
         (the license's expiry), for offline use; release ends it early.
+        With `max_borrowed` (the license's) or `max_per_user` (each user's),
+        a lease not out on borrow yet is refused past that many others out on
+        borrow at once, in the same atomic step (BorrowLimitReached).
         Raises SessionNotFound."""
 
     def borrow_undo(self, *, borrowed: Lease, borrow_id: str, reason: str) -> Lease | None:

@@ -30,6 +30,7 @@ from django.db.models import Count, Min, Q
 
 from licenses.ledger.base import (
     AcquireResult,
+    BorrowLimitReached,
     ExpiredLease,
     Lease,
     LeaseCursorInvalid,
@@ -239,14 +240,18 @@ class DatabaseSeatLedger(SeatLedger):
         raise NoSeatsAvailable(used=used, max_seats=max_seats)
 
     @contextmanager
-    def _live_session(self, license_id: uuid.UUID, session_id: str):
+    def _live_session(self, license_id: uuid.UUID, session_id: str, *, exclusive: bool = False):
         """What heartbeat, release and borrow share: the caller's scope, one
-        transaction, the shared lock on the license row, the database's clock,
-        and the session's live row (None when it is not live)."""
+        transaction, the shared lock on the license row (`exclusive`: FOR
+        UPDATE, for a step that counts leases, as acquire does), the
+        database's clock, and the session's live row (None when it is not live)."""
         self._require_scope()
         using = self._using()
         with self._atomic(using):
-            self._share_license(using, license_id)
+            if exclusive:
+                License.objects.using(using).select_for_update().filter(pk=license_id).exists()
+            else:
+                self._share_license(using, license_id)
             now = self._clock(using)
             yield using, now, self._live_row(using, license_id, session_id, now)
 
@@ -292,9 +297,16 @@ class DatabaseSeatLedger(SeatLedger):
         seconds: int,
         not_after: datetime | None = None,
         event: LedgerEvent | None = None,
+        max_borrowed: int | None = None,
+        max_per_user: int | None = None,
     ) -> Lease:
-        with self._live_session(license_id, session_id) as (using, now, row):
-            if (row := self._in_use(row)) is not None:
+        limited = max_borrowed is not None or max_per_user is not None
+        refusal = None
+        with self._live_session(license_id, session_id, exclusive=limited) as (using, now, row):
+            row = self._in_use(row)
+            if row is not None and limited and (row.borrowed_until is None or row.borrowed_until <= now):
+                refusal = self._borrow_limits_refusal(using, row, now, max_borrowed, max_per_user)
+            if row is not None and refusal is None:
                 row.borrowed_until = now + timedelta(seconds=seconds)
                 if not_after is not None:
                     row.borrowed_until = min(row.borrowed_until, not_after)
@@ -303,7 +315,26 @@ class DatabaseSeatLedger(SeatLedger):
                     expires_at=row.expires_at, borrowed_until=row.borrowed_until
                 )
                 return lease_from_row(row)
+        if refusal is not None:
+            # Raised after the block: the caller's transaction stays usable.
+            raise refusal
         raise SessionNotFound(session_id)
+
+    def _borrow_limits_refusal(
+        self, using: str, row: LeaseRow, now: datetime, max_borrowed: int | None, max_per_user: int | None
+    ) -> BorrowLimitReached | None:
+        """Under the license row's FOR UPDATE: the other live leases out on
+        borrow now, against the license's limit and the holder's."""
+        out = self._live(using, row.license_id, now).filter(borrowed_until__gt=now).exclude(pk=row.pk)
+        if max_borrowed is not None and (count := out.count()) >= max_borrowed:
+            return BorrowLimitReached("license", max_borrowed, count)
+        if max_per_user is not None:
+            mine = (
+                out.filter(user_id__isnull=True) if row.user_id is None else out.filter(user_id=row.user_id)
+            )
+            if (count := mine.count()) >= max_per_user:
+                return BorrowLimitReached("user", max_per_user, count)
+        return None
 
     @_unavailable_on_database_errors
     def live_leases(self, *, license_id: uuid.UUID) -> list[Lease]:

@@ -139,6 +139,8 @@ class SeatLedgerGateway:
         seconds: int,
         not_after: datetime | None = None,
         event: LedgerEvent | None = None,
+        max_borrowed: int | None = None,
+        max_per_user: int | None = None,
     ) -> Lease:
         return self._call(
             "borrow",
@@ -148,6 +150,8 @@ class SeatLedgerGateway:
             seconds=seconds,
             not_after=not_after,
             event=event,
+            max_borrowed=max_borrowed,
+            max_per_user=max_per_user,
         )
 
     def borrow_undo(self, *, borrowed: Lease, borrow_id: str, reason: str) -> Lease | None:

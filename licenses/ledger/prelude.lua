@@ -13,6 +13,9 @@
 --   KEYS[6] by_user  ZSET, all scores 0: '<user id>\0' then the same, one
 --           user's live leases in the same order
 --   KEYS[7] events   STREAM audit events of changes, for the drainer to record
+--   KEYS[8] borrows  ZSET  session id -> the end of its borrow, ms: the live
+--                          leases out on borrow, counted by borrow.lua against
+--                          the license's borrow limits
 -- ARGV[1] retention, ms: how long the keys outlive their last live lease
 -- ARGV[2] the most expired records kept for the sweep
 -- A script's own arguments start at ARGV[3].
@@ -23,6 +26,7 @@
 local live, leases, holders, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local by_created, by_user = KEYS[5], KEYS[6]
 local events = KEYS[7]
+local borrows = KEYS[8]
 local retention = tonumber(ARGV[1])
 local expired_cap = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -93,6 +97,9 @@ local function prune()
     if raw then
       local record = cjson.decode(raw)
       index_remove(sid, record)
+      if record.b then
+        redis.call('ZREM', borrows, sid)
+      end
       record.x = expiry
       redis.call('HSET', leases, sid, cjson.encode(record))
       redis.call('ZADD', expired, expiry, sid)

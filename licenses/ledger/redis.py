@@ -14,6 +14,8 @@ one cluster slot):
     <prefix>:seats:{<license_id>}:events   STREAM audit events of releases and borrows, written
                                                 by the script that makes the change, until the
                                                 drainer has recorded them (records_events)
+    <prefix>:seats:{<license_id>}:borrows  ZSET session id -> the end of its borrow (ms): the
+                                                leases out on borrow, for the borrow limits
 
 Every script first moves the members of `live` whose expiry has passed to
 `expired` (their records stay in `leases` until the sweep acknowledges them),
@@ -49,6 +51,7 @@ from audit.events import Detail, Event
 from core.context import current_context
 from licenses.ledger.base import (
     AcquireResult,
+    BorrowLimitReached,
     ExpiredLease,
     Lease,
     LeaseCursorInvalid,
@@ -82,7 +85,7 @@ SCRIPT_NAMES = (
     "events_pending",
     "events_ack",
 )
-KEY_NAMES = ("live", "leases", "holders", "expired", "by_created", "by_user", "events")
+KEY_NAMES = ("live", "leases", "holders", "expired", "by_created", "by_user", "events", "borrows")
 # A paging cursor: a lease's place in by_created, '<created ms, 15 digits>:<session id>'.
 _PAGE_POSITION = re.compile(r"\d{15}:[A-Za-z0-9_-]{1,128}")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -382,6 +385,8 @@ class RedisSeatLedger(SeatLedger):
         seconds: int,
         not_after: datetime | None = None,
         event: LedgerEvent | None = None,
+        max_borrowed: int | None = None,
+        max_per_user: int | None = None,
     ) -> Lease:
         limit = "" if not_after is None else _ms(not_after.timestamp())
         if self.borrowed is not None:
@@ -391,9 +396,24 @@ class RedisSeatLedger(SeatLedger):
                 raise LedgerUnavailable(f"the borrow cannot be kept durably: {exc}") from exc
         # The borrow's id is its event's: what a caller names to undo it.
         borrow_id = event.event_id if event is not None else uuid.uuid4().hex
-        reply = self._run("borrow", license_id, session_id, _ms(seconds), limit, _event_arg(event), borrow_id)
+        reply = self._run(
+            "borrow",
+            license_id,
+            session_id,
+            _ms(seconds),
+            limit,
+            _event_arg(event),
+            borrow_id,
+            "" if max_borrowed is None else max_borrowed,
+            "" if max_per_user is None else max_per_user,
+        )
         if reply is None:
             raise SessionNotFound(session_id)
+        if reply[0] == -1:
+            _, scope, borrowed = reply
+            raise BorrowLimitReached(
+                scope, max_borrowed if scope == "license" else max_per_user, int(borrowed)
+            )
         lease = self._lease(license_id, session_id, *reply)
         if self.borrowed is not None:
             try:

@@ -17,6 +17,9 @@ end
 local record = redis.call('HGET', leases, sid)
 local decoded = cjson.decode(record)
 local borrowed = decoded.b and 1 or 0
+if decoded.b then
+  redis.call('ZREM', borrows, sid)
+end
 if linger > 0 then
   if decoded.lg then
     return nil

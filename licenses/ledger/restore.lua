@@ -18,6 +18,7 @@ for i = 0, n - 1 do
   -- this Redis still holds (it kept its state but lost the marker).
   if ends > now and not redis.call('ZSCORE', live, sid) then
     redis.call('ZADD', live, ends, sid)
+    redis.call('ZADD', borrows, ends, sid)
     redis.call('HSET', leases, sid, record)
     local lease = cjson.decode(record)
     index_add(sid, lease)

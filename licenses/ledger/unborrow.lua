@@ -21,6 +21,11 @@ else
 end
 lease.bid, lease.pb, lease.pe = nil, nil, nil
 local record = cjson.encode(lease)
+if lease.b then
+  redis.call('ZADD', borrows, lease.b, sid)
+else
+  redis.call('ZREM', borrows, sid)
+end
 -- An expiry already past frees the seat at the next script, as any lease's.
 redis.call('ZADD', live, before_expiry, sid)
 redis.call('HSET', leases, sid, record)

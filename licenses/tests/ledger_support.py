@@ -176,8 +176,23 @@ class Seats:
     def release(self, session_id: str, *, linger: int | None = None) -> Lease:
         return self.call("release", session_id=session_id, linger=self.linger if linger is None else linger)
 
-    def borrow(self, session_id: str, *, seconds: int, not_after: datetime | None = None) -> Lease:
-        return self.call("borrow", session_id=session_id, seconds=seconds, not_after=not_after)
+    def borrow(
+        self,
+        session_id: str,
+        *,
+        seconds: int,
+        not_after: datetime | None = None,
+        max_borrowed: int | None = None,
+        max_per_user: int | None = None,
+    ) -> Lease:
+        return self.call(
+            "borrow",
+            session_id=session_id,
+            seconds=seconds,
+            not_after=not_after,
+            max_borrowed=max_borrowed,
+            max_per_user=max_per_user,
+        )
 
     def live(self) -> list[Lease]:
         return self.call("live_leases")

@@ -190,3 +190,42 @@ def test_a_heartbeat_body_that_is_not_an_idle_time_is_400_and_changes_nothing(le
     refused = seat.post("/api/v1/licenses/heartbeat", body, format="json")
     assert refused.status_code == 400 and error_code(refused) == "invalid_request"
     assert seat.post("/api/v1/licenses/heartbeat").status_code == 200  # still live
+
+
+# --- borrow limits --------------------------------------------------------------------------
+
+
+def test_a_borrow_past_the_licenses_borrow_limit_is_409_and_changes_nothing(ledger, member, admin, acme):
+    license = LicenseFactory(tenant=acme, max_seats=3, borrow_limit_hours=48, borrow_max_seats=1)
+    first = acquire(member, license, "machine-0001").json()
+    second = acquire(admin, license, "machine-0002").json()
+
+    assert (
+        api_client(token=first["token"])
+        .post("/api/v1/licenses/borrow", {"hours": 8}, format="json")
+        .status_code
+        == 200
+    )
+    refused = api_client(token=second["token"]).post("/api/v1/licenses/borrow", {"hours": 8}, format="json")
+    assert refused.status_code == 409 and error_code(refused) == "borrow_limit_reached"
+    assert refused.json()["error"]["details"] == {"scope": "license", "limit": 1, "borrowed": 1}
+    drain_ledger_events(license)
+    assert len(rows(acme, "lease.borrowed")) == 1  # the refused borrow left nothing
+
+    # Returning the borrowed seat early (its release) makes room.
+    api_client(token=first["token"]).delete("/api/v1/licenses/release")
+    again = api_client(token=second["token"]).post("/api/v1/licenses/borrow", {"hours": 8}, format="json")
+    assert again.status_code == 200 and again.json()["borrowed_until"] is not None
+
+
+def test_a_user_past_their_borrow_limit_is_409_while_others_still_borrow(ledger, member, admin, acme):
+    license = LicenseFactory(tenant=acme, max_seats=3, borrow_limit_hours=48, borrow_max_per_user=1)
+    mine = [acquire(member, license, f"machine-000{n}").json() for n in (1, 2)]
+    theirs = acquire(admin, license, "machine-0003").json()
+    borrow = lambda seat: api_client(token=seat["token"]).post(  # noqa: E731
+        "/api/v1/licenses/borrow", {"hours": 8}, format="json"
+    )
+    assert borrow(mine[0]).status_code == 200
+    refused = borrow(mine[1])
+    assert refused.status_code == 409 and refused.json()["error"]["details"]["scope"] == "user"
+    assert borrow(theirs).status_code == 200

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from licenses.ledger import NoSeatsAvailable, SessionNotFound
+from licenses.ledger import BorrowLimitReached, NoSeatsAvailable, SessionNotFound
 from licenses.tests import ledger_support
 from licenses.tests.ledger_support import Crew
 
@@ -190,3 +190,57 @@ def test_a_reclaimed_seat_past_the_limit_is_an_overdraft_seat(make_seats):
     assert extra.overdraft
     seats.release(extra.session_id)
     assert seats.acquire("b", user_id="bob").lease.overdraft
+
+
+# --- borrow limits --------------------------------------------------------------------------
+
+
+def test_racing_borrows_past_the_licenses_borrow_limit_get_exactly_the_limit(make_seats):
+    """20 live leases, at most 5 out on borrow: 20 threads borrow at once,
+    exactly 5 win; a return frees a place, a re-borrow takes none."""
+    seats = make_seats(max_seats=20, committed=True)
+    leases = [seats.acquire(f"laptop-{n}", user_id=f"user-{n}").lease for n in range(20)]
+    with Crew(20) as crew:
+
+        def borrow(index: int):
+            try:
+                return seats.borrow(leases[index].session_id, seconds=3600, max_borrowed=5)
+            except BorrowLimitReached as refused:
+                assert (refused.scope, refused.limit, refused.borrowed) == ("license", 5, 5)
+                return None
+
+        won = [lease for lease in crew.run(borrow) if lease is not None]
+    assert len(won) == 5
+    assert sum(lease.is_borrowed for lease in seats.live()) == 5
+
+    # Making a borrow longer is no new borrow; returning one frees its place.
+    assert seats.borrow(won[0].session_id, seconds=7200, max_borrowed=5).is_borrowed
+    others = [lease for lease in leases if lease.session_id not in {w.session_id for w in won}]
+    with pytest.raises(BorrowLimitReached):
+        seats.borrow(others[0].session_id, seconds=3600, max_borrowed=5)
+    seats.release(won[0].session_id)
+    assert seats.borrow(others[0].session_id, seconds=3600, max_borrowed=5).is_borrowed
+
+
+def test_a_user_may_have_at_most_their_limit_out_on_borrow(make_seats):
+    seats = make_seats(max_seats=5)
+    alice = [seats.acquire(f"alice-{n}", user_id="alice").lease for n in range(3)]
+    bob = seats.acquire("bob-1", user_id="bob").lease
+    for lease in alice[:2]:
+        seats.borrow(lease.session_id, seconds=3600, max_per_user=2)
+
+    with pytest.raises(BorrowLimitReached) as refused:
+        seats.borrow(alice[2].session_id, seconds=3600, max_per_user=2)
+    assert (refused.value.scope, refused.value.borrowed) == ("user", 2)
+    assert seats.borrow(bob.session_id, seconds=3600, max_per_user=2).is_borrowed  # another user's own
+    assert not seats.live_lease(alice[2].session_id).is_borrowed  # nothing changed
+
+
+def test_a_borrow_that_ended_no_longer_counts(make_seats):
+    seats = make_seats(max_seats=2)
+    first, second = (seats.acquire(f"m-{n}", user_id=f"u-{n}").lease for n in range(2))
+    seats.borrow(first.session_id, seconds=1, max_borrowed=1)
+    with pytest.raises(BorrowLimitReached):
+        seats.borrow(second.session_id, seconds=3600, max_borrowed=1)
+    time.sleep(1.1)
+    assert seats.borrow(second.session_id, seconds=3600, max_borrowed=1).is_borrowed
