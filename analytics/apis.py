@@ -72,10 +72,10 @@ class UsagePeriodSerializer(serializers.Serializer):
     session_seconds = serializers.FloatField(help_text="Total length of the leases that ended.")
     avg_session_seconds = serializers.FloatField(allow_null=True)
     overdraft_peak = serializers.IntegerField(
-        help_text="Most overdraft seats (granted past the license's seats) held at one instant."
+        help_text="Most seats held past the license's seats (its overdraft) at one instant."
     )
     overdraft_seconds = serializers.FloatField(
-        help_text="Seat-seconds held in overdraft within the period (the true-up's measure)."
+        help_text="Seat-seconds held past the license's seats within the period (the true-up's measure)."
     )
 
 

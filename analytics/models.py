@@ -28,10 +28,10 @@ class UsageRollup(TenantOwnedModel):
     session_seconds = models.FloatField(default=0.0, help_text="Total length of the leases that ended.")
     # Overdraft seats (issue 17): granted past max_seats, marked so on the lease.
     overdraft_peak = models.PositiveIntegerField(
-        default=0, help_text="Most overdraft seats held at one instant (for the true-up)."
+        default=0, help_text="Most seats held past max_seats at one instant (for the true-up)."
     )
     overdraft_seconds = models.FloatField(
-        default=0.0, help_text="Seat-seconds held in overdraft within the period."
+        default=0.0, help_text="Seat-seconds held past max_seats within the period."
     )
     computed_at = models.DateTimeField()
 

@@ -13,10 +13,9 @@ read back through `analytics.selectors.usage_series`, the selector behind
   `granularity=hour` over the month gives the same number;
 - acquisitions, denials (by code), sessions_ended, session_seconds: sums of
   the days;
-- overdraft_seats: seats held beyond max_seats at the peak: the most
-  overdraft seats (issue 17: granted past max_seats, marked so) held at once,
-  or max(0, peak - max_seats) where that is more (a limit lowered below the
-  seats in use, invariant 6);
+- overdraft_seats: seats held beyond max_seats at the peak, max(0, peak -
+  max_seats): a license's overdraft seats (issue 17), or a limit lowered
+  below the seats in use (invariant 6);
 - top users: the rollups keep no per-user figures, so these come from the
   same sources the rollup reads (`analytics.services.usage_sources`), with
   the rollup's rule: sessions that ended in the month, their length summed per
@@ -189,9 +188,7 @@ def monthly_report_figures(*, license: License, month: date, now: datetime | Non
         "denials_by_code": dict(sorted(by_code.items())),
         "sessions_ended": sum(day["sessions_ended"] for day in days),
         "session_seconds": round(sum(day["session_seconds"] for day in days), 3),
-        "overdraft_seats": max(
-            max((day["overdraft_peak"] for day in days), default=0), peak - license.max_seats, 0
-        ),
+        "overdraft_seats": max(0, peak - license.max_seats),
         "top_users": _top_users(license, month, now),
         "days": days,
     }

@@ -75,8 +75,6 @@ class Session:
     fingerprint: str = ""
     # Its end is a guess (see usage_sources): it counts as held, not as ended.
     provisional: bool = False
-    # One of the license's overdraft seats (issue 17).
-    overdraft: bool = False
 
     def overlaps(self, begin: datetime, stop: datetime) -> bool:
         return self.start < stop and (self.end is None or self.end > begin)
@@ -133,7 +131,6 @@ def usage_sources(
             end=ended or row.created_at,
             user_id=str(details.get(Detail.USER_ID) or ""),
             fingerprint=details.get(Detail.FINGERPRINT) or "",
-            overdraft=details.get(Detail.OVERDRAFT) is True,
         )
         sessions[session_id] = session
 
@@ -174,7 +171,6 @@ def usage_sources(
             session.start = session.start or lease.created_at
             session.user_id = session.user_id or str(lease.user_id or "")
             session.fingerprint = session.fingerprint or lease.fingerprint
-            session.overdraft = session.overdraft or lease.overdraft
 
     for session in sessions.values():
         if session.end is None and session.session_id not in live and session.start is not None:
@@ -211,16 +207,17 @@ def _live_leases(license: License) -> list:
 
 
 def _fill_from_acquired(session: Session, row: AuditLog) -> None:
-    details = row.details or {}
     session.start = session.start or row.created_at
     session.user_id = session.user_id or str(row.user_id or "")
-    session.fingerprint = session.fingerprint or details.get(Detail.FINGERPRINT) or ""
-    session.overdraft = session.overdraft or details.get(Detail.OVERDRAFT) is True
+    session.fingerprint = session.fingerprint or (row.details or {}).get(Detail.FINGERPRINT) or ""
 
 
-def _peak(sessions: list[Session], begin: datetime, stop: datetime, now: datetime) -> int:
-    """Most of `sessions` open at one instant of [begin, stop) (a sweep line:
-    ends sort before starts at the same instant)."""
+def _levels(
+    sessions: list[Session], begin: datetime, stop: datetime, now: datetime, max_seats: int
+) -> tuple[int, int, float]:
+    """A sweep line over [begin, stop) (ends sort before starts at the same
+    instant): the most sessions open at once, the most of them past
+    `max_seats` at once, and the seat-seconds past it (the overdraft)."""
     changes = []
     level = 0
     for session in sessions:
@@ -232,24 +229,27 @@ def _peak(sessions: list[Session], begin: datetime, stop: datetime, now: datetim
         if end < stop:
             changes.append((end, -1))
     peak = level
-    for _, step in sorted(changes, key=lambda change: (change[0], change[1])):
+    over_seconds = 0.0
+    moment = begin
+    for at, step in sorted(changes, key=lambda change: (change[0], change[1])):
+        over_seconds += max(0, level - max_seats) * (at - moment).total_seconds()
+        moment = at
         level += step
         peak = max(peak, level)
-    return peak
+    over_seconds += max(0, level - max_seats) * (stop - moment).total_seconds()
+    return peak, max(0, peak - max_seats), over_seconds
 
 
-def _held_seconds(session: Session, begin: datetime, stop: datetime, now: datetime) -> float:
-    """How long the session held its seat within [begin, stop)."""
-    end = min(session.end if session.end is not None else now, stop)
-    return max(0.0, (end - max(session.start, begin)).total_seconds())
-
-
-def usage_figures(sources: Sources, begin: datetime, stop: datetime, now: datetime) -> dict:
-    """The figures of one period [begin, stop)."""
+def usage_figures(
+    sources: Sources, begin: datetime, stop: datetime, now: datetime, *, max_seats: int | None = None
+) -> dict:
+    """The figures of one period [begin, stop). Overdraft is the seats held
+    past `max_seats` (the license's, as it is now): a seat granted past the
+    limit is marked so for good, but once another seat frees the license is
+    only as far over as it holds more than max_seats."""
     open_sessions = [s for s in sources.sessions if s.overlaps(begin, stop)]
-    peak = _peak(open_sessions, begin, stop, now)
-    overdrafts = [s for s in open_sessions if s.overdraft]
-
+    limit = max_seats if max_seats is not None else 10**9
+    peak, over_peak, over_seconds = _levels(open_sessions, begin, stop, now, limit)
     ended = [s for s in sources.sessions if s.end is not None and not s.provisional and begin <= s.end < stop]
     denied = Counter(code for moment, code in sources.denials if begin <= moment < stop)
     return {
@@ -261,8 +261,8 @@ def usage_figures(sources: Sources, begin: datetime, stop: datetime, now: dateti
         "distinct_machines": len({s.fingerprint for s in open_sessions if s.fingerprint}),
         "sessions_ended": len(ended),
         "session_seconds": round(sum((s.end - s.start).total_seconds() for s in ended), 3),
-        "overdraft_peak": _peak(overdrafts, begin, stop, now),
-        "overdraft_seconds": round(sum(_held_seconds(s, begin, stop, now) for s in overdrafts), 3),
+        "overdraft_peak": over_peak,
+        "overdraft_seconds": round(over_seconds, 3),
     }
 
 
@@ -331,9 +331,17 @@ def usage_rollup_license(
         sources = usage_sources(license=license, begin=days[0], end=days[-1] + DAY, now=now)
         computed_at = timezone.now()
         _store(
-            HourlyUsage, license, {h: usage_figures(sources, h, h + HOUR, now) for h in hours}, computed_at
+            HourlyUsage,
+            license,
+            {h: usage_figures(sources, h, h + HOUR, now, max_seats=license.max_seats) for h in hours},
+            computed_at,
         )
-        _store(DailyUsage, license, {d: usage_figures(sources, d, d + DAY, now) for d in days}, computed_at)
+        _store(
+            DailyUsage,
+            license,
+            {d: usage_figures(sources, d, d + DAY, now, max_seats=license.max_seats) for d in days},
+            computed_at,
+        )
         _mark_rolled_up(license, end)
     return len(hours) + len(days)
 

@@ -13,21 +13,21 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='dailyusage',
             name='overdraft_peak',
-            field=models.PositiveIntegerField(default=0, help_text='Most overdraft seats held at one instant (for the true-up).'),
+            field=models.PositiveIntegerField(default=0, help_text='Most seats held past max_seats at one instant (for the true-up).'),
         ),
         migrations.AddField(
             model_name='dailyusage',
             name='overdraft_seconds',
-            field=models.FloatField(default=0.0, help_text='Seat-seconds held in overdraft within the period.'),
+            field=models.FloatField(default=0.0, help_text='Seat-seconds held past max_seats within the period.'),
         ),
         migrations.AddField(
             model_name='hourlyusage',
             name='overdraft_peak',
-            field=models.PositiveIntegerField(default=0, help_text='Most overdraft seats held at one instant (for the true-up).'),
+            field=models.PositiveIntegerField(default=0, help_text='Most seats held past max_seats at one instant (for the true-up).'),
         ),
         migrations.AddField(
             model_name='hourlyusage',
             name='overdraft_seconds',
-            field=models.FloatField(default=0.0, help_text='Seat-seconds held in overdraft within the period.'),
+            field=models.FloatField(default=0.0, help_text='Seat-seconds held past max_seats within the period.'),
         ),
     ]

@@ -223,3 +223,28 @@ def test_a_rollup_of_the_past_does_not_need_the_ledger(scene, ledger_that_does_n
     assert figures(HourlyUsage, license) == EXPECTED_HOURS
     assert figures(DailyUsage, license) == EXPECTED_DAYS
     assert "the seat ledger does not answer" in caplog.text
+
+
+def test_overdraft_is_the_seats_held_past_the_limit_whatever_the_marks_say():
+    """Max 1 seat: A 10:00-10:40, B 10:10-10:20 (granted past the limit), C
+    10:30-10:50 (granted past it too: A still held its seat). At most one
+    seat past the limit at once, for 10 + 10 minutes."""
+    from analytics.services import Session, Sources, usage_figures
+
+    day = datetime(2026, 3, 2, tzinfo=UTC)
+    sessions = [
+        Session("a", start=at(day, "10:00"), end=at(day, "10:40")),
+        Session("b", start=at(day, "10:10"), end=at(day, "10:20")),
+        Session("c", start=at(day, "10:30"), end=at(day, "10:50")),
+    ]
+    sources = Sources(sessions=sessions, acquisitions=[], denials=[])
+    hour = usage_figures(sources, at(day, "10:00"), at(day, "11:00"), at(day, "12:00"), max_seats=1)
+    assert (hour["peak_seats"], hour["overdraft_peak"], hour["overdraft_seconds"]) == (2, 1, 1200.0)
+    roomy = usage_figures(sources, at(day, "10:00"), at(day, "11:00"), at(day, "12:00"), max_seats=2)
+    assert (roomy["overdraft_peak"], roomy["overdraft_seconds"]) == (0, 0.0)
+    # An open session runs to `now`: the hour in progress counts up to it.
+    live = Sources(
+        sessions=[*sessions[:1], Session("d", start=at(day, "10:30"))], acquisitions=[], denials=[]
+    )
+    now = usage_figures(live, at(day, "10:00"), at(day, "11:00"), at(day, "10:45"), max_seats=1)
+    assert now["overdraft_seconds"] == 600.0
