@@ -13,6 +13,7 @@ from licenses.ledger.base import (
     NoSeatsAvailable,
     SeatLedger,
     SessionNotFound,
+    UserMachineLimitReached,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "NoSeatsAvailable",
     "SeatLedger",
     "SessionNotFound",
+    "UserMachineLimitReached",
     "get_seat_ledger",
 ]
 

@@ -23,6 +23,9 @@ that grants or ends a seat:
 - Overdraft: acquire's `overdraft` seats beyond max_seats may be granted;
   live leases <= max_seats + overdraft, and a lease granted while max_seats
   were already in use is marked `overdraft` for good.
+- Seats per user (`per_user`): a seat is a user's, whatever the number of
+  their machines (up to `machines_per_user`); never more users than seats
+  (plus overdraft).
 - Borrow limits: borrow's `max_borrowed` and `max_per_user` cap the leases
   out on borrow at once, counted when the borrow is granted.
 - Linger: release's `linger` seconds keep a released seat held for its
@@ -167,6 +170,15 @@ class SessionNotFound(LedgerError):
     """Unknown, expired or already released session."""
 
 
+class UserMachineLimitReached(LedgerError):
+    """Seat mode per_user: the user holds leases on `limit` machines already."""
+
+    def __init__(self, limit: int | None, held: int) -> None:
+        super().__init__(f"the user holds leases on {held} machines (limit {limit})")
+        self.limit = limit
+        self.held = held
+
+
 class BorrowLimitReached(LedgerError):
     """A borrow past the license's limit of seats out on borrow at once
     (`scope` "license") or of one user's (`scope` "user")."""
@@ -211,12 +223,17 @@ class SeatLedger(ABC):
         ttl: int,
         client_info: dict[str, Any] | None = None,
         overdraft: int = 0,
+        per_user: bool = False,
+        machines_per_user: int | None = None,
     ) -> AcquireResult:
         """Take a seat for `user_id` on `fingerprint`, or return the live
         lease that user holds there (expiry extended to at least now + ttl);
         a lingering one of theirs gives its seat to the new lease. With every one
-        of max_seats in use, one of `overdraft` more seats, marked so.
-        Raises NoSeatsAvailable."""
+        of max_seats in use, one of `overdraft` more seats, marked so. With
+        `per_user`, seats are counted per user: a user who holds one already
+        takes a lease on another machine without a second seat, up to
+        `machines_per_user` machines (UserMachineLimitReached), and `used`
+        counts users. Raises NoSeatsAvailable."""
 
     @abstractmethod
     def heartbeat(
@@ -282,8 +299,9 @@ class SeatLedger(ABC):
         LeaseCursorInvalid for one it did not hand out."""
 
     @abstractmethod
-    def used(self, *, license_id: uuid.UUID) -> int:
-        """How many live leases."""
+    def used(self, *, license_id: uuid.UUID, per_user: bool = False) -> int:
+        """How many seats are in use: live leases, or (`per_user`) users
+        holding one (a lease without a user counts as one user)."""
 
     @abstractmethod
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:

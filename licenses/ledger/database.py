@@ -40,6 +40,7 @@ from licenses.ledger.base import (
     NoSeatsAvailable,
     SeatLedger,
     SessionNotFound,
+    UserMachineLimitReached,
     lease_from_row,
     new_session_id,
 )
@@ -190,6 +191,8 @@ class DatabaseSeatLedger(SeatLedger):
         ttl: int,
         client_info: dict[str, Any] | None = None,
         overdraft: int = 0,
+        per_user: bool = False,
+        machines_per_user: int | None = None,
     ) -> AcquireResult:
         self._require_scope()
         using = self._using()
@@ -201,27 +204,40 @@ class DatabaseSeatLedger(SeatLedger):
             live = self._live(using, license_id, now)
             # One user on one machine holds one lease; another user of the
             # machine holds their own (invariant 10).
-            holder = Q(fingerprint=fingerprint) & (
-                Q(user_id__isnull=True) if user_id is None else Q(user_id=user_id)
+            user = Q(user_id__isnull=True) if user_id is None else Q(user_id=user_id)
+            holder = Q(fingerprint=fingerprint) & user
+            seats = live.aggregate(
+                used=Count("pk"), held=Min("session_id", filter=holder), theirs=Count("pk", filter=user)
             )
-            seats = live.aggregate(used=Count("pk"), held=Min("session_id", filter=holder))
-            used = seats["used"]
-            reclaimed = False
+            used, theirs, reclaimed = seats["used"], seats["theirs"], False
             if seats["held"] is not None:
                 held = live.get(session_id=seats["held"])
-                if held.lingering_since is not None:
-                    # Released by this holder within the linger: its seat goes
-                    # to the holder's new lease, whatever the count (it is one
-                    # seat already held); the new lease's audit row says so.
-                    LeaseRow.objects.using(using).filter(pk=held.pk).delete()
-                    used, reclaimed = used - 1, True
-            if seats["held"] is not None and not reclaimed:
-                expires_at = max(held.expires_at, now + timedelta(seconds=ttl))
-                if expires_at != held.expires_at:
-                    LeaseRow.objects.using(using).filter(pk=held.pk).update(expires_at=expires_at)
-                    held.expires_at = expires_at
-                return AcquireResult(lease=lease_from_row(held), created=False, used=used)
-            if used < max_seats + overdraft or reclaimed:
+                if held.lingering_since is None:
+                    expires_at = max(held.expires_at, now + timedelta(seconds=ttl))
+                    if expires_at != held.expires_at:
+                        LeaseRow.objects.using(using).filter(pk=held.pk).update(expires_at=expires_at)
+                        held.expires_at = expires_at
+                    if per_user:
+                        used = self._users_holding(live)
+                    return AcquireResult(lease=lease_from_row(held), created=False, used=used)
+                # Released by this holder within the linger: its seat goes to
+                # the holder's new lease, whatever the count (it is one seat
+                # already held); the new lease's audit row says so.
+                LeaseRow.objects.using(using).filter(pk=held.pk).delete()
+                used, theirs, reclaimed = used - 1, theirs - 1, True
+            # Per user, the seats are the users holding one; a user who holds
+            # one already takes no other on another machine.
+            shares_a_seat = per_user and theirs > 0
+            refusal: LedgerError = NoSeatsAvailable(used=used, max_seats=max_seats)
+            if per_user:
+                used = self._users_holding(live)
+                refusal = NoSeatsAvailable(used=used, max_seats=max_seats)
+                # (A reclaimed seat is the one this machine held: never refused.)
+                at_limit = machines_per_user is not None and theirs >= machines_per_user
+                if shares_a_seat and at_limit and not reclaimed:
+                    refusal = UserMachineLimitReached(limit=machines_per_user, held=theirs)
+                    shares_a_seat, used = False, max_seats + overdraft  # no lease for them
+            if used < max_seats + overdraft or reclaimed or shares_a_seat:
                 row = LeaseRow(
                     tenant_id=tenant_id,
                     license_id=license_id,
@@ -231,13 +247,22 @@ class DatabaseSeatLedger(SeatLedger):
                     client_info=client_info or {},
                     created_at=now,
                     expires_at=now + timedelta(seconds=ttl),
-                    overdraft=used >= max_seats,
+                    overdraft=used >= max_seats and not shares_a_seat,
                 )
                 row.save(force_insert=True, using=using)
                 return AcquireResult(
-                    lease=lease_from_row(row), created=True, used=used + 1, reclaimed=reclaimed
+                    lease=lease_from_row(row),
+                    created=True,
+                    used=used if shares_a_seat else used + 1,
+                    reclaimed=reclaimed,
                 )
-        raise NoSeatsAvailable(used=used, max_seats=max_seats)
+        # Raised after the block: the caller's transaction stays usable.
+        raise refusal
+
+    @staticmethod
+    def _users_holding(live) -> int:
+        """The users holding a live lease (a lease without a user is one)."""
+        return live.order_by().values("user_id").distinct().count()
 
     @contextmanager
     def _live_session(self, license_id: uuid.UUID, session_id: str, *, exclusive: bool = False):
@@ -369,10 +394,11 @@ class DatabaseSeatLedger(SeatLedger):
         ], f"{last.created_at.isoformat()}|{last.session_id}"
 
     @_unavailable_on_database_errors
-    def used(self, *, license_id: uuid.UUID) -> int:
+    def used(self, *, license_id: uuid.UUID, per_user: bool = False) -> int:
         self._require_scope()
         using = self._using()
-        return self._live(using, license_id, self._clock(using)).count()
+        live = self._live(using, license_id, self._clock(using))
+        return self._users_holding(live) if per_user else live.count()
 
     @_unavailable_on_database_errors
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:

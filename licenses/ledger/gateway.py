@@ -90,6 +90,8 @@ class SeatLedgerGateway:
         ttl: int,
         client_info: dict[str, Any] | None = None,
         overdraft: int = 0,
+        per_user: bool = False,
+        machines_per_user: int | None = None,
     ) -> AcquireResult:
         return self._call(
             "acquire",
@@ -102,6 +104,8 @@ class SeatLedgerGateway:
             ttl=ttl,
             client_info=client_info,
             overdraft=overdraft,
+            per_user=per_user,
+            machines_per_user=machines_per_user,
         )
 
     def heartbeat(
@@ -175,8 +179,8 @@ class SeatLedgerGateway:
             "live_leases_page", tenant_id, license_id=license_id, cursor=cursor, limit=limit, user_id=user_id
         )
 
-    def used(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
-        return self._call("used", tenant_id, license_id=license_id)
+    def used(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, per_user: bool = False) -> int:
+        return self._call("used", tenant_id, license_id=license_id, per_user=per_user)
 
     def expired_pending(
         self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, limit: int = 500

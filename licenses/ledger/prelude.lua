@@ -16,6 +16,9 @@
 --   KEYS[8] borrows  ZSET  session id -> the end of its borrow, ms: the live
 --                          leases out on borrow, counted by borrow.lua against
 --                          the license's borrow limits
+--   KEYS[9] users    HASH  user id ('' for none) -> how many live leases the
+--                          user holds, and '!built': the seats of a license
+--                          counted per user (seat mode per_user), HLEN - 1
 -- ARGV[1] retention, ms: how long the keys outlive their last live lease
 -- ARGV[2] the most expired records kept for the sweep
 -- A script's own arguments start at ARGV[3].
@@ -27,6 +30,7 @@ local live, leases, holders, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local by_created, by_user = KEYS[5], KEYS[6]
 local events = KEYS[7]
 local borrows = KEYS[8]
+local users = KEYS[9]
 local retention = tonumber(ARGV[1])
 local expired_cap = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -84,6 +88,52 @@ local function index_remove(sid, record)
   end
 end
 
+-- The per-user count (`users`): kept by every script that adds a lease to
+-- `live` or takes one out, once built; built from `live` the first time a
+-- script needs it (a license whose leases predate it, or whose hash was
+-- lost), so it is never a second truth that can drift from `live`.
+local function user_field(record)
+  return type(record.uid) == 'string' and record.uid or ''
+end
+
+local function users_ready()
+  if redis.call('HEXISTS', users, '!built') == 1 then
+    return
+  end
+  redis.call('DEL', users)
+  for _, sid in ipairs(redis.call('ZRANGE', live, 0, -1)) do
+    local raw = redis.call('HGET', leases, sid)
+    if raw then
+      redis.call('HINCRBY', users, user_field(cjson.decode(raw)), 1)
+    end
+  end
+  redis.call('HSET', users, '!built', 1)
+end
+
+-- How many users hold a live lease (a seat each, in seat mode per_user).
+local function users_holding()
+  users_ready()
+  return redis.call('HLEN', users) - 1
+end
+
+-- A lease enters `live` or leaves it: its paging indexes and its user's count.
+local function lease_added(sid, record)
+  index_add(sid, record)
+  if redis.call('HEXISTS', users, '!built') == 1 then
+    redis.call('HINCRBY', users, user_field(record), 1)
+  end
+end
+
+local function lease_removed(sid, record)
+  index_remove(sid, record)
+  if redis.call('HEXISTS', users, '!built') == 1 then
+    local field = user_field(record)
+    if redis.call('HINCRBY', users, field, -1) <= 0 then
+      redis.call('HDEL', users, field)
+    end
+  end
+end
+
 -- Expired leases leave `live` but keep their record, marked with when they
 -- expired, and wait in `expired` for the sweep to audit them (invariant 8).
 local function prune()
@@ -96,7 +146,7 @@ local function prune()
     local raw = redis.call('HGET', leases, sid)
     if raw then
       local record = cjson.decode(raw)
-      index_remove(sid, record)
+      lease_removed(sid, record)
       if record.b then
         redis.call('ZREM', borrows, sid)
       end

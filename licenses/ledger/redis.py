@@ -16,6 +16,7 @@ one cluster slot):
                                                 drainer has recorded them (records_events)
     <prefix>:seats:{<license_id>}:borrows  ZSET session id -> the end of its borrow (ms): the
                                                 leases out on borrow, for the borrow limits
+    <prefix>:seats:{<license_id>}:users    HASH user id -> live leases it holds: seats per user
 
 Every script first moves the members of `live` whose expiry has passed to
 `expired` (their records stay in `leases` until the sweep acknowledges them),
@@ -61,6 +62,7 @@ from licenses.ledger.base import (
     PendingEvent,
     SeatLedger,
     SessionNotFound,
+    UserMachineLimitReached,
     new_session_id,
 )
 
@@ -85,7 +87,7 @@ SCRIPT_NAMES = (
     "events_pending",
     "events_ack",
 )
-KEY_NAMES = ("live", "leases", "holders", "expired", "by_created", "by_user", "events", "borrows")
+KEY_NAMES = ("live", "leases", "holders", "expired", "by_created", "by_user", "events", "borrows", "users")
 # A paging cursor: a lease's place in by_created, '<created ms, 15 digits>:<session id>'.
 _PAGE_POSITION = re.compile(r"\d{15}:[A-Za-z0-9_-]{1,128}")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -275,6 +277,8 @@ class RedisSeatLedger(SeatLedger):
         ttl: int,
         client_info: dict[str, Any] | None = None,
         overdraft: int = 0,
+        per_user: bool = False,
+        machines_per_user: int | None = None,
     ) -> AcquireResult:
         if user_id is not None and "\n" in user_id:
             # The holders hash joins user and machine with a newline (prelude.lua).
@@ -285,7 +289,16 @@ class RedisSeatLedger(SeatLedger):
         restores = 0
         while True:
             reply = self._run(
-                "acquire", license_id, fingerprint, _ms(ttl), max_seats, new_session_id(), record, overdraft
+                "acquire",
+                license_id,
+                fingerprint,
+                _ms(ttl),
+                max_seats,
+                new_session_id(),
+                record,
+                overdraft,
+                "1" if per_user else "",
+                "" if machines_per_user is None else machines_per_user,
             )
             if reply[0] == -3:  # this Redis lost the license's state
                 restores += 1
@@ -299,6 +312,8 @@ class RedisSeatLedger(SeatLedger):
                 break
         if reply[0] == -1:
             raise NoSeatsAvailable(used=reply[1], max_seats=max_seats)
+        if reply[0] == -4:
+            raise UserMachineLimitReached(limit=machines_per_user, held=reply[1])
         outcome, session_id, raw, expires_ms, used = reply
         return AcquireResult(
             lease=self._lease(license_id, session_id, raw, expires_ms),
@@ -480,8 +495,8 @@ class RedisSeatLedger(SeatLedger):
         leases = [self._lease(license_id, *rest[i : i + 3]) for i in range(0, len(rest), 3)]
         return leases, (last if more and last else None)
 
-    def used(self, *, license_id: uuid.UUID) -> int:
-        return self._run("used", license_id)
+    def used(self, *, license_id: uuid.UUID, per_user: bool = False) -> int:
+        return self._run("used", license_id, "1" if per_user else "")
 
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:
         reply = self._run("expired_pending", license_id, limit, _ms(self.sweep_claim_seconds))

@@ -35,7 +35,7 @@ if linger > 0 then
 end
 redis.call('ZREM', live, sid)
 redis.call('HDEL', leases, sid)
-index_remove(sid, decoded)
+lease_removed(sid, decoded)
 forget_holder(decoded, sid)
 record_event(ARGV[4], sid, record)
 return {record, now, borrowed}

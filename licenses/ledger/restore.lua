@@ -21,7 +21,7 @@ for i = 0, n - 1 do
     redis.call('ZADD', borrows, ends, sid)
     redis.call('HSET', leases, sid, record)
     local lease = cjson.decode(record)
-    index_add(sid, lease)
+    lease_added(sid, lease)
     local key = holder(lease.uid, lease.fp)
     if not redis.call('HGET', holders, key) then
       redis.call('HSET', holders, key, sid)

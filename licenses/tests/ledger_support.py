@@ -125,6 +125,8 @@ class Seats:
         *,
         overdraft: int = 0,
         linger: int = 0,
+        per_user: bool = False,
+        machines_per_user: int | None = None,
     ):
         self.ledger = ledger
         self.license_id = license_id
@@ -134,6 +136,8 @@ class Seats:
         # The license's floating rules (issue 17), as its policy would hand them over.
         self.overdraft = overdraft
         self.linger = linger
+        self.per_user = per_user
+        self.machines_per_user = machines_per_user
 
     @property
     def backend(self) -> str:
@@ -168,6 +172,8 @@ class Seats:
             ttl=ttl,
             client_info=client_info,
             overdraft=self.overdraft if overdraft is None else overdraft,
+            per_user=self.per_user,
+            machines_per_user=self.machines_per_user,
         )
 
     def heartbeat(self, session_id: str, *, ttl: int = 60) -> Lease:
@@ -205,7 +211,7 @@ class Seats:
         raise SessionNotFound(session_id)
 
     def used(self) -> int:
-        return self.call("used")
+        return self.call("used", per_user=self.per_user)
 
     def release_every_live_lease(self) -> list[Lease]:
         """End every live lease, one release each (between a test's rounds)."""
@@ -278,9 +284,16 @@ def make_seats(request) -> Iterator[Callable[..., Seats]]:
         committed: bool = False,
         overdraft: int = 0,
         linger: int = 0,
+        per_user: bool = False,
+        machines_per_user: int | None = None,
         **ledger_options: Any,
     ) -> Seats:
-        rules = {"overdraft": overdraft, "linger": linger}
+        rules = {
+            "overdraft": overdraft,
+            "linger": linger,
+            "per_user": per_user,
+            "machines_per_user": machines_per_user,
+        }
         if backend == "redis":
             ledger = RedisSeatLedger.from_settings()
             for name, value in ledger_options.items():

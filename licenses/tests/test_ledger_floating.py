@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from licenses.ledger import BorrowLimitReached, NoSeatsAvailable, SessionNotFound
+from licenses.ledger import BorrowLimitReached, NoSeatsAvailable, SessionNotFound, UserMachineLimitReached
 from licenses.tests import ledger_support
 from licenses.tests.ledger_support import Crew
 
@@ -244,3 +244,80 @@ def test_a_borrow_that_ended_no_longer_counts(make_seats):
         seats.borrow(second.session_id, seconds=3600, max_borrowed=1)
     time.sleep(1.1)
     assert seats.borrow(second.session_id, seconds=3600, max_borrowed=1).is_borrowed
+
+
+# --- seats per user -------------------------------------------------------------------------
+
+
+def test_per_user_a_users_two_machines_take_one_seat(make_seats):
+    seats = make_seats(max_seats=1, per_user=True)
+    desk = seats.acquire("desk", user_id="alice")
+    laptop = seats.acquire("laptop", user_id="alice")
+    assert desk.created and laptop.created and laptop.lease.session_id != desk.lease.session_id
+    assert (desk.used, laptop.used, seats.used()) == (1, 1, 1)
+    assert not laptop.lease.overdraft
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("desk", user_id="bob")
+
+    seats.release(desk.lease.session_id)
+    assert seats.used() == 1  # the laptop still holds alice's seat
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("other", user_id="bob")
+    seats.release(laptop.lease.session_id)
+    assert seats.used() == 0 and seats.acquire("other", user_id="bob").created
+
+
+def test_per_user_the_machine_limit_refuses_a_users_next_machine(make_seats):
+    seats = make_seats(max_seats=5, per_user=True, machines_per_user=2)
+    seats.acquire("one", user_id="alice")
+    seats.acquire("two", user_id="alice")
+    with pytest.raises(UserMachineLimitReached) as refused:
+        seats.acquire("three", user_id="alice")
+    assert (refused.value.limit, refused.value.held) == (2, 2)
+    assert seats.acquire("two", user_id="alice").created is False  # a machine it holds comes back
+    assert seats.acquire("three", user_id="bob").created
+
+
+def test_per_user_a_users_expired_lease_frees_their_seat_only_with_their_last(make_seats):
+    seats = make_seats(max_seats=1, per_user=True)
+    seats.acquire("desk", user_id="alice", ttl=1)
+    seats.acquire("laptop", user_id="alice", ttl=60)
+    time.sleep(1.1)
+    assert seats.used() == 1
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("x", user_id="bob")
+
+
+def test_per_user_racing_users_on_many_machines_never_hold_more_seats_than_there_are(make_seats):
+    """20 users with 10 machines each race for 5 seats: exactly 5 users hold
+    leases, each on every machine they tried; nobody else holds one."""
+    seats = make_seats(max_seats=5, committed=True, per_user=True)
+    with Crew(200) as crew:
+
+        def acquire(index: int):
+            try:
+                return seats.acquire(f"machine-{index % 10}", user_id=f"user-{index // 10}")
+            except NoSeatsAvailable:
+                return None
+
+        granted = [outcome for outcome in crew.run(acquire) if outcome is not None]
+    users = {outcome.lease.user_id for outcome in granted}
+    assert len(users) == 5 and seats.used() == 5
+    live = seats.live()
+    assert {lease.user_id for lease in live} == users
+    # Seats never free here: a user got one before they ran out, so none of
+    # the winners' machines was refused, and no loser's was granted.
+    assert len(live) == len(granted) == 5 * 10
+
+
+def test_per_user_the_count_is_rebuilt_from_the_live_leases_when_lost(make_seats):
+    seats = make_seats(max_seats=2, per_user=True)
+    seats.acquire("a", user_id="alice")
+    seats.acquire("b", user_id="alice")
+    seats.acquire("c", user_id="bob")
+    if seats.is_redis:
+        seats.ledger.client.delete(seats.ledger.keys(seats.license_id)[-1])  # the users hash
+    assert seats.used() == 2
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("d", user_id="carol")
+    assert seats.acquire("d", user_id="alice").created
