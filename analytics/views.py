@@ -424,6 +424,14 @@ def _as_of_label(as_of) -> str:
     return f"{as_of:%Y-%m-%d %H:%M} UTC"
 
 
+def seats_held(license, leases: list) -> int:
+    """Seats the live leases hold: one each, or one per user where the
+    license's seats are per user (licenses.terms.seats_per_user)."""
+    if license.terms.seats_per_user:
+        return len({lease.user_id for lease in leases})
+    return len(leases)
+
+
 def _card(license, periods: list[dict], leases: list | None, as_of=None) -> dict:
     return {
         "license": license,
@@ -433,7 +441,9 @@ def _card(license, periods: list[dict], leases: list | None, as_of=None) -> dict
         # The effective terms (the policy's under the license's overrides):
         # the grace period after expiry, when the license is in it.
         "grace_until": license.terms.grace_until,
-        "gauge": seat_gauge(used=len(leases), max_seats=license.max_seats) if leases is not None else None,
+        "gauge": seat_gauge(used=seats_held(license, leases), max_seats=license.max_seats)
+        if leases is not None
+        else None,
         "chart": usage_chart(periods, max_seats=license.max_seats),
         "peak_30d": max((p["peak_seats"] for p in periods), default=0),
         "denials_30d": sum(p["denials"] for p in periods),

@@ -85,6 +85,9 @@ class Event(StrEnum):
     LICENSE_SEATS_NEAR_LIMIT = "license.seats_near_limit"
     # Seats past max_seats granted (issue 17): at most once a UTC day per license.
     LICENSE_OVERDRAFT = "license.overdraft"
+    # Named seats (issue 17): a tenant admin gave a user a seat, or took it back.
+    LICENSE_SEAT_ASSIGNED = "license.seat_assigned"
+    LICENSE_SEAT_UNASSIGNED = "license.seat_unassigned"
     AUTH_PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"
     AUTH_PASSWORD_RESET = "auth.password_reset"
     # The operator console
@@ -219,6 +222,8 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LICENSE_EXPIRING_SOON: frozenset({"days", "expires_at", "recipients", D.CHANNELS}),
     Event.LICENSE_SEATS_NEAR_LIMIT: frozenset({"used", "max", "recipients", D.CHANNELS}),
     Event.LICENSE_OVERDRAFT: frozenset({"used", "max", D.OVERDRAFT, "recipients", D.CHANNELS}),
+    Event.LICENSE_SEAT_ASSIGNED: frozenset({D.USER_ID, "email"}),
+    Event.LICENSE_SEAT_UNASSIGNED: frozenset({D.USER_ID, "email"}),
     Event.AUTH_PASSWORD_RESET_REQUESTED: frozenset(),
     Event.AUTH_PASSWORD_RESET: frozenset(),
     Event.ADMIN_ADDED: frozenset({"object", "change"}),

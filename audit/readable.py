@@ -92,6 +92,8 @@ ACTION_WORDS: dict[str, str] = {
     Event.LICENSE_EXPIRING_SOON: "Told the admins the license expires soon",
     Event.LICENSE_SEATS_NEAR_LIMIT: "Told the admins the seats are nearly all taken",
     Event.LICENSE_OVERDRAFT: "Seats granted past the limit (overdraft)",
+    Event.LICENSE_SEAT_ASSIGNED: "Named seat given to a user",
+    Event.LICENSE_SEAT_UNASSIGNED: "Named seat taken back from a user",
     Event.AUTH_PASSWORD_RESET_REQUESTED: "Password reset asked for",
     Event.AUTH_PASSWORD_RESET: "Password reset",
     Event.WEBHOOK_ENDPOINT_CREATED: "Webhook endpoint made",

@@ -53,6 +53,9 @@ ERROR_STATUS: dict[str, int] = {
     # Floating-license rules (issue 17): a seat ended for its user's inactivity.
     "idle_timeout": 403,
     "borrow_limit_reached": 409,
+    # Named seats: a user without one, all of them given.
+    "not_assigned": 403,
+    "seats_all_assigned": 409,
 }
 
 

@@ -257,6 +257,8 @@ class LicenseForm(forms.ModelForm):
             "idle_timeout",
             "borrow_max_seats",
             "borrow_max_per_user",
+            "seat_mode",
+            "machines_per_user",
         )
 
     def __init__(self, *args, **kwargs):
@@ -320,7 +322,9 @@ def seats_in_use(licenses) -> dict:
     used = {}
     for license in licenses:
         try:
-            used[license.pk] = ledger.used(license_id=license.pk, tenant_id=license.tenant_id)
+            used[license.pk] = ledger.used(
+                license_id=license.pk, tenant_id=license.tenant_id, per_user=license.terms.seats_per_user
+            )
         except ServiceUnavailable:
             used[license.pk] = None
     return used
@@ -440,6 +444,8 @@ class LicenseAdmin(admin.ModelAdmin):
         "idle_timeout",
         "borrow_max_seats",
         "borrow_max_per_user",
+        "seat_mode",
+        "machines_per_user",
         "created",
         "updated",
     )
@@ -926,6 +932,8 @@ class LicenseAdmin(admin.ModelAdmin):
             idle_timeout=data.get("idle_timeout"),
             borrow_max_seats=data.get("borrow_max_seats"),
             borrow_max_per_user=data.get("borrow_max_per_user"),
+            seat_mode=data.get("seat_mode") or "",
+            machines_per_user=data.get("machines_per_user"),
             actor=request.user,
         )
         obj.pk = license.pk
@@ -2046,6 +2054,9 @@ class PolicyAdmin(admin.ModelAdmin):
                     "idle_timeout",
                     "borrow_max_seats",
                     "borrow_max_per_user",
+                    "seat_mode",
+                    "machines_per_user",
+                    "reassign_cooldown_hours",
                 ),
                 "description": "Seats past the license's seats (marked overdraft), a released seat kept "
                 "for its user and machine, the inactivity that ends a seat, and how many seats may be "

@@ -264,7 +264,9 @@ def license_overdraft_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID
         channels = license_notice_channels(license)
         if not channels or not _notice_once(license, "overdraft", timezone.now().date().isoformat()):
             return 0
-        used = seat_ledger().used(license_id=license.id, tenant_id=license.tenant_id)
+        used = seat_ledger().used(
+            license_id=license.id, tenant_id=license.tenant_id, per_user=license.terms.seats_per_user
+        )
         overdraft = license.terms.overdraft_seats
         to = tenant_admin_emails(tenant_id) if "email" in channels else []
         audit_record(
@@ -303,7 +305,9 @@ def license_seats_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID) ->
         license = License.objects.select_related("tenant").filter(id=license_id).first()
         if license is None:
             return 0
-        used = seat_ledger().used(license_id=license.id, tenant_id=license.tenant_id)
+        used = seat_ledger().used(
+            license_id=license.id, tenant_id=license.tenant_id, per_user=license.terms.seats_per_user
+        )
         if not license_seats_near_limit(license, used):
             return 0
         if not _notice_once(license, "seats", timezone.now().date().isoformat()):

@@ -25,7 +25,14 @@ from audit.services import audit_record, audit_record_standalone
 from core.context import context_undo_on_failure, current_context, request_context
 from core.errors import ApplicationError, ServiceUnavailable
 from licenses import metrics
-from licenses.ledger import BorrowLimitReached, Lease, LedgerEvent, NoSeatsAvailable, SessionNotFound
+from licenses.ledger import (
+    BorrowLimitReached,
+    Lease,
+    LedgerEvent,
+    NoSeatsAvailable,
+    SessionNotFound,
+    UserMachineLimitReached,
+)
 from licenses.ledger.base import PendingEvent
 from licenses.ledger.gateway import SeatLedgerGateway, seat_ledger
 from licenses.models import License
@@ -115,6 +122,8 @@ def lease_acquire(
         raise deny(error, license=license)
     if error := license_block_error(license, fingerprint=fingerprint, user_id=user.pk):
         raise deny(error, license=license)
+    if error := license_assignment_error(license, user_id=user.pk):
+        raise deny(error, license=license)
 
     binds_machine = False
     terms = license.terms
@@ -150,7 +159,18 @@ def lease_acquire(
             ttl=terms.lease_ttl,
             client_info=client_info or {},
             overdraft=terms.overdraft_seats,
+            per_user=terms.seats_per_user,
+            machines_per_user=terms.machines_per_user,
         )
+    except UserMachineLimitReached as exc:
+        raise deny(
+            ApplicationError(
+                f"You hold this license's seat on {exc.held} machines, its limit per user.",
+                code="fingerprint_not_allowed",
+                details={"machines_per_user": exc.limit},
+            ),
+            license=license,
+        ) from None
     except NoSeatsAvailable as exc:
         raise deny(
             ApplicationError(
@@ -270,6 +290,18 @@ def license_block_error(license: License, *, fingerprint: str, user_id: Any) -> 
     return None
 
 
+NOT_ASSIGNED = "This license's seats are named, and none is yours: ask your tenant admin for one."
+
+
+def license_assignment_error(license: License, *, user_id: Any) -> ApplicationError | None:
+    """Named seats: the refusal of a user the tenant admin gave none (None
+    otherwise). Read from the license row, so on the heartbeat path from the
+    per-process cache."""
+    if license.terms.seat_mode == "named" and license.assignment_of(user_id) is None:
+        return ApplicationError(NOT_ASSIGNED, code="not_assigned")
+    return None
+
+
 _BLOCK_ERRORS = {
     "machine": ("This machine is blocked on this license.", "machine_blocked"),
     "user": ("This user is blocked on this license.", "user_blocked"),
@@ -290,10 +322,12 @@ def _refuse_if_blocked(license: License, claims: dict[str, Any]) -> None:
 
 
 def _end_if_blocked(license: License, lease: Lease) -> None:
-    """A blocked machine's or user's lease ends at its next heartbeat or borrow
-    (blocking ends the live ones at once; this catches any that another
-    process's cache let through meanwhile)."""
+    """A blocked machine's or user's lease, or one of a named seat taken back,
+    ends at its next heartbeat or borrow (blocking and taking back end the
+    live ones at once; this catches any that another process's cache let
+    through meanwhile)."""
     error = license_block_error(license, fingerprint=lease.fingerprint, user_id=lease.user_id)
+    error = error or license_assignment_error(license, user_id=lease.user_id)
     if error is not None:
         _end_lease(license, lease.session_id, error)
 
@@ -567,7 +601,9 @@ def lease_borrow(*, claims: dict[str, Any], hours: int) -> Checkout:
                 details={"scope": full.scope, "limit": full.limit, "borrowed": full.borrowed},
             ) from None
         try:
-            used = seats.used(license_id=license.id, tenant_id=license.tenant_id)
+            used = seats.used(
+                license_id=license.id, tenant_id=license.tenant_id, per_user=terms.seats_per_user
+            )
             checkout = _checkout(license, lease, created=False, used=used)
             _record_change(seats, license, event, lease)
         except BaseException:

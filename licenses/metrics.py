@@ -112,7 +112,9 @@ class SeatCollector(Collector):
                     License.unscoped.filter(suspended=False)
                     .exclude(expires_at__lte=now)
                     .order_by("created_at")
-                    .values_list("id", "tenant_id", "tenant__slug", "max_seats")[: self.max_licenses + 1]
+                    .values_list(
+                        "id", "tenant_id", "tenant__slug", "max_seats", "seat_mode", "policy__seat_mode"
+                    )[: self.max_licenses + 1]
                 )
         except Exception:  # a scrape must answer even while the database does not
             logger.warning("seat metrics: licenses could not be read", exc_info=True)
@@ -125,13 +127,15 @@ class SeatCollector(Collector):
             logger.warning("seat metrics: no seat ledger", exc_info=True)
             seats, ok = None, False
         by_slug = settings.METRICS_TENANT_LABELS
-        for license_id, tenant_id, tenant_slug, max_seats in rows:
+        for license_id, tenant_id, tenant_slug, max_seats, own_mode, policy_mode in rows:
+            # A seat is a user's in the per-user modes (licenses.terms.seats_per_user).
+            per_user = (own_mode or policy_mode) in ("per_user", "named")
             used = None
             if seats is not None:
                 try:
                     # The database ledger reads every tenant's rows: operator work.
                     with operator_scope():
-                        used = seats.used(license_id=license_id, tenant_id=tenant_id)
+                        used = seats.used(license_id=license_id, tenant_id=tenant_id, per_user=per_user)
                 except Exception:
                     ok = False
             usage.append(

@@ -19,6 +19,17 @@ MAX_POLICY_DAYS = 36_500
 MAX_OVERDRAFT_SEATS = 100_000
 MAX_LINGER_SECONDS = 86_400
 MAX_IDLE_TIMEOUT = 7 * 86_400
+
+
+class SeatMode(models.TextChoices):
+    # A seat per user and machine (a user on two machines holds two).
+    PER_MACHINE = "per_machine", "Per machine"
+    # A seat per user, whatever the number of their machines (up to machines_per_user).
+    PER_USER = "per_user", "Per user"
+    # Seats assigned to named users by the tenant admin; only they acquire.
+    NAMED = "named", "Named users"
+
+
 # What a client may send as its machine's fingerprint (a client-side hash).
 FINGERPRINT = re.compile(r"^[A-Za-z0-9._:+/=-]{8,128}$")
 
@@ -116,6 +127,23 @@ class Policy(models.Model):
     )
     borrow_max_seats = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seats of one license out on borrow at once. Empty: no limit."
+    )
+    seat_mode = models.CharField(
+        max_length=16,
+        choices=SeatMode.choices,
+        default=SeatMode.PER_MACHINE,
+        help_text="What a seat is: one per user and machine, one per user, or one per named user.",
+    )
+    machines_per_user = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Per user and named seats: machines one user may hold leases on at once. Empty: any.",
+    )
+    reassign_cooldown_hours = models.PositiveIntegerField(
+        default=24,
+        validators=[MaxValueValidator(24 * 365)],
+        help_text="Named seats: hours a seat taken from a user stays unassignable (0: none).",
     )
     borrow_max_per_user = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seats one user may have out on borrow at once. Empty: no limit."
@@ -290,6 +318,21 @@ class License(TenantOwnedModel):
     borrow_max_seats = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seats out on borrow at once. Empty: the policy's (no limit)."
     )
+    seat_mode = models.CharField(
+        max_length=16, choices=SeatMode.choices, blank=True, default="", help_text="Empty: the policy's."
+    )
+    machines_per_user = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Machines one user may hold leases on at once. Empty: the policy's.",
+    )
+    # Named seats: the users a tenant admin gave one, each {"user_id", "email",
+    # "by", "at"}, and the seats taken back within the cooldown, each
+    # {"user_id", "email", "by", "at"}: on the row, as blocks are, so the
+    # per-process license cache carries them to the heartbeat path.
+    assignments = models.JSONField(default=list, blank=True, editable=False)
+    unassigned = models.JSONField(default=list, blank=True, editable=False)
     borrow_max_per_user = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seats one user may borrow at once. Empty: the policy's (no limit)."
     )
@@ -368,6 +411,13 @@ class License(TenantOwnedModel):
         for block in self.blocks or ():
             if block.get("kind") == kind and block.get("value") == str(value):
                 return block
+        return None
+
+    def assignment_of(self, user_id) -> dict | None:
+        """The named seat of this user, or None."""
+        for assignment in self.assignments or ():
+            if assignment.get("user_id") == str(user_id):
+                return assignment
         return None
 
     def block_ending(self, session_id: str) -> dict | None:

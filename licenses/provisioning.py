@@ -263,7 +263,9 @@ def license_answer(license: License, *, key: str | None = None) -> dict:
         "state": license_state(license),
         "max_seats": license.max_seats,
         "seats": {
-            "used": seat_ledger().used(license_id=license.id, tenant_id=license.tenant_id),
+            "used": seat_ledger().used(
+                license_id=license.id, tenant_id=license.tenant_id, per_user=terms.seats_per_user
+            ),
             "max": license.max_seats,
         },
         "expires_at": license.expires_at,

@@ -186,7 +186,7 @@ def _license_status(license: License, *, user, lease_cursor: str | None, limit: 
         "grace_until": terms.grace_until,
         "policy": license.policy.slug,
         "entitlements": terms.entitlements,
-        "seats": {"used": seats.used(**ids), "max": terms.max_seats},
+        "seats": {"used": seats.used(**ids, per_user=terms.seats_per_user), "max": terms.max_seats},
         "leases": leases,
         "leases_next_cursor": (
             cursor_encode("leases", [str(license.id), next_lease_cursor]) if next_lease_cursor else None

@@ -15,7 +15,7 @@ from django.db import transaction
 from audit.events import Event
 from audit.services import audit_record
 from licenses.keys import generate_license_key, license_key_digest, license_key_display_prefix
-from licenses.models import FINGERPRINT, NOTIFICATION_FIELDS, License, Policy
+from licenses.models import FINGERPRINT, NOTIFICATION_FIELDS, License, Policy, SeatMode
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 
@@ -38,6 +38,8 @@ def license_create(
     idle_timeout: int | None = None,
     borrow_max_seats: int | None = None,
     borrow_max_per_user: int | None = None,
+    seat_mode: str = "",
+    machines_per_user: int | None = None,
     entitlements: Iterable[str] | dict[str, Any] | None = None,
     actor: Any = None,
     trial: bool = True,
@@ -92,6 +94,8 @@ def license_create(
         "idle_timeout": idle_timeout,
         "borrow_max_seats": borrow_max_seats,
         "borrow_max_per_user": borrow_max_per_user,
+        "seat_mode": seat_mode,
+        "machines_per_user": machines_per_user,
     }
     with tenant_scope(tenant.id), transaction.atomic():
         license = License(**fields)
@@ -437,6 +441,105 @@ def _live_leases_of(license: License, kind: str, value: str) -> list:
     field = "fingerprint" if kind == BlockKind.MACHINE else "user_id"
     leases = seat_ledger().live_leases(license_id=license.id, tenant_id=license.tenant_id)
     return [lease for lease in leases if str(getattr(lease, field) or "") == value]
+
+
+# --- Named seats (issue 17) ---------------------------------------------------------------
+
+
+def _cooling(license: License, now) -> list[dict]:
+    """The seats taken back from a user within the policy's cooldown: not
+    assignable to another yet (seat sharing by reassignment is not free)."""
+    from django.utils.dateparse import parse_datetime
+
+    hours = license.terms.reassign_cooldown_hours
+    since = now - timedelta(hours=hours)
+    return [entry for entry in license.unassigned or () if (parse_datetime(entry["at"]) or since) > since]
+
+
+def seat_assign(*, license: License, user: Any, actor: Any = None) -> License:
+    """Give a member of the license's tenant a named seat (seat mode named):
+    at most max_seats at once, counting seats taken back within the cooldown
+    (409 `seats_all_assigned`). Audited."""
+    from django.utils import timezone
+
+    from core.errors import ApplicationError
+
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        if license.terms.seat_mode != SeatMode.NAMED:
+            raise ApplicationError("This license's seats are not named seats.", code="invalid_request")
+        if str(user.tenant_id) != str(license.tenant_id) or not user.is_active_member:
+            raise ApplicationError("Choose an active member of this tenant.", code="invalid_request")
+        if license.assignment_of(user.pk) is not None:
+            raise ApplicationError(
+                f"{user.email} has a seat of this license already.", code="invalid_request"
+            )
+        now = timezone.now()
+        cooling = _cooling(license, now)
+        taken = len(license.assignments) + len(cooling)
+        if taken >= license.max_seats:
+            raise ApplicationError(
+                f"All {license.max_seats} seats are assigned"
+                + (
+                    f" or were taken back within {license.terms.reassign_cooldown_hours} hours"
+                    if cooling
+                    else ""
+                )
+                + ": take one back, or add seats.",
+                code="seats_all_assigned",
+                details={
+                    "max": license.max_seats,
+                    "assigned": len(license.assignments),
+                    "cooling": len(cooling),
+                },
+            )
+        entry = {
+            "user_id": str(user.pk),
+            "email": user.email,
+            "by": getattr(actor, "email", "") or "",
+            "at": now.isoformat(),
+        }
+        license.assignments = [*license.assignments, entry]
+        license.unassigned = cooling
+        license.save(update_fields=["assignments", "unassigned", "updated_at"])
+        audit_record(
+            action=Event.LICENSE_SEAT_ASSIGNED,
+            tenant_id=license.tenant_id,
+            user=actor,
+            target=license,
+            details={"user_id": str(user.pk), "email": user.email},
+        )
+    return license
+
+
+def seat_unassign(*, license: License, user_id: Any, actor: Any = None) -> License:
+    """Take a named seat back: the user's live leases of the license end now
+    (force-released; one another process lets through ends at its next
+    heartbeat, `not_assigned`), and the seat cools down before it can be
+    given to another. Audited."""
+    from django.utils import timezone
+
+    from core.errors import ApplicationError
+
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        entry = license.assignment_of(user_id)
+        if entry is None:
+            raise ApplicationError("This user has no seat of this license.", code="invalid_request")
+        now = timezone.now()
+        license.assignments = [item for item in license.assignments if item is not entry]
+        taken = {**entry, "by": getattr(actor, "email", "") or "", "at": now.isoformat()}
+        license.unassigned = [*_cooling(license, now), taken]
+        license.save(update_fields=["assignments", "unassigned", "updated_at"])
+        audit_record(
+            action=Event.LICENSE_SEAT_UNASSIGNED,
+            tenant_id=license.tenant_id,
+            user=actor,
+            target=license,
+            details={"user_id": entry["user_id"], "email": entry.get("email", "")},
+        )
+        _release(license, _live_leases_of(license, BlockKind.USER, entry["user_id"]), actor)
+    return license
 
 
 def _release(license: License, leases: list, actor: Any) -> None:

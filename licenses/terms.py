@@ -42,12 +42,22 @@ class LicenseTerms:
     # Seats out on borrow at once: of the license, of one user (None: no limit).
     borrow_max_seats: int | None
     borrow_max_per_user: int | None
+    # What a seat is (licenses.models.SeatMode), the machines one user may
+    # hold leases on in the per-user modes, a named seat's cooldown.
+    seat_mode: str
+    machines_per_user: int | None
+    reassign_cooldown_hours: int
     entitlements: dict[str, Any]
     expires_at: datetime | None
     # The end of the grace period after expiry; None without an expiry or grace.
     grace_until: datetime | None
     maintenance_end: date | None
     max_version: str
+
+    @property
+    def seats_per_user(self) -> bool:
+        """The ledger counts seats per user (modes per_user and named)."""
+        return self.seat_mode in ("per_user", "named")
 
     @property
     def heartbeat_interval(self) -> int:
@@ -113,6 +123,9 @@ def license_terms(license) -> LicenseTerms:
         idle_timeout=_pick(license.idle_timeout, policy.idle_timeout),
         borrow_max_seats=_pick(license.borrow_max_seats, policy.borrow_max_seats),
         borrow_max_per_user=_pick(license.borrow_max_per_user, policy.borrow_max_per_user),
+        seat_mode=license.seat_mode or policy.seat_mode,
+        machines_per_user=_pick(license.machines_per_user, policy.machines_per_user),
+        reassign_cooldown_hours=policy.reassign_cooldown_hours,
         entitlements=entitlements,
         expires_at=license.expires_at,
         grace_until=grace_until,

@@ -229,3 +229,101 @@ def test_a_user_past_their_borrow_limit_is_409_while_others_still_borrow(ledger,
     refused = borrow(mine[1])
     assert refused.status_code == 409 and refused.json()["error"]["details"]["scope"] == "user"
     assert borrow(theirs).status_code == 200
+
+
+# --- seat modes -----------------------------------------------------------------------------
+
+
+def test_per_user_seats_a_users_machines_share_one_seat_up_to_their_limit(ledger, member, admin, acme):
+    license = LicenseFactory(tenant=acme, max_seats=1, seat_mode="per_user", machines_per_user=2)
+    desk = acquire(member, license, "machine-desk")
+    laptop = acquire(member, license, "machine-laptop")
+    assert desk.status_code == laptop.status_code == 201
+    assert laptop.json()["seats"] == {"used": 1, "max": 1} and laptop.json()["overdraft"] is False
+
+    third = acquire(member, license, "machine-third")
+    assert third.status_code == 403 and error_code(third) == "fingerprint_not_allowed"
+    assert third.json()["error"]["details"] == {"machines_per_user": 2}
+    other = acquire(admin, license, "machine-other")
+    assert other.status_code == 409 and error_code(other) == "no_seats_available"
+    [status] = member.client.get("/api/v1/licenses/status", {"license_id": str(license.id)}).json()[
+        "licenses"
+    ]
+    assert status["seats"] == {"used": 1, "max": 1}
+
+
+def named(acme, **fields):
+    from licenses.models import Policy, Product
+
+    product, _ = Product.objects.get_or_create(slug="named-cad", defaults={"name": "CAD"})
+    policy, _ = Policy.objects.get_or_create(
+        slug="named-cad", defaults={"name": "Named CAD", "product": product, "seat_mode": "named", **fields}
+    )
+    return LicenseFactory(tenant=acme, max_seats=1, policy=policy)
+
+
+def test_named_seats_only_an_assigned_user_acquires(ledger, member, admin, acme):
+    from licenses.services import seat_assign
+
+    license = named(acme)
+    refused = acquire(member, license)
+    assert refused.status_code == 403 and error_code(refused) == "not_assigned"
+    assert rows(acme, "lease.denied")[-1].details["code"] == "not_assigned"
+
+    seat_assign(license=license, user=member.user, actor=admin.user)
+    assert acquire(member, license).status_code == 201
+    assert error_code(acquire(admin, license)) == "not_assigned"
+    [row] = rows(acme, "license.seat_assigned")
+    assert row.details == {"user_id": str(member.user.pk), "email": member.user.email}
+
+
+def test_named_seats_are_at_most_max_seats_and_a_taken_back_seat_cools_down(ledger, member, admin, acme):
+    from core.errors import ApplicationError
+    from licenses.services import seat_assign, seat_unassign
+
+    license = named(acme, reassign_cooldown_hours=24)
+    seat_assign(license=license, user=member.user, actor=admin.user)
+    with pytest.raises(ApplicationError) as full:
+        seat_assign(license=license, user=admin.user, actor=admin.user)
+    assert full.value.code == "seats_all_assigned"
+
+    seat = acquire(member, license).json()
+    seat_unassign(license=license, user_id=member.user.pk, actor=admin.user)
+    # The seat's lease ended with it; the seat cools down before another may have it.
+    assert error_code(api_client(token=seat["token"]).post("/api/v1/licenses/heartbeat")) in {
+        "session_not_found",
+        "not_assigned",
+    }
+    with pytest.raises(ApplicationError) as cooling:
+        seat_assign(license=license, user=admin.user, actor=admin.user)
+    assert cooling.value.code == "seats_all_assigned" and cooling.value.details["cooling"] == 1
+    assert len(rows(acme, "license.seat_unassigned")) == 1
+
+
+def test_named_seats_without_a_cooldown_are_reassigned_at_once(ledger, member, admin, acme):
+    from licenses.services import seat_assign, seat_unassign
+
+    license = named(acme, reassign_cooldown_hours=0)
+    seat_assign(license=license, user=member.user, actor=admin.user)
+    seat_unassign(license=license, user_id=member.user.pk, actor=admin.user)
+    seat_assign(license=license, user=admin.user, actor=admin.user)
+    assert acquire(admin, license).status_code == 201
+
+
+def test_a_lease_of_a_named_seat_taken_back_elsewhere_ends_at_its_heartbeat(ledger, member, admin, acme):
+    """Another process took the seat back (its cache had the old row): the
+    heartbeat that reads the new row ends the lease with not_assigned."""
+    from licenses.selectors import license_cache_forget
+    from licenses.services import seat_assign
+
+    license = named(acme)
+    seat_assign(license=license, user=member.user, actor=admin.user)
+    seat = acquire(member, license).json()
+    with tenant_scope(acme.id):
+        from licenses.models import License
+
+        License.objects.filter(pk=license.pk).update(assignments=[])
+    license_cache_forget(instance=license)  # as LICENSE_CACHE_SECONDS would, later
+    ended = api_client(token=seat["token"]).post("/api/v1/licenses/heartbeat")
+    assert ended.status_code == 403 and error_code(ended) == "not_assigned"
+    assert acquire(admin, license).status_code == 403  # still nobody's but the assigned
