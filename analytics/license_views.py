@@ -22,6 +22,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -31,6 +32,7 @@ from analytics.selectors import usage_series
 from analytics.views import _card, _chart_window, _is_uuid, _license_or_404, _live_leases, _usable
 from core.errors import ApplicationError
 from licenses.admin import key_shown_once, key_to_show_once
+from licenses.models import SeatMode
 from licenses.once import NONCE_FIELD, nonce_claim, nonce_issue
 from licenses.selectors import license_unbinds_this_month, unbind_month
 from licenses.services import (
@@ -41,6 +43,9 @@ from licenses.services import (
     license_regenerate_key,
     license_unbind_machine,
     license_unblock,
+    seat_assign,
+    seat_unassign,
+    seats_cooling,
     unbind_limit_error,
 )
 
@@ -94,6 +99,24 @@ def _unbinds(license) -> dict:
     }
 
 
+def _named_seats(license) -> dict:
+    """Named seats: who has one, how many cool down, and who may be given one."""
+    cooling = seats_cooling(license, timezone.now())
+    holders = {entry["user_id"] for entry in license.assignments}
+    members = [
+        user
+        for user in User.objects.filter(is_active=True).order_by("email")
+        if str(user.pk) not in holders and user.is_active_member
+    ]
+    return {
+        "assignments": license.assignments,
+        "cooling": len(cooling),
+        "free": max(0, license.max_seats - len(license.assignments) - len(cooling)),
+        "members": members,
+        "cooldown_hours": license.terms.reassign_cooldown_hours,
+    }
+
+
 def _license_page(request, license, *, error: str = "", status: int = 200, form: dict | None = None):
     start, end = _chart_window()
     (item,) = usage_series(granularity="day", start=start, end=end, license_id=license.id)
@@ -120,6 +143,7 @@ def _license_page(request, license, *, error: str = "", status: int = 200, form:
             "machines": list(license.hardware_fingerprints or ()),
             "unbinds": _unbinds(license),
             "blocks": _blocks(license),
+            "named": _named_seats(license) if terms.seat_mode == SeatMode.NAMED else None,
             "error": error,
             "form": form or {},
         },
@@ -385,4 +409,61 @@ def block_remove(request, license_id):
     except ApplicationError as refusal:
         return _refused(request, _license_or_404(license_id), refusal)
     messages.success(request, f"The {kind} is unblocked: it may check out seats of this license again.")
+    return redirect("dashboard:license", license_id=license.id)
+
+
+# --- named seats ----------------------------------------------------------------------------
+
+
+@require_POST
+@tenant_admin_view
+def seat_give(request, license_id):
+    """Give a member a named seat (nothing is lost by it: no confirmation)."""
+    license = _license_or_404(license_id)
+    email = _posted(request, "email")
+    user = User.objects.filter(email__iexact=email).first() if email else None
+    if user is None:
+        refusal = ApplicationError("Choose a member of this tenant.", code="invalid_request")
+        return _refused(request, license, refusal)
+    try:
+        seat_assign(license=license, user=user, actor=request.user)
+    except ApplicationError as refusal:
+        return _refused(request, _license_or_404(license_id), refusal)
+    messages.success(request, f"{user.email} has a seat of this license now.")
+    return redirect("dashboard:license", license_id=license.id)
+
+
+@require_POST
+@tenant_admin_view
+def seat_take_back(request, license_id):
+    """Take a named seat back: the first POST asks, the one with `confirm` acts."""
+    license = _license_or_404(license_id)
+    user_id = _posted(request, "user_id")
+    entry = license.assignment_of(user_id) if user_id else None
+    if entry is None:
+        refusal = ApplicationError(
+            "This user has no seat of this license (if you just took it back, that is done).",
+            code="invalid_request",
+        )
+        return _refused(request, license, refusal)
+    if request.POST.get("confirm") != "yes":
+        hours = license.terms.reassign_cooldown_hours
+        consequences = ["Their seats in use of this license end now."]
+        if hours:
+            consequences.append(f"The seat cannot be given to anyone for {hours} hours.")
+        return _confirm(
+            request,
+            license,
+            title="Take a seat back",
+            question=f"Take {entry.get('email') or 'this user'}'s seat of {license.name or 'this license'} back?",
+            consequences=consequences,
+            action=reverse("dashboard:license-seat-take-back", args=[license.id]),
+            fields={"user_id": entry["user_id"], "confirm": "yes"},
+            button="Yes, take it back",
+        )
+    try:
+        seat_unassign(license=license, user_id=entry["user_id"], actor=request.user)
+    except ApplicationError as refusal:
+        return _refused(request, _license_or_404(license_id), refusal)
+    messages.success(request, f"{entry.get('email') or 'The user'}'s seat is taken back.")
     return redirect("dashboard:license", license_id=license.id)

@@ -54,6 +54,12 @@ urlpatterns = [
     path("licenses/<uuid:license_id>/key/rotate/", license_views.key_rotate, name="license-key-rotate"),
     path("licenses/<uuid:license_id>/key/<str:token>/", license_views.key_shown, name="license-key"),
     path("licenses/<uuid:license_id>/machines/unbind/", license_views.machine_unbind, name="license-unbind"),
+    path("licenses/<uuid:license_id>/seats/give/", license_views.seat_give, name="license-seat-give"),
+    path(
+        "licenses/<uuid:license_id>/seats/take-back/",
+        license_views.seat_take_back,
+        name="license-seat-take-back",
+    ),
     path("licenses/<uuid:license_id>/blocks/", license_views.block_add, name="license-block"),
     path("licenses/<uuid:license_id>/blocks/remove/", license_views.block_remove, name="license-unblock"),
     path(

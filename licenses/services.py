@@ -446,7 +446,7 @@ def _live_leases_of(license: License, kind: str, value: str) -> list:
 # --- Named seats (issue 17) ---------------------------------------------------------------
 
 
-def _cooling(license: License, now) -> list[dict]:
+def seats_cooling(license: License, now) -> list[dict]:
     """The seats taken back from a user within the policy's cooldown: not
     assignable to another yet (seat sharing by reassignment is not free)."""
     from django.utils.dateparse import parse_datetime
@@ -475,7 +475,7 @@ def seat_assign(*, license: License, user: Any, actor: Any = None) -> License:
                 f"{user.email} has a seat of this license already.", code="invalid_request"
             )
         now = timezone.now()
-        cooling = _cooling(license, now)
+        cooling = seats_cooling(license, now)
         taken = len(license.assignments) + len(cooling)
         if taken >= license.max_seats:
             raise ApplicationError(
@@ -529,7 +529,7 @@ def seat_unassign(*, license: License, user_id: Any, actor: Any = None) -> Licen
         now = timezone.now()
         license.assignments = [item for item in license.assignments if item is not entry]
         taken = {**entry, "by": getattr(actor, "email", "") or "", "at": now.isoformat()}
-        license.unassigned = [*_cooling(license, now), taken]
+        license.unassigned = [*seats_cooling(license, now), taken]
         license.save(update_fields=["assignments", "unassigned", "updated_at"])
         audit_record(
             action=Event.LICENSE_SEAT_UNASSIGNED,

@@ -589,3 +589,47 @@ def test_the_terms_name_the_floating_rules_and_an_overdraft_seat_is_marked(world
 
     assert "up to 1 seat past the limit" in page and "for 45 s" in page
     assert page.count('data-testid="overdraft-seat"') == 1
+
+
+# --- named seats ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def named_license(world):
+    license = world["license"]
+    with tenant_scope(license.tenant_id):
+        License.objects.filter(pk=license.pk).update(seat_mode="named", max_seats=1)
+    return fresh(license)
+
+
+def test_a_tenant_admin_gives_a_named_seat_and_takes_it_back_after_asking(world, named_license):
+    client = signed_in()
+    page = client.get(url(named_license)).content.decode()
+    assert 'data-testid="named-seats"' in page and "nobody can use this license" in page
+
+    given = client.post(url(named_license, "seats/give/"), {"email": "member@acme.test"})
+    assert given.status_code == 302
+    member_id = str(world["member"].user.pk)
+    assert fresh(named_license).assignment_of(member_id)["email"] == "member@acme.test"
+    full = client.post(url(named_license, "seats/give/"), {"email": "admin@acme.test"})
+    assert full.status_code == 409 and "All 1 seats are assigned" in full.content.decode()
+
+    asked = client.post(url(named_license, "seats/take-back/"), {"user_id": member_id})
+    assert asked.status_code == 200 and "Yes, take it back" in asked.content.decode()
+    assert fresh(named_license).assignment_of(member_id) is not None  # asking changed nothing
+    done = client.post(url(named_license, "seats/take-back/"), {"user_id": member_id, "confirm": "yes"})
+    assert done.status_code == 302 and fresh(named_license).assignment_of(member_id) is None
+    with tenant_scope(named_license.tenant_id):
+        actions = list(
+            AuditLog.objects.filter(action__startswith="license.seat_").values_list("action", flat=True)
+        )
+    assert sorted(actions) == ["license.seat_assigned", "license.seat_unassigned"]
+    # The seat cools down: the page says so and offers no seat to give.
+    page = client.get(url(named_license)).content.decode()
+    assert "taken back in the last 24 hours" in page and 'data-testid="give-seat"' not in page
+
+
+def test_a_plain_member_cannot_give_or_take_back_named_seats(world, named_license):
+    member = signed_in("member@acme.test")
+    assert member.post(url(named_license, "seats/give/"), {"email": "member@acme.test"}).status_code == 403
+    assert fresh(named_license).assignments == []
