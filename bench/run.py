@@ -11,7 +11,11 @@ role, the Redis seat ledger, generated signing keys), and measures:
 - baseline: GET /health, a bare Django JSON view through the same middleware;
 - heartbeat: POST /api/v1/licenses/heartbeat over 200 live sessions;
 - acquire+release: POST acquire with a new fingerprint, then DELETE release;
-- status: GET /api/v1/licenses/status for one license.
+- status: GET /api/v1/licenses/status for one license;
+- heartbeat and acquire+release again on licenses with every floating-seat
+  rule on (issue 17: overdraft seats, a 1 s linger, an idle timeout the
+  heartbeats report against, borrow limits, seats per user), side by side
+  with the rules off, for what the rules cost.
 
 Each scenario runs closed-loop (16 clients sending as fast as answers come:
 the saturation throughput), then open-loop at --rate operations/s or at
@@ -119,7 +123,15 @@ with tenant_scope(tenant.id):
     User.objects.create_user("bench@bench.test", "%s", tenant=tenant, role=Role.TENANT_ADMIN)
 _, beat_key = license_create(tenant=tenant, max_seats=1000, name="heartbeat pool")
 churn, churn_key = license_create(tenant=tenant, max_seats=%d, name="acquire/release pool")
-print(json.dumps({"beat_key": beat_key, "churn_key": churn_key, "churn_id": str(churn.id), "churn_max": churn.max_seats}))
+# Every floating-seat rule on (issue 17). Seats per user: the one bench user
+# holds one seat however many machines churn through it, and the 1 s linger
+# of each release does not fill the license.
+rules = dict(overdraft_seats=2, linger_seconds=1, idle_timeout=3600, borrow_max_seats=10,
+             borrow_max_per_user=5, seat_mode="per_user")
+_, beat_rules_key = license_create(tenant=tenant, max_seats=1000, name="heartbeat pool, rules on", **rules)
+_, churn_rules_key = license_create(tenant=tenant, max_seats=churn.max_seats, name="churn, rules on", **rules)
+print(json.dumps({"beat_key": beat_key, "churn_key": churn_key, "churn_id": str(churn.id), "churn_max": churn.max_seats,
+                  "beat_rules_key": beat_rules_key, "churn_rules_key": churn_rules_key}))
 """
 
 
@@ -230,7 +242,20 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
         for i in range(args.sessions)
     ]
     beat_headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
-    acquire_body = {"license_key": seeded["churn_key"]}
+    rules_tokens = [
+        post_json(
+            base,
+            "/api/v1/licenses/acquire",
+            {"license_key": seeded["beat_rules_key"], "hardware_fingerprint": f"bench-rules-{i:06d}"},
+            access,
+        )["token"]
+        for i in range(args.sessions)
+    ]
+    # The SDK's heartbeat with activity reported: a JSON body with idle_seconds.
+    rules_beat_headers = [
+        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"} for token in rules_tokens
+    ]
+    idle_body = json.dumps({"idle_seconds": 5}).encode()
     status_path = "/api/v1/licenses/status"
     status_headers = {**user_auth, "X-License-Key": seeded["churn_key"]}
 
@@ -244,11 +269,21 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
             )
         ).status == 200
 
+    async def heartbeat_rules(conn, i):
+        return (
+            await conn.request(
+                "POST",
+                "/api/v1/licenses/heartbeat",
+                body=idle_body,
+                headers=rules_beat_headers[i % len(rules_beat_headers)],
+            )
+        ).status == 200
+
     counter = iter(range(10**9))
 
-    async def acquire_release(conn, i):
+    async def acquire_release(conn, i, key=seeded["churn_key"]):
         body = json.dumps(
-            dict(acquire_body, hardware_fingerprint=f"bench-churn-{next(counter):09d}")
+            {"license_key": key, "hardware_fingerprint": f"bench-churn-{next(counter):09d}"}
         ).encode()
         got = await conn.request("POST", "/api/v1/licenses/acquire", body=body, headers=user_auth)
         if got.status != 201:
@@ -263,11 +298,16 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
     async def status(conn, i):
         return (await conn.request("GET", status_path, headers=status_headers)).status == 200
 
+    async def acquire_release_rules(conn, i):
+        return await acquire_release(conn, i, key=seeded["churn_rules_key"])
+
     # (name, operation, HTTP requests per operation)
     scenarios = [
         ("baseline /health", baseline, 1),
         ("heartbeat", heartbeat, 1),
+        ("heartbeat, rules on", heartbeat_rules, 1),
         ("acquire+release", acquire_release, 2),
+        ("acquire+release, rules on", acquire_release_rules, 2),
         ("status", status, 1),
     ]
     if args.only:
