@@ -207,31 +207,34 @@ def license_expiry_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID, d
                 _notice_once(license, "expiring", f"{d}:{license.expires_at.date().isoformat()}")
         if not _notice_once(license, "expiring", f"{days}:{license.expires_at.date().isoformat()}"):
             return 0
-        channels = license_notice_channels(license)
-        to = tenant_admin_emails(tenant_id) if "email" in channels else []
-        audit_record(
+        return _notice_send(
+            license,
             action=Event.LICENSE_EXPIRING_SOON,
-            tenant_id=tenant_id,
-            target=license,
-            details={
-                "days": days,
-                "expires_at": license.expires_at.isoformat(),
-                "recipients": len(to),
-                Detail.CHANNELS: channels,
-            },
-        )
-        if not to:
-            return 0
-        return email_send(
             template="license_expiring",
-            to=to,
-            context={
-                "tenant": license.tenant,
-                "license": license,
-                "days": days,
-                "expires_at": license.expires_at,
-            },
+            details={"days": days, "expires_at": license.expires_at.isoformat()},
+            context={"days": days, "expires_at": license.expires_at},
         )
+
+
+def _notice_send(license: License, *, action: Event, template: str, details: dict, context: dict) -> int:
+    """A notice about a license on its channels (the caller has recorded it
+    once): its audit row, which the license's webhook endpoints that
+    subscribe to `action` are sent, with how many admins it was emailed to,
+    and the email to the tenant's admins when email is a channel. Returns
+    how many emails went."""
+    channels = license_notice_channels(license)
+    to = tenant_admin_emails(license.tenant_id) if "email" in channels else []
+    audit_record(
+        action=action,
+        tenant_id=license.tenant_id,
+        target=license,
+        details={**details, "recipients": len(to), Detail.CHANNELS: channels},
+    )
+    if not to:
+        return 0
+    return email_send(
+        template=template, to=to, context={"tenant": license.tenant, "license": license, **context}
+    )
 
 
 def seats_near_limit(used: int, max_seats: int, share: float | None = None) -> bool:
@@ -261,38 +264,20 @@ def license_overdraft_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID
         license = License.objects.select_related("tenant", "policy").filter(id=license_id).first()
         if license is None:
             return 0
-        channels = license_notice_channels(license)
-        if not channels or not _notice_once(license, "overdraft", timezone.now().date().isoformat()):
+        if not license_notice_channels(license):
+            return 0
+        if not _notice_once(license, "overdraft", timezone.now().date().isoformat()):
             return 0
         used = seat_ledger().used(
             license_id=license.id, tenant_id=license.tenant_id, per_user=license.terms.seats_per_user
         )
         overdraft = license.terms.overdraft_seats
-        to = tenant_admin_emails(tenant_id) if "email" in channels else []
-        audit_record(
+        return _notice_send(
+            license,
             action=Event.LICENSE_OVERDRAFT,
-            tenant_id=tenant_id,
-            target=license,
-            details={
-                "used": used,
-                "max": license.max_seats,
-                Detail.OVERDRAFT: overdraft,
-                "recipients": len(to),
-                Detail.CHANNELS: channels,
-            },
-        )
-        if not to:
-            return 0
-        return email_send(
             template="license_overdraft",
-            to=to,
-            context={
-                "tenant": license.tenant,
-                "license": license,
-                "used": used,
-                "max_seats": license.max_seats,
-                "overdraft": overdraft,
-            },
+            details={"used": used, "max": license.max_seats, Detail.OVERDRAFT: overdraft},
+            context={"used": used, "max_seats": license.max_seats, "overdraft": overdraft},
         )
 
 
@@ -312,28 +297,10 @@ def license_seats_notice_send(*, license_id: uuid.UUID, tenant_id: uuid.UUID) ->
             return 0
         if not _notice_once(license, "seats", timezone.now().date().isoformat()):
             return 0
-        channels = license_notice_channels(license)
-        to = tenant_admin_emails(tenant_id) if "email" in channels else []
-        audit_record(
+        return _notice_send(
+            license,
             action=Event.LICENSE_SEATS_NEAR_LIMIT,
-            tenant_id=tenant_id,
-            target=license,
-            details={
-                "used": used,
-                "max": license.max_seats,
-                "recipients": len(to),
-                Detail.CHANNELS: channels,
-            },
-        )
-        if not to:
-            return 0
-        return email_send(
             template="license_seats",
-            to=to,
-            context={
-                "tenant": license.tenant,
-                "license": license,
-                "used": used,
-                "max_seats": license.max_seats,
-            },
+            details={"used": used, "max": license.max_seats},
+            context={"used": used, "max_seats": license.max_seats},
         )
