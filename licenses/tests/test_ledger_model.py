@@ -2,9 +2,9 @@
 Hypothesis drives random sequences of acquire, heartbeat, release (the
 client's, which lingers, and an operator's, which does not), borrow under a
 borrow limit, changes of the seat limit, waits past short leases' expiry and
-a ledger restart, with overdraft and linger on, against a model of what the
-ledger must hold; after every step the ledger's own answers are checked
-against DESIGN.md's invariants.
+a ledger restart, with overdraft and linger on, seats per machine or per
+user, against a model of what the ledger must hold; after every step the
+ledger's own answers are checked against DESIGN.md's invariants.
 
 Time is the real clock (the ledgers' own: Redis TIME, the database's now()):
 a lease whose expiry is within MARGIN of now may or may not be live, and the
@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -90,6 +91,12 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
             sids = sorted(self.held)
             return sids[index % len(sids)] if sids else None
 
+        def seats_of(self, helds) -> set:
+            """The seats some leases hold: one each, or one per user (seats per user)."""
+            if seats.per_user:
+                return {held.holder[0] for held in helds}
+            return {id(held) for held in helds}
+
         def of_holder(self, holder) -> list[tuple[str, Held]]:
             return [(sid, held) for sid, held in self.held.items() if held.holder == holder]
 
@@ -104,11 +111,16 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
             try:
                 result = seats.acquire(machine, user_id=user, ttl=ttl, max_seats=self.max_seats)
             except NoSeatsAvailable as refused:
-                # Refused only when the seats (and overdraft) may all be taken.
+                # Refused only when the seats (and overdraft) may all be taken:
+                # leases, or per user the users holding one (never this user).
                 assert refused.used >= self.max_seats + OVERDRAFT
                 possible = [held for held in self.held.values() if not held.certainly_gone(self.now())]
-                assert len(possible) >= self.max_seats + OVERDRAFT
+                assert len(self.seats_of(possible)) >= self.max_seats + OVERDRAFT
                 assert not any(held.certainly_live(before) and not held.lingering for _, held in mine)
+                if seats.per_user:
+                    assert not any(
+                        h.holder[0] == user and h.certainly_live(before) for h in self.held.values()
+                    )
                 return
             lease = result.lease
             assert (lease.user_id, lease.fingerprint) == holder
@@ -116,10 +128,20 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
             in_use = [(sid, held) for sid, held in mine if held.certainly_live(before) and not held.lingering]
             if in_use:  # invariant 2: the holder's live lease comes back, no second seat
                 assert not result.created and lease.session_id == in_use[0][0]
-            if result.created:
+            # Per user, another of this user's machines may hold the seat already.
+            others = [h for h in self.held.values() if h.holder[0] == user and h.holder != holder]
+            shares = seats.per_user and any(h.certainly_live(before) for h in others)
+            unsure = seats.per_user and any(
+                not h.certainly_live(before) and not h.certainly_gone(before) for h in others
+            )
+            if result.created and not unsure:
                 # A new seat only within the limit (a reclaimed one is a seat held already).
-                assert result.reclaimed or result.used <= self.max_seats + OVERDRAFT
-                assert lease.overdraft == (result.used > self.max_seats) or result.reclaimed
+                assert result.reclaimed or shares or result.used <= self.max_seats + OVERDRAFT
+                if shares:
+                    assert not lease.overdraft
+                else:
+                    assert lease.overdraft == (result.used > self.max_seats) or result.reclaimed
+            if result.created:
                 for sid, held in mine:
                     if held.lingering:
                         assert result.reclaimed
@@ -218,14 +240,15 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
             now = self.now()
             live = seats.live()
             after = self.now()
-            assert seats.used() == len(live) or any(
+            in_use = len({lease.user_id for lease in live}) if seats.per_user else len(live)
+            assert seats.used() == in_use or any(
                 abs(held.expires - now) < MARGIN for held in self.held.values()
             )
             # One live lease per holder (invariant 2, 10).
             holders = [(lease.user_id, lease.fingerprint) for lease in live]
             assert len(holders) == len(set(holders)), holders
             # Never oversold past what was allowed when each was granted.
-            assert len(live) <= max(4, self.max_seats) + OVERDRAFT
+            assert in_use <= max(4, self.max_seats) + OVERDRAFT
             # Every lease the ledger holds is one the model knows (no phantom
             # seat), and every lease the model is sure of is there, as it says.
             by_id = {lease.session_id: lease for lease in live}
@@ -242,8 +265,9 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
     return LedgerModel
 
 
-def test_random_sequences_of_every_operation_keep_every_invariant(make_seats):
-    seats = make_seats(max_seats=3, overdraft=OVERDRAFT, linger=LINGER)
+@pytest.mark.parametrize("per_user", [False, True], ids=["per-machine", "per-user"])
+def test_random_sequences_of_every_operation_keep_every_invariant(make_seats, per_user):
+    seats = make_seats(max_seats=3, overdraft=OVERDRAFT, linger=LINGER, per_user=per_user)
     machine = ledger_machine(seats)
     run_state_machine_as_test(
         machine,
