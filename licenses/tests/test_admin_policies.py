@@ -31,6 +31,8 @@ POLICY_FORM = {
     "overdraft_seats": "2",
     "linger_seconds": "30",
     "idle_timeout": "0",
+    "seat_mode": "per_machine",
+    "reassign_cooldown_hours": "24",
     "trial_days": "",
     "expiry_grace_days": "7",
     "maintenance_end": "2027-03-31",
