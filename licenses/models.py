@@ -19,6 +19,10 @@ MAX_POLICY_DAYS = 36_500
 MAX_OVERDRAFT_SEATS = 100_000
 MAX_LINGER_SECONDS = 86_400
 MAX_IDLE_TIMEOUT = 7 * 86_400
+# The queue: tickets waiting on one license at once, and how long an unpolled
+# ticket keeps its place.
+MAX_QUEUE_TICKETS = 10_000
+MAX_QUEUE_TICKET_TTL = 3_600
 
 
 class SeatMode(models.TextChoices):
@@ -147,6 +151,16 @@ class Policy(models.Model):
     )
     borrow_max_per_user = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seats one user may have out on borrow at once. Empty: no limit."
+    )
+    queue_max_tickets = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_QUEUE_TICKETS)],
+        help_text="Acquires that may wait in the license's queue for a seat at once (0: no queue).",
+    )
+    queue_ticket_ttl = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(5), MaxValueValidator(MAX_QUEUE_TICKET_TTL)],
+        help_text="Seconds a queue ticket keeps its place without a poll.",
     )
     trial_days = models.PositiveIntegerField(
         null=True,
@@ -336,6 +350,23 @@ class License(TenantOwnedModel):
     borrow_max_per_user = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seats one user may borrow at once. Empty: the policy's (no limit)."
     )
+    queue_max_tickets = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_QUEUE_TICKETS)],
+        help_text="Acquires that may wait for a seat at once (0: no queue). Empty: the policy's.",
+    )
+    queue_ticket_ttl = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(5), MaxValueValidator(MAX_QUEUE_TICKET_TTL)],
+        help_text="Seconds a queue ticket keeps its place without a poll. Empty: the policy's.",
+    )
+    # Group rules (reservations and limits), the tenant admin's: each
+    # {"name", "users": [user ids], "machines": [fingerprints], "reserve",
+    # "max", "priority"} (licenses.seat_rules); on the row, so the license
+    # cache carries them to acquire.
+    seat_rules = models.JSONField(default=list, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Provisioning API (issue 15): a deleted license is suspended and gone from
@@ -455,6 +486,8 @@ class Lease(TenantOwnedModel):
     # When its holder released it, keeping the seat for them until expires_at
     # (the policy's linger); None for a lease in use.
     lingering_since = models.DateTimeField(null=True, blank=True)
+    # The group rule it was granted under ('' for none), counted against it.
+    seat_group = models.CharField(max_length=64, blank=True, default="")
     # An expired lease handed to a sweeper is hidden from other sweepers until
     # then; if that sweeper dies before acknowledging, the next one takes it.
     sweep_claimed_until = models.DateTimeField(null=True, blank=True)
@@ -503,6 +536,7 @@ class BorrowedLease(TenantOwnedModel):
     created_at = models.DateTimeField()
     borrowed_until = models.DateTimeField()
     overdraft = models.BooleanField(default=False)
+    seat_group = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         db_table = "licenses_borrowed_leases"
@@ -513,6 +547,30 @@ class BorrowedLease(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"Borrowed lease {self.session_id[:8]}… of {self.license_id}"
+
+
+class LeaseTicket(TenantOwnedModel):
+    """A place in a license's queue on the database seat ledger: one holder
+    (user and machine) waiting for a seat, in order of `priority` (higher
+    first), then arrival (`seq`). Gone when its holder gets a seat, or past
+    `expires_at` (moved on by each poll), under the license row's lock."""
+
+    id = models.BigAutoField(primary_key=True)
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="tickets", db_index=False)
+    ticket_id = models.CharField(max_length=64, unique=True)
+    fingerprint = models.CharField(max_length=255)
+    user_id = models.CharField(max_length=64, null=True, blank=True)
+    seat_group = models.CharField(max_length=64, blank=True, default="")
+    priority = models.IntegerField(default=0)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "license_lease_tickets"
+        indexes = [models.Index(fields=["license", "priority", "id"], name="license_tickets_order")]
+
+    def __str__(self) -> str:
+        return f"Ticket {self.ticket_id[:8]}… of {self.license_id}"
 
 
 class ConsoleNonce(models.Model):

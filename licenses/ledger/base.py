@@ -53,7 +53,7 @@ import uuid
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -72,6 +72,8 @@ class Lease:
     overdraft: bool = False
     # Released by its holder and held for them until then (linger); None in use.
     lingering_until: datetime | None = None
+    # The group rule it was granted under (None: no group's), counted there.
+    group: str | None = None
 
     @property
     def is_borrowed(self) -> bool:
@@ -100,6 +102,7 @@ def lease_from_row(row: Any, *, expires_at: datetime | None = None) -> Lease:
         overdraft=getattr(row, "overdraft", False),
         # A lingering row expires at the linger's end.
         lingering_until=row.expires_at if getattr(row, "lingering_since", None) is not None else None,
+        group=getattr(row, "seat_group", None) or None,
     )
 
 
@@ -110,6 +113,46 @@ class AcquireResult:
     used: int  # live leases of the license after this acquire
     # The new lease took the seat of its holder's lingering one.
     reclaimed: bool = False
+    # Granted to a queued ticket: that ticket, and how long it waited.
+    ticket_id: str | None = None
+    waited: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class SeatGroup:
+    """A rule of the license's seats for one group of holders (issue 17):
+    `reserve` seats only its members may take, `max` seats they may hold at
+    most (None: no limit), and the `priority` of their queued tickets."""
+
+    name: str
+    reserve: int = 0
+    max: int | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class QueueRequest:
+    """An acquire that waits in the license's queue when no seat is free for
+    it: a ticket left unpolled for `ttl` seconds leaves the queue by itself;
+    at most `max_tickets` wait at once. `ticket_id`: the ticket the caller
+    polls with (None: the holder's own ticket, if any, else a new one)."""
+
+    ttl: int
+    max_tickets: int
+    ticket_id: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueTicket:
+    """A place in the queue: what acquire answers when it queued the caller.
+    `position` counts from 1 at the head; `waiting` is the queue's length."""
+
+    ticket_id: str
+    position: int
+    waiting: int
+    created_at: datetime
+    expires_at: datetime
+    created: bool  # False: the holder's ticket was already waiting
 
 
 @dataclass(frozen=True)
@@ -190,6 +233,30 @@ class BorrowLimitReached(LedgerError):
         self.borrowed = borrowed
 
 
+class GroupLimitReached(LedgerError):
+    """The holder's group holds its `max` seats already."""
+
+    def __init__(self, group: str, limit: int, held: int) -> None:
+        super().__init__(f"group {group!r} holds {held} seats (limit {limit})")
+        self.group = group
+        self.limit = limit
+        self.held = held
+
+
+class QueueFull(LedgerError):
+    """No seat is free and the queue holds its most tickets."""
+
+    def __init__(self, waiting: int, max_tickets: int) -> None:
+        super().__init__(f"{waiting} tickets wait in the queue (limit {max_tickets})")
+        self.waiting = waiting
+        self.max_tickets = max_tickets
+
+
+class TicketNotFound(LedgerError):
+    """A queue ticket that is not waiting: unknown, left unpolled past its
+    TTL, lost with the ledger's state, or granted already."""
+
+
 class LeaseCursorInvalid(LedgerError, ValueError):
     """A live_leases_page cursor this backend did not hand out."""
 
@@ -225,7 +292,10 @@ class SeatLedger(ABC):
         overdraft: int = 0,
         per_user: bool = False,
         machines_per_user: int | None = None,
-    ) -> AcquireResult:
+        groups: tuple[SeatGroup, ...] = (),
+        group: str | None = None,
+        queue: QueueRequest | None = None,
+    ) -> AcquireResult | QueueTicket:
         """Take a seat for `user_id` on `fingerprint`, or return the live
         lease that user holds there (expiry extended to at least now + ttl);
         a lingering one of theirs gives its seat to the new lease. With every one
@@ -233,7 +303,24 @@ class SeatLedger(ABC):
         `per_user`, seats are counted per user: a user who holds one already
         takes a lease on another machine without a second seat, up to
         `machines_per_user` machines (UserMachineLimitReached), and `used`
-        counts users. Raises NoSeatsAvailable."""
+        counts users.
+
+        `groups` are the license's group rules and `group` the holder's (one
+        of their names, or None): the seats free for this holder are the
+        capacity less those in use and less the unused reservations of the
+        other groups, and a group at its `max` is refused (GroupLimitReached).
+        A new lease records its group, counted against that group's rules
+        until it ends.
+
+        Queued tickets wait in order (their group's priority, then arrival):
+        a new seat goes to a holder only when fewer tickets ahead of theirs
+        (every ticket, for a holder without one) could take a seat now than
+        seats are free for them, so no acquire overtakes the queue. With
+        `queue`, a holder refused a seat gets (or keeps) a ticket, its expiry
+        moved to now + queue.ttl, and the QueueTicket comes back instead of a
+        refusal (QueueFull past queue.max_tickets; TicketNotFound for a
+        `ticket_id` not waiting). A holder's ticket ends when they get a seat.
+        Raises NoSeatsAvailable."""
 
     @abstractmethod
     def heartbeat(
@@ -302,6 +389,10 @@ class SeatLedger(ABC):
     def used(self, *, license_id: uuid.UUID, per_user: bool = False) -> int:
         """How many seats are in use: live leases, or (`per_user`) users
         holding one (a lease without a user counts as one user)."""
+
+    @abstractmethod
+    def queued(self, *, license_id: uuid.UUID) -> int:
+        """How many queue tickets wait (none past its deadline)."""
 
     @abstractmethod
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:

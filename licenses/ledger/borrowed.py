@@ -79,6 +79,7 @@ class BorrowedLeaseStore:
                     "created_at": lease.created_at,
                     "borrowed_until": lease.borrowed_until,
                     "overdraft": lease.overdraft,
+                    "seat_group": lease.group or "",
                 },
             )
             # The license's ended borrows go with the next borrow: a row that

@@ -26,26 +26,33 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, connections, router, transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, Value
+from django.db.models.functions import Coalesce
 
 from licenses.ledger.base import (
     AcquireResult,
     BorrowLimitReached,
     ExpiredLease,
+    GroupLimitReached,
     Lease,
     LeaseCursorInvalid,
     LedgerError,
     LedgerEvent,
     LedgerUnavailable,
     NoSeatsAvailable,
+    QueueFull,
+    QueueRequest,
+    QueueTicket,
+    SeatGroup,
     SeatLedger,
     SessionNotFound,
+    TicketNotFound,
     UserMachineLimitReached,
     lease_from_row,
     new_session_id,
 )
 from licenses.models import Lease as LeaseRow
-from licenses.models import License
+from licenses.models import LeaseTicket, License
 from tenants.scope import ScopeError, current_tenant_id, in_operator_scope, tenant_scope
 
 
@@ -79,6 +86,46 @@ def _page_position(cursor: str) -> tuple[datetime, str]:
     except OverflowError:
         raise LeaseCursorInvalid(cursor) from None
     return created_at, session_id
+
+
+class _GroupRules:
+    """What the group rules leave free for a holder, counted under the license
+    row's lock: a group's unused reservation is free only to its members, and
+    a group at its max takes no more (the same sums as acquire.lua)."""
+
+    def __init__(self, live, groups: tuple[SeatGroup, ...], per_user: bool, *, capacity: int, used: int):
+        self.rule_of = {rule.name: rule for rule in groups}
+        self.used_of: dict[str, int] = {}
+        if groups:
+            # Per user, a group's seats are the users holding its leases (a
+            # lease without a user is one user).
+            holders = Coalesce("user_id", Value(""))
+            counts = live.aggregate(
+                **{
+                    f"g{i}": Count(holders, distinct=True, filter=Q(seat_group=rule.name))
+                    if per_user
+                    else Count("pk", filter=Q(seat_group=rule.name))
+                    for i, rule in enumerate(groups)
+                }
+            )
+            self.used_of = {rule.name: counts[f"g{i}"] for i, rule in enumerate(groups)}
+        self.unused_of = {
+            name: max(0, rule.reserve - self.used_of[name]) for name, rule in self.rule_of.items()
+        }
+        self.unused = sum(self.unused_of.values())
+        self.capacity, self.used = capacity, used
+
+    def full(self, group: str | None) -> bool:
+        rule = self.rule_of.get(group) if group else None
+        return rule is not None and rule.max is not None and self.used_of[group] >= rule.max
+
+    def free_for(self, group: str | None) -> int:
+        own = self.unused_of.get(group, 0) if group else 0
+        return self.capacity - self.used - (self.unused - own)
+
+    def priority_of(self, group: str | None) -> int:
+        rule = self.rule_of.get(group) if group else None
+        return rule.priority if rule is not None else 0
 
 
 class DatabaseSeatLedger(SeatLedger):
@@ -193,7 +240,10 @@ class DatabaseSeatLedger(SeatLedger):
         overdraft: int = 0,
         per_user: bool = False,
         machines_per_user: int | None = None,
-    ) -> AcquireResult:
+        groups: tuple[SeatGroup, ...] = (),
+        group: str | None = None,
+        queue: QueueRequest | None = None,
+    ) -> AcquireResult | QueueTicket:
         self._require_scope()
         using = self._using()
         with self._atomic(using):
@@ -206,6 +256,7 @@ class DatabaseSeatLedger(SeatLedger):
             # machine holds their own (invariant 10).
             user = Q(user_id__isnull=True) if user_id is None else Q(user_id=user_id)
             holder = Q(fingerprint=fingerprint) & user
+            tickets = LeaseTicket.objects.using(using).filter(license_id=license_id)
             seats = live.aggregate(
                 used=Count("pk"), held=Min("session_id", filter=holder), theirs=Count("pk", filter=user)
             )
@@ -219,25 +270,67 @@ class DatabaseSeatLedger(SeatLedger):
                         held.expires_at = expires_at
                     if per_user:
                         used = self._users_holding(live)
+                    tickets.filter(holder).delete()
                     return AcquireResult(lease=lease_from_row(held), created=False, used=used)
                 # Released by this holder within the linger: its seat goes to
                 # the holder's new lease, whatever the count (it is one seat
                 # already held); the new lease's audit row says so.
                 LeaseRow.objects.using(using).filter(pk=held.pk).delete()
                 used, theirs, reclaimed = used - 1, theirs - 1, True
+            # The holder's ticket, if one waits (those past their deadline go).
+            tickets.filter(expires_at__lte=now).delete()
+            ticket = tickets.filter(holder).first()
+            refusal: LedgerError | None = None
+            if queue is not None and queue.ticket_id is not None:
+                if ticket is None or ticket.ticket_id != queue.ticket_id:
+                    refusal = TicketNotFound(queue.ticket_id)
             # Per user, the seats are the users holding one; a user who holds
             # one already takes no other on another machine.
             shares_a_seat = per_user and theirs > 0
-            refusal: LedgerError = NoSeatsAvailable(used=used, max_seats=max_seats)
             if per_user:
                 used = self._users_holding(live)
-                refusal = NoSeatsAvailable(used=used, max_seats=max_seats)
                 # (A reclaimed seat is the one this machine held: never refused.)
                 at_limit = machines_per_user is not None and theirs >= machines_per_user
-                if shares_a_seat and at_limit and not reclaimed:
+                if shares_a_seat and at_limit and not reclaimed and refusal is None:
                     refusal = UserMachineLimitReached(limit=machines_per_user, held=theirs)
-                    shares_a_seat, used = False, max_seats + overdraft  # no lease for them
-            if used < max_seats + overdraft or reclaimed or shares_a_seat:
+            grant = refusal is None and (reclaimed or shares_a_seat)
+            if refusal is None and not grant:
+                rules = _GroupRules(live, groups, per_user, capacity=max_seats + overdraft, used=used)
+                free = rules.free_for(group)
+                refusal = NoSeatsAvailable(used=used, max_seats=max_seats)
+                if rules.full(group):
+                    rule = rules.rule_of[group]
+                    refusal, free = (
+                        GroupLimitReached(group=group, limit=rule.max, held=rules.used_of[group]),
+                        0,
+                    )
+                grant = free > self._tickets_ahead(tickets, ticket, rules, free)
+                if not grant and queue is not None:
+                    if ticket is None:
+                        waiting = tickets.count()
+                        if waiting >= queue.max_tickets:
+                            refusal = QueueFull(waiting=waiting, max_tickets=queue.max_tickets)
+                        else:
+                            ticket = LeaseTicket(
+                                tenant_id=tenant_id,
+                                license_id=license_id,
+                                ticket_id=new_session_id(),
+                                fingerprint=fingerprint,
+                                user_id=user_id,
+                                seat_group=group or "",
+                                priority=rules.priority_of(group),
+                                created_at=now,
+                                expires_at=now + timedelta(seconds=queue.ttl),
+                            )
+                            ticket.save(force_insert=True, using=using)
+                            return self._queued(tickets, ticket, created=True)
+                    if not isinstance(refusal, QueueFull):
+                        ticket.expires_at = now + timedelta(seconds=queue.ttl)
+                        LeaseTicket.objects.using(using).filter(pk=ticket.pk).update(
+                            expires_at=ticket.expires_at
+                        )
+                        return self._queued(tickets, ticket, created=False)
+            if grant:
                 row = LeaseRow(
                     tenant_id=tenant_id,
                     license_id=license_id,
@@ -248,16 +341,58 @@ class DatabaseSeatLedger(SeatLedger):
                     created_at=now,
                     expires_at=now + timedelta(seconds=ttl),
                     overdraft=used >= max_seats and not shares_a_seat,
+                    seat_group=group or "",
                 )
                 row.save(force_insert=True, using=using)
+                waited_for = None
+                if ticket is not None:
+                    LeaseTicket.objects.using(using).filter(pk=ticket.pk).delete()
+                    waited_for = ticket
                 return AcquireResult(
                     lease=lease_from_row(row),
                     created=True,
                     used=used if shares_a_seat else used + 1,
                     reclaimed=reclaimed,
+                    ticket_id=waited_for.ticket_id if waited_for else None,
+                    waited=now - waited_for.created_at if waited_for else None,
                 )
         # Raised after the block: the caller's transaction stays usable.
         raise refusal
+
+    @staticmethod
+    def _ahead_of(tickets, ticket: LeaseTicket | None):
+        """The tickets before `ticket` in the queue's order (all, for None)."""
+        if ticket is None:
+            return tickets
+        return tickets.filter(Q(priority__gt=ticket.priority) | Q(priority=ticket.priority, pk__lt=ticket.pk))
+
+    def _tickets_ahead(self, tickets, ticket: LeaseTicket | None, rules: _GroupRules, free: int) -> int:
+        """The tickets ahead of the holder's that could take a seat now, counted
+        up to `free` (no more are needed to refuse)."""
+        if free <= 0:
+            return 0
+        ahead = self._ahead_of(tickets, ticket)
+        if not rules.rule_of:
+            # With no group rules, every ticket could take a free seat.
+            return ahead.count()
+        count = 0
+        for other in ahead.order_by("-priority", "pk").values_list("seat_group", flat=True).iterator():
+            other = other or None
+            if not rules.full(other) and rules.free_for(other) > 0:
+                count += 1
+                if count >= free:
+                    break
+        return count
+
+    def _queued(self, tickets, ticket: LeaseTicket, *, created: bool) -> QueueTicket:
+        return QueueTicket(
+            ticket_id=ticket.ticket_id,
+            position=self._ahead_of(tickets, ticket).count() + 1,
+            waiting=tickets.count(),
+            created_at=ticket.created_at,
+            expires_at=ticket.expires_at,
+            created=created,
+        )
 
     @staticmethod
     def _users_holding(live) -> int:
@@ -399,6 +534,13 @@ class DatabaseSeatLedger(SeatLedger):
         using = self._using()
         live = self._live(using, license_id, self._clock(using))
         return self._users_holding(live) if per_user else live.count()
+
+    @_unavailable_on_database_errors
+    def queued(self, *, license_id: uuid.UUID) -> int:
+        self._require_scope()
+        using = self._using()
+        now = self._clock(using)
+        return LeaseTicket.objects.using(using).filter(license_id=license_id, expires_at__gt=now).count()
 
     @_unavailable_on_database_errors
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:

@@ -32,6 +32,9 @@ from licenses.ledger.base import (
     LedgerEvent,
     LedgerUnavailable,
     PendingEvent,
+    QueueRequest,
+    QueueTicket,
+    SeatGroup,
     SeatLedger,
 )
 from licenses.ledger.metrics import observe_ledger
@@ -92,7 +95,10 @@ class SeatLedgerGateway:
         overdraft: int = 0,
         per_user: bool = False,
         machines_per_user: int | None = None,
-    ) -> AcquireResult:
+        groups: tuple[SeatGroup, ...] = (),
+        group: str | None = None,
+        queue: QueueRequest | None = None,
+    ) -> AcquireResult | QueueTicket:
         return self._call(
             "acquire",
             tenant_id,
@@ -106,6 +112,9 @@ class SeatLedgerGateway:
             overdraft=overdraft,
             per_user=per_user,
             machines_per_user=machines_per_user,
+            groups=groups,
+            group=group,
+            queue=queue,
         )
 
     def heartbeat(
@@ -181,6 +190,9 @@ class SeatLedgerGateway:
 
     def used(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, per_user: bool = False) -> int:
         return self._call("used", tenant_id, license_id=license_id, per_user=per_user)
+
+    def queued(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
+        return self._call("queued", tenant_id, license_id=license_id)
 
     def expired_pending(
         self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, limit: int = 500

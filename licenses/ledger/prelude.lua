@@ -1,6 +1,6 @@
 -- The head of every seat-ledger script; redis.py prepends it to each one.
 --
--- KEYS are one license's seven keys, all under its {license_id} hash tag, so a
+-- KEYS are one license's thirteen keys, all under its {license_id} hash tag, so a
 -- script runs in one cluster slot:
 --   KEYS[1] live     ZSET  session id -> expiry, ms on the Redis clock
 --   KEYS[2] leases   HASH  session id -> lease record (JSON), live or expired
@@ -19,6 +19,14 @@
 --   KEYS[9] users    HASH  user id ('' for none) -> how many live leases the
 --                          user holds, and '!built': the seats of a license
 --                          counted per user (seat mode per_user), HLEN - 1
+--   KEYS[10] queue   ZSET  holder (see holder()) -> place: the waiting tickets,
+--                          by their group's priority, then arrival
+--   KEYS[11] tickets HASH  holder -> ticket record (JSON: id, created ms,
+--                          group, priority), and '!seq', the arrival counter
+--   KEYS[12] deadlines ZSET holder -> when the ticket leaves unless polled, ms
+--   KEYS[13] groups  HASH  per group rule: <group> -> its live leases,
+--                          <group>\t -> the users holding them, <group>\n<user
+--                          id> -> that user's live leases there; '!built'
 -- ARGV[1] retention, ms: how long the keys outlive their last live lease
 -- ARGV[2] the most expired records kept for the sweep
 -- A script's own arguments start at ARGV[3].
@@ -31,6 +39,7 @@ local by_created, by_user = KEYS[5], KEYS[6]
 local events = KEYS[7]
 local borrows = KEYS[8]
 local users = KEYS[9]
+local queue, tickets, deadlines, groups = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local retention = tonumber(ARGV[1])
 local expired_cap = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -116,22 +125,90 @@ local function users_holding()
   return redis.call('HLEN', users) - 1
 end
 
--- A lease enters `live` or leaves it: its paging indexes and its user's count.
+-- The per-group counts (`groups`), kept the same way: a lease granted under a
+-- group rule records the group (`g`) and counts against it until it ends. A
+-- group's name is the tenant admin's (letters, digits, ' ', '.', '_', '-'),
+-- so '\t' and '\n' after it make fields of their own, and '!built' is none.
+local function hincr_or_drop(key, field, delta)
+  local n = redis.call('HINCRBY', key, field, delta)
+  if n <= 0 then
+    redis.call('HDEL', key, field)
+  end
+  return n
+end
+
+local function group_count(record, delta)
+  local g = record.g
+  if type(g) ~= 'string' then
+    return
+  end
+  hincr_or_drop(groups, g, delta)
+  local n = hincr_or_drop(groups, g .. '\n' .. user_field(record), delta)
+  if (delta > 0 and n == 1) or (delta < 0 and n <= 0) then
+    hincr_or_drop(groups, g .. '\t', delta)
+  end
+end
+
+local function groups_ready()
+  if redis.call('HEXISTS', groups, '!built') == 1 then
+    return
+  end
+  redis.call('DEL', groups)
+  for _, sid in ipairs(redis.call('ZRANGE', live, 0, -1)) do
+    local raw = redis.call('HGET', leases, sid)
+    if raw then
+      group_count(cjson.decode(raw), 1)
+    end
+  end
+  redis.call('HSET', groups, '!built', 1)
+end
+
+-- The seats a group holds: its leases, or (per user) the users holding them.
+local function group_used(g, per_user)
+  groups_ready()
+  return tonumber(redis.call('HGET', groups, per_user and (g .. '\t') or g)) or 0
+end
+
+-- A lease enters `live` or leaves it: its paging indexes, its user's count
+-- and its group's.
 local function lease_added(sid, record)
   index_add(sid, record)
   if redis.call('HEXISTS', users, '!built') == 1 then
     redis.call('HINCRBY', users, user_field(record), 1)
+  end
+  if record.g and redis.call('HEXISTS', groups, '!built') == 1 then
+    group_count(record, 1)
   end
 end
 
 local function lease_removed(sid, record)
   index_remove(sid, record)
   if redis.call('HEXISTS', users, '!built') == 1 then
-    local field = user_field(record)
-    if redis.call('HINCRBY', users, field, -1) <= 0 then
-      redis.call('HDEL', users, field)
-    end
+    hincr_or_drop(users, user_field(record), -1)
   end
+  if record.g and redis.call('HEXISTS', groups, '!built') == 1 then
+    group_count(record, -1)
+  end
+end
+
+-- Queue tickets leave by themselves: one not polled by its deadline is gone
+-- the next time a script looks at the queue.
+local function tickets_prune()
+  local gone = redis.call('ZRANGEBYSCORE', deadlines, '-inf', now)
+  if #gone == 0 then
+    return
+  end
+  for _, key in ipairs(gone) do
+    redis.call('ZREM', queue, key)
+    redis.call('HDEL', tickets, key)
+  end
+  redis.call('ZREMRANGEBYSCORE', deadlines, '-inf', now)
+end
+
+local function ticket_drop(key)
+  redis.call('ZREM', queue, key)
+  redis.call('ZREM', deadlines, key)
+  redis.call('HDEL', tickets, key)
 end
 
 -- Expired leases leave `live` but keep their record, marked with when they

@@ -17,6 +17,10 @@ one cluster slot):
     <prefix>:seats:{<license_id>}:borrows  ZSET session id -> the end of its borrow (ms): the
                                                 leases out on borrow, for the borrow limits
     <prefix>:seats:{<license_id>}:users    HASH user id -> live leases it holds: seats per user
+    <prefix>:seats:{<license_id>}:queue    ZSET holder -> place of its waiting ticket
+    <prefix>:seats:{<license_id>}:tickets  HASH holder -> its ticket (id, created, group, priority)
+    <prefix>:seats:{<license_id>}:deadlines ZSET holder -> when its ticket leaves unless polled (ms)
+    <prefix>:seats:{<license_id>}:groups   HASH group -> live leases (and users) it holds
 
 Every script first moves the members of `live` whose expiry has passed to
 `expired` (their records stay in `leases` until the sweep acknowledges them),
@@ -54,14 +58,20 @@ from licenses.ledger.base import (
     AcquireResult,
     BorrowLimitReached,
     ExpiredLease,
+    GroupLimitReached,
     Lease,
     LeaseCursorInvalid,
     LedgerEvent,
     LedgerUnavailable,
     NoSeatsAvailable,
     PendingEvent,
+    QueueFull,
+    QueueRequest,
+    QueueTicket,
+    SeatGroup,
     SeatLedger,
     SessionNotFound,
+    TicketNotFound,
     UserMachineLimitReached,
     new_session_id,
 )
@@ -81,13 +91,28 @@ SCRIPT_NAMES = (
     "live",
     "live_page",
     "used",
+    "queued",
     "expired_pending",
     "expired_ack",
     "restore",
     "events_pending",
     "events_ack",
 )
-KEY_NAMES = ("live", "leases", "holders", "expired", "by_created", "by_user", "events", "borrows", "users")
+KEY_NAMES = (
+    "live",
+    "leases",
+    "holders",
+    "expired",
+    "by_created",
+    "by_user",
+    "events",
+    "borrows",
+    "users",
+    "queue",
+    "tickets",
+    "deadlines",
+    "groups",
+)
 # A paging cursor: a lease's place in by_created, '<created ms, 15 digits>:<session id>'.
 _PAGE_POSITION = re.compile(r"\d{15}:[A-Za-z0-9_-]{1,128}")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -131,7 +156,17 @@ def _record(lease: Lease) -> str:
         record["b"] = _epoch_ms(lease.borrowed_until)
     if lease.overdraft:
         record["o"] = 1
+    if lease.group is not None:
+        record["g"] = lease.group
     return json.dumps(record)
+
+
+def _rule(rule: SeatGroup) -> dict[str, Any]:
+    """A group rule as acquire.lua reads it."""
+    rule_arg: dict[str, Any] = {"n": rule.name, "r": rule.reserve, "p": rule.priority}
+    if rule.max is not None:
+        rule_arg["m"] = rule.max
+    return rule_arg
 
 
 def _event_arg(event: LedgerEvent | None) -> str:
@@ -257,6 +292,7 @@ class RedisSeatLedger(SeatLedger):
             client_info=json.loads(record["ci"]),
             overdraft=bool(record.get("o")),
             lingering_until=_time(record["lg"]) if record.get("lg") else None,
+            group=record.get("g"),
         )
 
     # --- the interface --------------------------------------------------------------------
@@ -279,13 +315,17 @@ class RedisSeatLedger(SeatLedger):
         overdraft: int = 0,
         per_user: bool = False,
         machines_per_user: int | None = None,
-    ) -> AcquireResult:
+        groups: tuple[SeatGroup, ...] = (),
+        group: str | None = None,
+        queue: QueueRequest | None = None,
+    ) -> AcquireResult | QueueTicket:
         if user_id is not None and "\n" in user_id:
             # The holders hash joins user and machine with a newline (prelude.lua).
             raise ValueError("a user id holds no newline")
         record = json.dumps(
             {"fp": fingerprint, "uid": user_id, "tid": str(tenant_id), "ci": json.dumps(client_info or {})}
         )
+        rules = json.dumps([_rule(rule) for rule in groups]) if groups else ""
         restores = 0
         while True:
             reply = self._run(
@@ -299,6 +339,12 @@ class RedisSeatLedger(SeatLedger):
                 overdraft,
                 "1" if per_user else "",
                 "" if machines_per_user is None else machines_per_user,
+                group or "",
+                rules,
+                "" if queue is None else _ms(queue.ttl),
+                0 if queue is None else queue.max_tickets,
+                (queue.ticket_id if queue is not None else None) or "",
+                new_session_id(),
             )
             if reply[0] == -3:  # this Redis lost the license's state
                 restores += 1
@@ -310,16 +356,35 @@ class RedisSeatLedger(SeatLedger):
                 continue
             if reply[0] != -2:  # -2: the fresh session id was taken; draw again
                 break
-        if reply[0] == -1:
-            raise NoSeatsAvailable(used=reply[1], max_seats=max_seats)
-        if reply[0] == -4:
-            raise UserMachineLimitReached(limit=machines_per_user, held=reply[1])
-        outcome, session_id, raw, expires_ms, used = reply
+        match reply[0]:
+            case -1:
+                raise NoSeatsAvailable(used=reply[1], max_seats=max_seats)
+            case -4:
+                raise UserMachineLimitReached(limit=machines_per_user, held=reply[1])
+            case -5:
+                raise TicketNotFound(queue.ticket_id if queue else "")
+            case -6:
+                raise QueueFull(waiting=reply[1], max_tickets=queue.max_tickets if queue else 0)
+            case -7:
+                raise GroupLimitReached(group=group or "", limit=reply[2], held=reply[1])
+            case 3:
+                _, ticket_id, position, waiting, created_ms, deadline_ms, created = reply
+                return QueueTicket(
+                    ticket_id=ticket_id,
+                    position=position,
+                    waiting=waiting,
+                    created_at=_time(created_ms),
+                    expires_at=_time(deadline_ms),
+                    created=created == 1,
+                )
+        outcome, session_id, raw, expires_ms, used, ticket_id, waited = reply
         return AcquireResult(
             lease=self._lease(license_id, session_id, raw, expires_ms),
             created=outcome in (1, 2),
             used=used,
             reclaimed=outcome == 2,
+            ticket_id=ticket_id or None,
+            waited=timedelta(milliseconds=int(waited)) if ticket_id else None,
         )
 
     def _restore(self, license_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
@@ -497,6 +562,9 @@ class RedisSeatLedger(SeatLedger):
 
     def used(self, *, license_id: uuid.UUID, per_user: bool = False) -> int:
         return self._run("used", license_id, "1" if per_user else "")
+
+    def queued(self, *, license_id: uuid.UUID) -> int:
+        return self._run("queued", license_id)
 
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:
         reply = self._run("expired_pending", license_id, limit, _ms(self.sweep_claim_seconds))

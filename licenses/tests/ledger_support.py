@@ -23,7 +23,16 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from coditect.testing import admin_connection_url
-from licenses.ledger import AcquireResult, ExpiredLease, Lease, SeatLedger, SessionNotFound
+from licenses.ledger import (
+    AcquireResult,
+    ExpiredLease,
+    Lease,
+    QueueRequest,
+    QueueTicket,
+    SeatGroup,
+    SeatLedger,
+    SessionNotFound,
+)
 from licenses.ledger.database import DatabaseSeatLedger
 from licenses.ledger.redis import RedisSeatLedger
 from licenses.tests.factories import LicenseFactory
@@ -127,6 +136,9 @@ class Seats:
         linger: int = 0,
         per_user: bool = False,
         machines_per_user: int | None = None,
+        groups: tuple[SeatGroup, ...] = (),
+        queue_ttl: int = 60,
+        queue_max: int = 100,
     ):
         self.ledger = ledger
         self.license_id = license_id
@@ -138,6 +150,9 @@ class Seats:
         self.linger = linger
         self.per_user = per_user
         self.machines_per_user = machines_per_user
+        self.groups = groups
+        self.queue_ttl = queue_ttl
+        self.queue_max = queue_max
 
     @property
     def backend(self) -> str:
@@ -162,7 +177,15 @@ class Seats:
         user_id: str | None = "user-1",
         client_info: dict | None = None,
         overdraft: int | None = None,
-    ) -> AcquireResult:
+        group: str | None = None,
+        queue: bool = False,
+        ticket_id: str | None = None,
+    ) -> AcquireResult | QueueTicket:
+        """Acquire as the API does; `queue` waits in the license's queue
+        (polling with `ticket_id`), as `"queue": true` does."""
+        queued = None
+        if queue or ticket_id is not None:
+            queued = QueueRequest(ttl=self.queue_ttl, max_tickets=self.queue_max, ticket_id=ticket_id)
         return self.call(
             "acquire",
             tenant_id=self.tenant_id,
@@ -174,6 +197,9 @@ class Seats:
             overdraft=self.overdraft if overdraft is None else overdraft,
             per_user=self.per_user,
             machines_per_user=self.machines_per_user,
+            groups=self.groups,
+            group=group,
+            queue=queued,
         )
 
     def heartbeat(self, session_id: str, *, ttl: int = 60) -> Lease:
@@ -212,6 +238,9 @@ class Seats:
 
     def used(self) -> int:
         return self.call("used", per_user=self.per_user)
+
+    def queued(self) -> int:
+        return self.call("queued")
 
     def release_every_live_lease(self) -> list[Lease]:
         """End every live lease, one release each (between a test's rounds)."""
@@ -286,6 +315,9 @@ def make_seats(request) -> Iterator[Callable[..., Seats]]:
         linger: int = 0,
         per_user: bool = False,
         machines_per_user: int | None = None,
+        groups: tuple[SeatGroup, ...] = (),
+        queue_ttl: int = 60,
+        queue_max: int = 100,
         **ledger_options: Any,
     ) -> Seats:
         rules = {
@@ -293,6 +325,9 @@ def make_seats(request) -> Iterator[Callable[..., Seats]]:
             "linger": linger,
             "per_user": per_user,
             "machines_per_user": machines_per_user,
+            "groups": groups,
+            "queue_ttl": queue_ttl,
+            "queue_max": queue_max,
         }
         if backend == "redis":
             ledger = RedisSeatLedger.from_settings()

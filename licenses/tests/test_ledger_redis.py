@@ -91,6 +91,7 @@ def test_every_script_touches_only_keys_of_one_cluster_slot(ledger):
         ledger.live_leases(license_id=license_id)
         ledger.live_leases_page(license_id=license_id, cursor=None, limit=10)
         ledger.used(license_id=license_id)
+        ledger.queued(license_id=license_id)
         ledger.release(license_id=license_id, session_id=lease.session_id)
         ledger.expired_pending(license_id=license_id)
         ledger.expired_ack(license_id=license_id, session_ids=["gone"])
@@ -117,6 +118,10 @@ def test_scripts_name_no_key_but_the_ones_they_are_given():
         "events",
         "borrows",
         "users",
+        "queue",
+        "tickets",
+        "deadlines",
+        "groups",
         "key",
     }
     for path in SCRIPT_DIR.glob("*.lua"):
