@@ -69,6 +69,8 @@ class Event(StrEnum):
     # nobody reclaiming it; a seat ended for its user's reported inactivity.
     LEASE_LINGER_ENDED = "lease.linger_ended"
     LEASE_IDLE_RELEASED = "lease.idle_released"
+    # An acquire with no seat free for it took a place in the license's queue.
+    LEASE_QUEUED = "lease.queued"
     # Provisioning API (issue 15): its API keys, a license deleted (soft), a tenant changed
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
@@ -88,6 +90,8 @@ class Event(StrEnum):
     # Named seats (issue 17): a tenant admin gave a user a seat, or took it back.
     LICENSE_SEAT_ASSIGNED = "license.seat_assigned"
     LICENSE_SEAT_UNASSIGNED = "license.seat_unassigned"
+    # Group rules (reservations and limits) set by a tenant admin or an operator.
+    LICENSE_SEAT_RULES_CHANGED = "license.seat_rules_changed"
     AUTH_PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"
     AUTH_PASSWORD_RESET = "auth.password_reset"
     # The operator console
@@ -194,8 +198,21 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LICENSE_BLOCKED: frozenset({"kind", "value", D.REASON}),
     Event.LICENSE_UNBLOCKED: frozenset({"kind", "value", D.REASON}),
     # overdraft, reclaimed: only when true (a seat past max_seats; the seat of
-    # the holder's lingering lease).
-    Event.LEASE_ACQUIRED: frozenset({D.SESSION_ID, D.FINGERPRINT, D.CREATED, D.OVERDRAFT, "reclaimed"}),
+    # the holder's lingering lease); group: the group rule it counts under;
+    # ticket_id, waited_seconds: granted to a queued ticket, after that wait.
+    Event.LEASE_ACQUIRED: frozenset(
+        {
+            D.SESSION_ID,
+            D.FINGERPRINT,
+            D.CREATED,
+            D.OVERDRAFT,
+            "reclaimed",
+            "group",
+            "ticket_id",
+            "waited_seconds",
+        }
+    ),
+    Event.LEASE_QUEUED: frozenset({D.FINGERPRINT, "ticket_id", "position", "group"}),
     Event.LEASE_DENIED: frozenset({D.CODE, D.FINGERPRINT}),
     Event.LEASE_HEARTBEAT_REJECTED: frozenset({D.SESSION_ID, D.FINGERPRINT}) | LEDGER_EVENT_FIELDS,
     Event.LEASE_BORROWED: frozenset({D.SESSION_ID, D.HOURS, D.UNTIL}) | LEDGER_EVENT_FIELDS,
@@ -224,6 +241,8 @@ DETAIL_FIELDS: dict[str, frozenset[str]] = {
     Event.LICENSE_OVERDRAFT: frozenset({"used", "max", D.OVERDRAFT, "recipients", D.CHANNELS}),
     Event.LICENSE_SEAT_ASSIGNED: frozenset({D.USER_ID, "email"}),
     Event.LICENSE_SEAT_UNASSIGNED: frozenset({D.USER_ID, "email"}),
+    # groups: the rules' names after the change.
+    Event.LICENSE_SEAT_RULES_CHANGED: frozenset({"groups"}),
     Event.AUTH_PASSWORD_RESET_REQUESTED: frozenset(),
     Event.AUTH_PASSWORD_RESET: frozenset(),
     Event.ADMIN_ADDED: frozenset({"object", "change"}),

@@ -56,6 +56,11 @@ ERROR_STATUS: dict[str, int] = {
     # Named seats: a user without one, all of them given.
     "not_assigned": 403,
     "seats_all_assigned": 409,
+    # Group rules and the queue: a group at its max; a queue at its most
+    # tickets; a queue ticket that no longer waits.
+    "group_limit_reached": 409,
+    "queue_full": 409,
+    "ticket_not_found": 404,
 }
 
 

@@ -65,6 +65,33 @@ class CheckoutSerializer(serializers.Serializer):
     license = LicenseSummarySerializer()
 
 
+class QueuedSerializer(serializers.Serializer):
+    """The answer of an acquire that waits in the license's queue (202)."""
+
+    ticket_id = serializers.CharField()
+    ticket = serializers.CharField(
+        help_text="The ticket token: poll with it (acquire again with `ticket`) every `poll_after` seconds."
+    )
+    position = serializers.IntegerField(help_text="The ticket's place in the queue, 1 at its head.")
+    waiting = serializers.IntegerField(help_text="Tickets in the queue, this one included.")
+    poll_after = serializers.IntegerField(help_text="Seconds to wait before polling.")
+    expires_at = serializers.DateTimeField(help_text="The ticket leaves the queue then unless polled before.")
+    queued_at = serializers.DateTimeField()
+
+
+def queued_answer(queued: leases.Queued) -> dict:
+    ticket = queued.ticket
+    return {
+        "ticket_id": ticket.ticket_id,
+        "ticket": queued.token,
+        "position": ticket.position,
+        "waiting": ticket.waiting,
+        "poll_after": queued.poll_after,
+        "expires_at": ticket.expires_at,
+        "queued_at": ticket.created_at,
+    }
+
+
 def checkout_answer(checkout: leases.Checkout) -> dict:
     """The one builder of the acquire and borrow answer, in the shape
     CheckoutSerializer documents. A plain dict (DRF's JSON encoder writes the
@@ -108,6 +135,17 @@ class LicenseAcquireApi(TenantAPIView):
             help_text="At most 20 entries; keys are 1 to 64 letters, digits, '.', '_' or '-'.",
         )
 
+        queue = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="With no seat free, wait in the license's queue: 202 and a ticket instead of 409.",
+        )
+        ticket = serializers.CharField(
+            required=False,
+            max_length=1000,
+            help_text="The ticket token of an earlier 202: poll the queue with it.",
+        )
+
         def validate_client_info(self, value):
             if len(value) > 20:
                 raise serializers.ValidationError("At most 20 entries.")
@@ -127,6 +165,12 @@ class LicenseAcquireApi(TenantAPIView):
             "`license.in_grace` is true, `license.grace_until` says until when, and the token "
             "carries `grace_until`."
             "\n\n"
+            'With `"queue": true` and no seat free for the caller, 202 and a ticket: the caller '
+            "waits in the license's queue (first come, first served, within its group's priority) and "
+            "polls every `poll_after` seconds by acquiring again with `ticket` (and the same body). "
+            "A poll answers 202 with the new `position`, or 201 with the lease once a seat is the "
+            "ticket's. A ticket not polled before its `expires_at` leaves the queue."
+            "\n\n"
             "Refusals are checked in this order, the first one answers; what a client should do:\n"
             "\n"
             "| status | code | what to do |\n"
@@ -140,7 +184,11 @@ class LicenseAcquireApi(TenantAPIView):
             "| 403 | `machine_blocked` | an operator blocked this machine on this license; do not acquire again until unblocked |\n"
             "| 403 | `user_blocked` | an operator blocked this user on this license; do not acquire again until unblocked |\n"
             "| 403 | `fingerprint_not_allowed` | this machine is not one the license is bound to, or its machine limit is reached; ask an operator |\n"
-            "| 409 | `no_seats_available` | every seat is in use (`details.used`, `details.max`); wait and retry later, or ask a colleague to release one |\n"
+            "| 403 | `not_assigned` | the license's seats are named and none is the caller's; ask a tenant admin for one |\n"
+            "| 404 | `ticket_not_found` | the ticket no longer waits (not polled in time, or lost); queue again without it |\n"
+            "| 409 | `no_seats_available` | every seat is in use (`details.used`, `details.max`); wait and retry later, queue (`queue`), or ask a colleague to release one |\n"
+            "| 409 | `group_limit_reached` | the caller's group holds its most seats (`details.group`, `details.max`); wait for a colleague of the group to release one |\n"
+            "| 409 | `queue_full` | no seat is free and the queue holds its most tickets (`details.waiting`, `details.max_tickets`; 0: the license does not queue); retry later |\n"
             "| 413 | `request_too_large` | the body is over the limit; send less |\n"
             "| 429 | `rate_limited` | too many requests; retry after `Retry-After` seconds |\n"
             "| 503 | `service_unavailable` | a dependency is down and nothing changed; retry after `Retry-After` |\n"
@@ -149,6 +197,7 @@ class LicenseAcquireApi(TenantAPIView):
         responses={
             201: CheckoutSerializer,
             200: OpenApiResponse(CheckoutSerializer, description="This machine's existing lease, renewed."),
+            202: OpenApiResponse(QueuedSerializer, description="Queued: no seat is free for the caller yet."),
             **error_responses(
                 "invalid_request",
                 "not_authenticated",
@@ -159,7 +208,11 @@ class LicenseAcquireApi(TenantAPIView):
                 "machine_blocked",
                 "user_blocked",
                 "fingerprint_not_allowed",
+                "not_assigned",
+                "ticket_not_found",
                 "no_seats_available",
+                "group_limit_reached",
+                "queue_full",
                 "rate_limited",
                 "service_unavailable",
             ),
@@ -173,7 +226,11 @@ class LicenseAcquireApi(TenantAPIView):
             license_key=data.validated_data["license_key"],
             fingerprint=data.validated_data["hardware_fingerprint"],
             client_info=data.validated_data["client_info"],
+            queue=data.validated_data["queue"],
+            ticket=data.validated_data.get("ticket"),
         )
+        if isinstance(checkout, leases.Queued):
+            return Response(queued_answer(checkout), status=status.HTTP_202_ACCEPTED)
         return Response(
             checkout_answer(checkout),
             status=status.HTTP_201_CREATED if checkout.created else status.HTTP_200_OK,
@@ -239,6 +296,7 @@ class LicenseHeartbeatApi(LicenseTokenAPIView):
                 "user_blocked",
                 "user_inactive",
                 "tenant_inactive",
+                "not_assigned",
                 "idle_timeout",
                 "rate_limited",
                 "service_unavailable",
@@ -327,6 +385,7 @@ class LicenseBorrowApi(LicenseTokenAPIView):
                 "user_blocked",
                 "user_inactive",
                 "tenant_inactive",
+                "not_assigned",
                 "borrow_limit_reached",
                 "rate_limited",
                 "service_unavailable",

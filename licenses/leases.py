@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NoReturn
 
+from django.core import signing
 from django.db import Error as DatabaseError
 from django.db import connections, transaction
 from django.utils import timezone
@@ -27,16 +28,22 @@ from core.errors import ApplicationError, ServiceUnavailable
 from licenses import metrics
 from licenses.ledger import (
     BorrowLimitReached,
+    GroupLimitReached,
     Lease,
     LedgerEvent,
     NoSeatsAvailable,
+    QueueFull,
+    QueueRequest,
+    QueueTicket,
     SessionNotFound,
+    TicketNotFound,
     UserMachineLimitReached,
 )
 from licenses.ledger.base import PendingEvent
 from licenses.ledger.gateway import SeatLedgerGateway, seat_ledger
 from licenses.models import License
 from licenses.notices import seats_notice_maybe_enqueue
+from licenses.seat_rules import seat_group_of, seat_groups
 from licenses.selectors import (
     LicenseNotFound,
     license_get,
@@ -60,6 +67,45 @@ class Checkout:
     used: int
     token: str
     token_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What acquire hands back to a caller waiting in the license's queue: its
+    place, and the ticket token it polls with."""
+
+    license: License
+    ticket: QueueTicket
+    token: str
+    poll_after: int
+
+
+TICKET_SALT = "coditect.licenses.queue-ticket"
+TICKET_NOT_FOUND = "This queue ticket no longer waits (unknown, or not polled in time): queue again."
+
+
+def _ticket_token(license: License, ticket: QueueTicket, *, user_id: Any, fingerprint: str) -> str:
+    """The ticket token: the ticket's id, signed for this license, user and
+    machine (the server checks it; the client only hands it back)."""
+    return signing.dumps(
+        {"t": ticket.ticket_id, "l": str(license.id), "u": str(user_id), "f": fingerprint}, salt=TICKET_SALT
+    )
+
+
+def _ticket_read(token: str, license: License, *, user_id: Any, fingerprint: str) -> str:
+    """The ticket id a ticket token names, if it was made for this license,
+    user and machine; else ticket_not_found."""
+    try:
+        claims = signing.loads(token, salt=TICKET_SALT)
+    except signing.BadSignature:
+        claims = None
+    if not isinstance(claims, dict) or (claims.get("l"), claims.get("u"), claims.get("f")) != (
+        str(license.id),
+        str(user_id),
+        fingerprint,
+    ):
+        raise ApplicationError(TICKET_NOT_FOUND, code="ticket_not_found")
+    return str(claims.get("t"))
 
 
 def _denied(
@@ -106,12 +152,18 @@ def lease_acquire(
     license_key: str,
     fingerprint: str,
     client_info: dict[str, Any] | None = None,
-) -> Checkout:
+    queue: bool = False,
+    ticket: str | None = None,
+) -> Checkout | Queued:
     """Check out a seat, in DESIGN.md's order: the key exists in the caller's
     tenant, the license is not suspended, not expired, neither the machine nor
     the user is blocked on it, the machine is allowed, then a seat. Idempotent
     per (license, user, fingerprint): the live lease this user holds on this
-    machine comes back, never another user's."""
+    machine comes back, never another user's.
+
+    With `queue` (or a `ticket` token to poll with), a caller with no seat
+    free for it waits in the license's queue: Queued, its place and ticket
+    token, instead of a refusal."""
     tenant_id = user.tenant_id
     deny = partial(_denied, tenant_id=tenant_id, user=user, fingerprint=fingerprint)
     try:
@@ -149,6 +201,18 @@ def lease_acquire(
                     )
                 binds_machine = True
 
+    queued = None
+    if queue or ticket is not None:
+        ticket_id = None
+        if ticket is not None:
+            try:
+                ticket_id = _ticket_read(ticket, license, user_id=user.pk, fingerprint=fingerprint)
+            except ApplicationError as error:
+                raise deny(error, license=license) from None
+        queued = QueueRequest(
+            ttl=terms.queue_ticket_ttl, max_tickets=terms.queue_max_tickets, ticket_id=ticket_id
+        )
+    group = seat_group_of(license, user_id=user.pk, fingerprint=fingerprint)
     try:
         result = seat_ledger().acquire(
             license_id=license.id,
@@ -161,7 +225,32 @@ def lease_acquire(
             overdraft=terms.overdraft_seats,
             per_user=terms.seats_per_user,
             machines_per_user=terms.machines_per_user,
+            groups=seat_groups(license),
+            group=group,
+            queue=queued,
         )
+    except TicketNotFound:
+        raise deny(ApplicationError(TICKET_NOT_FOUND, code="ticket_not_found"), license=license) from None
+    except QueueFull as exc:
+        raise deny(
+            ApplicationError(
+                "Every seat is in use and the queue for one is full."
+                if exc.max_tickets
+                else "Every seat is in use, and this license does not queue.",
+                code="queue_full",
+                details={"waiting": exc.waiting, "max_tickets": exc.max_tickets},
+            ),
+            license=license,
+        ) from None
+    except GroupLimitReached as exc:
+        raise deny(
+            ApplicationError(
+                f"Your group {exc.group!r} holds its {exc.limit} seats of this license.",
+                code="group_limit_reached",
+                details={"group": exc.group, "max": exc.limit, "held": exc.held},
+            ),
+            license=license,
+        ) from None
     except UserMachineLimitReached as exc:
         raise deny(
             ApplicationError(
@@ -181,6 +270,8 @@ def lease_acquire(
             license=license,
         ) from None
 
+    if isinstance(result, QueueTicket):
+        return _queued(license, result, user=user, fingerprint=fingerprint, group=group)
     if result.created:
         # Should the request fail from here on (its audit row, its commit, the
         # signature), its answer is 503 and the seat it took is given back.
@@ -216,8 +307,16 @@ def lease_acquire(
             Detail.CREATED: result.created,
             **({Detail.OVERDRAFT: True} if result.lease.overdraft else {}),
             **({"reclaimed": True} if result.reclaimed else {}),
+            **({"group": result.lease.group} if result.lease.group else {}),
+            **(
+                {"ticket_id": result.ticket_id, "waited_seconds": round(result.waited.total_seconds(), 3)}
+                if result.ticket_id
+                else {}
+            ),
         },
     )
+    if result.waited is not None:
+        metrics.observe_queue_wait(result.waited.total_seconds())
     metrics.record_acquire_outcome("granted" if result.created else "existing")
     if result.created:
         # Email (issue 15): near the limit, the tenant's admins hear of it, at
@@ -225,6 +324,31 @@ def lease_acquire(
         # A seat past the limit (overdraft) is told the same way.
         seats_notice_maybe_enqueue(license, result.used, overdraft=result.lease.overdraft)
     return checkout
+
+
+def _queued(license: License, ticket: QueueTicket, *, user, fingerprint: str, group: str | None) -> Queued:
+    """A caller's place in the queue: its ticket token, audited once, when
+    the ticket is made (its polls write nothing)."""
+    if ticket.created:
+        audit_record(
+            action=Event.LEASE_QUEUED,
+            tenant_id=license.tenant_id,
+            user=user,
+            target=license,
+            details={
+                Detail.FINGERPRINT: fingerprint,
+                "ticket_id": ticket.ticket_id,
+                "position": ticket.position,
+                **({"group": group} if group else {}),
+            },
+        )
+    metrics.record_acquire_outcome("queued")
+    return Queued(
+        license=license,
+        ticket=ticket,
+        token=_ticket_token(license, ticket, user_id=user.pk, fingerprint=fingerprint),
+        poll_after=license.terms.queue_poll_after,
+    )
 
 
 def _give_back_untold(*, license_id: uuid.UUID, tenant_id: uuid.UUID, session_id: str) -> None:

@@ -2,8 +2,10 @@
 
 What code calls:
 - `record_acquire_outcome(code)`: once per acquire, with "granted" (a new
-  lease), "existing" (the fingerprint's live lease came back) or the error code
-  that refused it.
+  lease), "existing" (the fingerprint's live lease came back), "queued" (a
+  place in the license's queue) or the error code that refused it.
+- `observe_queue_wait(seconds)`: once per seat granted to a queued ticket,
+  how long it waited.
 
 Each seat-ledger call is timed and its failures counted by the ledger's
 gateway, which every call goes through (licenses/ledger/metrics.py).
@@ -29,7 +31,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 # Granted, the fingerprint's existing lease, or one of the API's error codes:
 # a bounded label set that follows the codes wherever they are defined.
-ACQUIRE_OUTCOMES = frozenset({"granted", "existing", *ERROR_STATUS})
+ACQUIRE_OUTCOMES = frozenset({"granted", "existing", "queued", *ERROR_STATUS})
 
 ACQUIRES = Counter(
     "coditect_license_acquire",
@@ -53,6 +55,17 @@ ACQUIRES = Counter(
 def record_acquire_outcome(code: str) -> None:
     """Count one acquire: "granted", "existing", or the error code that refused it."""
     ACQUIRES.labels(outcome=bounded_label(code, ACQUIRE_OUTCOMES)).inc()
+
+
+QUEUE_WAITS = Histogram(
+    "coditect_license_queue_wait_seconds",
+    "How long a queued acquire waited for the seat it was granted.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, float("inf")),
+)
+
+
+def observe_queue_wait(seconds: float) -> None:
+    QUEUE_WAITS.observe(seconds)
 
 
 # Pre-create the series dashboards and alerts name, so that a quiet server
@@ -67,6 +80,8 @@ class SeatUsage:
     license: str
     used: int | None  # None: the ledger did not answer for this license
     max_seats: int
+    # Tickets waiting in the license's queue (None: it does not queue, or no answer).
+    queued: int | None = None
 
 
 class SeatCollector(Collector):
@@ -113,7 +128,14 @@ class SeatCollector(Collector):
                     .exclude(expires_at__lte=now)
                     .order_by("created_at")
                     .values_list(
-                        "id", "tenant_id", "tenant__slug", "max_seats", "seat_mode", "policy__seat_mode"
+                        "id",
+                        "tenant_id",
+                        "tenant__slug",
+                        "max_seats",
+                        "seat_mode",
+                        "policy__seat_mode",
+                        "queue_max_tickets",
+                        "policy__queue_max_tickets",
                     )[: self.max_licenses + 1]
                 )
         except Exception:  # a scrape must answer even while the database does not
@@ -127,15 +149,18 @@ class SeatCollector(Collector):
             logger.warning("seat metrics: no seat ledger", exc_info=True)
             seats, ok = None, False
         by_slug = settings.METRICS_TENANT_LABELS
-        for license_id, tenant_id, tenant_slug, max_seats, own_mode, policy_mode in rows:
+        for license_id, tenant_id, tenant_slug, max_seats, own_mode, policy_mode, own_queue, queue in rows:
             # A seat is a user's in the per-user modes (licenses.terms.seats_per_user).
             per_user = (own_mode or policy_mode) in ("per_user", "named")
-            used = None
+            queues = (queue if own_queue is None else own_queue) > 0
+            used = queued = None
             if seats is not None:
                 try:
                     # The database ledger reads every tenant's rows: operator work.
                     with operator_scope():
                         used = seats.used(license_id=license_id, tenant_id=tenant_id, per_user=per_user)
+                        if queues:
+                            queued = seats.queued(license_id=license_id, tenant_id=tenant_id)
                 except Exception:
                     ok = False
             usage.append(
@@ -144,6 +169,7 @@ class SeatCollector(Collector):
                     license=str(license_id),
                     used=used,
                     max_seats=max_seats,
+                    queued=queued,
                 )
             )
         if not ok:
@@ -158,12 +184,20 @@ class SeatCollector(Collector):
         sold = GaugeMetricFamily(
             "coditect_license_seats_max", "Seats sold per license (max_seats).", labels=["tenant", "license"]
         )
+        waiting = GaugeMetricFamily(
+            "coditect_license_queue_waiting",
+            "Acquires waiting in the license's queue (licenses that queue).",
+            labels=["tenant", "license"],
+        )
         for row in usage:
             sold.add_metric([row.tenant, row.license], row.max_seats)
             if row.used is not None:
                 used.add_metric([row.tenant, row.license], row.used)
+            if row.queued is not None:
+                waiting.add_metric([row.tenant, row.license], row.queued)
         yield used
         yield sold
+        yield waiting
         yield GaugeMetricFamily(
             "coditect_license_seat_metrics_truncated",
             "1 when more active licenses exist than METRICS_SEAT_LICENSES_MAX exports.",

@@ -47,6 +47,9 @@ class LicenseTerms:
     seat_mode: str
     machines_per_user: int | None
     reassign_cooldown_hours: int
+    # The queue: tickets waiting at once (0: no queue), an unpolled ticket's life.
+    queue_max_tickets: int
+    queue_ticket_ttl: int
     entitlements: dict[str, Any]
     expires_at: datetime | None
     # The end of the grace period after expiry; None without an expiry or grace.
@@ -58,6 +61,12 @@ class LicenseTerms:
     def seats_per_user(self) -> bool:
         """The ledger counts seats per user (modes per_user and named)."""
         return self.seat_mode in ("per_user", "named")
+
+    @property
+    def queue_poll_after(self) -> int:
+        """Seconds a queued client waits before it polls: often enough that a
+        seat freed for it is taken soon, and three polls inside the ticket's TTL."""
+        return max(1, min(5, self.queue_ticket_ttl // 3))
 
     @property
     def heartbeat_interval(self) -> int:
@@ -126,6 +135,8 @@ def license_terms(license) -> LicenseTerms:
         seat_mode=license.seat_mode or policy.seat_mode,
         machines_per_user=_pick(license.machines_per_user, policy.machines_per_user),
         reassign_cooldown_hours=policy.reassign_cooldown_hours,
+        queue_max_tickets=_pick(license.queue_max_tickets, policy.queue_max_tickets),
+        queue_ticket_ttl=_pick(license.queue_ticket_ttl, policy.queue_ticket_ttl),
         entitlements=entitlements,
         expires_at=license.expires_at,
         grace_until=grace_until,

@@ -134,4 +134,9 @@ def test_the_contracts_codes_are_all_there():
         "user_blocked",
         "idle_timeout",
         "request_too_large",
+        "group_limit_reached",
+        "queue_full",
+        "ticket_not_found",
+        "not_assigned",
+        "borrow_limit_reached",
     }

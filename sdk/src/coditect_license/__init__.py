@@ -2,7 +2,7 @@
 
 __version__ = "2.0.0"
 
-from coditect_license.client import Lease, LicenseClient, LicenseStatus
+from coditect_license.client import Lease, LicenseClient, LicenseStatus, QueuePlace
 from coditect_license.credentials import (
     BearerToken,
     Credentials,
@@ -10,10 +10,12 @@ from coditect_license.credentials import (
     RefreshTokenLogin,
 )
 from coditect_license.errors import (
+    BorrowLimitReached,
     CacheTampered,
     ClockSetBack,
     ConnectionFailed,
     FingerprintNotAllowed,
+    GroupLimitReached,
     IdleTimeout,
     InvalidRequest,
     KeyNotTrusted,
@@ -25,16 +27,19 @@ from coditect_license.errors import (
     MachineBlocked,
     MaintenanceExpired,
     NoSeatsAvailable,
+    NotAssigned,
     NotAuthenticated,
     NotLicensed,
     PermissionDenied,
     ProtocolError,
+    QueueFull,
     RateLimited,
     RequestTooLarge,
     ServerError,
     ServiceUnavailable,
     SessionNotFound,
     TenantInactive,
+    TicketNotFound,
     TokenExpired,
     TokenInvalid,
     TrustNotConfigured,
@@ -48,12 +53,14 @@ from coditect_license.trust import SignedKeySet, load_keys_file, verify_signed_k
 
 __all__ = [
     "BearerToken",
+    "BorrowLimitReached",
     "CacheTampered",
     "Claims",
     "ClockSetBack",
     "ConnectionFailed",
     "Credentials",
     "FingerprintNotAllowed",
+    "GroupLimitReached",
     "IdleTimeout",
     "InvalidRequest",
     "KeyNotTrusted",
@@ -69,11 +76,14 @@ __all__ = [
     "MachineBlocked",
     "MaintenanceExpired",
     "NoSeatsAvailable",
+    "NotAssigned",
     "NotAuthenticated",
     "NotLicensed",
     "PasswordLogin",
     "PermissionDenied",
     "ProtocolError",
+    "QueueFull",
+    "QueuePlace",
     "RateLimited",
     "RefreshTokenLogin",
     "RequestTooLarge",
@@ -83,6 +93,7 @@ __all__ = [
     "SessionNotFound",
     "SignedKeySet",
     "TenantInactive",
+    "TicketNotFound",
     "TokenExpired",
     "TokenInvalid",
     "TrustNotConfigured",

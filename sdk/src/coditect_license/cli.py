@@ -32,7 +32,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from coditect_license.client import Lease, LicenseClient
+from coditect_license.client import Lease, LicenseClient, QueuePlace
 from coditect_license.credentials import BearerToken, Credentials, PasswordLogin, RefreshTokenLogin
 from coditect_license.errors import LicenseError, TrustNotConfigured
 from coditect_license.trust import load_keys_file
@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     acquire.add_argument(
         "--hold", action="store_true", help="keep heartbeating until interrupted, then release"
     )
+    acquire.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="with every seat taken, wait in the license's queue up to SECONDS (the place shows on stderr)",
+    )
     commands.add_parser("status", help="the license's seats, and whether this machine is licensed offline")
     commands.add_parser("release", help="give the seat back (a borrowed one too)")
     borrow = commands.add_parser("borrow", help="keep the seat for offline use")
@@ -166,9 +172,20 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     return 0
 
 
+def _show_place(place: QueuePlace) -> None:
+    print(
+        f"waiting for a seat: place {place.position} of {place.waiting} ({place.waited:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _run(client: LicenseClient, args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "acquire":
-        lease = client.acquire()
+        if args.wait is not None:
+            lease = client.acquire(wait=args.wait, on_queued=_show_place)
+        else:
+            lease = client.acquire()
         if not args.hold:
             client.close(release=False)  # a script releases later with `release`
             return _lease_json(lease)

@@ -47,6 +47,7 @@ from coditect_license.errors import (
     KeyNotTrusted,
     LicenseError,
     MaintenanceExpired,
+    NoSeatsAvailable,
     NotAuthenticated,
     NotLicensed,
     ProtocolError,
@@ -54,6 +55,7 @@ from coditect_license.errors import (
     ServerError,
     ServiceUnavailable,
     SessionNotFound,
+    TicketNotFound,
     TokenInvalid,
 )
 from coditect_license.fingerprint import DEFAULT_SALT
@@ -169,6 +171,16 @@ class Lease:
                 datetime.fromtimestamp(claims.grace_until, UTC) if claims.grace_until is not None else None
             ),
         )
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """Where an `acquire(wait=...)` stands in the license's queue: its
+    `position` (1: next), the tickets `waiting`, and how long it has waited."""
+
+    position: int
+    waiting: int
+    waited: float
 
 
 @dataclass(frozen=True)
@@ -322,14 +334,27 @@ class LicenseClient:
         with self._lock:
             return self._lease
 
-    def acquire(self, *, allow_offline: bool = True) -> Lease:
+    def acquire(
+        self,
+        *,
+        allow_offline: bool = True,
+        wait: float | None = None,
+        on_queued: Callable[[QueuePlace], None] | None = None,
+    ) -> Lease:
         """Check out a seat (or get this machine's live one back) and start
         heartbeats. When the server cannot be reached and `allow_offline`, a
-        valid cached token stands in until the server answers again."""
+        valid cached token stands in until the server answers again.
+
+        With `wait` (seconds), a license whose seats are all taken puts this
+        client in its queue: it polls as the server says, calls `on_queued`
+        with its place after each answer, and returns the seat when it is
+        its turn; NoSeatsAvailable when `wait` runs out first (its place
+        lapses on the server by itself). A license that does not queue
+        answers QueueFull at once."""
         with self._op_lock:
             self._check_open()
             try:
-                lease = self._acquire_online()
+                lease = self._acquire_online() if wait is None else self._acquire_waiting(wait, on_queued)
             except TRANSIENT as exc:
                 lease = self._offline_lease() if allow_offline else None
                 if lease is None:
@@ -511,13 +536,56 @@ class LicenseClient:
                 self._credentials.invalidate(bearer)  # stale access token: refresh once
         raise AssertionError("unreachable")
 
-    def _acquire_online(self, **kwargs: Any) -> Lease:
+    def _acquire_waiting(self, wait: float, on_queued: Callable[[QueuePlace], None] | None) -> Lease:
+        """Acquire through the license's queue: poll with the ticket until the
+        seat is this client's or `wait` runs out (close() stops it too)."""
+        started = time.monotonic()
+        ticket: str | None = None
+        while True:
+            extra: dict[str, Any] = {"ticket": ticket} if ticket else {"queue": True}
+            try:
+                response = self._acquire_request(extra)
+            except TicketNotFound:
+                ticket = None  # the place lapsed (or the ledger lost it): queue again
+                continue
+            if response.status != 202:
+                return self._acquired(response)
+            try:
+                body = response.body
+                ticket = str(body["ticket"])
+                place = QueuePlace(
+                    position=int(body["position"]),
+                    waiting=int(body["waiting"]),
+                    waited=time.monotonic() - started,
+                )
+                poll_after = max(0.5, float(body["poll_after"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ProtocolError("The queue answer is not what the contract says.") from exc
+            logger.info("waiting for a seat", extra={"position": place.position, "waiting": place.waiting})
+            if on_queued is not None:
+                on_queued(place)
+            left = wait - (time.monotonic() - started)
+            if left <= 0 or self._closed:
+                raise NoSeatsAvailable(
+                    f"No seat came free within {wait:g} s (place {place.position} of {place.waiting}).",
+                    code="no_seats_available",
+                    details={"position": place.position, "waiting": place.waiting},
+                )
+            time.sleep(min(poll_after, left))
+
+    def _acquire_request(self, extra: dict[str, Any] | None = None, **kwargs: Any):
         body: dict[str, Any] = {
             "license_key": self.license_key,
             "hardware_fingerprint": self.fingerprint,
             "client_info": self._client_info,
+            **(extra or {}),
         }
-        response = self._user_request("POST", ACQUIRE_PATH, json=body, **kwargs)
+        return self._user_request("POST", ACQUIRE_PATH, json=body, **kwargs)
+
+    def _acquire_online(self, **kwargs: Any) -> Lease:
+        return self._acquired(self._acquire_request(**kwargs))
+
+    def _acquired(self, response) -> Lease:
         lease = self._adopt_checkout(response.body, created=response.status == 201, give_back_if_refused=True)
         logger.info(
             "seat acquired" if lease.created else "seat renewed",

@@ -74,6 +74,36 @@ class NoSeatsAvailable(LicenseError):
     code = "no_seats_available"
 
 
+class GroupLimitReached(LicenseError):
+    """The user's group (the license's group rules) holds its most seats."""
+
+    code = "group_limit_reached"
+
+
+class QueueFull(LicenseError):
+    """No seat is free and the license's queue is full (or it does not queue)."""
+
+    code = "queue_full"
+
+
+class TicketNotFound(LicenseError):
+    """A queue ticket that no longer waits; `acquire(wait=...)` queues again by itself."""
+
+    code = "ticket_not_found"
+
+
+class NotAssigned(LicenseError):
+    """The license's seats are named and none is this user's: ask a tenant admin."""
+
+    code = "not_assigned"
+
+
+class BorrowLimitReached(LicenseError):
+    """The license's (or the user's) seats out on borrow at once are at their limit."""
+
+    code = "borrow_limit_reached"
+
+
 class SessionNotFound(LicenseError):
     code = "session_not_found"
 
@@ -218,6 +248,11 @@ SERVER_ERRORS: dict[str, type[LicenseError]] = {
         LicenseSuspended,
         FingerprintNotAllowed,
         NoSeatsAvailable,
+        GroupLimitReached,
+        QueueFull,
+        TicketNotFound,
+        NotAssigned,
+        BorrowLimitReached,
         SessionNotFound,
         RateLimited,
         ServiceUnavailable,
