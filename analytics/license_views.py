@@ -32,8 +32,9 @@ from analytics.selectors import usage_series
 from analytics.views import _card, _chart_window, _is_uuid, _license_or_404, _live_leases, _usable
 from core.errors import ApplicationError
 from licenses.admin import key_shown_once, key_to_show_once
-from licenses.models import SeatMode
+from licenses.models import FINGERPRINT, SeatMode
 from licenses.once import NONCE_FIELD, nonce_claim, nonce_issue
+from licenses.seat_rules import MAX_MEMBERS, MAX_PRIORITY
 from licenses.selectors import license_unbinds_this_month, unbind_month
 from licenses.services import (
     BlockKind,
@@ -41,6 +42,7 @@ from licenses.services import (
     license_block,
     license_block_named,
     license_regenerate_key,
+    license_seat_rules_set,
     license_unbind_machine,
     license_unblock,
     seat_assign,
@@ -117,6 +119,24 @@ def _named_seats(license) -> dict:
     }
 
 
+def _groups(license, leases: list | None) -> list[dict]:
+    """The license's group rules, members named by email where they are still
+    here, with the seats each holds now (None: the ledger did not answer)."""
+    rules = list(license.seat_rules or ())
+    ids = [user for rule in rules for user in rule.get("users", ())]
+    emails = {str(pk): email for pk, email in User.objects.filter(pk__in=ids).values_list("pk", "email")}
+    return [
+        {
+            **rule,
+            "emails": [
+                emails.get(user, f"(a user no longer here: {user[:8]}…)") for user in rule.get("users", ())
+            ],
+            "held": None if leases is None else sum(1 for lease in leases if lease.group == rule["name"]),
+        }
+        for rule in rules
+    ]
+
+
 def _license_page(request, license, *, error: str = "", status: int = 200, form: dict | None = None):
     start, end = _chart_window()
     (item,) = usage_series(granularity="day", start=start, end=end, license_id=license.id)
@@ -144,6 +164,9 @@ def _license_page(request, license, *, error: str = "", status: int = 200, form:
             "unbinds": _unbinds(license),
             "blocks": _blocks(license),
             "named": _named_seats(license) if terms.seat_mode == SeatMode.NAMED else None,
+            "groups": _groups(license, leases),
+            "queued": _queued(license) if terms.queue_max_tickets else None,
+            "max_priority": MAX_PRIORITY,
             "error": error,
             "form": form or {},
         },
@@ -409,6 +432,106 @@ def block_remove(request, license_id):
     except ApplicationError as refusal:
         return _refused(request, _license_or_404(license_id), refusal)
     messages.success(request, f"The {kind} is unblocked: it may check out seats of this license again.")
+    return redirect("dashboard:license", license_id=license.id)
+
+
+def _queued(license) -> int | None:
+    """Tickets waiting in the license's queue (None: the ledger did not answer)."""
+    from core.errors import ServiceUnavailable
+    from licenses.ledger.gateway import seat_ledger
+
+    try:
+        return seat_ledger().queued(license_id=license.id, tenant_id=license.tenant_id)
+    except ServiceUnavailable:
+        return None
+
+
+# --- group rules (reservations and limits) ---------------------------------------------------
+
+
+def _whole(value: str | None, *, name: str, optional: bool = False) -> int | None:
+    value = (value or "").strip()
+    if not value:
+        if optional:
+            return None
+        return 0
+    if not value.isdigit() or len(value) > 7:
+        raise ApplicationError(f"{name} is a whole number.", code="invalid_request")
+    return int(value)
+
+
+@require_POST
+@tenant_admin_view
+def group_save(request, license_id):
+    """Add a group rule, or change the one of that name: its members (emails
+    of this tenant's people and machine fingerprints, one per line), its
+    reservation, its limit and its queue priority. Nothing live ends by it."""
+    license = _license_or_404(license_id)
+    form = {
+        name: request.POST.get(name, "")[:MAX_VALUE_LENGTH] for name in ("name", "reserve", "max", "priority")
+    }
+    form["members"] = request.POST.get("members", "")[: 300 * MAX_MEMBERS]
+    try:
+        name = _posted(request, "name", limit=64) or ""
+        lines = [line.strip() for line in form["members"].splitlines() if line.strip()]
+        emails = [line for line in lines if "@" in line]
+        machines = [line for line in lines if "@" not in line]
+        bad = [line for line in machines if not FINGERPRINT.match(line)]
+        if bad:
+            raise ApplicationError(
+                f"{bad[0][:80]!r} is neither an email nor a machine fingerprint (8 to 128 characters).",
+                code="invalid_request",
+            )
+        found = {
+            email.lower(): str(pk)
+            for pk, email in User.objects.filter(email__in=emails).values_list("pk", "email")
+        }
+        # (Emails are matched as stored, then case-blind, one at a time.)
+        users = []
+        for email in emails:
+            user_id = found.get(email.lower())
+            if user_id is None:
+                user = User.objects.filter(email__iexact=email).first()
+                if user is None:
+                    raise ApplicationError(
+                        f"{email[:254]} is not one of this tenant's people.", code="invalid_request"
+                    )
+                user_id = str(user.pk)
+            users.append(user_id)
+        rule = {
+            "name": name,
+            "users": users,
+            "machines": machines,
+            "reserve": _whole(form["reserve"], name="Reserve"),
+            "max": _whole(form["max"], name="Max", optional=True),
+            "priority": _whole(form["priority"], name="Priority"),
+        }
+        rules = [each for each in license.seat_rules or () if each["name"] != name]
+        position = next(
+            (i for i, each in enumerate(license.seat_rules or ()) if each["name"] == name), len(rules)
+        )
+        rules.insert(position, rule)
+        license_seat_rules_set(license=license, rules=rules, actor=request.user)
+    except ApplicationError as refusal:
+        return _refused(request, _license_or_404(license_id), refusal, form={"group": form})
+    messages.success(request, f"The group {name} is saved; seats in use keep their group until they end.")
+    return redirect("dashboard:license", license_id=license.id)
+
+
+@require_POST
+@tenant_admin_view
+def group_remove(request, license_id):
+    """Remove a group rule: its reservation and limit stop at once; nothing live ends."""
+    license = _license_or_404(license_id)
+    name = _posted(request, "name", limit=64)
+    rules = [each for each in license.seat_rules or () if each["name"] != name]
+    if name is None or len(rules) == len(license.seat_rules or ()):
+        refusal = ApplicationError(
+            "This license has no such group (if you just removed it, that is done).", code="invalid_request"
+        )
+        return _refused(request, license, refusal)
+    license_seat_rules_set(license=license, rules=rules, actor=request.user)
+    messages.success(request, f"The group {name} is removed.")
     return redirect("dashboard:license", license_id=license.id)
 
 

@@ -60,6 +60,10 @@ urlpatterns = [
         license_views.seat_take_back,
         name="license-seat-take-back",
     ),
+    path("licenses/<uuid:license_id>/groups/", license_views.group_save, name="license-group-save"),
+    path(
+        "licenses/<uuid:license_id>/groups/remove/", license_views.group_remove, name="license-group-remove"
+    ),
     path("licenses/<uuid:license_id>/blocks/", license_views.block_add, name="license-block"),
     path("licenses/<uuid:license_id>/blocks/remove/", license_views.block_remove, name="license-unblock"),
     path(

@@ -39,7 +39,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
@@ -259,6 +259,8 @@ class LicenseForm(forms.ModelForm):
             "borrow_max_per_user",
             "seat_mode",
             "machines_per_user",
+            "queue_max_tickets",
+            "queue_ticket_ttl",
         )
 
     def __init__(self, *args, **kwargs):
@@ -419,7 +421,7 @@ class LicenseAdmin(admin.ModelAdmin):
     )
     change_list_template = "admin/licenses/license/change_list.html"
     list_select_related = ("tenant", "policy")
-    readonly_fields = ("id", "key_prefix", "created", "updated")
+    readonly_fields = ("id", "key_prefix", "seat_rules_column", "created", "updated")
     # Changed only through the actions on the license page (each has a service).
     action_fields = ("suspended", "expires_at", "hardware_fingerprints")
     change_form_template = "admin/licenses/license/change_form.html"
@@ -446,6 +448,9 @@ class LicenseAdmin(admin.ModelAdmin):
         "borrow_max_per_user",
         "seat_mode",
         "machines_per_user",
+        "queue_max_tickets",
+        "queue_ticket_ttl",
+        "seat_rules_column",
         "created",
         "updated",
     )
@@ -534,6 +539,28 @@ class LicenseAdmin(admin.ModelAdmin):
                 '<span class="seats" title="The seat ledger does not answer">? / {}</span>', license.max_seats
             )
         return format_html('<span class="seats">{} / {}</span>', used, license.max_seats)
+
+    @admin.display(description="Seat groups")
+    def seat_rules_column(self, license):
+        """The group rules, set by the tenant admin on the dashboard's license page."""
+        rules = license.seat_rules or []
+        if not rules:
+            return "none (set by the tenant admin on the dashboard's license page)"
+        return format_html_join(
+            "; ",
+            "{}: {} user(s), {} machine(s), reserves {}, limit {}, priority {}",
+            (
+                (
+                    rule["name"],
+                    len(rule.get("users", ())),
+                    len(rule.get("machines", ())),
+                    rule.get("reserve", 0),
+                    "none" if rule.get("max") is None else rule["max"],
+                    rule.get("priority", 0),
+                )
+                for rule in rules
+            ),
+        )
 
     @admin.display(description="State")
     def state_column(self, license):
@@ -934,6 +961,8 @@ class LicenseAdmin(admin.ModelAdmin):
             borrow_max_per_user=data.get("borrow_max_per_user"),
             seat_mode=data.get("seat_mode") or "",
             machines_per_user=data.get("machines_per_user"),
+            queue_max_tickets=data.get("queue_max_tickets"),
+            queue_ticket_ttl=data.get("queue_ticket_ttl"),
             actor=request.user,
         )
         obj.pk = license.pk
@@ -2057,10 +2086,12 @@ class PolicyAdmin(admin.ModelAdmin):
                     "seat_mode",
                     "machines_per_user",
                     "reassign_cooldown_hours",
+                    "queue_max_tickets",
+                    "queue_ticket_ttl",
                 ),
                 "description": "Seats past the license's seats (marked overdraft), a released seat kept "
-                "for its user and machine, the inactivity that ends a seat, and how many seats may be "
-                "out on borrow at once (docs/contract.md).",
+                "for its user and machine, the inactivity that ends a seat, how many seats may be "
+                "out on borrow at once, and the queue for a seat (docs/contract.md).",
             },
         ),
         (

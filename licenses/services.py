@@ -40,6 +40,8 @@ def license_create(
     borrow_max_per_user: int | None = None,
     seat_mode: str = "",
     machines_per_user: int | None = None,
+    queue_max_tickets: int | None = None,
+    queue_ticket_ttl: int | None = None,
     entitlements: Iterable[str] | dict[str, Any] | None = None,
     actor: Any = None,
     trial: bool = True,
@@ -96,6 +98,8 @@ def license_create(
         "borrow_max_per_user": borrow_max_per_user,
         "seat_mode": seat_mode,
         "machines_per_user": machines_per_user,
+        "queue_max_tickets": queue_max_tickets,
+        "queue_ticket_ttl": queue_ticket_ttl,
     }
     with tenant_scope(tenant.id), transaction.atomic():
         license = License(**fields)
@@ -539,6 +543,33 @@ def seat_unassign(*, license: License, user_id: Any, actor: Any = None) -> Licen
             details={"user_id": entry["user_id"], "email": entry.get("email", "")},
         )
         _release(license, _live_leases_of(license, BlockKind.USER, entry["user_id"]), actor)
+    return license
+
+
+def license_seat_rules_set(*, license: License, rules: list, actor: Any = None) -> License:
+    """Set the license's group rules (licenses.seat_rules: reservations,
+    limits, queue priority), checked; the leases live now keep the group they
+    were granted in. Audited. A refusal is 400 `invalid_request` saying why."""
+    from core.errors import ApplicationError
+    from licenses.seat_rules import SeatRulesInvalid, seat_rules_clean
+
+    with tenant_scope(license.tenant_id):
+        license = _locked(license)
+        try:
+            cleaned = seat_rules_clean(rules, max_seats=license.max_seats)
+        except SeatRulesInvalid as invalid:
+            raise ApplicationError(str(invalid), code="invalid_request") from None
+        if cleaned == (license.seat_rules or []):
+            return license
+        license.seat_rules = cleaned
+        license.save(update_fields=["seat_rules", "updated_at"])
+        audit_record(
+            action=Event.LICENSE_SEAT_RULES_CHANGED,
+            tenant_id=license.tenant_id,
+            user=actor,
+            target=license,
+            details={"groups": [rule["name"] for rule in cleaned]},
+        )
     return license
 
 

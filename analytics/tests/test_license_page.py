@@ -402,6 +402,8 @@ def every_url(license) -> list[tuple[str, str, dict]]:
         ("post", url(license, "blocks/"), {"kind": "machine", "value": MACHINES[0], "confirm": "yes"}),
         ("post", url(license, "blocks/remove/"), {"kind": "machine", "value": MACHINES[0]}),
         ("post", url(license, "release/confirm/"), {"session_id": "abc"}),
+        ("post", url(license, "groups/"), {"name": "g", "members": MACHINES[0], "reserve": "1"}),
+        ("post", url(license, "groups/remove/"), {"name": "g"}),
     ]
 
 
@@ -413,9 +415,10 @@ def test_another_tenants_admin_gets_404_on_every_url_of_the_license_and_changes_
         response = getattr(client, method)(path, data)
         assert response.status_code == 404, (method, path)
     after = fresh(license)
-    assert (after.key_digest, set(after.hardware_fingerprints), after.blocks) == (
+    assert (after.key_digest, set(after.hardware_fingerprints), after.blocks, after.seat_rules) == (
         license.key_digest,
         set(MACHINES),
+        [],
         [],
     )
 
@@ -435,7 +438,7 @@ def test_a_plain_member_is_refused_and_a_visitor_is_sent_to_sign_in_on_every_url
 
 def test_changing_requests_refuse_get(world):
     client = signed_in()
-    for tail in ("machines/unbind/", "blocks/", "blocks/remove/"):
+    for tail in ("machines/unbind/", "blocks/", "blocks/remove/", "groups/", "groups/remove/"):
         assert client.get(url(world["license"], tail)).status_code == 405
 
 
@@ -633,3 +636,79 @@ def test_a_plain_member_cannot_give_or_take_back_named_seats(world, named_licens
     member = signed_in("member@acme.test")
     assert member.post(url(named_license, "seats/give/"), {"email": "member@acme.test"}).status_code == 403
     assert fresh(named_license).assignments == []
+
+
+# --- seat groups (reservations, limits, queue priority) -------------------------------------
+
+
+def test_a_tenant_admin_adds_changes_and_removes_a_seat_group(world):
+    license = world["license"]
+    client = signed_in()
+    page = client.get(url(license)).content.decode()
+    assert 'data-testid="seat-groups"' in page and "No groups: every seat is open to everyone." in page
+
+    saved = client.post(
+        url(license, "groups/"),
+        {"name": "Design", "members": f"member@acme.test\n{MACHINES[0]}", "reserve": "1", "max": "2"},
+    )
+    assert saved.status_code == 302
+    [rule] = fresh(license).seat_rules
+    assert rule == {
+        "name": "Design",
+        "users": [str(world["member"].user.pk)],
+        "machines": [MACHINES[0]],
+        "reserve": 1,
+        "max": 2,
+        "priority": 0,
+    }
+    page = client.get(url(license)).content.decode()
+    assert 'data-group="Design"' in page and "member@acme.test" in page
+
+    # The same name changes the group in place.
+    client.post(url(license, "groups/"), {"name": "Design", "members": "MEMBER@acme.test", "priority": "3"})
+    [rule] = fresh(license).seat_rules
+    assert (rule["reserve"], rule["max"], rule["priority"], rule["machines"]) == (0, None, 3, [])
+
+    assert client.post(url(license, "groups/remove/"), {"name": "Design"}).status_code == 302
+    assert fresh(license).seat_rules == []
+    with tenant_scope(license.tenant_id):
+        changes = list(
+            AuditLog.objects.filter(action="license.seat_rules_changed")
+            .order_by("id")
+            .values_list("details", flat=True)
+        )
+    assert changes == [{"groups": ["Design"]}, {"groups": ["Design"]}, {"groups": []}]
+
+
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        ({"name": "x", "members": "nobody@acme.test", "reserve": "1"}, "is not one of this tenant"),
+        ({"name": "x", "members": "admin@globex.test"}, "is not one of this tenant"),
+        ({"name": "x", "members": "short"}, "neither an email nor a machine fingerprint"),
+        ({"name": "x", "members": "member@acme.test", "reserve": "-1"}, "Reserve is a whole number"),
+        ({"name": "x", "members": "member@acme.test", "reserve": "99"}, "the license has"),
+        ({"name": "x", "members": "member@acme.test", "reserve": "2", "max": "1"}, "cannot reserve more"),
+        (
+            {"name": "x", "members": "member@acme.test", "priority": "10"},
+            "priority is a whole number, 0 to 9",
+        ),
+        ({"name": "!bad", "members": "member@acme.test"}, "A group&#x27;s name is"),
+        ({"name": "x", "members": ""}, "has no users and no machines"),
+    ],
+)
+def test_a_bad_group_is_a_400_that_says_why_and_changes_nothing(world, data, says):
+    license = world["license"]
+    refused = signed_in().post(url(license, "groups/"), data)
+    assert refused.status_code == 400 and says in refused.content.decode()
+    assert fresh(license).seat_rules == []
+
+
+def test_the_license_page_shows_the_queue_when_the_license_queues(world):
+    license = world["license"]
+    page = signed_in().get(url(license)).content.decode()
+    assert "none: with every seat taken, a request is refused" in page
+    with operator_scope():
+        License.unscoped.filter(pk=license.pk).update(queue_max_tickets=5)
+    page = signed_in().get(url(license)).content.decode()
+    assert "up to 5 waiting for a seat" in page and "0 waiting now" in page

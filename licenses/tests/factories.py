@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from licenses.keys import generate_license_key, license_key_digest, license_key_display_prefix
 from licenses.ledger.base import new_session_id
-from licenses.models import BorrowedLease, Lease, License, LicenseClaim, LicenseNotice
+from licenses.models import BorrowedLease, Lease, LeaseTicket, License, LicenseClaim, LicenseNotice
 from tenants.tests.factories import TenantOwnedFactory
 
 
@@ -54,6 +54,19 @@ class BorrowedLeaseFactory(TenantOwnedFactory):
     fingerprint = factory.Sequence(lambda n: f"machine-{n:04d}")
     created_at = factory.LazyFunction(timezone.now)
     borrowed_until = factory.LazyAttribute(lambda lease: lease.created_at + timedelta(hours=48))
+
+
+class LeaseTicketFactory(TenantOwnedFactory):
+    """A place in a license's queue on the database ledger (one minute to live)."""
+
+    class Meta:
+        model = LeaseTicket
+
+    license = factory.SubFactory(LicenseFactory, tenant=factory.SelfAttribute("..tenant"))
+    ticket_id = factory.LazyFunction(new_session_id)
+    fingerprint = factory.Sequence(lambda n: f"machine-{n:04d}")
+    created_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(lambda ticket: ticket.created_at + timedelta(minutes=1))
 
 
 class LicenseClaimFactory(TenantOwnedFactory):

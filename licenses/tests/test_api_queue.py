@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from audit.models import AuditLog
 from accounts.models import Role
 from accounts.tests.factories import UserFactory
+from audit.models import AuditLog
 from coditect.personas import Persona, api_client
 from licenses.tests.conftest import acquire, error_code
 from licenses.tests.factories import LicenseFactory
@@ -32,7 +32,15 @@ def test_a_queued_acquire_gets_a_ticket_moves_up_and_then_the_seat(ledger, membe
 
     assert first.status_code == queued.status_code == 202
     body = queued.json()
-    assert set(body) == {"ticket_id", "ticket", "position", "waiting", "poll_after", "expires_at", "queued_at"}
+    assert set(body) == {
+        "ticket_id",
+        "ticket",
+        "position",
+        "waiting",
+        "poll_after",
+        "expires_at",
+        "queued_at",
+    }
     assert (body["position"], body["waiting"], body["poll_after"]) == (2, 2, 5)
     [row] = [row for row in rows(acme, "lease.queued") if row.details["ticket_id"] == body["ticket_id"]]
     assert row.details["position"] == 2 and row.details["fingerprint"] == "machine-0003"
@@ -46,7 +54,9 @@ def test_a_queued_acquire_gets_a_ticket_moves_up_and_then_the_seat(ledger, membe
     api_client(token=head.json()["token"]).delete("/api/v1/licenses/release")
     polled = acquire(member, license, "machine-0003", ticket=body["ticket"])
     assert polled.status_code == 201 and polled.json()["token"]
-    [granted] = [row for row in rows(acme, "lease.acquired") if row.details.get("ticket_id") == body["ticket_id"]]
+    [granted] = [
+        row for row in rows(acme, "lease.acquired") if row.details.get("ticket_id") == body["ticket_id"]
+    ]
     assert granted.details["waited_seconds"] >= 0
     # Polls wrote no row of their own: one lease.queued per ticket.
     assert len(rows(acme, "lease.queued")) == 2

@@ -18,10 +18,11 @@ from analytics.tests.factories import (
 )
 from audit.models import AuditLog
 from audit.tests.factories import AuditLogFactory
-from licenses.models import BorrowedLease, Lease, License, LicenseClaim, LicenseNotice
+from licenses.models import BorrowedLease, Lease, LeaseTicket, License, LicenseClaim, LicenseNotice
 from licenses.tests.factories import (
     BorrowedLeaseFactory,
     LeaseFactory,
+    LeaseTicketFactory,
     LicenseClaimFactory,
     LicenseFactory,
     LicenseNoticeFactory,
@@ -40,6 +41,7 @@ FACTORIES = {
     AuditLog: AuditLogFactory,
     Lease: LeaseFactory,
     BorrowedLease: BorrowedLeaseFactory,
+    LeaseTicket: LeaseTicketFactory,
     Invite: InviteFactory,
     RefreshToken: RefreshTokenFactory,
     ApiKey: ApiKeyFactory,
