@@ -77,6 +77,11 @@ class UsagePeriodSerializer(serializers.Serializer):
     overdraft_seconds = serializers.FloatField(
         help_text="Seat-seconds held past the license's seats within the period (the true-up's measure)."
     )
+    queued_acquisitions = serializers.IntegerField(
+        help_text="New leases granted after a wait in the license's queue."
+    )
+    queue_wait_seconds = serializers.FloatField(help_text="Those leases' waits in the queue, in total.")
+    queue_wait_max = serializers.FloatField(help_text="The longest of those waits.")
 
 
 class LicenseUsageSerializer(serializers.Serializer):

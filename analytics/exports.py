@@ -53,6 +53,9 @@ USAGE_COLUMNS = (
     "avg_session_seconds",
     "overdraft_peak",
     "overdraft_seconds",
+    "queued_acquisitions",
+    "queue_wait_seconds",
+    "queue_wait_max",
     "as_of",
 )
 AUDIT_COLUMNS = ("time_utc", "actor", "action", "action_code", "target", "details")
@@ -128,6 +131,9 @@ def usage_rows(
                     _number(period["avg_session_seconds"]),
                     period["overdraft_peak"],
                     _number(period["overdraft_seconds"]),
+                    period["queued_acquisitions"],
+                    _number(period["queue_wait_seconds"]),
+                    _number(period["queue_wait_max"]),
                     iso_utc(item["as_of"]),
                 ]
         if cursor is None:

@@ -33,6 +33,12 @@ class UsageRollup(TenantOwnedModel):
     overdraft_seconds = models.FloatField(
         default=0.0, help_text="Seat-seconds held past max_seats within the period."
     )
+    # The queue (issue 17): leases granted to a queued ticket, and its wait.
+    queued_acquisitions = models.PositiveIntegerField(
+        default=0, help_text="New leases granted after a wait in the license's queue."
+    )
+    queue_wait_seconds = models.FloatField(default=0.0, help_text="Their waits, in total.")
+    queue_wait_max = models.FloatField(default=0.0, help_text="The longest of their waits.")
     computed_at = models.DateTimeField()
 
     # The columns a recompute rewrites (everything but the row's identity).
@@ -47,6 +53,9 @@ class UsageRollup(TenantOwnedModel):
         "session_seconds",
         "overdraft_peak",
         "overdraft_seconds",
+        "queued_acquisitions",
+        "queue_wait_seconds",
+        "queue_wait_max",
     )
 
     class Meta:

@@ -38,6 +38,9 @@ def _zero(period_start: datetime) -> dict:
         "avg_session_seconds": None,
         "overdraft_peak": 0,
         "overdraft_seconds": 0.0,
+        "queued_acquisitions": 0,
+        "queue_wait_seconds": 0.0,
+        "queue_wait_max": 0.0,
     }
 
 

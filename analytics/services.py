@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import connections
@@ -85,6 +85,8 @@ class Sources:
     sessions: list[Session]
     acquisitions: list[datetime]
     denials: list[tuple[datetime, str]]
+    # Leases granted to a queued ticket: when, and how long it waited (s).
+    waits: list[tuple[datetime, float]] = field(default_factory=list)
 
 
 def _when(value) -> datetime | None:
@@ -135,12 +137,16 @@ def usage_sources(
         sessions[session_id] = session
 
     acquisitions: list[datetime] = []
+    waits: list[tuple[datetime, float]] = []
     acquired_rows = _events(license.id, [ACQUIRED]).filter(created_at__gte=begin, created_at__lt=end)
     for row in acquired_rows.order_by("id").iterator():
         details = row.details or {}
         if not details.get(Detail.CREATED, True):
             continue
         acquisitions.append(row.created_at)
+        waited = details.get("waited_seconds")
+        if isinstance(waited, int | float):
+            waits.append((row.created_at, float(waited)))
         session_id = details.get(Detail.SESSION_ID)
         if session_id and session_id not in sessions:
             sessions[session_id] = Session(session_id=session_id)
@@ -185,7 +191,7 @@ def usage_sources(
         for row in _events(license.id, [DENIED]).filter(created_at__gte=begin, created_at__lt=end)
     ]
     usable = [s for s in sessions.values() if s.start is not None and (s.end is None or s.end > s.start)]
-    return Sources(sessions=usable, acquisitions=acquisitions, denials=denials)
+    return Sources(sessions=usable, acquisitions=acquisitions, denials=denials, waits=waits)
 
 
 def _live_leases(license: License) -> list:
@@ -252,6 +258,7 @@ def usage_figures(
     peak, over_peak, over_seconds = _levels(open_sessions, begin, stop, now, limit)
     ended = [s for s in sources.sessions if s.end is not None and not s.provisional and begin <= s.end < stop]
     denied = Counter(code for moment, code in sources.denials if begin <= moment < stop)
+    waited = [seconds for moment, seconds in sources.waits if begin <= moment < stop]
     return {
         "peak_seats": peak,
         "acquisitions": sum(1 for moment in sources.acquisitions if begin <= moment < stop),
@@ -263,6 +270,9 @@ def usage_figures(
         "session_seconds": round(sum((s.end - s.start).total_seconds() for s in ended), 3),
         "overdraft_peak": over_peak,
         "overdraft_seconds": round(over_seconds, 3),
+        "queued_acquisitions": len(waited),
+        "queue_wait_seconds": round(sum(waited), 3),
+        "queue_wait_max": round(max(waited, default=0.0), 3),
     }
 
 

@@ -14,8 +14,9 @@ role, the Redis seat ledger, generated signing keys), and measures:
 - status: GET /api/v1/licenses/status for one license;
 - heartbeat and acquire+release again on licenses with every floating-seat
   rule on (issue 17: overdraft seats, a 1 s linger, an idle timeout the
-  heartbeats report against, borrow limits, seats per user), side by side
-  with the rules off, for what the rules cost.
+  heartbeats report against, borrow limits, seats per user, the queue asked
+  for on every acquire, two group rules with reservations and a limit),
+  side by side with the rules off, for what the rules cost.
 
 Each scenario runs closed-loop (16 clients sending as fast as answers come:
 the saturation throughput), then open-loop at --rate operations/s or at
@@ -115,21 +116,30 @@ def prepare_database(env: dict[str, str]) -> None:
 SEED = """
 import json
 from accounts.models import Role, User
-from licenses.services import license_create
+from licenses.services import license_create, license_seat_rules_set
 from tenants.scope import tenant_scope
 from tenants.services import tenant_create
 tenant = tenant_create(name="Bench Co")
 with tenant_scope(tenant.id):
-    User.objects.create_user("bench@bench.test", "%s", tenant=tenant, role=Role.TENANT_ADMIN)
+    user = User.objects.create_user("bench@bench.test", "%s", tenant=tenant, role=Role.TENANT_ADMIN)
 _, beat_key = license_create(tenant=tenant, max_seats=1000, name="heartbeat pool")
 churn, churn_key = license_create(tenant=tenant, max_seats=%d, name="acquire/release pool")
 # Every floating-seat rule on (issue 17). Seats per user: the one bench user
 # holds one seat however many machines churn through it, and the 1 s linger
 # of each release does not fill the license.
+# The queue is on (every acquire asks to queue) and two group rules apply:
+# the bench user's group, with a reservation and a limit, and another group
+# whose unused reservation the ledger subtracts on every grant.
 rules = dict(overdraft_seats=2, linger_seconds=1, idle_timeout=3600, borrow_max_seats=10,
-             borrow_max_per_user=5, seat_mode="per_user")
-_, beat_rules_key = license_create(tenant=tenant, max_seats=1000, name="heartbeat pool, rules on", **rules)
-_, churn_rules_key = license_create(tenant=tenant, max_seats=churn.max_seats, name="churn, rules on", **rules)
+             borrow_max_per_user=5, seat_mode="per_user", queue_max_tickets=100, queue_ticket_ttl=60)
+groups = [
+    {"name": "bench", "users": [str(user.pk)], "machines": [], "reserve": 2, "max": 900, "priority": 1},
+    {"name": "others", "users": [], "machines": ["bench-other-machine"], "reserve": 2, "max": None},
+]
+beat_rules, beat_rules_key = license_create(tenant=tenant, max_seats=1000, name="heartbeat pool, rules on", **rules)
+churn_rules, churn_rules_key = license_create(tenant=tenant, max_seats=churn.max_seats, name="churn, rules on", **rules)
+for licensed in (beat_rules, churn_rules):
+    license_seat_rules_set(license=licensed, rules=groups)
 print(json.dumps({"beat_key": beat_key, "churn_key": churn_key, "churn_id": str(churn.id), "churn_max": churn.max_seats,
                   "beat_rules_key": beat_rules_key, "churn_rules_key": churn_rules_key}))
 """
@@ -281,10 +291,11 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
 
     counter = iter(range(10**9))
 
-    async def acquire_release(conn, i, key=seeded["churn_key"]):
-        body = json.dumps(
-            {"license_key": key, "hardware_fingerprint": f"bench-churn-{next(counter):09d}"}
-        ).encode()
+    async def acquire_release(conn, i, key=seeded["churn_key"], queue=False):
+        request = {"license_key": key, "hardware_fingerprint": f"bench-churn-{next(counter):09d}"}
+        if queue:
+            request["queue"] = True
+        body = json.dumps(request).encode()
         got = await conn.request("POST", "/api/v1/licenses/acquire", body=body, headers=user_auth)
         if got.status != 201:
             return False
@@ -299,7 +310,7 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
         return (await conn.request("GET", status_path, headers=status_headers)).status == 200
 
     async def acquire_release_rules(conn, i):
-        return await acquire_release(conn, i, key=seeded["churn_rules_key"])
+        return await acquire_release(conn, i, key=seeded["churn_rules_key"], queue=True)
 
     # (name, operation, HTTP requests per operation)
     scenarios = [

@@ -50,6 +50,9 @@ def row(
         "session_seconds": float(seconds),
         "overdraft_peak": over_peak,
         "overdraft_seconds": float(over_seconds),
+        "queued_acquisitions": 0,
+        "queue_wait_seconds": 0.0,
+        "queue_wait_max": 0.0,
     }
 
 

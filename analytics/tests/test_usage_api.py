@@ -71,6 +71,9 @@ def test_a_tenant_admin_gets_every_period_of_their_licenses_and_nothing_of_other
         "avg_session_seconds": 1500.0,
         "overdraft_peak": 0,
         "overdraft_seconds": 0.0,
+        "queued_acquisitions": 0,
+        "queue_wait_seconds": 0.0,
+        "queue_wait_max": 0.0,
     }
     assert second["peak_seats"] == 0 and second["avg_session_seconds"] is None
 

@@ -43,6 +43,24 @@ BACKENDS = [
     pytest.param("redis", marks=pytest.mark.redis, id="redis"),
     pytest.param("database", marks=pytest.mark.embedded, id="database"),
 ]
+# And each again with the floating-license rules on (issue 17) in a way that
+# leaves the seats a test counts on as they are (EVERY_RULE).
+BACKENDS_AND_RULES = [
+    *BACKENDS,
+    pytest.param("redis+rules", marks=pytest.mark.redis, id="redis-every-rule"),
+    pytest.param("database+rules", marks=pytest.mark.embedded, id="database-every-rule"),
+]
+
+# Every rule at once on a license of `max_seats` that a test reads as that many
+# seats: 2 overdraft seats past it, which a reservation of 2 for a group none
+# of the test's holders is in takes back; a group capped at 0 seats whose
+# member waits in the queue for good (its ticket holds back nobody, but every
+# grant looks past it); borrow limits no test reaches. (Linger and seats per
+# user change what a release and a seat are: their own suites and the property
+# test, test_ledger_model.py, run them together with these.)
+EVERY_RULE_OVERDRAFT = 2
+EVERY_RULE_GROUPS = (SeatGroup("kept", reserve=2), SeatGroup("capped", max=0, priority=9))
+EVERY_RULE_BORROWS = 1_000
 
 
 # As many database connections as the embedded default's server holds (bin/run-embedded:
@@ -139,6 +157,7 @@ class Seats:
         groups: tuple[SeatGroup, ...] = (),
         queue_ttl: int = 60,
         queue_max: int = 100,
+        every_rule: bool = False,
     ):
         self.ledger = ledger
         self.license_id = license_id
@@ -153,6 +172,13 @@ class Seats:
         self.groups = groups
         self.queue_ttl = queue_ttl
         self.queue_max = queue_max
+        self.every_rule = every_rule
+        if every_rule:
+            self.overdraft = EVERY_RULE_OVERDRAFT
+            self.groups = EVERY_RULE_GROUPS
+            self.queue_ttl = 3600
+            waiting = self.acquire("capped-machine", user_id="capped-user", group="capped", queue=True)
+            assert isinstance(waiting, QueueTicket)
 
     @property
     def backend(self) -> str:
@@ -217,6 +243,9 @@ class Seats:
         max_borrowed: int | None = None,
         max_per_user: int | None = None,
     ) -> Lease:
+        if self.every_rule:
+            max_borrowed = EVERY_RULE_BORROWS if max_borrowed is None else max_borrowed
+            max_per_user = EVERY_RULE_BORROWS if max_per_user is None else max_per_user
         return self.call(
             "borrow",
             session_id=session_id,
@@ -301,7 +330,17 @@ def make_seats(request) -> Iterator[Callable[..., Seats]]:
     """`make_seats(max_seats, committed=False, **ledger_options)`: a fresh
     license on this backend. `committed=True` for tests whose threads must see
     each other's writes (the database backend then commits for real)."""
-    backend = request.param
+    yield from _seats_maker(request, request.param)
+
+
+@pytest.fixture(params=BACKENDS_AND_RULES)
+def make_seats_and_every_rule(request) -> Iterator[Callable[..., Seats]]:
+    """make_seats on each backend, and again with every rule on (EVERY_RULE)."""
+    backend, _, rules = request.param.partition("+")
+    yield from _seats_maker(request, backend, every_rule=bool(rules))
+
+
+def _seats_maker(request, backend: str, *, every_rule: bool = False) -> Iterator[Callable[..., Seats]]:
     if backend == "redis" and not settings.REDIS_URL:
         pytest.skip("needs Redis (REDIS_URL)")
     made: list[SeatLedger] = []
@@ -328,6 +367,7 @@ def make_seats(request) -> Iterator[Callable[..., Seats]]:
             "groups": groups,
             "queue_ttl": queue_ttl,
             "queue_max": queue_max,
+            "every_rule": every_rule,
         }
         if backend == "redis":
             ledger = RedisSeatLedger.from_settings()

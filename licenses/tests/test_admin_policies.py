@@ -33,6 +33,8 @@ POLICY_FORM = {
     "idle_timeout": "0",
     "seat_mode": "per_machine",
     "reassign_cooldown_hours": "24",
+    "queue_max_tickets": "0",
+    "queue_ticket_ttl": "60",
     "trial_days": "",
     "expiry_grace_days": "7",
     "maintenance_end": "2027-03-31",

@@ -5,10 +5,15 @@ holder's alone, the error codes each produced (`queue_full`,
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from accounts.models import Role
 from accounts.tests.factories import UserFactory
+from analytics.models import HourlyUsage
+from analytics.services import floor_hour, usage_rollup_license
 from audit.models import AuditLog
 from coditect.personas import Persona, api_client
 from licenses.tests.conftest import acquire, error_code
@@ -60,6 +65,20 @@ def test_a_queued_acquire_gets_a_ticket_moves_up_and_then_the_seat(ledger, membe
     assert granted.details["waited_seconds"] >= 0
     # Polls wrote no row of their own: one lease.queued per ticket.
     assert len(rows(acme, "lease.queued")) == 2
+
+    # The rollups keep the acquires that waited, and how long.
+    now = timezone.now()
+    usage_rollup_license(
+        license_id=license.id,
+        tenant_id=acme.id,
+        start=now - timedelta(hours=1),
+        end=now + timedelta(seconds=1),
+    )
+    with tenant_scope(acme.id):
+        hour = HourlyUsage.objects.get(license=license, period_start=floor_hour(now))
+    assert hour.queued_acquisitions == 2
+    assert hour.queue_wait_max >= granted.details["waited_seconds"]
+    assert hour.queue_wait_seconds >= hour.queue_wait_max
 
 
 def test_a_license_that_does_not_queue_answers_queue_full(ledger, member, admin, acme):

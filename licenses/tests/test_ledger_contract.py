@@ -14,7 +14,8 @@ from licenses.ledger import NoSeatsAvailable, SessionNotFound
 from licenses.tests import ledger_support
 from licenses.tests.ledger_support import Crew
 
-make_seats = ledger_support.make_seats  # the fixture, one license per backend
+# The fixture, one license per backend, and again with every floating rule on (issue 17).
+make_seats = ledger_support.make_seats_and_every_rule
 
 ROUNDS = 20
 ACQUIRERS = 200

@@ -1,10 +1,12 @@
 """A stateful property test of the seat ledger (issue 17), on every backend:
-Hypothesis drives random sequences of acquire, heartbeat, release (the
-client's, which lingers, and an operator's, which does not), borrow under a
-borrow limit, changes of the seat limit, waits past short leases' expiry and
-a ledger restart, with overdraft and linger on, seats per machine or per
-user, against a model of what the ledger must hold; after every step the
-ledger's own answers are checked against DESIGN.md's invariants.
+Hypothesis drives random sequences of acquire (plain and queued), heartbeat,
+release (the client's, which lingers, and an operator's, which does not),
+borrow under a borrow limit, changes of the seat limit and of the group
+rules, waits past short leases' expiry and a ledger restart, with overdraft,
+linger, the queue and a group rule (a reservation and a limit) on, seats per
+machine or per user, against a model of what the ledger must hold; after
+every step the ledger's own answers are checked against DESIGN.md's
+invariants.
 
 Time is the real clock (the ledgers' own: Redis TIME, the database's now()):
 a lease whose expiry is within MARGIN of now may or may not be live, and the
@@ -30,7 +32,15 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from licenses.ledger import BorrowLimitReached, NoSeatsAvailable, SessionNotFound
+from licenses.ledger import (
+    BorrowLimitReached,
+    GroupLimitReached,
+    NoSeatsAvailable,
+    QueueFull,
+    QueueTicket,
+    SeatGroup,
+    SessionNotFound,
+)
 from licenses.models import License
 from licenses.tests import ledger_support
 from tenants.scope import tenant_scope
@@ -43,6 +53,10 @@ BORROW_MAX = 2
 MARGIN = 0.4  # seconds either side of an expiry the model does not decide
 USERS = ["u0", "u1", "u2"]
 MACHINES = ["m0", "m1", "m2"]
+# u0 is the group's: it may reserve a seat, and holds at most GROUP_MAX.
+GROUP, GROUP_MAX = "design", 2
+MEMBERS = {"u0"}
+QUEUE_MAX = 4
 EXAMPLES = int(os.environ.get("CODITECT_LEDGER_MODEL_EXAMPLES", "6"))
 
 
@@ -69,6 +83,10 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
             self.limit_set(3)
             self.held: dict[str, Held] = {}
             self.waits = 0
+            # The holder's queue ticket, as the ledger last named it.
+            self.tickets: dict[tuple[str, str], str] = {}
+            self.reserve = 1
+            seats.groups = (SeatGroup(GROUP, reserve=self.reserve, max=GROUP_MAX),)
 
         # --- helpers ----------------------------------------------------------------
 
@@ -102,27 +120,56 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
 
         # --- rules ------------------------------------------------------------------
 
-        @rule(user=st.sampled_from(USERS), machine=st.sampled_from(MACHINES), ttl=st.sampled_from([1, 60]))
-        def acquire(self, user, machine, ttl):
+        @rule(
+            user=st.sampled_from(USERS),
+            machine=st.sampled_from(MACHINES),
+            ttl=st.sampled_from([1, 60]),
+            queue=st.booleans(),
+        )
+        def acquire(self, user, machine, ttl, queue):
             self.forget_gone()
             holder = (user, machine)
             before = self.now()
             mine = self.of_holder(holder)
+            group = GROUP if user in MEMBERS else None
             try:
-                result = seats.acquire(machine, user_id=user, ttl=ttl, max_seats=self.max_seats)
+                result = seats.acquire(
+                    machine, user_id=user, ttl=ttl, max_seats=self.max_seats, group=group, queue=queue
+                )
+            except QueueFull as full:
+                assert queue and full.waiting >= QUEUE_MAX and holder not in self.tickets
+                return
+            except GroupLimitReached as refused:
+                # Only the group's member, with its max held (or about to be).
+                assert group == GROUP and refused.limit == GROUP_MAX and refused.held >= GROUP_MAX
+                return
             except NoSeatsAvailable as refused:
                 # Refused only when the seats (and overdraft) may all be taken:
                 # leases, or per user the users holding one (never this user).
-                assert refused.used >= self.max_seats + OVERDRAFT
-                possible = [held for held in self.held.values() if not held.certainly_gone(self.now())]
-                assert len(self.seats_of(possible)) >= self.max_seats + OVERDRAFT
+                # A refusal without a queue; a seat free may be the group's
+                # reservation, or wait for a ticket ahead.
+                assert not queue
+                assert refused.used >= self.max_seats + OVERDRAFT or group is None or self.tickets
                 assert not any(held.certainly_live(before) and not held.lingering for _, held in mine)
                 if seats.per_user:
                     assert not any(
                         h.holder[0] == user and h.certainly_live(before) for h in self.held.values()
                     )
                 return
+            if isinstance(result, QueueTicket):
+                # Queued: no seat in use of this holder's, and one ticket per holder.
+                assert queue and 1 <= result.position <= result.waiting <= QUEUE_MAX
+                assert not any(held.certainly_live(before) and not held.lingering for _, held in mine)
+                if not result.created:
+                    assert self.tickets.get(holder) == result.ticket_id
+                self.tickets[holder] = result.ticket_id
+                return
             lease = result.lease
+            if result.ticket_id is not None:
+                # A seat for a ticket goes to the holder who waited with it.
+                assert self.tickets.get(holder) == result.ticket_id
+            self.tickets.pop(holder, None)
+            assert lease.group == (group if result.created else lease.group)
             assert (lease.user_id, lease.fingerprint) == holder
             assert not lease.lingering
             in_use = [(sid, held) for sid, held in mine if held.certainly_live(before) and not held.lingering]
@@ -135,7 +182,8 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
                 not h.certainly_live(before) and not h.certainly_gone(before) for h in others
             )
             if result.created and not unsure:
-                # A new seat only within the limit (a reclaimed one is a seat held already).
+                # A new seat only within the limit (a reclaimed one is a seat held already),
+                # less the group's unused reservation for anyone outside it.
                 assert result.reclaimed or shares or result.used <= self.max_seats + OVERDRAFT
                 if shares:
                     assert not lease.overdraft
@@ -210,6 +258,12 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
             held.borrowed = True
             held.expires = max(held.expires, before + 600)
 
+        @rule(reserve=st.integers(min_value=0, max_value=2))
+        def change_the_group_rules(self, reserve):
+            # The tenant admin moves the reservation; the limit stays.
+            self.reserve = reserve
+            seats.groups = (SeatGroup(GROUP, reserve=reserve, max=GROUP_MAX),)
+
         @rule(limit=st.integers(min_value=1, max_value=4))
         def change_the_seat_limit(self, limit):
             # Invariant 6: lowering it ends no live lease; acquire refuses until under.
@@ -231,6 +285,7 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
                 # from PostgreSQL in production: test_ledger_redis_loss.py).
                 seats.ledger.client.delete(*seats.ledger.keys(seats.license_id))
                 self.held.clear()
+                self.tickets.clear()  # the queue lives in the ledger, and goes with it
             # The database ledger's leases are rows: a restart loses nothing.
 
         # --- invariants -------------------------------------------------------------
@@ -261,13 +316,25 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
                     assert sid not in by_id
             borrowed = [lease for lease in live if lease.is_borrowed]
             assert len(borrowed) <= BORROW_MAX
+            # The group never holds more than its max; the queue never more than its tickets.
+            grouped = [lease for lease in live if lease.group == GROUP]
+            assert len(self.seats_of_leases(grouped)) <= GROUP_MAX
+            assert all(lease.user_id in MEMBERS for lease in grouped)
+            assert seats.queued() <= QUEUE_MAX
+
+        def seats_of_leases(self, leases) -> set:
+            if seats.per_user:
+                return {lease.user_id for lease in leases}
+            return {lease.session_id for lease in leases}
 
     return LedgerModel
 
 
 @pytest.mark.parametrize("per_user", [False, True], ids=["per-machine", "per-user"])
 def test_random_sequences_of_every_operation_keep_every_invariant(make_seats, per_user):
-    seats = make_seats(max_seats=3, overdraft=OVERDRAFT, linger=LINGER, per_user=per_user)
+    seats = make_seats(
+        max_seats=3, overdraft=OVERDRAFT, linger=LINGER, per_user=per_user, queue_max=QUEUE_MAX, queue_ttl=60
+    )
     machine = ledger_machine(seats)
     run_state_machine_as_test(
         machine,

@@ -31,6 +31,7 @@ from coditect_license import (
     LicenseClient,
     NoSeatsAvailable,
     PasswordLogin,
+    QueueFull,
     RetryPolicy,
     TokenInvalid,
     fingerprint,
@@ -191,6 +192,45 @@ def test_an_overdraft_seat_says_so_on_the_lease(account, make_client):
     acct = account(seats=1, overdraft_seats=1)
     assert make_client(acct, machine="one").acquire().overdraft is False
     assert make_client(acct, machine="two").acquire().overdraft is True
+
+
+def test_a_client_waits_in_the_queue_with_its_place_shown_and_gets_the_seat(account, make_client):
+    """acquire(wait=) on a full license that queues: the client reports its
+    place while it waits, a later client queues behind it, and when the seat
+    frees the first in the queue gets it; the second's wait runs out."""
+    acct = account(seats=1, queue_max_tickets=5, queue_ticket_ttl=6)
+    holder = make_client(acct, machine="holder")
+    holder.acquire()
+    places: dict[str, list] = {"first": [], "second": []}
+    got: dict = {}
+
+    def wait(name: str, seconds: float) -> None:
+        client = make_client(acct, machine=name)
+        try:
+            got[name] = client.acquire(wait=seconds, on_queued=places[name].append)
+        except NoSeatsAvailable as refused:
+            got[name] = refused
+
+    first = threading.Thread(target=wait, args=("first", 20))
+    first.start()
+    assert wait_for(lambda: places["first"], timeout=5)
+    second = threading.Thread(target=wait, args=("second", 4))
+    second.start()
+    assert wait_for(lambda: places["second"], timeout=5)
+    assert places["first"][0].position == 1 and places["second"][0].position == 2
+    holder.release()
+    first.join(timeout=15)
+    second.join(timeout=15)
+    assert got["first"].created and got["first"].seats_used == 1
+    # The second waited its four seconds at place 1 behind the seat now taken.
+    assert isinstance(got["second"], NoSeatsAvailable) and got["second"].details["waiting"] >= 1
+
+
+def test_a_license_that_does_not_queue_refuses_a_waiting_client_at_once(account, make_client):
+    acct = account(seats=1)
+    make_client(acct, machine="holder").acquire()
+    with pytest.raises(QueueFull):
+        make_client(acct, machine="waiter").acquire(wait=30)
 
 
 def test_2_a_full_license_refuses_with_the_typed_exception_until_a_seat_is_given_back(account, make_client):
