@@ -1,7 +1,7 @@
 """Profile one scenario in-process, on the same database and settings as
 `bench/run.py`, to see where a request's time goes.
 
-    .venv/bin/python bench/profile_op.py [acquire_release|heartbeat|status|baseline]
+    .venv/bin/python bench/profile_op.py [acquire_release|heartbeat|..._rules|status|baseline]
         [--count 500] [--sort tottime] [--limit 40] [--queries]
 
 It builds the bench database, seeds it as `run.py` does, then drives the WSGI
@@ -35,7 +35,14 @@ def main() -> None:
         "scenario",
         nargs="?",
         default="acquire_release",
-        choices=["acquire_release", "heartbeat", "status", "baseline"],
+        choices=[
+            "acquire_release",
+            "acquire_release_rules",
+            "heartbeat",
+            "heartbeat_rules",
+            "status",
+            "baseline",
+        ],
     )
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--sort", default="tottime")
@@ -73,10 +80,10 @@ def profile(args, seeded: dict[str, str]) -> None:
     user_auth = {"HTTP_AUTHORIZATION": f"Bearer {login.json()['access_token']}"}
     counter = iter(range(10**9))
 
-    def acquire(key: str) -> str:
+    def acquire(key: str, **extra) -> str:
         got = client.post(
             "/api/v1/licenses/acquire",
-            json.dumps({"license_key": key, "hardware_fingerprint": f"profile-{next(counter):09d}"}),
+            json.dumps({"license_key": key, "hardware_fingerprint": f"profile-{next(counter):09d}", **extra}),
             content_type="application/json",
             **user_auth,
         )
@@ -84,14 +91,28 @@ def profile(args, seeded: dict[str, str]) -> None:
         return got.json()["token"]
 
     beat_token = acquire(seeded["beat_key"])
+    beat_rules_token = acquire(seeded["beat_rules_key"])
 
-    def acquire_release() -> None:
-        token = acquire(seeded["churn_key"])
+    def acquire_release(key: str = seeded["churn_key"], **extra) -> None:
+        token = acquire(key, **extra)
         got = client.delete("/api/v1/licenses/release", HTTP_AUTHORIZATION=f"Bearer {token}")
         assert got.status_code == 200, got.content
 
+    def acquire_release_rules() -> None:
+        # As run.py's "rules on": every floating rule, and the queue asked for.
+        acquire_release(seeded["churn_rules_key"], queue=True)
+
     def heartbeat() -> None:
-        got = client.post("/api/v1/licenses/heartbeat", HTTP_AUTHORIZATION=f"Bearer {beat_token}")
+        got = client.generic("POST", "/api/v1/licenses/heartbeat", HTTP_AUTHORIZATION=f"Bearer {beat_token}")
+        assert got.status_code == 200, got.content
+
+    def heartbeat_rules() -> None:
+        got = client.post(
+            "/api/v1/licenses/heartbeat",
+            json.dumps({"idle_seconds": 5}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {beat_rules_token}",
+        )
         assert got.status_code == 200, got.content
 
     def status() -> None:
@@ -103,7 +124,9 @@ def profile(args, seeded: dict[str, str]) -> None:
 
     operation = {
         "acquire_release": acquire_release,
+        "acquire_release_rules": acquire_release_rules,
         "heartbeat": heartbeat,
+        "heartbeat_rules": heartbeat_rules,
         "status": status,
         "baseline": baseline,
     }[args.scenario]

@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -261,11 +262,26 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
         )["token"]
         for i in range(args.sessions)
     ]
-    # The SDK's heartbeat with activity reported: a JSON body with idle_seconds.
-    rules_beat_headers = [
-        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"} for token in rules_tokens
-    ]
+    # The SDK's heartbeat with activity reported: a JSON body with idle_seconds
+    # (loadgen names the body's Content-Type itself).
+    rules_beat_headers = [{"Authorization": f"Bearer {token}"} for token in rules_tokens]
     idle_body = json.dumps({"idle_seconds": 5}).encode()
+    # One heartbeat of each kind, checked before anything is measured: a
+    # scenario whose every request fails would measure nothing but errors.
+    for token, body in ((tokens[0], None), (rules_tokens[0], {"idle_seconds": 5})):
+        request = urllib.request.Request(
+            base + "/api/v1/licenses/heartbeat",
+            data=json.dumps(body).encode() if body else b"",
+            method="POST",
+        )
+        request.add_header("Authorization", f"Bearer {token}")
+        if body:
+            request.add_header("Content-Type", "application/json")
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+        except urllib.error.HTTPError as refused:
+            detail = refused.read()[:300]
+            raise SystemExit(f"a heartbeat is refused before the run: {refused.code} {detail!r}") from None
     status_path = "/api/v1/licenses/status"
     status_headers = {**user_auth, "X-License-Key": seeded["churn_key"]}
 

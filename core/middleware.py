@@ -127,7 +127,9 @@ class RequestBodyLimitMiddleware:
         if not length or "json" not in request.content_type:
             return None
         try:
-            json_loads_bounded(
+            # Kept for the view's parser (core.parsers.BoundedJSONParser): the
+            # body is parsed once, under the same limits.
+            request.coditect_json = json_loads_bounded(
                 request.body,
                 max_depth=settings.API_MAX_JSON_DEPTH,
                 max_keys=settings.API_MAX_JSON_KEYS,

@@ -148,6 +148,9 @@ def raise_too_large(max_bytes: int):
     )
 
 
+_UNPARSED = object()
+
+
 class BoundedJSONParser(JSONParser):
     """DRF's JSON parser within the API_MAX_* limits (REST_FRAMEWORK's
     DEFAULT_PARSER_CLASSES)."""
@@ -156,6 +159,11 @@ class BoundedJSONParser(JSONParser):
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         request = parser_context.get("request")
+        # What the body-limits middleware parsed already (as UTF-8, within the
+        # same limits): the same body is not parsed twice.
+        parsed = getattr(getattr(request, "_request", None), "coditect_json", _UNPARSED)
+        if parsed is not _UNPARSED and codecs.lookup(encoding).name == "utf-8":
+            return parsed
         content_length = None
         if request is not None:
             try:

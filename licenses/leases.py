@@ -167,7 +167,8 @@ def lease_acquire(
     tenant_id = user.tenant_id
     deny = partial(_denied, tenant_id=tenant_id, user=user, fingerprint=fingerprint)
     try:
-        license = license_get_by_key(license_key=license_key)
+        # This request's copy of the row: its terms are read many times here.
+        license = license_get_by_key(license_key=license_key).terms_freeze()
     except LicenseNotFound as error:
         raise deny(error, license=None) from None
     if error := license_state_error(license):

@@ -413,14 +413,28 @@ class License(TenantOwnedModel):
     def save(self, *args, **kwargs):
         if self.policy_id is None:
             self.policy = Policy.default()
+        self.__dict__.pop("_frozen_terms", None)
         super().save(*args, **kwargs)
 
     @property
     def terms(self):
-        """The effective values (licenses.terms.license_terms)."""
+        """The effective values (licenses.terms.license_terms), worked out
+        again at each read unless frozen (`terms_freeze`)."""
+        frozen = self.__dict__.get("_frozen_terms")
+        if frozen is not None:
+            return frozen
         from licenses.terms import license_terms
 
         return license_terms(self)
+
+    def terms_freeze(self) -> License:
+        """Work the terms out once for the rest of this instance's life (a
+        request's copy of the row, or the per-process cache's): they are read
+        several times on the hot paths. Saving the row thaws them."""
+        from licenses.terms import license_terms
+
+        self.__dict__["_frozen_terms"] = license_terms(self)
+        return self
 
     @property
     def heartbeat_interval(self) -> int:

@@ -71,7 +71,8 @@ def license_get_cached(*, license_id: uuid.UUID | str, tenant_id: uuid.UUID | st
 
     def load() -> License:
         with tenant_scope(tenant_id):
-            return license_get(license_id=license_id)
+            # A cached row is never changed in place: its terms stand.
+            return license_get(license_id=license_id).terms_freeze()
 
     return _licenses.get((str(tenant_id), str(license_id)), load)
 

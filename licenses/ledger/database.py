@@ -278,8 +278,11 @@ class DatabaseSeatLedger(SeatLedger):
                 LeaseRow.objects.using(using).filter(pk=held.pk).delete()
                 used, theirs, reclaimed = used - 1, theirs - 1, True
             # The holder's ticket, if one waits (those past their deadline go).
-            tickets.filter(expires_at__lte=now).delete()
-            ticket = tickets.filter(holder).first()
+            # A license that never queued has no row to look at past the first.
+            ticket = None
+            if queued := tickets.exists():
+                tickets.filter(expires_at__lte=now).delete()
+                ticket = tickets.filter(holder).first()
             refusal: LedgerError | None = None
             if queue is not None and queue.ticket_id is not None:
                 if ticket is None or ticket.ticket_id != queue.ticket_id:
@@ -304,7 +307,7 @@ class DatabaseSeatLedger(SeatLedger):
                         GroupLimitReached(group=group, limit=rule.max, held=rules.used_of[group]),
                         0,
                     )
-                grant = free > self._tickets_ahead(tickets, ticket, rules, free)
+                grant = free > (self._tickets_ahead(tickets, ticket, rules, free) if queued else 0)
                 if not grant and queue is not None:
                     if ticket is None:
                         waiting = tickets.count()
