@@ -418,3 +418,47 @@ def test_the_command_line_acquires_shows_status_and_releases_without_printing_se
     fake_server.stub.route("POST", "/api/v1/licenses/acquire", error(409, "no_seats_available"))
     assert main(["--fingerprint", FP, "borrow", "1"], environ) == 1
     assert json.loads(capsys.readouterr().err)["error"]["code"] == "no_seats_available"
+
+
+def test_the_command_line_waits_in_the_queue_showing_its_place_and_queues_again_if_the_ticket_is_lost(
+    fake_server, tmp_path, capsys
+):
+    """`acquire --wait`: 202 answers show the place on stderr, a poll whose
+    ticket the server lost queues again without it, then the seat comes."""
+    from coditect_license.cli import main
+
+    answers = iter(["queued-3", "queued-1", "lost", "queued-2", "seat"])
+    sent: list[dict] = []
+
+    def acquire(request):
+        sent.append(dict(request.body))
+        step = next(answers)
+        if step == "lost":
+            return error(404, "ticket_not_found")
+        if step.startswith("queued"):
+            position = int(step[-1])
+            ticket = {"ticket_id": "t1", "ticket": f"ticket-{position}", "position": position, "waiting": 3}
+            return 202, {}, {**ticket, "poll_after": 0, "expires_at": None, "queued_at": None}
+        return fake_server.acquire(request)
+
+    fake_server.stub.route("POST", "/api/v1/licenses/acquire", acquire)
+    environ = {
+        "CODITECT_LICENSE_SERVER": fake_server.stub.url,
+        "CODITECT_LICENSE_KEY": KEY,
+        "CODITECT_LICENSE_TOKEN": "user-access-token",
+        "CODITECT_LICENSE_CACHE_DIR": str(tmp_path),
+        "CODITECT_LICENSE_TRUSTED_ROOT_KEY": str(write_json(tmp_path / "root.jwks", fake_server.root.jwks)),
+    }
+    assert main(["--fingerprint", FP, "acquire", "--wait", "30"], environ) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["session_id"] in fake_server.sessions.values()
+    assert "waiting for a seat: place 3 of 3" in out.err and "place 1 of 3" in out.err
+    # The first asks to queue, each poll sends the ticket it was given, and
+    # after the lost one the client queues again without a ticket.
+    assert [(body.get("queue"), body.get("ticket")) for body in sent] == [
+        (True, None),
+        (None, "ticket-3"),
+        (None, "ticket-1"),
+        (True, None),
+        (None, "ticket-2"),
+    ]
