@@ -449,14 +449,16 @@ def _queued(license) -> int | None:
 # --- group rules (reservations and limits) ---------------------------------------------------
 
 
-def _whole(value: str | None, *, name: str, optional: bool = False) -> int | None:
+def _whole(value: str | None, *, name: str, optional: bool = False, top: int | None = None) -> int | None:
     value = (value or "").strip()
     if not value:
         if optional:
             return None
         return 0
-    if not value.isdigit() or len(value) > 7:
-        raise ApplicationError(f"{name} is a whole number.", code="invalid_request")
+    # ASCII digits only: str.isdigit() takes "²" and "٣" too.
+    if not (value.isascii() and value.isdigit()) or len(value) > 7 or (top is not None and int(value) > top):
+        bound = f"0 to {top}" if top is not None else "0 or more"
+        raise ApplicationError(f"{name} is a whole number, {bound}.", code="invalid_request")
     return int(value)
 
 
@@ -504,18 +506,46 @@ def group_save(request, license_id):
             "machines": machines,
             "reserve": _whole(form["reserve"], name="Reserve"),
             "max": _whole(form["max"], name="Max", optional=True),
-            "priority": _whole(form["priority"], name="Priority"),
+            "priority": _whole(form["priority"], name="Priority", top=MAX_PRIORITY),
         }
         rules = [each for each in license.seat_rules or () if each["name"] != name]
         position = next(
             (i for i, each in enumerate(license.seat_rules or ()) if each["name"] == name), len(rules)
         )
         rules.insert(position, rule)
-        license_seat_rules_set(license=license, rules=rules, actor=request.user)
+        license = license_seat_rules_set(license=license, rules=rules, actor=request.user)
     except ApplicationError as refusal:
         return _refused(request, _license_or_404(license_id), refusal, form={"group": form})
     messages.success(request, f"The group {name} is saved; seats in use keep their group until they end.")
+    if shadowed := _listed_earlier(license, name):
+        messages.warning(
+            request,
+            f"Some members of {name} are listed in a group before it, and that group is theirs: "
+            + "; ".join(shadowed)
+            + ".",
+        )
     return redirect("dashboard:license", license_id=license.id)
+
+
+def _listed_earlier(license, name: str) -> list[str]:
+    """The members of group `name` that an earlier group lists (the first
+    group that lists a holder is theirs), as "member (group)"."""
+    rules = list(license.seat_rules or ())
+    index = next((i for i, rule in enumerate(rules) if rule["name"] == name), None)
+    if index is None:
+        return []
+    earlier: dict[str, str] = {}
+    for rule in rules[:index]:
+        for member in [*rule.get("users", ()), *rule.get("machines", ())]:
+            earlier.setdefault(member, rule["name"])
+    mine = rules[index]
+    users = [user for user in mine.get("users", ()) if user in earlier]
+    emails = {str(pk): email for pk, email in User.objects.filter(pk__in=users).values_list("pk", "email")}
+    shadowed = [f"{emails.get(user, user)} ({earlier[user]})" for user in users]
+    shadowed += [
+        f"{machine} ({earlier[machine]})" for machine in mine.get("machines", ()) if machine in earlier
+    ]
+    return shadowed[:10]
 
 
 @require_POST
@@ -530,7 +560,10 @@ def group_remove(request, license_id):
             "This license has no such group (if you just removed it, that is done).", code="invalid_request"
         )
         return _refused(request, license, refusal)
-    license_seat_rules_set(license=license, rules=rules, actor=request.user)
+    try:
+        license_seat_rules_set(license=license, rules=rules, actor=request.user)
+    except ApplicationError as refusal:
+        return _refused(request, _license_or_404(license_id), refusal)
     messages.success(request, f"The group {name} is removed.")
     return redirect("dashboard:license", license_id=license.id)
 

@@ -312,7 +312,9 @@ class LicenseHeartbeatApi(LicenseTokenAPIView):
         if request.body:
             # A JSON body the body-limits middleware parsed already (within the
             # API's limits); any other is DRF's to parse, or to refuse.
-            body = getattr(request._request, "coditect_json", None)
+            body = None
+            if request.content_type == "application/json":
+                body = getattr(request._request, "coditect_json", None)
             if body is None:
                 body = request.data
             idle = body.get("idle_seconds") if isinstance(body, dict) and len(body) == 1 else None

@@ -80,6 +80,11 @@ class Queued:
     poll_after: int
 
 
+NO_SEAT_MESSAGES = {
+    "": "All seats of this license are in use.",
+    "reserved": "The seats free now are reserved for groups you are not in.",
+    "queue": "The seats free now are held for the requests queued before yours: queue too.",
+}
 TICKET_SALT = "coditect.licenses.queue-ticket"
 TICKET_NOT_FOUND = "This queue ticket no longer waits (unknown, or not polled in time): queue again."
 
@@ -109,9 +114,29 @@ def _ticket_read(token: str, license: License, *, user_id: Any, fingerprint: str
 
 
 def _denied(
-    error: ApplicationError, *, tenant_id, license: License | None, user, fingerprint: str
+    error: ApplicationError,
+    *,
+    tenant_id,
+    license: License | None,
+    user,
+    fingerprint: str,
+    queued: bool = False,
+    waits: bool = False,
 ) -> ApplicationError:
-    """Record a refused acquire (audit and metrics) and hand the error back to raise."""
+    """Record a refused acquire (audit and metrics) and hand the error back to
+    raise. A caller that queues (`queued`) and is refused for good (a block,
+    the license's state, no seat of theirs: not `waits`) leaves the queue: a
+    ticket of theirs would hold back everyone behind it until it lapsed."""
+    if queued and not waits and license is not None:
+        try:
+            seat_ledger().tickets_drop(
+                license_id=license.id,
+                tenant_id=license.tenant_id,
+                user_id=str(user.pk),
+                fingerprint=fingerprint,
+            )
+        except ServiceUnavailable:
+            pass  # it lapses within its TTL
     audit_record(
         action=Event.LEASE_DENIED,
         tenant_id=tenant_id,
@@ -165,7 +190,9 @@ def lease_acquire(
     free for it waits in the license's queue: Queued, its place and ticket
     token, instead of a refusal."""
     tenant_id = user.tenant_id
-    deny = partial(_denied, tenant_id=tenant_id, user=user, fingerprint=fingerprint)
+    deny = partial(
+        _denied, tenant_id=tenant_id, user=user, fingerprint=fingerprint, queued=queue or ticket is not None
+    )
     try:
         # This request's copy of the row: its terms are read many times here.
         license = license_get_by_key(license_key=license_key).terms_freeze()
@@ -209,7 +236,7 @@ def lease_acquire(
             try:
                 ticket_id = _ticket_read(ticket, license, user_id=user.pk, fingerprint=fingerprint)
             except ApplicationError as error:
-                raise deny(error, license=license) from None
+                raise deny(error, license=license, waits=True) from None
         queued = QueueRequest(
             ttl=terms.queue_ticket_ttl, max_tickets=terms.queue_max_tickets, ticket_id=ticket_id
         )
@@ -231,7 +258,9 @@ def lease_acquire(
             queue=queued,
         )
     except TicketNotFound:
-        raise deny(ApplicationError(TICKET_NOT_FOUND, code="ticket_not_found"), license=license) from None
+        raise deny(
+            ApplicationError(TICKET_NOT_FOUND, code="ticket_not_found"), license=license, waits=True
+        ) from None
     except QueueFull as exc:
         raise deny(
             ApplicationError(
@@ -242,6 +271,7 @@ def lease_acquire(
                 details={"waiting": exc.waiting, "max_tickets": exc.max_tickets},
             ),
             license=license,
+            waits=True,
         ) from None
     except GroupLimitReached as exc:
         raise deny(
@@ -251,6 +281,7 @@ def lease_acquire(
                 details={"group": exc.group, "max": exc.limit, "held": exc.held},
             ),
             license=license,
+            waits=True,
         ) from None
     except UserMachineLimitReached as exc:
         raise deny(
@@ -264,11 +295,16 @@ def lease_acquire(
     except NoSeatsAvailable as exc:
         raise deny(
             ApplicationError(
-                "All seats of this license are in use.",
+                NO_SEAT_MESSAGES[exc.held_for],
                 code="no_seats_available",
-                details={"used": exc.used, "max": exc.max_seats},
+                details={
+                    "used": exc.used,
+                    "max": exc.max_seats,
+                    **({"held_for": exc.held_for} if exc.held_for else {}),
+                },
             ),
             license=license,
+            waits=True,
         ) from None
 
     if isinstance(result, QueueTicket):

@@ -22,7 +22,7 @@ MAX_IDLE_TIMEOUT = 7 * 86_400
 # The queue: tickets waiting on one license at once, and how long an unpolled
 # ticket keeps its place.
 MAX_QUEUE_TICKETS = 10_000
-MAX_QUEUE_TICKET_TTL = 3_600
+MAX_QUEUE_TICKET_TTL = 600
 
 
 class SeatMode(models.TextChoices):

@@ -49,10 +49,12 @@ def _count(rule: dict, field: str, *, optional: bool = False, top: int | None = 
     return value
 
 
-def seat_rules_clean(rules: Any, *, max_seats: int) -> list[dict]:
+def seat_rules_clean(rules: Any, *, max_seats: int, reserved_before: int = 0) -> list[dict]:
     """The rules as kept on the license, checked: unique names, members that
-    are user ids and fingerprints, counts that fit the license. Raises
-    SeatRulesInvalid."""
+    are user ids and fingerprints, counts that fit the license (reservations
+    at most max_seats, or no more than `reserved_before`, the reservations
+    kept already: after max_seats was lowered under them, they may still be
+    cut down or removed). Raises SeatRulesInvalid."""
     if not isinstance(rules, list) or len(rules) > MAX_RULES:
         raise SeatRulesInvalid(f"The rules are a list of at most {MAX_RULES} groups.")
     cleaned, names, reserved = [], set(), 0
@@ -71,7 +73,7 @@ def seat_rules_clean(rules: Any, *, max_seats: int) -> list[dict]:
         users, machines = rule.get("users") or [], rule.get("machines") or []
         if not isinstance(users, list) or not isinstance(machines, list):
             raise SeatRulesInvalid(f"{name}: users and machines are lists.")
-        if len(users) + len(machines) > MAX_MEMBERS:
+        if len(users) + len(machines) > 10 * MAX_MEMBERS:
             raise SeatRulesInvalid(f"{name}: at most {MAX_MEMBERS} users and machines.")
         try:
             users = sorted({str(uuid.UUID(str(user))) for user in users})
@@ -79,6 +81,9 @@ def seat_rules_clean(rules: Any, *, max_seats: int) -> list[dict]:
             raise SeatRulesInvalid(f"{name}: a user is named by their id.") from None
         if not all(isinstance(machine, str) and FINGERPRINT.match(machine) for machine in machines):
             raise SeatRulesInvalid(f"{name}: a machine is named by its fingerprint (8 to 128 characters).")
+        machines = sorted(set(machines))
+        if len(users) + len(machines) > MAX_MEMBERS:
+            raise SeatRulesInvalid(f"{name}: at most {MAX_MEMBERS} users and machines.")
         if not users and not machines:
             raise SeatRulesInvalid(f"{name}: the group has no users and no machines.")
         reserve = _count(rule, "reserve")
@@ -93,15 +98,19 @@ def seat_rules_clean(rules: Any, *, max_seats: int) -> list[dict]:
             {
                 "name": name,
                 "users": users,
-                "machines": sorted(set(machines)),
+                "machines": machines,
                 "reserve": reserve,
                 "max": limit,
                 "priority": priority,
             }
         )
-    if reserved > max_seats:
+    if reserved > max(max_seats, reserved_before):
         raise SeatRulesInvalid(f"The groups reserve {reserved} seats; the license has {max_seats}.")
     return cleaned
+
+
+def seat_rules_reserved(rules) -> int:
+    return sum(rule.get("reserve") or 0 for rule in rules or ())
 
 
 def seat_groups(license) -> tuple[SeatGroup, ...]:

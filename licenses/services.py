@@ -359,6 +359,7 @@ def license_block(*, license: License, kind: str, value: str, reason: str = "", 
             details={"kind": kind, "value": value, "reason": reason},
         )
         _release(license, live, actor)
+        _tickets_drop(license, kind, value)
     return license
 
 
@@ -437,6 +438,17 @@ def block_value(license: License, kind: str, value: str) -> str:
             )
         value = str(found)
     return value
+
+
+def _tickets_drop(license: License, kind: str, value: str) -> None:
+    """A blocked machine's or user's (or a taken-back seat's) queue tickets go:
+    they wait for nothing and must hold back no one."""
+    from licenses.ledger.gateway import seat_ledger
+
+    if kind == BlockKind.MACHINE:
+        seat_ledger().tickets_drop(license_id=license.id, tenant_id=license.tenant_id, fingerprint=value)
+    else:
+        seat_ledger().tickets_drop(license_id=license.id, tenant_id=license.tenant_id, user_id=value)
 
 
 def _live_leases_of(license: License, kind: str, value: str) -> list:
@@ -543,6 +555,7 @@ def seat_unassign(*, license: License, user_id: Any, actor: Any = None) -> Licen
             details={"user_id": entry["user_id"], "email": entry.get("email", "")},
         )
         _release(license, _live_leases_of(license, BlockKind.USER, entry["user_id"]), actor)
+        _tickets_drop(license, BlockKind.USER, entry["user_id"])
     return license
 
 
@@ -551,12 +564,14 @@ def license_seat_rules_set(*, license: License, rules: list, actor: Any = None) 
     limits, queue priority), checked; the leases live now keep the group they
     were granted in. Audited. A refusal is 400 `invalid_request` saying why."""
     from core.errors import ApplicationError
-    from licenses.seat_rules import SeatRulesInvalid, seat_rules_clean
+    from licenses.seat_rules import SeatRulesInvalid, seat_rules_clean, seat_rules_reserved
 
     with tenant_scope(license.tenant_id):
         license = _locked(license)
         try:
-            cleaned = seat_rules_clean(rules, max_seats=license.max_seats)
+            cleaned = seat_rules_clean(
+                rules, max_seats=license.max_seats, reserved_before=seat_rules_reserved(license.seat_rules)
+            )
         except SeatRulesInvalid as invalid:
             raise ApplicationError(str(invalid), code="invalid_request") from None
         if cleaned == (license.seat_rules or []):

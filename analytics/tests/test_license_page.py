@@ -691,7 +691,15 @@ def test_a_tenant_admin_adds_changes_and_removes_a_seat_group(world):
         ({"name": "x", "members": "member@acme.test", "reserve": "2", "max": "1"}, "cannot reserve more"),
         (
             {"name": "x", "members": "member@acme.test", "priority": "10"},
-            "priority is a whole number, 0 to 9",
+            "Priority is a whole number, 0 to 9",
+        ),
+        (
+            {"name": "x", "members": "member@acme.test", "priority": "-1"},
+            "Priority is a whole number, 0 to 9",
+        ),
+        (
+            {"name": "x", "members": "member@acme.test", "reserve": "²"},
+            "Reserve is a whole number, 0 or more",
         ),
         ({"name": "!bad", "members": "member@acme.test"}, "A group&#x27;s name is"),
         ({"name": "x", "members": ""}, "has no users and no machines"),
@@ -712,3 +720,39 @@ def test_the_license_page_shows_the_queue_when_the_license_queues(world):
         License.unscoped.filter(pk=license.pk).update(queue_max_tickets=5)
     page = signed_in().get(url(license)).content.decode()
     assert "up to 5 waiting for a seat" in page and "0 waiting now" in page
+
+
+def test_groups_past_a_lowered_seat_count_can_still_be_cut_down_or_removed(world):
+    license = world["license"]
+    rules = [
+        {"name": name, "users": [], "machines": [machine], "reserve": 1, "max": None, "priority": 0}
+        for name, machine in (
+            ("one", "machine-one-0001"),
+            ("two", "machine-two-0002"),
+            ("three", "machine-three-03"),
+        )
+    ]
+    with operator_scope():
+        License.unscoped.filter(pk=license.pk).update(seat_rules=rules, max_seats=2)
+    client = signed_in()
+    # Removing one is allowed though the other two still reserve as many seats as there are.
+    assert client.post(url(license, "groups/remove/"), {"name": "three"}).status_code == 302
+    assert [rule["name"] for rule in fresh(license).seat_rules] == ["one", "two"]
+    # Raising a reservation past the seats is not.
+    refused = client.post(
+        url(license, "groups/"), {"name": "one", "members": "machine-one-0001", "reserve": "2"}
+    )
+    assert refused.status_code == 400 and "the license has 2" in refused.content.decode()
+
+
+def test_a_member_listed_in_an_earlier_group_is_pointed_out(world):
+    license = world["license"]
+    client = signed_in()
+    client.post(url(license, "groups/"), {"name": "first", "members": "member@acme.test"})
+    saved = client.post(
+        url(license, "groups/"), {"name": "second", "members": "member@acme.test"}, follow=True
+    )
+    assert (
+        "listed in a group before it" in saved.content.decode()
+        and "member@acme.test (first)" in saved.content.decode()
+    )

@@ -15,7 +15,9 @@
 -- lease ('' for the last two when it did not wait), {0, ...} for the existing
 -- one, {2, ...} for a new lease on the seat of the holder's lingering one,
 -- {3, ticket id, position, waiting, created ms, deadline ms, 1 if new} for a
--- holder queued, {-1, used} when every seat is taken, {-4, held} when the
+-- holder queued, {-1, used[, why]} when no seat is free for the holder (why:
+-- 'reserved' when the free ones are other groups' reservations, 'queue' when
+-- they are held for tickets ahead), {-4, held} when the
 -- user holds leases on `held` machines, their limit, {-5} for a ticket not
 -- waiting, {-6, waiting} when the queue is full, {-7, held, max} when the
 -- holder's group holds its max, {-2} if the fresh session id is already known
@@ -40,6 +42,14 @@ if redis.call('HEXISTS', leases, sid) == 1 then
   return {-2}
 end
 
+-- The holder's ticket, if one waits (tickets past their deadline are gone).
+-- A poll with a ticket that no longer waits changes nothing at all: it is
+-- answered before anything is written.
+tickets_prune()
+local ticket = redis.call('HGET', tickets, key)
+ticket = ticket and cjson.decode(ticket)
+local stale = polled_with and (not ticket or ticket.id ~= polled_with)
+
 local held = redis.call('HGET', holders, key)
 if not held then
   -- A lease taken before holders named the user is filed under the bare
@@ -58,6 +68,9 @@ local reclaimed = false
 if held then
   local expiry = redis.call('ZSCORE', live, held)
   local raw = expiry and redis.call('HGET', leases, held)
+  if raw and lingering(raw) and stale then
+    return {-5}
+  end
   if raw and lingering(raw) then
     -- Released by this holder within the linger: its seat goes to the
     -- holder's new lease below, whatever the count (it is one seat already
@@ -78,11 +91,7 @@ if held then
   end
 end
 
--- The holder's ticket, if one waits (tickets past their deadline are gone).
-tickets_prune()
-local ticket = redis.call('HGET', tickets, key)
-ticket = ticket and cjson.decode(ticket)
-if polled_with and (not ticket or ticket.id ~= polled_with) then
+if stale then
   return {-5}
 end
 
@@ -97,6 +106,9 @@ if per_user then
       return {-4, theirs}
     end
     shares_a_seat = true
+    -- The user's seat is counted under the group its first lease was
+    -- granted in; this machine's lease shares it and counts in no group.
+    lease.g = nil
   end
 else
   used = redis.call('ZCARD', live)
@@ -115,9 +127,13 @@ local function full(g)
   local rule = g and rule_of[g]
   return rule ~= nil and type(rule.m) == 'number' and rule.used >= rule.m
 end
+-- (A group's own reservation is its members' whatever the others reserve:
+-- reservations past the seats, after max_seats was lowered, lock no one out
+-- of their own.)
 local function free_for(g)
   local rule = g and rule_of[g]
-  return max_seats + overdraft - used - (unused - (rule and rule.unused or 0))
+  local own, free = rule and rule.unused or 0, max_seats + overdraft - used
+  return math.max(free - (unused - own), math.min(own, free))
 end
 
 local grant, refusal = reclaimed or shares_a_seat, {-1, used}
@@ -146,6 +162,11 @@ if not grant then
     end
   end
   grant = free > ahead
+  -- Why a seat in hand was refused: the only free ones are other groups'
+  -- reservations, or held for the tickets ahead.
+  if not grant and refusal[1] == -1 and max_seats + overdraft - used > 0 then
+    refusal = {-1, used, free <= 0 and 'reserved' or 'queue'}
+  end
 end
 
 if not grant then

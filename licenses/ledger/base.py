@@ -203,10 +203,17 @@ class LedgerError(Exception):
 
 
 class NoSeatsAvailable(LedgerError):
-    def __init__(self, used: int, max_seats: int) -> None:
-        super().__init__(f"all {max_seats} seats are in use")
+    """No seat is free for the holder. `held_for`: why, when seats are free
+    for others: "reserved" (other groups' reservations), "queue" (the tickets
+    ahead); "" when every seat is in use."""
+
+    def __init__(self, used: int, max_seats: int, held_for: str = "") -> None:
+        super().__init__(
+            f"all {max_seats} seats are in use" if not held_for else f"the free seats are {held_for}"
+        )
         self.used = used
         self.max_seats = max_seats
+        self.held_for = held_for
 
 
 class SessionNotFound(LedgerError):
@@ -393,6 +400,13 @@ class SeatLedger(ABC):
     @abstractmethod
     def queued(self, *, license_id: uuid.UUID) -> int:
         """How many queue tickets wait (none past its deadline)."""
+
+    @abstractmethod
+    def tickets_drop(
+        self, *, license_id: uuid.UUID, user_id: str | None = None, fingerprint: str | None = None
+    ) -> int:
+        """Take the queue tickets of a user (on any machine), of a machine (of
+        any user), or of one holder (both) out of the queue; how many went."""
 
     @abstractmethod
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:

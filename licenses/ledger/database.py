@@ -120,8 +120,11 @@ class _GroupRules:
         return rule is not None and rule.max is not None and self.used_of[group] >= rule.max
 
     def free_for(self, group: str | None) -> int:
+        # A group's own reservation is its members' whatever the others
+        # reserve (reservations past the seats lock no one out of their own).
         own = self.unused_of.get(group, 0) if group else 0
-        return self.capacity - self.used - (self.unused - own)
+        free = self.capacity - self.used
+        return max(free - (self.unused - own), min(own, free))
 
     def priority_of(self, group: str | None) -> int:
         rule = self.rule_of.get(group) if group else None
@@ -261,22 +264,6 @@ class DatabaseSeatLedger(SeatLedger):
                 used=Count("pk"), held=Min("session_id", filter=holder), theirs=Count("pk", filter=user)
             )
             used, theirs, reclaimed = seats["used"], seats["theirs"], False
-            if seats["held"] is not None:
-                held = live.get(session_id=seats["held"])
-                if held.lingering_since is None:
-                    expires_at = max(held.expires_at, now + timedelta(seconds=ttl))
-                    if expires_at != held.expires_at:
-                        LeaseRow.objects.using(using).filter(pk=held.pk).update(expires_at=expires_at)
-                        held.expires_at = expires_at
-                    if per_user:
-                        used = self._users_holding(live)
-                    tickets.filter(holder).delete()
-                    return AcquireResult(lease=lease_from_row(held), created=False, used=used)
-                # Released by this holder within the linger: its seat goes to
-                # the holder's new lease, whatever the count (it is one seat
-                # already held); the new lease's audit row says so.
-                LeaseRow.objects.using(using).filter(pk=held.pk).delete()
-                used, theirs, reclaimed = used - 1, theirs - 1, True
             # The holder's ticket, if one waits (those past their deadline go).
             # A license that never queued has no row to look at past the first.
             ticket = None
@@ -286,7 +273,26 @@ class DatabaseSeatLedger(SeatLedger):
             refusal: LedgerError | None = None
             if queue is not None and queue.ticket_id is not None:
                 if ticket is None or ticket.ticket_id != queue.ticket_id:
+                    # Refused before anything else changes (a lingering seat stays).
                     refusal = TicketNotFound(queue.ticket_id)
+            if seats["held"] is not None:
+                held = live.get(session_id=seats["held"])
+                if held.lingering_since is None:
+                    expires_at = max(held.expires_at, now + timedelta(seconds=ttl))
+                    if expires_at != held.expires_at:
+                        LeaseRow.objects.using(using).filter(pk=held.pk).update(expires_at=expires_at)
+                        held.expires_at = expires_at
+                    if per_user:
+                        used = self._users_holding(live)
+                    if ticket is not None:
+                        LeaseTicket.objects.using(using).filter(pk=ticket.pk).delete()
+                    return AcquireResult(lease=lease_from_row(held), created=False, used=used)
+                if refusal is None:
+                    # Released by this holder within the linger: its seat goes to
+                    # the holder's new lease, whatever the count (it is one seat
+                    # already held); the new lease's audit row says so.
+                    LeaseRow.objects.using(using).filter(pk=held.pk).delete()
+                    used, theirs, reclaimed = used - 1, theirs - 1, True
             # Per user, the seats are the users holding one; a user who holds
             # one already takes no other on another machine.
             shares_a_seat = per_user and theirs > 0
@@ -308,6 +314,11 @@ class DatabaseSeatLedger(SeatLedger):
                         0,
                     )
                 grant = free > (self._tickets_ahead(tickets, ticket, rules, free) if queued else 0)
+                if not grant and isinstance(refusal, NoSeatsAvailable) and max_seats + overdraft - used > 0:
+                    # Seats are free, but not for this holder: why.
+                    refusal = NoSeatsAvailable(
+                        used=used, max_seats=max_seats, held_for="reserved" if free <= 0 else "queue"
+                    )
                 if not grant and queue is not None:
                     if ticket is None:
                         waiting = tickets.count()
@@ -344,7 +355,9 @@ class DatabaseSeatLedger(SeatLedger):
                     created_at=now,
                     expires_at=now + timedelta(seconds=ttl),
                     overdraft=used >= max_seats and not shares_a_seat,
-                    seat_group=group or "",
+                    # A lease sharing its user's seat counts in no group: the
+                    # seat counts under the group its first lease was granted in.
+                    seat_group="" if shares_a_seat else group or "",
                 )
                 row.save(force_insert=True, using=using)
                 waited_for = None
@@ -544,6 +557,22 @@ class DatabaseSeatLedger(SeatLedger):
         using = self._using()
         now = self._clock(using)
         return LeaseTicket.objects.using(using).filter(license_id=license_id, expires_at__gt=now).count()
+
+    @_unavailable_on_database_errors
+    def tickets_drop(
+        self, *, license_id: uuid.UUID, user_id: str | None = None, fingerprint: str | None = None
+    ) -> int:
+        if user_id is None and fingerprint is None:
+            raise ValueError("name the user or the machine whose tickets go")
+        self._require_scope()
+        using = self._using()
+        tickets = LeaseTicket.objects.using(using).filter(license_id=license_id)
+        if user_id is not None:
+            tickets = tickets.filter(user_id=user_id)
+        if fingerprint is not None:
+            tickets = tickets.filter(fingerprint=fingerprint)
+        with self._atomic(using):
+            return tickets.delete()[0]
 
     @_unavailable_on_database_errors
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:

@@ -194,6 +194,18 @@ class SeatLedgerGateway:
     def queued(self, *, license_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
         return self._call("queued", tenant_id, license_id=license_id)
 
+    def tickets_drop(
+        self,
+        *,
+        license_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        user_id: str | None = None,
+        fingerprint: str | None = None,
+    ) -> int:
+        return self._call(
+            "tickets_drop", tenant_id, license_id=license_id, user_id=user_id, fingerprint=fingerprint
+        )
+
     def expired_pending(
         self, *, license_id: uuid.UUID, tenant_id: uuid.UUID, limit: int = 500
     ) -> list[ExpiredLease]:

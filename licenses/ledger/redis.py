@@ -92,6 +92,7 @@ SCRIPT_NAMES = (
     "live_page",
     "used",
     "queued",
+    "tickets_drop",
     "expired_pending",
     "expired_ack",
     "restore",
@@ -358,7 +359,9 @@ class RedisSeatLedger(SeatLedger):
                 break
         match reply[0]:
             case -1:
-                raise NoSeatsAvailable(used=reply[1], max_seats=max_seats)
+                raise NoSeatsAvailable(
+                    used=reply[1], max_seats=max_seats, held_for=reply[2] if len(reply) > 2 else ""
+                )
             case -4:
                 raise UserMachineLimitReached(limit=machines_per_user, held=reply[1])
             case -5:
@@ -565,6 +568,13 @@ class RedisSeatLedger(SeatLedger):
 
     def queued(self, *, license_id: uuid.UUID) -> int:
         return self._run("queued", license_id)
+
+    def tickets_drop(
+        self, *, license_id: uuid.UUID, user_id: str | None = None, fingerprint: str | None = None
+    ) -> int:
+        if user_id is None and fingerprint is None:
+            raise ValueError("name the user or the machine whose tickets go")
+        return self._run("tickets_drop", license_id, "" if user_id is None else user_id, fingerprint or "")
 
     def expired_pending(self, *, license_id: uuid.UUID, limit: int = 500) -> list[ExpiredLease]:
         reply = self._run("expired_pending", license_id, limit, _ms(self.sweep_claim_seconds))

@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='license',
             name='queue_ticket_ttl',
-            field=models.PositiveIntegerField(blank=True, help_text="Seconds a queue ticket keeps its place without a poll. Empty: the policy's.", null=True, validators=[django.core.validators.MinValueValidator(5), django.core.validators.MaxValueValidator(3600)]),
+            field=models.PositiveIntegerField(blank=True, help_text="Seconds a queue ticket keeps its place without a poll. Empty: the policy's.", null=True, validators=[django.core.validators.MinValueValidator(5), django.core.validators.MaxValueValidator(600)]),
         ),
         migrations.AddField(
             model_name='license',
@@ -51,7 +51,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='policy',
             name='queue_ticket_ttl',
-            field=models.PositiveIntegerField(default=60, help_text='Seconds a queue ticket keeps its place without a poll.', validators=[django.core.validators.MinValueValidator(5), django.core.validators.MaxValueValidator(3600)]),
+            field=models.PositiveIntegerField(default=60, help_text='Seconds a queue ticket keeps its place without a poll.', validators=[django.core.validators.MinValueValidator(5), django.core.validators.MaxValueValidator(600)]),
         ),
         migrations.CreateModel(
             name='LeaseTicket',

@@ -16,6 +16,7 @@ from analytics.models import HourlyUsage
 from analytics.services import floor_hour, usage_rollup_license
 from audit.models import AuditLog
 from coditect.personas import Persona, api_client
+from licenses.models import License
 from licenses.tests.conftest import acquire, error_code
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import tenant_scope
@@ -53,7 +54,8 @@ def test_a_queued_acquire_gets_a_ticket_moves_up_and_then_the_seat(ledger, membe
     # The seat frees: the head of the queue takes it; the second moves up.
     api_client(token=held["token"]).delete("/api/v1/licenses/release")
     assert acquire(member, license, "machine-0003", ticket=body["ticket"]).status_code == 202
-    assert acquire(admin, license, "machine-0009").status_code == 409  # a plain acquire waits its turn
+    plain = acquire(admin, license, "machine-0009")  # a plain acquire waits its turn
+    assert plain.status_code == 409 and plain.json()["error"]["details"]["held_for"] == "queue"
     head = acquire(other, license, "machine-0002", ticket=first.json()["ticket"])
     assert head.status_code == 201
     api_client(token=head.json()["token"]).delete("/api/v1/licenses/release")
@@ -155,4 +157,30 @@ def test_a_reservation_keeps_seats_for_its_group(ledger, member, admin, acme):
     assert acquire(admin, license, "machine-0001").status_code == 201
     refused = acquire(admin, license, "machine-0002")
     assert refused.status_code == 409 and error_code(refused) == "no_seats_available"
+    assert refused.json()["error"]["details"] == {"used": 1, "max": 2, "held_for": "reserved"}
     assert acquire(member, license, "machine-0003").status_code == 201
+
+
+def test_a_user_blocked_while_queued_leaves_the_queue(ledger, member, admin, acme):
+    from licenses.services import license_block
+
+    license = LicenseFactory(tenant=acme, max_seats=1, queue_max_tickets=5, queue_ticket_ttl=600)
+    held = acquire(admin, license, "machine-0001").json()
+    assert acquire(member, license, "machine-0002", queue=True).status_code == 202
+    license_block(license=license, kind="user", value=str(member.user.pk))
+    api_client(token=held["token"]).delete("/api/v1/licenses/release")
+    # The blocked user's ticket went with the block: the seat is anyone's.
+    other = Persona(UserFactory(tenant=acme, role=Role.USER, email="other@acme.test"))
+    assert acquire(other, license, "machine-0003").status_code == 201
+
+
+def test_a_holder_refused_for_good_while_polling_leaves_the_queue(ledger, member, admin, acme):
+    license = LicenseFactory(tenant=acme, max_seats=1, queue_max_tickets=5, queue_ticket_ttl=600)
+    held = acquire(admin, license, "machine-0001").json()
+    ticket = acquire(member, license, "machine-0002", queue=True).json()["ticket"]
+    with tenant_scope(acme.id):
+        License.objects.filter(pk=license.pk).update(blocks=[{"kind": "machine", "value": "machine-0002"}])
+    refused = acquire(member, license, "machine-0002", ticket=ticket)
+    assert refused.status_code == 403 and error_code(refused) == "machine_blocked"
+    api_client(token=held["token"]).delete("/api/v1/licenses/release")
+    assert acquire(admin, license, "machine-0003").status_code == 201

@@ -79,6 +79,8 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
         @initialize()
         def start(self):
             seats.release_every_live_lease()
+            for user in USERS:  # an earlier example's tickets would wait on in the ledger
+                seats.call("tickets_drop", user_id=user)
             self.max_seats = 3
             self.limit_set(3)
             self.held: dict[str, Held] = {}
@@ -169,7 +171,6 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
                 # A seat for a ticket goes to the holder who waited with it.
                 assert self.tickets.get(holder) == result.ticket_id
             self.tickets.pop(holder, None)
-            assert lease.group == (group if result.created else lease.group)
             assert (lease.user_id, lease.fingerprint) == holder
             assert not lease.lingering
             in_use = [(sid, held) for sid, held in mine if held.certainly_live(before) and not held.lingering]
@@ -181,6 +182,10 @@ def ledger_machine(seats) -> type[RuleBasedStateMachine]:
             unsure = seats.per_user and any(
                 not h.certainly_live(before) and not h.certainly_gone(before) for h in others
             )
+            if result.created and not unsure and not result.reclaimed:
+                # A new seat counts under the holder's group; a machine sharing
+                # its user's seat, in none.
+                assert lease.group == (None if shares else group)
             if result.created and not unsure:
                 # A new seat only within the limit (a reclaimed one is a seat held already),
                 # less the group's unused reservation for anyone outside it.

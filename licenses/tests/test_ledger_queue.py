@@ -301,3 +301,74 @@ def test_the_group_counts_are_rebuilt_from_the_live_leases_when_lost(make_seats)
         seats.ledger.client.delete(seats.ledger.keys(seats.license_id)[KEY_NAMES.index("groups")])
     with pytest.raises(GroupLimitReached):
         seats.acquire("b3", user_id="b3", group="b")
+
+
+# --- what the attack pass found ----------------------------------------------------------
+
+
+def test_a_poll_with_a_stale_ticket_changes_nothing_not_even_a_lingering_seat(make_seats):
+    seats = make_seats(max_seats=1, linger=300)
+    blocker = _fill(seats, 1)[0]
+    ticket = seats.acquire("mine", user_id="me", queue=True)
+    seats.release(blocker.session_id, linger=0)
+    granted = seats.acquire("mine", user_id="me", ticket_id=ticket.ticket_id)
+    assert isinstance(granted, AcquireResult)
+    assert seats.release(granted.lease.session_id).lingering
+    with pytest.raises(TicketNotFound):
+        seats.acquire("mine", user_id="me", ticket_id=ticket.ticket_id)
+    # The seat still lingers for its holder: nobody else gets it.
+    assert [lease.lingering for lease in seats.live()] == [True]
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("other", user_id="other")
+
+
+def test_reservations_past_a_lowered_seat_count_lock_no_member_out_of_their_own(make_seats):
+    groups = tuple(SeatGroup(name, reserve=2) for name in ("a", "b", "c"))
+    seats = make_seats(max_seats=2, groups=groups)
+    # (6 seats reserved on 2, as after max_seats was lowered under them.)
+    with pytest.raises(NoSeatsAvailable) as refused:
+        seats.acquire("stranger", user_id="stranger")
+    assert refused.value.held_for == "reserved"
+    assert seats.acquire("a1", user_id="a1", group="a").created
+    assert seats.acquire("b1", user_id="b1", group="b").created
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("c1", user_id="c1", group="c")  # every seat is in use now
+
+
+def test_a_refusal_says_why_when_seats_are_free_for_others(make_seats):
+    seats = make_seats(max_seats=2)
+    holder = _fill(seats, 2)[0]
+    seats.acquire("waiting", user_id="waiting", queue=True)
+    seats.release(holder.session_id)
+    with pytest.raises(NoSeatsAvailable) as refused:
+        seats.acquire("plain", user_id="plain")
+    assert (refused.value.held_for, refused.value.used) == ("queue", 1)
+    seats.acquire("waiting", user_id="waiting", queue=True)
+    with pytest.raises(NoSeatsAvailable) as full:
+        seats.acquire("plain", user_id="plain")
+    assert full.value.held_for == ""
+
+
+def test_a_users_second_machine_sharing_their_seat_counts_in_no_group(make_seats):
+    seats = make_seats(max_seats=3, per_user=True, groups=(SeatGroup("b", reserve=1, max=0),))
+    seats.acquire("m-1", user_id="u-1")
+    shared = seats.acquire("m-2", user_id="u-1", group="b")  # the machine is b's, the seat u-1's
+    assert shared.created and shared.lease.group is None
+    # b's reservation is intact: one seat left for others, none taken from b.
+    assert seats.acquire("x", user_id="x").created
+    with pytest.raises(NoSeatsAvailable):
+        seats.acquire("y", user_id="y")
+
+
+def test_dropping_a_users_or_a_machines_tickets_frees_the_queue_behind_them(make_seats):
+    seats = make_seats(max_seats=1)
+    holder = _fill(seats, 1)[0]
+    seats.acquire("m-1", user_id="blocked", queue=True)
+    seats.acquire("m-2", user_id="blocked", queue=True)
+    seats.acquire("bad-machine", user_id="someone", queue=True)
+    seats.acquire("m-3", user_id="next", queue=True)
+    assert seats.call("tickets_drop", user_id="blocked") == 2
+    assert seats.call("tickets_drop", fingerprint="bad-machine") == 1
+    assert seats.queued() == 1
+    seats.release(holder.session_id)
+    assert seats.acquire("m-3", user_id="next", queue=True).created

@@ -92,6 +92,7 @@ def test_every_script_touches_only_keys_of_one_cluster_slot(ledger):
         ledger.live_leases_page(license_id=license_id, cursor=None, limit=10)
         ledger.used(license_id=license_id)
         ledger.queued(license_id=license_id)
+        ledger.tickets_drop(license_id=license_id, user_id="nobody")
         ledger.release(license_id=license_id, session_id=lease.session_id)
         ledger.expired_pending(license_id=license_id)
         ledger.expired_ack(license_id=license_id, session_ids=["gone"])

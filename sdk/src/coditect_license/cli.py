@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
         result = _run(client, args)
     except LicenseError as exc:
         client.close(release=False)
-        error = {"error": {"code": exc.code, "message": exc.message}}
+        error = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
         print(json.dumps(error), file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2, sort_keys=True))
