@@ -82,6 +82,11 @@ Operation = Callable[[Connection, int], Awaitable[bool]]
 """Runs one operation (maybe several requests) on a connection; returns success."""
 
 
+class Exhausted(Exception):
+    """Raised by an operation with nothing left to do (the pool it draws from is
+    empty): the run ends there, and its throughput counts the time until then."""
+
+
 @dataclass
 class Result:
     name: str
@@ -136,6 +141,7 @@ async def _run(
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     start = time.perf_counter() + 0.05
     end = start + duration
+    exhausted: list[float] = []
 
     async def worker() -> None:
         connection = Connection(host, port)
@@ -143,7 +149,7 @@ async def _run(
             while True:
                 if rate:
                     item = await queue.get()
-                    if item is None:
+                    if item is None or exhausted:
                         return
                     index, due = item
                     wait = due - time.perf_counter()
@@ -151,11 +157,14 @@ async def _run(
                         await asyncio.sleep(wait)
                 else:
                     due = time.perf_counter()
-                    if due >= end:
+                    if due >= end or exhausted:
                         return
                     index = result.completed + result.errors
                 try:
                     ok = await operation(connection, index)
+                except Exhausted:
+                    exhausted.append(time.perf_counter())
+                    return
                 except (OSError, ConnectionError, asyncio.IncompleteReadError):
                     ok = False
                 done = time.perf_counter()
@@ -171,7 +180,7 @@ async def _run(
         index = 0
         while True:
             due = start + index * interval
-            if due >= end:
+            if due >= end or exhausted:
                 break
             now = time.perf_counter()
             if due > now:
@@ -185,7 +194,10 @@ async def _run(
     if rate:
         await producer()
     await asyncio.gather(*tasks)
-    result.duration = max(duration, time.perf_counter() - start) if rate else duration
+    if exhausted:
+        result.duration = min(exhausted) - start
+    else:
+        result.duration = max(duration, time.perf_counter() - start) if rate else duration
     return result
 
 

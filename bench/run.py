@@ -8,8 +8,15 @@ It builds its own PostgreSQL database and roles (as `make test` does), seeds a
 tenant, a user and licenses, starts gunicorn (DEBUG off, PostgreSQL as the app
 role, the Redis seat ledger, generated signing keys), and measures:
 
-- baseline: GET /health, a bare Django JSON view through the same middleware;
-- heartbeat: POST /api/v1/licenses/heartbeat over 200 live sessions;
+- baseline: a bare Django JSON view with no middleware, no apps and no
+  database (bench/bare.py), on a gunicorn of its own with the same settings:
+  the floor, every share is of it;
+- /health: our own JSON probe through the server's whole middleware, a
+  second reference;
+- heartbeat: POST /api/v1/licenses/heartbeat over 1,000 live sessions;
+- acquire: POST acquire with a fresh fingerprint on a license of 100,000
+  seats (the leases stay live);
+- release: DELETE release of the leases that acquire just took;
 - acquire+release: POST acquire with a new fingerprint, then DELETE release;
 - status: GET /api/v1/licenses/status for one license;
 - heartbeat and acquire+release again on licenses with every floating-seat
@@ -123,7 +130,8 @@ from tenants.services import tenant_create
 tenant = tenant_create(name="Bench Co")
 with tenant_scope(tenant.id):
     user = User.objects.create_user("bench@bench.test", "%s", tenant=tenant, role=Role.TENANT_ADMIN)
-_, beat_key = license_create(tenant=tenant, max_seats=1000, name="heartbeat pool")
+_, beat_key = license_create(tenant=tenant, max_seats=2000, name="heartbeat pool")
+_, pool_key = license_create(tenant=tenant, max_seats=100000, name="acquire and release pool")
 churn, churn_key = license_create(tenant=tenant, max_seats=%d, name="acquire/release pool")
 # Every floating-seat rule on (issue 17). Seats per user: the one bench user
 # holds one seat however many machines churn through it, and the 1 s linger
@@ -137,11 +145,11 @@ groups = [
     {"name": "bench", "users": [str(user.pk)], "machines": [], "reserve": 2, "max": 900, "priority": 1},
     {"name": "others", "users": [], "machines": ["bench-other-machine"], "reserve": 2, "max": None},
 ]
-beat_rules, beat_rules_key = license_create(tenant=tenant, max_seats=1000, name="heartbeat pool, rules on", **rules)
+beat_rules, beat_rules_key = license_create(tenant=tenant, max_seats=2000, name="heartbeat pool, rules on", **rules)
 churn_rules, churn_rules_key = license_create(tenant=tenant, max_seats=churn.max_seats, name="churn, rules on", **rules)
 for licensed in (beat_rules, churn_rules):
     license_seat_rules_set(license=licensed, rules=groups)
-print(json.dumps({"beat_key": beat_key, "churn_key": churn_key, "churn_id": str(churn.id), "churn_max": churn.max_seats,
+print(json.dumps({"beat_key": beat_key, "pool_key": pool_key, "churn_key": churn_key, "churn_id": str(churn.id), "churn_max": churn.max_seats,
                   "beat_rules_key": beat_rules_key, "churn_rules_key": churn_rules_key}))
 """
 
@@ -177,11 +185,29 @@ def start_server(env: dict[str, str], port: int, args) -> subprocess.Popen:
         "--log-level", "warning",
         "--backlog", "2048",
     ]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    return _started(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True), port, "/ready")
+
+
+def start_bare_server(port: int, args) -> subprocess.Popen:
+    """The floor: bench/bare.py's view on the same gunicorn settings."""
+    command = [
+        sys.executable, "-m", "gunicorn", "bare:application", "--chdir", str(ROOT / "bench"),
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(args.workers),
+        "--worker-class", args.worker_class,
+        "--threads", str(args.threads),
+        "--log-level", "warning",
+        "--backlog", "2048",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return _started(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True), port, "/")
+
+
+def _started(server: subprocess.Popen, port: int, probe: str) -> subprocess.Popen:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2) as response:
                 if response.status == 200:
                     return server
         except OSError:
@@ -207,7 +233,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--worker-class", default="sync")
-    parser.add_argument("--sessions", type=int, default=200, help="live sessions the heartbeats cycle over")
+    parser.add_argument("--sessions", type=int, default=1000, help="live sessions the heartbeats cycle over")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--only", help="run only the scenarios whose name contains this")
     parser.add_argument("--closed-only", action="store_true", help="skip the open-loop runs")
@@ -225,19 +251,21 @@ def main() -> None:
         env = server_env(keys, prefix)
         prepare_database(env)
         seeded = seed(env, churn_seats=args.clients)
-        port = free_port()
+        port, bare_port = free_port(), free_port()
         server = start_server(env, port, args)
+        bare = start_bare_server(bare_port, args)
         try:
-            results = measure(port, seeded, args, prefix)
+            results = measure(port, bare_port, seeded, args, prefix)
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+            for process in (server, bare):
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
         cleanup_redis(prefix)
 
     report(results, args)
 
 
-def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
+def measure(port: int, bare_port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
     base = f"http://127.0.0.1:{port}"
     access = post_json(base, "/api/v1/auth/login", {"email": "bench@bench.test", "password": PASSWORD})[
         "access_token"
@@ -286,6 +314,9 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
     status_headers = {**user_auth, "X-License-Key": seeded["churn_key"]}
 
     async def baseline(conn, i):
+        return (await conn.request("GET", "/")).status == 200
+
+    async def health(conn, i):
         return (await conn.request("GET", "/health")).status == 200
 
     async def heartbeat(conn, i):
@@ -322,6 +353,32 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
             )
         ).status == 200
 
+    # Acquire leaves its leases live; release gives back those it took (the
+    # pool), so each round's release follows its acquire.
+    pool: list[str] = []
+
+    async def acquire(conn, i):
+        request = {
+            "license_key": seeded["pool_key"],
+            "hardware_fingerprint": f"bench-pool-{next(counter):09d}",
+        }
+        got = await conn.request(
+            "POST", "/api/v1/licenses/acquire", body=json.dumps(request).encode(), headers=user_auth
+        )
+        if got.status != 201:
+            return False
+        pool.append(got.json()["token"])
+        return True
+
+    async def release(conn, i):
+        if not pool:
+            raise loadgen.Exhausted  # the run ends here: its rate counts the time until now
+        token = pool.pop()
+        got = await conn.request(
+            "DELETE", "/api/v1/licenses/release", headers={"Authorization": f"Bearer {token}"}
+        )
+        return got.status == 200
+
     async def status(conn, i):
         return (await conn.request("GET", status_path, headers=status_headers)).status == 200
 
@@ -330,8 +387,11 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
 
     # (name, operation, HTTP requests per operation)
     scenarios = [
-        ("baseline /health", baseline, 1),
+        ("baseline: bare Django view", baseline, 1),
+        ("/health, our middleware", health, 1),
         ("heartbeat", heartbeat, 1),
+        ("acquire", acquire, 1),
+        ("release", release, 1),
         ("heartbeat, rules on", heartbeat_rules, 1),
         ("acquire+release", acquire_release, 2),
         ("acquire+release, rules on", acquire_release_rules, 2),
@@ -340,7 +400,10 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
     if args.only:
         scenarios = [scenario for scenario in scenarios if args.only in scenario[0]]
 
+    release_pace = 2000.0
+
     def phase(name: str, operation, requests_per_op: int, rate: float | None) -> dict:
+        nonlocal release_pace
         checker = (
             OversellChecker(prefix, seeded["churn_id"], seeded["churn_max"])
             if name == "acquire+release"
@@ -349,8 +412,24 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
         if checker:
             checker.start()
         cpu_before = cpu_seconds()
+        duration = args.duration
+        if name == "release":
+            # No more releases than the pool holds: the closed run keeps back
+            # what the open run after it will need (--load of its pace for
+            # --duration), and ends early if it would outlast the rest.
+            if rate is None:
+                keep = 0 if args.closed_only else args.load * release_pace * args.duration
+                duration = min(args.duration, max(1.0, (len(pool) - keep) / release_pace))
+            else:
+                duration = min(args.duration, max(1.0, len(pool) / max(rate, 1.0)))
         result = loadgen.run(
-            name, "127.0.0.1", port, operation, clients=args.clients, duration=args.duration, rate=rate
+            name,
+            "127.0.0.1",
+            bare_port if name.startswith("baseline") else port,
+            operation,
+            clients=args.clients,
+            duration=duration,
+            rate=rate,
         )
         summary = result.summary()
         summary["requests_per_s"] = round(result.throughput * requests_per_op, 1)
@@ -361,6 +440,9 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
         }
         if checker:
             summary["oversells"], summary["ledger_samples"], summary["peak_live_leases"] = checker.stop()
+        if name == "heartbeat" and rate is None:
+            # A release costs about what a heartbeat does: the pace its run is sized by.
+            release_pace = result.throughput * 1.3
         print(json.dumps(summary), flush=True)
         return summary
 
@@ -376,7 +458,7 @@ def measure(port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
             saturation = phase(name, operation, requests_per_op, None)
             closed[name].append(saturation)
             if not args.closed_only:
-                rate = args.rate or round(saturation["throughput"] * args.load)
+                rate = args.rate or max(1, round(saturation["throughput"] * args.load))
                 opened[name].append(phase(name, operation, requests_per_op, rate))
     results = []
     for name, _, _ in scenarios:

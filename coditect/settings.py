@@ -88,6 +88,8 @@ MIDDLEWARE = [
     "accounts.ratelimit.PerIpRateLimitMiddleware",
     "core.middleware.RequestBodyLimitMiddleware",
     "core.middleware.QueryStringNulMiddleware",
+    # The license-token heartbeat and release skip the rest (LEAN_PATHS).
+    "core.middleware.LeanPathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,6 +100,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# The calls every running application makes, answered past LeanPathMiddleware
+# without the middleware that pages and sign-ins need.
+LEAN_PATHS = ("/api/v1/licenses/heartbeat", "/api/v1/licenses/release")
 
 ROOT_URLCONF = "coditect.urls"
 WSGI_APPLICATION = "coditect.wsgi.application"

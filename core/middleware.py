@@ -196,3 +196,53 @@ class ContentSecurityPolicyMiddleware:
         ):
             response[self.header] = self.policy
         return response
+
+
+class LeanPathMiddleware:
+    """The license-token calls every running application makes (heartbeat,
+    release: LEAN_PATHS) skip the middleware after this one, which is there
+    for pages and sign-ins: sessions, CSRF, the signed-in user, messages, the
+    operator site, framing headers. What they need runs before this one, as
+    for every request: the request context and its id, the security headers
+    and HTTPS redirect, the per-address rate limit, the body limits. The
+    request metrics count them as any other (django_prometheus's after-half
+    is called here as the full chain calls it).
+
+    The views of these paths take nothing those middlewares give (no
+    session, no `request.user`, CSRF-exempt as every API view is); a test
+    asks each view of LEAN_PATHS to answer the same with and without them."""
+
+    def __init__(self, get_response):
+        from django.conf import settings
+        from django.core.handlers.exception import convert_exception_to_response
+        from django_prometheus.middleware import PrometheusAfterMiddleware
+
+        self.get_response = get_response
+        self.paths = frozenset(settings.LEAN_PATHS)
+        self.metrics = PrometheusAfterMiddleware(convert_exception_to_response(self._view))
+        # What each path resolves to: fixed paths without arguments, resolved
+        # once (the URL tree is walked on every other request).
+        self.matches: dict = {}
+
+    def __call__(self, request):
+        if request.path_info in self.paths:
+            return self.metrics(request)
+        return self.get_response(request)
+
+    def _view(self, request):
+        from django.urls import resolve
+
+        match = self.matches.get(request.path_info)
+        if match is None:
+            match = self.matches[request.path_info] = resolve(request.path_info)
+        request.resolver_match = match
+        self.metrics.process_view(request, match.func, match.args, match.kwargs)
+        try:
+            response = match.func(request, *match.args, **match.kwargs)
+            if callable(getattr(response, "render", None)):
+                # A DRF view's answer renders late, as Django's handler renders it.
+                response = self.metrics.process_template_response(request, response).render()
+            return response
+        except Exception as exc:
+            self.metrics.process_exception(request, exc)
+            raise

@@ -238,6 +238,18 @@ class LicenseAcquireApi(TenantAPIView):
         )
 
 
+def heartbeat_answer(license, lease) -> dict:
+    return {
+        "session_id": lease.session_id,
+        "expires_at": lease.expires_at,
+        "heartbeat_interval": license.heartbeat_interval,
+    }
+
+
+def release_answer(lease) -> dict:
+    return {"session_id": lease.session_id, "released": True, "linger_until": lease.lingering_until}
+
+
 class LicenseTokenAPIView(APIView):
     """Heartbeat, release and borrow: the caller is a license token, not a user.
 
@@ -305,32 +317,16 @@ class LicenseHeartbeatApi(LicenseTokenAPIView):
         },
     )
     def post(self, request):
-        # No body at all is the common case: read one only when there is one.
-        # The SDK's body, {"idle_seconds": n}, is taken as it is; any other
-        # goes through the serializer, for its checks and its error's shape.
+        # The common cases (no body, the SDK's {"idle_seconds": n}) are
+        # answered by licenses.fast before this view; any other body is
+        # checked here.
         idle_seconds = None
         if request.body:
-            # A JSON body the body-limits middleware parsed already (within the
-            # API's limits); any other is DRF's to parse, or to refuse.
-            body = None
-            if request.content_type == "application/json":
-                body = getattr(request._request, "coditect_json", None)
-            if body is None:
-                body = request.data
-            idle = body.get("idle_seconds") if isinstance(body, dict) and len(body) == 1 else None
-            if type(idle) is int and 0 <= idle <= IDLE_SECONDS_MAX:
-                idle_seconds = idle
-            else:
-                data = self.HeartbeatInputSerializer(data=body)
-                data.is_valid(raise_exception=True)
-                idle_seconds = data.validated_data.get("idle_seconds")
-        license, lease = leases.lease_heartbeat(claims=request.auth, idle_seconds=idle_seconds)
+            data = self.HeartbeatInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            idle_seconds = data.validated_data.get("idle_seconds")
         return Response(
-            {
-                "session_id": lease.session_id,
-                "expires_at": lease.expires_at,
-                "heartbeat_interval": license.heartbeat_interval,
-            }
+            heartbeat_answer(*leases.lease_heartbeat(claims=request.auth, idle_seconds=idle_seconds))
         )
 
 
@@ -364,10 +360,7 @@ class LicenseReleaseApi(LicenseTokenAPIView):
         },
     )
     def delete(self, request):
-        lease = leases.lease_release(claims=request.auth)
-        return Response(
-            {"session_id": lease.session_id, "released": True, "linger_until": lease.lingering_until}
-        )
+        return Response(release_answer(leases.lease_release(claims=request.auth)))
 
 
 class LicenseBorrowApi(LicenseTokenAPIView):
