@@ -77,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = run.server_env(run.make_keys(Path(tmp)), prefix)
         run.prepare_database(env)
-        run.seed(env, churn_seats=1)
+        run.seed(env, churn_seats=16)
         out = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c", SEED % (SIZES,)],
             cwd=run.ROOT,
