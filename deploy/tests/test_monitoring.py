@@ -118,6 +118,16 @@ def _traffic_then_scrape(client) -> set[str]:
     metrics_probe.apply()
     for path in ("/health", "/ready", "/no-such-page"):
         client.get(path)
+    # A view that raised, as django_prometheus counts one (no view here raises
+    # on purpose; run alone, this test would otherwise see none).
+    from django.test import RequestFactory
+    from django_prometheus.middleware import PrometheusAfterMiddleware
+
+    from django.urls import resolve
+
+    raised = RequestFactory().get("/health")
+    raised.resolver_match = resolve("/health")
+    PrometheusAfterMiddleware(lambda request: None).process_exception(raised, RuntimeError())
     seat_collector().forget()
     try:
         response = client.get("/metrics", headers={"Authorization": "Bearer scrape-token"})
