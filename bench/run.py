@@ -175,17 +175,22 @@ def post_json(base: str, path: str, body: dict, token: str | None = None) -> dic
         return json.loads(response.read())
 
 
-def start_server(env: dict[str, str], port: int, args) -> subprocess.Popen:
+def start_server(env: dict[str, str], port: int, args, asgi: bool = False) -> subprocess.Popen:
+    """gunicorn as deploy/ runs it; `asgi`: the ASGI application on uvicorn's
+    workers, the rest the same."""
     command = [
-        sys.executable, "-m", "gunicorn", "coditect.wsgi:application",
+        sys.executable, "-m", "gunicorn", "coditect.asgi:application" if asgi else "coditect.wsgi:application",
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(args.workers),
-        "--worker-class", args.worker_class,
+        "--worker-class", ASGI_WORKER if asgi else args.worker_class,
         "--threads", str(args.threads),
         "--log-level", "warning",
         "--backlog", "2048",
     ]  # fmt: skip
     return _started(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True), port, "/ready")
+
+
+ASGI_WORKER = "uvicorn.workers.UvicornWorker"
 
 
 def start_bare_server(port: int, args) -> subprocess.Popen:
@@ -236,6 +241,11 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1000, help="live sessions the heartbeats cycle over")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--only", help="run only the scenarios whose name contains this")
+    parser.add_argument(
+        "--asgi",
+        action="store_true",
+        help="also serve the ASGI application on uvicorn workers (same count) and run its scenarios",
+    )
     parser.add_argument("--closed-only", action="store_true", help="skip the open-loop runs")
     parser.add_argument(
         "--rounds",
@@ -251,13 +261,14 @@ def main() -> None:
         env = server_env(keys, prefix)
         prepare_database(env)
         seeded = seed(env, churn_seats=args.clients)
-        port, bare_port = free_port(), free_port()
-        server = start_server(env, port, args)
-        bare = start_bare_server(bare_port, args)
+        port, bare_port, asgi_port = free_port(), free_port(), free_port()
+        servers = [start_server(env, port, args), start_bare_server(bare_port, args)]
+        if args.asgi:
+            servers.append(start_server(env, asgi_port, args, asgi=True))
         try:
-            results = measure(port, bare_port, seeded, args, prefix)
+            results = measure(port, bare_port, asgi_port if args.asgi else None, seeded, args, prefix)
         finally:
-            for process in (server, bare):
+            for process in servers:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
         cleanup_redis(prefix)
@@ -265,7 +276,9 @@ def main() -> None:
     report(results, args)
 
 
-def measure(port: int, bare_port: int, seeded: dict[str, str], args, prefix: str) -> list[dict]:
+def measure(
+    port: int, bare_port: int, asgi_port: int | None, seeded: dict[str, str], args, prefix: str
+) -> list[dict]:
     base = f"http://127.0.0.1:{port}"
     access = post_json(base, "/api/v1/auth/login", {"email": "bench@bench.test", "password": PASSWORD})[
         "access_token"
@@ -355,7 +368,8 @@ def measure(port: int, bare_port: int, seeded: dict[str, str], args, prefix: str
 
     # Acquire leaves its leases live; release gives back those it took (the
     # pool), so each round's release follows its acquire.
-    pool: list[str] = []
+    # One pool per server: each server's release gives back its own acquires.
+    pools: dict[int, list[str]] = {bare_port: [], port: [], asgi_port: []}
 
     async def acquire(conn, i):
         request = {
@@ -367,10 +381,11 @@ def measure(port: int, bare_port: int, seeded: dict[str, str], args, prefix: str
         )
         if got.status != 201:
             return False
-        pool.append(got.json()["token"])
+        pools[conn.port].append(got.json()["token"])
         return True
 
     async def release(conn, i):
+        pool = pools[conn.port]
         if not pool:
             raise loadgen.Exhausted  # the run ends here: its rate counts the time until now
         token = pool.pop()
@@ -385,25 +400,35 @@ def measure(port: int, bare_port: int, seeded: dict[str, str], args, prefix: str
     async def acquire_release_rules(conn, i):
         return await acquire_release(conn, i, key=seeded["churn_rules_key"], queue=True)
 
-    # (name, operation, HTTP requests per operation)
+    # (name, operation, HTTP requests per operation, port)
     scenarios = [
-        ("baseline: bare Django view", baseline, 1),
-        ("/health, our middleware", health, 1),
-        ("heartbeat", heartbeat, 1),
-        ("acquire", acquire, 1),
-        ("release", release, 1),
-        ("heartbeat, rules on", heartbeat_rules, 1),
-        ("acquire+release", acquire_release, 2),
-        ("acquire+release, rules on", acquire_release_rules, 2),
-        ("status", status, 1),
+        ("baseline: bare Django view", baseline, 1, bare_port),
+        ("/health, our middleware", health, 1, port),
+        ("heartbeat", heartbeat, 1, port),
+        ("acquire", acquire, 1, port),
+        ("release", release, 1, port),
+        ("heartbeat, rules on", heartbeat_rules, 1, port),
+        ("acquire+release", acquire_release, 2, port),
+        ("acquire+release, rules on", acquire_release_rules, 2, port),
+        ("status", status, 1, port),
     ]
+    if asgi_port is not None:
+        # The same calls on the ASGI server, each right after its WSGI twin.
+        twins = {"/health, our middleware", "heartbeat", "acquire", "release", "status"}
+        scenarios = [
+            row
+            for name, operation, requests_per_op, at in scenarios
+            for row in [(name, operation, requests_per_op, at)]
+            + ([(f"{name} [uvicorn]", operation, requests_per_op, asgi_port)] if name in twins else [])
+        ]
     if args.only:
         scenarios = [scenario for scenario in scenarios if args.only in scenario[0]]
 
     release_pace = 2000.0
 
-    def phase(name: str, operation, requests_per_op: int, rate: float | None) -> dict:
+    def phase(name: str, operation, requests_per_op: int, rate: float | None, at: int) -> dict:
         nonlocal release_pace
+        kind = name.removesuffix(" [uvicorn]")
         checker = (
             OversellChecker(prefix, seeded["churn_id"], seeded["churn_max"])
             if name == "acquire+release"
@@ -413,19 +438,19 @@ def measure(port: int, bare_port: int, seeded: dict[str, str], args, prefix: str
             checker.start()
         cpu_before = cpu_seconds()
         duration = args.duration
-        if name == "release":
+        if kind == "release":
             # No more releases than the pool holds: the closed run keeps back
             # what the open run after it will need (--load of its pace for
             # --duration), and ends early if it would outlast the rest.
             if rate is None:
                 keep = 0 if args.closed_only else args.load * release_pace * args.duration
-                duration = min(args.duration, max(1.0, (len(pool) - keep) / release_pace))
+                duration = min(args.duration, max(1.0, (len(pools[at]) - keep) / release_pace))
             else:
-                duration = min(args.duration, max(1.0, len(pool) / max(rate, 1.0)))
+                duration = min(args.duration, max(1.0, len(pools[at]) / max(rate, 1.0)))
         result = loadgen.run(
             name,
             "127.0.0.1",
-            bare_port if name.startswith("baseline") else port,
+            at,
             operation,
             clients=args.clients,
             duration=duration,
@@ -440,7 +465,7 @@ def measure(port: int, bare_port: int, seeded: dict[str, str], args, prefix: str
         }
         if checker:
             summary["oversells"], summary["ledger_samples"], summary["peak_live_leases"] = checker.stop()
-        if name == "heartbeat" and rate is None:
+        if kind == "heartbeat" and rate is None:
             # A release costs about what a heartbeat does: the pace its run is sized by.
             release_pace = result.throughput * 1.3
         print(json.dumps(summary), flush=True)
@@ -451,17 +476,17 @@ def measure(port: int, bare_port: int, seeded: dict[str, str], args, prefix: str
     # just reached: a shared machine's speed drifts from minute to minute, and
     # this way every scenario meets the same drift, and every open-loop rate
     # is set by the machine's speed of that moment. Medians are reported.
-    closed: dict[str, list[dict]] = {name: [] for name, _, _ in scenarios}
-    opened: dict[str, list[dict]] = {name: [] for name, _, _ in scenarios}
+    closed: dict[str, list[dict]] = {name: [] for name, *_ in scenarios}
+    opened: dict[str, list[dict]] = {name: [] for name, *_ in scenarios}
     for _ in range(args.rounds):
-        for name, operation, requests_per_op in scenarios:
-            saturation = phase(name, operation, requests_per_op, None)
+        for name, operation, requests_per_op, at in scenarios:
+            saturation = phase(name, operation, requests_per_op, None, at)
             closed[name].append(saturation)
             if not args.closed_only:
                 rate = args.rate or max(1, round(saturation["throughput"] * args.load))
-                opened[name].append(phase(name, operation, requests_per_op, rate))
+                opened[name].append(phase(name, operation, requests_per_op, rate, at))
     results = []
-    for name, _, _ in scenarios:
+    for name, *_ in scenarios:
         for runs, key in ((closed[name], "throughput"), (opened[name], "p99_ms")):
             if not runs:
                 continue

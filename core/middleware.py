@@ -242,6 +242,10 @@ class LeanPathMiddleware:
             if callable(getattr(response, "render", None)):
                 # A DRF view's answer renders late, as Django's handler renders it.
                 response = self.metrics.process_template_response(request, response).render()
+            if not response.streaming and not response.has_header("Content-Length"):
+                # As CommonMiddleware, skipped here, says it: a keep-alive
+                # client reads the body by its length, not by chunks.
+                response.headers["Content-Length"] = str(len(response.content))
             return response
         except Exception as exc:
             self.metrics.process_exception(request, exc)
