@@ -66,6 +66,15 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# Debian's PgBouncer (1.18 on Debian 12), which the tests start in front of the
+# test PostgreSQL with the sidecar's pgbouncer.ini (tenants/tests/test_pgbouncer.py).
+# Only the binary is used: the package's own service is never needed.
+PGBOUNCER := /usr/sbin/pgbouncer
+
+$(PGBOUNCER):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer
+
 run: install
 	PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" bin/run-embedded
 
@@ -80,7 +89,7 @@ format: install-dev
 test: install-dev lint test-pg test-embedded
 
 # The whole suite against the real PostgreSQL and Redis.
-test-pg: install-dev deploy-tools $(CHROMIUM)
+test-pg: install-dev deploy-tools $(CHROMIUM) $(PGBOUNCER)
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 # The tests marked `embedded` again on the embedded default (SQLite, no Redis).

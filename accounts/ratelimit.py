@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import redis
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Count, Min
@@ -55,6 +54,7 @@ from rest_framework.throttling import BaseThrottle
 from accounts.models import RateLimitHit
 from core.context import client_ip
 from core.errors import ApplicationError, error_response, is_api_request
+from core.redis_clients import REDIS_ERRORS
 from core.redis_scripts import ScriptClients
 from tenants.scope import DEFAULT_DB
 
@@ -107,13 +107,13 @@ def _redis_hit(key: str, limit: int, window: int) -> Decision | None:
     global _redis_down_until
     if time.monotonic() < _redis_down_until:
         return None
-    script = _redis_script(settings.REDIS_URL)
     try:
-        allowed, remaining, reset_ms = script(
+        # One key per script call: on a Redis Cluster it lives on one slot.
+        allowed, remaining, reset_ms = _redis_script(settings.REDIS_URL)(
             keys=[f"{settings.REDIS_KEY_PREFIX}:ratelimit:{key}"],
             args=[limit, window * 1000, uuid.uuid4().hex],
         )
-    except redis.RedisError as exc:
+    except REDIS_ERRORS as exc:
         _redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_FAILURE_SECONDS
         logger.warning(
             "rate limiter cannot reach Redis; letting requests through", extra={"error": repr(exc)}

@@ -55,6 +55,7 @@ from django.utils import timezone
 
 from accounts.models import LoginThrottle
 from core.errors import ServiceUnavailable
+from core.redis_clients import REDIS_ERRORS, RedisClient
 from core.redis_scripts import ScriptClients
 from tenants.scope import DEFAULT_DB
 
@@ -123,7 +124,7 @@ def login_attempt_succeeded(attempt: LoginAttempt | None) -> None:
     if attempt.store == "redis":
         try:
             redis_client(settings.REDIS_URL).delete(_redis_key(attempt.key))
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             # The run stays until its window ends: at worst the owner is throttled early.
             logger.warning("sign-in throttle cannot clear a run in Redis", extra={"error": repr(exc)})
     LoginThrottle.objects.using(DEFAULT_DB).filter(key=attempt.key).delete()
@@ -150,7 +151,7 @@ def login_throttle_state(*, email: str) -> ThrottleState:
             values = redis_client(settings.REDIS_URL).hmget(
                 _redis_key(key), "failures", "last", "locked_until"
             )
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise ServiceUnavailable(STORE_DOWN) from exc
         now_ms = _ms(now)
         if values[0] is not None and now_ms - int(values[1]) <= settings.LOGIN_FAILURE_WINDOW_SECONDS * 1000:
@@ -171,11 +172,11 @@ def login_throttle_clear(*, email: str) -> int:
     failures = row.failures if row is not None and _remembered(row, now) else 0
     rows.delete()
     if settings.RATE_LIMIT_BACKEND == "redis":
-        client = redis_client(settings.REDIS_URL)
         try:
+            client = redis_client(settings.REDIS_URL)
             values = client.hmget(_redis_key(key), "failures", "last")
             client.delete(_redis_key(key))
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise ServiceUnavailable(STORE_DOWN) from exc
         if (
             values[0] is not None
@@ -191,12 +192,13 @@ _redis_scripts = ScriptClients(_SCRIPT_SOURCE, client_name="coditect-login-throt
 _redis_down_until = 0.0
 
 
-def _redis_entry(url: str) -> tuple[redis.Redis, redis.commands.core.Script]:
+def _redis_entry(url: str) -> tuple[RedisClient, redis.commands.core.Script]:
     return _redis_scripts.entry(url)
 
 
-def redis_client(url: str) -> redis.Redis:
-    """The throttle's Redis client (one per URL and process)."""
+def redis_client(url: str) -> RedisClient:
+    """The throttle's Redis client (one per URL and process; a RedisCluster
+    for a cluster URL). Raises REDIS_ERRORS while a cluster cannot be reached."""
     return _redis_entry(url)[0]
 
 
@@ -211,9 +213,8 @@ def _ms(moment: datetime) -> int:
 def _redis_begin(key: str, now: datetime) -> LoginAttempt | None:
     """The attempt counted in Redis; None when Redis does not answer."""
     global _redis_down_until
-    script = _redis_entry(settings.REDIS_URL)[1]
     try:
-        allowed, failures, lock_ms = script(
+        allowed, failures, lock_ms = _redis_entry(settings.REDIS_URL)[1](
             keys=[_redis_key(key)],
             args=[
                 _ms(now),
@@ -223,7 +224,7 @@ def _redis_begin(key: str, now: datetime) -> LoginAttempt | None:
                 int(settings.LOGIN_FAILURE_WINDOW_SECONDS * 1000),
             ],
         )
-    except redis.RedisError as exc:
+    except REDIS_ERRORS as exc:
         _redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_FAILURE_SECONDS
         logger.warning(
             "sign-in throttle cannot reach Redis; counting failed sign-ins in the database",

@@ -149,7 +149,11 @@ class AnalyticsUsageApi(TenantAPIView):
             page = license_page(cursor=params.get("cursor"), limit=params["limit"])
             licenses, next_cursor = page.items, page.next_cursor
         series = usage_series(
-            granularity=params["granularity"], start=params["from"], end=params["to"], licenses=licenses
+            granularity=params["granularity"],
+            start=params["from"],
+            end=params["to"],
+            licenses=licenses,
+            from_replica=True,
         )
         body = {
             "granularity": params["granularity"],

@@ -109,7 +109,9 @@ def usage_rows(
             else:
                 page = license_page(cursor=cursor, limit=LICENSES_PER_BATCH)
                 licenses, cursor = page.items, page.next_cursor
-            series = usage_series(granularity=granularity, start=start, end=end, licenses=licenses)
+            series = usage_series(
+                granularity=granularity, start=start, end=end, licenses=licenses, from_replica=True
+            )
         for item in series:
             license = item["license"]
             for period in item["periods"]:

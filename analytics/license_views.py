@@ -139,7 +139,7 @@ def _groups(license, leases: list | None) -> list[dict]:
 
 def _license_page(request, license, *, error: str = "", status: int = 200, form: dict | None = None):
     start, end = _chart_window()
-    (item,) = usage_series(granularity="day", start=start, end=end, license_id=license.id)
+    (item,) = usage_series(granularity="day", start=start, end=end, license_id=license.id, from_replica=True)
     leases = _live_leases(license)
     holders = {}
     if leases:

@@ -4,6 +4,7 @@ the tenant-scoped managers."""
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,6 +16,7 @@ from audit.events import Detail, Event
 from audit.models import AuditLog
 from licenses.models import License
 from licenses.selectors import license_get, license_list
+from tenants.scope import replica_scope
 
 LICENSE_TARGET = "licenses.license"
 
@@ -85,21 +87,33 @@ def usage_series(
     end: datetime,
     license_id: uuid.UUID | None = None,
     licenses: list[License] | None = None,
+    from_replica: bool = False,
 ) -> list[dict]:
     """Per license of the current tenant (or the one asked for, or those
     given: a page of them), every period of [start, end) with its figures;
-    periods with no activity are zeros."""
+    periods with no activity are zeros.
+
+    `from_replica`: the figures are read on the analytics read path
+    (tenants.scope.replica_scope), which may trail the primary by the
+    replica's lag, as `as_of` (read there too) says. The usage API, its CSV
+    and the dashboard's charts read so; what stores figures (the monthly
+    report) reads the primary. The licenses are always the primary's."""
     model, _ = GRANULARITIES[granularity]
     if licenses is None:
         licenses = [license_get(license_id=license_id)] if license_id else license_list()
+    license_ids = [lic.id for lic in licenses]
     periods = usage_periods(granularity, start, end)
-    rows = model.objects.filter(license_id__in=[lic.id for lic in licenses])
-    if periods:
-        rows = rows.filter(period_start__gte=periods[0], period_start__lt=end)
-    by_license: dict[uuid.UUID, dict[datetime, UsageRollup]] = {}
-    for row in rows:
-        by_license.setdefault(row.license_id, {})[row.period_start] = row
-    as_of = usage_as_of([lic.id for lic in licenses])
+    # None: the router's choice, the primary.
+    with replica_scope() if from_replica else nullcontext(None) as using:
+        # "As of" first: a rollup landing between the two reads makes the
+        # figures newer than it says, never older.
+        as_of = usage_as_of(license_ids, using=using)
+        rows = model.objects.using(using).filter(license_id__in=license_ids)
+        if periods:
+            rows = rows.filter(period_start__gte=periods[0], period_start__lt=end)
+        by_license: dict[uuid.UUID, dict[datetime, UsageRollup]] = {}
+        for row in rows:
+            by_license.setdefault(row.license_id, {})[row.period_start] = row
     series = []
     for license in licenses:
         stored = by_license.get(license.id, {})
@@ -115,11 +129,13 @@ def usage_series(
     return series
 
 
-def usage_as_of(license_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+def usage_as_of(license_ids: list[uuid.UUID], *, using: str | None = None) -> dict[uuid.UUID, datetime]:
     """When each license's figures were last rolled up (licenses never rolled
     up are missing): one query for them all."""
     return dict(
-        UsageRollupRun.objects.filter(license_id__in=license_ids).values_list("license_id", "rolled_up_to")
+        UsageRollupRun.objects.using(using)
+        .filter(license_id__in=license_ids)
+        .values_list("license_id", "rolled_up_to")
     )
 
 

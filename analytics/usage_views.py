@@ -211,10 +211,16 @@ def license_usage(request, license_id):
     else:
         hour_start = floor_hour(now) - HOUR * (HOURLY_HOURS - 1)
         hour_end = now
-    (hourly,) = usage_series(granularity="hour", start=hour_start, end=hour_end, license_id=license.id)
+    (hourly,) = usage_series(
+        granularity="hour", start=hour_start, end=hour_end, license_id=license.id, from_replica=True
+    )
     today = _midnight(now.astimezone(UTC).date())
     (daily,) = usage_series(
-        granularity="day", start=today - timedelta(days=DAILY_DAYS - 1), end=now, license_id=license.id
+        granularity="day",
+        start=today - timedelta(days=DAILY_DAYS - 1),
+        end=now,
+        license_id=license.id,
+        from_replica=True,
     )
     recent = denial_page(license_id=license.id, limit=5)
     return render(

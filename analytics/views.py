@@ -454,7 +454,10 @@ def _card(license, periods: list[dict], leases: list | None, as_of=None) -> dict
 @tenant_admin_view
 def overview(request):
     start, end = _chart_window()
-    series = {item["license"].id: item for item in usage_series(granularity="day", start=start, end=end)}
+    series = {
+        item["license"].id: item
+        for item in usage_series(granularity="day", start=start, end=end, from_replica=True)
+    }
     cards = []
     ledger_answers = True
     for license in license_list():

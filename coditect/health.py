@@ -93,42 +93,57 @@ def _check_migrations() -> None:
 
 
 def _redis_client():
-    import redis
+    from core.redis_clients import redis_connect
 
-    return redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+    return redis_connect(
+        settings.REDIS_URL, socket_timeout=settings.REDIS_SOCKET_TIMEOUT, client_name="coditect-ready"
     )
 
 
 def _check_redis() -> None:
+    """PING the Redis, or on a cluster every primary: a primary that does not
+    answer leaves its slots' licenses without a ledger until its replica takes
+    over, and the probe says so."""
+    from core.redis_clients import redis_each_node
+
     client = _redis_client()
     try:
-        client.ping()
+        redis_each_node(client, client.ping, primaries_only=True)
     finally:
         client.close()
 
 
 def redis_eviction_policy() -> str | None:
     """Redis's maxmemory-policy, or None where Redis will not tell (CONFIG
-    renamed or refused, as on Memorystore). A Redis that does not answer
-    raises, as a PING would. Each process keeps an answer for
-    EVICTION_POLICY_CACHE_SECONDS, per URL."""
+    renamed or refused, as on Memorystore). On a cluster every node is asked,
+    replicas too (a replica is the primary of its slots after a failover): the
+    first unsafe policy found is the answer, else None if any node would not
+    tell. A Redis that does not answer raises, as a PING would. Each process
+    keeps an answer for EVICTION_POLICY_CACHE_SECONDS, per URL."""
     import redis
+
+    from core.redis_clients import redis_each_node
 
     def read() -> str | None:
         client = _redis_client()
-        try:
+
+        def policy_of(**node) -> str | None:
             try:
-                policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+                policy = client.config_get("maxmemory-policy", **node).get("maxmemory-policy")
             except redis.ResponseError:  # unknown command, NOPERM: the operator must vouch for it
-                policy = None
+                return None
+            if isinstance(policy, bytes):
+                policy = policy.decode()
+            return policy or None
+
+        try:
+            policies = list(redis_each_node(client, policy_of).values())
         finally:
             client.close()
-        if isinstance(policy, bytes):
-            policy = policy.decode()
-        return policy or None
+        unsafe = [policy for policy in policies if policy not in (None, NO_EVICTION)]
+        if unsafe:
+            return unsafe[0]
+        return None if None in policies else NO_EVICTION
 
     return _eviction_policy_read.get(settings.REDIS_URL, read)
 

@@ -98,30 +98,34 @@ class DependencyCollector(Collector):
         )
 
     def _redis_state(self):
-        import redis
+        """Redis's INFO; on a cluster, summed over the primaries (memory and
+        maxmemory of the whole, clients and evictions of every primary)."""
+        from core.redis_clients import redis_connect, redis_each_node
 
         try:
-            client = redis.Redis.from_url(
+            client = redis_connect(
                 settings.REDIS_URL,
-                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
                 socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                client_name="coditect-metrics",
             )
             try:
-                info = client.info()
+                infos = list(redis_each_node(client, client.info, primaries_only=True).values())
             finally:
                 client.close()
         except Exception:
             return
+
+        def total(key: str) -> float:
+            return float(sum(info.get(key, 0) for info in infos))
+
         for name, key, help_text in (
             ("coditect_redis_used_memory_bytes", "used_memory", "Memory Redis uses."),
             ("coditect_redis_maxmemory_bytes", "maxmemory", "Redis maxmemory (0: no limit)."),
             ("coditect_redis_connected_clients", "connected_clients", "Clients connected to Redis."),
         ):
-            yield GaugeMetricFamily(name, help_text, value=float(info.get(key, 0)))
+            yield GaugeMetricFamily(name, help_text, value=total(key))
         yield CounterMetricFamily(
-            "coditect_redis_evicted_keys",
-            "Keys Redis evicted since it started.",
-            value=info.get("evicted_keys", 0),
+            "coditect_redis_evicted_keys", "Keys Redis evicted since it started.", value=total("evicted_keys")
         )
 
 

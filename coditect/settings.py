@@ -137,6 +137,17 @@ CONN_MAX_AGE = env.int("DATABASE_CONN_MAX_AGE", default=60)
 # server that does not answer at all is given up by the client half a second
 # later (core/postgresql), so the request answers 503 instead of stalling.
 DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=5.0)
+# A pooler between the server and PostgreSQL: empty (direct connections) or
+# "pgbouncer", a pooler in transaction mode (the sidecar of
+# deploy/k8s/components/pgbouncer, or Cloud SQL's Managed Connection Pooling).
+# Such a pooler lends a server connection for one transaction at a time, so
+# nothing may live in a server session: it refuses libpq's `options` startup
+# parameter (the server's limits above then come from the roles themselves,
+# which `setup_database_roles` bounds), and Django's holdable server-side
+# cursors and psycopg's prepared statements are off. docs/operations.md, "PgBouncer".
+DATABASE_POOLER = env.str("DATABASE_POOLER", default="")
+if DATABASE_POOLER not in {"", "pgbouncer"}:
+    raise ImproperlyConfigured("DATABASE_POOLER must be empty (direct connections) or 'pgbouncer'.")
 
 
 def _sqlite(path: str) -> dict:
@@ -156,15 +167,22 @@ def _sqlite(path: str) -> dict:
     }
 
 
-def postgresql_deadline_options(seconds: float, options: str) -> dict:
-    """libpq parameters that bound every call to PostgreSQL by `seconds`."""
+def postgresql_deadline_options(seconds: float, options: str, *, startup_options: bool = True) -> dict:
+    """libpq parameters that bound every call to PostgreSQL by `seconds`.
+
+    Without `startup_options` (behind a pooler, which refuses them) the
+    server's own limits are left to the role's settings; the client's stay.
+    """
     if seconds <= 0:
         return {}
     ms = int(seconds * 1000)
-    return {
+    server_limits = {
         # The server's own limits, for a server that is slow or blocked on a
         # lock: the statement fails cleanly and the connection stays usable.
         "options": f"{options} -c statement_timeout={ms} -c lock_timeout={ms}".strip(),
+    }
+    return {
+        **(server_limits if startup_options else {}),
         # A peer that is gone (host down, a path dropping packets) is noticed
         # on an idle connection by keepalives, and on one with data unacknowledged
         # by tcp_user_timeout, instead of after the kernel's many minutes.
@@ -180,7 +198,29 @@ def postgresql_deadline_options(seconds: float, options: str) -> dict:
     }
 
 
-def _database(url: str | None) -> dict:
+def _transaction_pooled(config: dict) -> None:
+    """Nothing of a connection's may outlive its transaction: behind a pooler
+    in transaction mode the next one may run on another server connection."""
+    options = config["OPTIONS"]
+    if "options" in options:
+        raise ImproperlyConfigured(
+            "DATABASE_POOLER=pgbouncer: PgBouncer refuses the `options` startup parameter that the "
+            "database URL sets; set those settings on the role instead (ALTER ROLE ... SET)."
+        )
+    # Django's cursors for .iterator() outside a transaction are WITH HOLD:
+    # they outlive the transaction, and with it the server connection it had.
+    config["DISABLE_SERVER_SIDE_CURSORS"] = True
+    # psycopg prepares a query it has run five times on a connection, and the
+    # prepared statement lives in one server session. PgBouncer before 1.21
+    # (Debian 12 ships 1.18) does not follow them, so they stay off; on 1.21 or
+    # newer with max_prepared_statements set, `?prepare_threshold=N` in the URL
+    # turns them on.
+    threshold = options.get("prepare_threshold")
+    options["prepare_threshold"] = int(threshold) if threshold not in (None, "") else None
+
+
+def _database(url: str | None, *, pooler: str | None = None) -> dict:
+    pooler = DATABASE_POOLER if pooler is None else pooler
     if not url:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         config = _sqlite(str(SQLITE_PATH))
@@ -198,8 +238,12 @@ def _database(url: str | None) -> dict:
         options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
         if config["ENGINE"] == "django.db.backends.postgresql":
             config["ENGINE"] = "core.postgresql"
+            if pooler:
+                _transaction_pooled(config)
             options.update(
-                postgresql_deadline_options(DATABASE_STATEMENT_TIMEOUT, options.get("options", ""))
+                postgresql_deadline_options(
+                    DATABASE_STATEMENT_TIMEOUT, options.get("options", ""), startup_options=not pooler
+                )
             )
         sslmode = os.environ.get("DATABASE_SSLMODE")
         if sslmode:
@@ -229,6 +273,33 @@ if DATABASE_OPERATOR_URL:
     DATABASES["operator"] = _database(DATABASE_OPERATOR_URL)
 # The alias operator work uses; on a single-role install (SQLite) it is default.
 OPERATOR_DATABASE = "operator" if DATABASE_OPERATOR_URL else "default"
+
+
+def read_only_connection(config: dict) -> dict:
+    """Every transaction of the connection read-only: for the `replica` alias,
+    a guard beside the readonly role's grants (SELECT only) and its own
+    default_transaction_read_only."""
+    options = config.setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c default_transaction_read_only=on".strip()
+    return config
+
+
+# The analytics read path (the usage API, the dashboard's charts; see
+# tenants.scope.replica_scope): the readonly role, on a read replica or the
+# primary. Unset, those reads are the primary's, as the app role's.
+DATABASE_REPLICA_URL = secret("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = _database(DATABASE_REPLICA_URL)
+    if not all(DATABASES[alias]["ENGINE"].endswith("postgresql") for alias in ("default", "replica")):
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL is for PostgreSQL: the readonly role, on the primary of DATABASE_URL "
+            "or a replica of it. Unset it to read analytics from the primary."
+        )
+    if not DATABASE_POOLER:
+        # Behind a pooler, which refuses startup options, the role's own
+        # default_transaction_read_only (setup_database_roles) stands alone.
+        read_only_connection(DATABASES["replica"])
+REPLICA_DATABASE = "replica" if DATABASE_REPLICA_URL else "default"
 DATABASE_ROUTERS = ["tenants.routers.OperatorRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -263,12 +334,33 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # --- Redis -------------------------------------------------------------------
 REDIS_URL = secret("REDIS_URL")
+# Redis Cluster (Memorystore for Redis Cluster): REDIS_CLUSTER=true, or a
+# redis+cluster:// (rediss+cluster://) REDIS_URL naming any node or the
+# discovery endpoint. Either way REDIS_URL takes the +cluster form, which
+# core.redis_clients reads: the seat ledger, rate limiter, sign-in throttle,
+# probes and cache then run on RedisCluster. Celery's broker cannot be a
+# cluster (CELERY_BROKER_URL below).
+REDIS_CLUSTER = env.bool("REDIS_CLUSTER", default=False)
+if REDIS_CLUSTER and not REDIS_URL:
+    raise ImproperlyConfigured("REDIS_CLUSTER=true needs REDIS_URL (any node of the cluster).")
+if REDIS_URL and (REDIS_CLUSTER or REDIS_URL.partition("://")[0].endswith("+cluster")):
+    from urllib.parse import urlsplit
+
+    from core.redis_clients import redis_cluster_url
+
+    try:
+        REDIS_URL = redis_cluster_url(REDIS_URL)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_URL: {exc}.") from exc
+    if urlsplit(REDIS_URL).path not in ("", "/", "/0"):
+        raise ImproperlyConfigured("A Redis Cluster has database 0 only: REDIS_URL ends in /0 or no path.")
+    REDIS_CLUSTER = True
 # TLS (Memorystore in-transit encryption): a rediss:// URL verifies the server
 # against REDIS_SSL_CA_CERTS. The options ride in the URL itself, so every
 # client built from it (cache, ledger, probes, Celery) speaks the same TLS.
 REDIS_SSL_CA_CERTS = env.str("REDIS_SSL_CA_CERTS", default="")
 REDIS_SSL_CHECK_HOSTNAME = env.bool("REDIS_SSL_CHECK_HOSTNAME", default=True)
-if REDIS_URL and REDIS_URL.startswith("rediss://"):
+if REDIS_URL and REDIS_URL.startswith(("rediss://", "rediss+cluster://")):
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     _parts = urlsplit(REDIS_URL)
@@ -279,6 +371,9 @@ if REDIS_URL and REDIS_URL.startswith("rediss://"):
         _query.setdefault("ssl_ca_certs", REDIS_SSL_CA_CERTS)
     REDIS_URL = urlunsplit(_parts._replace(query=urlencode(_query)))
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="coditect")
+if REDIS_CLUSTER and ("{" in REDIS_KEY_PREFIX or "}" in REDIS_KEY_PREFIX):
+    # A hash tag in the prefix would put every key of every license in one slot.
+    raise ImproperlyConfigured("REDIS_KEY_PREFIX holds no { or } on a Redis Cluster.")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 # The Redis seat ledger needs maxmemory-policy noeviction, and /ready reads it
 # with CONFIG GET. Managed Redis (Memorystore) refuses CONFIG: there, true says
@@ -296,6 +391,9 @@ if REDIS_URL:
             },
         }
     }
+    if REDIS_CLUSTER:
+        # django-redis has no cluster client of its own (core/redis_cache.py).
+        CACHES["default"]["OPTIONS"]["CLIENT_CLASS"] = "core.redis_cache.ClusterCacheClient"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -570,8 +668,24 @@ METRICS_SEAT_CACHE_SECONDS = env.float("METRICS_SEAT_CACHE_SECONDS", default=15.
 # Celery (coditect/celery.py reads every CELERY_* setting). Redis is broker and
 # result store when REDIS_URL is set; without it (the embedded default) tasks
 # run eagerly in the caller's process and no broker is needed.
+# Celery's Redis transport and result store speak to one Redis, not a cluster:
+# beside a Redis Cluster, CELERY_BROKER_URL names a plain Redis of its own
+# (a rediss:// one carries its TLS options in its query), and the results go there too.
+if REDIS_CLUSTER and not env.str("CELERY_BROKER_URL", default=""):
+    raise ImproperlyConfigured(
+        "REDIS_URL is a Redis Cluster, which Celery cannot use as its broker: set CELERY_BROKER_URL"
+        " to a plain Redis (redis:// or rediss://), or to memory:// with CELERY_TASK_ALWAYS_EAGER=true."
+    )
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or "") or None
+if "+cluster://" in CELERY_BROKER_URL:
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL cannot be a Redis Cluster: Celery needs a plain Redis broker."
+    )
+if REDIS_CLUSTER:
+    _RESULTS_DEFAULT = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+else:
+    _RESULTS_DEFAULT = REDIS_URL or ""
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=_RESULTS_DEFAULT) or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="coditect")

@@ -24,7 +24,12 @@ TEST_ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgre
 def _test_roles():
     from tenants.dbroles import RoleNames
 
-    return RoleNames(owner="coditect_test_owner", app="coditect_test_app", operator="coditect_test_operator")
+    return RoleNames(
+        owner="coditect_test_owner",
+        app="coditect_test_app",
+        operator="coditect_test_operator",
+        readonly="coditect_test_readonly",
+    )
 
 
 def _worker() -> str:
@@ -63,6 +68,7 @@ def django_db_setup(django_db_blocker):
         connections[alias].close()
         connections.settings[alias].update(NAME=name, USER=role, PASSWORD="")
         connections[alias].settings_dict.update(NAME=name, USER=role, PASSWORD="")
+    _replica_alias_configured(roles.readonly)
 
     with django_db_blocker.unblock():
         # Migrations run as the owner role, as in production.
@@ -73,9 +79,49 @@ def django_db_setup(django_db_blocker):
         default.settings_dict["USER"] = roles.app
         connections.settings["default"]["USER"] = roles.app
     yield
-    for alias in aliases:
+    for alias in [*aliases, "replica"]:
         connections[alias].close()
     drop_database(TEST_ADMIN_URL, name)
+
+
+def _replica_alias_configured(role: str) -> None:
+    """The `replica` alias as production has it, on the test database: the
+    readonly role, every transaction read-only (a replica with no lag). It is
+    a TEST MIRROR of default, so test cases neither wrap it in their
+    transaction nor flush it (the role may not). The suite reads analytics
+    from the primary, where a test's uncommitted rows are; a test turns the
+    replica on with `analytics_on_replica`, over committed rows."""
+    import copy
+
+    from django.db import connections
+
+    from coditect.settings import read_only_connection
+
+    config = copy.deepcopy(connections.settings["default"])
+    config.update(USER=role, PASSWORD="")
+    if not getattr(settings, "DATABASE_POOLER", ""):  # a pooler refuses startup options
+        read_only_connection(config)
+    config["TEST"]["MIRROR"] = "default"
+    if "replica" in connections.settings:  # DATABASE_REPLICA_URL was set
+        connections["replica"].close()
+        connections.settings["replica"].clear()
+        connections.settings["replica"].update(config)
+    else:
+        connections.settings["replica"] = config
+    settings.REPLICA_DATABASE = "default"
+
+
+@pytest.fixture
+def analytics_on_replica(settings, committed_db):
+    """For one test, the analytics reads (tenants.scope.replica_scope) go to
+    the `replica` alias, connected as the readonly role (PostgreSQL only).
+    Rows must be committed for that connection to see them (committed_db).
+    Gives the replica's connection."""
+    from django.db import connections
+
+    assert "replica" in connections.settings, "the replica alias is made on PostgreSQL (django_db_setup)"
+    settings.REPLICA_DATABASE = "replica"
+    yield connections["replica"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,9 +130,10 @@ def _redis_namespace():
     settings.REDIS_KEY_PREFIX = f"coditect-test-{uuid.uuid4().hex[:8]}"
     yield
     if settings.REDIS_URL:
-        import redis
+        from core.redis_clients import redis_connect
 
-        client = redis.Redis.from_url(settings.REDIS_URL)
+        # Through the app's own client: on a Redis Cluster, SCAN runs on every primary.
+        client = redis_connect(settings.REDIS_URL, socket_timeout=settings.REDIS_SOCKET_TIMEOUT)
         for key in client.scan_iter(f"*{settings.REDIS_KEY_PREFIX}*", count=1000):
             client.delete(key)
         client.close()
@@ -99,16 +146,15 @@ def login_throttle_forgotten():
     database) keeps what a test wrote."""
     yield
     if settings.REDIS_URL:
-        import redis
-
         from accounts.throttle import redis_client
+        from core.redis_clients import REDIS_ERRORS
 
-        client = redis_client(settings.REDIS_URL)
         try:
+            client = redis_client(settings.REDIS_URL)
             keys = list(client.scan_iter(f"{settings.REDIS_KEY_PREFIX}:login:*", count=1000))
             if keys:
-                client.delete(*keys)
-        except redis.RedisError:
+                client.delete(*keys)  # on a cluster, one DEL per slot
+        except REDIS_ERRORS:
             pass  # a test's own Redis, already stopped
 
 
@@ -464,9 +510,9 @@ class LiveServer:
     def forget_redis_keys(self) -> None:
         if not settings.REDIS_URL:
             return
-        import redis
+        from core.redis_clients import redis_connect
 
-        client = redis.Redis.from_url(settings.REDIS_URL)
+        client = redis_connect(settings.REDIS_URL, socket_timeout=settings.REDIS_SOCKET_TIMEOUT)
         try:
             for key in client.scan_iter(f"{self.redis_key_prefix}*", count=1000):
                 client.delete(key)

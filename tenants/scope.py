@@ -10,6 +10,11 @@ connection never carries it to the next request.
 Operator work (the admin site, sweeps over every tenant) runs inside
 `operator_scope()`, which routes queries to the separately named `operator`
 database alias; nothing a request sends can turn it on.
+
+The analytics reads (the usage API, the dashboard's charts) run inside
+`replica_scope()`, on the `replica` alias when DATABASE_REPLICA_URL names
+one: the readonly role, under the same policies, with the current tenant set
+in a transaction of that connection in the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from django.conf import settings
 from django.db import connections, transaction
 
 _current_tenant: ContextVar[uuid.UUID | None] = ContextVar("coditect_tenant", default=None)
@@ -52,6 +58,15 @@ def _set_database_tenant(tenant_id: uuid.UUID | None, using: str) -> None:
             "SELECT set_config('app.current_tenant', %s, true)",
             [str(tenant_id) if tenant_id else ""],
         )
+
+
+def _database_tenant(using: str) -> uuid.UUID | None:
+    if connections[using].vendor != "postgresql":
+        return None
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT nullif(current_setting('app.current_tenant', true), '')")
+        (value,) = cursor.fetchone()
+    return _as_uuid(value) if value else None
 
 
 def activate_tenant(tenant_id: uuid.UUID | str, *, using: str = DEFAULT_DB) -> uuid.UUID:
@@ -104,6 +119,38 @@ def tenant_scope(tenant_id: uuid.UUID | str, *, using: str = DEFAULT_DB) -> Iter
     """Run a block in one transaction scoped to one tenant (services, tasks, tests)."""
     with scoped_transaction(using=using):
         yield activate_tenant(tenant_id, using=using)
+
+
+@contextmanager
+def replica_scope() -> Iterator[str]:
+    """Reads of the analytics path (the usage API, the dashboard's charts)
+    under the current scope; yields the alias to read with (`.using(alias)`).
+
+    With a replica (settings.REPLICA_DATABASE is `replica`), the reads run in
+    a transaction of that connection, the readonly role's, with the current
+    tenant set in it by `set_config(..., true)` as on the primary: it ends with
+    that transaction, and no tenant in scope sets none (zero rows). Without
+    one, it is the primary's connection and the caller's transaction. Operator
+    work stays on the operator path: the readonly role has no BYPASSRLS.
+    Nothing may be written inside: the replica refuses it.
+    """
+    if in_operator_scope():
+        yield settings.OPERATOR_DATABASE
+        return
+    alias = settings.REPLICA_DATABASE
+    if alias == DEFAULT_DB:
+        yield alias
+        return
+    connection = connections[alias]
+    nested = connection.in_atomic_block
+    with transaction.atomic(using=alias):
+        outer = _database_tenant(alias) if nested else None
+        _set_database_tenant(current_tenant_id(), alias)
+        yield alias
+        # Nested (a test's transaction), the outer one gets its tenant back;
+        # after an error the savepoint's rollback restores it by itself.
+        if nested and not connection.needs_rollback:
+            _set_database_tenant(outer, alias)
 
 
 @contextmanager

@@ -35,9 +35,28 @@ WRONG = "wrong-password-guess"
 N = 3  # failures before the throttle, in these tests
 
 
-@pytest.fixture(params=["database", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "database",
+        pytest.param("redis", marks=pytest.mark.redis),
+        # REDIS_URL a Redis Cluster of the session's own (coditect/redis_cluster_testing.py).
+        pytest.param("redis-cluster", marks=pytest.mark.redis),
+    ]
+)
 def store(request, settings, monkeypatch):
-    return _store(request.param, settings, monkeypatch)
+    if request.param != "redis-cluster":
+        yield _store(request.param, settings, monkeypatch)
+        return
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")  # the embedded pass, as the redis param
+    url = settings.REDIS_URL = request.getfixturevalue("redis_cluster").url
+    yield _store("redis", settings, monkeypatch)
+    # The personas' emails recur in every test: the next one starts unthrottled
+    # (login_throttle_forgotten does the same on the shared Redis).
+    client = throttle.redis_client(url)
+    keys = list(client.scan_iter(f"{settings.REDIS_KEY_PREFIX}:login:*"))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

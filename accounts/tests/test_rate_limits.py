@@ -24,8 +24,20 @@ pytestmark = pytest.mark.embedded
 ANY_ROUTE = "/api/v1/auth/me"  # 401 without a token: cheap, and still counted
 
 
-@pytest.fixture(params=["database", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "database",
+        pytest.param("redis", marks=pytest.mark.redis),
+        # REDIS_URL a Redis Cluster of the session's own (coditect/redis_cluster_testing.py).
+        pytest.param("redis-cluster", marks=pytest.mark.redis),
+    ]
+)
 def backend(request, settings, monkeypatch):
+    if request.param == "redis-cluster":
+        if not settings.REDIS_URL:
+            pytest.skip("needs Redis")  # the embedded pass, as the redis param
+        settings.REDIS_URL = request.getfixturevalue("redis_cluster").url
+        return _backend("redis", settings, monkeypatch)
     return _backend(request.param, settings, monkeypatch)
 
 

@@ -77,3 +77,58 @@ def test_without_a_dot_env_file_nothing_is_read(tmp_path):
         {"CODITECT_ENV_FILE": str(tmp_path / "missing.env"), "DEBUG": "1", "CODITECT_VAR_DIR": str(tmp_path)},
     )
     assert read == {"DEBUG": "True"}
+
+
+def _databases_in_a_new_process(tmp_path, **env) -> subprocess.CompletedProcess:
+    code = (
+        "import json; from django.conf import settings; "
+        "print(json.dumps({'aliases': sorted(settings.DATABASES), 'replica': settings.REPLICA_DATABASE, "
+        "'options': {a: c.get('OPTIONS', {}) for a, c in settings.DATABASES.items()}}, default=str))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "coditect.settings",
+            "DEBUG": "1",
+            "CODITECT_ENV_FILE": str(tmp_path / "missing.env"),
+            "CODITECT_VAR_DIR": str(tmp_path),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_without_a_replica_url_the_analytics_reads_are_the_primarys(tmp_path):
+    result = _databases_in_a_new_process(tmp_path)
+    assert result.returncode == 0, result.stderr
+    read = json.loads(result.stdout)
+    assert (read["aliases"], read["replica"]) == (["default"], "default")
+
+
+def test_a_replica_url_is_a_replica_alias_whose_transactions_are_read_only(tmp_path):
+    result = _databases_in_a_new_process(
+        tmp_path,
+        DATABASE_URL="postgresql://coditect_app@db.internal:5432/coditect",
+        DATABASE_OPERATOR_URL="postgresql://coditect_operator@db.internal:5432/coditect",
+        DATABASE_REPLICA_URL="postgresql://coditect_readonly@replica.internal:5432/coditect",
+    )
+    assert result.returncode == 0, result.stderr
+    read = json.loads(result.stdout)
+    assert (read["aliases"], read["replica"]) == (["default", "operator", "replica"], "replica")
+    replica = read["options"]["replica"]["options"]
+    assert "-c default_transaction_read_only=on" in replica
+    # The same deadlines as the primary's connections.
+    assert "-c statement_timeout=5000" in replica
+    assert "default_transaction_read_only" not in read["options"]["default"]["options"]
+
+
+def test_a_replica_url_that_is_not_postgresql_is_refused(tmp_path):
+    result = _databases_in_a_new_process(
+        tmp_path, DATABASE_REPLICA_URL=f"sqlite:///{tmp_path}/replica.sqlite3"
+    )
+    assert result.returncode != 0
+    assert "DATABASE_REPLICA_URL is for PostgreSQL" in result.stderr

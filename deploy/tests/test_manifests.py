@@ -205,7 +205,7 @@ def test_the_web_tier_has_the_seeds_production_shape(overlay):
     mounted = {
         line.split('"')[1]
         for line in provider["spec"]["parameters"]["secrets"].splitlines()
-        if "path:" in line
+        if "path:" in line and not line.lstrip().startswith("#")  # an optional secret, commented out
     }
     wanted = {v.rsplit("/", 1)[1] for k, v in settings.items() if v.startswith("/var/run/secrets/coditect/")}
     assert wanted <= mounted
@@ -242,6 +242,8 @@ def test_the_migration_job_runs_migrate_as_the_owner_role_with_the_web_tiers_ima
     assert container["command"] == ["python", "manage.py", "migrate", "--noinput"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["DATABASE_URL_FILE"] == "/var/run/secrets/coditect/database-owner-url"
+    # The web tier's replica URL (when its ConfigMap names one) is not mounted here.
+    assert env["DATABASE_REPLICA_URL_FILE"] == ""
     provider = one(docs, "SecretProviderClass")
     assert "database-owner-url" in provider["spec"]["parameters"]["secrets"]
     (web_container,) = one(web, "Deployment")["spec"]["template"]["spec"]["containers"]

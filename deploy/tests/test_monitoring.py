@@ -121,9 +121,8 @@ def _traffic_then_scrape(client) -> set[str]:
     # A view that raised, as django_prometheus counts one (no view here raises
     # on purpose; run alone, this test would otherwise see none).
     from django.test import RequestFactory
-    from django_prometheus.middleware import PrometheusAfterMiddleware
-
     from django.urls import resolve
+    from django_prometheus.middleware import PrometheusAfterMiddleware
 
     raised = RequestFactory().get("/health")
     raised.resolver_match = resolve("/health")

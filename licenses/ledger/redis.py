@@ -28,6 +28,11 @@ so a seat frees itself on the Redis clock with no call and no background task.
 Keys expire at the latest lease expiry plus the retention, so an abandoned
 license's keys do not live forever. See prelude.lua.
 
+The client is core.redis_clients': one Redis, or for a `redis+cluster://` URL
+(REDIS_CLUSTER=true) a RedisCluster, which sends each script to the primary
+that owns the license's slot and follows that slot when it moves (a
+failover): the scripts run unchanged.
+
 A Redis that lost its state (restarted empty, failed over, evicted) lacks the
 license's generation marker: acquire then puts back the borrowed leases kept in
 PostgreSQL (`borrowed`, licenses/ledger/borrowed.py) before it grants a seat,
@@ -41,6 +46,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,11 +55,12 @@ from typing import TYPE_CHECKING, Any
 import redis
 from django.conf import settings
 from django.db import DatabaseError
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
 
 from audit.events import Detail, Event
 from core.context import current_context
+from core.redis_clients import RedisClient, SharedRedisClient, redis_connect, redis_disconnect
 from licenses.ledger.base import (
     AcquireResult,
     BorrowLimitReached,
@@ -125,7 +132,16 @@ _UNAVAILABLE_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN
 # covers the rest (BUSY, and any reply a client version leaves as plain text).
 _UNAVAILABLE_ERRORS = tuple(
     getattr(redis.exceptions, name)
-    for name in ("ReadOnlyError", "OutOfMemoryError", "MasterDownError", "ClusterDownError", "TryAgainError")
+    for name in (
+        "ReadOnlyError",
+        "OutOfMemoryError",
+        "MasterDownError",
+        "ClusterDownError",
+        "TryAgainError",
+        # A cluster that kept redirecting the call (MOVED/ASK) past redis-py's
+        # limit: its topology is changing under the call.
+        "ClusterError",
+    )
     if hasattr(redis.exceptions, name)
 )
 
@@ -199,15 +215,21 @@ class RedisSeatLedger(SeatLedger):
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient | None = None,
         *,
+        connect: Callable[[], RedisClient] | None = None,
         retention_seconds: int = 7 * 24 * 3600,
         expired_cap: int = 100_000,
         sweep_claim_seconds: int = 300,
         key_prefix: str | None = None,
         borrowed: BorrowedLeaseStore | None = None,
     ) -> None:
-        self.client = client
+        if (client is None) == (connect is None):
+            raise ValueError("give the ledger a client, or a way to connect")
+        # A cluster client learns the topology when it is made, so the client is
+        # made at the first call (`connect`), where a cluster that does not
+        # answer is LedgerUnavailable (503) and a later call tries again.
+        self._shared_client = SharedRedisClient(connect or (lambda: client))
         self.retention_seconds = retention_seconds
         self.expired_cap = expired_cap
         # An expired lease handed to a sweeper that never acknowledges it comes
@@ -218,8 +240,10 @@ class RedisSeatLedger(SeatLedger):
         # ledger's own tests, which run without a database).
         self.borrowed = borrowed
         # Loaded once; redis-py runs them by EVALSHA and loads them again if
-        # Redis answers NOSCRIPT (a restart, a failover).
-        self.scripts = {name: client.register_script(_script_source(name)) for name in SCRIPT_NAMES}
+        # Redis answers NOSCRIPT (a restart, a failover, a node new to the
+        # cluster). Bytes, so no client is needed to make them: each call
+        # names the client it runs on.
+        self.scripts = {name: Script(client, _script_source(name).encode()) for name in SCRIPT_NAMES}
 
     @classmethod
     def from_settings(cls, **options: Any) -> RedisSeatLedger:
@@ -235,25 +259,41 @@ class RedisSeatLedger(SeatLedger):
     def from_url(
         cls, url: str, *, socket_timeout: float, max_connections: int = 64, **options: Any
     ) -> RedisSeatLedger:
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            # Waiting for a free pooled connection: short, because with every
-            # connection taken by a Redis that hangs, the one a waiter finally
-            # gets would cost it a whole socket timeout more.
-            timeout=min(socket_timeout, 1.0),
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            # One quick retry on a broken connection (a stale pooled socket);
-            # none on a timeout, where the script may have run: an answer that
-            # does not come is LedgerUnavailable, not a hang.
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-            decode_responses=True,
-            client_name="coditect-seat-ledger",
-        )
-        return cls(redis.Redis(connection_pool=pool), **options)
+        """The ledger on the Redis (or, for a `+cluster` URL, the Redis Cluster) at `url`."""
+
+        def connect() -> RedisClient:
+            return redis_connect(
+                url,
+                socket_timeout=socket_timeout,
+                # Per node on a cluster.
+                max_connections=max_connections,
+                # Waiting for a free pooled connection: short, because with every
+                # connection taken by a Redis that hangs, the one a waiter finally
+                # gets would cost it a whole socket timeout more.
+                pool_timeout=min(socket_timeout, 1.0),
+                # One quick retry on a broken connection (a stale pooled socket; on
+                # a cluster, a node gone, after reading the topology again); none on
+                # a timeout, where the script may have run: an answer that does not
+                # come is LedgerUnavailable, not a hang.
+                retries_after_broken_connection=1,
+                decode_responses=True,
+                client_name="coditect-seat-ledger",
+            )
+
+        return cls(connect=connect, **options)
 
     # --- plumbing ---------------------------------------------------------------------
+
+    @property
+    def client(self) -> RedisClient:
+        """The Redis client, made at first use. Raises redis.ConnectionError
+        while a cluster cannot be reached."""
+        return self._shared_client.get()
+
+    def disconnect(self) -> None:
+        """Close every pooled connection (a test's teardown)."""
+        if self._shared_client.made is not None:
+            redis_disconnect(self._shared_client.made)
 
     @property
     def key_prefix(self) -> str:
@@ -268,6 +308,7 @@ class RedisSeatLedger(SeatLedger):
             return self.scripts[script](
                 keys=self.keys(license_id),
                 args=[_ms(self.retention_seconds), self.expired_cap, *args],
+                client=self.client,
             )
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise LedgerUnavailable(f"Redis does not answer: {exc}") from exc
@@ -277,6 +318,12 @@ class RedisSeatLedger(SeatLedger):
             if str(exc).startswith(_UNAVAILABLE_REPLIES):
                 raise LedgerUnavailable(f"Redis refuses work: {exc}") from exc
             raise
+        except RedisClusterException as exc:
+            # The cluster client's own: no node serves the license's slot (a
+            # primary lost and its replica not yet promoted), none reachable.
+            # The keys of one call share one slot (the {license_id} hash tag,
+            # test_ledger_redis.py), so this is never a call split across slots.
+            raise LedgerUnavailable(f"Redis Cluster cannot serve the license's slot: {exc}") from exc
 
     @staticmethod
     def _lease(license_id: uuid.UUID, session_id: str, raw: str, expires_ms: int) -> Lease:

@@ -38,9 +38,11 @@ from licenses.ledger.redis import RedisSeatLedger
 from licenses.tests.factories import LicenseFactory
 
 # The database backend runs on PostgreSQL in `make test-pg` and on SQLite in
-# `make test-embedded`; Redis only in the first.
+# `make test-embedded`; Redis only in the first, on the shared Redis and again
+# on a Redis Cluster of the session's own (coditect/redis_cluster_testing.py).
 BACKENDS = [
     pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+    pytest.param("redis-cluster", marks=pytest.mark.redis, id="redis-cluster"),
     pytest.param("database", marks=pytest.mark.embedded, id="database"),
 ]
 # And each again with the floating-license rules on (issue 17) in a way that
@@ -369,8 +371,16 @@ def _seats_maker(request, backend: str, *, every_rule: bool = False) -> Iterator
             "queue_max": queue_max,
             "every_rule": every_rule,
         }
-        if backend == "redis":
-            ledger = RedisSeatLedger.from_settings()
+        if backend in ("redis", "redis-cluster"):
+            if backend == "redis":
+                ledger = RedisSeatLedger.from_settings()
+            else:
+                ledger = RedisSeatLedger.from_url(
+                    request.getfixturevalue("redis_cluster").url,
+                    socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                    max_connections=settings.SEAT_LEDGER_REDIS_MAX_CONNECTIONS,
+                    retention_seconds=settings.SEAT_LEDGER_REDIS_RETENTION,
+                )
             for name, value in ledger_options.items():
                 setattr(ledger, name, value)
             made.append(ledger)
@@ -393,7 +403,7 @@ def _seats_maker(request, backend: str, *, every_rule: bool = False) -> Iterator
     yield make
     for ledger in made:
         if isinstance(ledger, RedisSeatLedger):
-            ledger.client.connection_pool.disconnect()
+            ledger.disconnect()
     for pool in shared:
         pool.close()
 
