@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 
@@ -85,6 +86,15 @@ def context_undo_changes() -> None:
 
 
 def normalized_ip(value: str) -> str | None:
+    """The address in its one written form (None if it is none)."""
+    # Remembered: every request asks it of its peer, and peers repeat (a load
+    # balancer, an office). Only what could be an address is kept, and a
+    # fixed number of them.
+    return _normalized_ip(value) if len(value) <= 64 else None
+
+
+@lru_cache(maxsize=4096)
+def _normalized_ip(value: str) -> str | None:
     try:
         return ipaddress.ip_address(value.strip()).compressed
     except ValueError:
