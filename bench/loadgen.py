@@ -51,14 +51,23 @@ class Connection:
             head = await self.reader.readuntil(b"\r\n\r\n")
             status_line, _, header_block = head.decode("latin-1").partition("\r\n")
             status = int(status_line.split()[1])
-            length, close = 0, False
+            length, close, chunked = 0, False, False
             for line in header_block.lower().split("\r\n"):
                 name, _, value = line.partition(":")
                 if name == "content-length":
                     length = int(value)
                 elif name == "connection" and value.strip() == "close":
                     close = True
-            payload = await self.reader.readexactly(length) if length else b""
+                elif name == "transfer-encoding" and "chunked" in value:
+                    chunked = True
+            if chunked:
+                # An answer without a length (uvicorn sends one so): its chunks.
+                payload = b""
+                while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                    payload += (await self.reader.readexactly(size + 2))[:-2]
+                await self.reader.readuntil(b"\r\n")
+            else:
+                payload = await self.reader.readexactly(length) if length else b""
         except (
             ConnectionError,
             asyncio.IncompleteReadError,

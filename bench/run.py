@@ -193,13 +193,15 @@ def start_server(env: dict[str, str], port: int, args, asgi: bool = False) -> su
 ASGI_WORKER = "uvicorn.workers.UvicornWorker"
 
 
-def start_bare_server(port: int, args) -> subprocess.Popen:
-    """The floor: bench/bare.py's view on the same gunicorn settings."""
+def start_bare_server(port: int, args, asgi: bool = False) -> subprocess.Popen:
+    """The floor: bench/bare.py's view on the same gunicorn settings (`asgi`:
+    its ASGI application on uvicorn's workers)."""
     command = [
-        sys.executable, "-m", "gunicorn", "bare:application", "--chdir", str(ROOT / "bench"),
+        sys.executable, "-m", "gunicorn", "bare:asgi_application" if asgi else "bare:application",
+        "--chdir", str(ROOT / "bench"),
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(args.workers),
-        "--worker-class", args.worker_class,
+        "--worker-class", ASGI_WORKER if asgi else args.worker_class,
         "--threads", str(args.threads),
         "--log-level", "warning",
         "--backlog", "2048",
@@ -261,12 +263,15 @@ def main() -> None:
         env = server_env(keys, prefix)
         prepare_database(env)
         seeded = seed(env, churn_seats=args.clients)
-        port, bare_port, asgi_port = free_port(), free_port(), free_port()
+        port, bare_port, asgi_port, bare_asgi_port = free_port(), free_port(), free_port(), free_port()
         servers = [start_server(env, port, args), start_bare_server(bare_port, args)]
         if args.asgi:
             servers.append(start_server(env, asgi_port, args, asgi=True))
+            servers.append(start_bare_server(bare_asgi_port, args, asgi=True))
         try:
-            results = measure(port, bare_port, asgi_port if args.asgi else None, seeded, args, prefix)
+            results = measure(
+                port, bare_port, (asgi_port, bare_asgi_port) if args.asgi else None, seeded, args, prefix
+            )
         finally:
             for process in servers:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -277,8 +282,9 @@ def main() -> None:
 
 
 def measure(
-    port: int, bare_port: int, asgi_port: int | None, seeded: dict[str, str], args, prefix: str
+    port: int, bare_port: int, asgi_ports: tuple[int, int] | None, seeded: dict[str, str], args, prefix: str
 ) -> list[dict]:
+    asgi_port, bare_asgi_port = asgi_ports or (None, None)
     base = f"http://127.0.0.1:{port}"
     access = post_json(base, "/api/v1/auth/login", {"email": "bench@bench.test", "password": PASSWORD})[
         "access_token"
@@ -329,6 +335,9 @@ def measure(
     async def baseline(conn, i):
         return (await conn.request("GET", "/")).status == 200
 
+    async def baseline_async(conn, i):
+        return (await conn.request("GET", "/async")).status == 200
+
     async def health(conn, i):
         return (await conn.request("GET", "/health")).status == 200
 
@@ -369,7 +378,7 @@ def measure(
     # Acquire leaves its leases live; release gives back those it took (the
     # pool), so each round's release follows its acquire.
     # One pool per server: each server's release gives back its own acquires.
-    pools: dict[int, list[str]] = {bare_port: [], port: [], asgi_port: []}
+    pools: dict[int | None, list[str]] = {port: [], asgi_port: []}
 
     async def acquire(conn, i):
         request = {
@@ -421,6 +430,8 @@ def measure(
             for row in [(name, operation, requests_per_op, at)]
             + ([(f"{name} [uvicorn]", operation, requests_per_op, asgi_port)] if name in twins else [])
         ]
+        # The floor of any async view there: the bare project's async view.
+        scenarios.insert(1, ("bare Django async view [uvicorn]", baseline_async, 1, bare_asgi_port))
     if args.only:
         scenarios = [scenario for scenario in scenarios if args.only in scenario[0]]
 
