@@ -292,8 +292,8 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"] = _database(DATABASE_REPLICA_URL)
     if not all(DATABASES[alias]["ENGINE"].endswith("postgresql") for alias in ("default", "replica")):
         raise ImproperlyConfigured(
-            "DATABASE_REPLICA_URL is for PostgreSQL: the readonly role, on the primary of DATABASE_URL "
-            "or a replica of it. Unset it to read analytics from the primary."
+            "DATABASE_REPLICA_URL needs PostgreSQL for both DATABASE_URL and itself: the readonly role, "
+            "on the primary of DATABASE_URL or a replica of it. Unset it to read analytics from the primary."
         )
     if not DATABASE_POOLER:
         # Behind a pooler, which refuses startup options, the role's own
@@ -671,12 +671,14 @@ METRICS_SEAT_CACHE_SECONDS = env.float("METRICS_SEAT_CACHE_SECONDS", default=15.
 # Celery's Redis transport and result store speak to one Redis, not a cluster:
 # beside a Redis Cluster, CELERY_BROKER_URL names a plain Redis of its own
 # (a rediss:// one carries its TLS options in its query), and the results go there too.
-if REDIS_CLUSTER and not env.str("CELERY_BROKER_URL", default=""):
+# Both are secrets (a broker URL carries its AUTH string): NAME or NAME_FILE.
+_BROKER_URL = secret("CELERY_BROKER_URL", "") or ""
+if REDIS_CLUSTER and not _BROKER_URL:
     raise ImproperlyConfigured(
         "REDIS_URL is a Redis Cluster, which Celery cannot use as its broker: set CELERY_BROKER_URL"
         " to a plain Redis (redis:// or rediss://), or to memory:// with CELERY_TASK_ALWAYS_EAGER=true."
     )
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_BROKER_URL = _BROKER_URL or REDIS_URL or "memory://"
 if "+cluster://" in CELERY_BROKER_URL:
     raise ImproperlyConfigured(
         "CELERY_BROKER_URL cannot be a Redis Cluster: Celery needs a plain Redis broker."
@@ -685,7 +687,7 @@ if REDIS_CLUSTER:
     _RESULTS_DEFAULT = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
 else:
     _RESULTS_DEFAULT = REDIS_URL or ""
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=_RESULTS_DEFAULT) or None
+CELERY_RESULT_BACKEND = secret("CELERY_RESULT_BACKEND", _RESULTS_DEFAULT) or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="coditect")

@@ -185,6 +185,17 @@ def test_redis_cluster_true_makes_the_url_a_cluster_url_and_the_cache_cluster_aw
     assert got["broker"] == got["results"] == "redis://10.0.0.10:6379/0"
 
 
+def test_the_broker_url_of_a_cluster_may_come_from_a_mounted_secret_file(tmp_path):
+    # A broker URL carries its AUTH string: on GKE it arrives as a file.
+    (tmp_path / "broker").write_text("redis://:auth@10.0.0.10:6379/0\n")
+    got = settled(
+        CODITECT_VAR_DIR=str(tmp_path),
+        REDIS_URL="redis+cluster://10.0.0.9:6379/0",
+        CELERY_BROKER_URL_FILE=str(tmp_path / "broker"),
+    )
+    assert got["broker"] == got["results"] == "redis://:auth@10.0.0.10:6379/0"
+
+
 def test_a_cluster_url_alone_turns_redis_cluster_on(tmp_path):
     got = settled(
         CODITECT_VAR_DIR=str(tmp_path),

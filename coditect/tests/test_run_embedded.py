@@ -139,6 +139,11 @@ def test_the_banner_names_the_configuration_the_server_runs(settings, db):
     assert "broker at redis://broker.example:6379/0" in described and "worker" in described
     assert "hunter2" not in described and "embedded default" not in described
 
+    # A Redis Cluster URL may name several nodes.
+    settings.REDIS_URL = "redis+cluster://:hunter2-not-shown@node-a:7001,node-b:7002/0"
+    described = describe_configuration()
+    assert "redis+cluster://node-a:7001,node-b:7002/0" in described and "hunter2" not in described
+
     settings.SEAT_LEDGER = "database"
     settings.REDIS_URL = None
     settings.CELERY_TASK_ALWAYS_EAGER = True

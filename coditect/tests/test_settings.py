@@ -131,4 +131,4 @@ def test_a_replica_url_that_is_not_postgresql_is_refused(tmp_path):
         tmp_path, DATABASE_REPLICA_URL=f"sqlite:///{tmp_path}/replica.sqlite3"
     )
     assert result.returncode != 0
-    assert "DATABASE_REPLICA_URL is for PostgreSQL" in result.stderr
+    assert "DATABASE_REPLICA_URL needs PostgreSQL" in result.stderr

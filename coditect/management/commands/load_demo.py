@@ -30,12 +30,11 @@ OPERATOR_EMAIL = "operator@demo.example"
 
 
 def _where(url: str) -> str:
-    """host:port/path of a URL, never its user or password."""
+    """host:port/path of a URL, never its user or password (a Redis Cluster
+    URL may name several nodes: host:port,host:port)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
+    hosts = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{hosts}{parts.path}"
 
 
 def describe_configuration() -> str:
