@@ -391,6 +391,13 @@ if REDIS_URL:
             },
         }
     }
+    if not REDIS_CLUSTER:
+        from core.redis_clients import redis_retry
+
+        # As every client of ours: a Redis that hangs costs one socket
+        # timeout, not redis-py's default retries of it (the cluster client
+        # is core.redis_clients' already).
+        CACHES["default"]["OPTIONS"]["CONNECTION_POOL_KWARGS"] = {"retry": redis_retry()}
     if REDIS_CLUSTER:
         # django-redis has no cluster client of its own (core/redis_cache.py).
         CACHES["default"]["OPTIONS"]["CLIENT_CLASS"] = "core.redis_cache.ClusterCacheClient"

@@ -226,6 +226,9 @@ class LeanPathMiddleware:
 
     def __call__(self, request):
         if request.path_info in self.paths:
+            # The Host check CommonMiddleware (skipped here) makes of every
+            # request: a host not in ALLOWED_HOSTS is refused (400), as anywhere.
+            request.get_host()
             return self.metrics(request)
         return self.get_response(request)
 

@@ -75,6 +75,12 @@ def redis_cluster_nodes(url: str) -> list[ClusterNode]:
     return nodes
 
 
+def redis_retry(retries: int = 1) -> Retry:
+    """A plain Redis client's retries: `retries` with no pause, after a broken
+    connection only (a stale pooled socket), never after a timeout."""
+    return Retry(NoBackoff(), retries, supported_errors=(redis.ConnectionError,))
+
+
 class _ClusterNoRetryOnTimeout(RedisCluster):
     """A cluster client that retries a command after a broken connection or a
     cluster between topologies (each retry reads the topology again), but not
@@ -93,7 +99,7 @@ def redis_connect(
     decode_responses: bool = False,
     max_connections: int | None = None,
     pool_timeout: float | None = None,
-    retries_after_broken_connection: int | None = None,
+    retries_after_broken_connection: int = 1,
 ) -> RedisClient:
     """The client for `url`: a RedisCluster for a `+cluster` URL, else a Redis.
 
@@ -101,8 +107,11 @@ def redis_connect(
     `max_connections` (per node on a cluster) with `pool_timeout`: a blocking
     pool whose callers wait at most `pool_timeout` for a free connection.
     `retries_after_broken_connection`: retry only after a broken connection
-    (never after a timeout) that many times, with no pause; None keeps
-    redis-py's default retries. TLS options ride in a `rediss` URL's query.
+    (a stale pooled socket; on a cluster, a node gone or a topology moving)
+    that many times, with no pause, and never after a timeout: for every
+    client, so that a Redis (or a cluster node) that hangs costs a caller one
+    `socket_timeout`, not redis-py's default retries of it (invariant 13).
+    TLS options ride in a `rediss` URL's query.
 
     A Redis client connects at its first command; a cluster client connects
     here, to learn the topology, and raises redis.ConnectionError when no
@@ -117,24 +126,20 @@ def redis_connect(
     if max_connections is not None:
         options["max_connections"] = max_connections
     if not redis_url_is_cluster(url):
-        if retries_after_broken_connection is not None:
-            options["retry"] = Retry(
-                NoBackoff(), retries_after_broken_connection, supported_errors=(redis.ConnectionError,)
-            )
+        options["retry"] = redis_retry(retries_after_broken_connection)
         if max_connections is None:
             return redis.Redis.from_url(url, **options)
         pool = redis.BlockingConnectionPool.from_url(url, timeout=pool_timeout, **options)
         return redis.Redis(connection_pool=pool)
 
-    cluster_class = RedisCluster
-    if retries_after_broken_connection is not None:
-        cluster_class = _ClusterNoRetryOnTimeout
-        options["retry"] = Retry(NoBackoff(), retries_after_broken_connection)
+    options["retry"] = Retry(NoBackoff(), retries_after_broken_connection)
     if max_connections is not None:
         options["connection_pool_class"] = redis.BlockingConnectionPool
         options["timeout"] = pool_timeout
     try:
-        return cluster_class(url=redis_py_url(url), startup_nodes=redis_cluster_nodes(url), **options)
+        return _ClusterNoRetryOnTimeout(
+            url=redis_py_url(url), startup_nodes=redis_cluster_nodes(url), **options
+        )
     except RedisClusterException as exc:
         # No node reachable, or the slots not all served: the cluster is not
         # there yet, as a Redis that refuses connections is not.

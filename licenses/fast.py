@@ -11,10 +11,12 @@ views that do the common case themselves:
 
 - heartbeat: POST with `Authorization: Bearer <token>` and no body, or the
   SDK's `{"idle_seconds": n}` as `application/json`;
-- release: DELETE with `Authorization: Bearer <token>`.
+- release: DELETE with `Authorization: Bearer <token>`;
+- either with no `Accept`, or one naming only `application/json`,
+  `application/*` or `*/*` (no parameters).
 
 Anything else (no or malformed credentials, another method, OPTIONS, any
-other body, an `Accept` that JSON does not satisfy) goes to the DRF view,
+other body, any other `Accept`) goes to the DRF view,
 which stays the one home of these endpoints' validation and their OpenAPI
 schema: the URL's view carries the DRF class (`cls`), as `as_view()` does, so
 drf-spectacular documents exactly what it documented before. The services
@@ -38,12 +40,22 @@ from tenants.scope import scope_boundary
 IDLE_SECONDS_MAX = apis.IDLE_SECONDS_MAX
 
 
+# The Accept values DRF's one renderer (JSON, no parameters) answers as this
+# view does; any other (a parameter such as `indent`, another type) is DRF's
+# to negotiate or refuse.
+_PLAIN_JSON = frozenset({"application/json", "application/*", "*/*"})
+
+
+def _plain_json(accept: str) -> bool:
+    return all(kind.strip().lower() in _PLAIN_JSON for kind in accept.split(","))
+
+
 def _claims(request: HttpRequest) -> dict | HttpResponse | None:
     """The verified claims of the request's license token; the error answer
     for a token that fails; None when the request is not the common case
     (no bearer credentials, or an Accept header JSON does not satisfy)."""
     accept = request.META.get("HTTP_ACCEPT")
-    if accept and "json" not in accept and "*/*" not in accept:
+    if accept and not _plain_json(accept):
         return None
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")

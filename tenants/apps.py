@@ -5,8 +5,8 @@ from django.db.models.signals import post_migrate
 
 def readonly_grant_after_migrate(*, using: str = "default", **kwargs) -> None:
     """After every migrate, the readonly role (tenants.dbroles) gets SELECT on
-    the tenant tables the migrations made: they run as the owner, who may grant
-    on its own tables. Nothing happens on SQLite, on a database that
+    the usage rollup tables the migrations made (READONLY_TABLES), and no
+    other: they run as the owner, who may grant on its own tables. Nothing happens on SQLite, on a database that
     setup_database_roles did not set up, or as a role that owns no table (a
     test's flush as the app role)."""
     from tenants.dbroles import readonly_grant, readonly_role_recorded

@@ -6,14 +6,15 @@
 - operator: the separately named path for operator and system work that must
   see every tenant (admin site, sweeps). DML only, BYPASSRLS.
 - readonly: the analytics read path (`DATABASE_REPLICA_URL`, the primary or a
-  read replica). SELECT on the tenant tables (those under row-level security)
-  and nothing else, NOBYPASSRLS: the same policies as the app role, so it sees
-  the scoped tenant's rows only and no row with no tenant in scope; its
-  sessions start read-only (default_transaction_read_only). It is given
-  no table without RLS (sessions, idempotency records, billing): default
-  privileges cannot tell those apart, so each migrate grants it the tenant
-  tables it has made (`readonly_grant`, run by tenants.apps after migrate, as
-  the owner). The database remembers the role's name for that
+  read replica). SELECT on the usage rollups (READONLY_TABLES, under
+  row-level security) and nothing else, NOBYPASSRLS: the same policies as the
+  app role, so it sees the scoped tenant's rows only and no row with no
+  tenant in scope; its sessions start read-only
+  (default_transaction_read_only). No other table, with RLS (users, webhook
+  secrets, tokens) or without (sessions, idempotency records, billing):
+  default privileges cannot name tables, so each migrate grants it the
+  rollup tables (`readonly_grant`, run by tenants.apps after migrate, as the
+  owner). The database remembers the role's name for that
   (`coditect.readonly_role`, set here).
 
 Run as a superuser (or a role with CREATEROLE). Idempotent: run it again after
@@ -117,21 +118,31 @@ def ensure_database(admin_url: str, database: str, roles: RoleNames) -> None:
         readonly_grant(cur, roles.readonly)
 
 
+# What the analytics read path reads, and all the readonly role may read: the
+# usage rollups (analytics.models), each under row-level security. Not the
+# other tenant tables: users' password hashes, webhook secrets, refresh
+# tokens and API keys are no business of a credential for charts (and the
+# tenant a session sees is a setting it may set itself).
+READONLY_TABLES = ("usage_hourly", "usage_daily", "usage_rollup_run")
+
+
 def readonly_grant(cursor, role: str) -> list[str]:
-    """Give `role` SELECT on every table under row-level security in the
-    schema that the connected role may grant (its own tables; a superuser's:
-    all): the tenant tables, and no other. Idempotent. Returns the tables."""
+    """Give `role` SELECT on the READONLY_TABLES there are (each under
+    row-level security) that the connected role may grant (its own tables; a
+    superuser's: all), and take back whatever it holds on any other table
+    under row-level security. Idempotent. Returns the tables granted."""
     cursor.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relrowsecurity "
         "AND pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY c.relname"
     )
-    tables = [row[0] for row in cursor.fetchall()]
-    for table in tables:
-        cursor.execute(
-            sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), sql.Identifier(role))
-        )
-    return tables
+    granted = []
+    for (table,) in cursor.fetchall():
+        statement = "GRANT SELECT ON {} TO {}" if table in READONLY_TABLES else "REVOKE ALL ON {} FROM {}"
+        cursor.execute(sql.SQL(statement).format(sql.Identifier(table), sql.Identifier(role)))
+        if table in READONLY_TABLES:
+            granted.append(table)
+    return granted
 
 
 def readonly_role_recorded(cursor) -> str | None:

@@ -275,3 +275,70 @@ def test_a_cluster_configuration_celery_or_the_cluster_cannot_use_is_refused_say
     result = settings_with(CODITECT_VAR_DIR=str(tmp_path), **env)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and says in result.stderr, result.stderr[-2000:]
+
+
+# --- a primary that hangs ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_hung_primary_costs_the_rate_limiter_and_the_cache_one_socket_timeout(on_the_cluster, settings):
+    """Invariant 13 on a cluster: a primary that hangs (CLIENT PAUSE: it
+    accepts, acknowledges and answers nothing) costs a call of the rate
+    limiter (every request's, heartbeats' too) and of the cache at most their
+    socket timeout, as it costs the seat ledger: no client of ours retries
+    after a timeout. The bound is a deadline, not a benchmark: redis-py's
+    default retries made it eleven timeouts."""
+    import time
+
+    from django.core.cache import caches
+
+    from accounts import ratelimit
+
+    timeout = 0.5
+    settings.REDIS_SOCKET_TIMEOUT = timeout
+    settings.RATE_LIMIT_BACKEND = "redis"
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "OPTIONS": {
+                **settings.CACHES["default"]["OPTIONS"],
+                "SOCKET_CONNECT_TIMEOUT": timeout,
+                "SOCKET_TIMEOUT": timeout,
+            },
+        }
+    }
+    from core.redis_cache import ClusterConnectionFactory
+
+    ClusterConnectionFactory._clients.clear()
+    ratelimit._redis_scripts.forget(settings.REDIS_URL)
+    ratelimit._redis_down_until = 0.0
+    key = "ip:203.0.113.7"
+    shard = on_the_cluster.shard_of(on_the_cluster.slot_of(f"{settings.REDIS_KEY_PREFIX}:ratelimit:{key}"))
+    cache_key = next(
+        f"hung-{n}"
+        for n in range(10_000)
+        if shard.holds(on_the_cluster.slot_of(f"{settings.REDIS_KEY_PREFIX}:1:hung-{n}"))
+    )
+    cache = caches["default"]
+    # Both clients made, the topology known, before the primary hangs.
+    assert ratelimit.rate_limit_hit(key=key, limit=100).allowed
+    cache.set(cache_key, "before")
+    with shard.primary.client() as node:
+        node.execute_command("CLIENT", "PAUSE", "20000", "ALL")
+    try:
+        started = time.monotonic()
+        assert ratelimit.rate_limit_hit(key=key, limit=100) is None  # fails open, as documented
+        limiter_took = time.monotonic() - started
+        started = time.monotonic()
+        # django-redis's ConnectionInterrupted, or redis-py's TimeoutError.
+        with pytest.raises(Exception):
+            cache.get(cache_key)
+        cache_took = time.monotonic() - started
+    finally:
+        with shard.primary.client() as node:
+            node.execute_command("CLIENT", "UNPAUSE")
+        ratelimit._redis_scripts.forget(settings.REDIS_URL)
+        ratelimit._redis_down_until = 0.0
+        ClusterConnectionFactory._clients.clear()
+    assert limiter_took < timeout + 1, limiter_took
+    assert cache_took < timeout + 1, cache_took

@@ -26,6 +26,11 @@ urlpatterns = [
     path("api/v1/licenses/release", apis.LicenseReleaseApi.as_view(), name="licenses-release"),
     path("", include(settings.ROOT_URLCONF)),
 ]
+handler400, handler404, handler500 = (
+    "core.errors.handler400",
+    "core.errors.handler404",
+    "core.errors.handler500",
+)
 FULL_CHAIN = [name for name in settings.MIDDLEWARE if name != "core.middleware.LeanPathMiddleware"]
 
 HEARTBEAT, RELEASE = "/api/v1/licenses/heartbeat", "/api/v1/licenses/release"
@@ -81,13 +86,40 @@ CASES = [
     ("release, a bad token", "delete", RELEASE, b"", None, "garbage"),
     ("release, no credentials", "delete", RELEASE, b"", None, None),
     ("release, POST", "post", RELEASE, b"", None, "seat"),
+    # What the client says it takes: the SDK's, and those DRF negotiates otherwise.
+    ("heartbeat, Accept: JSON", "post", HEARTBEAT, b"", None, "seat", {"HTTP_ACCEPT": "application/json"}),
+    ("heartbeat, Accept: anything", "post", HEARTBEAT, b"", None, "seat", {"HTTP_ACCEPT": "*/*"}),
+    ("heartbeat, Accept: text/json", "post", HEARTBEAT, b"", None, "seat", {"HTTP_ACCEPT": "text/json"}),
+    (
+        "heartbeat, Accept: problem+json",
+        "post",
+        HEARTBEAT,
+        b"",
+        None,
+        "seat",
+        {"HTTP_ACCEPT": "application/problem+json"},
+    ),
+    (
+        "heartbeat, Accept: JSON indented",
+        "post",
+        HEARTBEAT,
+        b"",
+        None,
+        "seat",
+        {"HTTP_ACCEPT": "application/json; indent=4"},
+    ),
+    ("release, Accept: text/html", "delete", RELEASE, b"", None, "seat", {"HTTP_ACCEPT": "text/html"}),
+    # A host not in ALLOWED_HOSTS, with DEBUG off.
+    ("heartbeat, a foreign Host", "post", HEARTBEAT, b"", None, "seat", {"HTTP_HOST": "evil.example.com"}),
+    ("release, a foreign Host", "delete", RELEASE, b"", None, "seat", {"HTTP_HOST": "evil.example.com"}),
 ]
 # What a client reads of an answer, beside its status and body.
 HEADERS = ("Content-Type", "Allow", "WWW-Authenticate", "Retry-After")
 
 
 def _answer(member, license, case, *, lean: bool, index: int):
-    _, method, url, body, content_type, credentials = case
+    _, method, url, body, content_type, credentials, *headers = case
+    headers = headers[0] if headers else {}
     fingerprint = f"fast-{index:03d}-{'lean' if lean else 'full'}"
     token = None
     if credentials in ("seat", "released"):
@@ -98,11 +130,17 @@ def _answer(member, license, case, *, lean: bool, index: int):
         token = access_token(member.user)
     elif credentials is not None:
         token = credentials
-    overrides = {} if lean else {"ROOT_URLCONF": __name__, "MIDDLEWARE": FULL_CHAIN}
+    overrides = (
+        {"DEBUG": False} if lean else {"ROOT_URLCONF": __name__, "MIDDLEWARE": FULL_CHAIN, "DEBUG": False}
+    )
     with override_settings(**overrides):
         client = api_client(token=token)
         kwargs = {"content_type": content_type} if content_type else {}
-        response = getattr(client, method)(url, body, **kwargs) if body else getattr(client, method)(url)
+        response = (
+            getattr(client, method)(url, body, **kwargs, **headers)
+            if body
+            else getattr(client, method)(url, **headers)
+        )
     try:
         payload = response.json()
     except ValueError:

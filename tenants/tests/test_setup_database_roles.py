@@ -86,17 +86,21 @@ def test_setup_database_roles_needs_only_the_admin_url(django_db_setup, throwawa
 
 
 @pytest.mark.postgres
-def test_the_readonly_role_gets_select_on_the_tenant_tables_already_there(django_db_setup, throwaway_names):
+def test_the_readonly_role_gets_select_on_the_usage_rollups_already_there(django_db_setup, throwaway_names):
     """An install that upgrades runs the command again: the readonly role
-    reads each table under row-level security and nothing else."""
+    reads the usage rollups and nothing else, not another table under
+    row-level security (and loses a grant it had on one)."""
     names = throwaway_names
     setup_database_roles(names)
     database_url = psycopg.conninfo.make_conninfo(TEST_ADMIN_URL, dbname=names["database"])
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(names["owner"])))
-        conn.execute("CREATE TABLE tenant_things (tenant_id uuid)")
-        conn.execute("ALTER TABLE tenant_things ENABLE ROW LEVEL SECURITY")
+        for table in ("usage_daily", "users"):
+            conn.execute(sql.SQL("CREATE TABLE {} (tenant_id uuid)").format(sql.Identifier(table)))
+            conn.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(sql.Identifier(table)))
         conn.execute("CREATE TABLE plain_things (secret text)")
+        # As an earlier version of the command granted it.
+        conn.execute(sql.SQL("GRANT SELECT ON users TO {}").format(sql.Identifier(names["readonly"])))
     setup_database_roles(names)
     readonly = names["readonly"]
     with psycopg.connect(database_url) as conn:
@@ -108,12 +112,12 @@ def test_the_readonly_role_gets_select_on_the_tenant_tables_already_there(django
                 "CASE WHEN has_table_privilege(%(r)s, t, 'UPDATE') THEN 'UPDATE' END, "
                 "CASE WHEN has_table_privilege(%(r)s, t, 'DELETE') THEN 'DELETE' END, "
                 "CASE WHEN has_table_privilege(%(r)s, t, 'TRUNCATE') THEN 'TRUNCATE' END], NULL) "
-                "FROM unnest(ARRAY['tenant_things', 'plain_things']) AS t",
+                "FROM unnest(ARRAY['usage_daily', 'users', 'plain_things']) AS t",
                 {"r": readonly},
             ).fetchall()
         )
         (recorded,) = conn.execute("SHOW coditect.readonly_role").fetchone()
-    assert held == {"tenant_things": ["SELECT"], "plain_things": []}
+    assert held == {"usage_daily": ["SELECT"], "users": [], "plain_things": []}
     # What migrate reads to grant the tables it makes later (tenants.apps).
     assert recorded == readonly
 
