@@ -27,12 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 from itertools import count
 from pathlib import Path
 
@@ -84,34 +80,9 @@ def main() -> None:
     parser.add_argument("--worker-class", default="sync")
     args = parser.parse_args()
 
-    prefix = f"bench-growth-{os.getpid()}"
-    # A database of its own: bench/run.py may be running beside this one.
-    run.DB_NAME = f"coditect_bench_growth_{os.getpid()}"
     seed = SEED % (SIZES, SPREAD_LICENSES, SPREAD_LEASES, SPREAD_LEASES, SPREAD_LICENSES)
-    with tempfile.TemporaryDirectory() as tmp:
-        env = run.server_env(run.make_keys(Path(tmp)), prefix)
-        run.prepare_database(env)
-        run.seed(env, churn_seats=16)
-        out = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", seed],
-            cwd=run.ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        shapes = json.loads(out.strip().splitlines()[-1])
-        port = run.free_port()
-        server = run.start_server(env, port, args)
-        try:
-            results = measure(port, shapes, args)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-        run.cleanup_redis(prefix)
-        from tenants.dbroles import drop_database
-
-        drop_database(run.ADMIN_URL, run.DB_NAME)
+    with run.bench_server("growth", args, seed) as (port, shapes):
+        results = measure(port, shapes, args)
     report(results, args)
 
 

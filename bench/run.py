@@ -49,6 +49,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,9 +156,11 @@ print(json.dumps({"beat_key": beat_key, "pool_key": pool_key, "churn_key": churn
 """
 
 
-def seed(env: dict[str, str], churn_seats: int) -> dict[str, str]:
+def shell_json(env: dict[str, str], script: str):
+    """Run `script` by `manage.py shell` with the server's settings; the JSON
+    its last line printed."""
     out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", SEED % (PASSWORD, churn_seats)],
+        [sys.executable, "manage.py", "shell", "-c", script],
         cwd=ROOT,
         env=env,
         check=True,
@@ -164,6 +168,38 @@ def seed(env: dict[str, str], churn_seats: int) -> dict[str, str]:
         text=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def seed(env: dict[str, str], churn_seats: int) -> dict[str, str]:
+    return shell_json(env, SEED % (PASSWORD, churn_seats))
+
+
+@contextmanager
+def bench_server(name: str, args, script: str) -> Iterator[tuple[int, object]]:
+    """For a bench beside this one (bench/growth.py, status_scale.py): a
+    database and Redis keys of `name`'s own, seeded as this bench seeds them
+    and then by `script` (run by `manage.py shell`), and gunicorn serving
+    them. Yields the port and what `script` printed; removes it all after."""
+    global DB_NAME
+    from tenants.dbroles import drop_database
+
+    prefix = f"bench-{name}-{os.getpid()}"
+    # A database of its own: bench/run.py may be running beside this one.
+    DB_NAME = f"coditect_bench_{name}_{os.getpid()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = server_env(make_keys(Path(tmp)), prefix)
+        prepare_database(env)
+        seed(env, churn_seats=16)
+        seeded = shell_json(env, script)
+        port = free_port()
+        server = start_server(env, port, args)
+        try:
+            yield port, seeded
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+            cleanup_redis(prefix)
+            drop_database(ADMIN_URL, DB_NAME)
 
 
 def post_json(base: str, path: str, body: dict, token: str | None = None) -> dict:
@@ -175,11 +211,15 @@ def post_json(base: str, path: str, body: dict, token: str | None = None) -> dic
         return json.loads(response.read())
 
 
-def start_server(env: dict[str, str], port: int, args, asgi: bool = False) -> subprocess.Popen:
-    """gunicorn as deploy/ runs it; `asgi`: the ASGI application on uvicorn's
-    workers, the rest the same."""
+ASGI_WORKER = "uvicorn.workers.UvicornWorker"
+
+
+def _gunicorn(app: str, port: int, args, *, asgi: bool, env: dict[str, str], probe: str, chdir: Path = ROOT):
+    """gunicorn serving `app` with the bench's worker settings (`asgi`:
+    uvicorn's workers), once `probe` answers 200."""
     command = [
-        sys.executable, "-m", "gunicorn", "coditect.asgi:application" if asgi else "coditect.wsgi:application",
+        sys.executable, "-m", "gunicorn", app,
+        "--chdir", str(chdir),
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(args.workers),
         "--worker-class", ASGI_WORKER if asgi else args.worker_class,
@@ -187,27 +227,22 @@ def start_server(env: dict[str, str], port: int, args, asgi: bool = False) -> su
         "--log-level", "warning",
         "--backlog", "2048",
     ]  # fmt: skip
-    return _started(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True), port, "/ready")
+    return _started(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True), port, probe)
 
 
-ASGI_WORKER = "uvicorn.workers.UvicornWorker"
+def start_server(env: dict[str, str], port: int, args, asgi: bool = False) -> subprocess.Popen:
+    """gunicorn as deploy/ runs it; `asgi`: the ASGI application on uvicorn's
+    workers, the rest the same."""
+    app = "coditect.asgi:application" if asgi else "coditect.wsgi:application"
+    return _gunicorn(app, port, args, asgi=asgi, env=env, probe="/ready")
 
 
 def start_bare_server(port: int, args, asgi: bool = False) -> subprocess.Popen:
     """The floor: bench/bare.py's view on the same gunicorn settings (`asgi`:
     its ASGI application on uvicorn's workers)."""
-    command = [
-        sys.executable, "-m", "gunicorn", "bare:asgi_application" if asgi else "bare:application",
-        "--chdir", str(ROOT / "bench"),
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(args.workers),
-        "--worker-class", ASGI_WORKER if asgi else args.worker_class,
-        "--threads", str(args.threads),
-        "--log-level", "warning",
-        "--backlog", "2048",
-    ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    return _started(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True), port, "/")
+    app = "bare:asgi_application" if asgi else "bare:application"
+    return _gunicorn(app, port, args, asgi=asgi, env=env, probe="/", chdir=ROOT / "bench")
 
 
 def _started(server: subprocess.Popen, port: int, probe: str) -> subprocess.Popen:

@@ -299,18 +299,7 @@ def main() -> None:
         env = run.server_env(run.make_keys(Path(tmp)), prefix)
         run.prepare_database(env)
         run.seed(env, churn_seats=16)
-        seeded = json.loads(
-            subprocess.run(
-                [sys.executable, "manage.py", "shell", "-c", SEED % int(args.sessions * 1.1)],
-                cwd=run.ROOT,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
+        seeded = run.shell_json(env, SEED % int(args.sessions * 1.1))
         port = run.free_port()
         server = run.start_server(env, port, args)
         try:

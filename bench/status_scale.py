@@ -20,12 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -71,33 +67,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=50, help="status page size")
     args = parser.parse_args()
 
-    prefix = f"bench-status-{os.getpid()}"
-    # A database of its own: bench/run.py may be running beside this one.
-    run.DB_NAME = f"coditect_bench_status_{os.getpid()}"
-    with tempfile.TemporaryDirectory() as tmp:
-        env = run.server_env(run.make_keys(Path(tmp)), prefix)
-        run.prepare_database(env)
-        run.seed(env, churn_seats=16)
-        out = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", SEED % (SIZES,)],
-            cwd=run.ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        keys = {int(size): key for size, key in json.loads(out.strip().splitlines()[-1]).items()}
-        port = run.free_port()
-        server = run.start_server(env, port, args)
-        try:
-            results = measure(port, keys, args)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-        run.cleanup_redis(prefix)
-        from tenants.dbroles import drop_database
-
-        drop_database(run.ADMIN_URL, run.DB_NAME)
+    with run.bench_server("status", args, SEED % (SIZES,)) as (port, seeded):
+        results = measure(port, {int(size): key for size, key in seeded.items()}, args)
     report(results, args)
 
 
