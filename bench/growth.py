@@ -41,16 +41,9 @@ SIZES = (0, 20_000, 100_000)
 SPREAD_LICENSES, SPREAD_LEASES = 1_000, 100
 SESSIONS = 200
 
-SEED = """
-import json
-from licenses.ledger import get_seat_ledger
-from licenses.services import license_create
-from licenses.tests.seeding import seed_live_leases
-from tenants.models import Tenant
-from accounts.models import User
-from tenants.scope import operator_scope, tenant_scope
-with operator_scope():
-    tenant = Tenant.objects.get(name="Bench Co")
+SEED = (
+    run.SEED_LEASES_PRELUDE
+    + """
 shapes = {}
 with tenant_scope(tenant.id):
     admin = User.objects.get(email="bench@bench.test")
@@ -66,6 +59,7 @@ with tenant_scope(tenant.id):
     shapes["%d licenses x %d leases"] = [made(f"spread {n:04d}", %d) for n in range(%d)]
 print(json.dumps(shapes))
 """
+)
 
 
 def main() -> None:
@@ -75,9 +69,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--worker-class", default="sync")
+    run.server_arguments(parser)
     args = parser.parse_args()
 
     seed = SEED % (SIZES, SPREAD_LICENSES, SPREAD_LEASES, SPREAD_LEASES, SPREAD_LICENSES)

@@ -156,6 +156,22 @@ print(json.dumps({"beat_key": beat_key, "pool_key": pool_key, "churn_key": churn
 """
 
 
+# The start of a side bench's seed script (bench/growth.py, status_scale.py):
+# what it needs to make licenses of the bench tenant and seed live leases
+# straight into Redis (licenses/tests/seeding.py).
+SEED_LEASES_PRELUDE = """
+import json
+from licenses.ledger import get_seat_ledger
+from licenses.services import license_create
+from licenses.tests.seeding import seed_live_leases
+from tenants.models import Tenant
+from accounts.models import User
+from tenants.scope import operator_scope, tenant_scope
+with operator_scope():
+    tenant = Tenant.objects.get(name="Bench Co")
+"""
+
+
 def shell_json(env: dict[str, str], script: str):
     """Run `script` by `manage.py shell` with the server's settings; the JSON
     its last line printed."""
@@ -245,6 +261,13 @@ def start_bare_server(port: int, args, asgi: bool = False) -> subprocess.Popen:
     return _gunicorn(app, port, args, asgi=asgi, env=env, probe="/", chdir=ROOT / "bench")
 
 
+def server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The gunicorn settings every bench starts its servers with."""
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--worker-class", default="sync")
+
+
 def _started(server: subprocess.Popen, port: int, probe: str) -> subprocess.Popen:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -272,9 +295,7 @@ def main() -> None:
     parser.add_argument(
         "--load", type=float, default=0.7, help="open-loop rate as a fraction of the closed-loop throughput"
     )
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--worker-class", default="sync")
+    server_arguments(parser)
     parser.add_argument("--sessions", type=int, default=1000, help="live sessions the heartbeats cycle over")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--only", help="run only the scenarios whose name contains this")

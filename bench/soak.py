@@ -283,9 +283,7 @@ def main() -> None:
         "--churn", type=float, default=0.02, help="chance a beat is a release and a new acquire"
     )
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--worker-class", default="sync")
+    run.server_arguments(parser)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 

@@ -32,16 +32,9 @@ import run
 
 SIZES = (1, 50, 20_000, 100_000)
 
-SEED = """
-import json
-from licenses.ledger import get_seat_ledger
-from licenses.services import license_create
-from licenses.tests.seeding import seed_live_leases
-from tenants.models import Tenant
-from accounts.models import User
-from tenants.scope import operator_scope, tenant_scope
-with operator_scope():
-    tenant = Tenant.objects.get(name="Bench Co")
+SEED = (
+    run.SEED_LEASES_PRELUDE
+    + """
 keys = {}
 with tenant_scope(tenant.id):
     admin = User.objects.get(email="bench@bench.test")
@@ -52,6 +45,7 @@ with tenant_scope(tenant.id):
         keys[size] = key
 print(json.dumps(keys))
 """
+)
 
 
 def main() -> None:
@@ -61,9 +55,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--worker-class", default="sync")
+    run.server_arguments(parser)
     parser.add_argument("--limit", type=int, default=50, help="status page size")
     args = parser.parse_args()
 

@@ -88,10 +88,11 @@ MIDDLEWARE = [
     "accounts.ratelimit.PerIpRateLimitMiddleware",
     "core.middleware.RequestBodyLimitMiddleware",
     "core.middleware.QueryStringNulMiddleware",
+    # The Host check and Content-Length, for every request.
+    "django.middleware.common.CommonMiddleware",
     # The license-token heartbeat and release skip the rest (LEAN_PATHS).
     "core.middleware.LeanPathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "tenants.middleware.OperatorSiteMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -391,13 +392,6 @@ if REDIS_URL:
             },
         }
     }
-    if not REDIS_CLUSTER:
-        from core.redis_clients import redis_retry
-
-        # As every client of ours: a Redis that hangs costs one socket
-        # timeout, not redis-py's default retries of it (the cluster client
-        # is core.redis_clients' already).
-        CACHES["default"]["OPTIONS"]["CONNECTION_POOL_KWARGS"] = {"retry": redis_retry()}
     if REDIS_CLUSTER:
         # django-redis has no cluster client of its own (core/redis_cache.py).
         CACHES["default"]["OPTIONS"]["CLIENT_CLASS"] = "core.redis_cache.ClusterCacheClient"

@@ -583,6 +583,44 @@ def test_events(monkeypatch):
         monkeypatch.setitem(events.DETAIL_FIELDS, name, fields)
 
 
+def settings_in_a_new_process(env: dict[str, str], read: str = "None"):
+    """The settings loaded by a fresh interpreter whose environment is only
+    PATH, the settings module, no .env file and `env` (so nothing of this
+    process's own configuration leaks in): a CompletedProcess whose last line
+    of stdout is `json.dumps(<read>)`, `read` a Python expression over
+    `settings`. For what a configuration does at startup, refusals included
+    (they exit non-zero, saying why on stderr)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({read}, default=str))"
+    )
+    return subprocess.run(  # noqa: S603 - this interpreter, the test's own code
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DJANGO_SETTINGS_MODULE": "coditect.settings",
+            "CODITECT_ENV_FILE": os.devnull,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def settings_read(env: dict[str, str], read: str):
+    """What `read` is under `env`'s settings (settings_in_a_new_process), which must load."""
+    import json
+
+    result = settings_in_a_new_process(env, read)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def free_port() -> int:
     import socket
 

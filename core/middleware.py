@@ -204,7 +204,8 @@ class LeanPathMiddleware:
     for pages and sign-ins: sessions, CSRF, the signed-in user, messages, the
     operator site, framing headers. What they need runs before this one, as
     for every request: the request context and its id, the security headers
-    and HTTPS redirect, the per-address rate limit, the body limits. The
+    and HTTPS redirect, the per-address rate limit, the body limits, the Host
+    check and Content-Length (CommonMiddleware). The
     request metrics count them as any other (django_prometheus's after-half
     is called here as the full chain calls it).
 
@@ -226,9 +227,6 @@ class LeanPathMiddleware:
 
     def __call__(self, request):
         if request.path_info in self.paths:
-            # The Host check CommonMiddleware (skipped here) makes of every
-            # request: a host not in ALLOWED_HOSTS is refused (400), as anywhere.
-            request.get_host()
             return self.metrics(request)
         return self.get_response(request)
 
@@ -245,10 +243,6 @@ class LeanPathMiddleware:
             if callable(getattr(response, "render", None)):
                 # A DRF view's answer renders late, as Django's handler renders it.
                 response = self.metrics.process_template_response(request, response).render()
-            if not response.streaming and not response.has_header("Content-Length"):
-                # As CommonMiddleware, skipped here, says it: a keep-alive
-                # client reads the body by its length, not by chunks.
-                response.headers["Content-Length"] = str(len(response.content))
             return response
         except Exception as exc:
             self.metrics.process_exception(request, exc)

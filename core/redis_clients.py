@@ -75,12 +75,6 @@ def redis_cluster_nodes(url: str) -> list[ClusterNode]:
     return nodes
 
 
-def redis_retry(retries: int = 1) -> Retry:
-    """A plain Redis client's retries: `retries` with no pause, after a broken
-    connection only (a stale pooled socket), never after a timeout."""
-    return Retry(NoBackoff(), retries, supported_errors=(redis.ConnectionError,))
-
-
 class _ClusterNoRetryOnTimeout(RedisCluster):
     """A cluster client that retries a command after a broken connection or a
     cluster between topologies (each retry reads the topology again), but not
@@ -126,7 +120,9 @@ def redis_connect(
     if max_connections is not None:
         options["max_connections"] = max_connections
     if not redis_url_is_cluster(url):
-        options["retry"] = redis_retry(retries_after_broken_connection)
+        options["retry"] = Retry(
+            NoBackoff(), retries_after_broken_connection, supported_errors=(redis.ConnectionError,)
+        )
         if max_connections is None:
             return redis.Redis.from_url(url, **options)
         pool = redis.BlockingConnectionPool.from_url(url, timeout=pool_timeout, **options)

@@ -6,21 +6,15 @@ and the sign-in throttle's suites in accounts/tests.)"""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from redis.cluster import RedisCluster
 
 from coditect import health
+from coditect.testing import settings_in_a_new_process, settings_read
 
 pytestmark = pytest.mark.redis
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -150,24 +144,18 @@ def test_metrics_say_the_cluster_answers_and_add_up_its_primaries(on_the_cluster
 # --- settings ---------------------------------------------------------------------------------
 
 
-def settings_with(**env) -> subprocess.CompletedProcess:
-    code = (
-        "import json, django; django.setup(); from django.conf import settings; print(json.dumps({"
-        "'url': settings.REDIS_URL, 'cluster': settings.REDIS_CLUSTER,"
-        " 'cache': settings.CACHES['default'], 'broker': settings.CELERY_BROKER_URL,"
-        " 'results': settings.CELERY_RESULT_BACKEND}))"
-    )
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "REDIS", "SEAT_", "CELERY"))
-    }
-    clean.update(DJANGO_SETTINGS_MODULE="coditect.settings", DEBUG="1", **env)
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+REDIS_SETTINGS = (
+    "{'url': settings.REDIS_URL, 'cluster': settings.REDIS_CLUSTER, 'cache': settings.CACHES['default'],"
+    " 'broker': settings.CELERY_BROKER_URL, 'results': settings.CELERY_RESULT_BACKEND}"
+)
+
+
+def settings_with(**env):
+    return settings_in_a_new_process({"DEBUG": "1", **env}, REDIS_SETTINGS)
 
 
 def settled(**env) -> dict:
-    result = settings_with(**env)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return settings_read({"DEBUG": "1", **env}, REDIS_SETTINGS)
 
 
 def test_redis_cluster_true_makes_the_url_a_cluster_url_and_the_cache_cluster_aware(tmp_path):

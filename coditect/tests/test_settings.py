@@ -1,25 +1,14 @@
 """Settings read from the environment: the cases a misconfiguration would hurt."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from coditect.testing import settings_in_a_new_process, settings_read
 
 
 def settings_in_subprocess(**env) -> dict:
-    code = (
-        "import json, django; django.setup(); from django.conf import settings; "
-        "print(json.dumps({'db': settings.DATABASES['default'], 'ledger': settings.SEAT_LEDGER}, default=str))"
+    return settings_read(
+        {"DEBUG": "1", **env}, "{'db': settings.DATABASES['default'], 'ledger': settings.SEAT_LEDGER}"
     )
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "REDIS", "SEAT_"))}
-    clean.update(DJANGO_SETTINGS_MODULE="coditect.settings", DEBUG="1", **env)
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_a_sqlite_url_gets_the_serialised_sqlite_backend(tmp_path):
@@ -38,20 +27,7 @@ def test_no_settings_mean_the_embedded_default(tmp_path):
 
 
 def _settings_in_a_new_process(names: list[str], env: dict[str, str]) -> dict:
-    code = (
-        "import json; from django.conf import settings; "
-        f"print(json.dumps({{n: str(getattr(settings, n)) for n in {names!r}}}))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "coditect.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return settings_read(env, f"{{n: str(getattr(settings, n)) for n in {names!r}}}")
 
 
 def test_a_dot_env_file_is_read_and_the_environment_wins_over_it(tmp_path):
@@ -79,26 +55,11 @@ def test_without_a_dot_env_file_nothing_is_read(tmp_path):
     assert read == {"DEBUG": "True"}
 
 
-def _databases_in_a_new_process(tmp_path, **env) -> subprocess.CompletedProcess:
-    code = (
-        "import json; from django.conf import settings; "
-        "print(json.dumps({'aliases': sorted(settings.DATABASES), 'replica': settings.REPLICA_DATABASE, "
-        "'options': {a: c.get('OPTIONS', {}) for a, c in settings.DATABASES.items()}}, default=str))"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "coditect.settings",
-            "DEBUG": "1",
-            "CODITECT_ENV_FILE": str(tmp_path / "missing.env"),
-            "CODITECT_VAR_DIR": str(tmp_path),
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+def _databases_in_a_new_process(tmp_path, **env):
+    return settings_in_a_new_process(
+        {"DEBUG": "1", "CODITECT_VAR_DIR": str(tmp_path), **env},
+        "{'aliases': sorted(settings.DATABASES), 'replica': settings.REPLICA_DATABASE, "
+        "'options': {a: c.get('OPTIONS', {}) for a, c in settings.DATABASES.items()}}",
     )
 
 

@@ -172,7 +172,7 @@ def test_a_heartbeat_skips_the_page_middleware_and_keeps_its_seat(ledger, member
     assert "Cookie" not in response.get("Vary", "") and "X-Frame-Options" not in response
     # What runs for every request still did.
     assert response["X-Request-ID"] and response["X-Content-Type-Options"] == "nosniff"
-    # A keep-alive client reads the body by its length (CommonMiddleware's, were it run).
+    # A keep-alive client reads the body by its length (CommonMiddleware still runs).
     assert response["Content-Length"] == str(len(response.content))
     assert len(live_sessions(ledger, license)) == 1
     # A page-bound API call still has them.

@@ -16,7 +16,6 @@ import io
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -33,7 +32,7 @@ from django.db.utils import load_backend
 
 from audit.services import audit_record_standalone
 from coditect import settings as project_settings
-from coditect.testing import TEST_ADMIN_URL, LiveServer, _test_roles, free_port
+from coditect.testing import TEST_ADMIN_URL, LiveServer, _test_roles, free_port, settings_in_a_new_process
 from licenses.models import License
 from tenants.dbroles import ensure_statement_bounds
 from tenants.models import Tenant
@@ -261,15 +260,7 @@ def test_behind_pgbouncer_nothing_is_kept_in_a_server_session_and_the_client_dea
 
 
 def test_an_unknown_pooler_stops_the_server_from_starting():
-    env = {**os.environ, "DATABASE_POOLER": "pgpool"}
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = settings_in_a_new_process({"DEBUG": "1", "DATABASE_POOLER": "pgpool"})
     assert result.returncode != 0
     assert "DATABASE_POOLER must be empty (direct connections) or 'pgbouncer'" in result.stderr
 
