@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from django.conf import settings
 from django.db import DatabaseError
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import RedisClusterException
 
@@ -324,6 +325,15 @@ class RedisSeatLedger(SeatLedger):
             # The keys of one call share one slot (the {license_id} hash tag,
             # test_ledger_redis.py), so this is never a call split across slots.
             raise LedgerUnavailable(f"Redis Cluster cannot serve the license's slot: {exc}") from exc
+        except TypeError as exc:
+            # redis-py's cluster client, on a node lost without warning,
+            # disconnects the pooled connections of every thread while some
+            # are reading: a read then finds its socket gone ("argument must
+            # be an int, or have a fileno() method"). A dependency lost mid
+            # call, as a ConnectionError is, not a bug of the call.
+            if "fileno" in str(exc) and isinstance(self.client, RedisCluster):
+                raise LedgerUnavailable(f"Redis Cluster lost the connection under the call: {exc}") from exc
+            raise
 
     @staticmethod
     def _lease(license_id: uuid.UUID, session_id: str, raw: str, expires_ms: int) -> Lease:
