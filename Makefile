@@ -88,13 +88,19 @@ format: install-dev
 
 test: install-dev lint test-pg test-embedded
 
+# pytest-xdist workers for each pass: every worker builds its own database
+# (named by its worker id and pid), Redis key prefix and servers, so the
+# tests of one worker never meet another's. 1 runs them in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter 1,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
+
 # The whole suite against the real PostgreSQL and Redis.
 test-pg: install-dev deploy-tools $(CHROMIUM) $(PGBOUNCER)
-	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The tests marked `embedded` again on the embedded default (SQLite, no Redis).
 test-embedded: install-dev
-	$(EMBEDDED_ENV) $(BIN)/pytest -m embedded $(PYTEST_ARGS)
+	$(EMBEDDED_ENV) $(BIN)/pytest -m embedded $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var

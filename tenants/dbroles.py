@@ -55,9 +55,14 @@ def _ensure_role(cur, name: str, attributes: str, password: str | None) -> None:
 
 
 def ensure_roles(admin_url: str, roles: RoleNames, passwords: dict[str, str | None] | None = None) -> None:
-    """Create or correct the four roles (cluster-wide)."""
+    """Create or correct the four roles (cluster-wide). One caller at a time:
+    PostgreSQL refuses two changes of one role's catalog row at once ("tuple
+    concurrently updated"), which two jobs setting up at once (the test
+    suite's workers, two deploys) would make."""
     passwords = passwords or {}
     with psycopg.connect(admin_url, autocommit=True) as conn, conn.cursor() as cur:
+        # Held until the connection closes (a session-level advisory lock).
+        cur.execute("SELECT pg_advisory_lock(hashtext('coditect.ensure_roles'))")
         _ensure_role(cur, roles.owner, "NOSUPERUSER NOBYPASSRLS NOCREATEROLE", passwords.get("owner"))
         _ensure_role(cur, roles.app, "NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB", passwords.get("app"))
         _ensure_role(
