@@ -12,6 +12,10 @@ sign-in (logout, a refresh token presented twice, a password set anew, the
 user or the tenant deactivated) revokes that family's rows, and a token of a
 revoked family is refused on its next request, not when it expires: one
 indexed lookup beside the user's row, in the same scope, on every backend.
+The views an application calls beside its heartbeats (acquire, status) say
+`caller_cache`: there the caller and its sign-in are read at most every
+CALLER_CACHE_SECONDS per process (accounts.selectors.caller_get_cached), and
+a change made in the process is seen at once.
 License tokens (heartbeat, release, borrow) are not access tokens and do not
 come here.
 """
@@ -26,7 +30,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.identity import looks_like_identity_token
 from accounts.models import User
-from accounts.selectors import token_family_is_revoked
+from accounts.selectors import caller_get_cached, token_family_is_revoked
 from accounts.services import NotAuthenticated, identity_verify, user_resolve_identity
 from accounts.tokens import InvalidToken, access_token_verify
 from core.context import context_set_actor
@@ -53,22 +57,33 @@ class BearerAuthentication(BaseAuthentication):
 
         if looks_like_identity_token(token):
             return self._from_identity_token(token)
-        return self._from_access_token(token)
+        return self._from_access_token(request, token)
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
 
-    def _from_access_token(self, token: str):
+    def _from_access_token(self, request, token: str):
         try:
             claims = access_token_verify(token)
         except InvalidToken as exc:
             logger.info("access token refused", extra={"reason": str(exc)[:200]})
             raise AuthenticationFailed(INVALID_TOKEN) from exc
         self._activate(claims.tenant_id)
-        user = self._member(claims.user_id)
-        if token_family_is_revoked(family_id=claims.family_id):
-            logger.info("access token refused", extra={"reason": "sign-in ended"})
-            raise AuthenticationFailed(INVALID_TOKEN)
+
+        def caller() -> User:
+            user = self._member(claims.user_id)
+            if token_family_is_revoked(family_id=claims.family_id):
+                logger.info("access token refused", extra={"reason": "sign-in ended"})
+                raise AuthenticationFailed(INVALID_TOKEN)
+            return user
+
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if not getattr(view, "caller_cache", False):
+            return (caller(), claims)
+        user = caller_get_cached(
+            tenant_id=claims.tenant_id, user_id=claims.user_id, family_id=claims.family_id, load=caller
+        )
+        context_set_actor(user)
         return (user, claims)
 
     def _from_identity_token(self, token: str):

@@ -10,12 +10,13 @@ again through the scoped manager, as the app role, under row-level security.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -118,6 +119,38 @@ def token_family_is_revoked(*, family_id: uuid.UUID) -> bool:
     with no rows (pruned a day after its last refresh token expired, long after
     its access tokens) is not revoked."""
     return RefreshToken.objects.filter(family_id=family_id, revoked_at__isnull=False).exists()
+
+
+# The caller of an access token on the calls an application makes beside its
+# heartbeats (acquire, status: views with `caller_cache`), kept as briefly as
+# a license's state is: an active member with a live sign-in, read on every
+# such call otherwise. A user or tenant saved or deleted, or a sign-in ended,
+# in this process forgets every entry at once (and again when its transaction
+# commits); other processes see it within CALLER_CACHE_SECONDS. Refusals are
+# never kept.
+_callers: ProcessCache[User] = ProcessCache(lambda: settings.CALLER_CACHE_SECONDS)
+
+
+def caller_get_cached(*, tenant_id: uuid.UUID, user_id: uuid.UUID, family_id: uuid.UUID, load) -> User:
+    """The caller `load` finds (in the caller's tenant scope, which is
+    active), as of at most CALLER_CACHE_SECONDS ago; each call gets its own
+    copy of the row. `load` raises for a caller who may not call."""
+    user = _callers.get((str(tenant_id), str(user_id), str(family_id)), load)
+    return copy.copy(user)
+
+
+def callers_forget() -> None:
+    """Forget every cached caller, now and when the current transaction
+    commits (a request of this process that read the row before the change
+    committed does not keep it)."""
+    _callers.clear()
+    transaction.on_commit(_callers.clear, robust=True)
+
+
+@receiver([post_save, post_delete], sender=User, dispatch_uid="accounts.selectors.forget_caller")
+@receiver([post_save, post_delete], sender=Tenant, dispatch_uid="accounts.selectors.forget_callers")
+def callers_forget_on_change(**kwargs) -> None:
+    callers_forget()
 
 
 # Heartbeats ask, every two minutes per seat, whether the lease's holder may

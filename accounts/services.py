@@ -29,6 +29,7 @@ from accounts.identity import Identity, IdentityTokenInvalid, IdentityUnavailabl
 from accounts.models import Invite, RefreshToken, Role, User
 from accounts.selectors import (
     SignInCandidate,
+    callers_forget,
     user_sign_in_candidate_by_email_across_tenants,
     user_sign_in_candidate_by_id_across_tenants,
     user_sign_in_candidate_by_identity_across_tenants,
@@ -750,6 +751,7 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
             revoked = RefreshToken.objects.filter(family_id=token.family_id, revoked_at__isnull=True).update(
                 revoked_at=now
             )
+            callers_forget()
             audit_record(
                 action=Event.AUTH_REFRESH_REUSED,
                 tenant_id=tenant_id,
@@ -782,6 +784,7 @@ def auth_logout(*, refresh_token: str) -> None:
         revoked = RefreshToken.objects.filter(family_id=token.family_id, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
+        callers_forget()
         audit_record(
             action=Event.AUTH_LOGOUT,
             tenant_id=tenant_id,
@@ -804,6 +807,7 @@ def _sign_ins_end(*, tenant_id: uuid.UUID, reason: str, target, **lookups) -> in
         revoked = RefreshToken.objects.filter(tenant_id=tenant_id, revoked_at__isnull=True, **lookups).update(
             revoked_at=timezone.now()
         )
+        callers_forget()
         if revoked:
             audit_record(
                 action=Event.AUTH_SIGN_INS_ENDED,
@@ -838,6 +842,7 @@ def user_sign_out_everywhere(*, user: User, actor: User) -> int:
         revoked = RefreshToken.objects.filter(
             tenant_id=user.tenant_id, user_id=user.pk, revoked_at__isnull=True
         ).update(revoked_at=timezone.now())
+        callers_forget()
         audit_record(
             action=Event.AUTH_SIGN_INS_ENDED,
             tenant_id=user.tenant_id,

@@ -4,9 +4,10 @@
     .venv/bin/python bench/profile_op.py [acquire_release|heartbeat|..._rules|status|baseline]
         [--count 500] [--sort tottime] [--limit 40] [--queries]
 
-It builds the bench database, seeds it as `run.py` does, then drives the WSGI
-application through Django's test client (no sockets, no gunicorn) under
-cProfile, with CPU time as the clock. `--queries` prints the SQL statements of
+It builds the bench database, seeds it as `run.py` does, then calls the WSGI
+application itself with the environ gunicorn would hand it (no sockets, no
+gunicorn, none of the test client's own work) under cProfile, with CPU time
+as the clock. `--queries` prints the SQL statements of
 one operation instead.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import io
 import json
 import os
 import pstats
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--queries", action="store_true", help="print one operation's SQL instead")
+    parser.add_argument("--save", metavar="FILE", help="also write the profile to FILE (pstats)")
     args = parser.parse_args()
 
     prefix = f"bench-profile-{os.getpid()}"
@@ -66,12 +69,77 @@ def main() -> None:
             run.cleanup_redis(prefix)
 
 
+class WsgiClient:
+    """Requests straight to the WSGI application, as gunicorn makes them: an
+    environ, a body stream, and the answer's body read to the end."""
+
+    def __init__(self) -> None:
+        from django.core.wsgi import get_wsgi_application
+
+        self.application = get_wsgi_application()
+
+    def generic(self, method: str, path: str, data: str | bytes = b"", content_type: str = "", **extra):
+        body = data.encode() if isinstance(data, str) else data
+        path, _, query = path.partition("?")
+        environ = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SCRIPT_NAME": "",
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "localhost",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+            "CONTENT_LENGTH": str(len(body)) if body else "",
+            **({"CONTENT_TYPE": content_type} if content_type else {}),
+            **extra,
+        }
+        answer: dict = {}
+
+        def start_response(status, headers, exc_info=None):
+            answer["status"] = int(status.split()[0])
+
+        result = self.application(environ, start_response)
+        try:
+            content = b"".join(result)
+        finally:
+            result.close()
+        return _Answer(answer["status"], content)
+
+    def get(self, path: str, **extra):
+        return self.generic("GET", path, **extra)
+
+    def post(self, path: str, data: str | dict = "", content_type: str = "", **extra):
+        if isinstance(data, dict):
+            data = json.dumps(data)
+        return self.generic("POST", path, data, content_type, **extra)
+
+    def delete(self, path: str, **extra):
+        return self.generic("DELETE", path, **extra)
+
+
+class _Answer:
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+
+    def json(self):
+        return json.loads(self.content)
+
+
 def profile(args, seeded: dict[str, str]) -> None:
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    client = Client(REMOTE_ADDR="127.0.0.1", HTTP_HOST="localhost")
+    client = WsgiClient()
     login = client.post(
         "/api/v1/auth/login",
         {"email": "bench@bench.test", "password": run.PASSWORD},
@@ -152,6 +220,8 @@ def profile(args, seeded: dict[str, str]) -> None:
     profiler.disable()
     print(f"{args.scenario}: {plain:.3f} ms of CPU per operation without the profiler")
     pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.limit)
+    if args.save:
+        profiler.dump_stats(args.save)
 
 
 if __name__ == "__main__":

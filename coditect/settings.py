@@ -415,6 +415,10 @@ LICENSE_CACHE_SECONDS = env.float("LICENSE_CACHE_SECONDS", default=5.0)
 # While PostgreSQL does not answer, heartbeats go on with what was last read
 # (a license, a holder's standing) for at most this long.
 LICENSE_CACHE_STALE_IF_ERROR_SECONDS = env.float("LICENSE_CACHE_STALE_IF_ERROR_SECONDS", default=3600.0)
+# Seconds a process may use what it read of an access token's caller (the user,
+# its role and tenant, whether its sign-in has ended) on acquire and status.
+# 0: always read.
+CALLER_CACHE_SECONDS = env.float("CALLER_CACHE_SECONDS", default=5.0)
 
 # --- Provisioning API (issue 15) ------------------------------------------------------
 # Hours an `Idempotency-Key` of a create is kept (licenses/idempotency.py).

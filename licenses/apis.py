@@ -122,6 +122,8 @@ def checkout_answer(checkout: leases.Checkout) -> dict:
 
 class LicenseAcquireApi(TenantAPIView):
     permission_classes = [IsAuthenticated, IsTenantMember, ReadOnlyOrWriter]
+    # The caller read at most every CALLER_CACHE_SECONDS (accounts.authentication).
+    caller_cache = True
 
     class AcquireInputSerializer(JsonBodySerializer):
         license_key = serializers.CharField(max_length=64, trim_whitespace=True)
@@ -441,6 +443,7 @@ class LicenseStatusSerializer(serializers.Serializer):
 
 class LicenseStatusApi(TenantAPIView):
     permission_classes = [IsAuthenticated, IsTenantMember]
+    caller_cache = True
 
     class StatusOutputSerializer(serializers.Serializer):
         licenses = LicenseStatusSerializer(many=True)

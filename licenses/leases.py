@@ -47,7 +47,7 @@ from licenses.seat_rules import seat_group_of, seat_groups
 from licenses.selectors import (
     LicenseNotFound,
     license_get,
-    license_get_by_key,
+    license_get_by_key_cached,
     license_get_cached,
     license_state_error,
 )
@@ -194,8 +194,8 @@ def lease_acquire(
         _denied, tenant_id=tenant_id, user=user, fingerprint=fingerprint, queued=queue or ticket is not None
     )
     try:
-        # This request's copy of the row: its terms are read many times here.
-        license = license_get_by_key(license_key=license_key).terms_freeze()
+        # The short per-process cache's row, its terms frozen: read, never changed.
+        license = license_get_by_key_cached(license_key=license_key)
     except LicenseNotFound as error:
         raise deny(error, license=None) from None
     if error := license_state_error(license):

@@ -18,7 +18,7 @@ from licenses.keys import license_key_digest
 from licenses.ledger.base import LeaseCursorInvalid
 from licenses.ledger.gateway import seat_ledger
 from licenses.models import License
-from tenants.scope import tenant_scope
+from tenants.scope import current_tenant_id, tenant_scope
 
 
 class LicenseNotFound(ApplicationError):
@@ -75,6 +75,33 @@ def license_get_cached(*, license_id: uuid.UUID | str, tenant_id: uuid.UUID | st
             return license_get(license_id=license_id).terms_freeze()
 
     return _licenses.get((str(tenant_id), str(license_id)), load)
+
+
+# Acquire names its license by key: which license a key names is kept as
+# briefly, in the caller's tenant, and the row comes from the cache above. An
+# entry is checked against that row on every use, so a key changed or a
+# license deleted (in any process, within the row's age) no longer matches.
+_license_ids_by_key: ProcessCache[str] = ProcessCache(lambda: settings.LICENSE_CACHE_SECONDS)
+
+
+def license_get_by_key_cached(*, license_key: str) -> License:
+    """The caller's tenant's license with this key, as license_get_by_key
+    finds it, as of at most LICENSE_CACHE_SECONDS ago. A shared, frozen row:
+    callers read it and never change it."""
+    tenant_id = current_tenant_id()
+    if tenant_id is None:
+        raise LicenseNotFound("No license with this key.")
+    digest = license_key_digest(license_key)
+    key = (str(tenant_id), digest)
+    license_id = _license_ids_by_key.get(key, lambda: str(license_get_by_key(license_key=license_key).pk))
+    try:
+        license = license_get_cached(license_id=license_id, tenant_id=tenant_id)
+    except LicenseNotFound:
+        license = None
+    if license is None or license.key_digest != digest or license.deleted_at is not None:
+        _license_ids_by_key.forget(key)
+        license = license_get_by_key(license_key=license_key).terms_freeze()
+    return license
 
 
 @receiver([post_save, post_delete], sender=License, dispatch_uid="licenses.selectors.forget")
@@ -151,8 +178,11 @@ def license_status_page(
     counts and first leases: `cursor` and `next_cursor` page the licenses.
     Seat counts always count every lease."""
     if license_key or license_id:
+        # The short per-process cache's rows, as acquire reads them.
         license = (
-            license_get_by_key(license_key=license_key) if license_key else license_get(license_id=license_id)
+            license_get_by_key_cached(license_key=license_key)
+            if license_key
+            else license_get_cached(license_id=license_id, tenant_id=current_tenant_id())
         )
         if license.deleted_at is not None:
             raise LicenseNotFound("No such license.")

@@ -614,8 +614,9 @@ def _open_claims_void(license: License) -> None:
 
 
 def license_regenerate_key(*, license: License, actor: Any = None) -> tuple[License, str]:
-    """Replace the key (a leaked one, say); the old key stops working at once,
-    and so do claim links still open (licenses.mailing). Live leases keep their
+    """Replace the key (a leaked one, say); the old key stops working at once
+    (other server processes within LICENSE_CACHE_SECONDS), and so do claim
+    links still open (licenses.mailing). Live leases keep their
     seats: their tokens name the license, not the key. The new key exists only
     in this return value."""
     key = generate_license_key()
