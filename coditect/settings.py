@@ -99,7 +99,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "coditect.middleware.KeyOutOfAdminAddressMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # django_prometheus's after-half, its labelled children kept per process.
+    "core.middleware.RequestMetricsMiddleware",
 ]
 
 # The calls every running application makes, answered past LeanPathMiddleware
