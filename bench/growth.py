@@ -13,8 +13,9 @@ It builds the bench database and server as `bench/run.py` does (gunicorn,
 PostgreSQL as the app role, the Redis seat ledger) and seeds the live leases
 straight into Redis (licenses/tests/seeding.py: the ledger's own prelude
 writes the records and paging indexes, as acquire would). Then, closed-loop
-with --clients clients, taking turns for --rounds rounds (the median round of
-each is reported):
+with --clients clients, taking turns for --rounds rounds, each round starting
+at the next shape (the median round of each is reported, and each shape's p50
+against the empty license's in the same round, the median of those ratios):
 
 - acquire+release: acquire with a fresh fingerprint, then release it, so
   that the license keeps its size;
@@ -127,9 +128,13 @@ def measure(port: int, shapes: dict[str, list[str]], args) -> list[dict]:
         return {"acquire+release": acquire_release, "heartbeat": heartbeat, "status": status}
 
     plan = {shape: operations(keys) for shape, keys in shapes.items()}
+    order = list(plan)
     rounds: dict[tuple[str, str], list[dict]] = {}
     for round_ in range(args.rounds):
-        for shape, calls in plan.items():
+        # Each round starts at the next shape: none is always measured first.
+        turn = round_ % len(order)
+        for shape in order[turn:] + order[:turn]:
+            calls = plan[shape]
             for call, operation in calls.items():
                 result = loadgen.run(
                     f"{call}, {shape}",
@@ -143,10 +148,25 @@ def measure(port: int, shapes: dict[str, list[str]], args) -> list[dict]:
                 print(json.dumps({"round": round_, **summary}), flush=True)
                 rounds.setdefault((call, shape), []).append(summary)
     results = []
+    empty = f"one license, {SIZES[0]:,} leases"
     for (call, shape), runs in rounds.items():
         median = sorted(runs, key=lambda r: r["throughput"])[len(runs) // 2]
+        # Latency against the empty license's in the same round (the same
+        # drift of a shared machine), the median of the rounds' ratios.
+        ratios = [
+            run["p50_ms"] / zero["p50_ms"]
+            for run, zero in zip(runs, rounds[(call, empty)], strict=True)
+            if zero["p50_ms"]
+        ]
         results.append(
-            {**median, "call": call, "shape": shape, "each_round": [r["throughput"] for r in runs]}
+            {
+                **median,
+                "call": call,
+                "shape": shape,
+                "each_round": [r["throughput"] for r in runs],
+                "p50_of_empty": round(statistics.median(ratios), 2) if ratios else None,
+                "p50_ms_median": round(statistics.median(r["p50_ms"] for r in runs), 2),
+            }
         )
     return results
 
@@ -158,13 +178,16 @@ def report(results: list[dict], args) -> None:
         f"gunicorn --worker-class {args.worker_class} --workers {args.workers} --threads {args.threads}"
     )
     print()
-    print("| call | shape | ops/s | p50 ms | p95 ms | p99 ms | errors | ops/s of each round |")
-    print("|---|---|---:|---:|---:|---:|---:|---|")
+    print(
+        "| call | shape | ops/s | p50 ms | p95 ms | p99 ms | errors | ops/s of each round "
+        "| p50 of the rounds (median) | p50 against 0 leases, same round (median) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---|---:|---:|")
     for r in sorted(results, key=lambda r: r["call"]):
         each = ", ".join(f"{t:g}" for t in r["each_round"])
         print(
             f"| {r['call']} | {r['shape']} | {r['throughput']} | {r['p50_ms']} | {r['p95_ms']} | "
-            f"{r['p99_ms']} | {r['errors']} | {each} |"
+            f"{r['p99_ms']} | {r['errors']} | {each} | {r['p50_ms_median']} | {r['p50_of_empty']}x |"
         )
     print()
     for call in sorted({r["call"] for r in results}):
