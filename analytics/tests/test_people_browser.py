@@ -58,6 +58,7 @@ def people_server(django_db_setup, tmp_path_factory):
             "CELERY_TASK_ALWAYS_EAGER": "1",
             "EMAIL_LINK_BASE_URL": server.url,
             "LICENSE_CACHE_SECONDS": str(CACHE_SECONDS),
+            "CALLER_CACHE_SECONDS": str(CACHE_SECONDS),
         }
     )
     try:
@@ -208,7 +209,7 @@ def browse(server, license, page) -> str:
     shot(page, "deactivated")
 
     # The seat's next heartbeat is refused as the contract says, and the seat is free.
-    time.sleep(CACHE_SECONDS + 0.2)  # every worker's cached standing has run out
+    time.sleep(CACHE_SECONDS + 0.2)  # every worker's cached standing and caller have run out
     refused = api.post(f"{url}/api/v1/licenses/heartbeat", headers=seat)
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "user_inactive"
     again = api.post(f"{url}/api/v1/licenses/heartbeat", headers=seat)

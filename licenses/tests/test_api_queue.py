@@ -17,6 +17,7 @@ from analytics.services import floor_hour, usage_rollup_license
 from audit.models import AuditLog
 from coditect.personas import Persona, api_client
 from licenses.models import License
+from licenses.selectors import license_cache_forget
 from licenses.tests.conftest import acquire, error_code
 from licenses.tests.factories import LicenseFactory
 from tenants.scope import tenant_scope
@@ -180,6 +181,7 @@ def test_a_holder_refused_for_good_while_polling_leaves_the_queue(ledger, member
     ticket = acquire(member, license, "machine-0002", queue=True).json()["ticket"]
     with tenant_scope(acme.id):
         License.objects.filter(pk=license.pk).update(blocks=[{"kind": "machine", "value": "machine-0002"}])
+    license_cache_forget(instance=license)  # as LICENSE_CACHE_SECONDS would, later
     refused = acquire(member, license, "machine-0002", ticket=ticket)
     assert refused.status_code == 403 and error_code(refused) == "machine_blocked"
     api_client(token=held["token"]).delete("/api/v1/licenses/release")
