@@ -18,7 +18,8 @@ role, the Redis seat ledger, generated signing keys), and measures:
   seats (the leases stay live);
 - release: DELETE release of the leases that acquire just took;
 - acquire+release: POST acquire with a new fingerprint, then DELETE release;
-- status: GET /api/v1/licenses/status for one license;
+- status: GET /api/v1/licenses/status for one license, and for one with
+  20,000 live leases (seeded straight into Redis by the ledger's prelude);
 - heartbeat and acquire+release again on licenses with every floating-seat
   rule on (issue 17: overdraft seats, a 1 s linger, an idle timeout the
   heartbeats report against, borrow limits, seats per user, the queue asked
@@ -151,9 +152,20 @@ beat_rules, beat_rules_key = license_create(tenant=tenant, max_seats=2000, name=
 churn_rules, churn_rules_key = license_create(tenant=tenant, max_seats=churn.max_seats, name="churn, rules on", **rules)
 for licensed in (beat_rules, churn_rules):
     license_seat_rules_set(license=licensed, rules=groups)
+# Status of a license with 20,000 live leases, seeded straight into Redis by
+# the ledger's own prelude (licenses/tests/seeding.py), as acquire writes them.
+from licenses.ledger import get_seat_ledger
+from licenses.tests.seeding import seed_live_leases
+crowd, crowd_key = license_create(tenant=tenant, max_seats=30000, name="20,000 live leases")
+crowd_leases = %d
+if crowd_leases:
+    seed_live_leases(get_seat_ledger("redis"), license_id=crowd.id, tenant_id=tenant.id, count=crowd_leases,
+                     user_ids=[str(user.pk)], ttl=4 * 3600)
 print(json.dumps({"beat_key": beat_key, "pool_key": pool_key, "churn_key": churn_key, "churn_id": str(churn.id), "churn_max": churn.max_seats,
-                  "beat_rules_key": beat_rules_key, "churn_rules_key": churn_rules_key}))
+                  "beat_rules_key": beat_rules_key, "churn_rules_key": churn_rules_key, "crowd_key": crowd_key}))
 """
+
+CROWD_LEASES = 20_000
 
 
 # The start of a side bench's seed script (bench/growth.py, status_scale.py):
@@ -186,8 +198,10 @@ def shell_json(env: dict[str, str], script: str):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def seed(env: dict[str, str], churn_seats: int) -> dict[str, str]:
-    return shell_json(env, SEED % (PASSWORD, churn_seats))
+def seed(env: dict[str, str], churn_seats: int, crowd_leases: int = 0) -> dict[str, str]:
+    """The bench tenant, user and licenses; `crowd_leases` live leases on the
+    license status is measured at scale with (this bench's own run only)."""
+    return shell_json(env, SEED % (PASSWORD, churn_seats, crowd_leases))
 
 
 @contextmanager
@@ -318,7 +332,7 @@ def main() -> None:
         keys = make_keys(Path(tmp))
         env = server_env(keys, prefix)
         prepare_database(env)
-        seeded = seed(env, churn_seats=args.clients)
+        seeded = seed(env, churn_seats=args.clients, crowd_leases=CROWD_LEASES)
         port, bare_port, asgi_port, bare_asgi_port = free_port(), free_port(), free_port(), free_port()
         servers = [start_server(env, port, args), start_bare_server(bare_port, args)]
         if args.asgi:
@@ -462,6 +476,11 @@ def measure(
     async def status(conn, i):
         return (await conn.request("GET", status_path, headers=status_headers)).status == 200
 
+    crowd_headers = {**user_auth, "X-License-Key": seeded["crowd_key"]}
+
+    async def status_crowd(conn, i):
+        return (await conn.request("GET", status_path, headers=crowd_headers)).status == 200
+
     async def acquire_release_rules(conn, i):
         return await acquire_release(conn, i, key=seeded["churn_rules_key"], queue=True)
 
@@ -476,6 +495,7 @@ def measure(
         ("acquire+release", acquire_release, 2, port),
         ("acquire+release, rules on", acquire_release_rules, 2, port),
         ("status", status, 1, port),
+        (f"status, {CROWD_LEASES:,} live leases", status_crowd, 1, port),
     ]
     if asgi_port is not None:
         # The same calls on the ASGI server, each right after its WSGI twin.

@@ -62,6 +62,12 @@ class ProcessCache(Generic[V]):
                     self._entries.clear()
                 self._entries[key] = (now + max_age, loaded_at, value)
 
+    def put(self, key: Hashable, value: V) -> None:
+        """Keep `value` as if it had just been loaded (a read that found it
+        by another way)."""
+        now = time.monotonic()
+        self._put(key, now, now, value)
+
     def forget(self, key: Hashable) -> None:
         self._entries.pop(key, None)
 

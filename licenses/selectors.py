@@ -93,14 +93,21 @@ def license_get_by_key_cached(*, license_key: str) -> License:
         raise LicenseNotFound("No license with this key.")
     digest = license_key_digest(license_key)
     key = (str(tenant_id), digest)
-    license_id = _license_ids_by_key.get(key, lambda: str(license_get_by_key(license_key=license_key).pk))
+
+    def load() -> License:
+        # One read: the row found by its key is the by-id cache's too.
+        found = license_get_by_key(license_key=license_key).terms_freeze()
+        _licenses.put((str(tenant_id), str(found.pk)), found)
+        return found
+
+    license_id = _license_ids_by_key.get(key, lambda: str(load().pk))
     try:
         license = license_get_cached(license_id=license_id, tenant_id=tenant_id)
     except LicenseNotFound:
         license = None
     if license is None or license.key_digest != digest or license.deleted_at is not None:
         _license_ids_by_key.forget(key)
-        license = license_get_by_key(license_key=license_key).terms_freeze()
+        license = load()
     return license
 
 

@@ -58,3 +58,16 @@ def test_other_errors_and_unknown_keys_are_not_served_stale():
     cache.forget("k")
     with pytest.raises(ValueError):
         cache.get("k", lambda: (_ for _ in ()).throw(ValueError()))
+
+
+def test_a_value_put_is_kept_as_if_loaded_and_not_at_all_with_caching_off(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("core.cache.time.monotonic", lambda: clock[0])
+    cache = ProcessCache(lambda: 5)
+    cache.put("k", "found elsewhere")
+    assert cache.get("k", lambda: "loaded") == "found elsewhere"
+    clock[0] += 6
+    assert cache.get("k", lambda: "loaded") == "loaded"
+    off = ProcessCache(lambda: 0)
+    off.put("k", "found elsewhere")
+    assert off.get("k", lambda: "loaded") == "loaded"
