@@ -13,9 +13,10 @@ It builds the bench database and server as `bench/run.py` does (gunicorn,
 PostgreSQL as the app role, the Redis seat ledger) and seeds the live leases
 straight into Redis (licenses/tests/seeding.py: the ledger's own prelude
 writes the records and paging indexes, as acquire would). Then, closed-loop
-with --clients clients, taking turns for --rounds rounds, each round starting
-at the next shape (the median round of each is reported, and each shape's p50
-against the empty license's in the same round, the median of those ratios):
+with --clients clients, for --rounds rounds; in each round every call runs on
+the four shapes back to back, starting at the next shape each round (the
+median round of each is reported, and each shape's p50 against the empty
+license's in the same round, the median of those ratios):
 
 - acquire+release: acquire with a fresh fingerprint, then release it, so
   that the license keeps its size;
@@ -129,13 +130,16 @@ def measure(port: int, shapes: dict[str, list[str]], args) -> list[dict]:
 
     plan = {shape: operations(keys) for shape, keys in shapes.items()}
     order = list(plan)
+    calls = list(next(iter(plan.values())))
     rounds: dict[tuple[str, str], list[dict]] = {}
     for round_ in range(args.rounds):
-        # Each round starts at the next shape: none is always measured first.
+        # One call's shapes back to back, so that they meet the same moment of
+        # a drifting machine; each round starts at the next shape, so that
+        # none is always measured first.
         turn = round_ % len(order)
-        for shape in order[turn:] + order[:turn]:
-            calls = plan[shape]
-            for call, operation in calls.items():
+        for call in calls:
+            for shape in order[turn:] + order[:turn]:
+                operation = plan[shape][call]
                 result = loadgen.run(
                     f"{call}, {shape}",
                     "127.0.0.1",
