@@ -256,6 +256,21 @@ def app_clock(monkeypatch):
     return shift
 
 
+@pytest.fixture
+def cache_clock(monkeypatch):
+    """Moves the per-process caches' clock (core.cache, on time.monotonic):
+    `cache_clock(5)` is five seconds later for every cached value's age."""
+    from core import cache
+
+    now = [cache.time.monotonic()]
+    monkeypatch.setattr(cache.time, "monotonic", lambda: now[0])
+
+    def advance(seconds: float) -> None:
+        now[0] += seconds
+
+    return advance
+
+
 class TcpProxy:
     """A loopback TCP forwarder a test can cut and restore, to make a real
     dependency (PostgreSQL, Redis) unreachable from the app and bring it back,

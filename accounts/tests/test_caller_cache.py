@@ -14,7 +14,6 @@ from accounts.models import RefreshToken, Role, User
 from accounts.services import user_set_active
 from accounts.tests.factories import TEST_PASSWORD, UserFactory
 from coditect.personas import call, tenant_admin, tenant_member
-from core import cache as process_cache
 from licenses.tests.factories import LicenseFactory
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
@@ -36,18 +35,6 @@ def fresh_cache():
     selectors._callers.clear()
     yield
     selectors._callers.clear()
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """The process caches' clock, moved by hand."""
-    now = [process_cache.time.monotonic()]
-    monkeypatch.setattr(process_cache.time, "monotonic", lambda: now[0])
-
-    def advance(seconds: float) -> None:
-        now[0] += seconds
-
-    return advance
 
 
 @pytest.fixture
@@ -79,12 +66,12 @@ def caller_reads(api, pair: dict, path: str = STATUS) -> list[str]:
     ]
 
 
-def test_a_warm_caller_is_not_read_again_within_its_age_and_is_after(api, acme, settings, clock):
+def test_a_warm_caller_is_not_read_again_within_its_age_and_is_after(api, acme, settings, cache_clock):
     tenant_admin(acme)
     pair = sign_in(api, "admin@acme.test")
     assert caller_reads(api, pair) != []  # the first call reads the user and the sign-in
     assert caller_reads(api, pair) == []
-    clock(settings.CALLER_CACHE_SECONDS + 0.1)
+    cache_clock(settings.CALLER_CACHE_SECONDS + 0.1)
     assert caller_reads(api, pair) != []
     # A view that does not say `caller_cache` reads them on every call.
     assert caller_reads(api, pair, ME) != [] and caller_reads(api, pair, ME) != []
@@ -134,7 +121,7 @@ def test_a_demotion_in_this_process_is_seen_at_once(api, acme):
 
 @pytest.mark.parametrize("change", ["user deactivated", "tenant deactivated", "sign-in revoked"])
 def test_a_change_another_process_made_is_seen_within_the_age_and_never_kept_past_it(
-    api, acme, settings, clock, change
+    api, acme, settings, cache_clock, change
 ):
     """Another process's change reaches this one's cache only by its age: the
     change is made here as that process would, by a statement this process's
@@ -152,9 +139,9 @@ def test_a_change_another_process_made_is_seen_within_the_age_and_never_kept_pas
             RefreshToken.objects.filter(user_id=member.pk).update(revoked_at=member.date_joined)
     # /auth/me reads the caller on every call; status within the cache's age.
     assert call(api, "GET", ME, token=pair["access_token"]).status_code == 401
-    clock(settings.CALLER_CACHE_SECONDS - 1)
+    cache_clock(settings.CALLER_CACHE_SECONDS - 1)
     assert status(api, pair) == 200
-    clock(1.1)
+    cache_clock(1.1)
     assert status(api, pair) == 401
     assert status(api, pair) == 401  # a refusal is not kept either way: read again
 

@@ -12,7 +12,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts import selectors as account_selectors
-from core import cache as process_cache
 from licenses import selectors
 from licenses.models import License
 from licenses.services import license_delete, license_regenerate_key, license_suspend
@@ -30,17 +29,6 @@ def fresh_caches():
     yield
     for cache in (selectors._licenses, selectors._license_ids_by_key, account_selectors._callers):
         cache.clear()
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    now = [process_cache.time.monotonic()]
-    monkeypatch.setattr(process_cache.time, "monotonic", lambda: now[0])
-
-    def advance(seconds: float) -> None:
-        now[0] += seconds
-
-    return advance
 
 
 def lookups(statements: list[dict]) -> list[str]:
@@ -105,7 +93,7 @@ def test_a_license_deleted_or_suspended_in_this_process_is_refused_at_once(ledge
 
 @pytest.mark.parametrize("change", ["suspended", "key replaced", "deleted"])
 def test_a_change_another_process_made_is_seen_within_the_age(
-    ledger, member, license, settings, clock, change
+    ledger, member, license, settings, cache_clock, change
 ):
     """Made as another process would make it: by a statement this process's
     receivers do not hear."""
@@ -118,9 +106,9 @@ def test_a_change_another_process_made_is_seen_within_the_age(
             rows.update(key_digest="0" * 64)
         else:
             rows.update(suspended=True, deleted_at=license.created_at)
-    clock(settings.LICENSE_CACHE_SECONDS - 1)
+    cache_clock(settings.LICENSE_CACHE_SECONDS - 1)
     assert acquire(member, license, "machine-0002").status_code == 201
-    clock(1.1)
+    cache_clock(1.1)
     refused = acquire(member, license, "machine-0003")
     expected = (403, "license_suspended") if change == "suspended" else (404, "license_not_found")
     assert (refused.status_code, error_code(refused)) == expected
