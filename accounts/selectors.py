@@ -191,12 +191,16 @@ def seat_holder_standing(*, user_id: str | None, tenant_id: uuid.UUID | str) -> 
 
 @receiver([post_save, post_delete], sender=User, dispatch_uid="accounts.selectors.forget_user")
 def seat_holder_standing_forget_user(*, instance: User, **kwargs) -> None:
-    _standing.forget((str(instance.tenant_id), str(instance.pk)))
+    # Now and when the change commits, as callers_forget (another thread may read before it).
+    key = (str(instance.tenant_id), str(instance.pk))
+    _standing.forget(key)
+    transaction.on_commit(lambda: _standing.forget(key), robust=True)
 
 
 @receiver([post_save, post_delete], sender=Tenant, dispatch_uid="accounts.selectors.forget_tenant")
 def seat_holder_standing_forget_tenant(**kwargs) -> None:
     _standing.clear()
+    transaction.on_commit(_standing.clear, robust=True)
 
 
 def user_sign_in_candidate_by_id_across_tenants(*, user_id: str) -> SignInCandidate | None:

@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -113,7 +113,12 @@ def license_get_by_key_cached(*, license_key: str) -> License:
 
 @receiver([post_save, post_delete], sender=License, dispatch_uid="licenses.selectors.forget")
 def license_cache_forget(*, instance: License, **kwargs) -> None:
-    _licenses.forget((str(instance.tenant_id), str(instance.pk)))
+    """Forget the license now and again when the change commits: another
+    thread of this process (gthread workers) that reads the row before the
+    commit would keep the old one for the cache's age."""
+    key = (str(instance.tenant_id), str(instance.pk))
+    _licenses.forget(key)
+    transaction.on_commit(lambda: _licenses.forget(key), robust=True)
 
 
 def license_list() -> list[License]:

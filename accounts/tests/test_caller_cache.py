@@ -193,3 +193,18 @@ def test_each_call_gets_its_own_copy_of_the_cached_row(acme):
     first.full_name = "changed by one request"
     second = selectors.caller_get_cached(**ids, load=load)
     assert loads == [1] and second.pk == member.pk and second.full_name != "changed by one request"
+
+
+def test_a_standing_or_caller_read_before_the_change_commits_is_forgotten_when_it_commits(acme):
+    member = tenant_member(acme).user
+    standing = (str(acme.id), str(member.pk))
+    with tenant_scope(acme.id):  # the change's transaction
+        member.is_active = False
+        member.save(update_fields=["is_active"])
+        # Another thread's reads, after the save forgot them and before the commit.
+        selectors._standing.put(standing, "")
+        selectors._callers.put((str(acme.id), str(member.pk), "family"), member)
+    assert (
+        selectors.seat_holder_standing(user_id=str(member.pk), tenant_id=acme.id) == selectors.USER_INACTIVE
+    )
+    assert selectors._callers._entries == {}

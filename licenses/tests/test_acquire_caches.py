@@ -124,3 +124,18 @@ def test_a_warm_key_never_opens_another_tenants_license(ledger, member, outsider
     assert (status.status_code, error_code(status)) == (404, "license_not_found")
     by_id = member.client.get("/api/v1/licenses/status", {"license_id": str(theirs.id)})
     assert (by_id.status_code, error_code(by_id)) == (404, "license_not_found")
+
+
+def test_a_row_read_before_the_change_commits_is_forgotten_when_it_commits(
+    license, django_capture_on_commit_callbacks
+):
+    """Another thread of the process (gthread workers) may read the row after
+    the save forgot it and before the change commits: the commit forgets it
+    again, so the old row is not kept for the cache's age."""
+    key = (str(license.tenant_id), str(license.pk))
+    stale = selectors.license_get_cached(license_id=license.pk, tenant_id=license.tenant_id)
+    assert stale.suspended is False
+    with django_capture_on_commit_callbacks(execute=True):
+        license_suspend(license=license)
+        selectors._licenses.put(key, stale)  # the other thread's read, before the commit
+    assert selectors.license_get_cached(license_id=license.pk, tenant_id=license.tenant_id).suspended is True
