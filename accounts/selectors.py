@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.db.models import Max
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.models import Invite, RefreshToken, User
 from accounts.tokens import tenant_secret_parse
-from core.cache import ProcessCache
+from core.cache import ProcessCache, on_each_commit
 from core.errors import ServiceUnavailable
 from core.pagination import Page, queryset_page
 from tenants.models import Tenant
@@ -136,7 +136,7 @@ def caller_get_cached(*, tenant_id: uuid.UUID, user_id: uuid.UUID, family_id: uu
     active), as of at most CALLER_CACHE_SECONDS ago; each call gets its own
     copy of the row. `load` raises for a caller who may not call."""
     user = _callers.get((str(tenant_id), str(user_id), str(family_id)), load)
-    return copy.copy(user)
+    return copy.deepcopy(user)  # its tenant row too
 
 
 def callers_forget() -> None:
@@ -144,7 +144,7 @@ def callers_forget() -> None:
     commits (a request of this process that read the row before the change
     committed does not keep it)."""
     _callers.clear()
-    transaction.on_commit(_callers.clear, robust=True)
+    on_each_commit(_callers.clear)
 
 
 @receiver([post_save, post_delete], sender=User, dispatch_uid="accounts.selectors.forget_caller")
@@ -194,13 +194,13 @@ def seat_holder_standing_forget_user(*, instance: User, **kwargs) -> None:
     # Now and when the change commits, as callers_forget (another thread may read before it).
     key = (str(instance.tenant_id), str(instance.pk))
     _standing.forget(key)
-    transaction.on_commit(lambda: _standing.forget(key), robust=True)
+    on_each_commit(lambda: _standing.forget(key))
 
 
 @receiver([post_save, post_delete], sender=Tenant, dispatch_uid="accounts.selectors.forget_tenant")
 def seat_holder_standing_forget_tenant(**kwargs) -> None:
     _standing.clear()
-    transaction.on_commit(_standing.clear, robust=True)
+    on_each_commit(_standing.clear)
 
 
 def user_sign_in_candidate_by_id_across_tenants(*, user_id: str) -> SignInCandidate | None:

@@ -74,3 +74,16 @@ class ProcessCache(Generic[V]):
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def on_each_commit(run: Callable[[], object]) -> None:
+    """Run `run` again when each transaction open now commits, on whichever
+    database it is (a change saved on the operator path commits there, not
+    on `default`); nothing when none is open. The caches' forgets call it
+    after forgetting at once: another thread of the process may read the old
+    row between the save and the commit."""
+    from django.db import connections, transaction
+
+    for alias in connections:
+        if connections[alias].in_atomic_block:
+            transaction.on_commit(run, using=alias, robust=True)

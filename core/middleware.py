@@ -208,9 +208,12 @@ class RequestMetricsMiddleware(PrometheusAfterMiddleware):
     labels and takes a lock on every call, eight calls a request), and the
     two headers it reads come from `META`, not `request.headers` (which
     builds a dict of every header). The label values are the method, view,
-    status, charset and exception names the metrics already carry."""
+    status, charset and exception names the metrics already carry, but for
+    the latency's method: one the library does not know is "<invalid
+    method>" there too, as in its other metrics."""
 
     MAX_CHILDREN = 10_000
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -219,6 +222,11 @@ class RequestMetricsMiddleware(PrometheusAfterMiddleware):
     def label_metric(self, metric, request, response=None, **labels):
         if not labels:
             return metric
+        if labels.get("method", "GET") not in self.METHODS:
+            # The library labels its latency with the request's method as
+            # sent: a client inventing methods would invent series. Every
+            # other metric of it says "<invalid method>" already.
+            labels["method"] = "<invalid method>"
         key = (id(metric), *labels.items())
         child = self._children.get(key)
         if child is None:

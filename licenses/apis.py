@@ -466,7 +466,8 @@ def status_answer(answer: dict) -> dict:
                 "expires_at": _moment(status["expires_at"]),
                 "grace_until": _moment(status["grace_until"]),
                 "policy": status["policy"],
-                "entitlements": status["entitlements"],
+                # A dict of its own, not the cached license's.
+                "entitlements": None if status["entitlements"] is None else dict(status["entitlements"]),
                 "seats": {"used": status["seats"]["used"], "max": status["seats"]["max"]},
                 "leases": [
                     {

@@ -6,18 +6,18 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from core.cache import ProcessCache
+from core.cache import ProcessCache, on_each_commit
 from core.errors import ApplicationError, ServiceUnavailable
 from core.pagination import InvalidCursor, Page, cursor_decode, cursor_encode, queryset_page
 from licenses.keys import license_key_digest
 from licenses.ledger.base import LeaseCursorInvalid
 from licenses.ledger.gateway import seat_ledger
-from licenses.models import License
+from licenses.models import License, Policy, Product
 from tenants.scope import current_tenant_id, tenant_scope
 
 
@@ -118,7 +118,15 @@ def license_cache_forget(*, instance: License, **kwargs) -> None:
     commit would keep the old one for the cache's age."""
     key = (str(instance.tenant_id), str(instance.pk))
     _licenses.forget(key)
-    transaction.on_commit(lambda: _licenses.forget(key), robust=True)
+    on_each_commit(lambda: _licenses.forget(key))
+
+
+@receiver([post_save, post_delete], sender=Policy, dispatch_uid="licenses.selectors.forget_policy")
+@receiver([post_save, post_delete], sender=Product, dispatch_uid="licenses.selectors.forget_product")
+def license_cache_forget_terms(**kwargs) -> None:
+    """A policy or product changed: every cached license's terms may have."""
+    _licenses.clear()
+    on_each_commit(_licenses.clear)
 
 
 def license_list() -> list[License]:

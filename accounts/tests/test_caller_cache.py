@@ -193,6 +193,8 @@ def test_each_call_gets_its_own_copy_of_the_cached_row(acme):
     first.full_name = "changed by one request"
     second = selectors.caller_get_cached(**ids, load=load)
     assert loads == [1] and second.pk == member.pk and second.full_name != "changed by one request"
+    first.tenant.name = "changed by one request too"
+    assert selectors.caller_get_cached(**ids, load=load).tenant.name != "changed by one request too"
 
 
 def test_a_standing_or_caller_read_before_the_change_commits_is_forgotten_when_it_commits(acme):
@@ -208,3 +210,33 @@ def test_a_standing_or_caller_read_before_the_change_commits_is_forgotten_when_i
         selectors.seat_holder_standing(user_id=str(member.pk), tenant_id=acme.id) == selectors.USER_INACTIVE
     )
     assert selectors._callers._entries == {}
+
+
+def test_a_change_on_the_operator_path_forgets_again_when_it_commits_there(acme, api, settings):
+    """The console saves on the operator database: its commit, not
+    `default`'s, is when what another thread read meanwhile goes."""
+    from django.db import transaction
+
+    from licenses import selectors as license_selectors
+    from tenants.scope import operator_scope
+
+    member = tenant_member(acme).user
+    tenant_admin(acme)
+    license = LicenseFactory(tenant=acme, max_seats=2)
+    pair = sign_in(api, member.email)
+    assert status(api, pair) == 200
+    [(caller_key, stale_caller)] = selectors._callers._entries.items()
+    license_key = (str(acme.id), str(license.pk))
+    stale_license = license_selectors.license_get_cached(license_id=license.pk, tenant_id=acme.id)
+    with operator_scope(), transaction.atomic(using=settings.OPERATOR_DATABASE):
+        row = User.objects.get(pk=member.pk)
+        row.is_active = False
+        row.save(update_fields=["is_active"])
+        suspended = license.__class__.objects.get(pk=license.pk)
+        suspended.suspended = True
+        suspended.save(update_fields=["suspended"])
+        # Another thread's reads, after the saves forgot them and before the commit.
+        selectors._callers.put(caller_key, stale_caller[2])
+        license_selectors._licenses.put(license_key, stale_license)
+    assert status(api, pair) == 401
+    assert license_selectors.license_get_cached(license_id=license.pk, tenant_id=acme.id).suspended is True

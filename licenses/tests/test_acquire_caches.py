@@ -139,3 +139,22 @@ def test_a_row_read_before_the_change_commits_is_forgotten_when_it_commits(
         license_suspend(license=license)
         selectors._licenses.put(key, stale)  # the other thread's read, before the commit
     assert selectors.license_get_cached(license_id=license.pk, tenant_id=license.tenant_id).suspended is True
+
+
+def test_a_policy_changed_in_this_process_reaches_acquire_and_status_at_once(ledger, member, acme):
+    from licenses.models import Policy
+
+    policy = Policy.default()
+    policy.entitlements = {"pro": "Pro"}
+    policy.save()
+    license = LicenseFactory(tenant=acme, max_seats=5, entitlements=None, policy=policy)
+    status = {"HTTP_X_LICENSE_KEY": license.key}
+    assert member.client.get("/api/v1/licenses/status", **status).json()["licenses"][0]["entitlements"] == {
+        "pro": True
+    }
+    policy.entitlements = {"pro": "Pro", "export": "Export"}
+    policy.save()
+    answer = member.client.get("/api/v1/licenses/status", **status).json()["licenses"][0]
+    assert answer["entitlements"] == {"pro": True, "export": True}
+    acquired = acquire(member, license, "machine-0001")
+    assert acquired.json()["license"]["entitlements"] == {"pro": True, "export": True}
