@@ -32,16 +32,19 @@ def fresh_caches():
 
 
 def lookups(statements: list[dict]) -> list[str]:
-    """The statements that read the caller, its sign-in or the license (not
-    the database ledger's lock of the license row, which is its seat count's)."""
-    tables = ('"users"', '"refresh_tokens"', '"licenses"')
-    return [
-        sql
-        for sql in (query["sql"] for query in statements)
-        if sql.lstrip().upper().startswith("SELECT")
-        and "FOR UPDATE" not in sql.upper()
-        and any(table in sql for table in tables)
-    ]
+    """The statements that read the caller, its sign-in or the license: the
+    license as acquire looks it up (by its key, or by id with its policy
+    joined), not the database ledger's own read of the row, which is its
+    seat count's (FOR UPDATE on PostgreSQL, a plain read on SQLite)."""
+    found = []
+    for sql in (query["sql"] for query in statements):
+        if not sql.lstrip().upper().startswith("SELECT"):
+            continue
+        caller = '"users"' in sql or '"refresh_tokens"' in sql
+        license = '"licenses"' in sql and ("key_digest" in sql or " JOIN " in sql.upper())
+        if caller or license:
+            found.append(sql)
+    return found
 
 
 def test_a_warm_acquire_reads_neither_the_caller_nor_the_license(ledger, member, license):
