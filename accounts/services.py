@@ -748,10 +748,7 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
         if token is None or token.revoked_at is not None or token.expires_at <= now:
             raise NotAuthenticated(REFRESH_FAILED)
         if token.used_at is not None:
-            revoked = RefreshToken.objects.filter(family_id=token.family_id, revoked_at__isnull=True).update(
-                revoked_at=now
-            )
-            callers_forget()
+            revoked = _refresh_tokens_revoke(family_id=token.family_id)
             audit_record(
                 action=Event.AUTH_REFRESH_REUSED,
                 tenant_id=tenant_id,
@@ -770,6 +767,18 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
     raise NotAuthenticated(REFRESH_FAILED)
 
 
+def _refresh_tokens_revoke(**lookups) -> int:
+    """Revoke the refresh tokens `lookups` select that are not revoked yet,
+    in the current scope: the one way a sign-in ends. The access tokens of
+    their families are refused from the next request, and acquire's and
+    status's cached callers are forgotten with them. The number revoked."""
+    revoked = RefreshToken.objects.filter(revoked_at__isnull=True, **lookups).update(
+        revoked_at=timezone.now()
+    )
+    callers_forget()
+    return revoked
+
+
 def auth_logout(*, refresh_token: str) -> None:
     """Revoke the presented token's family. Unknown tokens are ignored: logging
     out twice is not an error."""
@@ -781,10 +790,7 @@ def auth_logout(*, refresh_token: str) -> None:
         token = RefreshToken.objects.select_for_update().filter(token_digest=digest).first()
         if token is None:
             return
-        revoked = RefreshToken.objects.filter(family_id=token.family_id, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-        callers_forget()
+        revoked = _refresh_tokens_revoke(family_id=token.family_id)
         audit_record(
             action=Event.AUTH_LOGOUT,
             tenant_id=tenant_id,
@@ -804,10 +810,7 @@ PASSWORD_NONE = "This account signs in with its identity provider and has no pas
 
 def _sign_ins_end(*, tenant_id: uuid.UUID, reason: str, target, **lookups) -> int:
     def end() -> int:
-        revoked = RefreshToken.objects.filter(tenant_id=tenant_id, revoked_at__isnull=True, **lookups).update(
-            revoked_at=timezone.now()
-        )
-        callers_forget()
+        revoked = _refresh_tokens_revoke(tenant_id=tenant_id, **lookups)
         if revoked:
             audit_record(
                 action=Event.AUTH_SIGN_INS_ENDED,
@@ -839,10 +842,7 @@ def user_sign_out_everywhere(*, user: User, actor: User) -> int:
     it is the row that ends the dashboard's sessions. The number of refresh
     tokens revoked."""
     with transaction.atomic():
-        revoked = RefreshToken.objects.filter(
-            tenant_id=user.tenant_id, user_id=user.pk, revoked_at__isnull=True
-        ).update(revoked_at=timezone.now())
-        callers_forget()
+        revoked = _refresh_tokens_revoke(tenant_id=user.tenant_id, user_id=user.pk)
         audit_record(
             action=Event.AUTH_SIGN_INS_ENDED,
             tenant_id=user.tenant_id,

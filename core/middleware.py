@@ -213,7 +213,6 @@ class RequestMetricsMiddleware(PrometheusAfterMiddleware):
     method>" there too, as in its other metrics."""
 
     MAX_CHILDREN = 10_000
-    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -222,11 +221,11 @@ class RequestMetricsMiddleware(PrometheusAfterMiddleware):
     def label_metric(self, metric, request, response=None, **labels):
         if not labels:
             return metric
-        if labels.get("method", "GET") not in self.METHODS:
+        if "method" in labels:
             # The library labels its latency with the request's method as
-            # sent: a client inventing methods would invent series. Every
-            # other metric of it says "<invalid method>" already.
-            labels["method"] = "<invalid method>"
+            # sent: a client inventing methods would invent series. Its own
+            # `_method` (its other metrics' label) says "<invalid method>".
+            labels["method"] = self._method(request)
         key = (id(metric), *labels.items())
         child = self._children.get(key)
         if child is None:
